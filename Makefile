@@ -1,0 +1,123 @@
+# n4 - punching UDP through two NAT4s.  Plain make; everything lands in build/.
+#
+#   make            libn4.a, n4, libn4shim.so, n4shim, test helpers
+#   make test       unit tests (ASan+UBSan), short fuzz, NAT lab tests (root)
+#   make demo       NAT lab demo: two unmodified nc talking through two NAT4s
+#   make fuzz       longer fuzz runs
+#   make bench      benchmarks (not tests)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CSTD     := -std=c11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wconversion -Wno-sign-conversion
+CFLAGS   ?= -O2 -g
+ALLCFLAGS = $(CSTD) $(WARN) $(CFLAGS) -Ilib -fPIC -fvisibility=hidden
+SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDLIBS   := -lpthread
+
+LIB_SRC   := $(sort $(wildcard lib/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_SAN   := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
+CLI_SRC   := $(sort $(wildcard cli/*.c))
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+SHIM_SRC  := $(filter-out shim/n4shim.c,$(sort $(wildcard shim/*.c)))
+SHIM_OBJ  := $(SHIM_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
+UNIT_SAN  := $(UNIT_SRC:%.c=$(BUILD)/san/%.o)
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+HELP_SRC  := $(sort $(wildcard tests/helpers/*.c))
+HELP_BIN  := $(HELP_SRC:tests/helpers/%.c=$(BUILD)/tests/%)
+LAB_SRC   := $(sort $(wildcard tests/lab/tools/*.c))
+LAB_BIN   := $(LAB_SRC:tests/lab/tools/%.c=$(BUILD)/lab/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+SHIM_TARGETS := $(if $(SHIM_SRC),$(BUILD)/libn4shim.so) $(if $(wildcard shim/n4shim.c),$(BUILD)/n4shim)
+
+.PHONY: all test unit demo fuzz bench install clean deps lab-tools helpers format
+all: $(BUILD)/libn4.a $(BUILD)/n4 $(SHIM_TARGETS) helpers
+
+helpers: $(HELP_BIN) $(BENCH_BIN)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h shim/*.h cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c $(wildcard lib/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -Ilib -Itests/unit -c $< -o $@
+
+$(BUILD)/libn4.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/n4: $(CLI_OBJ) $(BUILD)/libn4.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libn4.a $(LDLIBS)
+
+$(BUILD)/libn4shim.so: $(SHIM_OBJ) $(BUILD)/libn4.a shim/exports.map
+	$(CC) $(CFLAGS) -shared -Wl,--version-script=shim/exports.map -Wl,-z,defs -o $@ \
+		$(SHIM_OBJ) $(BUILD)/libn4.a -ldl $(LDLIBS)
+
+$(BUILD)/n4shim: shim/n4shim.c $(BUILD)/libn4.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Ilib -DN4_PREFIX='"$(PREFIX)"' -o $@ $< $(BUILD)/libn4.a $(LDLIBS)
+
+$(BUILD)/tests/unit: $(UNIT_SAN) $(LIB_SAN)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/helpers/%.c $(BUILD)/libn4.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Ilib -o $@ $< $(BUILD)/libn4.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libn4.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Ilib -o $@ $< $(BUILD)/libn4.a $(LDLIBS)
+
+# Lab tools need libnetfilter-queue (NFQUEUE delay); `make deps` installs it.
+$(BUILD)/lab/%: tests/lab/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -o $@ $< -lnetfilter_queue -lmnl $(LDLIBS)
+
+lab-tools: $(LAB_BIN)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+# Debian packages the tests and the demo need; installed only when missing.
+deps:
+	@tests/deps.sh
+
+unit: $(BUILD)/tests/unit
+	$(BUILD)/tests/unit
+
+test: deps all $(BUILD)/tests/unit lab-tools $(FUZZ_BIN)
+	@tests/run.sh
+
+demo: deps all lab-tools
+	@examples/demo.sh
+
+fuzz: deps $(FUZZ_BIN)
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
+
+bench: deps all lab-tools
+	@bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/n4 $(DESTDIR)$(PREFIX)/bin/n4
+	install -m 644 $(BUILD)/libn4.a $(DESTDIR)$(PREFIX)/lib/libn4.a
+	install -m 644 lib/n4.h $(DESTDIR)$(PREFIX)/include/n4.h
+	$(if $(wildcard $(BUILD)/libn4shim.so),install -m 755 $(BUILD)/libn4shim.so $(DESTDIR)$(PREFIX)/lib/libn4shim.so)
+	$(if $(wildcard $(BUILD)/n4shim),install -m 755 $(BUILD)/n4shim $(DESTDIR)$(PREFIX)/bin/n4shim)
+	$(if $(wildcard doc/n4.1),install -m 644 doc/n4.1 $(DESTDIR)$(PREFIX)/share/man/man1/n4.1)
+
+format:
+	clang-format -i $(LIB_SRC) $(wildcard lib/*.h) $(CLI_SRC) $(wildcard shim/*.[ch] tests/*/*.[ch] bench/*.c)
+
+clean:
+	rm -rf $(BUILD)

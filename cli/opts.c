@@ -1,0 +1,283 @@
+/* opts.c - parsing n4's command line into client and server configurations.
+ * Short flags and defaults are the original n4's; every value is range-checked
+ * and a bad one yields a message naming the flag. */
+#include "opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "addr.h"
+#include "wire.h"
+
+enum {
+	OPT_HELP = 1000,
+	OPT_VERSION,
+	OPT_TTL,
+	OPT_CONFIRM,
+	OPT_LOG,
+	OPT_HELLO_TO,
+	OPT_WAIT_TO,
+	OPT_EXCH_TO,
+	OPT_MAX_CLIENTS,
+	OPT_MAX_PER_IP,
+	OPT_LOG_RATE,
+	OPT_BIND,
+};
+
+static const struct option long_opts[] = {
+	{ "server", no_argument, NULL, 's' },
+	{ "client", no_argument, NULL, 'c' },
+	{ "host", required_argument, NULL, 'h' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "ident", required_argument, NULL, 'a' },
+	{ "src-port", required_argument, NULL, 'b' },
+	{ "count", required_argument, NULL, 'n' },
+	{ "offset", required_argument, NULL, 'o' },
+	{ "any-ip", no_argument, NULL, 'x' },
+	{ "strategy", required_argument, NULL, 'S' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "round-ms", required_argument, NULL, 'r' },
+	{ "ttl", required_argument, NULL, OPT_TTL },
+	{ "confirm-ms", required_argument, NULL, OPT_CONFIRM },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "hello-timeout-ms", required_argument, NULL, OPT_HELLO_TO },
+	{ "wait-timeout", required_argument, NULL, OPT_WAIT_TO },
+	{ "exchange-timeout-ms", required_argument, NULL, OPT_EXCH_TO },
+	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
+	{ "log-rate", required_argument, NULL, OPT_LOG_RATE },
+	{ "bind", required_argument, NULL, OPT_BIND },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+void n4_opts_usage(FILE *f)
+{
+	fputs("usage: n4 -s [-l PORT] [-a IDENT] [server options]\n"
+	      "       n4 -c -h HOST [-p PORT] [-a IDENT] [-b PORT] [-n COUNT] [-o OFFSET] [-x]\n"
+	      "             [--strategy auto|classic] [-t SECONDS] [client options]\n"
+	      "\n"
+	      "Punch UDP between two hosts behind port-incrementing (NAT4) NATs; wire-compatible\n"
+	      "with the original n4.\n"
+	      "\n"
+	      "modes:\n"
+	      "  -s, --server            run the rendezvous server (TCP and UDP on one port)\n"
+	      "  -c, --client            punch, then print the local port and the peer address\n"
+	      "common:\n"
+	      "  -a, --ident IDENT       pairing identifier, 1-6 ASCII characters (n4n4n4);\n"
+	      "                          server: accept only this one (default: any)\n"
+	      "  -v, --verbose / -q, --quiet / --log quiet|error|warn|info|debug\n"
+	      "server:\n"
+	      "  -l, --listen PORT       TCP and UDP port (1721)\n"
+	      "      --bind ADDR         IPv4 address to listen on (all)\n"
+	      "      --hello-timeout-ms MS   drop a client silent for this long (5000)\n"
+	      "      --wait-timeout S    a client waits this long for a partner (60)\n"
+	      "      --exchange-timeout-ms MS  READY to both EXCHANGEs (10000)\n"
+	      "      --max-clients N     clients at once (from the descriptor limit)\n"
+	      "      --max-per-ip N      connections per source IP (64)\n"
+	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
+	      "client:\n"
+	      "  -h, --host HOST         rendezvous server (required)\n"
+	      "  -p, --port PORT         server port (1721)\n"
+	      "  -b, --src-port PORT     first local port of the socket pool (30000; 0 = any)\n"
+	      "  -n, --count N           pool size, local sockets per round (25)\n"
+	      "  -o, --offset N          added to the peer's observed port (20)\n"
+	      "  -x, --any-ip            accept a PUNCH from any IP, not only the peer's\n"
+	      "  -S, --strategy S        auto (default): low-TTL pre-opening, synchronised start,\n"
+	      "                          short rounds, WIN at once; classic: exactly the original\n"
+	      "  -t, --timeout S         give up after S seconds (120; 0 = never)\n"
+	      "  -r, --round-ms MS       round length (auto 2500 with an n4 peer, else 10000)\n"
+	      "      --ttl N             TTL of pre-opening packets (2; 0 = off)\n"
+	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
+	      "exit status (client): 0 WIN, 1 no WIN in time, 2 usage, 3 server unreachable,\n"
+	      "  4 this pair cannot be punched, 130 interrupted.\n",
+	      f);
+}
+
+static int bad(char *err, size_t len, const char *flag, const char *val, const char *what)
+{
+	snprintf(err, len, "invalid %s '%s': %s", flag, val ? val : "", what);
+	return -EINVAL;
+}
+
+#define NUM(flag, lo, hi, dst, what)                                                               \
+	do {                                                                                       \
+		unsigned long v_;                                                                  \
+		if (n4_parse_uint(optarg, (lo), (hi), &v_))                                        \
+			return bad(err, err_len, flag, optarg, what);                              \
+		dst = (__typeof__(dst))v_;                                                                        \
+	} while (0)
+
+int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t err_len)
+{
+	int c;
+	bool have_ident = false;
+
+	memset(o, 0, sizeof(*o));
+	n4_client_cfg_init(&o->client);
+	n4_server_cfg_init(&o->server);
+	o->log_level = N4_LOG_INFO;
+	o->log_rate = 100;
+	optind = 0; /* full reset, so the parser can run more than once */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":sch:p:l:a:b:n:o:xS:t:r:vq", long_opts, NULL)) != -1) {
+		unsigned long v;
+		switch (c) {
+		case 's':
+		case 'c': {
+			enum n4_mode m = c == 's' ? N4_MODE_SERVER : N4_MODE_CLIENT;
+			if (o->mode != N4_MODE_NONE && o->mode != m) {
+				snprintf(err, err_len, "-s and -c are exclusive");
+				return -EINVAL;
+			}
+			o->mode = m;
+			break;
+		}
+		case 'h':
+			if (!*optarg || strlen(optarg) >= sizeof(o->host))
+				return bad(err, err_len, "-h", optarg, "empty or too long");
+			snprintf(o->host, sizeof(o->host), "%s", optarg);
+			break;
+		case 'p':
+			NUM("-p", 1, 65535, v, "port must be 1-65535");
+			o->client.server_port = (uint16_t)v;
+			o->server.port = (uint16_t)v;
+			break;
+		case 'l':
+			NUM("-l", 0, 65535, v, "port must be 0-65535");
+			o->server.port = (uint16_t)v;
+			break;
+		case 'a':
+			if (n4_ident_check(optarg))
+				return bad(err, err_len, "-a", optarg,
+					   "1 to 6 printable ASCII characters, no spaces");
+			snprintf(o->client.ident, sizeof(o->client.ident), "%s", optarg);
+			snprintf(o->server_ident, sizeof(o->server_ident), "%s", optarg);
+			have_ident = true;
+			break;
+		case 'b':
+			NUM("-b", 0, 65535, v, "port must be 0-65535");
+			o->client.src_port = (uint16_t)v;
+			break;
+		case 'n':
+			NUM("-n", 1, 4096, o->client.pool_size, "pool size must be 1-4096");
+			break;
+		case 'o': {
+			const char *s = optarg;
+			bool neg = *s == '-';
+			if (neg || *s == '+')
+				s++;
+			char *saved = optarg;
+			optarg = (char *)s;
+			NUM("-o", 0, 65535, v, "offset must be -65535..65535");
+			optarg = saved;
+			o->client.peer_offset = neg ? -(int)v : (int)v;
+			break;
+		}
+		case 'x':
+			o->client.any_peer_ip = true;
+			break;
+		case 'S':
+			if (strcmp(optarg, "auto") == 0)
+				o->client.strategy = N4_STRATEGY_AUTO;
+			else if (strcmp(optarg, "classic") == 0)
+				o->client.strategy = N4_STRATEGY_CLASSIC;
+			else
+				return bad(err, err_len, "--strategy", optarg, "auto or classic");
+			break;
+		case 't':
+			NUM("-t", 0, 86400, v, "seconds, 0-86400");
+			o->client.timeout_ms = (unsigned)v * 1000u;
+			break;
+		case 'r':
+			NUM("-r", 100, 600000, o->client.round_ms, "milliseconds, 100-600000");
+			break;
+		case OPT_TTL:
+			NUM("--ttl", 0, 255, o->client.low_ttl, "0-255");
+			break;
+		case OPT_CONFIRM:
+			NUM("--confirm-ms", 0, 60000, o->client.confirm_ms, "0-60000");
+			break;
+		case 'v':
+			o->log_level = N4_LOG_DEBUG;
+			break;
+		case 'q':
+			o->log_level = N4_LOG_WARN;
+			break;
+		case OPT_LOG:
+			if (n4_log_parse_level(optarg, &o->log_level))
+				return bad(err, err_len, "--log", optarg,
+					   "quiet, error, warn, info or debug");
+			break;
+		case OPT_HELLO_TO:
+			NUM("--hello-timeout-ms", 100, 600000, o->server.hello_timeout_ms,
+			    "100-600000");
+			break;
+		case OPT_WAIT_TO:
+			NUM("--wait-timeout", 1, 86400, v, "seconds, 1-86400");
+			o->server.wait_timeout_ms = (unsigned)v * 1000u;
+			break;
+		case OPT_EXCH_TO:
+			NUM("--exchange-timeout-ms", 100, 600000, o->server.exchange_timeout_ms,
+			    "100-600000");
+			break;
+		case OPT_MAX_CLIENTS:
+			NUM("--max-clients", 2, 10000000, o->server.max_clients, "2-10000000");
+			break;
+		case OPT_MAX_PER_IP:
+			NUM("--max-per-ip", 1, 10000000, o->server.max_per_ip, "1-10000000");
+			break;
+		case OPT_LOG_RATE:
+			NUM("--log-rate", 0, 1000000, o->log_rate, "0-1000000");
+			break;
+		case OPT_BIND:
+			if (!*optarg || strlen(optarg) >= sizeof(o->bind))
+				return bad(err, err_len, "--bind", optarg, "empty or too long");
+			snprintf(o->bind, sizeof(o->bind), "%s", optarg);
+			break;
+		case OPT_HELP:
+			o->mode = N4_MODE_HELP;
+			return 0;
+		case OPT_VERSION:
+			o->mode = N4_MODE_VERSION;
+			return 0;
+		case ':':
+			snprintf(err, err_len, "option %s needs a value", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			snprintf(err, err_len, "unknown option %s", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, err_len, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->mode == N4_MODE_NONE) {
+		snprintf(err, err_len, "choose a mode: -s (server) or -c (client)");
+		return -EINVAL;
+	}
+	if (o->mode == N4_MODE_CLIENT) {
+		if (!o->host[0]) {
+			snprintf(err, err_len, "client mode needs the server: -h HOST");
+			return -EINVAL;
+		}
+		o->client.server_host = o->host;
+		char why[128];
+		if (n4_client_cfg_check(&o->client, why, sizeof(why))) {
+			snprintf(err, err_len, "%s", why);
+			return -EINVAL;
+		}
+	}
+	if (o->mode == N4_MODE_SERVER) {
+		o->server.only_ident = have_ident ? o->server_ident : NULL;
+		o->server.bind_host = o->bind[0] ? o->bind : NULL;
+	}
+	return 0;
+}

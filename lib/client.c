@@ -1,0 +1,298 @@
+/* client.c - one punching attempt from start to WIN: rounds of rendezvous
+ * (rendezvous.c) and sweep (punch.c), deadlines, and the choice of timing per
+ * strategy and per peer. */
+#include "n4.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "loop.h"
+#include "punch.h"
+#include "rendezvous.h"
+#include "wire.h"
+
+/* The original's round: 10 s.  Ours, between two n4 peers whose PEERINFOs the
+ * server synchronised, is decided within a few round trips; 2.5 s leaves room
+ * for 100+ ms of WAN delay and loss while losing far less time per miss. */
+#define CLASSIC_ROUND_MS 10000
+#define AUTO_ROUND_MS 2500
+/* Between pre-opening (low TTL) and the first full-TTL PUNCH: covers the skew
+ * between the two sides' PEERINFO arrival that the server could not remove. */
+#define AUTO_GUARD_MS 15
+/* Waiting for READY is waiting for a partner; the server gives up at 60 s. */
+#define READY_WAIT_MS 65000
+#define EXCHANGE_WAIT_MS 10000
+#define RECONNECT_MS 1000
+
+struct n4_client {
+	struct n4_client_cfg cfg;
+	char *host;
+	struct n4_waitctx ctx;
+	struct n4_pool pool;
+	int win_fd;
+	struct sockaddr_in peer;
+	uint8_t ident[N4_PAYLOAD_SIZE];
+	enum n4_confirm_mode confirm_mode;
+	bool won, confirmed, got_ack;
+};
+
+void n4_client_cfg_init(struct n4_client_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->server_port = N4_DEFAULT_PORT;
+	snprintf(cfg->ident, sizeof(cfg->ident), "%s", N4_DEFAULT_IDENT);
+	cfg->src_port = 30000;
+	cfg->pool_size = 25;
+	cfg->peer_offset = 20;
+	cfg->strategy = N4_STRATEGY_AUTO;
+	cfg->timeout_ms = 120000;
+	cfg->low_ttl = 2;
+	cfg->confirm_ms = 2000;
+}
+
+int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_len)
+{
+	const char *w = NULL;
+
+	if (!cfg->server_host || !*cfg->server_host)
+		w = "no server host given";
+	else if (n4_ident_check(cfg->ident))
+		w = "identifier must be 1 to 6 printable ASCII characters without spaces";
+	else if (cfg->pool_size < 1 || cfg->pool_size > 4096)
+		w = "pool size must be between 1 and 4096";
+	else if (cfg->src_port && (unsigned)cfg->src_port + cfg->pool_size - 1 > 65535)
+		w = "source port + pool size exceeds 65535";
+	else if (cfg->peer_offset < -65535 || cfg->peer_offset > 65535)
+		w = "peer offset out of range";
+	else if (cfg->low_ttl < 0 || cfg->low_ttl > 255)
+		w = "TTL must be between 0 and 255";
+	else if (cfg->strategy != N4_STRATEGY_AUTO && cfg->strategy != N4_STRATEGY_CLASSIC)
+		w = "unknown strategy";
+	if (w && why)
+		snprintf(why, why_len, "%s", w);
+	return w ? -EINVAL : 0;
+}
+
+n4_client *n4_client_new(const struct n4_client_cfg *cfg)
+{
+	if (n4_client_cfg_check(cfg, NULL, 0)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	n4_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->cfg = *cfg;
+	c->host = strdup(cfg->server_host);
+	if (!c->host) {
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->cfg.server_host = c->host;
+	c->ctx.cancel = cfg->cancel;
+	c->ctx.return_on_eintr = cfg->return_on_eintr;
+	c->win_fd = -1;
+	n4_ident_encode(cfg->ident, c->ident);
+	return c;
+}
+
+void n4_client_free(n4_client *c)
+{
+	if (!c)
+		return;
+	n4_pool_close(&c->pool, -1);
+	if (c->win_fd >= 0)
+		close(c->win_fd);
+	free(c->host);
+	free(c);
+}
+
+int n4_client_take_fd(n4_client *c)
+{
+	int fd = c->win_fd;
+
+	c->win_fd = -1;
+	return fd;
+}
+
+static int target_port(int observed, int offset)
+{
+	int p = observed + offset;
+
+	/* Wrap like a NAT's port space would rather than aim at port 0. */
+	while (p > 65535)
+		p -= 64512;
+	while (p < 1024)
+		p += 64512;
+	return p;
+}
+
+/* One round: rendezvous, then sweep.  1 = WIN, 0 = lost round, <0 = error. */
+static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t src_port,
+		     uint64_t deadline, struct n4_result *res, bool *server_seen)
+{
+	const struct n4_client_cfg *cfg = &c->cfg;
+	bool classic = cfg->strategy == N4_STRATEGY_CLASSIC;
+	struct n4_rv rv;
+	int err;
+
+	n4_info("==================");
+	if (src_port)
+		n4_info("Source port: %u-%u", src_port, src_port + cfg->pool_size);
+	else
+		n4_info("Source port: %u kernel-chosen ports", cfg->pool_size);
+	err = n4_pool_open(&c->pool, src_port, cfg->pool_size);
+	if (err) {
+		n4_error("cannot open %u UDP sockets from port %u: %s", cfg->pool_size, src_port,
+			 strerror(-err));
+		return err;
+	}
+	/* classic = the original on the wire: no extension offered. */
+	n4_rv_init(&rv, server, c->ident, (uint8_t)(classic ? 0 : N4_EXT_ALL));
+	uint64_t now = n4_now_ms();
+	err = n4_rv_hello(&rv, now + 5000 < deadline ? now + 5000 : deadline, &c->ctx);
+	if (err)
+		goto out;
+	*server_seen = true;
+	now = n4_now_ms();
+	err = n4_rv_ready(&rv, now + READY_WAIT_MS < deadline ? now + READY_WAIT_MS : deadline,
+			  &c->ctx);
+	if (err)
+		goto out;
+	now = n4_now_ms();
+	err = n4_rv_exchange(&rv, c->pool.fds[0],
+			     now + EXCHANGE_WAIT_MS < deadline ? now + EXCHANGE_WAIT_MS : deadline,
+			     &c->ctx);
+	n4_rv_close(&rv);
+	if (err)
+		goto out;
+
+	struct n4_sweep sw = { .pool = &c->pool, .peer_ip = rv.peer.sin_addr,
+			       .any_ip = cfg->any_peer_ip };
+	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
+	sw.target = rv.peer;
+	sw.target.sin_port = htons((uint16_t)target_port(ntohs(rv.peer.sin_port), cfg->peer_offset));
+	char b[32];
+	n4_info(" [ Target: %s ] ", n4_addr_str(&sw.target, b, sizeof(b)));
+
+	bool peer_is_n4 = rv.granted && (rv.peer_flags & N4_PEER_N4);
+	unsigned round_ms = cfg->round_ms;
+	if (!round_ms)
+		round_ms = classic || !peer_is_n4 ? CLASSIC_ROUND_MS : AUTO_ROUND_MS;
+	if (classic) {
+		sw.classic = true;
+		c->confirm_mode = N4_CONFIRM_CLASSIC;
+	} else {
+		sw.low_ttl = cfg->low_ttl;
+		sw.guard_ms = AUTO_GUARD_MS;
+		/* An original peer keeps its 10 s rounds and accepts only its exact
+		 * PUNCH bytes: stay in step with it (round_ms above) and speak v1. */
+		c->confirm_mode = peer_is_n4 ? N4_CONFIRM_ACK :
+				  rv.granted ? N4_CONFIRM_PLAIN : N4_CONFIRM_UNKNOWN;
+	}
+	now = n4_now_ms();
+	int won = n4_sweep_run(&sw, now + round_ms < deadline ? now + round_ms : deadline, &c->ctx);
+	if (won <= 0) {
+		err = won;
+		goto out;
+	}
+	n4_info(" => Punch from peer ");
+	c->win_fd = c->pool.fds[sw.winner];
+	n4_pool_close(&c->pool, (int)sw.winner);
+	c->peer = sw.from;
+	c->got_ack = sw.got_ack;
+	c->won = true;
+	res->fd = c->win_fd;
+	res->peer = sw.from;
+	res->peer_is_n4 = peer_is_n4;
+	struct sockaddr_in local;
+	socklen_t llen = sizeof(local);
+	res->local_port = getsockname(c->win_fd, (struct sockaddr *)&local, &llen) ?
+				  0 : ntohs(local.sin_port);
+	n4_debug("won with %u PUNCHes sent", sw.sent);
+	if (classic) /* the original confirms before it reports */
+		n4_client_confirm(c);
+	return 1;
+out:
+	n4_rv_close(&rv);
+	n4_pool_close(&c->pool, -1);
+	return err;
+}
+
+int n4_client_run(n4_client *c, struct n4_result *res)
+{
+	const struct n4_client_cfg *cfg = &c->cfg;
+	uint64_t start = n4_now_ms();
+	uint64_t deadline = cfg->timeout_ms ? start + cfg->timeout_ms : UINT64_MAX;
+	struct sockaddr_in server;
+	uint16_t src = cfg->src_port;
+	bool server_seen = false;
+	int err = 0;
+
+	if (c->won)
+		return -EALREADY;
+	memset(res, 0, sizeof(*res));
+	res->fd = -1;
+	err = n4_resolve_v4(c->host, cfg->server_port, &server);
+	if (err) {
+		n4_error("cannot resolve server '%s'", c->host);
+		return err;
+	}
+	for (unsigned round = 1;; round++) {
+		err = run_round(c, &server, src, deadline, res, &server_seen);
+		if (err == 1) {
+			res->rounds = round;
+			res->elapsed_ms = (unsigned)(n4_now_ms() - start);
+			return 0;
+		}
+		if (err == -EINTR || err == -ECANCELED || err == -EINVAL || err == -ENOMEM ||
+		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES)
+			return err;
+		if (n4_now_ms() >= deadline)
+			break;
+		if (err == 0) {
+			n4_info("[ LOSE ]");
+		} else {
+			char b[32];
+			n4_warn("round %u failed: %s (server %s); retrying", round, strerror(-err),
+				n4_addr_str(&server, b, sizeof(b)));
+			/* Do not hammer a server that refuses or is restarting. */
+			struct pollfd none = { .fd = -1 };
+			uint64_t until = n4_now_ms() + RECONNECT_MS;
+			int w = n4_wait(&none, 1, until < deadline ? until : deadline, &c->ctx);
+			if (w < 0)
+				return w;
+		}
+		/* Fresh local ports, fresh NAT mappings, as the original. */
+		if (src) {
+			unsigned next = (unsigned)src + cfg->pool_size;
+			src = (uint16_t)(next + cfg->pool_size - 1 > 65535 ? cfg->src_port : next);
+		}
+	}
+	if (!server_seen) {
+		char b[32];
+		n4_error("server %s unreachable: %s", n4_addr_str(&server, b, sizeof(b)),
+			 err < 0 ? strerror(-err) : "no answer");
+		return -EHOSTUNREACH;
+	}
+	n4_error("no WIN within %u s, giving up", cfg->timeout_ms / 1000);
+	return -ETIMEDOUT;
+}
+
+int n4_client_confirm(n4_client *c)
+{
+	if (!c->won || c->win_fd < 0)
+		return -EINVAL;
+	if (c->confirmed)
+		return 0;
+	c->confirmed = true;
+	int r = n4_confirm(c->win_fd, &c->peer, c->ident, c->confirm_mode, c->got_ack,
+			   c->cfg.confirm_ms, &c->ctx);
+	return r < 0 ? r : 0;
+}

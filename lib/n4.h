@@ -1,0 +1,117 @@
+/* n4.h - public API of libn4: punch UDP through two NAT4s, and serve the rendezvous.
+ *
+ * Everything returns 0 (or a count) on success and a negative errno-style code on
+ * failure; pointer-returning functions return NULL with errno set.  The library has
+ * no global mutable state except the logger's settings (log.h), installs no signal
+ * handlers and never writes to stdout.
+ */
+#ifndef N4_H
+#define N4_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#define N4_DEFAULT_PORT 1721
+#define N4_DEFAULT_IDENT "n4n4n4"
+#define N4_IDENT_MAX 6
+
+/* ---------------------------------------------------------------- client --- */
+
+enum n4_strategy {
+	/* Default: the original's sweep plus low-TTL pre-opening (defeats the Linux
+	 * conntrack clash), synchronised start, short rounds and immediate WIN. */
+	N4_STRATEGY_AUTO = 0,
+	/* Exactly the original n4: port+offset, pool sweep, 10 s rounds, WIN after
+	 * ten 0.2 s-spaced confirmations.  Kept as the benchmark baseline. */
+	N4_STRATEGY_CLASSIC = 1,
+};
+
+struct n4_client_cfg {
+	const char *server_host;     /* required: name or IPv4 literal */
+	uint16_t server_port;        /* N4_DEFAULT_PORT */
+	char ident[N4_IDENT_MAX + 1];/* N4_DEFAULT_IDENT; printable ASCII, no spaces at the end */
+	uint16_t src_port;           /* first local port of the pool: 30000 */
+	unsigned pool_size;          /* local sockets per round: 25 */
+	int peer_offset;             /* added to the peer's observed port: 20 */
+	bool any_peer_ip;            /* -x: accept PUNCH from any IP */
+	enum n4_strategy strategy;   /* N4_STRATEGY_AUTO */
+	unsigned round_ms;           /* 0: per strategy (classic 10000, auto 2500) */
+	unsigned timeout_ms;         /* give up after this long in total: 120000; 0 = never */
+	int low_ttl;                 /* TTL of pre-opening packets (auto): 2; 0 = off */
+	unsigned confirm_ms;         /* max time to keep confirming after WIN: 2000 */
+	bool return_on_eintr;        /* a signal makes n4_client_run return -EINTR */
+	volatile sig_atomic_t *cancel; /* optional: set non-zero to abort with -ECANCELED */
+};
+
+/* Fill cfg with the defaults above (server_host NULL). */
+void n4_client_cfg_init(struct n4_client_cfg *cfg);
+
+/* Validate a config; on error returns -EINVAL and writes a one-line reason. */
+int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_len);
+
+struct n4_result {
+	int fd;                      /* the winning UDP socket, bound to local_port */
+	uint16_t local_port;         /* its local port */
+	struct sockaddr_in peer;     /* the peer's public address, as packets arrive from it */
+	unsigned rounds;             /* rounds used, 1 = first */
+	unsigned elapsed_ms;         /* from n4_client_run to WIN */
+	bool peer_is_n4;             /* the peer negotiated our extensions */
+};
+
+typedef struct n4_client n4_client;
+
+/* Copies cfg (server_host is copied too).  NULL + errno on failure. */
+n4_client *n4_client_new(const struct n4_client_cfg *cfg);
+
+/* Rendezvous and punch until WIN, timeout, cancel or error.  Blocks.
+ * On WIN returns 0 and fills res; res->fd stays owned by the client until
+ * n4_client_take_fd() or n4_client_free().
+ * Errors: -ETIMEDOUT (timeout_ms elapsed), -EINTR, -ECANCELED, -EHOSTUNREACH
+ * (server unreachable), -EPROTO (server spoke garbage), -ENOTSUP (the pair
+ * cannot be punched), other -errno from the system. */
+int n4_client_run(n4_client *c, struct n4_result *res);
+
+/* After WIN: make sure the peer received our PUNCH (an acknowledged PUNCH
+ * from an n4 peer, or confirm_ms of confirmations for an original peer), and
+ * swallow the peer's late PUNCHes.  Blocks at most confirm_ms. */
+int n4_client_confirm(n4_client *c);
+
+/* Hand the winning socket to the caller (who then owns and closes it). */
+int n4_client_take_fd(n4_client *c);
+
+void n4_client_free(n4_client *c);
+
+/* True when buf/len is a PUNCH datagram for ident (any reserved byte):
+ * used to keep late PUNCHes away from programs. */
+bool n4_is_punch(const void *buf, size_t len, const char *ident);
+
+/* ---------------------------------------------------------------- server --- */
+
+struct n4_server_cfg {
+	const char *bind_host;       /* NULL: all IPv4 addresses */
+	uint16_t port;               /* TCP and UDP port: N4_DEFAULT_PORT */
+	const char *only_ident;      /* -a: accept only this identifier; NULL = any */
+	unsigned hello_timeout_ms;   /* silent / partial client dropped: 5000 */
+	unsigned wait_timeout_ms;    /* waiting for a partner: 60000 */
+	unsigned exchange_timeout_ms;/* READY sent, waiting for EXCHANGEs: 10000 */
+	unsigned max_clients;        /* 0: derived from the descriptor limit */
+	unsigned max_per_ip;         /* concurrent connections per source IP: 64 */
+	volatile sig_atomic_t *status_flag; /* set (e.g. by SIGUSR1): log status, clear */
+};
+
+void n4_server_cfg_init(struct n4_server_cfg *cfg);
+
+typedef struct n4_server n4_server;
+
+n4_server *n4_server_new(const struct n4_server_cfg *cfg);
+/* The bound port (useful when cfg->port was 0). */
+uint16_t n4_server_port(const n4_server *s);
+/* Serve until *stop becomes non-zero (checked at least every 200 ms). */
+int n4_server_run(n4_server *s, volatile sig_atomic_t *stop);
+/* One-line status (clients waiting, pairs completed, rejects) into buf. */
+void n4_server_status(const n4_server *s, char *buf, size_t len);
+void n4_server_free(n4_server *s);
+
+#endif

@@ -1,0 +1,60 @@
+/* pairing.h - the server's pairing state, without sockets: which client waits for
+ * which identifier, which pair an EXCHANGE datagram belongs to.  O(1) per event. */
+#ifndef N4_PAIRING_H
+#define N4_PAIRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "wire.h"
+
+struct n4_hnode {
+	struct n4_hnode *next;
+	uint8_t key[N4_PAYLOAD_SIZE];
+	bool linked;
+};
+
+enum n4_pstate {
+	N4_P_NEW,      /* no HELLO yet */
+	N4_P_WAITING,  /* HELLO received, no partner yet */
+	N4_P_PAIRED,   /* READY sent, collecting EXCHANGEs */
+	N4_P_DONE,     /* PEERINFO sent */
+};
+
+struct n4_pclient {
+	enum n4_pstate state;
+	uint32_t ip;                     /* TCP peer IPv4, network order */
+	uint8_t ident[N4_PAYLOAD_SIZE];  /* wire form */
+	uint8_t ext;                     /* extensions granted */
+	uint8_t token[N4_TOKEN_SIZE];    /* with N4_EXT_TOKEN */
+	struct n4_pclient *partner;
+	bool observed;
+	struct sockaddr_in udp;          /* observed EXCHANGE source */
+	struct n4_hnode wait_node, exch_node, token_node;
+	void *owner;                     /* the server's connection */
+};
+
+typedef struct n4_pairing n4_pairing;
+
+n4_pairing *n4_pairing_new(size_t expected_clients);
+void n4_pairing_free(n4_pairing *p);
+
+/* A valid HELLO arrived for c (ident, ext, ip set by the caller).  Returns the
+ * partner when c completes a pair (both are then N4_P_PAIRED, tokens assigned),
+ * NULL when c now waits. */
+struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c);
+
+/* Attribute an EXCHANGE from src.  0 and *out on success (out->observed set).
+ * -ENOENT: no pair knows this identifier or token; -EPERM: the source IP is not
+ * the TCP client's (spoofed or misrouted); -EALREADY: a duplicate. */
+int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct sockaddr_in *src,
+			struct n4_pclient **out);
+
+/* Forget c (closed, timed out, done).  Its partner, if any, is unlinked from c. */
+void n4_pairing_remove(n4_pairing *p, struct n4_pclient *c);
+
+size_t n4_pairing_waiting(const n4_pairing *p);
+
+#endif

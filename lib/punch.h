@@ -1,0 +1,59 @@
+/* punch.h - the pool of local sockets, the sweep that punches from them, and the
+ * confirmation after a WIN. */
+#ifndef N4_PUNCH_H
+#define N4_PUNCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "wait.h"
+#include "wire.h"
+
+struct n4_pool {
+	int *fds;
+	unsigned n;
+	uint16_t first_port; /* 0: kernel-chosen ports */
+};
+
+/* Open n UDP sockets bound to first_port.. first_port+n-1 (SO_REUSEADDR and
+ * SO_REUSEPORT, as the original) or to kernel-chosen ports when first_port is 0. */
+int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n);
+/* Close every socket except index keep (-1: all). */
+void n4_pool_close(struct n4_pool *pool, int keep);
+uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i);
+
+struct n4_sweep {
+	/* in */
+	const struct n4_pool *pool;
+	struct sockaddr_in target;       /* where every pool socket punches */
+	struct in_addr peer_ip;          /* accept PUNCH only from here ... */
+	bool any_ip;                     /* ... unless this is set (-x) */
+	uint8_t ident[N4_PAYLOAD_SIZE];
+	bool classic;                    /* five passes at once, then only listen */
+	int low_ttl;                     /* >0: pre-open with this TTL first */
+	unsigned guard_ms;               /* after pre-opening, before full-TTL PUNCH */
+	/* out */
+	unsigned winner;                 /* pool index that received the peer's PUNCH */
+	struct sockaddr_in from;         /* where it came from: the peer's real address */
+	bool got_ack;                    /* it was an acknowledged PUNCH */
+	unsigned sent;                   /* PUNCH datagrams sent */
+};
+
+/* Punch until a valid PUNCH arrives (returns 1), deadline (0) or error (<0). */
+int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_waitctx *ctx);
+
+enum n4_confirm_mode {
+	N4_CONFIRM_CLASSIC, /* the original: ten plain PUNCHes 0.2 s apart */
+	N4_CONFIRM_PLAIN,   /* original peer: plain PUNCHes until confirm_ms */
+	N4_CONFIRM_ACK,     /* our peer: acknowledged PUNCHes until it acknowledges */
+	N4_CONFIRM_UNKNOWN, /* original server, peer unknown: both kinds */
+};
+
+/* Make sure the peer got our PUNCH; swallow its late PUNCHes meanwhile.
+ * already_acked: the winning PUNCH was itself an acknowledgement. */
+int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
+	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
+	       const struct n4_waitctx *ctx);
+
+#endif

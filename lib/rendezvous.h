@@ -1,0 +1,35 @@
+/* rendezvous.h - the client's side of the exchange with the server: HELLO,
+ * READY, EXCHANGE, PEERINFO. */
+#ifndef N4_RENDEZVOUS_H
+#define N4_RENDEZVOUS_H
+
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "wait.h"
+#include "wire.h"
+
+struct n4_rv {
+	int tcp_fd;
+	struct sockaddr_in server;
+	uint8_t ident[N4_PAYLOAD_SIZE];
+	uint8_t offer;                 /* extensions offered in HELLO (0: pure v1) */
+	uint8_t granted;               /* extensions the server granted (0: original server) */
+	uint8_t token[N4_TOKEN_SIZE];
+	struct sockaddr_in peer;       /* from PEERINFO */
+	uint8_t peer_flags;            /* N4_PEER_N4 when the server says the peer is ours */
+};
+
+void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
+		const uint8_t ident[N4_PAYLOAD_SIZE], uint8_t offer);
+/* Connect and send HELLO.  -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT... */
+int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
+/* Wait for READY.  -ECONNRESET when the server closed, -EPROTO on garbage. */
+int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
+/* Send EXCHANGE from udp_fd (three at once, then again every 250 ms against
+ * loss) until PEERINFO arrives on TCP. */
+int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms,
+		   const struct n4_waitctx *ctx);
+void n4_rv_close(struct n4_rv *rv);
+
+#endif

@@ -1,0 +1,130 @@
+/* wire.c - bytes <-> n4 messages.  Everything here parses untrusted input, so
+ * every field is validated before it is used (fuzzed by tests/fuzz/fuzz_wire.c). */
+#include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "n4.h"
+
+void n4_wire_encode(const struct n4_msg *msg, uint8_t out[N4_MSG_SIZE])
+{
+	out[0] = msg->cmd;
+	out[1] = msg->ext;
+	memcpy(out + 2, msg->payload, N4_PAYLOAD_SIZE);
+}
+
+int n4_wire_decode(const void *buf, size_t len, uint8_t expect_cmd, struct n4_msg *msg)
+{
+	const uint8_t *b = buf;
+
+	if (len != N4_MSG_SIZE)
+		return -EMSGSIZE;
+	if (b[0] < N4_CMD_HELLO || b[0] > N4_CMD_MAX)
+		return -EPROTO;
+	if (expect_cmd && b[0] != expect_cmd)
+		return -EPROTO;
+	msg->cmd = b[0];
+	msg->ext = b[1];
+	memcpy(msg->payload, b + 2, N4_PAYLOAD_SIZE);
+	return 0;
+}
+
+int n4_ident_check(const char *ident)
+{
+	size_t n;
+
+	if (!ident)
+		return -EINVAL;
+	n = strnlen(ident, N4_IDENT_MAX + 1);
+	if (n == 0 || n > N4_IDENT_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		/* Spaces are padding on the wire: "ab " would equal "ab". */
+		if (ident[i] <= 0x20 || ident[i] >= 0x7f)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int n4_ident_encode(const char *ident, uint8_t out[N4_PAYLOAD_SIZE])
+{
+	int err = n4_ident_check(ident);
+
+	if (err)
+		return err;
+	size_t n = strlen(ident);
+	memset(out, ' ', N4_PAYLOAD_SIZE);
+	memcpy(out, ident, n);
+	return 0;
+}
+
+int n4_ident_decode(const uint8_t in[N4_PAYLOAD_SIZE], char out[N4_PAYLOAD_SIZE + 1])
+{
+	size_t n = N4_PAYLOAD_SIZE;
+
+	while (n > 0 && in[n - 1] == ' ')
+		n--;
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i] <= 0x20 || in[i] >= 0x7f)
+			return -EINVAL;
+	}
+	memcpy(out, in, n);
+	out[n] = '\0';
+	return 0;
+}
+
+void n4_peerinfo_encode(const struct sockaddr_in *addr, uint8_t out[N4_PAYLOAD_SIZE])
+{
+	memcpy(out, &addr->sin_addr.s_addr, 4);
+	memcpy(out + 4, &addr->sin_port, 2);
+}
+
+int n4_peerinfo_decode(const uint8_t in[N4_PAYLOAD_SIZE], struct sockaddr_in *addr)
+{
+	uint32_t ip;
+	uint16_t port;
+
+	memcpy(&ip, in, 4);
+	memcpy(&port, in + 4, 2);
+	uint32_t host = ntohl(ip);
+	if (port == 0 || host == 0 || host == 0xffffffffu || (host >> 28) == 0xe)
+		return -EINVAL;
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = ip;
+	addr->sin_port = port;
+	return 0;
+}
+
+void n4_msg_init(struct n4_msg *msg, uint8_t cmd, uint8_t ext, const uint8_t *payload)
+{
+	msg->cmd = cmd;
+	msg->ext = ext;
+	if (payload)
+		memcpy(msg->payload, payload, N4_PAYLOAD_SIZE);
+	else
+		memset(msg->payload, 0, N4_PAYLOAD_SIZE);
+}
+
+void n4_punch_bytes(const uint8_t ident[N4_PAYLOAD_SIZE], uint8_t ext, uint8_t out[N4_MSG_SIZE])
+{
+	out[0] = N4_CMD_PUNCH;
+	out[1] = ext;
+	memcpy(out + 2, ident, N4_PAYLOAD_SIZE);
+}
+
+bool n4_is_punch(const void *buf, size_t len, const char *ident)
+{
+	uint8_t id[N4_PAYLOAD_SIZE];
+	const uint8_t *b = buf;
+
+	if (len != N4_MSG_SIZE || b[0] != N4_CMD_PUNCH)
+		return false;
+	if (n4_ident_encode(ident, id) != 0)
+		return false;
+	return memcmp(b + 2, id, N4_PAYLOAD_SIZE) == 0;
+}

@@ -1,0 +1,74 @@
+/* wire.h - the n4 v1 wire format (8-byte messages) and our negotiated extensions.
+ *
+ * Extensions ride in the reserved byte (byte 1), which the original ignores in
+ * HELLO and READY, so an original peer never sees anything but v1:
+ *   HELLO.ext    = capabilities the client offers (N4_EXT_*); original: 0.
+ *   READY.ext    = capabilities the server grants (only when offered); with
+ *                  N4_EXT_TOKEN the READY payload carries a 6-byte token.
+ *   EXCHANGE.ext = N4_EXT_TOKEN: the payload is that token instead of the
+ *                  identifier, so two clients behind one public IP are told apart.
+ *   PEERINFO.ext = (to extended clients only) N4_PEER_N4 when the partner is ours.
+ *   PUNCH.ext    = N4_PUNCH_ACK: "I have received your PUNCH" (sent only to peers
+ *                  known to be ours: the original accepts only its exact bytes).
+ */
+#ifndef N4_WIRE_H
+#define N4_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#define N4_MSG_SIZE 8
+#define N4_PAYLOAD_SIZE 6
+#define N4_TOKEN_SIZE 6
+
+enum n4_cmd {
+	N4_CMD_HELLO = 0x01,
+	N4_CMD_READY = 0x02,
+	N4_CMD_EXCHANGE = 0x03,
+	N4_CMD_PEERINFO = 0x04,
+	N4_CMD_PUNCH = 0x05,
+};
+#define N4_CMD_MAX N4_CMD_PUNCH
+
+/* Capability bits in HELLO/READY. */
+#define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
+#define N4_EXT_ALL N4_EXT_TOKEN
+/* PEERINFO reserved byte to extended clients. */
+#define N4_PEER_N4 0x01u
+/* PUNCH reserved byte. */
+#define N4_PUNCH_ACK 0x01u
+
+struct n4_msg {
+	uint8_t cmd;
+	uint8_t ext;
+	uint8_t payload[N4_PAYLOAD_SIZE];
+};
+
+/* Serialise into exactly N4_MSG_SIZE bytes. */
+void n4_wire_encode(const struct n4_msg *msg, uint8_t out[N4_MSG_SIZE]);
+
+/* Parse untrusted bytes.  -EMSGSIZE when len != 8, -EPROTO when the command is
+ * not a v1 command, or not `expect_cmd` when expect_cmd != 0. */
+int n4_wire_decode(const void *buf, size_t len, uint8_t expect_cmd, struct n4_msg *msg);
+
+/* Identifier: 1..6 printable ASCII characters without spaces, right-padded with
+ * spaces on the wire.  -EINVAL otherwise. */
+int n4_ident_check(const char *ident);
+int n4_ident_encode(const char *ident, uint8_t out[N4_PAYLOAD_SIZE]);
+/* Decode and validate a wire identifier into a NUL-terminated string. */
+int n4_ident_decode(const uint8_t in[N4_PAYLOAD_SIZE], char out[N4_PAYLOAD_SIZE + 1]);
+
+/* PEERINFO payload: IPv4 address then big-endian port.  Decode rejects port 0
+ * and the unspecified / broadcast / multicast addresses (-EINVAL). */
+void n4_peerinfo_encode(const struct sockaddr_in *addr, uint8_t out[N4_PAYLOAD_SIZE]);
+int n4_peerinfo_decode(const uint8_t in[N4_PAYLOAD_SIZE], struct sockaddr_in *addr);
+
+/* Build a message in one call. */
+void n4_msg_init(struct n4_msg *msg, uint8_t cmd, uint8_t ext, const uint8_t *payload);
+
+/* The PUNCH an original client sends and accepts: 05 00 ident. */
+void n4_punch_bytes(const uint8_t ident[N4_PAYLOAD_SIZE], uint8_t ext, uint8_t out[N4_MSG_SIZE]);
+
+#endif
