@@ -25,7 +25,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SHIM_SRC  := $(filter-out shim/n4shim.c,$(sort $(wildcard shim/*.c)))
 SHIM_OBJ  := $(SHIM_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
-UNIT_SAN  := $(UNIT_SRC:%.c=$(BUILD)/san/%.o)
+UNIT_SAN  := $(UNIT_SRC:%.c=$(BUILD)/san/%.o) $(BUILD)/san/cli/opts.o
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 HELP_SRC  := $(sort $(wildcard tests/helpers/*.c))
@@ -48,7 +48,7 @@ $(BUILD)/%.o: %.c $(wildcard lib/*.h shim/*.h cli/*.h)
 
 $(BUILD)/san/%.o: %.c $(wildcard lib/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -Ilib -Itests/unit -c $< -o $@
+	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -Ilib -Icli -Itests/unit -c $< -o $@
 
 $(BUILD)/libn4.a: $(LIB_OBJ)
 	@rm -f $@
