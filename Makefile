@@ -66,6 +66,7 @@ $(BUILD)/n4shim: shim/n4shim.c $(BUILD)/libn4.a
 	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Ilib -DN4_PREFIX='"$(PREFIX)"' -o $@ $< $(BUILD)/libn4.a $(LDLIBS)
 
 $(BUILD)/tests/unit: $(UNIT_SAN) $(LIB_SAN)
+	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/helpers/%.c $(BUILD)/libn4.a
