@@ -28,6 +28,10 @@
 #define READY_WAIT_MS 65000
 #define EXCHANGE_WAIT_MS 10000
 #define RECONNECT_MS 1000
+/* Birthday rounds need about a second of probing per 98 %; give them three. */
+#define BDAY_ROUND_MS 4000
+/* Discovery probes from extra sockets (each costs one NAT port). */
+#define NPROBES 4
 
 struct n4_client {
 	struct n4_client_cfg cfg;
@@ -39,6 +43,7 @@ struct n4_client {
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack;
+	unsigned ports_used; /* local ports of the last round's pool */
 };
 
 void n4_client_cfg_init(struct n4_client_cfg *cfg)
@@ -133,6 +138,55 @@ static int target_port(int observed, int offset)
 	return p;
 }
 
+static const char *plan_name(enum n4_plan_kind k)
+{
+	static const char *const names[] = { "original guess", "direct", "sweep", "range",
+					     "birthday (listen)", "birthday (probe)",
+					     "impossible" };
+
+	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}
+
+/* Size the pool and aim the sweep as the server's plan says (predict.h). */
+static int apply_plan(n4_client *c, struct n4_sweep *sw)
+{
+	const struct n4_plan *p = &sw->plan;
+	unsigned pool = c->pool.n;
+
+	switch (p->kind) {
+	case N4_PLAN_SWEEP:
+	case N4_PLAN_BDAY_LISTEN:
+		pool = p->pool;
+		sw->target.sin_port = htons(p->lo);
+		break;
+	case N4_PLAN_DIRECT:
+		pool = 1;
+		sw->target.sin_port = htons(p->lo);
+		break;
+	case N4_PLAN_RANGE:
+	case N4_PLAN_BDAY_PROBE:
+		pool = 1; /* endpoint-independent: socket 0 reaches every peer port */
+		sw->target.sin_port = htons(p->lo);
+		break;
+	default:
+		return 0;
+	}
+	int err = n4_pool_resize(&c->pool, pool);
+	c->ports_used = c->pool.n;
+	if (err) {
+		n4_error("cannot open %u sockets for the plan: %s", pool, strerror(-err));
+		return err;
+	}
+	if (p->kind == N4_PLAN_RANGE)
+		n4_info(" Plan: %s, %u peer ports from %u step %u ", plan_name(p->kind), p->count,
+			p->lo, p->step);
+	else if (p->kind == N4_PLAN_BDAY_PROBE)
+		n4_info(" Plan: %s, %u random ports a second ", plan_name(p->kind), p->pool);
+	else
+		n4_info(" Plan: %s, %u sockets ", plan_name(p->kind), pool);
+	return 0;
+}
+
 /* One round: rendezvous, then sweep.  1 = WIN, 0 = lost round, <0 = error. */
 static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t src_port,
 		     uint64_t deadline, struct n4_result *res, bool *server_seen)
@@ -154,7 +208,9 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	n4_rv_init(&rv, server, c->ident, (uint8_t)(classic ? 0 : N4_EXT_ALL));
+	n4_rv_init(&rv, server, c->ident, (uint8_t)(classic ? 0 : N4_EXT_TOKEN | N4_EXT_PROBE));
+	int probe_fds[NPROBES];
+	unsigned nprobes = 0;
 	uint64_t now = n4_now_ms();
 	err = n4_rv_hello(&rv, now + 5000 < deadline ? now + 5000 : deadline, &c->ctx);
 	if (err)
@@ -165,24 +221,48 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			  &c->ctx);
 	if (err)
 		goto out;
+	if (rv.granted & N4_EXT_PROBE) {
+		while (nprobes < NPROBES) {
+			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (fd < 0)
+				break;
+			probe_fds[nprobes++] = fd;
+		}
+		rv.probe_fds = probe_fds;
+		rv.nprobes = nprobes;
+	}
 	now = n4_now_ms();
 	err = n4_rv_exchange(&rv, c->pool.fds[0],
 			     now + EXCHANGE_WAIT_MS < deadline ? now + EXCHANGE_WAIT_MS : deadline,
 			     &c->ctx);
+	for (unsigned i = 0; i < nprobes; i++)
+		close(probe_fds[i]);
+	nprobes = 0;
 	n4_rv_close(&rv);
 	if (err)
 		goto out;
+	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
+		n4_error("both NATs allocate unpredictable ports (random, or random against "
+			 "per-destination): this pair cannot be punched without a relay");
+		err = -ENOTSUP;
+		goto out;
+	}
 
 	struct n4_sweep sw = { .pool = &c->pool, .peer_ip = rv.peer.sin_addr,
-			       .any_ip = cfg->any_peer_ip };
+			       .any_ip = cfg->any_peer_ip, .plan = rv.plan };
 	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
 	sw.target = rv.peer;
 	sw.target.sin_port = htons((uint16_t)target_port(ntohs(rv.peer.sin_port), cfg->peer_offset));
+	err = apply_plan(c, &sw);
+	if (err)
+		goto out;
 	char b[32];
 	n4_info(" [ Target: %s ] ", n4_addr_str(&sw.target, b, sizeof(b)));
 
 	bool peer_is_n4 = rv.granted && (rv.peer_flags & N4_PEER_N4);
 	unsigned round_ms = cfg->round_ms;
+	if (!round_ms && (rv.plan.kind == N4_PLAN_BDAY_LISTEN || rv.plan.kind == N4_PLAN_BDAY_PROBE))
+		round_ms = BDAY_ROUND_MS;
 	if (!round_ms)
 		round_ms = classic || !peer_is_n4 ? CLASSIC_ROUND_MS : AUTO_ROUND_MS;
 	if (classic) {
@@ -215,12 +295,15 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	socklen_t llen = sizeof(local);
 	res->local_port = getsockname(c->win_fd, (struct sockaddr *)&local, &llen) ?
 				  0 : ntohs(local.sin_port);
-	n4_debug("won with %u PUNCHes sent", sw.sent);
+	n4_debug("won with %u PUNCHes sent from %u sockets", sw.sent, c->ports_used);
 	if (classic) /* the original confirms before it reports */
 		n4_client_confirm(c);
 	return 1;
 out:
+	for (unsigned i = 0; i < nprobes; i++)
+		close(probe_fds[i]);
 	n4_rv_close(&rv);
+	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, -1);
 	return err;
 }
@@ -233,7 +316,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 	struct sockaddr_in server;
 	uint16_t src = cfg->src_port;
 	bool server_seen = false;
-	int err = 0;
+	int err = 0, last_failure = 0;
 
 	if (c->won)
 		return -EALREADY;
@@ -252,8 +335,10 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 			return 0;
 		}
 		if (err == -EINTR || err == -ECANCELED || err == -EINVAL || err == -ENOMEM ||
-		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES)
+		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES || err == -ENOTSUP)
 			return err;
+		if (err < 0 && err != -ETIMEDOUT)
+			last_failure = err;
 		if (n4_now_ms() >= deadline)
 			break;
 		if (err == 0) {
@@ -271,14 +356,15 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 		}
 		/* Fresh local ports, fresh NAT mappings, as the original. */
 		if (src) {
-			unsigned next = (unsigned)src + cfg->pool_size;
+			unsigned used = c->ports_used ? c->ports_used : cfg->pool_size;
+			unsigned next = (unsigned)src + used;
 			src = (uint16_t)(next + cfg->pool_size - 1 > 65535 ? cfg->src_port : next);
 		}
 	}
 	if (!server_seen) {
 		char b[32];
 		n4_error("server %s unreachable: %s", n4_addr_str(&server, b, sizeof(b)),
-			 err < 0 ? strerror(-err) : "no answer");
+			 last_failure ? strerror(-last_failure) : "no answer");
 		return -EHOSTUNREACH;
 	}
 	n4_error("no WIN within %u s, giving up", cfg->timeout_ms / 1000);

@@ -7,42 +7,72 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "addr.h"
 #include "log.h"
 #include "loop.h"
 
-int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n)
+static int open_one(struct n4_pool *pool, unsigned i)
 {
 	int one = 1;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
 
-	pool->n = 0;
-	pool->first_port = first_port;
-	if (n == 0 || (first_port && (unsigned)first_port + n - 1 > 65535))
-		return -ERANGE;
-	pool->fds = calloc(n, sizeof(*pool->fds));
-	if (!pool->fds)
-		return -ENOMEM;
-	for (unsigned i = 0; i < n; i++) {
-		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd < 0)
-			goto fail;
-		pool->fds[pool->n++] = fd;
-		struct sockaddr_in a = { .sin_family = AF_INET };
-		if (first_port) {
-			a.sin_port = htons((uint16_t)(first_port + i));
-			if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-			    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
-				goto fail;
+	if (fd < 0)
+		return -errno;
+	if (pool->first_port) {
+		a.sin_port = htons((uint16_t)(pool->first_port + i));
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) {
+			int err = -errno;
+			close(fd);
+			return err;
 		}
-		if (bind(fd, (struct sockaddr *)&a, sizeof(a)))
-			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a))) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	pool->fds[i] = fd;
+	return 0;
+}
+
+int n4_pool_resize(struct n4_pool *pool, unsigned n)
+{
+	if (n == 0 || (pool->first_port && (unsigned)pool->first_port + n - 1 > 65535))
+		return -ERANGE;
+	for (unsigned i = n; i < pool->n; i++) {
+		close(pool->fds[i]);
+		pool->fds[i] = -1;
+	}
+	if (n <= pool->n) {
+		pool->n = n;
+		return 0;
+	}
+	int *fds = realloc(pool->fds, n * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	pool->fds = fds;
+	for (unsigned i = pool->n; i < n; i++) {
+		int err = open_one(pool, i);
+		if (err)
+			return err; /* pool->n still counts only the open ones */
+		pool->n = i + 1;
 	}
 	return 0;
-fail:;
-	int err = -errno;
-	n4_pool_close(pool, -1);
+}
+
+int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n)
+{
+	pool->fds = NULL;
+	pool->n = 0;
+	pool->first_port = first_port;
+	int err = n4_pool_resize(pool, n);
+	if (err)
+		n4_pool_close(pool, -1);
 	return err;
 }
 
@@ -70,15 +100,46 @@ uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i)
 	return ntohs(a.sin_port);
 }
 
+static void send_one(struct n4_sweep *sw, unsigned sock, uint16_t port,
+		     const uint8_t msg[N4_MSG_SIZE])
+{
+	struct sockaddr_in to = sw->target;
+
+	to.sin_port = htons(port);
+	if (sendto(sw->pool->fds[sock], msg, N4_MSG_SIZE, 0, (struct sockaddr *)&to, sizeof(to)) ==
+	    N4_MSG_SIZE)
+		sw->sent++;
+	else
+		n4_debug("PUNCH from pool socket %u to port %u: %s", sock, port, strerror(errno));
+}
+
+/* One pass of the plan: every pool socket to the one target, or socket 0
+ * across a range of the peer's ports (endpoint-independent side). */
 static void send_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
 {
-	for (unsigned i = 0; i < sw->pool->n; i++) {
-		if (sendto(sw->pool->fds[i], msg, N4_MSG_SIZE, 0, (struct sockaddr *)&sw->target,
-			   sizeof(sw->target)) == N4_MSG_SIZE)
-			sw->sent++;
-		else
-			n4_debug("PUNCH from pool socket %u: %s", i, strerror(errno));
+	uint16_t target = ntohs(sw->target.sin_port);
+
+	if (sw->plan.kind == N4_PLAN_RANGE) {
+		for (unsigned k = 0; k < sw->plan.count; k++) {
+			unsigned port = sw->plan.lo + k * sw->plan.step;
+			if (port > 65535)
+				break;
+			send_one(sw, 0, (uint16_t)port, msg);
+		}
+		return;
 	}
+	for (unsigned i = 0; i < sw->pool->n; i++)
+		send_one(sw, i, target, msg);
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
 }
 
 /* A low TTL lets the packet cross our own NAT (creating the mapping) and die
@@ -132,11 +193,20 @@ static uint64_t next_resend_ms(unsigned k)
 	return 320 + 250ull * (k - 4);
 }
 
+/* Birthday probing pace: BDAY_CHUNK random ports every BDAY_TICK_MS, about
+ * 1000 probes a second (frp paces its range sends at 1-2 ms). */
+#define BDAY_CHUNK 8
+#define BDAY_TICK_MS 8
+/* A listening side re-opens its mappings (low TTL) this often. */
+#define REOPEN_MS 1000
+
 int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	const struct n4_pool *pool = sw->pool;
+	enum n4_plan_kind kind = sw->plan.kind;
 	uint8_t msg[N4_MSG_SIZE];
 	struct pollfd *pfd = calloc(pool->n, sizeof(*pfd));
+	uint64_t rng = 0;
 	int ret = 0;
 
 	if (!pfd)
@@ -145,26 +215,46 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 		pfd[i] = (struct pollfd){ .fd = pool->fds[i], .events = POLLIN };
 	n4_punch_bytes(sw->ident, 0, msg);
 	sw->sent = 0;
+	if (getrandom(&rng, sizeof(rng), GRND_NONBLOCK) != sizeof(rng) || rng == 0)
+		rng = n4_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
 
 	uint64_t start = n4_now_ms(), first_full = start, next_send = start;
 	unsigned passes = 0;
+	bool low_ttl = sw->low_ttl > 0 && kind != N4_PLAN_BDAY_PROBE;
 	if (sw->classic) {
 		for (int pass = 0; pass < 5; pass++)
 			send_pass(sw, msg);
 		n4_info(" <= Punch ");
 		next_send = UINT64_MAX;
-	} else if (sw->low_ttl > 0) {
+	} else if (low_ttl) {
 		set_ttl(pool, sw->low_ttl);
 		send_pass(sw, msg);
 		set_ttl(pool, -1);
 		first_full = next_send = start + sw->guard_ms;
 	}
 	for (;;) {
-		if (n4_now_ms() >= next_send) {
-			send_pass(sw, msg);
-			if (passes == 0)
+		uint64_t now = n4_now_ms();
+		if (now >= next_send) {
+			if (passes++ == 0)
 				n4_info(" <= Punch ");
-			next_send = first_full + next_resend_ms(passes++);
+			if (kind == N4_PLAN_BDAY_LISTEN && low_ttl) {
+				/* Full-TTL packets would reach the peer's NAT and, on a
+				 * stateful NAT, occupy the very tuple its probes need:
+				 * only keep our mappings open and wait to be found. */
+				set_ttl(pool, sw->low_ttl);
+				send_pass(sw, msg);
+				set_ttl(pool, -1);
+				next_send = now + REOPEN_MS;
+			} else if (kind == N4_PLAN_BDAY_PROBE) {
+				for (int k = 0; k < BDAY_CHUNK; k++) {
+					uint64_t r = rng_next(&rng) % sw->plan.count;
+					send_one(sw, 0, (uint16_t)(sw->plan.lo + r), msg);
+				}
+				next_send = now + BDAY_TICK_MS;
+			} else {
+				send_pass(sw, msg);
+				next_send = first_full + next_resend_ms(passes - 1);
+			}
 		}
 		uint64_t until = next_send < deadline_ms ? next_send : deadline_ms;
 		int n = n4_wait(pfd, pool->n, until, ctx);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "predict.h"
 #include "wait.h"
 #include "wire.h"
 
@@ -16,6 +17,8 @@ struct n4_pool {
 	uint16_t first_port; /* 0: kernel-chosen ports */
 };
 
+/* Grow or shrink the pool to n sockets (new ones follow the old ports). */
+int n4_pool_resize(struct n4_pool *pool, unsigned n);
 /* Open n UDP sockets bound to first_port.. first_port+n-1 (SO_REUSEADDR and
  * SO_REUSEPORT, as the original) or to kernel-chosen ports when first_port is 0. */
 int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n);
@@ -33,6 +36,7 @@ struct n4_sweep {
 	bool classic;                    /* five passes at once, then only listen */
 	int low_ttl;                     /* >0: pre-open with this TTL first */
 	unsigned guard_ms;               /* after pre-opening, before full-TTL PUNCH */
+	struct n4_plan plan;             /* from the server; N4_PLAN_NONE: all -> target */
 	/* out */
 	unsigned winner;                 /* pool index that received the peer's PUNCH */
 	struct sockaddr_in from;         /* where it came from: the peer's real address */

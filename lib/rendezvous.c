@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -54,6 +55,7 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	if (connect(fd, (struct sockaddr *)&rv->server, sizeof(rv->server)) && errno != EINPROGRESS)
 		return -errno;
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	uint64_t t0 = n4_now_ms();
 	int n = n4_wait(&p, 1, deadline_ms, ctx);
 	if (n <= 0)
 		return n ? n : -ETIMEDOUT;
@@ -63,6 +65,7 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 		return -errno;
 	if (soerr)
 		return -soerr;
+	rv->rtt_ms = (unsigned)(n4_now_ms() - t0);
 	struct n4_msg m;
 	uint8_t buf[N4_MSG_SIZE];
 	n4_msg_init(&m, N4_CMD_HELLO, rv->offer, rv->ident);
@@ -74,42 +77,44 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	return 0;
 }
 
-static int send_exchange(const struct n4_rv *rv, int udp_fd)
+static int send_exchange(const struct n4_rv *rv, int udp_fd, uint8_t flags, bool second_port)
 {
 	struct n4_msg m;
 	uint8_t buf[N4_MSG_SIZE];
 	bool tok = rv->granted & N4_EXT_TOKEN;
+	struct sockaddr_in to = rv->server;
 
-	n4_msg_init(&m, N4_CMD_EXCHANGE, tok ? N4_EXT_TOKEN : 0, tok ? rv->token : rv->ident);
+	if (second_port)
+		to.sin_port = htons((uint16_t)(ntohs(to.sin_port) + N4_PROBE_PORT_DELTA));
+	n4_msg_init(&m, N4_CMD_EXCHANGE, (uint8_t)((tok ? N4_EXT_TOKEN : 0) | flags),
+		    tok ? rv->token : rv->ident);
 	n4_wire_encode(&m, buf);
-	if (sendto(udp_fd, buf, sizeof(buf), 0, (const struct sockaddr *)&rv->server,
-		   sizeof(rv->server)) < 0)
+	if (sendto(udp_fd, buf, sizeof(buf), 0, (const struct sockaddr *)&to, sizeof(to)) < 0)
 		return -errno;
 	return 0;
 }
 
-/* Read exactly one 8-byte message from the server; while waiting, resend the
- * EXCHANGE from udp_fd (if >= 0) against loss. */
-static int recv_msg(struct n4_rv *rv, uint8_t expect, struct n4_msg *m, uint64_t deadline_ms,
-		    const struct n4_waitctx *ctx, int udp_fd)
+/* Read exactly one 8-byte message from the server (any command; the caller
+ * checks), running tick() whenever *next_tick_ms is due. */
+static int recv_msg(struct n4_rv *rv, struct n4_msg *m, uint64_t deadline_ms,
+		    const struct n4_waitctx *ctx, uint64_t (*tick)(struct n4_rv *, int, void *),
+		    int udp_fd, void *tick_arg)
 {
 	uint8_t buf[N4_MSG_SIZE];
 	size_t have = 0;
-	uint64_t next_resend = n4_now_ms() + EXCHANGE_RESEND_MS;
+	uint64_t next = tick ? n4_now_ms() : UINT64_MAX;
 
 	while (have < sizeof(buf)) {
+		if (n4_now_ms() >= next)
+			next = tick(rv, udp_fd, tick_arg);
 		struct pollfd p = { .fd = rv->tcp_fd, .events = POLLIN };
-		uint64_t until = udp_fd >= 0 && next_resend < deadline_ms ? next_resend : deadline_ms;
+		uint64_t until = next < deadline_ms ? next : deadline_ms;
 		int n = n4_wait(&p, 1, until, ctx);
 		if (n < 0)
 			return n;
 		if (n == 0) {
-			if (until == deadline_ms)
+			if (until >= deadline_ms)
 				return -ETIMEDOUT;
-			int err = send_exchange(rv, udp_fd);
-			if (err)
-				n4_debug("EXCHANGE resend: %s", strerror(-err));
-			next_resend += EXCHANGE_RESEND_MS;
 			continue;
 		}
 		ssize_t r = recv(rv->tcp_fd, buf + have, sizeof(buf) - have, MSG_DONTWAIT);
@@ -121,10 +126,8 @@ static int recv_msg(struct n4_rv *rv, uint8_t expect, struct n4_msg *m, uint64_t
 			return -ECONNRESET;
 		have += (size_t)r;
 	}
-	int err = n4_wire_decode(buf, sizeof(buf), expect, m);
-	if (err) {
-		n4_warn("server sent %02x %02x ... where command %u was expected", buf[0], buf[1],
-			expect);
+	if (n4_wire_decode(buf, sizeof(buf), 0, m)) {
+		n4_warn("server sent bytes that are no n4 message (%02x %02x ...)", buf[0], buf[1]);
 		return -EPROTO;
 	}
 	return 0;
@@ -133,33 +136,101 @@ static int recv_msg(struct n4_rv *rv, uint8_t expect, struct n4_msg *m, uint64_t
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	struct n4_msg m;
-	int err = recv_msg(rv, N4_CMD_READY, &m, deadline_ms, ctx, -1);
+	int err = recv_msg(rv, &m, deadline_ms, ctx, NULL, -1, NULL);
 
 	if (err)
 		return err;
-	/* An original server sends 0 here; only grant what we offered. */
+	if (m.cmd != N4_CMD_READY) {
+		n4_warn("server sent command %u where READY was expected", m.cmd);
+		return -EPROTO;
+	}
+	/* An original server sends 0 here; only take what we offered. */
 	rv->granted = m.ext & rv->offer;
 	if (rv->granted & N4_EXT_TOKEN)
 		memcpy(rv->token, m.payload, N4_TOKEN_SIZE);
+	else
+		rv->granted = 0; /* every extension rides on the token */
 	n4_info(" => Ready ");
 	return 0;
+}
+
+struct exch_sched {
+	unsigned sent_probes;
+	unsigned spacing_ms;
+	uint64_t start, next_resend;
+};
+
+/* Timed sends while waiting for PEERINFO: discovery probes (spaced so that
+ * the server can measure how fast other hosts consume this NAT's ports) and
+ * EXCHANGE resends against loss. */
+static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
+{
+	struct exch_sched *s = arg;
+	uint64_t now = n4_now_ms();
+
+	if (s->sent_probes < rv->nprobes &&
+	    now >= s->start + (uint64_t)s->sent_probes * s->spacing_ms) {
+		unsigned i = s->sent_probes++;
+		uint8_t flags = (uint8_t)(N4_EXCH_PROBE | (i + 1 == rv->nprobes ? N4_EXCH_LAST : 0));
+		int err = send_exchange(rv, rv->probe_fds[i], flags, false);
+		if (err)
+			n4_debug("probe %u: %s", i, strerror(-err));
+	}
+	if (now >= s->next_resend) {
+		int err = send_exchange(rv, udp_fd, 0, false);
+		if (err)
+			n4_debug("EXCHANGE resend: %s", strerror(-err));
+		s->next_resend = now + EXCHANGE_RESEND_MS;
+	}
+	uint64_t next = s->next_resend;
+	if (s->sent_probes < rv->nprobes) {
+		uint64_t p = s->start + (uint64_t)s->sent_probes * s->spacing_ms;
+		if (p < next)
+			next = p;
+	}
+	return next;
 }
 
 int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms,
 		   const struct n4_waitctx *ctx)
 {
 	struct n4_msg m;
+	bool probing = (rv->granted & N4_EXT_PROBE) && rv->nprobes > 0;
+	struct exch_sched sched = { .start = n4_now_ms() };
 
 	/* Three copies, as the original sends, against loss. */
 	for (int i = 0; i < 3; i++) {
-		int err = send_exchange(rv, udp_fd);
+		int err = send_exchange(rv, udp_fd, 0, false);
 		if (err)
 			return err;
 	}
+	if (!probing)
+		rv->nprobes = 0;
+	else if (send_exchange(rv, udp_fd, N4_EXCH_PROBE, true))
+		n4_debug("probe to the second port failed");
 	n4_info(" <= Exchange ");
-	int err = recv_msg(rv, N4_CMD_PEERINFO, &m, deadline_ms, ctx, udp_fd);
-	if (err)
-		return err;
+	/* Spread the probes over about one round trip (5..40 ms apart): long
+	 * enough to see other hosts' traffic, short enough not to delay. */
+	sched.spacing_ms = rv->rtt_ms / 2 < 5 ? 5 : rv->rtt_ms / 2 > 40 ? 40 : rv->rtt_ms / 2;
+	sched.next_resend = sched.start + EXCHANGE_RESEND_MS;
+	memset(&rv->plan, 0, sizeof(rv->plan));
+	for (;;) {
+		int err = recv_msg(rv, &m, deadline_ms, ctx, exchange_tick, udp_fd, &sched);
+		if (err)
+			return err;
+		if (m.cmd == N4_CMD_PLAN && probing) {
+			if (n4_plan_decode(m.ext, m.payload, &rv->plan)) {
+				n4_warn("server sent an invalid plan; using the original's guess");
+				memset(&rv->plan, 0, sizeof(rv->plan));
+			}
+			continue;
+		}
+		if (m.cmd != N4_CMD_PEERINFO) {
+			n4_warn("server sent command %u where PEERINFO was expected", m.cmd);
+			return -EPROTO;
+		}
+		break;
+	}
 	if (n4_peerinfo_decode(m.payload, &rv->peer)) {
 		n4_warn("server sent an invalid peer address");
 		return -EPROTO;

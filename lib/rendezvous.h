@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "predict.h"
 #include "wait.h"
 #include "wire.h"
 
@@ -18,6 +19,12 @@ struct n4_rv {
 	uint8_t token[N4_TOKEN_SIZE];
 	struct sockaddr_in peer;       /* from PEERINFO */
 	uint8_t peer_flags;            /* N4_PEER_N4 when the server says the peer is ours */
+	unsigned rtt_ms;               /* TCP connect time to the server */
+	/* NAT discovery (N4_EXT_PROBE): extra sockets whose EXCHANGEs let the
+	 * server measure this NAT, and the plan it sends back. */
+	const int *probe_fds;
+	unsigned nprobes;
+	struct n4_plan plan;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
@@ -27,7 +34,8 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 /* Wait for READY.  -ECONNRESET when the server closed, -EPROTO on garbage. */
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
 /* Send EXCHANGE from udp_fd (three at once, then again every 250 ms against
- * loss) until PEERINFO arrives on TCP. */
+ * loss) until PEERINFO arrives on TCP.  With N4_EXT_PROBE granted, also send the
+ * discovery probes and take the PLAN that precedes PEERINFO. */
 int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms,
 		   const struct n4_waitctx *ctx);
 void n4_rv_close(struct n4_rv *rv);

@@ -29,12 +29,23 @@ enum n4_cmd {
 	N4_CMD_EXCHANGE = 0x03,
 	N4_CMD_PEERINFO = 0x04,
 	N4_CMD_PUNCH = 0x05,
+	/* Extension, only ever sent to clients that were granted N4_EXT_PROBE:
+	 * server -> client over TCP before PEERINFO, the plan for this side
+	 * (predict.h), the plan kind in the reserved byte. */
+	N4_CMD_PLAN = 0x06,
 };
-#define N4_CMD_MAX N4_CMD_PUNCH
+#define N4_CMD_MAX N4_CMD_PLAN
 
 /* Capability bits in HELLO/READY. */
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
+#define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
 #define N4_EXT_ALL N4_EXT_TOKEN
+/* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
+#define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */
+#define N4_EXCH_LAST 0x04u  /* the last probe of this client */
+/* The server's second UDP port, for telling endpoint-independent mappings
+ * apart: its main port + 1. */
+#define N4_PROBE_PORT_DELTA 1
 /* PEERINFO reserved byte to extended clients. */
 #define N4_PEER_N4 0x01u
 /* PUNCH reserved byte. */
