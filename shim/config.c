@@ -1,0 +1,266 @@
+/* config.c - the shim's settings, read from the environment on first need.
+ *
+ * Lazily, not in a constructor: the environment is read on the first socket(), the
+ * server name is resolved on the first UDP destination we have to classify (that may
+ * take a DNS round trip, which must not happen at load time).  A bad setting is
+ * remembered and reported as one error line at the first designated call, which
+ * fails with the matching errno; everything else keeps working untouched. */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "wire.h"
+
+#define SHIM_DEFAULT_TIMEOUT_S 30
+
+static struct shim_config config;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool reported;
+
+static int set_error(int err, const char *fmt, const char *a, const char *b)
+{
+	if (config.error)
+		return config.error; /* keep the first: one line, the root cause */
+	config.error = err;
+	snprintf(config.why, sizeof(config.why), fmt, a, b ? b : "");
+	return err;
+}
+
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Optional numeric variable: absent leaves *out alone. */
+static void env_number(const char *name, long min, long max, long *out)
+{
+	const char *s = getenv(name);
+
+	if (!s)
+		return;
+	if (!parse_long(s, min, max, out))
+		set_error(-EINVAL, "%s: bad value '%s'", name, s);
+}
+
+static void parse_server(const char *s)
+{
+	char host[sizeof(config.server_host)];
+	const char *colon = strrchr(s, ':');
+	long port = N4_DEFAULT_PORT;
+
+	if (colon) {
+		if (!parse_long(colon + 1, 1, 65535, &port)) {
+			set_error(-EINVAL, "N4_SERVER: bad port in '%s'%s", s, NULL);
+			return;
+		}
+	}
+	size_t len = colon ? (size_t)(colon - s) : strlen(s);
+	if (len == 0 || len >= sizeof(host)) {
+		set_error(-EINVAL, "N4_SERVER: bad host in '%s'%s", s, NULL);
+		return;
+	}
+	memcpy(host, s, len);
+	host[len] = '\0';
+	snprintf(config.server_host, sizeof(config.server_host), "%s", host);
+	config.server_port = (uint16_t)port;
+	if (inet_pton(AF_INET, host, &config.server_ip) == 1)
+		config.have_server_ip = true;
+}
+
+static void parse_peer(const char *s)
+{
+	char ip[INET_ADDRSTRLEN + 8];
+	const char *colon = strrchr(s, ':');
+	long port;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(ip) || !parse_long(colon + 1, 1, 65535, &port)) {
+		set_error(-EINVAL, "N4_PEER: expected IPv4:PORT, got '%s'%s", s, NULL);
+		return;
+	}
+	memcpy(ip, s, (size_t)(colon - s));
+	ip[colon - s] = '\0';
+	memset(&config.peer_ph, 0, sizeof(config.peer_ph));
+	config.peer_ph.sin_family = AF_INET;
+	config.peer_ph.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, ip, &config.peer_ph.sin_addr) != 1) {
+		set_error(-EINVAL, "N4_PEER: expected IPv4:PORT, got '%s'%s", s, NULL);
+		return;
+	}
+	config.have_peer = true;
+}
+
+static void setup_log(void)
+{
+	char prefix[32];
+	const char *s = getenv("N4_LOG");
+	enum n4_log_level level = N4_LOG_INFO;
+
+	snprintf(prefix, sizeof(prefix), "n4shim[%d] ", (int)getpid());
+	n4_log_set_prefix(prefix);
+	if (s && n4_log_parse_level(s, &level) < 0)
+		set_error(-EINVAL, "N4_LOG: expected quiet, error, warn, info or debug, got '%s'%s",
+			  s, NULL);
+	n4_log_set_level(level);
+	n4_log_set_rate(20); /* datagrams from the network can trigger lines */
+}
+
+static void read_env(void)
+{
+	struct n4_client_cfg *c = &config.client;
+	const char *server = getenv("N4_SERVER");
+	const char *peer = getenv("N4_PEER");
+	const char *listen = getenv("N4_LISTEN");
+	const char *s;
+	long v;
+
+	shim_guard++;
+	setup_log();
+	n4_client_cfg_init(c);
+	/* Kernel-chosen pool ports: several shimmed sockets or processes on one host
+	 * must never collide on a fixed 30000.. window. */
+	c->src_port = 0;
+	c->timeout_ms = SHIM_DEFAULT_TIMEOUT_S * 1000u;
+	c->return_on_eintr = true;
+	snprintf(config.ident, sizeof(config.ident), "%s", N4_DEFAULT_IDENT);
+
+	config.active = server || peer || listen;
+	if (!config.active)
+		goto out;
+	if (server && *server)
+		parse_server(server);
+	else
+		set_error(-EINVAL, "N4_SERVER is not set (want HOST[:PORT])%s%s", "", NULL);
+	if (peer)
+		parse_peer(peer);
+	if (listen) {
+		if (parse_long(listen, 1, 65535, &v))
+			config.listen_port = (uint16_t)v;
+		else
+			set_error(-EINVAL, "N4_LISTEN: bad port '%s'%s", listen, NULL);
+	}
+	s = getenv("N4_IDENT");
+	if (s) {
+		if (n4_ident_check(s) < 0)
+			set_error(-EINVAL,
+				  "N4_IDENT: '%s' is not 1 to 6 printable characters without spaces%s",
+				  s, NULL);
+		else
+			snprintf(config.ident, sizeof(config.ident), "%s", s);
+	}
+	v = SHIM_DEFAULT_TIMEOUT_S;
+	env_number("N4_TIMEOUT", 1, 86400, &v);
+	c->timeout_ms = (unsigned)v * 1000u;
+	v = c->pool_size;
+	env_number("N4_POOL", 1, 1024, &v);
+	c->pool_size = (unsigned)v;
+	v = c->peer_offset;
+	env_number("N4_OFFSET", -65535, 65535, &v);
+	c->peer_offset = (int)v;
+	v = 0;
+	env_number("N4_SRC_PORT", 0, 65535, &v);
+	c->src_port = (uint16_t)v;
+	v = c->round_ms;
+	env_number("N4_ROUND_MS", 0, 600000, &v);
+	c->round_ms = (unsigned)v;
+	v = c->confirm_ms;
+	env_number("N4_CONFIRM_MS", 0, 60000, &v);
+	c->confirm_ms = (unsigned)v;
+	v = c->low_ttl;
+	env_number("N4_LOW_TTL", 0, 255, &v);
+	c->low_ttl = (int)v;
+	v = c->any_peer_ip;
+	env_number("N4_ANY_PEER", 0, 1, &v);
+	c->any_peer_ip = v != 0;
+	s = getenv("N4_STRATEGY");
+	if (s) {
+		if (strcasecmp(s, "auto") == 0)
+			c->strategy = N4_STRATEGY_AUTO;
+		else if (strcasecmp(s, "classic") == 0)
+			c->strategy = N4_STRATEGY_CLASSIC;
+		else
+			set_error(-EINVAL, "N4_STRATEGY: expected auto or classic, got '%s'%s", s, NULL);
+	}
+	memcpy(c->ident, config.ident, sizeof(c->ident));
+	c->server_host = config.server_host;
+	c->server_port = config.server_port;
+	if (!config.error && config.server_host[0]) {
+		char why[160];
+		if (n4_client_cfg_check(c, why, sizeof(why)) < 0)
+			set_error(-EINVAL, "bad settings: %s%s", why, NULL);
+	}
+out:
+	shim_guard--;
+}
+
+static void resolve_server(void)
+{
+	struct addrinfo hints, *res = NULL;
+
+	if (config.have_server_ip || !config.server_host[0])
+		return;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_DGRAM;
+	shim_guard++;
+	int rc = getaddrinfo(config.server_host, NULL, &hints, &res);
+	shim_guard--;
+	if (rc != 0 || !res) {
+		set_error(-EHOSTUNREACH, "N4_SERVER: cannot resolve '%s': %s", config.server_host,
+			  rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return;
+	}
+	config.server_ip = ((const struct sockaddr_in *)res->ai_addr)->sin_addr;
+	config.have_server_ip = true;
+	freeaddrinfo(res);
+	/* Give libn4 the literal: it must talk to the very address we classify by. */
+	inet_ntop(AF_INET, &config.server_ip, config.server_host, sizeof(config.server_host));
+}
+
+const struct shim_config *shim_config_get(void)
+{
+	pthread_once(&env_once, read_env);
+	return &config;
+}
+
+const struct shim_config *shim_config_resolved(void)
+{
+	pthread_once(&env_once, read_env);
+	if (config.active)
+		pthread_once(&resolve_once, resolve_server);
+	return &config;
+}
+
+void shim_config_report(const struct shim_config *cfg)
+{
+	bool first;
+
+	pthread_mutex_lock(&report_lock);
+	first = !reported;
+	reported = true;
+	pthread_mutex_unlock(&report_lock);
+	if (first && cfg->error) {
+		shim_guard++;
+		n4_error("%s", cfg->why);
+		shim_guard--;
+	}
+}

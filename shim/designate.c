@@ -1,0 +1,408 @@
+/* designate.c - turn a program's UDP socket into one punched through to the peer.
+ *
+ * The designating call (connect/sendto/... to the placeholder, or bind to N4_LISTEN)
+ * runs libn4's rendezvous and sweep in the calling thread, with the table lock
+ * dropped, then swaps the winning port into the program's socket:
+ *   - unbound socket: every pool socket is closed first (SO_REUSEPORT siblings would
+ *     share its datagrams), then the program's own socket is bound to the winning
+ *     port; the NAT mapping belongs to the 5-tuple, so it carries over;
+ *   - socket the program bound itself: a bound UDP socket cannot be rebound, so the
+ *     winning socket is dup2()ed over it, carrying what dup2 loses (file status flags,
+ *     FD_CLOEXEC, the options the program set, its epoll registrations).
+ * No protocol logic here: libn4 does the exchange; we only call it. */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Late PUNCHes: the peer confirms for up to its confirm_ms after its own WIN, which
+ * can be a round trip after ours; filter at least this long, and until its first
+ * real datagram has been seen. */
+#define SHIM_FILTER_MIN_MS 5000u
+
+uint64_t shim_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool shim_to_v4(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4)
+{
+	if (!addr)
+		return false;
+	if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		memcpy(v4, addr, sizeof(*v4));
+		return true;
+	}
+	if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)addr;
+		if (!IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+			return false;
+		memset(v4, 0, sizeof(*v4));
+		v4->sin_family = AF_INET;
+		v4->sin_port = a6->sin6_port;
+		memcpy(&v4->sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+		return true;
+	}
+	return false;
+}
+
+bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr,
+			 socklen_t len, struct sockaddr_in *v4)
+{
+	if (!cfg->active || !shim_to_v4(addr, len, v4))
+		return false;
+	if (cfg->have_peer)
+		return v4->sin_addr.s_addr == cfg->peer_ph.sin_addr.s_addr &&
+		       v4->sin_port == cfg->peer_ph.sin_port;
+	cfg = shim_config_resolved();
+	if (!cfg->have_server_ip) {
+		shim_config_report(cfg); /* unresolvable: nothing can be told apart */
+		return false;
+	}
+	return v4->sin_addr.s_addr == cfg->server_ip.s_addr &&
+	       v4->sin_port != htons(cfg->server_port);
+}
+
+/* `v4` in the family of the program's socket (v4-mapped for AF_INET6). */
+static socklen_t to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = v4->sin_port;
+		a6->sin6_addr.s6_addr[10] = 0xff;
+		a6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&a6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+		return sizeof(*a6);
+	}
+	memcpy(out, v4, sizeof(*v4));
+	return sizeof(*v4);
+}
+
+void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,
+		      socklen_t cap_in)
+{
+	struct sockaddr_in from;
+	struct sockaddr_storage ph;
+
+	if (!addr || !len || !s->have_ph || shim_state_of(s) != SHIM_WON)
+		return;
+	if (!shim_to_v4(addr, *len < cap_in ? *len : cap_in, &from) ||
+	    from.sin_addr.s_addr != s->peer.sin_addr.s_addr || from.sin_port != s->peer.sin_port)
+		return;
+	socklen_t n = to_family(s->family, &s->ph, &ph);
+	memcpy(addr, &ph, n < cap_in ? n : cap_in);
+	*len = n;
+}
+
+/* Lock held.  Replace every descriptor of `s` by `newfd`, keeping what dup2 loses. */
+static int swap_in(struct shim_sock *s, int newfd)
+{
+	int fd = s->fds[0], fl;
+
+	for (int i = 0; i < SHIM_MAX_FDS && fd < 0; i++)
+		fd = s->fds[i];
+	fl = REAL(fcntl)(fd, F_GETFL);
+	if (fl >= 0 && REAL(fcntl)(newfd, F_SETFL, fl & (O_NONBLOCK | O_ASYNC)) < 0)
+		n4_warn("cannot carry file status flags: %s", strerror(errno));
+	for (unsigned i = 0; i < s->nopts; i++) {
+		const struct shim_opt *o = &s->opts[i];
+		if (REAL(setsockopt)(newfd, o->level, o->name, o->val, o->len) < 0)
+			n4_debug("socket option %d/%d not carried over: %s", o->level, o->name,
+				 strerror(errno));
+	}
+	/* Keep the old socket alive a moment: threads blocked on it are woken by a
+	 * shutdown and retry on the new one (see shim_swaps). */
+	int old = REAL(dup)(fd);
+	for (int i = 0; i < SHIM_MAX_FDS; i++) {
+		int d = s->fds[i];
+		if (d < 0)
+			continue;
+		int fdfl = REAL(fcntl)(d, F_GETFD);
+		if (REAL(dup3)(newfd, d, fdfl > 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+			int err = errno;
+			if (old >= 0)
+				REAL(close)(old);
+			return -err;
+		}
+	}
+	__atomic_add_fetch(&shim_swaps, 1, __ATOMIC_RELEASE);
+	/* epoll registrations belong to the old open file (epoll(7)): add them again. */
+	for (unsigned i = 0; i < s->nepoll; i++) {
+		struct epoll_event ev = s->epoll[i].ev;
+		if (REAL(epoll_ctl)(s->epoll[i].epfd, EPOLL_CTL_ADD, s->epoll[i].fd, &ev) < 0 &&
+		    errno != EEXIST)
+			n4_warn("cannot carry epoll registration of fd %d: %s", s->epoll[i].fd,
+				strerror(errno));
+	}
+	if (old >= 0) {
+		shutdown(old, SHUT_RDWR);
+		REAL(close)(old);
+	}
+	return 0;
+}
+
+static void any_addr(int family, uint16_t port, struct sockaddr_storage *out, socklen_t *len)
+{
+	memset(out, 0, sizeof(*out));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(port);
+		*len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(port);
+		*len = sizeof(*a4);
+	}
+}
+
+/* The address to bind to: what the program asked for, with the winning port. */
+static void winning_addr(const struct shim_sock *s, uint16_t port, struct sockaddr_storage *out,
+			 socklen_t *len)
+{
+	any_addr(s->family, port, out, len);
+	if (s->bound_len == 0 || s->bound_addr.ss_family != s->family)
+		return;
+	if (s->family == AF_INET6)
+		((struct sockaddr_in6 *)out)->sin6_addr =
+			((const struct sockaddr_in6 *)&s->bound_addr)->sin6_addr;
+	else
+		((struct sockaddr_in *)out)->sin_addr =
+			((const struct sockaddr_in *)&s->bound_addr)->sin_addr;
+}
+
+static int bind_port(int fd, const struct shim_sock *s, uint16_t port)
+{
+	struct sockaddr_storage a;
+	socklen_t len;
+	int one = 1;
+
+	winning_addr(s, port, &a, &len);
+	if (REAL(bind)(fd, (struct sockaddr *)&a, len) == 0)
+		return 0;
+	if (errno == EADDRNOTAVAIL && s->bound_len) {
+		any_addr(s->family, port, &a, &len);
+		if (REAL(bind)(fd, (struct sockaddr *)&a, len) == 0)
+			return 0;
+	}
+	if (errno != EADDRINUSE)
+		return -errno;
+	/* Pool sockets had SO_REUSEADDR; a straggler in the kernel's lookup can refuse us. */
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (REAL(bind)(fd, (struct sockaddr *)&a, len) == 0)
+		return 0;
+	return -errno;
+}
+
+static bool is_bound(int fd)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+
+	if (REAL(getsockname)(fd, (struct sockaddr *)&a, &len) < 0)
+		return false;
+	if (a.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&a)->sin_port != 0;
+	if (a.ss_family == AF_INET6)
+		return ((struct sockaddr_in6 *)&a)->sin6_port != 0;
+	return false;
+}
+
+/* Lock held: put the winning socket's port under the program's descriptor(s). */
+static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_result *res,
+		     enum shim_trigger how)
+{
+	int rc, err;
+	socklen_t elen = sizeof(err);
+
+	if (how == SHIM_BY_BIND || !is_bound(fd)) {
+		REAL(close)(winfd); /* its siblings went with n4_client_free() */
+		rc = bind_port(fd, s, res->local_port);
+		if (rc < 0)
+			return rc;
+	} else if (s->family == AF_INET) {
+		rc = swap_in(s, winfd);
+		REAL(close)(winfd);
+		if (rc < 0)
+			return rc;
+	} else {
+		/* AF_INET6 program socket, AF_INET pool: a v6 socket on the same port keeps
+		 * the program's sockaddr_in6 calls valid. */
+		REAL(close)(winfd);
+		int nfd = REAL(socket)(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (nfd < 0)
+			return -errno;
+		rc = bind_port(nfd, s, res->local_port);
+		if (rc == 0)
+			rc = swap_in(s, nfd);
+		REAL(close)(nfd);
+		if (rc < 0)
+			return rc;
+	}
+	/* Errors from probes must not surface as the program's first recv error. */
+	(void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+	if (s->connected_ph) {
+		struct sockaddr_storage p;
+		socklen_t plen = to_family(s->family, &res->peer, &p);
+		if (REAL(connect)(fd, (struct sockaddr *)&p, plen) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int public_errno(int rc)
+{
+	switch (rc) {
+	case -ETIMEDOUT:
+	case -EHOSTUNREACH:
+	case -EINTR:
+	case -EINVAL:
+	case -EBADF:
+		return rc;
+	default:
+		return -EHOSTUNREACH;
+	}
+}
+
+int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how,
+		   const struct sockaddr_in *ph, const struct sockaddr *bind_addr,
+		   socklen_t bind_len)
+{
+	const struct shim_config *cfg;
+	struct n4_client_cfg ccfg;
+	struct n4_result res;
+	n4_client *client;
+	int rc, winfd = -1;
+	char peer_str[INET_ADDRSTRLEN];
+
+	shim_set_state(s, SHIM_PENDING);
+	s->refs++;
+	s->cancel = 0;
+	s->have_ph = ph != NULL;
+	if (ph)
+		s->ph = *ph;
+	if (bind_addr && bind_len <= sizeof(s->bound_addr)) {
+		memcpy(&s->bound_addr, bind_addr, bind_len);
+		s->bound_len = bind_len;
+	}
+	shim_unlock();
+
+	shim_guard++;
+	cfg = shim_config_resolved();
+	if (cfg->error) {
+		shim_config_report(cfg);
+		rc = cfg->error;
+		goto out_locked;
+	}
+	ccfg = cfg->client;
+	ccfg.cancel = &s->cancel;
+	n4_info("fd %d designated (%s): rendezvous via %s:%u, ident '%s'", fd,
+		how == SHIM_BY_BIND ? "bind" : how == SHIM_BY_CONNECT ? "connect" : "send",
+		cfg->server_host, cfg->server_port, cfg->ident);
+	client = n4_client_new(&ccfg);
+	if (!client) {
+		rc = -errno;
+		goto out_locked;
+	}
+	rc = n4_client_run(client, &res);
+	if (rc == 0) {
+		int crc = n4_client_confirm(client);
+		if (crc < 0)
+			n4_debug("confirmation ended early: %s", strerror(-crc));
+		winfd = n4_client_take_fd(client);
+		if (winfd < 0)
+			rc = winfd;
+	}
+	n4_client_free(client);
+
+out_locked:
+	shim_lock();
+	if (shim_sock_get(fd) != s || s->cancel) {
+		/* Closed by another thread meanwhile: nothing to swap into. */
+		if (winfd >= 0)
+			REAL(close)(winfd);
+		shim_set_state(s, SHIM_CANDIDATE);
+		rc = -EBADF;
+		goto out;
+	}
+	if (rc == 0) {
+		rc = take_over(fd, s, winfd, &res, how);
+		if (rc < 0)
+			n4_error("fd %d: cannot take over the punched port %u: %s", fd,
+				 res.local_port, strerror(-rc));
+	}
+	if (rc == -EINTR || rc == -ECANCELED) {
+		shim_set_state(s, SHIM_CANDIDATE); /* the program may simply retry */
+		rc = -EINTR;
+		goto out;
+	}
+	if (rc < 0) {
+		if (!cfg->error)
+			n4_error("fd %d: punching failed (%s); its sends fail with %s", fd,
+				 strerror(-rc), strerror(-public_errno(rc)));
+		s->err = -public_errno(rc);
+		shim_set_state(s, SHIM_FAILED);
+		rc = public_errno(rc);
+		goto out;
+	}
+	s->peer = res.peer;
+	s->local_port = res.local_port;
+	s->filter = true;
+	s->filter_until_ms = shim_now_ms() + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
+	shim_set_state(s, SHIM_WON);
+	inet_ntop(AF_INET, &res.peer.sin_addr, peer_str, sizeof(peer_str));
+	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms", fd, res.local_port,
+		peer_str, ntohs(res.peer.sin_port), res.elapsed_ms);
+out:
+	shim_guard--;
+	shim_broadcast();
+	shim_sock_put(s);
+	return rc;
+}
+
+int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
+		     const struct sockaddr_in *ph, bool *rewrite, struct sockaddr_storage *real_dest,
+		     socklen_t *real_len)
+{
+	struct shim_sock *s;
+	int rc;
+
+	*rewrite = false;
+	for (;;) {
+		s = shim_sock_get(fd);
+		if (!s)
+			return 0;
+		switch (shim_state_of(s)) {
+		case SHIM_PENDING:
+			shim_wait();
+			continue;
+		case SHIM_FAILED:
+			return -s->err;
+		case SHIM_WON:
+			if (is_ph && dest && dest->sa_family == s->family) {
+				*real_len = to_family(s->family, &s->peer, real_dest);
+				*rewrite = true;
+			}
+			return 0;
+		default:
+			if (!is_ph || !dest || dest->sa_family != s->family)
+				return 0;
+			(void)dest_len;
+			rc = shim_designate(fd, s, SHIM_BY_SEND, ph, NULL, 0);
+			if (rc < 0)
+				return rc;
+		}
+	}
+}

@@ -1,0 +1,192 @@
+/* fdtab.c - the per-descriptor table: which descriptors are the program's UDP
+ * sockets, and what the shim knows about each.  The table is the shim's one global;
+ * one lock guards it (as cwrap socket_wrapper does) and is never held across a
+ * blocking call.  Slots are read without the lock only for the O(1) "is it ours?"
+ * test of every hook; everything else happens under the lock. */
+#include "shim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct shim_sock *_Atomic shim_fdtab[SHIM_FD_LIMIT];
+
+unsigned shim_swaps;
+static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shim_sock *free_list;
+static int fd_high = -1;
+static pthread_cond_t tab_cond = PTHREAD_COND_INITIALIZER;
+
+static void set_slot(int fd, struct shim_sock *s)
+{
+	__atomic_store_n((struct shim_sock **)&shim_fdtab[fd], s, __ATOMIC_RELEASE);
+}
+
+void shim_lock(void)
+{
+	pthread_mutex_lock(&tab_lock);
+}
+
+void shim_unlock(void)
+{
+	pthread_mutex_unlock(&tab_lock);
+}
+
+void shim_wait(void)
+{
+	pthread_cond_wait(&tab_cond, &tab_lock);
+}
+
+void shim_broadcast(void)
+{
+	pthread_cond_broadcast(&tab_cond);
+}
+
+struct shim_sock *shim_sock_get(int fd)
+{
+	if (fd < 0 || fd >= SHIM_FD_LIMIT)
+		return NULL;
+	return __atomic_load_n((struct shim_sock **)&shim_fdtab[fd], __ATOMIC_RELAXED);
+}
+
+int shim_sock_track(int fd, int family, int type)
+{
+	if (fd < 0 || fd >= SHIM_FD_LIMIT)
+		return -EMFILE;
+	shim_sock_detach(fd); /* a number closed behind our back (syscall(SYS_close)) */
+	struct shim_sock *s = free_list;
+	if (s) {
+		free_list = s->next_free;
+		memset(s, 0, sizeof(*s));
+	} else {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+	}
+	for (int i = 0; i < SHIM_MAX_FDS; i++)
+		s->fds[i] = -1;
+	s->fds[0] = fd;
+	s->refs = 1;
+	s->family = family;
+	s->type = type;
+	s->state = SHIM_CANDIDATE;
+	if (fd > fd_high)
+		fd_high = fd;
+	set_slot(fd, s);
+	return 0;
+}
+
+void shim_sock_attach(int fd, struct shim_sock *s)
+{
+	if (fd < 0 || fd >= SHIM_FD_LIMIT)
+		return;
+	shim_sock_detach(fd);
+	for (int i = 0; i < SHIM_MAX_FDS; i++) {
+		if (s->fds[i] < 0) {
+			s->fds[i] = fd;
+			s->refs++;
+			if (fd > fd_high)
+				fd_high = fd;
+			set_slot(fd, s);
+			return;
+		}
+	}
+	/* More dups than we follow: that descriptor is simply not ours. */
+}
+
+void shim_sock_put(struct shim_sock *s)
+{
+	if (--s->refs == 0) {
+		__atomic_store_n(&s->state, SHIM_CANDIDATE, __ATOMIC_RELEASE);
+		s->next_free = free_list;
+		free_list = s;
+	}
+}
+
+void shim_sock_detach(int fd)
+{
+	struct shim_sock *s = shim_sock_get(fd);
+	bool last = true;
+
+	if (!s)
+		return;
+	set_slot(fd, NULL);
+	for (int i = 0; i < SHIM_MAX_FDS; i++) {
+		if (s->fds[i] == fd)
+			s->fds[i] = -1;
+		else if (s->fds[i] >= 0)
+			last = false;
+	}
+	if (last)
+		s->cancel = 1; /* a rendezvous for a socket nobody holds any more */
+	shim_sock_put(s);
+}
+
+void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void *val,
+			    socklen_t len)
+{
+	if (!val || len > SHIM_OPT_LEN)
+		return;
+	unsigned i;
+	for (i = 0; i < s->nopts; i++)
+		if (s->opts[i].level == level && s->opts[i].name == name)
+			break;
+	if (i == s->nopts) {
+		if (s->nopts == SHIM_MAX_OPTS)
+			return;
+		s->nopts++;
+	}
+	s->opts[i].level = level;
+	s->opts[i].name = name;
+	s->opts[i].len = len;
+	memcpy(s->opts[i].val, val, len);
+}
+
+void shim_set_state(struct shim_sock *s, enum shim_state st)
+{
+	__atomic_store_n(&s->state, (int)st, __ATOMIC_RELEASE);
+}
+
+int shim_fd_high(void)
+{
+	return fd_high;
+}
+
+void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,
+			      const struct epoll_event *ev)
+{
+	unsigned i;
+
+	for (i = 0; i < s->nepoll; i++)
+		if (s->epoll[i].epfd == epfd && s->epoll[i].fd == fd)
+			break;
+	if (op == EPOLL_CTL_DEL) {
+		if (i < s->nepoll)
+			s->epoll[i] = s->epoll[--s->nepoll];
+		return;
+	}
+	if (!ev)
+		return;
+	if (i == s->nepoll) {
+		if (s->nepoll == SHIM_MAX_EPOLL)
+			return;
+		s->nepoll++;
+	}
+	s->epoll[i].epfd = epfd;
+	s->epoll[i].fd = fd;
+	s->epoll[i].ev = *ev;
+}
+
+/* In the child of fork(): the lock may have been held by a thread that does not
+ * exist here; a rendezvous that was running in such a thread will never finish. */
+void shim_fdtab_atfork_child(void)
+{
+	pthread_mutex_init(&tab_lock, NULL);
+	pthread_cond_init(&tab_cond, NULL);
+	for (int fd = 0; fd <= fd_high; fd++) {
+		struct shim_sock *s = shim_sock_get(fd);
+		/* Its designating thread stayed in the parent: let the child start over. */
+		if (s && shim_state_of(s) == SHIM_PENDING)
+			shim_set_state(s, SHIM_CANDIDATE);
+	}
+}

@@ -1,0 +1,240 @@
+/* hooks.c - the interposed libc names, and nothing else is exported (exports.map).
+ * Each hook is two lines: a descriptor that is not in the table, or a call made
+ * by the shim itself (libn4 runs inside us and its socket calls land here too),
+ * goes straight to the real function; the rest goes to shim_<name>. */
+#include "shim.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HOOK __attribute__((visibility("default")))
+#define OURS(fd) (!shim_guard && shim_tracked(fd))
+
+/* glibc declares the sockaddr arguments as transparent unions under _GNU_SOURCE. */
+#if defined(__USE_GNU) && !defined(__cplusplus)
+#define SA(a) ((a).__sockaddr__)
+#else
+#define SA(a) (a)
+#endif
+
+HOOK int socket(int domain, int type, int protocol)
+{
+	if (shim_guard)
+		return REAL(socket)(domain, type, protocol);
+	return shim_socket(domain, type, protocol);
+}
+
+HOOK int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	if (!OURS(fd))
+		return REAL(bind)(fd, SA(addr), len);
+	return shim_bind(fd, SA(addr), len);
+}
+
+HOOK int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	if (!OURS(fd))
+		return REAL(connect)(fd, SA(addr), len);
+	return shim_connect(fd, SA(addr), len);
+}
+
+HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	if (!OURS(fd))
+		return REAL(setsockopt)(fd, level, name, val, len);
+	return shim_setsockopt(fd, level, name, val, len);
+}
+
+HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	if (!OURS(fd))
+		return REAL(send)(fd, buf, len, flags);
+	return shim_sendto(fd, buf, len, flags, NULL, 0);
+}
+
+HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG dest,
+		    socklen_t dest_len)
+{
+	if (!OURS(fd))
+		return REAL(sendto)(fd, buf, len, flags, SA(dest), dest_len);
+	return shim_sendto(fd, buf, len, flags, SA(dest), dest_len);
+}
+
+HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!OURS(fd))
+		return REAL(sendmsg)(fd, msg, flags);
+	return shim_sendmsg(fd, msg, flags);
+}
+
+HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+{
+	if (!OURS(fd))
+		return REAL(sendmmsg)(fd, vec, vlen, flags);
+	return shim_sendmmsg(fd, vec, vlen, flags);
+}
+
+HOOK ssize_t write(int fd, const void *buf, size_t len)
+{
+	if (!OURS(fd)) {
+		shim_real_init();
+		if (!shim_real.write) /* only while dlsym runs */
+			return syscall(SYS_write, fd, buf, len);
+		return shim_real.write(fd, buf, len);
+	}
+	return shim_write(fd, buf, len);
+}
+
+HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!OURS(fd))
+		return REAL(writev)(fd, iov, iovcnt);
+	return shim_writev(fd, iov, iovcnt);
+}
+
+HOOK ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	if (!OURS(fd))
+		return REAL(recv)(fd, buf, len, flags);
+	return shim_recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+HOOK ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKADDR_ARG from,
+		      socklen_t *from_len)
+{
+	if (!OURS(fd))
+		return REAL(recvfrom)(fd, buf, len, flags, SA(from), from_len);
+	return shim_recvfrom(fd, buf, len, flags, SA(from), from_len);
+}
+
+HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (!OURS(fd))
+		return REAL(recvmsg)(fd, msg, flags);
+	return shim_recvmsg(fd, msg, flags);
+}
+
+HOOK int recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags, struct timespec *timeout)
+{
+	if (!OURS(fd))
+		return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+	return shim_recvmmsg(fd, vec, vlen, flags, timeout);
+}
+
+HOOK ssize_t read(int fd, void *buf, size_t len)
+{
+	if (!OURS(fd)) {
+		shim_real_init();
+		if (!shim_real.read) /* only while dlsym runs */
+			return syscall(SYS_read, fd, buf, len);
+		return shim_real.read(fd, buf, len);
+	}
+	return shim_read(fd, buf, len);
+}
+
+/* Fortified callers (_FORTIFY_SOURCE) import these instead of recv/recvfrom; the
+ * real ones abort on len > buflen, so hand those over unchanged. */
+HOOK ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	if (!OURS(fd) || len > buflen)
+		return REAL(recv_chk)(fd, buf, len, buflen, flags);
+	return shim_recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+			    struct sockaddr *from, socklen_t *from_len)
+{
+	if (!OURS(fd) || len > buflen)
+		return REAL(recvfrom_chk)(fd, buf, len, buflen, flags, from, from_len);
+	return shim_recvfrom(fd, buf, len, flags, from, from_len);
+}
+
+HOOK int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	if (!OURS(fd))
+		return REAL(getpeername)(fd, SA(addr), len);
+	return shim_getpeername(fd, SA(addr), len);
+}
+
+HOOK int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	if (!OURS(fd))
+		return REAL(getsockname)(fd, SA(addr), len);
+	return shim_getsockname(fd, SA(addr), len);
+}
+
+HOOK int close(int fd)
+{
+	if (!OURS(fd)) {
+		shim_real_init();
+		if (!shim_real.close) /* only while dlsym runs */
+			return (int)syscall(SYS_close, fd);
+		return shim_real.close(fd);
+	}
+	return shim_close(fd);
+}
+
+HOOK int close_range(unsigned first, unsigned last, int flags)
+{
+	if (shim_guard)
+		return (int)syscall(SYS_close_range, first, last, flags);
+	return shim_close_range(first, last, flags);
+}
+
+HOOK int dup(int fd)
+{
+	if (!OURS(fd))
+		return REAL(dup)(fd);
+	return shim_dup(fd);
+}
+
+/* dup2/dup3/F_DUPFD also matter when the target number is stale in the table. */
+HOOK int dup2(int oldfd, int newfd)
+{
+	if (shim_guard)
+		return REAL(dup2)(oldfd, newfd);
+	return shim_dup3(oldfd, newfd, 0, true);
+}
+
+HOOK int dup3(int oldfd, int newfd, int flags)
+{
+	if (shim_guard)
+		return REAL(dup3)(oldfd, newfd, flags);
+	return shim_dup3(oldfd, newfd, flags, false);
+}
+
+HOOK int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *); /* as glibc does: int or pointer, one register */
+	va_end(ap);
+	if (!OURS(fd))
+		return REAL(fcntl)(fd, cmd, arg);
+	return shim_fcntl(fd, cmd, arg, false);
+}
+
+HOOK int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (!OURS(fd))
+		return REAL(fcntl64)(fd, cmd, arg);
+	return shim_fcntl(fd, cmd, arg, true);
+}
+
+HOOK int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	if (!OURS(fd))
+		return REAL(epoll_ctl)(epfd, op, fd, ev);
+	return shim_epoll_ctl(epfd, op, fd, ev);
+}
+
+HOOK pid_t fork(void)
+{
+	return shim_fork();
+}

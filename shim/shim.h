@@ -1,0 +1,239 @@
+/* shim.h - internal interfaces of libn4shim.so: real symbols, the descriptor table,
+ * the configuration read from the environment, and designation (rendezvous + swap). */
+#ifndef N4_SHIM_H
+#define N4_SHIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "n4.h"
+
+/* ------------------------------------------------------------------ real.c --- */
+
+struct shim_real {
+	int (*socket)(int, int, int);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
+	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
+				socklen_t *);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*close)(int);
+	int (*close_range)(unsigned, unsigned, int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	pid_t (*fork)(void);
+};
+
+/* Resolved once (pthread_once), on first use from any hook. */
+extern struct shim_real shim_real;
+void shim_real_init(void);
+
+/* Non-zero while this thread runs the shim's own code (libn4 included): every hook
+ * then goes straight to the real function.  initial-exec: LD_PRELOAD libraries are
+ * loaded at start, and the fast path must not call __tls_get_addr. */
+extern __thread int shim_guard __attribute__((tls_model("initial-exec")));
+
+#define REAL(name) (shim_real_init(), shim_real.name)
+
+/* ---------------------------------------------------------------- config.c --- */
+
+struct shim_config {
+	bool active;                  /* something can be designated at all */
+	int error;                    /* 0, or the -errno every designated call fails with */
+	char why[512];                /* the one error line */
+	bool have_peer;               /* N4_PEER given */
+	struct sockaddr_in peer_ph;   /* N4_PEER placeholder */
+	bool have_server_ip;          /* server host resolved (or literal) */
+	struct in_addr server_ip;
+	uint16_t server_port;
+	uint16_t listen_port;         /* N4_LISTEN, 0 = none */
+	struct n4_client_cfg client;  /* server_host points at server_host below */
+	char server_host[256];
+	char ident[N4_IDENT_MAX + 1];
+};
+
+/* Parsed on first need: cheap part (environment only) on the first socket(), the
+ * server name resolved on the first UDP destination seen.  Never NULL. */
+const struct shim_config *shim_config_get(void);
+/* Same, resolving N4_SERVER's name if not done yet (may block: DNS). */
+const struct shim_config *shim_config_resolved(void);
+/* Log the configuration error once per process (the "one clear error line"). */
+void shim_config_report(const struct shim_config *cfg);
+
+/* ---------------------------------------------------------------- fdtab.c --- */
+
+enum shim_state {
+	SHIM_CANDIDATE = 0, /* an AF_INET/AF_INET6 UDP socket of the program */
+	SHIM_PENDING,       /* a designating call is running the rendezvous */
+	SHIM_WON,           /* swapped to the winning port; traffic goes to the peer */
+	SHIM_FAILED,        /* punching failed: sends fail with `err` */
+};
+
+#define SHIM_MAX_FDS 4    /* descriptors (dups) sharing one socket */
+#define SHIM_MAX_OPTS 16  /* socket options remembered for a swap */
+#define SHIM_OPT_LEN 64
+#define SHIM_MAX_EPOLL 8  /* epoll registrations remembered for a swap */
+
+struct shim_opt {
+	int level, name;
+	socklen_t len;
+	unsigned char val[SHIM_OPT_LEN];
+};
+
+struct shim_epoll {
+	int epfd;
+	int fd;
+	struct epoll_event ev;
+};
+
+/* Entries are never freed, only recycled (type-stable memory): the fast paths read
+ * `state` without the lock, and a slot read just before a concurrent close() must
+ * still point at a shim_sock. */
+struct shim_sock {
+	struct shim_sock *next_free;
+	unsigned refs;               /* table slots + running designations */
+	int fds[SHIM_MAX_FDS];       /* descriptors pointing at this socket, -1 = free */
+	int family;                  /* AF_INET or AF_INET6 */
+	int type;                    /* SOCK_DGRAM | flags as given to socket() */
+	int state;                   /* enum shim_state; read lock-free in fast paths */
+	int err;                     /* SHIM_FAILED: positive errno */
+	bool prog_bound;             /* the program bound it (or we did for it) */
+	struct sockaddr_storage bound_addr; /* what the program asked bind() for */
+	socklen_t bound_len;
+	bool connected_ph;           /* the program connect()ed to the placeholder */
+	bool have_ph;                /* ph known: rewrite peer <-> placeholder */
+	struct sockaddr_in ph;       /* the placeholder this socket was designated with */
+	struct sockaddr_in peer;     /* the real peer (SHIM_WON) */
+	uint16_t local_port;         /* the winning port */
+	bool filter;                 /* late PUNCHes from the peer may still arrive */
+	uint64_t filter_until_ms;    /* ... at least until then */
+	volatile sig_atomic_t cancel;/* set when the last descriptor is closed */
+	unsigned nopts, nepoll;
+	struct shim_opt opts[SHIM_MAX_OPTS];
+	struct shim_epoll epoll[SHIM_MAX_EPOLL];
+};
+
+/* The table: one slot per descriptor, read without the lock for the O(1) check. */
+#define SHIM_FD_LIMIT (1 << 20)
+extern struct shim_sock *_Atomic shim_fdtab[SHIM_FD_LIMIT];
+
+static inline bool shim_tracked(int fd)
+{
+	return fd >= 0 && fd < SHIM_FD_LIMIT &&
+	       __atomic_load_n((struct shim_sock **)&shim_fdtab[fd], __ATOMIC_RELAXED) != NULL;
+}
+
+void shim_lock(void);
+void shim_unlock(void);
+/* Wait (lock held) until some designation finishes. */
+void shim_wait(void);
+void shim_broadcast(void);
+
+/* All below: lock held. */
+struct shim_sock *shim_sock_get(int fd);
+int shim_sock_track(int fd, int family, int type);     /* new socket() */
+void shim_sock_attach(int fd, struct shim_sock *s);      /* dup: fd -> s */
+void shim_sock_detach(int fd);                           /* close / reuse */
+void shim_sock_put(struct shim_sock *s);                 /* drop a reference */
+void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void *val,
+			    socklen_t len);
+void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,
+			      const struct epoll_event *ev);
+void shim_set_state(struct shim_sock *s, enum shim_state st);
+static inline int shim_state_of(const struct shim_sock *s)
+{
+	return __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+}
+/* Highest descriptor ever tracked (bounds close_range and fork scans). */
+int shim_fd_high(void);
+/* Number of socket swaps done by dup2 so far: a receive that returns 0 while it
+ * changed was woken on the old socket and is retried on the new one. */
+extern unsigned shim_swaps;
+void shim_fdtab_atfork_child(void);
+
+/* ------------------------------------------------------------- designate.c --- */
+
+/* Does `addr` (family-aware, v4-mapped included) name a placeholder?  Fills v4. */
+bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr,
+			 socklen_t len, struct sockaddr_in *v4);
+/* Convert a sockaddr (AF_INET or v4-mapped AF_INET6) to AF_INET. */
+bool shim_to_v4(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4);
+
+enum shim_trigger { SHIM_BY_SEND, SHIM_BY_CONNECT, SHIM_BY_BIND };
+
+/* Lock held on entry and on return (dropped while punching).  Runs the rendezvous for
+ * `s` (which has descriptor fd) and swaps the socket.  0 or -errno. */
+int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how,
+		   const struct sockaddr_in *ph, const struct sockaddr *bind_addr,
+		   socklen_t bind_len);
+
+/* Lock held.  Before sending on a tracked descriptor: waits out a running rendezvous,
+ * designates when dest is a placeholder (is_ph/ph, computed without the lock).
+ * Returns 0 when the call may proceed, with *rewrite set when the destination must
+ * become real_dest (the peer), or -errno. */
+int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
+		     const struct sockaddr_in *ph, bool *rewrite, struct sockaddr_storage *real_dest,
+		     socklen_t *real_len);
+
+/* Build the address to report for `from` (rewrite real peer -> placeholder). */
+void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,
+		      socklen_t cap_in);
+
+uint64_t shim_now_ms(void);
+
+/* ------------------------------------------ send.c, recv.c, fdops.c (the calls) --- */
+
+int shim_socket(int domain, int type, int protocol);
+int shim_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int shim_connect(int fd, const struct sockaddr *addr, socklen_t len);
+int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+int shim_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
+int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
+int shim_close(int fd);
+int shim_close_range(unsigned first, unsigned last, int flags);
+int shim_dup(int fd);
+int shim_dup3(int oldfd, int newfd, int flags, bool is_dup2);
+int shim_fcntl(int fd, int cmd, void *arg, bool is64);
+int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+pid_t shim_fork(void);
+void shim_atfork_init(void);
+
+ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *dest,
+		    socklen_t dest_len);
+ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
+int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags);
+ssize_t shim_write(int fd, const void *buf, size_t len);
+ssize_t shim_writev(int fd, const struct iovec *iov, int iovcnt);
+
+ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+		      socklen_t *from_len);
+ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags);
+int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags, struct timespec *timeout);
+ssize_t shim_read(int fd, void *buf, size_t len);
+
+#endif
