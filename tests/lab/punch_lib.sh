@@ -1,0 +1,105 @@
+# punch_lib.sh - helpers for lab tests that run the n4 server and clients.
+# Source after tests/lab/lib.sh.  Every helper fails loudly (non-zero + message).
+
+N4_BIN=${N4_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+N4=$N4_BIN/n4
+
+pass=0
+fail=0
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() { # description, command...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+summary() { # suite name
+	echo "$1: $pass passed, $fail failed"
+	((fail == 0))
+}
+
+# Start `n4 -s` in srv; wait until it serves.  Extra args go to the server.
+start_server() {
+	SRV_LOG=$LAB_DIR/server.log
+	: >"$SRV_LOG"
+	SRV_PID=$(lab_bg srv "$SRV_LOG" "$N4" -s "$@")
+	lab_wait_for grep -q "serving on" "$SRV_LOG" --timeout 5 || {
+		echo "server did not start:" >&2
+		cat "$SRV_LOG" >&2
+		return 1
+	}
+}
+
+stop_server() {
+	[[ -n ${SRV_PID:-} ]] && kill "$SRV_PID" 2>/dev/null
+	SRV_PID=
+	return 0
+}
+
+# client NODE LOG args...: start `n4 -c` in NODE, echo its pid.
+client() {
+	local node=$1 log=$2
+	shift 2
+	lab_bg "$node" "$log" "$N4" -c -h "$LAB_SRV_IP" "$@"
+}
+
+# wait_pids TIMEOUT_S pid...: wait for processes to exit (polling /proc).
+wait_pids() {
+	local t=$1
+	shift
+	local end=$((SECONDS + t))
+	for p in "$@"; do
+		while kill -0 "$p" 2>/dev/null; do
+			((SECONDS < end)) || return 1
+			sleep 0.05
+		done
+	done
+}
+
+won() { grep -q '\[ WIN \]' "$1"; }
+local_port() { sed -nE 's/.*Local port: +([0-9]+).*/\1/p' "$1" | tail -n 1; }
+peer_addr() { sed -nE 's/.*Peer address: +([0-9.]+:[0-9]+).*/\1/p' "$1" | tail -n 1; }
+told_peer() { sed -nE 's/.* => Peer: ([0-9.]+:[0-9]+).*/\1/p' "$1" | tail -n 1; }
+# Milliseconds from the first log line to [ WIN ].
+win_ms() {
+	awk -F'[][ ,:]+' '/\[ WIN \]/ { w = ($4*3600+$5*60+$6)*1000+$7 }
+		NR == 1 { s = ($4*3600+$5*60+$6)*1000+$7 }
+		END { if (w) print w - s; else print -1 }' "$1"
+}
+
+# Run one pair a<->b with the given client args; sets LOG_A/LOG_B; returns 0
+# when both report [ WIN ].
+run_pair() {
+	local tag=$1
+	shift
+	LOG_A=$LAB_DIR/$tag-a.log
+	LOG_B=$LAB_DIR/$tag-b.log
+	local pa pb
+	pa=$(client a "$LOG_A" "$@")
+	pb=$(client b "$LOG_B" "$@")
+	wait_pids 60 "$pa" "$pb" || { kill "$pa" "$pb" 2>/dev/null; }
+	won "$LOG_A" && won "$LOG_B"
+}
+
+# message_crosses FROM_NODE FROM_LOG TO_NODE TO_LOG: after a WIN, a datagram sent
+# from FROM's punched port to the address it was given arrives at TO's punched
+# port, through both NATs, with no n4 process left running.
+message_crosses() {
+	local from=$1 from_log=$2 to=$3 to_log=$4
+	local lport rport peer out msg
+	lport=$(local_port "$from_log")
+	rport=$(local_port "$to_log")
+	peer=$(peer_addr "$from_log")
+	[[ -n $lport && -n $rport && -n $peer ]] || return 1
+	out=$LAB_DIR/msg-$from-$to.out
+	msg="hello from $from $RANDOM"
+	: >"$out"
+	local rpid
+	rpid=$(lab_bg "$to" "$out" timeout 10 socat -u "UDP4-RECV:$rport,reuseaddr" STDOUT)
+	lab_wait_for lab_exec "$to" sh -c "ss -ulnH 'sport = :$rport' | grep -q ." --timeout 5 || return 1
+	lab_exec "$from" sh -c "printf '%s\n' '$msg' | socat -u STDIN UDP4-SENDTO:$peer,sourceport=$lport,reuseaddr"
+	lab_wait_for grep -qF "$msg" "$out" --timeout 5
+	local rc=$?
+	kill "$rpid" 2>/dev/null
+	return $rc
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# test_punch.sh - n4 -c pairs punch through real kernel NATs (issue: foundation).
+# Each case brings up the NAT flavours it needs, flushes NAT state between cases,
+# and asserts on what the programs print and what crosses the NATs.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+source "$here/punch_lib.sh"
+
+lab_require_root || exit 1
+trap 'lab_down' EXIT
+
+# ---------------------------------------------------------------- inc / inc
+lab_up --nat-a inc --nat-b inc || exit 1
+start_server || exit 1
+
+check "inc/inc: both n4 clients report [ WIN ]" run_pair incinc -t 30
+check "inc/inc: a datagram crosses a -> b on the punched ports" \
+	message_crosses a "$LOG_A" b "$LOG_B"
+check "inc/inc: a datagram crosses b -> a on the punched ports" \
+	message_crosses b "$LOG_B" a "$LOG_A"
+check "inc/inc: each side's peer address is the other NAT's public IP" \
+	bash -c "[[ '$(peer_addr "$LOG_A")' == $LAB_NATB_IP:* && '$(peer_addr "$LOG_B")' == $LAB_NATA_IP:* ]]"
+
+lab_flush
+# An original-protocol client (raw v1 bytes) pairs and wins with ours.
+V1_LOG=$LAB_DIR/v1.log
+v1=$(lab_bg a "$V1_LOG" "$N4_BIN/tests/v1client" "$LAB_SRV_IP" 1721 n4n4n4 31000 25 20 40)
+ours=$(client b "$LAB_DIR/v1-ours.log" -t 40)
+wait_pids 60 "$v1" "$ours"
+check "original v1 client and ours: the original reports [ WIN ]" won "$V1_LOG"
+check "original v1 client and ours: ours reports [ WIN ]" won "$LAB_DIR/v1-ours.log"
+
+lab_flush
+# Three pairs with different identifiers at once through one server.
+p1a=$(client a "$LAB_DIR/p1-a.log" -a pair1 -b 32000 -t 30)
+p1b=$(client b "$LAB_DIR/p1-b.log" -a pair1 -b 32000 -t 30)
+p2a=$(client a2 "$LAB_DIR/p2-a.log" -a pair2 -b 33000 -t 30)
+p2b=$(client b2 "$LAB_DIR/p2-b.log" -a pair2 -b 33000 -t 30)
+p3a=$(client a "$LAB_DIR/p3-a.log" -a pair3 -b 34000 -t 30)
+p3b=$(client b "$LAB_DIR/p3-b.log" -a pair3 -b 34000 -t 30)
+wait_pids 60 "$p1a" "$p1b" "$p2a" "$p2b" "$p3a" "$p3b"
+for p in p1 p2 p3; do
+	check "three pairs at once: $p wins on both sides" \
+		bash -c "grep -q '\[ WIN \]' '$LAB_DIR/$p-a.log' && grep -q '\[ WIN \]' '$LAB_DIR/$p-b.log'"
+done
+
+lab_flush
+# Hostile clients against the server while a real pair completes.
+h=()
+h+=("$(lab_bg a2 /dev/null sh -c "head -c 4096 /dev/urandom | socat -u STDIN TCP:$LAB_SRV_IP:1721")")
+h+=("$(lab_bg a2 /dev/null sh -c "printf '\005\000n4n4n4' | socat -t 3 - TCP:$LAB_SRV_IP:1721")")
+h+=("$(lab_bg b2 /dev/null sh -c "printf '\001\000n' | socat -t 30 - TCP:$LAB_SRV_IP:1721")")
+h+=("$(lab_bg b2 /dev/null socat -t 30 -u /dev/zero,readbytes=0 TCP:$LAB_SRV_IP:1721)")
+h+=("$(lab_bg a2 /dev/null sh -c "head -c 64 /dev/urandom | socat -u STDIN UDP4-SENDTO:$LAB_SRV_IP:1721")")
+check "hostile clients around: a real pair still wins" run_pair hostile -t 30
+check "server dropped the garbage and wrong-command clients with a log line" \
+	grep -q "malformed HELLO" "$SRV_LOG"
+check "server drops a short, then silent, client after its deadline" \
+	lab_wait_for grep -q "no HELLO within" "$SRV_LOG" --timeout 10
+check "server is still serving after the hostile clients" kill -0 "$SRV_PID"
+kill "${h[@]}" 2>/dev/null
+
+lab_flush
+# Two clients behind the same NAT (and so one public IP) are each told the
+# other's address, not their own.
+sa=$(client a "$LAB_DIR/same-a.log" -a same -t 3 -b 35000)
+sb=$(client a2 "$LAB_DIR/same-a2.log" -a same -t 3 -b 35000)
+wait_pids 30 "$sa" "$sb"
+own_a=$(lab_exec nata conntrack -L -p udp --orig-src "$LAB_A_IP" --orig-port-src 35000 \
+	--orig-dst "$LAB_SRV_IP" 2>/dev/null | sed -nE 's/.*dport=([0-9]+) .*dport=([0-9]+).*/\2/p' | head -n 1)
+own_a2=$(lab_exec nata conntrack -L -p udp --orig-src "$LAB_A2_IP" --orig-port-src 35000 \
+	--orig-dst "$LAB_SRV_IP" 2>/dev/null | sed -nE 's/.*dport=([0-9]+) .*dport=([0-9]+).*/\2/p' | head -n 1)
+check "same NAT: both public ports were found in conntrack" \
+	bash -c "[[ -n '$own_a' && -n '$own_a2' && '$own_a' != '$own_a2' ]]"
+check "same NAT: host a is told host a2's address" \
+	bash -c "[[ '$(told_peer "$LAB_DIR/same-a.log")' == '$LAB_NATA_IP:$own_a2' ]]"
+check "same NAT: host a2 is told host a's address" \
+	bash -c "[[ '$(told_peer "$LAB_DIR/same-a2.log")' == '$LAB_NATA_IP:$own_a' ]]"
+stop_server
+lab_down
+
+# ------------------------------------------- inc-linux / inc-linux (conntrack clash)
+for delay in 0 20; do
+	lab_up --nat-a inc-linux --nat-b inc-linux --delay "$delay" || exit 1
+	start_server || exit 1
+	check "inc-linux/inc-linux, ${delay} ms: both win (default strategy)" run_pair "il$delay" -t 30
+	check "inc-linux/inc-linux, ${delay} ms: first round" \
+		bash -c "[[ \$(grep -c 'Source port' '$LOG_A') -eq 1 ]]"
+	stop_server
+	lab_down
+done
+
+# ------------------------------------------------------------ cone / cone, cone / inc
+for flavours in "cone cone" "cone inc"; do
+	set -- $flavours
+	lab_up --nat-a "$1" --nat-b "$2" || exit 1
+	start_server || exit 1
+	check "$1/$2: both win" run_pair "$1$2" -t 30
+	check "$1/$2: a datagram crosses a -> b" message_crosses a "$LOG_A" b "$LOG_B"
+	stop_server
+	lab_down
+done
+
+summary punch
