@@ -1,0 +1,257 @@
+/* n4shim.c - the wrapper command, in the style of torsocks and proxychains4:
+ *   n4shim [options] -- program args
+ * finds libn4shim.so (next to this binary, or in the install prefix), prepends it
+ * to LD_PRELOAD, turns the options into N4_* variables and executes the program.
+ * It refuses what the loader would silently run without the shim: statically
+ * linked programs, setuid/setgid/file-capability programs, and the other ELF class. */
+#include <elf.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef N4_PREFIX
+#define N4_PREFIX "/usr/local"
+#endif
+#define SHIM_LIB "libn4shim.so"
+
+static const char usage_text[] =
+	"usage: n4shim [-s HOST[:PORT]] [-a IDENT] [-P IP:PORT] [-L PORT] [-t SECONDS]\n"
+	"              [-S auto|classic] [-n COUNT] [-o OFFSET] [-b PORT] [-v|-q] -- program [args]\n"
+	"\n"
+	"Run an unmodified UDP program so that it reaches a peer behind another NAT4: the\n"
+	"first send to the placeholder address (or a bind to the listen port) blocks while\n"
+	"libn4 punches, then the program's own socket talks to the peer directly.\n"
+	"\n"
+	"options (each sets the environment variable named beside it):\n"
+	"  -s, --server HOST[:PORT]  N4_SERVER   rendezvous server (required; port 1721)\n"
+	"  -a, --ident IDENT         N4_IDENT    pairing identifier, 1-6 characters (n4n4n4)\n"
+	"  -P, --peer IP:PORT        N4_PEER     placeholder the program uses for its peer;\n"
+	"                                        unset: any UDP port on the server's IP except\n"
+	"                                        the rendezvous port\n"
+	"  -L, --listen PORT         N4_LISTEN   a UDP socket bound to PORT is designated too\n"
+	"                                        (programs that receive first: nc -u -l PORT)\n"
+	"  -t, --timeout SECONDS     N4_TIMEOUT  give up punching after this long (30)\n"
+	"  -S, --strategy S          N4_STRATEGY auto (default) or classic (the original n4)\n"
+	"  -n, --count N             N4_POOL     local sockets per round (25)\n"
+	"  -o, --offset N            N4_OFFSET   added to the peer's observed port (20)\n"
+	"  -b, --src-port PORT       N4_SRC_PORT first local pool port (0: kernel-chosen)\n"
+	"  -v, --verbose             N4_LOG=debug\n"
+	"  -q, --quiet               N4_LOG=quiet\n"
+	"  -h, --help                this text\n"
+	"\n"
+	"environment read by libn4shim.so (set directly with LD_PRELOAD as well):\n"
+	"  N4_SERVER, N4_IDENT, N4_PEER, N4_LISTEN, N4_TIMEOUT, N4_STRATEGY, N4_POOL,\n"
+	"  N4_OFFSET, N4_SRC_PORT as above, and\n"
+	"  N4_LOG         quiet, error, warn, info (default) or debug; lines go to stderr,\n"
+	"                 prefixed \"n4shim[PID]\"\n"
+	"  N4_ROUND_MS    punch round length in ms (0: per strategy)\n"
+	"  N4_CONFIRM_MS  keep confirming after the WIN at most this long (2000)\n"
+	"  N4_LOW_TTL     TTL of the pre-opening packets (2; 0 = off)\n"
+	"  N4_ANY_PEER    1: accept a PUNCH from any IP (the n4 client's -x)\n"
+	"\n"
+	"errors: a failed punch makes the designating call (and later sends on that\n"
+	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"
+	"EINVAL (EHOSTUNREACH for an unresolvable server), with one error line.\n"
+	"Statically linked and setuid programs cannot be interposed and are refused.\n";
+
+static void die(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "n4shim: ");
+	fprintf(stderr, fmt, a, b ? b : "");
+	fputc('\n', stderr);
+	exit(126);
+}
+
+static bool readable(const char *path)
+{
+	return access(path, R_OK) == 0;
+}
+
+/* Next to our own binary (build tree, or PREFIX/bin -> PREFIX/lib), else the prefix. */
+static void find_library(char *out, size_t len)
+{
+	char self[PATH_MAX - 64], real[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, len, "%s/%s", self, SHIM_LIB);
+			if (readable(out))
+				return;
+			snprintf(out, len, "%s/../lib/%s", self, SHIM_LIB);
+			if (readable(out) && realpath(out, real)) {
+				snprintf(out, len, "%s", real);
+				return;
+			}
+		}
+	}
+	snprintf(out, len, "%s/lib/%s", N4_PREFIX, SHIM_LIB);
+	if (!readable(out))
+		die("cannot find %s next to n4shim or in %s/lib", SHIM_LIB, N4_PREFIX);
+}
+
+/* The file execvp would run. */
+static bool find_program(const char *name, char *out, size_t len)
+{
+	if (strchr(name, '/')) {
+		snprintf(out, len, "%s", name);
+		return access(out, X_OK) == 0;
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *end = strchrnul(path, ':');
+		int dlen = (int)(end - path);
+		snprintf(out, len, "%.*s/%s", dlen ? dlen : 1, dlen ? path : ".", name);
+		struct stat st;
+		if (access(out, X_OK) == 0 && stat(out, &st) == 0 && S_ISREG(st.st_mode))
+			return true;
+		path = *end ? end + 1 : end;
+	}
+	return false;
+}
+
+/* Refuse what LD_PRELOAD cannot reach, loudly (the loader would be silent). */
+static void check_program(const char *path)
+{
+	struct stat st;
+	unsigned char buf[4096];
+	FILE *f;
+	size_t n;
+
+	if (stat(path, &st) < 0)
+		die("%s: %s", path, strerror(errno));
+	if (st.st_mode & (S_ISUID | S_ISGID))
+		die("%s is setuid/setgid: the loader ignores LD_PRELOAD for it, refusing%s", path,
+		    NULL);
+	if (getxattr(path, "security.capability", buf, sizeof(buf)) > 0)
+		die("%s has file capabilities: the loader ignores LD_PRELOAD for it, refusing%s",
+		    path, NULL);
+	f = fopen(path, "rb");
+	if (!f)
+		die("%s: %s", path, strerror(errno));
+	n = fread(buf, 1, sizeof(buf), f);
+	if (n >= 2 && buf[0] == '#' && buf[1] == '!') {
+		fclose(f);
+		return; /* a script: its interpreter is dynamic, and so are its children */
+	}
+	if (n < EI_NIDENT || memcmp(buf, ELFMAG, SELFMAG) != 0) {
+		fclose(f);
+		return; /* not ELF: let execvp say what it thinks */
+	}
+	bool is64 = buf[EI_CLASS] == ELFCLASS64;
+	if ((sizeof(void *) == 8) != is64)
+		die("%s is a %s-bit program and the shim is not (wrong ELF class): the loader would skip it",
+		    path, is64 ? "64" : "32");
+	bool interp = false;
+	unsigned long phoff, phnum, phentsize;
+	if (is64) {
+		const Elf64_Ehdr *eh = (const Elf64_Ehdr *)buf;
+		phoff = eh->e_phoff;
+		phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize;
+	} else {
+		const Elf32_Ehdr *eh = (const Elf32_Ehdr *)buf;
+		phoff = eh->e_phoff;
+		phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize;
+	}
+	for (unsigned long i = 0; i < phnum; i++) {
+		unsigned char ph[64];
+		if (phentsize > sizeof(ph) || fseek(f, (long)(phoff + i * phentsize), SEEK_SET) ||
+		    fread(ph, 1, phentsize, f) != phentsize)
+			break;
+		uint32_t type = is64 ? ((const Elf64_Phdr *)ph)->p_type :
+				       ((const Elf32_Phdr *)ph)->p_type;
+		if (type == PT_INTERP)
+			interp = true;
+	}
+	fclose(f);
+	/* No program interpreter: no dynamic loader runs, nothing reads LD_PRELOAD
+	 * (static and static-pie alike; Go binaries are the usual case). */
+	if (!interp)
+		die("%s is statically linked: LD_PRELOAD cannot reach it, refusing%s", path, NULL);
+}
+
+static void set(const char *name, const char *value)
+{
+	if (setenv(name, value, 1) < 0)
+		die("cannot set %s: %s", name, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "ident", required_argument, NULL, 'a' },
+		{ "peer", required_argument, NULL, 'P' },
+		{ "listen", required_argument, NULL, 'L' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "strategy", required_argument, NULL, 'S' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "offset", required_argument, NULL, 'o' },
+		{ "src-port", required_argument, NULL, 'b' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char lib[PATH_MAX], prog[PATH_MAX];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+s:a:P:L:t:S:n:o:b:vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': set("N4_SERVER", optarg); break;
+		case 'a': set("N4_IDENT", optarg); break;
+		case 'P': set("N4_PEER", optarg); break;
+		case 'L': set("N4_LISTEN", optarg); break;
+		case 't': set("N4_TIMEOUT", optarg); break;
+		case 'S': set("N4_STRATEGY", optarg); break;
+		case 'n': set("N4_POOL", optarg); break;
+		case 'o': set("N4_OFFSET", optarg); break;
+		case 'b': set("N4_SRC_PORT", optarg); break;
+		case 'v': set("N4_LOG", "debug"); break;
+		case 'q': set("N4_LOG", "quiet"); break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		default: fputs(usage_text, stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (!getenv("N4_SERVER") || !*getenv("N4_SERVER")) {
+		fprintf(stderr, "n4shim: no rendezvous server: give -s HOST[:PORT] or set N4_SERVER\n");
+		return 2;
+	}
+	find_library(lib, sizeof(lib));
+	if (!find_program(argv[optind], prog, sizeof(prog))) {
+		fprintf(stderr, "n4shim: %s: command not found\n", argv[optind]);
+		return 127;
+	}
+	check_program(prog);
+
+	const char *old = getenv("LD_PRELOAD");
+	size_t len = strlen(lib) + (old ? strlen(old) + 1 : 0) + 1;
+	char *preload = malloc(len);
+	if (!preload)
+		die("out of memory%s%s", "", NULL);
+	snprintf(preload, len, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+	set("LD_PRELOAD", preload);
+	free(preload);
+	execv(prog, argv + optind);
+	fprintf(stderr, "n4shim: cannot run %s: %s\n", prog, strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}
