@@ -26,6 +26,13 @@
  * real datagram has been seen. */
 #define SHIM_FILTER_MIN_MS 5000u
 
+/* After our confirmation ends the peer may still be confirming (it stops when our
+ * acknowledging PUNCH reaches it, up to a one-way delay later) and then needs a few
+ * microseconds to move its port into its program's socket; a datagram sent in that
+ * window is swallowed or refused there.  The designating call returns this much
+ * later, so the datagram that triggered the rendezvous arrives. */
+#define SHIM_SETTLE_MS 150
+
 uint64_t shim_now_ms(void)
 {
 	struct timespec ts;
@@ -369,6 +376,14 @@ out:
 	shim_guard--;
 	shim_broadcast();
 	shim_sock_put(s);
+	if (rc == 0 && how != SHIM_BY_BIND) {
+		/* The socket is already live for other threads; only this call waits. */
+		struct timespec settle = { 0, SHIM_SETTLE_MS * 1000000L };
+		shim_unlock();
+		while (nanosleep(&settle, &settle) < 0 && errno == EINTR)
+			;
+		shim_lock();
+	}
 	return rc;
 }
 
