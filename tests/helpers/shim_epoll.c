@@ -13,6 +13,7 @@
  * instead of sendto; -e: every datagram must be reported as coming from IP:PORT;
  * -f: fork after the first send.  Prints one result line; exit 0 on success. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -304,6 +305,18 @@ static void *receiver(void *arg)
 	return NULL;
 }
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: shim_epoll -c IP:PORT [-b PORT] [-C] | -l PORT  [-n COUNT] "
@@ -342,6 +355,7 @@ int main(int argc, char **argv)
 	if ((!connect_side && !listen_port) || count == 0 || count > MAX_COUNT)
 		usage();
 	got = calloc(count, 1);
+	int fds_before = count_fds();
 	sock = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (sock < 0 || ep < 0 || !got) {
@@ -442,10 +456,14 @@ int main(int argc, char **argv)
 		usleep(20000);
 	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
 	pthread_join(rx, NULL);
-	bool ok = rx_done && tx_acked && !bad_content && !bad_source;
+	close(ep);
+	close(sock);
+	/* Everything the punch opened (pool, probes, the server connection) is gone. */
+	int fds_after = count_fds();
+	bool ok = rx_done && tx_acked && !bad_content && !bad_source && fds_before == fds_after;
 	printf("shim_epoll: %s: received %u/%u unaltered from %s (%u dups), sent %u (%u resent), "
-	       "peer has all: %s, bad content %u, bad source %u\n",
+	       "peer has all: %s, bad content %u, bad source %u, descriptors %d before, %d after\n",
 	       ok ? "ok" : "FAILED", got_n, count, addr_str(&peer), dup_n, count, resends,
-	       tx_acked ? "yes" : "no", bad_content, bad_source);
+	       tx_acked ? "yes" : "no", bad_content, bad_source, fds_before, fds_after);
 	return ok ? 0 : 1;
 }
