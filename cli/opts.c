@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "addr.h"
 #include "wire.h"
@@ -24,6 +25,11 @@ enum {
 	OPT_MAX_PER_IP,
 	OPT_LOG_RATE,
 	OPT_BIND,
+	OPT_CONN_RATE,
+	OPT_CONN_BURST,
+	OPT_DRAIN_TO,
+	OPT_IPV4_ONLY,
+	OPT_IPV6_ONLY,
 };
 
 static const struct option long_opts[] = {
@@ -52,6 +58,11 @@ static const struct option long_opts[] = {
 	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
 	{ "log-rate", required_argument, NULL, OPT_LOG_RATE },
 	{ "bind", required_argument, NULL, OPT_BIND },
+	{ "conn-rate", required_argument, NULL, OPT_CONN_RATE },
+	{ "conn-burst", required_argument, NULL, OPT_CONN_BURST },
+	{ "drain-timeout-ms", required_argument, NULL, OPT_DRAIN_TO },
+	{ "ipv4-only", no_argument, NULL, OPT_IPV4_ONLY },
+	{ "ipv6-only", no_argument, NULL, OPT_IPV6_ONLY },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -75,13 +86,20 @@ void n4_opts_usage(FILE *f)
 	      "  -v, --verbose / -q, --quiet / --log quiet|error|warn|info|debug\n"
 	      "server:\n"
 	      "  -l, --listen PORT       TCP and UDP port (1721)\n"
-	      "      --bind ADDR         IPv4 address to listen on (all)\n"
-	      "      --hello-timeout-ms MS   drop a client silent for this long (5000)\n"
+	      "      --bind ADDR         address to listen on (all, IPv6 and IPv4)\n"
+	      "      --ipv4-only / --ipv6-only   listen on one family only (both)\n"
+	      "      --hello-timeout-ms MS   connect to complete HELLO, slow or silent (5000)\n"
 	      "      --wait-timeout S    a client waits this long for a partner (60)\n"
 	      "      --exchange-timeout-ms MS  READY to both EXCHANGEs (10000)\n"
-	      "      --max-clients N     clients at once (from the descriptor limit)\n"
-	      "      --max-per-ip N      connections per source IP (64)\n"
+	      "      --drain-timeout-ms MS  on SIGTERM/SIGINT, pairs in the exchange get this\n"
+	      "                          long to finish (5000)\n"
+	      "      --max-clients N     clients at once (from the descriptor limit, raised)\n"
+	      "      --max-per-ip N      connections at once per source IP or IPv6 /64\n"
+	      "                          (64; 0 = no cap)\n"
+	      "      --conn-rate N       new connections per second per source (20; 0 = no limit)\n"
+	      "      --conn-burst N      ... in bursts of up to N (64)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
+	      "                          SIGUSR1 logs a status line; SIGTERM/SIGINT stop\n"
 	      "client:\n"
 	      "  -h, --host HOST         rendezvous server (required)\n"
 	      "  -p, --port PORT         server port (1721)\n"
@@ -231,7 +249,22 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			NUM("--max-clients", 2, 10000000, o->server.max_clients, "2-10000000");
 			break;
 		case OPT_MAX_PER_IP:
-			NUM("--max-per-ip", 1, 10000000, o->server.max_per_ip, "1-10000000");
+			NUM("--max-per-ip", 0, 10000000, o->server.max_per_ip, "0-10000000");
+			break;
+		case OPT_CONN_RATE:
+			NUM("--conn-rate", 0, 1000000, o->server.conn_rate_per_ip, "0-1000000");
+			break;
+		case OPT_CONN_BURST:
+			NUM("--conn-burst", 1, 1000000, o->server.conn_burst_per_ip, "1-1000000");
+			break;
+		case OPT_DRAIN_TO:
+			NUM("--drain-timeout-ms", 0, 600000, o->server.drain_timeout_ms, "0-600000");
+			break;
+		case OPT_IPV4_ONLY:
+			o->server.family = AF_INET;
+			break;
+		case OPT_IPV6_ONLY:
+			o->server.family = AF_INET6;
 			break;
 		case OPT_LOG_RATE:
 			NUM("--log-rate", 0, 1000000, o->log_rate, "0-1000000");

@@ -1,5 +1,6 @@
-/* server_main.c - `n4 -s`: run the rendezvous server until SIGTERM/SIGINT;
- * SIGUSR1 logs a one-line status. */
+/* server_main.c - `n4 -s`: run the rendezvous server until SIGTERM/SIGINT, then
+ * shut down gracefully and exit 0; SIGUSR1 logs a one-line status.  The handlers
+ * only set flags: nothing is logged from a signal handler. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ int n4_server_main(const struct n4_opts *o)
 	sa.sa_handler = on_status;
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	n4_log_set_rate(o->log_rate);
+	cfg.log_rate = o->log_rate;
 	cfg.status_flag = &status_flag;
 
 	n4_server *s = n4_server_new(&cfg);
@@ -44,7 +45,7 @@ int n4_server_main(const struct n4_opts *o)
 	int err = n4_server_run(s, &stop_flag);
 	char line[512];
 	n4_server_status(s, line, sizeof(line));
-	n4_info("stopping: %s", line);
+	n4_info("stopped: %s", line);
 	n4_server_free(s);
 	if (err) {
 		n4_error("server loop failed: %s", strerror(-err));

@@ -90,14 +90,25 @@ bool n4_is_punch(const void *buf, size_t len, const char *ident);
 /* ---------------------------------------------------------------- server --- */
 
 struct n4_server_cfg {
-	const char *bind_host;       /* NULL: all IPv4 addresses */
-	uint16_t port;               /* TCP and UDP port: N4_DEFAULT_PORT */
+	const char *bind_host;       /* NULL: every address, IPv6 and IPv4 (see family) */
+	uint16_t port;               /* TCP and UDP port: N4_DEFAULT_PORT; 0 = any */
 	const char *only_ident;      /* -a: accept only this identifier; NULL = any */
-	unsigned hello_timeout_ms;   /* silent / partial client dropped: 5000 */
-	unsigned wait_timeout_ms;    /* waiting for a partner: 60000 */
-	unsigned exchange_timeout_ms;/* READY sent, waiting for EXCHANGEs: 10000 */
-	unsigned max_clients;        /* 0: derived from the descriptor limit */
-	unsigned max_per_ip;         /* concurrent connections per source IP: 64 */
+	/* 0: one dual-stack IPv6 socket that also takes IPv4 (IPv4 only when the
+	 * host has no IPv6); AF_INET: IPv4 only; AF_INET6: IPv6 only.  PEERINFO can
+	 * carry only IPv4: a client whose TCP comes over IPv6 must send its EXCHANGE
+	 * over IPv4 with a token (our client's N4_EXT_TOKEN), see docs/server.md. */
+	int family;
+	unsigned hello_timeout_ms;   /* connect to complete HELLO (slow or silent): 5000 */
+	unsigned wait_timeout_ms;    /* HELLO to a partner's HELLO: 60000 */
+	unsigned exchange_timeout_ms;/* READY to both EXCHANGEs: 10000 */
+	unsigned drain_timeout_ms;   /* on stop: pairs in the exchange get this long: 5000 */
+	unsigned max_clients;        /* 0: derived from the descriptor limit (raised) */
+	unsigned max_per_ip;         /* concurrent connections per source IP / IPv6 /64:
+	                              * 64; 0 = no cap */
+	unsigned conn_rate_per_ip;   /* new connections per second per source: 20; 0 = none */
+	unsigned conn_burst_per_ip;  /* ... with bursts of up to this many: 64 */
+	unsigned log_rate;           /* log lines per second, applied to the logger by
+	                              * n4_server_new: 100; 0 = no cap */
 	volatile sig_atomic_t *status_flag; /* set (e.g. by SIGUSR1): log status, clear */
 };
 
@@ -105,12 +116,18 @@ void n4_server_cfg_init(struct n4_server_cfg *cfg);
 
 typedef struct n4_server n4_server;
 
+/* Opens the listeners, raises the descriptor limit.  NULL + errno on failure
+ * (EINVAL for a bad identifier or config, EADDRINUSE...). */
 n4_server *n4_server_new(const struct n4_server_cfg *cfg);
 /* The bound port (useful when cfg->port was 0). */
 uint16_t n4_server_port(const n4_server *s);
-/* Serve until *stop becomes non-zero (checked at least every 200 ms). */
+/* Clients the server will hold at once (max_clients, or what descriptors allow). */
+unsigned n4_server_capacity(const n4_server *s);
+/* Serve until *stop becomes non-zero (checked at least every 200 ms), then shut
+ * down gracefully: stop accepting, close clients that are not in an exchange,
+ * let pairs in the exchange finish for up to drain_timeout_ms, return 0. */
 int n4_server_run(n4_server *s, volatile sig_atomic_t *stop);
-/* One-line status (clients waiting, pairs completed, rejects) into buf. */
+/* One-line status (clients waiting, pairs completed, rejects by reason) into buf. */
 void n4_server_status(const n4_server *s, char *buf, size_t len);
 void n4_server_free(n4_server *s);
 

@@ -1,7 +1,10 @@
-/* pairing.c - three chained hash tables keyed by 6 bytes: waiting clients by
- * identifier, paired legacy clients by identifier (their EXCHANGE carries only the
- * identifier), and extended clients by token (their EXCHANGE carries a token, which
- * is what tells apart two clients behind one public IP). */
+/* pairing.c - chained hash tables: waiting clients by identifier, paired legacy
+ * clients by identifier and TCP IP (their EXCHANGE carries only the identifier and
+ * must come from that IP), paired legacy clients by identifier alone (only to tell
+ * a spoofed EXCHANGE from a stray one), and extended clients by token (their
+ * EXCHANGE carries a token, which is what tells apart two clients behind one public
+ * IP).  Keys are hashed with a secret key, so chains stay short whatever
+ * identifiers strangers pick. */
 #include "pairing.h"
 
 #include <errno.h>
@@ -10,26 +13,31 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "ipcap.h"
+
 struct htable {
 	struct n4_hnode **buckets;
 	size_t mask;
+	uint64_t hash_key[2];
 };
 
 struct n4_pairing {
-	struct htable waiting, exchanging, tokens;
+	struct htable waiting, exchanging, exch_ids, tokens;
 	size_t nwaiting;
 	uint64_t token_seed;
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-static size_t hash6(const uint8_t k[N4_PAYLOAD_SIZE])
+static void make_key(uint8_t out[N4_HKEY_SIZE], const uint8_t id[N4_PAYLOAD_SIZE], uint32_t ip)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	memcpy(out, id, N4_PAYLOAD_SIZE);
+	memcpy(out + N4_PAYLOAD_SIZE, &ip, 4);
+}
 
-	for (int i = 0; i < N4_PAYLOAD_SIZE; i++)
-		h = (h ^ k[i]) * 1099511628211ull;
-	return (size_t)(h ^ (h >> 29));
+static struct n4_hnode **bucket(const struct htable *t, const uint8_t key[N4_HKEY_SIZE])
+{
+	return &t->buckets[n4_keyed_hash(key, N4_HKEY_SIZE, t->hash_key) & t->mask];
 }
 
 static int ht_init(struct htable *t, size_t n)
@@ -42,14 +50,14 @@ static int ht_init(struct htable *t, size_t n)
 	if (!t->buckets)
 		return -ENOMEM;
 	t->mask = size - 1;
+	n4_hash_key_init(t->hash_key);
 	return 0;
 }
 
-static void ht_insert(struct htable *t, struct n4_hnode *n, const uint8_t key[N4_PAYLOAD_SIZE])
+static void ht_insert(struct htable *t, struct n4_hnode *n, const uint8_t key[N4_HKEY_SIZE])
 {
-	struct n4_hnode **b = &t->buckets[hash6(key) & t->mask];
-
-	memcpy(n->key, key, N4_PAYLOAD_SIZE);
+	memcpy(n->key, key, N4_HKEY_SIZE);
+	struct n4_hnode **b = bucket(t, n->key);
 	n->next = *b;
 	*b = n;
 	n->linked = true;
@@ -59,7 +67,7 @@ static void ht_remove(struct htable *t, struct n4_hnode *n)
 {
 	if (!n->linked)
 		return;
-	for (struct n4_hnode **pp = &t->buckets[hash6(n->key) & t->mask]; *pp; pp = &(*pp)->next) {
+	for (struct n4_hnode **pp = bucket(t, n->key); *pp; pp = &(*pp)->next) {
 		if (*pp == n) {
 			*pp = n->next;
 			break;
@@ -69,10 +77,10 @@ static void ht_remove(struct htable *t, struct n4_hnode *n)
 	n->next = NULL;
 }
 
-static struct n4_hnode *ht_first(const struct htable *t, const uint8_t key[N4_PAYLOAD_SIZE])
+static struct n4_hnode *ht_first(const struct htable *t, const uint8_t key[N4_HKEY_SIZE])
 {
-	for (struct n4_hnode *n = t->buckets[hash6(key) & t->mask]; n; n = n->next) {
-		if (memcmp(n->key, key, N4_PAYLOAD_SIZE) == 0)
+	for (struct n4_hnode *n = *bucket(t, key); n; n = n->next) {
+		if (memcmp(n->key, key, N4_HKEY_SIZE) == 0)
 			return n;
 	}
 	return NULL;
@@ -81,7 +89,7 @@ static struct n4_hnode *ht_first(const struct htable *t, const uint8_t key[N4_PA
 static struct n4_hnode *ht_next_same(struct n4_hnode *n)
 {
 	for (struct n4_hnode *m = n->next; m; m = m->next) {
-		if (memcmp(m->key, n->key, N4_PAYLOAD_SIZE) == 0)
+		if (memcmp(m->key, n->key, N4_HKEY_SIZE) == 0)
 			return m;
 	}
 	return NULL;
@@ -94,14 +102,14 @@ n4_pairing *n4_pairing_new(size_t expected_clients)
 	if (!p)
 		return NULL;
 	if (ht_init(&p->waiting, expected_clients) || ht_init(&p->exchanging, expected_clients) ||
-	    ht_init(&p->tokens, expected_clients)) {
+	    ht_init(&p->exch_ids, expected_clients) || ht_init(&p->tokens, expected_clients)) {
 		n4_pairing_free(p);
 		errno = ENOMEM;
 		return NULL;
 	}
 	if (getrandom(&p->token_seed, sizeof(p->token_seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(p->token_seed))
-		p->token_seed = (uint64_t)(uintptr_t)p ^ 0x9e3779b97f4a7c15ull;
+		p->token_seed = p->waiting.hash_key[0] ^ 0x9e3779b97f4a7c15ull;
 	return p;
 }
 
@@ -111,6 +119,7 @@ void n4_pairing_free(n4_pairing *p)
 		return;
 	free(p->waiting.buckets);
 	free(p->exchanging.buckets);
+	free(p->exch_ids.buckets);
 	free(p->tokens.buckets);
 	free(p);
 }
@@ -119,32 +128,43 @@ void n4_pairing_free(n4_pairing *p)
  * redirect a pair's EXCHANGE; the source-IP check still applies on top. */
 static void assign_token(n4_pairing *p, struct n4_pclient *c)
 {
+	uint8_t key[N4_HKEY_SIZE];
+
 	do {
 		uint64_t x = (p->token_seed += 0x9e3779b97f4a7c15ull);
 		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
 		x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
 		x ^= x >> 31;
 		memcpy(c->token, &x, N4_TOKEN_SIZE);
-	} while (ht_first(&p->tokens, c->token));
-	ht_insert(&p->tokens, &c->token_node, c->token);
+		make_key(key, c->token, 0);
+	} while (ht_first(&p->tokens, key));
+	ht_insert(&p->tokens, &c->token_node, key);
 }
 
 static void enter_paired(n4_pairing *p, struct n4_pclient *c)
 {
+	uint8_t key[N4_HKEY_SIZE];
+
 	c->state = N4_P_PAIRED;
-	if (c->ext & N4_EXT_TOKEN)
+	if (c->ext & N4_EXT_TOKEN) {
 		assign_token(p, c);
-	else
-		ht_insert(&p->exchanging, &c->exch_node, c->ident);
+		return;
+	}
+	make_key(key, c->ident, c->ip);
+	ht_insert(&p->exchanging, &c->exch_node, key);
+	make_key(key, c->ident, 0);
+	ht_insert(&p->exch_ids, &c->exch_id_node, key);
 }
 
 struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c)
 {
-	struct n4_hnode *n = ht_first(&p->waiting, c->ident);
+	uint8_t key[N4_HKEY_SIZE];
 
+	make_key(key, c->ident, 0);
+	struct n4_hnode *n = ht_first(&p->waiting, key);
 	if (!n) {
 		c->state = N4_P_WAITING;
-		ht_insert(&p->waiting, &c->wait_node, c->ident);
+		ht_insert(&p->waiting, &c->wait_node, key);
 		p->nwaiting++;
 		return NULL;
 	}
@@ -171,34 +191,41 @@ int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct so
 			struct n4_pclient **out)
 {
 	uint32_t ip = src->sin_addr.s_addr;
+	uint8_t key[N4_HKEY_SIZE];
 
 	if (msg->ext & N4_EXT_TOKEN) {
-		struct n4_hnode *n = ht_first(&p->tokens, msg->payload);
+		make_key(key, msg->payload, 0);
+		struct n4_hnode *n = ht_first(&p->tokens, key);
 		if (!n)
 			return -ENOENT;
 		struct n4_pclient *c = container_of(n, struct n4_pclient, token_node);
-		if (c->ip != ip)
+		/* An IPv6 TCP client has no IPv4 to compare with: the token it
+		 * received over that TCP connection is the proof. */
+		if (!c->tcp_v6 && c->ip != ip)
 			return -EPERM;
 		*out = c;
 		return attribute(c, src);
 	}
 	/* Legacy: only the identifier and the source IP tell who sent it.  Repeats
 	 * (clients send three) carry the exact address already recorded. */
-	struct n4_hnode *first = ht_first(&p->exchanging, msg->payload);
-	if (!first)
-		return -ENOENT;
+	make_key(key, msg->payload, ip);
+	struct n4_hnode *first = ht_first(&p->exchanging, key);
+	if (!first) {
+		make_key(key, msg->payload, 0);
+		return ht_first(&p->exch_ids, key) ? -EPERM : -ENOENT;
+	}
 	struct n4_pclient *candidate = NULL;
 	for (struct n4_hnode *n = first; n; n = ht_next_same(n)) {
 		struct n4_pclient *c = container_of(n, struct n4_pclient, exch_node);
-		if (c->observed && c->udp.sin_addr.s_addr == ip && c->udp.sin_port == src->sin_port) {
+		if (c->observed && c->udp.sin_port == src->sin_port) {
 			*out = c;
 			return -EALREADY;
 		}
-		if (!candidate && !c->observed && c->ip == ip)
+		if (!candidate && !c->observed)
 			candidate = c;
 	}
 	if (!candidate)
-		return -EPERM;
+		return -EALREADY; /* both behind this IP already seen: a late copy */
 	*out = candidate;
 	return attribute(candidate, src);
 }
@@ -210,6 +237,7 @@ void n4_pairing_remove(n4_pairing *p, struct n4_pclient *c)
 		p->nwaiting--;
 	}
 	ht_remove(&p->exchanging, &c->exch_node);
+	ht_remove(&p->exch_ids, &c->exch_id_node);
 	ht_remove(&p->tokens, &c->token_node);
 	if (c->partner && c->partner->partner == c)
 		c->partner->partner = NULL;

@@ -1,5 +1,7 @@
 /* pairing.h - the server's pairing state, without sockets: which client waits for
- * which identifier, which pair an EXCHANGE datagram belongs to.  O(1) per event. */
+ * which identifier, which pair an EXCHANGE datagram belongs to.  O(1) per event,
+ * also when every client uses the same identifier (the original's default) and
+ * when an attacker picks identifiers that collide: the tables use a keyed hash. */
 #ifndef N4_PAIRING_H
 #define N4_PAIRING_H
 
@@ -10,9 +12,12 @@
 
 #include "wire.h"
 
+/* Identifier or token (6 bytes), then an IPv4 address (4 bytes, 0 when unused). */
+#define N4_HKEY_SIZE (N4_PAYLOAD_SIZE + 4)
+
 struct n4_hnode {
 	struct n4_hnode *next;
-	uint8_t key[N4_PAYLOAD_SIZE];
+	uint8_t key[N4_HKEY_SIZE];
 	bool linked;
 };
 
@@ -25,14 +30,15 @@ enum n4_pstate {
 
 struct n4_pclient {
 	enum n4_pstate state;
-	uint32_t ip;                     /* TCP peer IPv4, network order */
+	uint32_t ip;                     /* TCP peer IPv4, network order (0 for IPv6) */
+	bool tcp_v6;                     /* TCP over native IPv6: see n4_pairing_exchange */
 	uint8_t ident[N4_PAYLOAD_SIZE];  /* wire form */
 	uint8_t ext;                     /* extensions granted */
 	uint8_t token[N4_TOKEN_SIZE];    /* with N4_EXT_TOKEN */
 	struct n4_pclient *partner;
 	bool observed;
 	struct sockaddr_in udp;          /* observed EXCHANGE source */
-	struct n4_hnode wait_node, exch_node, token_node;
+	struct n4_hnode wait_node, exch_node, exch_id_node, token_node;
 	void *owner;                     /* the server's connection */
 };
 
@@ -46,9 +52,12 @@ void n4_pairing_free(n4_pairing *p);
  * NULL when c now waits. */
 struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c);
 
-/* Attribute an EXCHANGE from src.  0 and *out on success (out->observed set).
- * -ENOENT: no pair knows this identifier or token; -EPERM: the source IP is not
- * the TCP client's (spoofed or misrouted); -EALREADY: a duplicate. */
+/* Attribute an EXCHANGE from src (IPv4: PEERINFO can carry nothing else).  0 and
+ * *out on success (out->observed set).  -ENOENT: no pair knows this identifier or
+ * token; -EPERM: the source IP is not the TCP client's (spoofed or misrouted);
+ * -EALREADY: a duplicate.  A client whose TCP came over native IPv6 cannot have
+ * its IPv4 EXCHANGE matched by address: only a token (N4_EXT_TOKEN) attributes it,
+ * a legacy one from that client is never matched. */
 int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct sockaddr_in *src,
 			struct n4_pclient **out);
 

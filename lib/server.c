@@ -1,27 +1,47 @@
 /* server.c - the rendezvous server: one epoll loop, non-blocking sockets, TCP and
- * UDP on one port, many pairs at once.  Pairing decisions live in pairing.c; this
- * file moves bytes, enforces deadlines and times the PEERINFOs. */
+ * UDP on one port (IPv6 and IPv4), many pairs at once.  Pairing decisions live in
+ * pairing.c and per-source limits in ipcap.c; this file moves bytes, admits and
+ * refuses connections, enforces a deadline at every step and times the PEERINFOs.
+ *
+ * Every connection is in exactly one state (pairing.h) with exactly one deadline
+ * armed, so nothing a client does or fails to do can hold resources for longer
+ * than the sum of the configured timeouts. */
 #include "n4.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "ipcap.h"
 #include "log.h"
 #include "loop.h"
 #include "pairing.h"
+#include "server_test.h"
 #include "wire.h"
 
 /* PEERINFOs to one pair are timed to arrive together (see schedule_peerinfo);
  * never hold one back longer than this. */
 #define MAX_SYNC_DELAY_MS 500
+/* Accepts and datagrams handled per readiness event, so that a flood on one
+ * socket cannot starve the other (epoll is level-triggered: the rest waits one
+ * loop iteration). */
+#define ACCEPT_BATCH 256
+#define UDP_BATCH 1024
+/* Descriptors kept for the listeners, the epoll fd, stdio and logs. */
+#define FD_HEADROOM 64
+/* When nothing caps it, aim for this many descriptors (root may raise the hard
+ * limit up to fs.nr_open). */
+#define FD_TARGET 65536
 
 enum reject {
 	REJ_BAD_HELLO,
@@ -29,35 +49,41 @@ enum reject {
 	REJ_HELLO_TIMEOUT,
 	REJ_WAIT_TIMEOUT,
 	REJ_EXCH_TIMEOUT,
+	REJ_SEND_TIMEOUT,
 	REJ_PROTOCOL,
 	REJ_BAD_UDP,
 	REJ_SPOOFED_UDP,
 	REJ_UNKNOWN_UDP,
+	REJ_IPV6_UDP,
 	REJ_FULL,
+	REJ_PER_IP,
+	REJ_RATE,
 	REJ_PARTNER_GONE,
+	REJ_SHUTDOWN,
 	REJ_COUNT
 };
 
 static const char *const reject_names[REJ_COUNT] = {
-	"bad_hello", "ident", "hello_timeout", "wait_timeout", "exchange_timeout", "protocol",
-	"bad_udp", "spoofed_udp", "unknown_udp", "full", "partner_gone",
+	"bad_hello",   "ident",	      "hello_timeout", "wait_timeout", "exchange_timeout",
+	"send_timeout", "protocol",    "bad_udp",      "spoofed_udp",  "unknown_udp",
+	"ipv6_udp",    "full",	      "per_ip",	      "rate",	      "partner_gone",
+	"shutdown",
 };
 
 struct conn {
 	struct n4_pclient pc;
 	struct n4_io io;
 	struct n4_server *srv;
-	struct sockaddr_in tcp_addr;
+	union n4_sa tcp_addr;
+	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	size_t in_len;
-	uint8_t out[4 * N4_MSG_SIZE];
-	size_t out_len;
-	bool close_after_flush;
+	uint8_t out[2 * N4_MSG_SIZE]; /* READY and PEERINFO at most */
+	uint8_t in_len, out_len;
+	bool close_after_flush, closed;
+	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */
-	uint8_t peer_flags;
 	struct n4_timer deadline, peerinfo_timer;
-	bool closed;
 	struct conn *prev, *next; /* all live connections, or the graveyard */
 };
 
@@ -67,15 +93,21 @@ struct n4_server {
 	uint8_t only_ident_wire[N4_PAYLOAD_SIZE];
 	n4_loop *loop;
 	n4_pairing *pairing;
+	n4_ipcap *ipcap;
 	struct n4_io tcp_io, udp_io;
+	int spare_fd; /* given up to accept-and-close when out of descriptors */
 	uint16_t port;
+	int family;
 	unsigned nclients, max_clients;
-	unsigned long pairs_done, accepted;
+	unsigned long long fd_limit, fd_limit_was;
+	unsigned long pairs_done, accepted, client_closed;
 	unsigned long rejects[REJ_COUNT];
 	struct conn *live;
 	/* Closed connections are freed after the loop iteration, so that a chain of
 	 * calls (send -> error -> close partner) never touches freed memory. */
 	struct conn *graveyard;
+	bool draining;
+	uint64_t next_sweep_ms;
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg)
@@ -85,12 +117,26 @@ void n4_server_cfg_init(struct n4_server_cfg *cfg)
 	cfg->hello_timeout_ms = 5000;
 	cfg->wait_timeout_ms = 60000;
 	cfg->exchange_timeout_ms = 10000;
+	cfg->drain_timeout_ms = 5000;
 	cfg->max_per_ip = 64;
+	cfg->conn_rate_per_ip = 20;
+	cfg->conn_burst_per_ip = 64;
+	cfg->log_rate = 100;
 }
 
 static const char *conn_str(const struct conn *c, char *buf, size_t len)
 {
-	return n4_addr_str(&c->tcp_addr, buf, len);
+	return n4_sa_str(&c->tcp_addr, buf, len);
+}
+
+/* Refused and broken connections are reset rather than closed: no TIME_WAIT
+ * left behind for each of a flood's connections. */
+static void close_reset(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
 }
 
 static void conn_close(struct conn *c, bool close_partner);
@@ -106,13 +152,14 @@ static void conn_flush(struct conn *c)
 			return;
 		}
 		if (n <= 0) {
-			char b[32];
-			n4_info("%s: send failed: %s", conn_str(c, b, sizeof(b)), strerror(errno));
+			char b[64];
+			n4_info("%s: send failed: %s", conn_str(c, b, sizeof(b)),
+				n < 0 ? strerror(errno) : "nothing sent");
 			conn_close(c, true);
 			return;
 		}
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
-		c->out_len -= (size_t)n;
+		c->out_len = (uint8_t)(c->out_len - n);
 	}
 	if (c->close_after_flush)
 		conn_close(c, false);
@@ -122,12 +169,12 @@ static void conn_send(struct conn *c, const struct n4_msg *m)
 {
 	if (c->closed)
 		return;
-	if (c->out_len + N4_MSG_SIZE > sizeof(c->out)) {
+	if ((size_t)c->out_len + N4_MSG_SIZE > sizeof(c->out)) {
 		conn_close(c, true); /* cannot happen with our message flow */
 		return;
 	}
 	n4_wire_encode(m, c->out + c->out_len);
-	c->out_len += N4_MSG_SIZE;
+	c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
 	conn_flush(c);
 }
 
@@ -143,7 +190,11 @@ static void conn_close(struct conn *c, bool close_partner)
 	n4_timer_cancel(s->loop, &c->peerinfo_timer);
 	n4_pairing_remove(s->pairing, &c->pc);
 	n4_loop_del(s->loop, &c->io);
-	close(c->io.fd);
+	if (c->out_len > 0 || c->pc.state != N4_P_DONE)
+		close_reset(c->io.fd); /* nothing more it can use: do not linger */
+	else
+		close(c->io.fd);
+	n4_ipcap_release(s->ipcap, &c->src, n4_now_ms());
 	s->nclients--;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -157,9 +208,10 @@ static void conn_close(struct conn *c, bool close_partner)
 	/* A partner still waiting for its PEERINFO can never get it now: close it
 	 * so that its client starts a new round at once instead of timing out. */
 	if (close_partner && partner && partner->pc.state == N4_P_PAIRED) {
-		char b[32];
+		char b[64];
 		s->rejects[REJ_PARTNER_GONE]++;
-		n4_info("%s: partner left before the exchange completed", conn_str(partner, b, sizeof(b)));
+		n4_info("%s: partner left before the exchange completed",
+			conn_str(partner, b, sizeof(b)));
 		conn_close(partner, false);
 	}
 }
@@ -167,24 +219,29 @@ static void conn_close(struct conn *c, bool close_partner)
 static void deadline_fired(n4_loop *loop, struct n4_timer *t)
 {
 	struct conn *c = t->arg;
-	char b[32];
+	struct n4_server *s = c->srv;
+	char b[64];
 	(void)loop;
 
 	switch (c->pc.state) {
 	case N4_P_NEW:
-		c->srv->rejects[REJ_HELLO_TIMEOUT]++;
-		n4_info("%s: no HELLO within %u ms (%zu bytes received), dropped",
-			conn_str(c, b, sizeof(b)), c->srv->cfg.hello_timeout_ms, c->in_len);
+		s->rejects[REJ_HELLO_TIMEOUT]++;
+		n4_info("%s: no HELLO within %u ms (%u bytes received), dropped",
+			conn_str(c, b, sizeof(b)), s->cfg.hello_timeout_ms, c->in_len);
 		break;
 	case N4_P_WAITING:
-		c->srv->rejects[REJ_WAIT_TIMEOUT]++;
+		s->rejects[REJ_WAIT_TIMEOUT]++;
 		n4_info("%s: no partner within %u ms, dropped", conn_str(c, b, sizeof(b)),
-			c->srv->cfg.wait_timeout_ms);
+			s->cfg.wait_timeout_ms);
+		break;
+	case N4_P_PAIRED:
+		s->rejects[REJ_EXCH_TIMEOUT]++;
+		n4_info("%s: no EXCHANGE from the pair within %u ms, dropped",
+			conn_str(c, b, sizeof(b)), s->cfg.exchange_timeout_ms);
 		break;
 	default:
-		c->srv->rejects[REJ_EXCH_TIMEOUT]++;
-		n4_info("%s: no EXCHANGE from the pair within %u ms, dropped",
-			conn_str(c, b, sizeof(b)), c->srv->cfg.exchange_timeout_ms);
+		s->rejects[REJ_SEND_TIMEOUT]++;
+		n4_info("%s: PEERINFO could not be delivered, dropped", conn_str(c, b, sizeof(b)));
 		break;
 	}
 	conn_close(c, true);
@@ -212,7 +269,7 @@ static void handle_hello(struct conn *c)
 {
 	struct n4_server *s = c->srv;
 	struct n4_msg m;
-	char ident[N4_PAYLOAD_SIZE + 1], b[32];
+	char ident[N4_PAYLOAD_SIZE + 1], b[64];
 
 	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_HELLO, &m) ||
 	    n4_ident_decode(m.payload, ident)) {
@@ -239,39 +296,48 @@ static void handle_hello(struct conn *c)
 		return;
 	}
 	struct conn *partner = w->owner;
-	char b2[32];
+	char b2[64];
 	n4_info(" <= Ready to %s and %s", conn_str(partner, b2, sizeof(b2)), b);
 	send_ready(partner);
-	send_ready(c);
+	send_ready(c); /* if partner's send failed, c's READY fails too: c closed */
 }
 
 static void conn_readable(struct conn *c)
 {
 	for (;;) {
 		uint8_t extra[64];
-		uint8_t *dst = c->pc.state == N4_P_NEW ? c->in + c->in_len : extra;
-		size_t want = c->pc.state == N4_P_NEW ? N4_MSG_SIZE - c->in_len : sizeof(extra);
+		bool want_hello = c->pc.state == N4_P_NEW;
+		uint8_t *dst = want_hello ? c->in + c->in_len : extra;
+		size_t want = want_hello ? (size_t)(N4_MSG_SIZE - c->in_len) : sizeof(extra);
 		ssize_t n = recv(c->io.fd, dst, want, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		char b[32];
+		char b[64];
 		if (n <= 0) {
-			if (c->pc.state != N4_P_DONE)
-				n4_info("%s: connection closed by client", conn_str(c, b, sizeof(b)));
+			/* EOF or reset.  A client that half-closes after HELLO is
+			 * treated as gone: the original never does, and a dead
+			 * client must not be paired with a live one. */
+			if (c->pc.state != N4_P_DONE) {
+				c->srv->client_closed++;
+				n4_info("%s: connection closed by client%s", conn_str(c, b, sizeof(b)),
+					n < 0 ? " (reset)" : "");
+			}
 			conn_close(c, true);
 			return;
 		}
-		if (c->pc.state != N4_P_NEW) {
+		if (!want_hello) {
 			/* Nothing may follow a HELLO: the protocol has no other
 			 * client-to-server TCP message. */
+			if (c->pc.state == N4_P_DONE)
+				return; /* closing anyway once PEERINFO is out */
 			c->srv->rejects[REJ_PROTOCOL]++;
 			n4_info("%s: unexpected bytes after HELLO, closed", conn_str(c, b, sizeof(b)));
 			conn_close(c, true);
 			return;
 		}
-		c->in_len += (size_t)n;
+		c->in_len = (uint8_t)(c->in_len + n);
 		if (c->in_len == N4_MSG_SIZE) {
 			handle_hello(c);
 			return; /* c may be gone; further bytes are seen on the next event */
@@ -293,71 +359,130 @@ static void conn_event(n4_loop *loop, struct n4_io *io, uint32_t events)
 		conn_readable(c);
 }
 
+/* A new TCP connection: admit it (capacity, per-source cap and rate) or reset it. */
+static int conn_admit(struct n4_server *s, int fd, const union n4_sa *a)
+{
+	struct n4_ipkey src;
+	char b[64];
+	int err = 0;
+
+	n4_ipkey_from_sa(a, &src);
+	if (s->draining) {
+		s->rejects[REJ_SHUTDOWN]++;
+		err = -ESHUTDOWN;
+	} else if (s->nclients >= s->max_clients) {
+		s->rejects[REJ_FULL]++;
+		n4_warn("%s: server full (%u clients), refused", n4_sa_str(a, b, sizeof(b)),
+			s->nclients);
+		err = -ENOSPC;
+	} else if ((err = n4_ipcap_admit(s->ipcap, &src, n4_now_ms())) != 0) {
+		enum reject r = err == -EMFILE ? REJ_PER_IP : err == -EAGAIN ? REJ_RATE : REJ_FULL;
+		s->rejects[r]++;
+		n4_debug("%s: refused (%s)", n4_sa_str(a, b, sizeof(b)), reject_names[r]);
+	}
+	if (err) {
+		close_reset(fd);
+		return err;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		n4_ipcap_release(s->ipcap, &src, n4_now_ms());
+		s->rejects[REJ_FULL]++;
+		close_reset(fd);
+		return -ENOMEM;
+	}
+	c->srv = s;
+	c->tcp_addr = *a;
+	c->src = src;
+	struct sockaddr_in v4;
+	if (n4_sa_to_v4(a, &v4))
+		c->pc.ip = v4.sin_addr.s_addr;
+	else
+		c->pc.tcp_v6 = true;
+	c->pc.owner = c;
+	c->io = (struct n4_io){ .fd = fd, .cb = conn_event, .arg = c };
+	/* READY and PEERINFO are tiny and latency is the point: never let Nagle
+	 * hold a PEERINFO behind an unacknowledged READY. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((err = n4_loop_add(s->loop, &c->io, EPOLLIN | EPOLLRDHUP)) != 0) {
+		n4_ipcap_release(s->ipcap, &src, n4_now_ms());
+		close_reset(fd);
+		free(c);
+		return err;
+	}
+	s->nclients++;
+	s->accepted++;
+	c->next = s->live;
+	if (s->live)
+		s->live->prev = c;
+	s->live = c;
+	n4_debug("%s: connected", n4_sa_str(a, b, sizeof(b)));
+	arm_deadline(c, s->cfg.hello_timeout_ms);
+	return 0;
+}
+
+/* Out of descriptors: accept with the spare one and reset at once, so that the
+ * kernel's queue drains and level-triggered epoll does not spin. */
+static void shed_one(struct n4_server *s, int lfd)
+{
+	if (s->spare_fd < 0)
+		return;
+	close(s->spare_fd);
+	int fd = accept(lfd, NULL, NULL);
+	if (fd >= 0) {
+		s->rejects[REJ_FULL]++;
+		close_reset(fd);
+	}
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 {
 	struct n4_server *s = io->arg;
+	(void)loop;
 	(void)events;
 
-	for (;;) {
-		struct sockaddr_in a;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		union n4_sa a;
 		socklen_t alen = sizeof(a);
-		int fd = accept4(io->fd, (struct sockaddr *)&a, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(io->fd, &a.sa, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				n4_warn("accept: %s: refusing connections", strerror(errno));
+				shed_one(s, io->fd);
+				continue;
+			}
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				n4_warn("accept: %s", strerror(errno));
 			return;
 		}
-		char b[32];
-		if (s->nclients >= s->max_clients) {
-			s->rejects[REJ_FULL]++;
-			n4_warn("%s: server full (%u clients), refused", n4_addr_str(&a, b, sizeof(b)),
-				s->nclients);
-			close(fd);
-			continue;
-		}
-		struct conn *c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->srv = s;
-		c->tcp_addr = a;
-		c->pc.ip = a.sin_addr.s_addr;
-		c->pc.owner = c;
-		c->io = (struct n4_io){ .fd = fd, .cb = conn_event, .arg = c };
-		if (n4_loop_add(loop, &c->io, EPOLLIN | EPOLLRDHUP)) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		s->nclients++;
-		s->accepted++;
-		c->next = s->live;
-		if (s->live)
-			s->live->prev = c;
-		s->live = c;
-		n4_debug("%s: connected", n4_addr_str(&a, b, sizeof(b)));
-		arm_deadline(c, s->cfg.hello_timeout_ms);
+		conn_admit(s, fd, &a);
 	}
 }
 
-static void peerinfo_fired(n4_loop *loop, struct n4_timer *t)
+static void send_peerinfo(struct conn *c)
 {
-	struct conn *c = t->arg;
 	struct n4_msg m;
-	char b[32], b2[32];
-	(void)loop;
+	char b[64], b2[64];
 
 	n4_msg_init(&m, N4_CMD_PEERINFO, c->pc.ext ? c->peer_flags : 0, NULL);
 	n4_peerinfo_encode(&c->peer_udp, m.payload);
 	n4_info(" <= Peerinfo %s to %s", n4_addr_str(&c->peer_udp, b2, sizeof(b2)),
 		conn_str(c, b, sizeof(b)));
 	c->pc.state = N4_P_DONE;
-	n4_timer_cancel(c->srv->loop, &c->deadline);
+	/* It is sent; closing waits only for the kernel to take the bytes. */
+	arm_deadline(c, c->srv->cfg.hello_timeout_ms);
 	c->close_after_flush = true;
 	conn_send(c, &m);
+}
+
+static void peerinfo_fired(n4_loop *loop, struct n4_timer *t)
+{
+	(void)loop;
+	send_peerinfo(t->arg);
 }
 
 /* Both clients start punching the moment their PEERINFO arrives.  Sending both
@@ -374,16 +499,57 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	b->peer_udp = a->pc.udp;
 	a->peer_flags = b->pc.ext ? N4_PEER_N4 : 0;
 	b->peer_flags = a->pc.ext ? N4_PEER_N4 : 0;
+	s->pairs_done++;
 	for (int i = 0; i < 2; i++) {
 		uint64_t mine = i == 0 ? rtt_a : rtt_b, other = i == 0 ? rtt_b : rtt_a;
 		uint64_t delay = mine < other ? (other - mine) / 2 : 0;
 		if (delay > MAX_SYNC_DELAY_MS)
 			delay = MAX_SYNC_DELAY_MS;
-		if (n4_timer_arm(s->loop, &pair[i]->peerinfo_timer, now + delay, peerinfo_fired,
-				 pair[i]))
-			peerinfo_fired(s->loop, &pair[i]->peerinfo_timer);
+		if (pair[i]->closed)
+			continue; /* a failed send to the first closed the second */
+		if (delay == 0 || n4_timer_arm(s->loop, &pair[i]->peerinfo_timer, now + delay,
+					       peerinfo_fired, pair[i]))
+			send_peerinfo(pair[i]);
 	}
-	s->pairs_done++;
+}
+
+static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from)
+{
+	struct n4_msg m;
+	struct sockaddr_in src;
+	char b[64], b2[64];
+
+	if (n4_wire_decode(buf, len, N4_CMD_EXCHANGE, &m)) {
+		s->rejects[REJ_BAD_UDP]++;
+		n4_debug("%s: malformed UDP datagram (%zu bytes), ignored",
+			 n4_sa_str(from, b, sizeof(b)), len);
+		return;
+	}
+	if (!n4_sa_to_v4(from, &src)) {
+		/* PEERINFO carries 4 address bytes: an IPv6 observation is useless. */
+		s->rejects[REJ_IPV6_UDP]++;
+		n4_debug("%s: EXCHANGE over IPv6 cannot be reported in PEERINFO, ignored",
+			 n4_sa_str(from, b, sizeof(b)));
+		return;
+	}
+	struct n4_pclient *pc = NULL;
+	int err = n4_pairing_exchange(s->pairing, &m, &src, &pc);
+	if (err == -EALREADY)
+		return;
+	if (err) {
+		s->rejects[err == -EPERM ? REJ_SPOOFED_UDP : REJ_UNKNOWN_UDP]++;
+		N4_LOG_AT(err == -EPERM ? N4_LOG_INFO : N4_LOG_DEBUG, "%s: EXCHANGE %s, ignored",
+			  n4_sa_str(from, b, sizeof(b)),
+			  err == -EPERM ? "from an IP that is not its TCP client's" :
+					  "for no waiting pair");
+		return;
+	}
+	struct conn *c = pc->owner;
+	c->exch_ms = n4_now_ms();
+	n4_info(" => Exchange from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
+		conn_str(c, b2, sizeof(b2)));
+	if (pc->partner && pc->partner->observed)
+		schedule_peerinfo(s, c, pc->partner->owner);
 }
 
 static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
@@ -392,100 +558,162 @@ static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 	(void)loop;
 	(void)events;
 
-	for (int budget = 0; budget < 1024; budget++) {
+	for (int i = 0; i < UDP_BATCH; i++) {
 		uint8_t buf[64];
-		struct sockaddr_in src;
-		socklen_t slen = sizeof(src);
-		ssize_t n = recvfrom(io->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&src,
-				     &slen);
+		union n4_sa from;
+		socklen_t flen = sizeof(from);
+		ssize_t n = recvfrom(io->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC, &from.sa,
+				     &flen);
 		if (n < 0) {
 			if (errno == EINTR || errno == ECONNREFUSED)
 				continue;
 			return;
 		}
-		struct n4_msg m;
-		char b[32];
-		if (src.sin_family != AF_INET ||
-		    n4_wire_decode(buf, (size_t)n, N4_CMD_EXCHANGE, &m)) {
-			s->rejects[REJ_BAD_UDP]++;
-			n4_debug("%s: malformed UDP datagram (%zd bytes), ignored",
-				 n4_addr_str(&src, b, sizeof(b)), n);
-			continue;
-		}
-		struct n4_pclient *pc = NULL;
-		int err = n4_pairing_exchange(s->pairing, &m, &src, &pc);
-		if (err == -EALREADY)
-			continue;
-		if (err) {
-			s->rejects[err == -EPERM ? REJ_SPOOFED_UDP : REJ_UNKNOWN_UDP]++;
-			N4_LOG_AT(err == -EPERM ? N4_LOG_INFO : N4_LOG_DEBUG, "%s: EXCHANGE %s, ignored",
-				  n4_addr_str(&src, b, sizeof(b)),
-				err == -EPERM ? "from an IP that is not its TCP client's" :
-						"for no waiting pair");
-			continue;
-		}
-		struct conn *c = pc->owner;
-		c->exch_ms = n4_now_ms();
-		char b2[32];
-		n4_info(" => Exchange from %s (client %s)", n4_addr_str(&src, b, sizeof(b)),
-			conn_str(c, b2, sizeof(b2)));
-		if (pc->partner && pc->partner->observed)
-			schedule_peerinfo(s, c, pc->partner->owner);
+		udp_datagram(s, buf, (size_t)n, &from);
 	}
 }
 
-static int open_listeners(n4_server *s, struct sockaddr_in *addr)
+/* ---- listening ---- */
+
+static int resolve_bind(const struct n4_server_cfg *cfg, union n4_sa *addr, bool *dual)
 {
-	int one = 1;
-	int tfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (tfd < 0)
+	const char *host = cfg->bind_host;
+	int family = cfg->family;
+
+	memset(addr, 0, sizeof(*addr));
+	*dual = false;
+	if (!host || strcmp(host, "::") == 0 || strcmp(host, "0.0.0.0") == 0) {
+		bool want_v6 = family != AF_INET && !(host && strcmp(host, "0.0.0.0") == 0);
+		if (want_v6) {
+			addr->v6.sin6_family = AF_INET6;
+			addr->v6.sin6_addr = in6addr_any;
+			addr->v6.sin6_port = htons(cfg->port);
+			*dual = family == 0;
+		} else {
+			addr->v4.sin_family = AF_INET;
+			addr->v4.sin_addr.s_addr = htonl(INADDR_ANY);
+			addr->v4.sin_port = htons(cfg->port);
+		}
+		return 0;
+	}
+	struct addrinfo hints = { .ai_family = family ? family : AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE };
+	struct addrinfo *res = NULL;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return -EADDRNOTAVAIL;
+	if (res->ai_addrlen > sizeof(*addr)) {
+		freeaddrinfo(res);
+		return -EAFNOSUPPORT;
+	}
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	if (addr->sa.sa_family == AF_INET)
+		addr->v4.sin_port = htons(cfg->port);
+	else
+		addr->v6.sin6_port = htons(cfg->port);
+	return 0;
+}
+
+static int open_socket(const union n4_sa *addr, int type, bool dual)
+{
+	int one = 1, zero = 0;
+	int fd = socket(addr->sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	socklen_t len = addr->sa.sa_family == AF_INET ? sizeof(addr->v4) : sizeof(addr->v6);
+
+	if (fd < 0)
 		return -errno;
-	setsockopt(tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(tfd, (struct sockaddr *)addr, sizeof(*addr)) || listen(tfd, 4096)) {
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->sa.sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof(one));
+	if (bind(fd, &addr->sa, len) || (type == SOCK_STREAM && listen(fd, 4096))) {
 		int err = -errno;
-		close(tfd);
+		close(fd);
 		return err;
 	}
-	struct sockaddr_in bound;
+	return fd;
+}
+
+static int open_listeners(n4_server *s, union n4_sa *addr, bool dual)
+{
+	int tfd = open_socket(addr, SOCK_STREAM, dual);
+
+	if (tfd == -EAFNOSUPPORT && dual) {
+		/* A host without IPv6: serve IPv4 alone. */
+		uint16_t port = addr->v6.sin6_port;
+		memset(addr, 0, sizeof(*addr));
+		addr->v4.sin_family = AF_INET;
+		addr->v4.sin_port = port;
+		dual = false;
+		tfd = open_socket(addr, SOCK_STREAM, false);
+	}
+	if (tfd < 0)
+		return tfd;
+	union n4_sa bound;
 	socklen_t blen = sizeof(bound);
-	if (getsockname(tfd, (struct sockaddr *)&bound, &blen)) {
+	if (getsockname(tfd, &bound.sa, &blen)) {
 		int err = -errno;
 		close(tfd);
 		return err;
 	}
-	addr->sin_port = bound.sin_port; /* UDP on the same port as TCP, also for port 0 */
-	int ufd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (ufd < 0 || bind(ufd, (struct sockaddr *)addr, sizeof(*addr))) {
-		int err = -errno;
-		if (ufd >= 0)
-			close(ufd);
+	/* UDP on the same port as TCP, also for port 0. */
+	if (addr->sa.sa_family == AF_INET)
+		addr->v4.sin_port = bound.v4.sin_port;
+	else
+		addr->v6.sin6_port = bound.v6.sin6_port;
+	int ufd = open_socket(addr, SOCK_DGRAM, dual);
+	if (ufd < 0) {
 		close(tfd);
-		return err;
+		return ufd;
 	}
 	int rcvbuf = 4 << 20; /* bursts of EXCHANGEs from many pairs at once */
 	setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	s->tcp_io = (struct n4_io){ .fd = tfd, .cb = accept_ready, .arg = s };
 	s->udp_io = (struct n4_io){ .fd = ufd, .cb = udp_ready, .arg = s };
-	s->port = ntohs(bound.sin_port);
+	s->port = ntohs(addr->sa.sa_family == AF_INET ? bound.v4.sin_port : bound.v6.sin6_port);
+	s->family = dual ? 0 : addr->sa.sa_family;
 	return 0;
 }
 
-/* Without a configured limit, hold as many clients as descriptors allow: raise
- * the soft limit to the hard one and keep some headroom for listeners and logs. */
-static unsigned derive_max_clients(void)
+static rlim_t nr_open(void)
+{
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+	unsigned long long v = 0;
+
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v ? (rlim_t)v : 1048576;
+}
+
+/* One descriptor per client: raise the soft limit to what the clients need (or
+ * to the hard limit), and the hard limit too where allowed (root). */
+static void raise_fd_limit(n4_server *s, unsigned want_clients)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return 1000;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-			n4_debug("descriptor limit raised to %llu", (unsigned long long)rl.rlim_cur);
-		getrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		s->fd_limit = s->fd_limit_was = 1024;
+		return;
 	}
-	rlim_t n = rl.rlim_cur > 1000000 ? 1000000 : rl.rlim_cur;
-	return n > 64 ? (unsigned)(n - 32) : 32;
+	s->fd_limit_was = rl.rlim_cur;
+	rlim_t want = want_clients ? (rlim_t)want_clients + FD_HEADROOM : FD_TARGET;
+	if (want > nr_open())
+		want = nr_open();
+	if (want > rl.rlim_max) {
+		struct rlimit up = { .rlim_cur = want, .rlim_max = want };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < want) {
+		rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	s->fd_limit = rl.rlim_cur;
 }
 
 static void bury(n4_server *s)
@@ -500,13 +728,18 @@ static void bury(n4_server *s)
 n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 {
 	n4_server *s = calloc(1, sizeof(*s));
-	struct sockaddr_in addr;
+	union n4_sa addr;
+	bool dual;
 	int err;
 
 	if (!s)
 		return NULL;
 	s->cfg = *cfg;
-	s->tcp_io.fd = s->udp_io.fd = -1;
+	s->tcp_io.fd = s->udp_io.fd = s->spare_fd = -1;
+	if (cfg->family != 0 && cfg->family != AF_INET && cfg->family != AF_INET6) {
+		err = -EINVAL;
+		goto out_free;
+	}
 	if (cfg->only_ident) {
 		if (n4_ident_encode(cfg->only_ident, s->only_ident_wire)) {
 			err = -EINVAL;
@@ -516,22 +749,33 @@ n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 	}
 	s->cfg.only_ident = NULL; /* not ours to keep */
 	s->cfg.bind_host = NULL;
-	err = n4_resolve_v4(cfg->bind_host ? cfg->bind_host : "0.0.0.0", cfg->port, &addr);
+	err = resolve_bind(cfg, &addr, &dual);
 	if (err)
 		goto out_free;
-	s->max_clients = cfg->max_clients ? cfg->max_clients : derive_max_clients();
+	raise_fd_limit(s, cfg->max_clients);
+	unsigned long long room = s->fd_limit > 2 * FD_HEADROOM ? s->fd_limit - FD_HEADROOM :
+								  FD_HEADROOM;
+	unsigned by_fds = room > 1000000 ? 1000000 : (unsigned)room;
+	s->max_clients = cfg->max_clients && cfg->max_clients < by_fds ? cfg->max_clients : by_fds;
+	if (cfg->max_clients > by_fds)
+		n4_warn("descriptor limit %llu holds only %u of the %u clients asked for",
+			s->fd_limit, by_fds, cfg->max_clients);
+	n4_log_set_rate(cfg->log_rate);
 	s->loop = n4_loop_new();
 	s->pairing = n4_pairing_new(s->max_clients);
-	if (!s->loop || !s->pairing) {
+	s->ipcap = n4_ipcap_new(cfg->max_per_ip, cfg->conn_rate_per_ip, cfg->conn_burst_per_ip,
+				s->max_clients);
+	if (!s->loop || !s->pairing || !s->ipcap) {
 		err = -ENOMEM;
 		goto out_free;
 	}
-	err = open_listeners(s, &addr);
+	err = open_listeners(s, &addr, dual);
 	if (err)
 		goto out_free;
 	if ((err = n4_loop_add(s->loop, &s->tcp_io, EPOLLIN)) ||
 	    (err = n4_loop_add(s->loop, &s->udp_io, EPOLLIN)))
 		goto out_free;
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return s;
 out_free:
 	n4_server_free(s);
@@ -544,19 +788,79 @@ uint16_t n4_server_port(const n4_server *s)
 	return s->port;
 }
 
+unsigned n4_server_capacity(const n4_server *s)
+{
+	return s->max_clients;
+}
+
+static void after_iteration(n4_server *s)
+{
+	bury(s);
+	uint64_t now = n4_now_ms();
+	if (now >= s->next_sweep_ms) {
+		n4_ipcap_sweep(s->ipcap, now);
+		s->next_sweep_ms = now + 1000;
+	}
+	if (s->cfg.status_flag && *s->cfg.status_flag) {
+		char line[640];
+		*s->cfg.status_flag = 0;
+		n4_server_status(s, line, sizeof(line));
+		n4_info("status: %s", line);
+	}
+}
+
+/* Stop accepting; clients that are not in an exchange cannot finish soon, so
+ * they are closed (their clients retry elsewhere or later); pairs in the
+ * exchange get drain_timeout_ms to complete. */
+static void begin_drain(n4_server *s)
+{
+	unsigned finishing = 0;
+
+	if (s->draining)
+		return;
+	s->draining = true;
+	if (s->tcp_io.fd >= 0) {
+		n4_loop_del(s->loop, &s->tcp_io);
+		close(s->tcp_io.fd);
+		s->tcp_io.fd = -1;
+	}
+	for (struct conn *c = s->live, *next; c; c = next) {
+		next = c->next;
+		if (c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING) {
+			s->rejects[REJ_SHUTDOWN]++;
+			conn_close(c, false);
+		} else {
+			finishing++;
+			uint64_t due = n4_now_ms() + s->cfg.drain_timeout_ms;
+			if (!c->deadline.slot || c->deadline.due_ms > due)
+				n4_timer_arm(s->loop, &c->deadline, due, deadline_fired, c);
+		}
+	}
+	n4_info("shutting down: no new clients, %u in an exchange get up to %u ms", finishing,
+		s->cfg.drain_timeout_ms);
+}
+
 int n4_server_run(n4_server *s, volatile sig_atomic_t *stop)
 {
-	n4_info("serving on TCP and UDP port %u, up to %u clients%s%s", s->port, s->max_clients,
-		s->only_ident[0] ? ", identifier " : "", s->only_ident);
+	char fam[32];
+
+	snprintf(fam, sizeof(fam), "%s", s->family == 0 ? "IPv6 and IPv4" :
+					 s->family == AF_INET ? "IPv4" : "IPv6");
+	n4_info("serving on TCP and UDP port %u (%s); descriptor limit %llu (was %llu): "
+		"up to %u clients, %u per source, %u new/s per source%s%s",
+		s->port, fam, s->fd_limit, s->fd_limit_was, s->max_clients, s->cfg.max_per_ip,
+		s->cfg.conn_rate_per_ip, s->only_ident[0] ? ", identifier " : "", s->only_ident);
 	while (!stop || !*stop) {
 		int n = n4_loop_run_once(s->loop, 200);
-		bury(s);
-		if (s->cfg.status_flag && *s->cfg.status_flag) {
-			char line[512];
-			*s->cfg.status_flag = 0;
-			n4_server_status(s, line, sizeof(line));
-			n4_info("status: %s", line);
-		}
+		after_iteration(s);
+		if (n < 0 && n != -EINTR)
+			return n;
+	}
+	begin_drain(s);
+	uint64_t give_up = n4_now_ms() + s->cfg.drain_timeout_ms + MAX_SYNC_DELAY_MS + 1000;
+	while (s->nclients > 0 && n4_now_ms() < give_up) {
+		int n = n4_loop_run_once(s->loop, 100);
+		after_iteration(s);
 		if (n < 0 && n != -EINTR)
 			return n;
 	}
@@ -565,8 +869,15 @@ int n4_server_run(n4_server *s, volatile sig_atomic_t *stop)
 
 void n4_server_status(const n4_server *s, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "clients=%u waiting=%zu accepted=%lu pairs=%lu rejects:",
-			 s->nclients, n4_pairing_waiting(s->pairing), s->accepted, s->pairs_done);
+	unsigned state[4] = { 0 };
+
+	for (const struct conn *c = s->live; c; c = c->next)
+		state[c->pc.state & 3]++;
+	int n = snprintf(buf, len,
+			 "clients=%u connecting=%u waiting=%u exchanging=%u accepted=%lu pairs=%lu "
+			 "closed_by_client=%lu sources=%zu rejects:",
+			 s->nclients, state[N4_P_NEW], state[N4_P_WAITING], state[N4_P_PAIRED],
+			 s->accepted, s->pairs_done, s->client_closed, n4_ipcap_sources(s->ipcap));
 	for (int i = 0; i < REJ_COUNT && n > 0 && (size_t)n < len; i++)
 		n += snprintf(buf + n, len - (size_t)n, " %s=%lu", reject_names[i], s->rejects[i]);
 }
@@ -582,7 +893,95 @@ void n4_server_free(n4_server *s)
 		close(s->tcp_io.fd);
 	if (s->udp_io.fd >= 0)
 		close(s->udp_io.fd);
+	if (s->spare_fd >= 0)
+		close(s->spare_fd);
 	n4_loop_free(s->loop);
 	n4_pairing_free(s->pairing);
+	n4_ipcap_free(s->ipcap);
 	free(s);
+}
+
+/* ---- test entry points (server_test.h) ---- */
+
+int n4_server_test_adopt(n4_server *s, int fd, const struct sockaddr *addr, socklen_t len)
+{
+	union n4_sa a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(&a, addr, len < sizeof(a) ? len : sizeof(a));
+	return conn_admit(s, fd, &a);
+}
+
+void n4_server_test_udp(n4_server *s, const void *buf, size_t len, const struct sockaddr *src,
+			socklen_t src_len)
+{
+	union n4_sa a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(&a, src, src_len < sizeof(a) ? src_len : sizeof(a));
+	udp_datagram(s, buf, len, &a);
+	bury(s);
+}
+
+void n4_server_test_expire(n4_server *s)
+{
+	/* Firing one timer may close others (a partner): rescan from the start. */
+	for (bool fired = true; fired;) {
+		fired = false;
+		for (struct conn *c = s->live; c; c = c->next) {
+			struct n4_timer *t = c->peerinfo_timer.slot ? &c->peerinfo_timer :
+					     c->deadline.slot	     ? &c->deadline :
+									 NULL;
+			if (!t)
+				continue;
+			n4_timer_cancel(s->loop, t);
+			t->cb(s->loop, t);
+			fired = true;
+			break;
+		}
+	}
+	bury(s);
+}
+
+int n4_server_test_poll(n4_server *s)
+{
+	int n = n4_loop_run_once(s->loop, 0);
+
+	after_iteration(s);
+	return n;
+}
+
+void n4_server_test_drain(n4_server *s)
+{
+	begin_drain(s);
+	bury(s);
+}
+
+unsigned n4_server_test_clients(const n4_server *s)
+{
+	return s->nclients;
+}
+
+int n4_server_test_check(const n4_server *s)
+{
+	unsigned n = 0, waiting = 0;
+
+	for (const struct conn *c = s->live; c; c = c->next) {
+		n++;
+		if (c->closed || c->srv != s)
+			return -EFAULT;
+		if (c->pc.state == N4_P_WAITING)
+			waiting++;
+		/* exactly one deadline while live (PEERINFO timer aside) */
+		if (!c->deadline.slot)
+			return -EFAULT;
+		if (c->pc.state == N4_P_PAIRED && c->pc.partner &&
+		    c->pc.partner->partner != &c->pc)
+			return -EFAULT;
+	}
+	if (n != s->nclients || waiting != n4_pairing_waiting(s->pairing))
+		return -EFAULT;
+	if (s->nclients > s->max_clients)
+		return -EFAULT;
+	return 0;
 }
