@@ -59,7 +59,7 @@ wait_pids() {
 won() { grep -q '\[ WIN \]' "$1"; }
 local_port() { sed -nE 's/.*Local port: +([0-9]+).*/\1/p' "$1" | tail -n 1; }
 peer_addr() { sed -nE 's/.*Peer address: +([0-9.]+:[0-9]+).*/\1/p' "$1" | tail -n 1; }
-told_peer() { sed -nE 's/.* => Peer: ([0-9.]+:[0-9]+).*/\1/p' "$1" | tail -n 1; }
+told_peer() { sed -nE 's/.* => Peer: ([0-9.]+:[0-9]+).*/\1/p' "$1"; } # one line per round
 # Milliseconds from the first log line to [ WIN ].
 win_ms() {
 	awk -F'[][ ,:]+' '/\[ WIN \]/ { w = ($4*3600+$5*60+$6)*1000+$7 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bench/punch.sh - time to [ WIN ] and success rate, `classic` (the original's
+# behaviour) against the default strategy, side by side in the same lab run.
+# Not a test: it prints a table (and, with -o FILE, appends it as markdown).
+#
+# usage: bench/punch.sh [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]
+#   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S, e.g. inc-linux/inc-linux/0/0
+#   default cells: the foundation set (see below)
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../tests/lab/lib.sh"
+source "$here/../tests/lab/punch_lib.sh"
+
+K=10
+TIMEOUT=25
+OUT=
+while getopts "k:t:o:" o; do
+	case $o in
+	k) K=$OPTARG ;;
+	t) TIMEOUT=$OPTARG ;;
+	o) OUT=$OPTARG ;;
+	*) echo "usage: $0 [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]" >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+cells=("$@")
+((${#cells[@]})) || cells=(inc/inc/0/0 inc-linux/inc-linux/0/0 inc-linux/inc-linux/20/0 cone/cone/0/0 cone/inc/0/0)
+
+lab_require_root || exit 1
+trap 'lab_down' EXIT
+
+# median and max of numbers on stdin (ms), "-" when none
+stats() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "- -"; exit }
+	m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[NR] }'; }
+p95() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+	i = int(NR * 0.95 + 0.999); if (i > NR) i = NR; print v[i] }'; }
+
+rows=()
+header=$(printf '| %-28s | %-8s | %6s | %9s | %9s | %9s | %7s | %7s |' \
+	"cell (A/B/delay ms/noise/s)" strategy wins "median ms" "p95 ms" "worst ms" packets ports)
+sep=$(printf '|%s|%s|%s|%s|%s|%s|%s|%s|' ------------------------------ ---------- -------- \
+	----------- ----------- ----------- --------- ---------)
+echo "$header"
+echo "$sep"
+for cell in "${cells[@]}"; do
+	IFS=/ read -r na nb delay noise <<<"$cell"
+	args=(--nat-a "$na" --nat-b "$nb")
+	((delay > 0)) && args+=(--delay "$delay")
+	((noise > 0)) && args+=(--noise-a "$noise" --noise-b "$noise")
+	lab_up "${args[@]}" >/dev/null || { echo "cannot bring up $cell" >&2; continue; }
+	start_server || { lab_down; continue; }
+	for strategy in classic auto; do
+		times=()
+		wins=0
+		pkts=0
+		ports=0
+		for ((i = 1; i <= K; i++)); do
+			lab_flush
+			tag=$strategy-$i
+			run_pair "$tag" --strategy "$strategy" -t "$TIMEOUT" --log debug -b $((20000 + (i % 10) * 1000)) >/dev/null
+			if won "$LOG_A" && won "$LOG_B"; then
+				wins=$((wins + 1))
+				ta=$(win_ms "$LOG_A")
+				tb=$(win_ms "$LOG_B")
+				times+=($((ta > tb ? ta : tb)))
+			fi
+			pkts=$((pkts + $(cat "$LOG_A" "$LOG_B" | sed -nE 's/.*won with ([0-9]+) PUNCHes.*/\1/p' | awk '{s+=$1} END {print s+0}')))
+			ports=$((ports + $(cat "$LOG_A" "$LOG_B" | sed -nE 's/.*from ([0-9]+) sockets.*/\1/p' | awk '{s+=$1} END {print s+0}')))
+		done
+		read -r med worst < <(printf '%s\n' "${times[@]}" | grep . | stats)
+		pp=$(printf '%s\n' "${times[@]}" | grep . | p95)
+		row=$(printf '| %-28s | %-8s | %3d/%-2d | %9s | %9s | %9s | %7s | %7s |' "$cell" "$strategy" \
+			"$wins" "$K" "$med" "$pp" "$worst" "$(( wins ? pkts / (2 * wins) : 0 ))" "$(( wins ? ports / (2 * wins) : 0 ))")
+		echo "$row"
+		rows+=("$row")
+	done
+	stop_server
+	lab_down
+done
+echo "(times: start of both clients to the later [ WIN ]; packets/ports: per side, per won attempt)"
+if [[ -n $OUT ]]; then
+	{
+		echo
+		echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), K=$K"
+		echo
+		echo "$header"
+		echo "$sep"
+		printf '%s\n' "${rows[@]}"
+	} >>"$OUT"
+fi
