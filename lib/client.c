@@ -284,6 +284,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	}
 	n4_info(" => Punch from peer ");
 	c->win_fd = c->pool.fds[sw.winner];
+	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, (int)sw.winner);
 	c->peer = sw.from;
 	c->got_ack = sw.got_ack;

@@ -62,8 +62,8 @@ peer_addr() { sed -nE 's/.*Peer address: +([0-9.]+:[0-9]+).*/\1/p' "$1" | tail -
 told_peer() { sed -nE 's/.* => Peer: ([0-9.]+:[0-9]+).*/\1/p' "$1"; } # one line per round
 # Milliseconds from the first log line to [ WIN ].
 win_ms() {
-	awk -F'[][ ,:]+' '/\[ WIN \]/ { w = ($4*3600+$5*60+$6)*1000+$7 }
-		NR == 1 { s = ($4*3600+$5*60+$6)*1000+$7 }
+	awk -F'[][ ,:]+' '/\[ WIN \]/ { w = ($3*3600+$4*60+$5)*1000+$6 }
+		NR == 1 { s = ($3*3600+$4*60+$5)*1000+$6 }
 		END { if (w) print w - s; else print -1 }' "$1"
 }
 
