@@ -110,6 +110,7 @@ struct n4_server_cfg {
 	unsigned log_rate;           /* log lines per second, applied to the logger by
 	                              * n4_server_new: 100; 0 = no cap */
 	volatile sig_atomic_t *status_flag; /* set (e.g. by SIGUSR1): log status, clear */
+	unsigned port_budget;        /* NAT ports a punching plan may spend per side: 512 */
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg);

@@ -61,6 +61,12 @@ struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c);
 int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct sockaddr_in *src,
 			struct n4_pclient **out);
 
+/* The paired client holding token, for discovery probes (nothing is attributed).
+ * NULL when no client holds it or ip is not that client's (IPv6 TCP clients:
+ * the token alone). */
+struct n4_pclient *n4_pairing_by_token(n4_pairing *p, const uint8_t token[N4_TOKEN_SIZE],
+				       uint32_t ip);
+
 /* Forget c (closed, timed out, done).  Its partner, if any, is unlinked from c. */
 void n4_pairing_remove(n4_pairing *p, struct n4_pclient *c);
 

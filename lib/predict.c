@@ -42,7 +42,11 @@ static int cmp_obs(const void *a, const void *b)
 {
 	const struct n4_obs *x = a, *y = b;
 
-	return x->t_ms < y->t_ms ? -1 : x->t_ms > y->t_ms ? 1 : 0;
+	/* Within one millisecond the arrival order is lost: an incrementing NAT's
+	 * allocations are then best ordered by port. */
+	if (x->t_ms != y->t_ms)
+		return x->t_ms < y->t_ms ? -1 : 1;
+	return x->port < y->port ? -1 : x->port > y->port ? 1 : 0;
 }
 
 static unsigned gcd(unsigned a, unsigned b)
@@ -64,8 +68,6 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 	if (n < 2 || n > N4_OBS_MAX)
 		return -EINVAL;
 	memcpy(obs, in, n * sizeof(*obs));
-	/* stable enough: equal times keep their order in practice (qsort is not
-	 * stable, but equal-time probes come from different sockets anyway) */
 	qsort(obs, n, sizeof(*obs), cmp_obs);
 	for (unsigned i = 0; i < n; i++) {
 		if (obs[i].socket0 && !obs[i].second_port && !s0)

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "discover.h"
 #include "ipcap.h"
 #include "log.h"
 #include "loop.h"
@@ -77,7 +78,7 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	uint8_t out[2 * N4_MSG_SIZE]; /* READY and PEERINFO at most */
+	uint8_t out[3 * N4_MSG_SIZE]; /* READY, PLAN and PEERINFO at most */
 	uint8_t in_len, out_len;
 	bool close_after_flush, closed;
 	uint8_t peer_flags;
@@ -85,6 +86,15 @@ struct conn {
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */
 	struct n4_timer deadline, peerinfo_timer;
 	struct conn *prev, *next; /* all live connections, or the graveyard */
+	struct disc_state *disc;  /* N4_EXT_PROBE clients, from pairing on */
+};
+
+/* NAT discovery state, allocated only for paired clients that asked for it, so
+ * that waiting clients stay small. */
+struct disc_state {
+	struct n4_discovery d;
+	struct n4_timer timer;
+	struct conn *owner;
 };
 
 struct n4_server {
@@ -95,6 +105,7 @@ struct n4_server {
 	n4_pairing *pairing;
 	n4_ipcap *ipcap;
 	struct n4_io tcp_io, udp_io;
+	struct n4_io probe_io; /* port + 1: tells endpoint-independent NATs apart; -1: none */
 	int spare_fd; /* given up to accept-and-close when out of descriptors */
 	uint16_t port;
 	int family;
@@ -122,6 +133,7 @@ void n4_server_cfg_init(struct n4_server_cfg *cfg)
 	cfg->conn_rate_per_ip = 20;
 	cfg->conn_burst_per_ip = 64;
 	cfg->log_rate = 100;
+	cfg->port_budget = 512;
 }
 
 static const char *conn_str(const struct conn *c, char *buf, size_t len)
@@ -188,6 +200,11 @@ static void conn_close(struct conn *c, bool close_partner)
 	c->closed = true;
 	n4_timer_cancel(s->loop, &c->deadline);
 	n4_timer_cancel(s->loop, &c->peerinfo_timer);
+	if (c->disc) {
+		n4_timer_cancel(s->loop, &c->disc->timer);
+		free(c->disc);
+		c->disc = NULL;
+	}
 	n4_pairing_remove(s->pairing, &c->pc);
 	n4_loop_del(s->loop, &c->io);
 	if (c->out_len > 0 || c->pc.state != N4_P_DONE)
@@ -259,6 +276,13 @@ static void send_ready(struct conn *c)
 {
 	struct n4_msg m;
 
+	if (c->pc.ext & N4_EXT_PROBE) {
+		c->disc = calloc(1, sizeof(*c->disc));
+		if (c->disc)
+			c->disc->owner = c;
+		else
+			c->pc.ext &= (uint8_t)~N4_EXT_PROBE; /* plan without discovery */
+	}
 	n4_msg_init(&m, N4_CMD_READY, c->pc.ext, (c->pc.ext & N4_EXT_TOKEN) ? c->pc.token : NULL);
 	c->ready_ms = n4_now_ms();
 	arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
@@ -288,6 +312,9 @@ static void handle_hello(struct conn *c)
 	}
 	memcpy(c->pc.ident, m.payload, N4_PAYLOAD_SIZE);
 	c->pc.ext = m.ext & N4_EXT_ALL;
+	/* Discovery rides on the token and needs the second UDP port. */
+	if ((m.ext & N4_EXT_PROBE) && (c->pc.ext & N4_EXT_TOKEN) && s->probe_io.fd >= 0)
+		c->pc.ext |= N4_EXT_PROBE;
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
 	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
@@ -468,6 +495,16 @@ static void send_peerinfo(struct conn *c)
 	struct n4_msg m;
 	char b[64], b2[64];
 
+	if ((c->pc.ext & N4_EXT_PROBE) && c->disc) {
+		struct n4_msg plan;
+		uint8_t kind;
+		n4_msg_init(&plan, N4_CMD_PLAN, 0, NULL);
+		n4_plan_encode(&c->disc->d.plan, &kind, plan.payload);
+		plan.ext = kind;
+		conn_send(c, &plan);
+		if (c->closed)
+			return;
+	}
 	n4_msg_init(&m, N4_CMD_PEERINFO, c->pc.ext ? c->peer_flags : 0, NULL);
 	n4_peerinfo_encode(&c->peer_udp, m.payload);
 	n4_info(" <= Peerinfo %s to %s", n4_addr_str(&c->peer_udp, b2, sizeof(b2)),
@@ -494,6 +531,7 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	uint64_t rtt_a = a->exch_ms - a->ready_ms, rtt_b = b->exch_ms - b->ready_ms;
 	uint64_t now = n4_now_ms();
 	struct conn *pair[2] = { a, b };
+	uint64_t delay[2];
 
 	a->peer_udp = b->pc.udp;
 	b->peer_udp = a->pc.udp;
@@ -502,18 +540,69 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	s->pairs_done++;
 	for (int i = 0; i < 2; i++) {
 		uint64_t mine = i == 0 ? rtt_a : rtt_b, other = i == 0 ? rtt_b : rtt_a;
-		uint64_t delay = mine < other ? (other - mine) / 2 : 0;
-		if (delay > MAX_SYNC_DELAY_MS)
-			delay = MAX_SYNC_DELAY_MS;
+		delay[i] = mine < other ? (other - mine) / 2 : 0;
+		if (delay[i] > MAX_SYNC_DELAY_MS)
+			delay[i] = MAX_SYNC_DELAY_MS;
+	}
+	if (a->disc && b->disc) {
+		/* Each side's sweep opens its mappings when its PEERINFO arrives:
+		 * sent now + delay, arriving half a round trip later, while its last
+		 * probe was allocated half a round trip before we saw it. */
+		double dt_a = (double)(now + delay[0] - n4_discovery_last_ms(&a->disc->d) + rtt_a);
+		double dt_b = (double)(now + delay[1] - n4_discovery_last_ms(&b->disc->d) + rtt_b);
+		n4_discovery_plan(&a->disc->d, &b->disc->d, dt_a, dt_b, s->cfg.port_budget);
+	}
+	for (int i = 0; i < 2; i++) {
 		if (pair[i]->closed)
 			continue; /* a failed send to the first closed the second */
-		if (delay == 0 || n4_timer_arm(s->loop, &pair[i]->peerinfo_timer, now + delay,
-					       peerinfo_fired, pair[i]))
+		if (delay[i] == 0 || n4_timer_arm(s->loop, &pair[i]->peerinfo_timer, now + delay[i],
+						  peerinfo_fired, pair[i]))
 			send_peerinfo(pair[i]);
 	}
 }
 
-static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from)
+/* PEERINFOs go out once both EXCHANGEs are in and, for clients doing discovery,
+ * their probes too (or the wait for them ran out). */
+static void maybe_schedule(struct n4_server *s, struct conn *c)
+{
+	struct n4_pclient *p = c->pc.partner;
+
+	if (!p || !c->pc.observed || !p->observed || c->pc.state != N4_P_PAIRED ||
+	    c->peer_udp.sin_family != 0)
+		return;
+	struct conn *other = p->owner;
+	if ((c->disc && !c->disc->d.complete) || (other->disc && !other->disc->d.complete))
+		return;
+	schedule_peerinfo(s, c, other);
+}
+
+static void discovery_expired(n4_loop *loop, struct n4_timer *t)
+{
+	struct disc_state *ds = t->arg;
+	(void)loop;
+
+	ds->d.complete = true;
+	maybe_schedule(ds->owner->srv, ds->owner);
+}
+
+/* A discovery probe: recorded for the plan, never taken as the EXCHANGE. */
+static void udp_probe(struct n4_server *s, const struct n4_msg *m, const struct sockaddr_in *src,
+		      bool second)
+{
+	struct n4_pclient *pc = n4_pairing_by_token(s->pairing, m->payload, src->sin_addr.s_addr);
+	struct conn *c = pc ? pc->owner : NULL;
+
+	if (!c || !c->disc || c->pc.state != N4_P_PAIRED) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
+	n4_discovery_record(&c->disc->d, ntohs(src->sin_port), second, second,
+			    m->ext & N4_EXCH_LAST, n4_now_ms());
+	maybe_schedule(s, c);
+}
+
+static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from,
+			 bool second)
 {
 	struct n4_msg m;
 	struct sockaddr_in src;
@@ -532,6 +621,14 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, co
 			 n4_sa_str(from, b, sizeof(b)));
 		return;
 	}
+	if ((m.ext & N4_EXT_TOKEN) && (second || (m.ext & N4_EXCH_PROBE))) {
+		udp_probe(s, &m, &src, second);
+		return;
+	}
+	if (second) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
 	struct n4_pclient *pc = NULL;
 	int err = n4_pairing_exchange(s->pairing, &m, &src, &pc);
 	if (err == -EALREADY)
@@ -548,8 +645,14 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, co
 	c->exch_ms = n4_now_ms();
 	n4_info(" => Exchange from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
 		conn_str(c, b2, sizeof(b2)));
-	if (pc->partner && pc->partner->observed)
-		schedule_peerinfo(s, c, pc->partner->owner);
+	if (c->disc) {
+		n4_discovery_record(&c->disc->d, ntohs(src.sin_port), false, true, false, c->exch_ms);
+		if (!c->disc->d.complete &&
+		    n4_timer_arm(s->loop, &c->disc->timer, c->exch_ms + N4_DISCOVERY_WAIT_MS,
+				 discovery_expired, c->disc))
+			c->disc->d.complete = true;
+	}
+	maybe_schedule(s, c);
 }
 
 static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
@@ -569,7 +672,7 @@ static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 				continue;
 			return;
 		}
-		udp_datagram(s, buf, (size_t)n, &from);
+		udp_datagram(s, buf, (size_t)n, &from, io == &s->probe_io);
 	}
 }
 
@@ -669,6 +772,20 @@ static int open_listeners(n4_server *s, union n4_sa *addr, bool dual)
 	}
 	int rcvbuf = 4 << 20; /* bursts of EXCHANGEs from many pairs at once */
 	setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	/* The discovery port (port + 1); serving goes on without it. */
+	union n4_sa paddr = *addr;
+	uint16_t pport = (uint16_t)(ntohs(addr->sa.sa_family == AF_INET ? addr->v4.sin_port :
+									  addr->v6.sin6_port) +
+				    N4_PROBE_PORT_DELTA);
+	if (paddr.sa.sa_family == AF_INET)
+		paddr.v4.sin_port = htons(pport);
+	else
+		paddr.v6.sin6_port = htons(pport);
+	int pfd = pport > N4_PROBE_PORT_DELTA ? open_socket(&paddr, SOCK_DGRAM, dual) : -EINVAL;
+	if (pfd < 0)
+		n4_warn("discovery port %u unavailable (%s): clients get the original's guess",
+			pport, strerror(-pfd));
+	s->probe_io = (struct n4_io){ .fd = pfd < 0 ? -1 : pfd, .cb = udp_ready, .arg = s };
 	s->tcp_io = (struct n4_io){ .fd = tfd, .cb = accept_ready, .arg = s };
 	s->udp_io = (struct n4_io){ .fd = ufd, .cb = udp_ready, .arg = s };
 	s->port = ntohs(addr->sa.sa_family == AF_INET ? bound.v4.sin_port : bound.v6.sin6_port);
@@ -735,7 +852,7 @@ n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 	if (!s)
 		return NULL;
 	s->cfg = *cfg;
-	s->tcp_io.fd = s->udp_io.fd = s->spare_fd = -1;
+	s->tcp_io.fd = s->udp_io.fd = s->probe_io.fd = s->spare_fd = -1;
 	if (cfg->family != 0 && cfg->family != AF_INET && cfg->family != AF_INET6) {
 		err = -EINVAL;
 		goto out_free;
@@ -773,7 +890,8 @@ n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 	if (err)
 		goto out_free;
 	if ((err = n4_loop_add(s->loop, &s->tcp_io, EPOLLIN)) ||
-	    (err = n4_loop_add(s->loop, &s->udp_io, EPOLLIN)))
+	    (err = n4_loop_add(s->loop, &s->udp_io, EPOLLIN)) ||
+	    (s->probe_io.fd >= 0 && (err = n4_loop_add(s->loop, &s->probe_io, EPOLLIN))))
 		goto out_free;
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return s;
@@ -893,6 +1011,8 @@ void n4_server_free(n4_server *s)
 		close(s->tcp_io.fd);
 	if (s->udp_io.fd >= 0)
 		close(s->udp_io.fd);
+	if (s->probe_io.fd >= 0)
+		close(s->probe_io.fd);
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
 	n4_loop_free(s->loop);
@@ -919,7 +1039,7 @@ void n4_server_test_udp(n4_server *s, const void *buf, size_t len, const struct 
 
 	memset(&a, 0, sizeof(a));
 	memcpy(&a, src, src_len < sizeof(a) ? src_len : sizeof(a));
-	udp_datagram(s, buf, len, &a);
+	udp_datagram(s, buf, len, &a, false);
 	bury(s);
 }
 

@@ -42,6 +42,20 @@ TEST(classify_incrementing_with_noise_measures_rate)
 	CHECK(m.rate_per_ms > 0.45 && m.rate_per_ms < 0.55);
 }
 
+TEST(classify_same_millisecond_in_any_order)
+{
+	struct n4_obs o[4];
+	struct n4_nat_model m;
+
+	obs_set(&o[0], 20002, false, false, 100);
+	obs_set(&o[1], 20000, false, true, 100);
+	obs_set(&o[2], 20001, true, true, 100);
+	obs_set(&o[3], 20003, false, false, 105);
+	CHECK_EQ(n4_nat_classify(o, 4, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_INC);
+	CHECK_EQ(m.last_port, 20003);
+}
+
 TEST(classify_step_two)
 {
 	struct n4_obs o[4];

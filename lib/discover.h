@@ -1,0 +1,36 @@
+/* discover.h - the server's side of NAT behaviour discovery (N4_EXT_PROBE): what
+ * it saw of one client's probes, and when it has seen enough. */
+#ifndef N4_DISCOVER_H
+#define N4_DISCOVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "predict.h"
+
+/* How long after the first EXCHANGE the server waits for a client's last probe
+ * before planning with what it has (probes are spread over ~one round trip). */
+#define N4_DISCOVERY_WAIT_MS 400
+
+struct n4_discovery {
+	struct n4_obs obs[N4_OBS_MAX];
+	unsigned n;
+	bool complete;   /* the last probe arrived, or the wait ran out */
+	uint64_t first_ms;
+	struct n4_plan plan;
+};
+
+/* Record one observation (duplicates of a port already seen are ignored). */
+void n4_discovery_record(struct n4_discovery *d, uint16_t port, bool second_port, bool socket0,
+			 bool last, uint64_t now_ms);
+
+/* Classify both sides and fill a->plan, b->plan.  dt_*: ms from each side's last
+ * observation to the moment its sweep opens its mappings.  Returns false when
+ * either side could not be classified (plans are then N4_PLAN_NONE). */
+bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt_a_ms,
+		       double dt_b_ms, unsigned budget);
+
+/* The latest observation's time (0 when none). */
+uint64_t n4_discovery_last_ms(const struct n4_discovery *d);
+
+#endif
