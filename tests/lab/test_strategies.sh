@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test_strategies.sh - each plan of the default strategy wins in the lab condition
+# it is for (issue: punch engine for hard NATs), and the impossible pair is refused
+# early with the documented message and exit status.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+source "$here/punch_lib.sh"
+
+lab_require_root || exit 1
+trap 'lab_down' EXIT
+
+plan_of() { sed -nE 's/.* Plan: ([a-z]+).*/\1/p' "$1" | head -n 1; }
+rounds() { grep -c 'Source port' "$1"; }
+
+# cell NATA NATB DELAY NOISE EXPECTED_PLAN: bring up, run a pair, check plan and win.
+cell() {
+	local na=$1 nb=$2 delay=$3 noise=$4 plan=$5
+	local args=(--nat-a "$na" --nat-b "$nb")
+	((delay > 0)) && args+=(--delay "$delay")
+	((noise > 0)) && args+=(--noise-a "$noise" --noise-b "$noise")
+	lab_up "${args[@]}" >/dev/null || return 1
+	start_server || return 1
+	local what="$na/$nb, ${delay} ms, $noise flows/s"
+	check "$what: both win within 10 s" run_pair "$na-$nb-$delay-$noise" -t 10
+	check "$what: the server chose '$plan'" \
+		bash -c "[[ '$(plan_of "$LOG_A")' == '$plan' || '$(plan_of "$LOG_B")' == '$plan' ]]"
+	check "$what: won in the first round" bash -c "[[ $(rounds "$LOG_A") -eq 1 ]]"
+	stop_server
+	lab_down
+}
+
+# Busy carrier NATs: 20 ms one-way WAN delay, 1000 new flows/s behind each NAT.
+cell inc inc 20 1000 sweep
+# The Linux conntrack clash at zero delay: low-TTL pre-opening.
+cell inc-linux inc-linux 0 0 sweep
+# Endpoint-independent against incrementing: range walk from one socket.
+cell cone inc 0 300 range
+# Random against cone: birthday probing.
+cell random cone 0 0 birthday
+# Both cone: direct.
+cell cone cone 20 0 direct
+
+# random/random: refused at once, exit status 4, a clear reason.
+lab_up --nat-a random --nat-b random >/dev/null || exit 1
+start_server || exit 1
+LOG_A=$LAB_DIR/rr-a.log
+LOG_B=$LAB_DIR/rr-b.log
+start=$SECONDS
+pa=$(client a "$LOG_A" -t 30)
+pb=$(client b "$LOG_B" -t 30)
+wait_pids 40 "$pa" "$pb"
+check "random/random: refused within 5 s, not after the 30 s timeout" \
+	bash -c "(( $SECONDS - $start <= 5 ))"
+check "random/random: the reason is printed" grep -q "cannot be punched without a relay" "$LOG_A"
+# exit status: run one more client pair in the foreground to read it
+lab_bg b "$LAB_DIR/rr-b2.log" "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 >/dev/null
+lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 >"$LAB_DIR/rr-a2.log" 2>&1
+rc=$?
+check "random/random: exit status 4 (got $rc)" bash -c "[[ $rc -eq 4 ]]"
+stop_server
+lab_down
+
+# An original-protocol peer (raw v1) still pairs and wins with ours; ours keeps
+# the original's timing and bytes for it.
+lab_up --nat-a inc --nat-b inc >/dev/null || exit 1
+start_server || exit 1
+v1=$(lab_bg a "$LAB_DIR/v1.log" "$N4_BIN/tests/v1client" "$LAB_SRV_IP" 1721 n4n4n4 31000 25 20 40)
+ours=$(client b "$LAB_DIR/v1-ours.log" -t 40)
+wait_pids 60 "$v1" "$ours"
+check "v1 peer with ours (discovery on our side only): the original wins" won "$LAB_DIR/v1.log"
+check "v1 peer with ours: ours wins" won "$LAB_DIR/v1-ours.log"
+check "v1 peer with ours: ours used the original's guess" \
+	bash -c "! grep -q ' Plan: ' '$LAB_DIR/v1-ours.log'"
+
+summary strategies
