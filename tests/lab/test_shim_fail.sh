@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# test_shim_fail.sh - how the shim fails: with no partner within N4_TIMEOUT the
+# designating call fails with ETIMEDOUT (an unreachable server: EHOSTUNREACH) and the
+# shim says so in one line, and a capture on NAT A's outside shows that not a byte of
+# the program's data left; a bad setting gives one clear line and EINVAL at the first
+# designated call while every other socket keeps working.
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/lib.sh"
+source "$HERE/punch_lib.sh"
+SHIM=$N4_BIN/libn4shim.so
+
+lab_up --nat-a inc --nat-b inc || {
+	echo "shim: 0 passed, 1 failed"
+	exit 1
+}
+trap lab_down EXIT
+start_server || {
+	echo "shim: 0 passed, 1 failed"
+	exit 1
+}
+
+CAP=$LAB_DIR/wan0.pcap
+start_capture() {
+	: >"$LAB_DIR/tcpdump.log"
+	CAP_PID=$(lab_bg nata "$LAB_DIR/tcpdump.log" tcpdump -n -i wan0 -U -s 0 -w "$CAP" 'tcp or udp')
+	lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+}
+stop_capture() {
+	lab_stop_pid "$CAP_PID"
+}
+# payload_left STRING: the string appears in a captured packet.
+payload_left() {
+	tcpdump -n -r "$CAP" -A 2>/dev/null | grep -qF "$1"
+}
+packets() {
+	tcpdump -n -r "$CAP" 2>/dev/null | wc -l
+}
+shim_errors() { # LOG: the shim's own error lines (not libn4's progress)
+	grep -c "ERROR \[designate.c" "$1"
+}
+
+# 1. No partner: nc's connect() to the placeholder fails, socat's sendto() too.
+secret="SECRET-$RANDOM-PAYLOAD"
+lab_flush
+start_capture
+log=$LAB_DIR/nc-alone.log
+printf '%s\n' "$secret" >"$LAB_DIR/secret"
+lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_IDENT=alone N4_TIMEOUT=3 LD_PRELOAD="$SHIM" \
+	nc -u "$LAB_SRV_IP" 5000 <"$LAB_DIR/secret" >/dev/null 2>"$log"
+rc=$?
+check "no partner: nc fails (status $rc)" test "$rc" -ne 0
+check "no partner: nc reports ETIMEDOUT" grep -q "Connection timed out" "$log"
+check "no partner: exactly one shim line says why" test "$(shim_errors "$log")" -eq 1
+grep "ERROR \[designate.c" "$log" | sed 's/^/# /'
+log=$LAB_DIR/socat-alone.log
+lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_IDENT=alone2 N4_TIMEOUT=3 LD_PRELOAD="$SHIM" \
+	socat -u STDIN "UDP-SENDTO:$LAB_SRV_IP:5000" <"$LAB_DIR/secret" >/dev/null 2>"$log"
+rc=$?
+check "no partner: socat's sendto fails (status $rc)" test "$rc" -ne 0
+check "no partner: socat reports ETIMEDOUT" grep -q "Connection timed out" "$log"
+check "no partner: exactly one shim line for socat" test "$(shim_errors "$log")" -eq 1
+stop_capture
+check "no partner: the capture on nata wan0 saw the rendezvous ($(packets) packets)" \
+	test "$(packets)" -gt 0
+if payload_left "$secret"; then
+	not_ok "no partner: none of the program's payload left NAT A"
+else
+	ok "no partner: none of the program's payload left NAT A"
+fi
+
+# 2. Unreachable server: EHOSTUNREACH.
+log=$LAB_DIR/unreach.log
+lab_exec a env N4_SERVER=192.0.2.99 N4_TIMEOUT=3 LD_PRELOAD="$SHIM" \
+	nc -u 192.0.2.99 5000 </dev/null >/dev/null 2>"$log"
+check "unreachable server: nc reports EHOSTUNREACH" grep -q "No route to host" "$log"
+check "unreachable server: exactly one shim line" test "$(shim_errors "$log")" -eq 1
+
+# 3. Bad settings: one clear line and EINVAL at the first designated call; a socket
+# that is not designated works as before.
+log=$LAB_DIR/badident.log
+: >"$LAB_DIR/rx"
+rx=$(lab_bg srv "$LAB_DIR/rx" timeout 10 socat -u UDP4-RECV:7000 STDOUT)
+lab_wait_for lab_exec srv sh -c "ss -ulnH 'sport = :7000' | grep -q ." --timeout 5
+lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_PEER=192.0.2.77:7777 N4_IDENT=waytoolong \
+	LD_PRELOAD="$SHIM" sh -c "echo undesignated | socat -u STDIN UDP-SENDTO:$LAB_SRV_IP:7000;
+		echo designated | socat -u STDIN UDP-SENDTO:192.0.2.77:7777" >/dev/null 2>"$log"
+check "bad N4_IDENT: one clear line naming it" test "$(grep -c "N4_IDENT" "$log")" -eq 1
+check "bad N4_IDENT: the designated call fails with EINVAL" grep -q "Invalid argument" "$log"
+check "bad N4_IDENT: a socket that is not designated still works" \
+	lab_wait_for grep -q undesignated "$LAB_DIR/rx" --timeout 5
+lab_stop_pid "$rx"
+sed 's/^/# /' "$log"
+
+summary shim
