@@ -25,6 +25,8 @@ enum {
 	OPT_MAX_PER_IP,
 	OPT_LOG_RATE,
 	OPT_BIND,
+	OPT_MAX_PORTS,
+	OPT_PORT_BUDGET,
 	OPT_CONN_RATE,
 	OPT_CONN_BURST,
 	OPT_DRAIN_TO,
@@ -58,6 +60,8 @@ static const struct option long_opts[] = {
 	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
 	{ "log-rate", required_argument, NULL, OPT_LOG_RATE },
 	{ "bind", required_argument, NULL, OPT_BIND },
+	{ "max-ports", required_argument, NULL, OPT_MAX_PORTS },
+	{ "port-budget", required_argument, NULL, OPT_PORT_BUDGET },
 	{ "conn-rate", required_argument, NULL, OPT_CONN_RATE },
 	{ "conn-burst", required_argument, NULL, OPT_CONN_BURST },
 	{ "drain-timeout-ms", required_argument, NULL, OPT_DRAIN_TO },
@@ -98,6 +102,7 @@ void n4_opts_usage(FILE *f)
 	      "                          (64; 0 = no cap)\n"
 	      "      --conn-rate N       new connections per second per source (20; 0 = no limit)\n"
 	      "      --conn-burst N      ... in bursts of up to N (64)\n"
+	      "      --port-budget N     NAT ports a punching plan may spend per side (512)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
 	      "                          SIGUSR1 logs a status line; SIGTERM/SIGINT stop\n"
 	      "client:\n"
@@ -113,6 +118,7 @@ void n4_opts_usage(FILE *f)
 	      "  -r, --round-ms MS       round length (auto 2500 with an n4 peer, else 10000)\n"
 	      "      --ttl N             TTL of pre-opening packets (2; 0 = off)\n"
 	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
+	      "      --max-ports N       NAT ports one round may spend, plans are capped (512)\n"
 	      "exit status (client): 0 WIN, 1 no WIN in time, 2 usage, 3 server unreachable,\n"
 	      "  4 this pair cannot be punched, 130 interrupted.\n",
 	      f);
@@ -268,6 +274,12 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			break;
 		case OPT_LOG_RATE:
 			NUM("--log-rate", 0, 1000000, o->log_rate, "0-1000000");
+			break;
+		case OPT_MAX_PORTS:
+			NUM("--max-ports", 1, 65535, o->client.max_ports, "1-65535");
+			break;
+		case OPT_PORT_BUDGET:
+			NUM("--port-budget", 6, 65535, o->server.port_budget, "6-65535");
 			break;
 		case OPT_BIND:
 			if (!*optarg || strlen(optarg) >= sizeof(o->bind))

@@ -58,6 +58,7 @@ void n4_client_cfg_init(struct n4_client_cfg *cfg)
 	cfg->timeout_ms = 120000;
 	cfg->low_ttl = 2;
 	cfg->confirm_ms = 2000;
+	cfg->max_ports = 512;
 }
 
 int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_len)
@@ -74,6 +75,8 @@ int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_l
 		w = "source port + pool size exceeds 65535";
 	else if (cfg->peer_offset < -65535 || cfg->peer_offset > 65535)
 		w = "peer offset out of range";
+	else if (cfg->max_ports < 1 || cfg->max_ports > 65535)
+		w = "max ports must be between 1 and 65535";
 	else if (cfg->low_ttl < 0 || cfg->low_ttl > 255)
 		w = "TTL must be between 0 and 255";
 	else if (cfg->strategy != N4_STRATEGY_AUTO && cfg->strategy != N4_STRATEGY_CLASSIC)
@@ -170,6 +173,10 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 		break;
 	default:
 		return 0;
+	}
+	if (pool > c->cfg.max_ports) {
+		n4_info(" plan wants %u sockets, capped at --max-ports %u ", pool, c->cfg.max_ports);
+		pool = c->cfg.max_ports;
 	}
 	int err = n4_pool_resize(&c->pool, pool);
 	c->ports_used = c->pool.n;

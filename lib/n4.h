@@ -41,6 +41,8 @@ struct n4_client_cfg {
 	unsigned timeout_ms;         /* give up after this long in total: 120000; 0 = never */
 	int low_ttl;                 /* TTL of pre-opening packets (auto): 2; 0 = off */
 	unsigned confirm_ms;         /* max time to keep confirming after WIN: 2000 */
+	unsigned max_ports;          /* NAT ports one round may spend (carrier quotas are
+	                              * often 512-2048): 512; plans are clamped to it */
 	bool return_on_eintr;        /* a signal makes n4_client_run return -EINTR */
 	volatile sig_atomic_t *cancel; /* optional: set non-zero to abort with -ECANCELED */
 };
