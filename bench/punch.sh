@@ -3,7 +3,7 @@
 # behaviour) against the default strategy, side by side in the same lab run.
 # Not a test: it prints a table (and, with -o FILE, appends it as markdown).
 #
-# usage: bench/punch.sh [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]
+# usage: bench/punch.sh [-k TRIALS] [-c CLASSIC_TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]
 #   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S, e.g. inc-linux/inc-linux/0/0
 #   default cells: the foundation set (see below)
 set -uo pipefail
@@ -12,17 +12,20 @@ source "$here/../tests/lab/lib.sh"
 source "$here/../tests/lab/punch_lib.sh"
 
 K=10
-TIMEOUT=25
+KC=
+TIMEOUT=10
 OUT=
-while getopts "k:t:o:" o; do
+while getopts "k:c:t:o:" o; do
 	case $o in
 	k) K=$OPTARG ;;
+	c) KC=$OPTARG ;;
 	t) TIMEOUT=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	*) echo "usage: $0 [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
+KC=${KC:-$K}
 cells=("$@")
 ((${#cells[@]})) || cells=(inc/inc/0/0 inc-linux/inc-linux/0/0 inc-linux/inc-linux/20/0 cone/cone/0/0 cone/inc/0/0)
 
@@ -54,7 +57,9 @@ for cell in "${cells[@]}"; do
 		wins=0
 		pkts=0
 		ports=0
-		for ((i = 1; i <= K; i++)); do
+		k=$K
+		[[ $strategy == classic ]] && k=$KC
+		for ((i = 1; i <= k; i++)); do
 			lab_flush
 			tag=$strategy-$i
 			run_pair "$tag" --strategy "$strategy" -t "$TIMEOUT" --log debug -b $((20000 + (i % 10) * 1000)) >/dev/null
@@ -70,7 +75,7 @@ for cell in "${cells[@]}"; do
 		read -r med worst < <(printf '%s\n' "${times[@]}" | grep . | stats)
 		pp=$(printf '%s\n' "${times[@]}" | grep . | p95)
 		row=$(printf '| %-28s | %-8s | %3d/%-2d | %9s | %9s | %9s | %7s | %7s |' "$cell" "$strategy" \
-			"$wins" "$K" "$med" "$pp" "$worst" "$(( wins ? pkts / (2 * wins) : 0 ))" "$(( wins ? ports / (2 * wins) : 0 ))")
+			"$wins" "$k" "$med" "$pp" "$worst" "$(( wins ? pkts / (2 * wins) : 0 ))" "$(( wins ? ports / (2 * wins) : 0 ))")
 		echo "$row"
 		rows+=("$row")
 	done
@@ -81,7 +86,7 @@ echo "(times: start of both clients to the later [ WIN ]; packets/ports: per sid
 if [[ -n $OUT ]]; then
 	{
 		echo
-		echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), K=$K"
+		echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), $K trials (auto), $KC (classic), give up after $TIMEOUT s"
 		echo
 		echo "$header"
 		echo "$sep"

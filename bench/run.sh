@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: every benchmark, one after the other.  Not tests:
+# they print measured ratios and tables and never fail a build.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+echo "== punch: classic (the original) vs auto, foundation cells"
+bash "$here/punch.sh" -k "${K:-10}" || true
+for b in shim server; do
+	if [[ -x $here/$b.sh || -f $here/$b.sh ]]; then
+		echo "== $b"
+		bash "$here/$b.sh" || true
+	fi
+done
