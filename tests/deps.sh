@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the NAT lab tests, the demo and the benchmarks need.
+# Idempotent: silent and quick when everything is present; apt-get update runs only
+# when something is missing.
+set -euo pipefail
+
+packages=(
+	nftables iproute2 conntrack socat netcat-openbsd iptables tcpdump
+	libnetfilter-queue-dev libmnl-dev clang libclang-rt-14-dev procps psmisc
+)
+
+die() {
+	printf 'deps.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian/Ubuntu only; install by hand: ${packages[*]}"
+
+missing=()
+for pkg in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+	[[ "$status" == installed ]] || missing+=("$pkg")
+done
+((${#missing[@]} == 0)) && exit 0
+
+printf 'deps.sh: installing missing packages: %s\n' "${missing[*]}" >&2
+[[ "$(id -u)" == 0 ]] || die "need root to install: ${missing[*]} (run: sudo $0)"
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install by hand: ${missing[*]}"
+
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! apt-get update -qq >"$log" 2>&1; then
+	cat "$log" >&2
+	die "apt-get update failed"
+fi
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+	cat "$log" >&2
+	die "apt-get install failed for: ${missing[*]}"
+fi
+
+for pkg in "${missing[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+	[[ "$status" == installed ]] || die "package $pkg still not installed after apt-get"
+done

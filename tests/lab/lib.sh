@@ -1,0 +1,652 @@
+# shellcheck shell=bash
+# NAT lab for n4: two hosts behind two NATs, a rendezvous server and a WAN router, all in
+# network namespaces of this machine.  Sourced by the lab tests, the demo and benchmarks.
+#
+#   srv 192.0.2.2 ---- 192.0.2.1 [wan] 198.51.100.1 ---- 198.51.100.2 [nata] 10.1.0.1 -- a 10.1.0.2
+#                      (delay, loss,   203.0.113.1 ---- 203.0.113.2 [natb] 10.2.0.1     a2 10.1.0.3
+#                       noise sink                                       |              b 10.2.0.2
+#                       192.0.2.250)                                     +------------- b2 10.2.0.3
+#
+# Namespaces are named n4-$LAB_ID-NODE so several labs can coexist.  Nothing connects to
+# the root namespace and no route points out of the lab.  Every function returns non-zero
+# with a message on stderr on failure; the library never exits the caller.
+#
+# API: lab_require_root, lab_up, lab_down, lab_exec, lab_bg, lab_flush, lab_set_nat,
+#      lab_set_noise, lab_set_delay, lab_wait_for, lab_ns, lab_stop_pid.
+
+LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_REPO=$(cd "$LAB_LIB_DIR/../.." && pwd)
+LAB_TOOLS=${N4_BUILD:-$LAB_REPO/build}/lab
+
+LAB_NODES=(srv wan nata natb a a2 b b2)
+
+LAB_SRV_IP=192.0.2.2
+LAB_WAN_SRV_IP=192.0.2.1
+LAB_SINK_IP=192.0.2.250 # owned by wan; UDP to it is dropped silently (noise sink)
+LAB_NATA_IP=198.51.100.2
+LAB_NATB_IP=203.0.113.2
+LAB_A_IP=10.1.0.2
+LAB_A2_IP=10.1.0.3
+LAB_B_IP=10.2.0.2
+LAB_B2_IP=10.2.0.3
+export LAB_SRV_IP LAB_WAN_SRV_IP LAB_SINK_IP LAB_NATA_IP LAB_NATB_IP
+export LAB_A_IP LAB_A2_IP LAB_B_IP LAB_B2_IP
+
+# Port-incrementing NAT: public port = BASE + (new-mapping counter mod SIZE).  The map is
+# written element by element (the `offset` form of numgen writes host byte order).  40000
+# elements load in ~0.2 s per NAT here, and wrapping then needs 40 s of 1000 flows/s.
+# Different bases for A and B so no test passes by symmetry.
+LAB_INC_SIZE=${LAB_INC_SIZE:-40000}
+LAB_INC_BASE_A=${LAB_INC_BASE_A:-20000}
+LAB_INC_BASE_B=${LAB_INC_BASE_B:-24000}
+LAB_RANDOM_PORTS=10000-60000
+LAB_NOISE_PORTS=(10000 59999) # sink's destination port range (noise.c defaults)
+LAB_QUEUE=0                   # NFQUEUE number in wan (queues are per namespace)
+_LAB_QUEUE_RULE=(-j NFQUEUE --queue-num "$LAB_QUEUE" --queue-bypass)
+
+_lab_err() {
+	printf 'lab: %s\n' "$*" >&2
+}
+
+# _lab_run DESCRIPTION CMD...: run, and on failure report the description and the output.
+_lab_run() {
+	local what=$1 out
+	shift
+	if ! out=$("$@" 2>&1); then
+		_lab_err "$what failed: $*"
+		[[ -n "$out" ]] && printf '%s\n' "$out" >&2
+		return 1
+	fi
+	[[ -z "$out" ]] || printf '%s\n' "$out"
+	return 0
+}
+
+_lab_valid_node() {
+	local n
+	for n in "${LAB_NODES[@]}"; do
+		[[ "$1" == "$n" ]] && return 0
+	done
+	_lab_err "unknown node '$1' (one of: ${LAB_NODES[*]})"
+	return 1
+}
+
+_lab_dir_of() {
+	printf '%s/n4-lab.%s' "${LAB_TMPDIR:-${TMPDIR:-/tmp}}" "$1"
+}
+
+_lab_need_id() {
+	if [[ -z "${LAB_ID:-}" ]]; then
+		_lab_err "LAB_ID is not set (call lab_up first or export LAB_ID)"
+		return 1
+	fi
+	LAB_DIR=${LAB_DIR:-$(_lab_dir_of "$LAB_ID")}
+}
+
+# lab_ns NODE: the namespace name of NODE in the current lab.
+lab_ns() {
+	_lab_need_id || return 1
+	_lab_valid_node "$1" || return 1
+	printf 'n4-%s-%s' "$LAB_ID" "$1"
+}
+
+# lab_require_root: fail (with the line CI looks for) unless we can build namespaces.
+lab_require_root() {
+	local reason="" probe="n4-probe-$$-$RANDOM"
+	if [[ "$(id -u)" != 0 ]]; then
+		reason="not root (uid $(id -u))"
+	elif ! command -v ip >/dev/null 2>&1; then
+		reason="'ip' (iproute2) not installed"
+	elif ! ip netns list >/dev/null 2>&1; then
+		reason="'ip netns' unavailable"
+	elif ! ip netns add "$probe" >/dev/null 2>&1; then
+		reason="cannot create a network namespace (ip netns add failed)"
+	else
+		ip netns del "$probe" >/dev/null 2>&1 || true
+		local tool
+		for tool in nft conntrack; do
+			if ! command -v "$tool" >/dev/null 2>&1; then
+				reason="'$tool' not installed (run tests/deps.sh)"
+				break
+			fi
+		done
+	fi
+	if [[ -n "$reason" ]]; then
+		printf 'LAB TESTS NEED ROOT AND NETWORK NAMESPACES: %s\n' "$reason" >&2
+		return 1
+	fi
+	return 0
+}
+
+# lab_exec NODE CMD...: run CMD inside NODE.
+lab_exec() {
+	local ns
+	if (($# < 2)); then
+		_lab_err "usage: lab_exec NODE CMD..."
+		return 2
+	fi
+	ns=$(lab_ns "$1") || return 1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# lab_bg NODE LOGFILE CMD...: start CMD in NODE in the background, output to LOGFILE;
+# prints the pid (ip netns exec execs CMD, so it is CMD's own pid).
+lab_bg() {
+	local ns log
+	if (($# < 3)); then
+		_lab_err "usage: lab_bg NODE LOGFILE CMD..."
+		return 2
+	fi
+	ns=$(lab_ns "$1") || return 1
+	log=$2
+	shift 2
+	if ! : >>"$log"; then
+		_lab_err "cannot write log file $log"
+		return 1
+	fi
+	ip netns exec "$ns" "$@" >>"$log" 2>&1 </dev/null &
+	printf '%s\n' "$!"
+}
+
+# lab_wait_for CMD... --timeout S [--interval S]: poll CMD until it succeeds.
+lab_wait_for() {
+	local timeout="" interval=0.02 cmd=()
+	while (($#)); do
+		case $1 in
+		--timeout)
+			timeout=${2:-}
+			shift 2 || break
+			;;
+		--interval)
+			interval=${2:-}
+			shift 2 || break
+			;;
+		*)
+			cmd+=("$1")
+			shift
+			;;
+		esac
+	done
+	if ((${#cmd[@]} == 0)) || [[ ! "$timeout" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+		_lab_err "usage: lab_wait_for CMD... --timeout SECONDS [--interval SECONDS]"
+		return 2
+	fi
+	local deadline now
+	deadline=$(_lab_now_ms)
+	deadline=$((deadline + $(_lab_sec_to_ms "$timeout")))
+	while :; do
+		"${cmd[@]}" && return 0
+		now=$(_lab_now_ms)
+		if ((now >= deadline)); then
+			_lab_err "timed out after ${timeout}s waiting for: ${cmd[*]}"
+			return 1
+		fi
+		sleep "$interval"
+	done
+}
+
+_lab_now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	printf '%s' "$((t / 1000))"
+}
+
+_lab_sec_to_ms() {
+	local int=${1%%.*} frac=""
+	[[ "$1" == *.* ]] && frac=${1#*.}
+	frac=${frac}000
+	printf '%s' "$((10#${int:-0} * 1000 + 10#${frac:0:3}))"
+}
+
+_lab_pid_alive() {
+	local state
+	[[ -r "/proc/$1/stat" ]] || return 1
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+# lab_stop_pid PID [TIMEOUT_S]: SIGTERM, wait for exit, SIGKILL after the timeout.
+lab_stop_pid() {
+	local pid=$1 timeout=${2:-3}
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 0
+	_lab_pid_alive "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	if ! lab_wait_for _lab_pid_not_alive "$pid" --timeout "$timeout" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null || true
+		lab_wait_for _lab_pid_not_alive "$pid" --timeout 2 || return 1
+	fi
+	return 0
+}
+
+_lab_pid_not_alive() {
+	! _lab_pid_alive "$1"
+}
+
+_lab_read_pidfile() {
+	local f="$LAB_DIR/$1.pid"
+	[[ -r "$f" ]] && cat "$f"
+}
+
+_lab_nft() {
+	local node=$1
+	shift
+	_lab_run "nft in $node" lab_exec "$node" nft "$@" >/dev/null
+}
+
+_lab_sysctl() {
+	local node=$1
+	shift
+	_lab_run "sysctl in $node" lab_exec "$node" sysctl -q -w "$@" >/dev/null
+}
+
+_lab_link() {
+	_lab_run "ip link add" ip link add "$@" >/dev/null
+}
+
+_lab_addr() { # NODE DEV CIDR
+	_lab_run "address $3 on $1/$2" ip -n "$(lab_ns "$1")" addr add "$3" dev "$2" >/dev/null
+}
+
+_lab_ifup() { # NODE DEV...
+	local node=$1 dev
+	shift
+	for dev in "$@"; do
+		_lab_run "link up $node/$dev" ip -n "$(lab_ns "$node")" link set "$dev" up >/dev/null ||
+			return 1
+	done
+}
+
+_lab_route() { # NODE GW
+	_lab_run "default route in $1" ip -n "$(lab_ns "$1")" route add default via "$2" >/dev/null
+}
+
+# _lab_nat_ruleset SIDE FLAVOR: print the nftables ruleset for NAT a or b.
+_lab_nat_ruleset() {
+	local side=$1 flavor=$2 pub base
+	if [[ "$side" == a ]]; then
+		pub=$LAB_NATA_IP base=$LAB_INC_BASE_A
+	else
+		pub=$LAB_NATB_IP base=$LAB_INC_BASE_B
+	fi
+	# "table add + delete" makes the file replace any previous lab ruleset atomically
+	printf 'table ip n4lab_nat {}\ndelete table ip n4lab_nat\n'
+	printf 'table ip n4lab_filter {}\ndelete table ip n4lab_filter\n'
+	printf 'table ip n4lab_nat {\n\tchain postrouting {\n'
+	printf '\t\ttype nat hook postrouting priority srcnat; policy accept;\n'
+	case $flavor in
+	inc | inc-linux)
+		printf '\t\toifname "wan0" meta l4proto udp snat to %s : numgen inc mod %d map { ' \
+			"$pub" "$LAB_INC_SIZE"
+		awk -v n="$LAB_INC_SIZE" -v b="$base" \
+			'BEGIN { for (i = 0; i < n; i++) printf "%s%d : %d", (i ? ", " : ""), i, b + i }'
+		printf ' }\n'
+		;;
+	random)
+		printf '\t\toifname "wan0" meta l4proto udp snat to %s : %s random\n' \
+			"$pub" "$LAB_RANDOM_PORTS"
+		;;
+	cone) ;;
+	*)
+		_lab_err "unknown NAT flavor '$flavor' (inc, inc-linux, cone, random)"
+		return 1
+		;;
+	esac
+	# TCP (the client's control connection), ICMP and the cone flavour
+	printf '\t\toifname "wan0" masquerade\n\t}\n}\n'
+	printf 'table ip n4lab_filter {\n\tchain prerouting {\n'
+	printf '\t\ttype filter hook prerouting priority -150; policy accept;\n'
+	if [[ "$flavor" == inc ]]; then
+		# Carrier NATs keep no state for unsolicited inbound packets: drop them after
+		# conntrack has seen them (-200) but before their entry is confirmed.
+		printf '\t\tiifname "wan0" ct state new counter drop\n'
+	fi
+	printf '\t}\n}\n'
+}
+
+# lab_set_nat a|b FLAVOR: (re)load the NAT ruleset of NAT a or b.  Existing conntrack
+# entries keep their mappings: call lab_flush after.
+lab_set_nat() {
+	local side=$1 flavor=${2:-} file
+	_lab_need_id || return 1
+	if [[ "$side" != a && "$side" != b ]]; then
+		_lab_err "lab_set_nat: side must be a or b, not '$side'"
+		return 1
+	fi
+	file="$LAB_DIR/nat-$side.nft"
+	_lab_nat_ruleset "$side" "$flavor" >"$file" || return 1
+	_lab_nft "nat$side" -f "$file" || return 1
+	printf '%s\n' "$flavor" >"$LAB_DIR/nat-$side.flavor"
+	if [[ "$side" == a ]]; then LAB_NAT_A=$flavor; else LAB_NAT_B=$flavor; fi
+	export LAB_NAT_A LAB_NAT_B
+}
+
+_lab_build_topology() {
+	local n ns
+	for n in "${LAB_NODES[@]}"; do
+		ns=$(lab_ns "$n") || return 1
+		_lab_run "ip netns add" ip netns add "$ns" >/dev/null || return 1
+		_lab_ifup "$n" lo || return 1
+		# no IPv6: keeps router solicitations and MLD off the WAN and the delay queue
+		_lab_sysctl "$n" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
+			return 1
+	done
+
+	local srv wan nata natb
+	srv=$(lab_ns srv) wan=$(lab_ns wan) nata=$(lab_ns nata) natb=$(lab_ns natb)
+	# veths are created directly inside the lab namespaces: no interface ever exists in the
+	# root namespace, so names cannot clash between labs.
+	_lab_link eth0 netns "$srv" type veth peer name srv0 netns "$wan" || return 1
+	_lab_link wan0 netns "$nata" type veth peer name nata0 netns "$wan" || return 1
+	_lab_link wan0 netns "$natb" type veth peer name natb0 netns "$wan" || return 1
+
+	_lab_addr srv eth0 "$LAB_SRV_IP/24" || return 1
+	_lab_addr wan srv0 "$LAB_WAN_SRV_IP/24" || return 1
+	_lab_addr wan srv0 "$LAB_SINK_IP/32" || return 1
+	_lab_addr wan nata0 198.51.100.1/24 || return 1
+	_lab_addr wan natb0 203.0.113.1/24 || return 1
+	_lab_addr nata wan0 "$LAB_NATA_IP/24" || return 1
+	_lab_addr natb wan0 "$LAB_NATB_IP/24" || return 1
+	_lab_ifup srv eth0 || return 1
+	_lab_ifup wan srv0 nata0 natb0 || return 1
+	_lab_ifup nata wan0 || return 1
+	_lab_ifup natb wan0 || return 1
+	_lab_route srv "$LAB_WAN_SRV_IP" || return 1
+	_lab_route nata 198.51.100.1 || return 1
+	_lab_route natb 203.0.113.1 || return 1
+
+	# each NAT's LAN is a bridge with one veth per host
+	local side nat net host ip
+	for side in a b; do
+		nat=nat$side
+		net=10.1.0
+		[[ "$side" == b ]] && net=10.2.0
+		_lab_run "bridge in $nat" ip -n "$(lab_ns "$nat")" link add br0 type bridge >/dev/null ||
+			return 1
+		_lab_addr "$nat" br0 "$net.1/24" || return 1
+		_lab_ifup "$nat" br0 || return 1
+		for host in "$side" "${side}2"; do
+			ip=$net.2
+			[[ "$host" == "${side}2" ]] && ip=$net.3
+			_lab_link eth0 netns "$(lab_ns "$host")" type veth peer name "lan-$host" \
+				netns "$(lab_ns "$nat")" || return 1
+			_lab_run "bridge port" ip -n "$(lab_ns "$nat")" link set "lan-$host" master br0 \
+				>/dev/null || return 1
+			_lab_ifup "$nat" "lan-$host" || return 1
+			_lab_addr "$host" eth0 "$ip/24" || return 1
+			_lab_ifup "$host" eth0 || return 1
+			_lab_route "$host" "$net.1" || return 1
+		done
+	done
+
+	for n in wan nata natb; do
+		_lab_sysctl "$n" net.ipv4.ip_forward=1 || return 1
+	done
+
+	# the noise sink: wan owns the address and drops the datagrams without an ICMP reply
+	_lab_nft wan -f - <<EOF || return 1
+table ip n4lab_sink {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ip daddr $LAB_SINK_IP meta l4proto udp counter drop
+	}
+}
+EOF
+}
+
+_lab_stop_delay() {
+	local pid
+	pid=$(_lab_read_pidfile nfq-delay) || return 0
+	lab_stop_pid "$pid" || return 1
+	rm -f "$LAB_DIR/nfq-delay.pid"
+}
+
+_lab_queue_bound() {
+	# shellcheck disable=SC2016 # awk program
+	lab_exec wan awk -v q="$LAB_QUEUE" '$1 == q { found = 1 } END { exit !found }' \
+		/proc/net/netfilter/nfnetlink_queue 2>/dev/null
+}
+
+_lab_grep_alive() { # PID PATTERN FILE: pattern in file; fails fast if PID died
+	if ! _lab_pid_alive "$1"; then
+		_lab_err "process $1 exited; its log ($3):"
+		cat "$3" >&2
+		return 2
+	fi
+	grep -q -- "$2" "$3"
+}
+
+_lab_wait_started() { # PID PATTERN LOG WHAT
+	local t=0 rc
+	while :; do
+		rc=0
+		_lab_grep_alive "$1" "$2" "$3" || rc=$?
+		((rc == 0)) && return 0
+		if ((rc == 2)); then
+			_lab_err "$4 did not start"
+			return 1
+		fi
+		if ((t >= 250)); then # 5 s
+			_lab_err "$4 did not report ready within 5 s; log ($3):"
+			cat "$3" >&2
+			return 1
+		fi
+		sleep 0.02
+		t=$((t + 1))
+	done
+}
+
+_lab_need_tool() {
+	LAB_TOOLS=${N4_BUILD:-$LAB_REPO/build}/lab # N4_BUILD may be set after sourcing
+	if [[ ! -x "$LAB_TOOLS/$1" ]]; then
+		_lab_err "$LAB_TOOLS/$1 missing: run 'make lab-tools' first"
+		return 1
+	fi
+}
+
+# lab_set_delay MS [JITTER_MS] [LOSS_PCT]: one-way delay applied once per WAN crossing.
+# All zero removes the queue rule and stops nfq-delay.
+lab_set_delay() {
+	local delay=${1:-0} jitter=${2:-0} loss=${3:-0} v
+	_lab_need_id || return 1
+	for v in "$delay" "$jitter" "$loss"; do
+		if [[ ! "$v" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+			_lab_err "lab_set_delay: '$v' is not a non-negative number"
+			return 1
+		fi
+	done
+	_lab_stop_delay || return 1
+	if [[ "$delay$jitter$loss" =~ ^[0.]*$ ]]; then
+		if [[ -e "$LAB_DIR/delay.rule" ]]; then
+			_lab_run "iptables in wan" lab_exec wan iptables -w -D FORWARD "${_LAB_QUEUE_RULE[@]}" ||
+				return 1
+			rm -f "$LAB_DIR/delay.rule"
+		fi
+		LAB_DELAY_MS=0 LAB_JITTER_MS=0 LAB_LOSS_PCT=0
+		export LAB_DELAY_MS LAB_JITTER_MS LAB_LOSS_PCT
+		return 0
+	fi
+	_lab_need_tool nfq-delay || return 1
+
+	local log="$LAB_DIR/nfq-delay.log" pid
+	: >"$log"
+	pid=$(lab_bg wan "$log" "$LAB_TOOLS/nfq-delay" -q "$LAB_QUEUE" -d "$delay" -j "$jitter" \
+		-l "$loss") || return 1
+	printf '%s\n' "$pid" >"$LAB_DIR/nfq-delay.pid"
+	_lab_wait_started "$pid" "queue $LAB_QUEUE ready" "$log" nfq-delay || return 1
+	lab_wait_for _lab_queue_bound --timeout 5 || return 1
+	if [[ ! -e "$LAB_DIR/delay.rule" ]]; then
+		# bypass: if nfq-delay dies, the kernel accepts instead of dropping.  iptables, not
+		# nft: this kernel has no nft queue expression (CONFIG_NFT_QUEUE unset), only the
+		# xtables NFQUEUE target through nft_compat.
+		_lab_run "iptables in wan" lab_exec wan iptables -w -A FORWARD "${_LAB_QUEUE_RULE[@]}" ||
+			return 1
+		: >"$LAB_DIR/delay.rule"
+	fi
+	LAB_DELAY_MS=$delay LAB_JITTER_MS=$jitter LAB_LOSS_PCT=$loss
+	export LAB_DELAY_MS LAB_JITTER_MS LAB_LOSS_PCT
+}
+
+# lab_set_noise RATE_A RATE_B: new flows per second from a2 and b2 to the sink (0 = off).
+lab_set_noise() {
+	local rate side pid log
+	_lab_need_id || return 1
+	for rate in "${1:-0}" "${2:-0}"; do
+		if [[ ! "$rate" =~ ^[0-9]+$ ]]; then
+			_lab_err "lab_set_noise: '$rate' is not a whole number of flows per second"
+			return 1
+		fi
+	done
+	for side in a b; do
+		if pid=$(_lab_read_pidfile "noise-$side"); then
+			lab_stop_pid "$pid" || return 1
+			rm -f "$LAB_DIR/noise-$side.pid"
+		fi
+	done
+	for side in a b; do
+		rate=${1:-0}
+		[[ "$side" == b ]] && rate=${2:-0}
+		((rate > 0)) || continue
+		_lab_need_tool noise || return 1
+		log="$LAB_DIR/noise-$side.log"
+		pid=$(lab_bg "${side}2" "$log" "$LAB_TOOLS/noise" -d "$LAB_SINK_IP" -r "$rate" \
+			-p "${LAB_NOISE_PORTS[0]}" -P "${LAB_NOISE_PORTS[1]}") || return 1
+		printf '%s\n' "$pid" >"$LAB_DIR/noise-$side.pid"
+		_lab_wait_started "$pid" "flows/s" "$log" "noise in ${side}2" || return 1
+	done
+	LAB_NOISE_A=${1:-0} LAB_NOISE_B=${2:-0}
+	export LAB_NOISE_A LAB_NOISE_B
+}
+
+# lab_flush: forget all NAT state (conntrack) in both NATs and the router.
+lab_flush() {
+	local n
+	_lab_need_id || return 1
+	for n in nata natb wan; do
+		_lab_run "conntrack -F in $n" lab_exec "$n" conntrack -F >/dev/null || return 1
+	done
+}
+
+# lab_up [--id ID] [--nat-a FLAVOR] [--nat-b FLAVOR] [--delay MS] [--jitter MS]
+#        [--loss PCT] [--noise-a RATE] [--noise-b RATE]
+lab_up() {
+	local id=$$ nat_a=inc nat_b=inc delay=0 jitter=0 loss=0 noise_a=0 noise_b=0
+	while (($#)); do
+		if (($# < 2)); then
+			_lab_err "lab_up: option $1 needs a value"
+			return 1
+		fi
+		case $1 in
+		--id) id=$2 ;;
+		--nat-a) nat_a=$2 ;;
+		--nat-b) nat_b=$2 ;;
+		--delay) delay=$2 ;;
+		--jitter) jitter=$2 ;;
+		--loss) loss=$2 ;;
+		--noise-a) noise_a=$2 ;;
+		--noise-b) noise_b=$2 ;;
+		*)
+			_lab_err "lab_up: unknown option '$1'"
+			return 1
+			;;
+		esac
+		shift 2
+	done
+	if [[ ! "$id" =~ ^[A-Za-z0-9_]{1,32}$ ]]; then
+		_lab_err "lab_up: bad id '$id' (letters, digits, _; at most 32)"
+		return 1
+	fi
+	local f
+	for f in "$nat_a" "$nat_b"; do
+		case $f in
+		inc | inc-linux | cone | random) ;;
+		*)
+			_lab_err "lab_up: unknown NAT flavor '$f' (inc, inc-linux, cone, random)"
+			return 1
+			;;
+		esac
+	done
+	lab_require_root || return 1
+	# fail before building anything when a helper program is missing
+	if [[ ! "$delay$jitter$loss" =~ ^[0.]*$ ]]; then
+		_lab_need_tool nfq-delay || return 1
+	fi
+	if [[ ! "$noise_a$noise_b" =~ ^0*$ ]]; then
+		_lab_need_tool noise || return 1
+	fi
+	if ip netns list | grep -q "^n4-$id-"; then
+		_lab_err "lab_up: a lab with id $id exists already (lab_down $id first)"
+		return 1
+	fi
+
+	LAB_ID=$id
+	LAB_DIR=$(_lab_dir_of "$id")
+	export LAB_ID LAB_DIR
+	if [[ -L "$LAB_DIR" ]] || { [[ -e "$LAB_DIR" ]] && [[ ! -d "$LAB_DIR" ]]; }; then
+		_lab_err "lab_up: $LAB_DIR exists and is not a directory"
+		return 1
+	fi
+	rm -rf "$LAB_DIR"
+	if ! mkdir -m 700 "$LAB_DIR"; then
+		_lab_err "lab_up: cannot create $LAB_DIR"
+		return 1
+	fi
+
+	if _lab_build_topology &&
+		lab_set_nat a "$nat_a" && lab_set_nat b "$nat_b" &&
+		lab_set_delay "$delay" "$jitter" "$loss" &&
+		lab_set_noise "$noise_a" "$noise_b"; then
+		return 0
+	fi
+	_lab_err "lab_up failed; tearing down lab $id"
+	lab_down "$id"
+	return 1
+}
+
+# lab_down [ID]: stop every process in the lab's namespaces, delete them and LAB_DIR.
+# Idempotent; safe in an EXIT trap after a half-finished lab_up.
+lab_down() {
+	local id=${1:-${LAB_ID:-}} ns nss=() pids=() pid rc=0
+	if [[ -z "$id" ]]; then
+		return 0
+	fi
+	if [[ ! "$id" =~ ^[A-Za-z0-9_]{1,32}$ ]]; then
+		_lab_err "lab_down: bad id '$id'"
+		return 1
+	fi
+	while read -r ns _; do
+		[[ "$ns" == "n4-$id-"* ]] && nss+=("$ns")
+	done < <(ip netns list 2>/dev/null)
+
+	for ns in "${nss[@]}"; do
+		while read -r pid; do
+			[[ -n "$pid" ]] && pids+=("$pid")
+		done < <(ip netns pids "$ns" 2>/dev/null)
+	done
+	if ((${#pids[@]})); then
+		kill -TERM "${pids[@]}" 2>/dev/null || true
+		local t=0 alive
+		while :; do
+			alive=()
+			for pid in "${pids[@]}"; do
+				_lab_pid_alive "$pid" && alive+=("$pid")
+			done
+			((${#alive[@]} == 0)) && break
+			if ((t == 100)); then # 2 s
+				kill -KILL "${alive[@]}" 2>/dev/null || true
+			elif ((t > 200)); then
+				_lab_err "lab_down: processes did not exit: ${alive[*]}"
+				rc=1
+				break
+			fi
+			sleep 0.02
+			t=$((t + 1))
+		done
+	fi
+	for ns in "${nss[@]}"; do
+		if ! ip netns del "$ns" 2>/dev/null && ip netns list | grep -q "^$ns\b"; then
+			_lab_err "lab_down: cannot delete namespace $ns"
+			rc=1
+		fi
+	done
+	rm -rf "$(_lab_dir_of "$id")"
+	return "$rc"
+}
