@@ -37,6 +37,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -88,7 +89,7 @@ static socklen_t srv_tcp_len;
 static struct sockaddr_in srv_udp;
 static bool legacy, quiet;
 static unsigned copies = 3, want_pairs = 1, started_pairs, ok_pairs, bad_pairs, failed_clients;
-static unsigned long ident_counter;
+static unsigned long ident_counter, ident_base;
 static uint8_t shared_ident[N4_PAYLOAD_SIZE];
 static bool have_shared;
 static volatile sig_atomic_t stop;
@@ -411,7 +412,9 @@ static int run(struct result *res)
 	conc = conc / jobs + (job < conc % jobs ? 1 : 0);
 	if (!conc)
 		conc = 1;
-	ident_counter = (unsigned long)job * 1000000000ul;
+	/* Distinct from other workers and from other loadgen runs against the same
+	 * server (a random start in 62^6). */
+	ident_counter = ident_base + (unsigned long)job * 1000000000ul;
 	if (hold) {
 		npairs_slots = nclients = hold; /* each alone, with its own identifier */
 		want_pairs = 0;
@@ -619,6 +622,9 @@ int main(int argc, char **argv)
 	if (jobs > 64)
 		jobs = 64;
 	unsigned total_hold = hold, total_pairs = want_pairs;
+	if (getrandom(&ident_base, sizeof(ident_base), 0) != (ssize_t)sizeof(ident_base))
+		ident_base = (unsigned long)time(NULL) * 2654435761ul ^ (unsigned long)getpid();
+	ident_base %= 50000000000ul;
 	for (job = 0; job < jobs; job++) {
 		pids[job] = fork();
 		if (pids[job] == 0)

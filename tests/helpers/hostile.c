@@ -1,0 +1,335 @@
+/* hostile.c - what the internet throws at a rendezvous server, one case per run,
+ * over loopback.  Cases that need an answer from the server check it themselves and
+ * print "ok - ..." or "not ok - ..." (exit 0 / 1); the others just do their damage
+ * and exit 0.  tests/server/test_hostile.sh runs each while a legitimate pair
+ * completes alongside.
+ *
+ * usage: hostile PORT CASE [ARG]
+ *   garbage N      N connections sending 64 random bytes each
+ *   partial N [MS] N connections sending half a HELLO, then silence for MS (3000)
+ *   slow N         N connections sending a HELLO one byte per second
+ *   flood N        N connections from 127.0.0.1 as fast as possible, each a HELLO
+ *   hellos N       one connection sending N HELLOs back to back
+ *   spoof IDENT S  for S seconds, EXCHANGEs for IDENT from 127.66.66.66
+ *   udpjunk S      for S seconds, random datagrams of random length
+ *   halfopen N     N clients send HELLO, then vanish without FIN or RST (TCP_REPAIR)
+ *   third          a pair gets READY, a third client says the same identifier: the
+ *                  pair must still get the right PEERINFOs, the third must wait
+ *   reset          a pair gets READY, one side resets: the other must be closed
+ *   slowpair MS    a pair gets READY, waits MS, then completes: must get PEERINFOs
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "wire.h"
+
+#ifndef TCP_REPAIR
+#define TCP_REPAIR 19
+#endif
+
+static struct sockaddr_in srv;
+
+static int tcp_connect_from(uint32_t src_ip)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (src_ip) {
+		struct sockaddr_in b = { .sin_family = AF_INET, .sin_addr.s_addr = src_ip };
+		if (bind(fd, (struct sockaddr *)&b, sizeof(b))) {
+			close(fd);
+			return -1;
+		}
+	}
+	if (connect(fd, (struct sockaddr *)&srv, sizeof(srv))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void hello_bytes(uint8_t out[N4_MSG_SIZE], const char *ident, uint8_t ext)
+{
+	struct n4_msg m;
+	uint8_t id[N4_PAYLOAD_SIZE];
+
+	n4_ident_encode(ident, id);
+	n4_msg_init(&m, N4_CMD_HELLO, ext, id);
+	n4_wire_encode(&m, out);
+}
+
+/* Read one 8-byte message within ms; 0, -1 on EOF/error, -2 on timeout. */
+static int read_msg(int fd, uint8_t buf[N4_MSG_SIZE], int ms)
+{
+	size_t have = 0;
+
+	while (have < N4_MSG_SIZE) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int n = poll(&p, 1, ms);
+		if (n == 0)
+			return -2;
+		if (n < 0)
+			return -1;
+		ssize_t r = recv(fd, buf + have, N4_MSG_SIZE - have, 0);
+		if (r <= 0)
+			return -1;
+		have += (size_t)r;
+	}
+	return 0;
+}
+
+static void rand_ident(char out[7])
+{
+	static const char a[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	for (int i = 0; i < 6; i++)
+		out[i] = a[rand() % 36];
+	out[6] = 0;
+}
+
+static int verdict(bool ok, const char *what)
+{
+	printf("%s - %s\n", ok ? "ok" : "not ok", what);
+	return ok ? 0 : 1;
+}
+
+struct pair {
+	int t[2], u[2];
+	struct sockaddr_in ua[2];
+	uint32_t ip[2];
+};
+
+/* Two legacy clients from distinct loopback IPs, HELLO ident, READY on both. */
+static int pair_ready(struct pair *p, const char *ident)
+{
+	uint8_t b[N4_MSG_SIZE];
+
+	for (int i = 0; i < 2; i++) {
+		p->ip[i] = htonl(0x7f000000u | (200u << 16) | ((unsigned)(rand() % 250) << 8) |
+				 (unsigned)(i + 1));
+		p->t[i] = tcp_connect_from(p->ip[i]);
+		if (p->t[i] < 0)
+			return -1;
+		hello_bytes(b, ident, 0);
+		if (send(p->t[i], b, sizeof(b), 0) != (ssize_t)sizeof(b))
+			return -1;
+		p->u[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		p->ua[i] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = p->ip[i] };
+		socklen_t l = sizeof(p->ua[i]);
+		if (bind(p->u[i], (struct sockaddr *)&p->ua[i], sizeof(p->ua[i])) ||
+		    getsockname(p->u[i], (struct sockaddr *)&p->ua[i], &l))
+			return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (read_msg(p->t[i], b, 3000) || b[0] != N4_CMD_READY)
+			return -1;
+	}
+	return 0;
+}
+
+/* Both send EXCHANGE (three copies); each must get the other's UDP address. */
+static bool pair_complete(struct pair *p, const char *ident)
+{
+	uint8_t b[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
+	struct n4_msg m;
+
+	n4_ident_encode(ident, id);
+	n4_msg_init(&m, N4_CMD_EXCHANGE, 0, id);
+	n4_wire_encode(&m, b);
+	for (int i = 0; i < 2; i++) {
+		for (int k = 0; k < 3; k++)
+			sendto(p->u[i], b, sizeof(b), 0, (struct sockaddr *)&srv, sizeof(srv));
+	}
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_in got;
+		if (read_msg(p->t[i], b, 3000) || n4_wire_decode(b, sizeof(b), N4_CMD_PEERINFO, &m) ||
+		    n4_peerinfo_decode(m.payload, &got))
+			return false;
+		if (got.sin_addr.s_addr != p->ua[1 - i].sin_addr.s_addr ||
+		    got.sin_port != p->ua[1 - i].sin_port)
+			return false;
+	}
+	return true;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: hostile PORT CASE [ARG...] (see tests/helpers/hostile.c)\n");
+		return 2;
+	}
+	srv.sin_family = AF_INET;
+	srv.sin_port = htons((uint16_t)atoi(argv[1]));
+	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	const char *what = argv[2];
+	long n = argc > 3 ? atol(argv[3]) : 10;
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	uint8_t b[64];
+
+	if (strcmp(what, "garbage") == 0) {
+		for (long i = 0; i < n; i++) {
+			int fd = tcp_connect_from(0);
+			if (fd < 0)
+				continue;
+			for (size_t k = 0; k < sizeof(b); k++)
+				b[k] = (uint8_t)rand();
+			b[0] = (uint8_t)(b[0] | 0x80); /* never a valid command */
+			send(fd, b, sizeof(b), MSG_NOSIGNAL);
+			close(fd);
+		}
+		return 0;
+	}
+	if (strcmp(what, "partial") == 0 || strcmp(what, "slow") == 0 ||
+	    strcmp(what, "halfopen") == 0) {
+		int *fds = calloc((size_t)n, sizeof(int));
+		char id[7];
+		for (long i = 0; i < n; i++) {
+			fds[i] = tcp_connect_from(htonl(0x7f000000u | (201u << 16) | (unsigned)(i + 1)));
+			rand_ident(id);
+			hello_bytes(b, id, 0);
+			if (fds[i] < 0)
+				continue;
+			if (what[0] == 'p') {
+				send(fds[i], b, 4, MSG_NOSIGNAL);
+			} else if (what[0] == 'h') {
+				send(fds[i], b, 8, MSG_NOSIGNAL);
+				sleep_ms(20); /* let the kernel deliver the HELLO */
+				int on = 1;
+				if (setsockopt(fds[i], IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)))
+					perror("hostile: TCP_REPAIR");
+				close(fds[i]); /* silently: the server's side stays open */
+				fds[i] = -1;
+			}
+		}
+		if (what[0] == 's') {
+			for (int k = 0; k < N4_MSG_SIZE; k++) {
+				for (long i = 0; i < n; i++)
+					if (fds[i] >= 0)
+						send(fds[i], b + k, 1, MSG_NOSIGNAL);
+				sleep_ms(1000);
+			}
+		} else if (what[0] == 'p') {
+			sleep_ms(argc > 4 ? (unsigned)atoi(argv[4]) : 3000);
+		}
+		for (long i = 0; i < n; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(fds);
+		return 0;
+	}
+	if (strcmp(what, "flood") == 0) {
+		long refused = 0;
+		char id[7];
+		for (long i = 0; i < n; i++) {
+			int fd = tcp_connect_from(htonl(INADDR_LOOPBACK));
+			if (fd < 0) {
+				refused++;
+				continue;
+			}
+			rand_ident(id);
+			hello_bytes(b, id, 0);
+			send(fd, b, 8, MSG_NOSIGNAL);
+			close(fd);
+		}
+		printf("hostile: flood of %ld connections, %ld refused at connect\n", n, refused);
+		return 0;
+	}
+	if (strcmp(what, "hellos") == 0) {
+		int fd = tcp_connect_from(0);
+		char id[7];
+		for (long i = 0; fd >= 0 && i < n; i++) {
+			rand_ident(id);
+			hello_bytes(b, id, 0);
+			if (send(fd, b, 8, MSG_NOSIGNAL) != 8)
+				break;
+		}
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (strcmp(what, "spoof") == 0 || strcmp(what, "udpjunk") == 0) {
+		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(0x7f424242u) };
+		bind(u, (struct sockaddr *)&a, sizeof(a));
+		long secs = argc > 4 ? atol(argv[4]) : 3;
+		time_t end = time(NULL) + secs;
+		struct n4_msg m;
+		uint8_t id[N4_PAYLOAD_SIZE];
+		if (n4_ident_encode(argv[3], id))
+			memcpy(id, "n4n4n4", 6);
+		n4_msg_init(&m, N4_CMD_EXCHANGE, 0, id);
+		while (time(NULL) < end) {
+			size_t len = 8;
+			if (what[0] == 's') {
+				n4_wire_encode(&m, b);
+				/* also token-style, with random tokens */
+				if (rand() % 2) {
+					b[1] = N4_EXT_TOKEN;
+					for (int k = 2; k < 8; k++)
+						b[k] = (uint8_t)rand();
+				}
+			} else {
+				len = (size_t)(rand() % (int)sizeof(b));
+				for (size_t k = 0; k < len; k++)
+					b[k] = (uint8_t)rand();
+			}
+			sendto(u, b, len, 0, (struct sockaddr *)&srv, sizeof(srv));
+			sleep_ms(1);
+		}
+		return 0;
+	}
+	if (strcmp(what, "third") == 0) {
+		struct pair p;
+		char id[7];
+		rand_ident(id);
+		if (pair_ready(&p, id))
+			return verdict(false, "third: the pair did not get READY");
+		int t3 = tcp_connect_from(htonl(0x7f000000u | (202u << 16) | 1u));
+		hello_bytes(b, id, 0);
+		send(t3, b, 8, MSG_NOSIGNAL);
+		sleep_ms(50);
+		bool ok = pair_complete(&p, id);
+		int r = read_msg(t3, b, 300);
+		return verdict(ok && r == -2, "third: a third HELLO for a paired identifier changes "
+					      "nothing for the pair and just waits");
+	}
+	if (strcmp(what, "reset") == 0) {
+		struct pair p;
+		char id[7];
+		rand_ident(id);
+		if (pair_ready(&p, id))
+			return verdict(false, "reset: the pair did not get READY");
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(p.t[0], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(p.t[0]);
+		int r = read_msg(p.t[1], b, 2000);
+		return verdict(r == -1, "reset: a reset mid-pairing closes the partner at once");
+	}
+	if (strcmp(what, "slowpair") == 0) {
+		struct pair p;
+		char id[7];
+		rand_ident(id);
+		if (pair_ready(&p, id))
+			return verdict(false, "slowpair: the pair did not get READY");
+		printf("hostile: paired\n");
+		fflush(stdout);
+		sleep_ms((unsigned)n);
+		return verdict(pair_complete(&p, id), "slowpair: a pair in the exchange completes");
+	}
+	fprintf(stderr, "hostile: unknown case %s\n", what);
+	return 2;
+}
