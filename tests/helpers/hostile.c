@@ -8,10 +8,13 @@
  *   garbage N      N connections sending 64 random bytes each
  *   partial N [MS] N connections sending half a HELLO, then silence for MS (3000)
  *   slow N         N connections sending a HELLO one byte per second
- *   flood N        N connections from 127.0.0.1 as fast as possible, each a HELLO
+ *   flood N [MS]   N connections from 127.0.0.1 as fast as possible, each a HELLO;
+ *                  with MS, all held open for MS before closing
  *   hellos N       one connection sending N HELLOs back to back
- *   spoof IDENT S  for S seconds, EXCHANGEs for IDENT from 127.66.66.66
- *   udpjunk S      for S seconds, random datagrams of random length
+ *   spoof          a pair gets READY; EXCHANGEs for its identifier (and random
+ *                  tokens) come from 127.66.66.66 first: the pair must still get
+ *                  the right PEERINFOs
+ *   udpjunk X S    for S seconds, random datagrams of random length
  *   halfopen N     N clients send HELLO, then vanish without FIN or RST (TCP_REPAIR)
  *   third          a pair gets READY, a third client says the same identifier: the
  *                  pair must still get the right PEERINFOs, the third must wait
@@ -232,9 +235,12 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(what, "flood") == 0) {
 		long refused = 0;
+		unsigned hold_ms = argc > 4 ? (unsigned)atoi(argv[4]) : 0;
+		int *fds = calloc((size_t)n, sizeof(int));
 		char id[7];
 		for (long i = 0; i < n; i++) {
 			int fd = tcp_connect_from(htonl(INADDR_LOOPBACK));
+			fds[i] = fd;
 			if (fd < 0) {
 				refused++;
 				continue;
@@ -242,8 +248,16 @@ int main(int argc, char **argv)
 			rand_ident(id);
 			hello_bytes(b, id, 0);
 			send(fd, b, 8, MSG_NOSIGNAL);
-			close(fd);
+			if (!hold_ms) {
+				close(fd);
+				fds[i] = -1;
+			}
 		}
+		sleep_ms(hold_ms);
+		for (long i = 0; i < n; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(fds);
 		printf("hostile: flood of %ld connections, %ld refused at connect\n", n, refused);
 		return 0;
 	}
@@ -260,33 +274,46 @@ int main(int argc, char **argv)
 			close(fd);
 		return 0;
 	}
-	if (strcmp(what, "spoof") == 0 || strcmp(what, "udpjunk") == 0) {
+	if (strcmp(what, "spoof") == 0) {
+		struct pair p;
+		char id[7];
+		rand_ident(id);
+		if (pair_ready(&p, id))
+			return verdict(false, "spoof: the pair did not get READY");
+		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(0x7f424242u) };
+		bind(u, (struct sockaddr *)&a, sizeof(a));
+		struct n4_msg m;
+		uint8_t wid[N4_PAYLOAD_SIZE];
+		n4_ident_encode(id, wid);
+		n4_msg_init(&m, N4_CMD_EXCHANGE, 0, wid);
+		for (int i = 0; i < 200; i++) {
+			n4_wire_encode(&m, b);
+			if (i % 2) { /* token-style, with random tokens */
+				b[1] = N4_EXT_TOKEN;
+				for (int k = 2; k < 8; k++)
+					b[k] = (uint8_t)rand();
+			}
+			sendto(u, b, 8, 0, (struct sockaddr *)&srv, sizeof(srv));
+		}
+		sleep_ms(50);
+		return verdict(pair_complete(&p, id), "spoof: EXCHANGEs from another IP do not "
+						      "take over a pair");
+	}
+	if (strcmp(what, "udpjunk") == 0) {
 		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		struct sockaddr_in a = { .sin_family = AF_INET,
 					 .sin_addr.s_addr = htonl(0x7f424242u) };
 		bind(u, (struct sockaddr *)&a, sizeof(a));
 		long secs = argc > 4 ? atol(argv[4]) : 3;
 		time_t end = time(NULL) + secs;
-		struct n4_msg m;
-		uint8_t id[N4_PAYLOAD_SIZE];
-		if (n4_ident_encode(argv[3], id))
-			memcpy(id, "n4n4n4", 6);
-		n4_msg_init(&m, N4_CMD_EXCHANGE, 0, id);
 		while (time(NULL) < end) {
-			size_t len = 8;
-			if (what[0] == 's') {
-				n4_wire_encode(&m, b);
-				/* also token-style, with random tokens */
-				if (rand() % 2) {
-					b[1] = N4_EXT_TOKEN;
-					for (int k = 2; k < 8; k++)
-						b[k] = (uint8_t)rand();
-				}
-			} else {
-				len = (size_t)(rand() % (int)sizeof(b));
-				for (size_t k = 0; k < len; k++)
-					b[k] = (uint8_t)rand();
-			}
+			size_t len = (size_t)(rand() % (int)sizeof(b));
+			for (size_t k = 0; k < len; k++)
+				b[k] = (uint8_t)rand();
+			if (len == 8 && rand() % 2)
+				b[0] = N4_CMD_EXCHANGE; /* well-formed, for nobody */
 			sendto(u, b, len, 0, (struct sockaddr *)&srv, sizeof(srv));
 			sleep_ms(1);
 		}
