@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# test_ops.sh - operating the server: SIGUSR1 status line, graceful shutdown on
+# SIGTERM (stop accepting, let a pair in the exchange finish, exit 0), IPv6 and
+# IPv4 on one socket, IPv4-only, and a valgrind run that must find no leak.
+source "$(dirname "$0")/lib.sh"
+need_bins
+H=$BUILD/tests/hostile
+LG=$BUILD/tests/loadgen
+
+start_server "$BUILD/n4" || exit 1
+st=$(status)
+echo "# $st"
+check "SIGUSR1 logs one status line with waiting, pairs and rejects by reason" \
+	grep -qE "^clients=[0-9]+ .*waiting=[0-9]+ .*pairs=[0-9]+ .*rejects: bad_hello=[0-9]+ .*per_ip=[0-9]+ rate=[0-9]+" <<<"$st"
+check "the start line says how many clients it can hold" grep -qE "up to [0-9]+ clients" "$SLOG"
+
+if [[ -e /proc/net/if_inet6 ]] && ping -6 -c1 -W1 ::1 >/dev/null 2>&1 || ip -6 addr show lo 2>/dev/null | grep -q "::1"; then
+	# all from ::1, one source: stay within the per-source burst (64)
+	out=$("$LG" -p "$SPORT" -H ::1 -c 5 -n 25 -q -t 20)
+	echo "# $out"
+	check "clients over IPv6 (EXCHANGE over IPv4 with a token) pair" grep -q "ok=25 bad=0 failed=0" <<<"$out"
+	out=$("$LG" -p "$SPORT" -H 127.0.0.1 -c 20 -n 200 -q -t 20 --legacy)
+	check "clients over IPv4 on the same dual-stack socket pair" grep -q "ok=200 bad=0 failed=0" <<<"$out"
+else
+	echo "# no IPv6 loopback here: IPv6 cases skipped"
+fi
+
+# Graceful shutdown: a pair in the exchange finishes, waiting clients are closed,
+# new connections are refused, exit status 0.
+"$H" "$SPORT" slowpair 800 >"$TMP/slow.out" 2>&1 &
+hp=$!
+wait_until 5 grep -q "paired" "$TMP/slow.out"
+"$H" "$SPORT" partial 3 3000 &
+wait_until 5 bash -c "[ \"\$(grep -c 'connected\|Hello' '$SLOG')\" -ge 0 ]"
+kill -TERM "$SPID"
+wait_until 5 grep -q "shutting down" "$SLOG"
+check "after SIGTERM no new connection is accepted" bash -c "! exec 3<>/dev/tcp/127.0.0.1/$SPORT" 2>/dev/null
+wait "$hp"
+check "after SIGTERM a pair in the exchange still completes" grep -q "^ok" "$TMP/slow.out"
+wait "$SPID"
+rc=$?
+SPID=
+check "server exits 0 after SIGTERM (status $rc)" [ "$rc" = 0 ]
+check "the last line is the final status" bash -c "tail -1 '$SLOG' | grep -q 'stopped: clients='"
+
+start_server "$BUILD/n4" --ipv4-only || exit 1
+check "--ipv4-only listens on IPv4 only" grep -q "(IPv4)" "$SLOG"
+out=$("$LG" -p "$SPORT" -c 5 -n 20 -q -t 10)
+check "--ipv4-only serves IPv4 clients" grep -q "ok=20 bad=0 failed=0" <<<"$out"
+check "SIGINT stops it with status 0 too" bash -c "kill -INT $SPID; wait_pid=$SPID; while kill -0 \$wait_pid 2>/dev/null; do sleep 0.05; done"
+SPID=
+
+if command -v valgrind >/dev/null; then
+	SLOG=$TMP/valgrind.log
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+		--error-exitcode=9 "$BUILD/n4" -s -l 0 --hello-timeout-ms 300 2>"$SLOG" &
+	SPID=$!
+	if wait_until 30 grep -q "serving on" "$SLOG"; then
+		SPORT=$(grep -o 'port [0-9]*' "$SLOG" | head -1 | cut -d' ' -f2)
+		"$LG" -p "$SPORT" -c 10 -n 50 -q -t 30 >/dev/null
+		"$H" "$SPORT" garbage 10
+		"$H" "$SPORT" partial 5 200
+		"$H" "$SPORT" reset >/dev/null
+		"$LG" -p "$SPORT" --hold 20 >/dev/null &
+		lp=$!
+		sleep 0.5
+		kill "$lp"
+		wait "$lp"
+		stop_server
+		rc=$?
+		check "valgrind: no leak and no error in a short server run (status $rc)" [ "$rc" = 0 ]
+		grep -E "definitely lost|indirectly lost|ERROR SUMMARY|All heap blocks" "$SLOG" | sed 's/^/# /'
+	else
+		notok "valgrind: server did not start"
+	fi
+else
+	echo "# valgrind not installed: leak check skipped"
+fi
+finish
