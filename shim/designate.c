@@ -22,9 +22,9 @@
 #include "log.h"
 
 /* Late PUNCHes: the peer confirms for up to its confirm_ms after its own WIN, which
- * can be a round trip after ours; filter at least this long, and until its first
- * real datagram has been seen. */
-#define SHIM_FILTER_MIN_MS 5000u
+ * is within a round trip of ours; filter confirm_ms plus this margin, and until its
+ * first real datagram has been seen. */
+#define SHIM_FILTER_MIN_MS 1000u
 
 /* After our confirmation ends the peer may still be confirming (it stops when our
  * acknowledging PUNCH reaches it, up to a one-way delay later) and then needs a few
@@ -80,7 +80,7 @@ bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *a
 }
 
 /* `v4` in the family of the program's socket (v4-mapped for AF_INET6). */
-static socklen_t to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out)
+socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (family == AF_INET6) {
@@ -107,7 +107,7 @@ void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_
 	if (!shim_to_v4(addr, *len < cap_in ? *len : cap_in, &from) ||
 	    from.sin_addr.s_addr != s->peer.sin_addr.s_addr || from.sin_port != s->peer.sin_port)
 		return;
-	socklen_t n = to_family(s->family, &s->ph, &ph);
+	socklen_t n = shim_to_family(s->family, &s->ph, &ph);
 	memcpy(addr, &ph, n < cap_in ? n : cap_in);
 	*len = n;
 }
@@ -262,7 +262,7 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 	(void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 	if (s->connected_ph) {
 		struct sockaddr_storage p;
-		socklen_t plen = to_family(s->family, &res->peer, &p);
+		socklen_t plen = shim_to_family(s->family, &res->peer, &p);
 		if (REAL(connect)(fd, (struct sockaddr *)&p, plen) < 0)
 			return -errno;
 	}
@@ -364,11 +364,13 @@ out_locked:
 		rc = public_errno(rc);
 		goto out;
 	}
+	shim_seq_begin(s);
 	s->peer = res.peer;
 	s->local_port = res.local_port;
 	s->filter = true;
 	s->filter_until_ms = shim_now_ms() + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
 	shim_set_state(s, SHIM_WON);
+	shim_seq_end(s);
 	inet_ntop(AF_INET, &res.peer.sin_addr, peer_str, sizeof(peer_str));
 	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms", fd, res.local_port,
 		peer_str, ntohs(res.peer.sin_port), res.elapsed_ms);
@@ -407,7 +409,7 @@ int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bo
 			return -s->err;
 		case SHIM_WON:
 			if (is_ph && dest && dest->sa_family == s->family) {
-				*real_len = to_family(s->family, &s->peer, real_dest);
+				*real_len = shim_to_family(s->family, &s->peer, real_dest);
 				*rewrite = true;
 			}
 			return 0;

@@ -56,8 +56,10 @@ int shim_sock_track(int fd, int family, int type)
 	shim_sock_detach(fd); /* a number closed behind our back (syscall(SYS_close)) */
 	struct shim_sock *s = free_list;
 	if (s) {
+		unsigned gen = s->gen;
 		free_list = s->next_free;
 		memset(s, 0, sizeof(*s));
+		__atomic_store_n(&s->gen, gen + 2, __ATOMIC_RELEASE);
 	} else {
 		s = calloc(1, sizeof(*s));
 		if (!s)
@@ -97,7 +99,9 @@ void shim_sock_attach(int fd, struct shim_sock *s)
 void shim_sock_put(struct shim_sock *s)
 {
 	if (--s->refs == 0) {
+		shim_seq_begin(s);
 		__atomic_store_n(&s->state, SHIM_CANDIDATE, __ATOMIC_RELEASE);
+		shim_seq_end(s);
 		s->next_free = free_list;
 		free_list = s;
 	}
@@ -145,6 +149,32 @@ void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void
 void shim_set_state(struct shim_sock *s, enum shim_state st)
 {
 	__atomic_store_n(&s->state, (int)st, __ATOMIC_RELEASE);
+}
+
+void shim_seq_begin(struct shim_sock *s)
+{
+	__atomic_store_n(&s->gen, s->gen + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+void shim_seq_end(struct shim_sock *s)
+{
+	__atomic_store_n(&s->gen, s->gen + 1, __ATOMIC_RELEASE);
+}
+
+bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, int *family)
+{
+	unsigned g1 = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+
+	if ((g1 & 1) || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SHIM_WON)
+		return false;
+	memset(peer, 0, sizeof(*peer));
+	peer->sin_family = AF_INET;
+	peer->sin_addr.s_addr = __atomic_load_n(&s->peer.sin_addr.s_addr, __ATOMIC_RELAXED);
+	peer->sin_port = __atomic_load_n(&s->peer.sin_port, __ATOMIC_RELAXED);
+	*family = __atomic_load_n(&s->family, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(&s->gen, __ATOMIC_RELAXED) == g1;
 }
 
 int shim_fd_high(void)

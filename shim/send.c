@@ -39,6 +39,13 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 	bool is_ph = dest && shim_is_placeholder(shim_config_get(), dest, dest_len, &ph);
 	if (pass(s, is_ph))
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
+	struct sockaddr_in peer;
+	int family;
+	if (shim_read_won(s, &peer, &family) && dest->sa_family == family) {
+		/* Punched, to the placeholder: the peer instead, without the lock. */
+		rl = shim_to_family(family, &peer, &rd);
+		return REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl);
+	}
 	int rc = prepare(fd, dest, dest_len, is_ph, &ph, &rewrite, &rd, &rl);
 	if (rc < 0) {
 		errno = -rc;

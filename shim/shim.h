@@ -116,6 +116,7 @@ struct shim_epoll {
  * still point at a shim_sock. */
 struct shim_sock {
 	struct shim_sock *next_free;
+	unsigned gen;                /* seqlock: odd while peer/state change, bumped on reuse */
 	unsigned refs;               /* table slots + running designations */
 	int fds[SHIM_MAX_FDS];       /* descriptors pointing at this socket, -1 = free */
 	int family;                  /* AF_INET or AF_INET6 */
@@ -165,6 +166,11 @@ void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void
 void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,
 			      const struct epoll_event *ev);
 void shim_set_state(struct shim_sock *s, enum shim_state st);
+/* Lock-free read of a punched socket's peer (the send fast path): false when the
+ * entry is not SHIM_WON or changed while it was read. */
+bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, int *family);
+void shim_seq_begin(struct shim_sock *s);
+void shim_seq_end(struct shim_sock *s);
 static inline int shim_state_of(const struct shim_sock *s)
 {
 	return __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -181,6 +187,8 @@ void shim_fdtab_atfork_child(void);
 /* Does `addr` (family-aware, v4-mapped included) name a placeholder?  Fills v4. */
 bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr,
 			 socklen_t len, struct sockaddr_in *v4);
+/* `v4` in a socket family's terms (v4-mapped for AF_INET6); returns the length. */
+socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out);
 /* Convert a sockaddr (AF_INET or v4-mapped AF_INET6) to AF_INET. */
 bool shim_to_v4(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4);
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# bench/shim.sh - what the shim costs.  Not a test: prints numbers and ratios.
+#  1. datagrams per second over a punched path in the NAT lab (inc/inc): the same
+#     program (bench/shim_flood.c) shimmed (placeholder, N4_LISTEN) against unshimmed
+#     on ports punched by `n4 -c`, alternating in the same run; target ratio >= 0.98.
+#  2. nanoseconds per sendto() on a socket the shim does not designate, with and
+#     without LD_PRELOAD (shim active: N4_SERVER set); target within 2 %.
+# usage: bench/shim.sh [-r ROUNDS] [-t SECONDS]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../tests/lab/lib.sh"
+source "$here/../tests/lab/punch_lib.sh"
+SHIM=$N4_BIN/libn4shim.so
+FLOOD=$N4_BIN/bench/shim_flood
+SENDTO=$N4_BIN/bench/shim_sendto
+ROUNDS=3
+SECS=3
+while getopts "r:t:" o; do
+	case $o in
+	r) ROUNDS=$OPTARG ;;
+	t) SECS=$OPTARG ;;
+	*) echo "usage: $0 [-r ROUNDS] [-t SECONDS]" >&2; exit 2 ;;
+	esac
+done
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+rate_of() { sed -nE 's/.*: ([0-9]+)\/s.*/\1/p' "$1" | tail -n 1; }
+
+echo "== 2. sendto() on a socket that is not designated (loopback, 2M calls, $((ROUNDS * 2 + 1)) runs each)"
+plain=() shim=()
+for ((i = 0; i < ROUNDS * 2 + 1; i++)); do
+	plain+=("$("$SENDTO" | awk '{ print $1 }')")
+	shim+=("$(N4_SERVER=192.0.2.1 LD_PRELOAD=$SHIM "$SENDTO" | awk '{ print $1 }')")
+done
+p=$(printf '%s\n' "${plain[@]}" | median)
+s=$(printf '%s\n' "${shim[@]}" | median)
+printf 'sendto: %s ns without the shim, %s ns with it (medians); cost ratio %.3f (target <= 1.02)\n' \
+	"$p" "$s" "$(echo "$s / $p" | bc -l)"
+
+echo
+echo "== 1. datagrams/s over a punched path, lab inc/inc, $ROUNDS rounds of $SECS s each way"
+lab_require_root || exit 1
+trap lab_down EXIT
+lab_up --nat-a inc --nat-b inc || exit 1
+start_server || exit 1
+ratios=() sratios=()
+for ((r = 1; r <= ROUNDS; r++)); do
+	# unshimmed: ports punched by n4 -c, the program bound to them, sending to the peer
+	lab_flush
+	if ! run_pair "plain$r" -a "bp$r" -t 30; then
+		echo "round $r: n4 -c did not win"
+		continue
+	fi
+	la=$(local_port "$LOG_A") lb=$(local_port "$LOG_B") peer=$(peer_addr "$LOG_A")
+	rx=$LAB_DIR/plain$r-rx.log tx=$LAB_DIR/plain$r-tx.log
+	: >"$rx"
+	prx=$(lab_bg b "$rx" "$FLOOD" -r -p "$lb")
+	lab_wait_for lab_exec b sh -c "ss -ulnH 'sport = :$lb' | grep -q ." --timeout 5
+	lab_exec a "$FLOOD" -s "$peer" -p "$la" -t "$SECS" -w 3.5 >"$tx"
+	wait_pids 10 "$prx"
+	plain_rx=$(rate_of "$rx") plain_tx=$(rate_of "$tx")
+	# shimmed: the same program, the placeholder, N4_LISTEN on the receiver
+	lab_flush
+	rx=$LAB_DIR/shim$r-rx.log tx=$LAB_DIR/shim$r-tx.log
+	: >"$rx"
+	prx=$(lab_bg b "$rx" env N4_SERVER="$LAB_SRV_IP" N4_IDENT="bs$r" N4_LISTEN=5000 N4_LOG=warn \
+		LD_PRELOAD="$SHIM" "$FLOOD" -r -l 5000)
+	lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_IDENT="bs$r" N4_LOG=warn LD_PRELOAD="$SHIM" \
+		"$FLOOD" -s "$LAB_SRV_IP:5000" -t "$SECS" -w 3.5 >"$tx"
+	wait_pids 10 "$prx"
+	shim_rx=$(rate_of "$rx") shim_tx=$(rate_of "$tx")
+	if [[ -z $plain_rx || -z $shim_rx || $plain_rx == 0 ]]; then
+		echo "round $r: no rate (plain rx '$plain_rx', shim rx '$shim_rx')"
+		continue
+	fi
+	ratio=$(echo "$shim_rx / $plain_rx" | bc -l)
+	sratio=$(echo "$shim_tx / $plain_tx" | bc -l)
+	ratios+=("$ratio")
+	sratios+=("$sratio")
+	printf 'round %d: unshimmed sent %s/s received %s/s; shimmed sent %s/s received %s/s; received ratio %.3f\n' \
+		"$r" "$plain_tx" "$plain_rx" "$shim_tx" "$shim_rx" "$ratio"
+done
+if ((${#ratios[@]})); then
+	printf 'datagrams/s shimmed / unshimmed: received %.3f, sent %.3f (medians of %d rounds; target >= 0.98)\n' \
+		"$(printf '%s\n' "${ratios[@]}" | median)" "$(printf '%s\n' "${sratios[@]}" | median)" "${#ratios[@]}"
+fi
