@@ -19,8 +19,10 @@ summary() { # suite name
 }
 
 # Start `n4 -s` in srv; wait until it serves.  Extra args go to the server.
+SRV_N=0
 start_server() {
-	SRV_LOG=$LAB_DIR/server.log
+	SRV_N=$((SRV_N + 1))
+	SRV_LOG=$LAB_DIR/server.$SRV_N.log
 	: >"$SRV_LOG"
 	SRV_PID=$(lab_bg srv "$SRV_LOG" "$N4" -s "$@")
 	lab_wait_for grep -q "serving on" "$SRV_LOG" --timeout 5 || {
@@ -31,7 +33,7 @@ start_server() {
 }
 
 stop_server() {
-	[[ -n ${SRV_PID:-} ]] && kill "$SRV_PID" 2>/dev/null
+	[[ -n ${SRV_PID:-} ]] && lab_stop_pid "$SRV_PID"
 	SRV_PID=
 	return 0
 }

@@ -66,21 +66,34 @@ check "server is still serving after the hostile clients" kill -0 "$SRV_PID"
 kill "${h[@]}" 2>/dev/null
 
 lab_flush
+stop_server
+start_server || exit 1 # a fresh server log for the next case
 # Two clients behind the same NAT (and so one public IP) are each told the
 # other's address, not their own.
 sa=$(client a "$LAB_DIR/same-a.log" -a same -t 3 -b 35000)
 sb=$(client a2 "$LAB_DIR/same-a2.log" -a same -t 3 -b 35000)
 wait_pids 30 "$sa" "$sb"
-own_a=$(lab_exec nata conntrack -L -p udp --orig-src "$LAB_A_IP" --orig-port-src 35000 \
-	--orig-dst "$LAB_SRV_IP" 2>/dev/null | sed -nE 's/.*dport=([0-9]+) .*dport=([0-9]+).*/\2/p' | head -n 1)
-own_a2=$(lab_exec nata conntrack -L -p udp --orig-src "$LAB_A2_IP" --orig-port-src 35000 \
-	--orig-dst "$LAB_SRV_IP" 2>/dev/null | sed -nE 's/.*dport=([0-9]+) .*dport=([0-9]+).*/\2/p' | head -n 1)
-check "same NAT: both public ports were found in conntrack" \
-	bash -c "[[ -n '$own_a' && -n '$own_a2' && '$own_a' != '$own_a2' ]]"
-check "same NAT: host a is told host a2's address" \
-	bash -c "[[ '$(told_peer "$LAB_DIR/same-a.log" | head -n 1)' == '$LAB_NATA_IP:$own_a2' ]]"
-check "same NAT: host a2 is told host a's address" \
-	bash -c "[[ '$(told_peer "$LAB_DIR/same-a2.log" | head -n 1)' == '$LAB_NATA_IP:$own_a' ]]"
+# The server's own record of the first round: who sent which EXCHANGE, and
+# which address each TCP client was told.  Each must be told the other's.
+mapfile -t exch < <(sed -nE 's/.* => Exchange from ([0-9.]+:[0-9]+) \(client ([0-9.]+:[0-9]+)\).*/\2 \1/p' "$SRV_LOG" | head -n 2)
+mapfile -t told < <(sed -nE 's/.* <= Peerinfo ([0-9.]+:[0-9]+) to ([0-9.]+:[0-9]+).*/\2 \1/p' "$SRV_LOG" | head -n 2)
+same_nat_ok() {
+	[[ ${#exch[@]} -eq 2 && ${#told[@]} -eq 2 ]] || return 1
+	local t c addr own other
+	for t in "${told[@]}"; do
+		read -r c addr <<<"$t"
+		own=$(printf '%s\n' "${exch[@]}" | awk -v c="$c" '$1 == c { print $2 }')
+		other=$(printf '%s\n' "${exch[@]}" | awk -v c="$c" '$1 != c { print $2 }')
+		[[ -n $own && $addr == "$other" && $addr != "$own" ]] || return 1
+	done
+}
+check "same NAT: the server tells each client the other's EXCHANGE address" same_nat_ok
+pa1=$(told_peer "$LAB_DIR/same-a.log" | head -n 1)
+pa2=$(told_peer "$LAB_DIR/same-a2.log" | head -n 1)
+check "same NAT: hosts a and a2 are told two different addresses on their NAT" \
+	bash -c "[[ '$pa1' == $LAB_NATA_IP:* && '$pa2' == $LAB_NATA_IP:* && '$pa1' != '$pa2' ]]"
+check "same NAT: those are the two EXCHANGE addresses the server saw" \
+	bash -c "printf '%s\n' ${exch[*]} | grep -qx '$pa1' && printf '%s\n' ${exch[*]} | grep -qx '$pa2'"
 stop_server
 lab_down
 
