@@ -69,6 +69,17 @@ else
 	ok "no partner: none of the program's payload left NAT A"
 fi
 
+# 1b. A signal during the rendezvous gives EINTR; two threads sending at once share one
+# rendezvous and get the same error; later sends fail at once.
+log=$LAB_DIR/eintr.log
+lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_IDENT=eintr N4_TIMEOUT=2 LD_PRELOAD="$SHIM" \
+	"$N4_BIN/tests/shim_eintr" "$LAB_SRV_IP:5000" >"$log.out" 2>"$log"
+check "signal: EINTR is returned, not swallowed" grep -q "^ok signal" "$log.out"
+check "two threads during one rendezvous get the same result" grep -q "^ok two threads" "$log.out"
+check "two threads: one rendezvous, one failure line" test "$(shim_errors "$log")" -eq 1
+check "a later send on the failed socket fails at once" grep -q "^ok later send" "$log.out"
+sed 's/^/# /' "$log.out"
+
 # 2. Unreachable server: EHOSTUNREACH.
 log=$LAB_DIR/unreach.log
 lab_exec a env N4_SERVER=192.0.2.99 N4_TIMEOUT=3 LD_PRELOAD="$SHIM" \
