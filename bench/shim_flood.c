@@ -3,7 +3,7 @@
  *   shim_flood -r [-p LOCALPORT] [-l LISTENPORT]                    count what arrives
  * The sender sends one datagram per sendto() (the per-call path is what the shim could
  * slow down) for SECONDS (after the first datagram and S seconds of rest), then a few "END" datagrams; the receiver counts datagrams
- * until END (or 2 s of silence) and prints the rate between the first and the last.
+ * (after START, sent first) until END (or 2 s of silence within the flood) and prints the rate between the first and the last.
  * -p binds to LOCALPORT with SO_REUSEADDR (the port `n4 -c` punched); -l binds the
  * listening port (the shim designates it under N4_LISTEN).  Without the shim the
  * sender is given the real peer; with it, the placeholder. */
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 		long sent = 0;
 		double t0 = now_s(), end;
 		/* The first one designates the socket under the shim (and blocks meanwhile). */
-		if (sendto(fd, buf, (size_t)size, 0, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
+		if (sendto(fd, "START", 5, 0, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
 			fprintf(stderr, "shim_flood: sendto: %s\n", strerror(errno));
 			return 1;
 		}
@@ -109,6 +109,8 @@ int main(int argc, char **argv)
 			continue;
 		if (n == 3 && !memcmp(buf, "END", 3))
 			break;
+		if (n == 5 && !memcmp(buf, "START", 5))
+			continue; /* the designating datagram; the flood starts after a rest */
 		if (!got)
 			first = now_s();
 		last = now_s();
