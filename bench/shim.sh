@@ -5,7 +5,7 @@
 #     on ports punched by `n4 -c`, alternating in the same run; target ratio >= 0.98.
 #  2. nanoseconds per sendto() on a socket the shim does not designate, with and
 #     without LD_PRELOAD (shim active: N4_SERVER set); target within 2 %.
-# usage: bench/shim.sh [-r ROUNDS] [-t SECONDS]
+# usage: bench/shim.sh [-r ROUNDS] [-t SECONDS] [-p 1|2]   (-p: only that part)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../tests/lab/lib.sh"
@@ -15,10 +15,12 @@ FLOOD=$N4_BIN/bench/shim_flood
 SENDTO=$N4_BIN/bench/shim_sendto
 ROUNDS=3
 SECS=3
-while getopts "r:t:" o; do
+PART=
+while getopts "r:t:p:" o; do
 	case $o in
 	r) ROUNDS=$OPTARG ;;
 	t) SECS=$OPTARG ;;
+	p) PART=$OPTARG ;;
 	*) echo "usage: $0 [-r ROUNDS] [-t SECONDS]" >&2; exit 2 ;;
 	esac
 done
@@ -26,6 +28,7 @@ done
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rate_of() { sed -nE 's/.*: ([0-9]+)\/s.*/\1/p' "$1" | tail -n 1; }
 
+if [[ $PART != 1 ]]; then
 echo "== 2. sendto() on a socket that is not designated (loopback, 2M calls, $((ROUNDS * 2 + 1)) runs each)"
 plain=() shim=()
 for ((i = 0; i < ROUNDS * 2 + 1; i++)); do
@@ -36,6 +39,8 @@ p=$(printf '%s\n' "${plain[@]}" | median)
 s=$(printf '%s\n' "${shim[@]}" | median)
 printf 'sendto: %s ns without the shim, %s ns with it (medians); cost ratio %.3f (target <= 1.02)\n' \
 	"$p" "$s" "$(echo "$s / $p" | bc -l)"
+fi
+[[ $PART == 2 ]] && exit 0
 
 echo
 echo "== 1. datagrams/s over a punched path, lab inc/inc, $ROUNDS rounds of $SECS s each way"
