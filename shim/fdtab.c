@@ -162,7 +162,8 @@ void shim_seq_end(struct shim_sock *s)
 	__atomic_store_n(&s->gen, s->gen + 1, __ATOMIC_RELEASE);
 }
 
-bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, int *family)
+bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, struct sockaddr_in *ph,
+		   int *family)
 {
 	unsigned g1 = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
 
@@ -173,6 +174,14 @@ bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, int *fam
 	peer->sin_addr.s_addr = __atomic_load_n(&s->peer.sin_addr.s_addr, __ATOMIC_RELAXED);
 	peer->sin_port = __atomic_load_n(&s->peer.sin_port, __ATOMIC_RELAXED);
 	*family = __atomic_load_n(&s->family, __ATOMIC_RELAXED);
+	if (ph) {
+		if (!__atomic_load_n(&s->have_ph, __ATOMIC_RELAXED))
+			return false;
+		memset(ph, 0, sizeof(*ph));
+		ph->sin_family = AF_INET;
+		ph->sin_addr.s_addr = __atomic_load_n(&s->ph.sin_addr.s_addr, __ATOMIC_RELAXED);
+		ph->sin_port = __atomic_load_n(&s->ph.sin_port, __ATOMIC_RELAXED);
+	}
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return __atomic_load_n(&s->gen, __ATOMIC_RELAXED) == g1;
 }

@@ -102,6 +102,26 @@ static ssize_t call_real(int fd, struct rcall *c)
 	}
 }
 
+/* After the WIN, without the lock: the real peer becomes the placeholder. */
+static bool rewrite_fast(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,
+			 socklen_t cap)
+{
+	struct sockaddr_in peer, ph, from;
+	struct sockaddr_storage out;
+	int family;
+
+	if (!shim_read_won(s, &peer, &ph, &family))
+		return false;
+	if (!addr || !len || !shim_to_v4(addr, *len < cap ? *len : cap, &from))
+		return true;
+	if (from.sin_addr.s_addr != peer.sin_addr.s_addr || from.sin_port != peer.sin_port)
+		return true;
+	socklen_t n = shim_to_family(family, &ph, &out);
+	memcpy(addr, &out, n < cap ? n : cap);
+	*len = n;
+	return true;
+}
+
 static void rewrite_from(int fd, struct sockaddr *addr, socklen_t *len, socklen_t cap)
 {
 	shim_lock();
@@ -145,13 +165,22 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			cap = *c->from_len;
 		else if (c->kind == RC_RECVMSG && c->msg->msg_name)
 			cap = c->msg->msg_namelen;
-		if (st == SHIM_WON && !__atomic_load_n(&s->filter, __ATOMIC_RELAXED) &&
-		    (cap == 0 || !__atomic_load_n(&s->have_ph, __ATOMIC_RELAXED))) {
-			/* After the WIN: the kernel's path, nothing of ours in between. */
+		if (st == SHIM_WON && !__atomic_load_n(&s->filter, __ATOMIC_RELAXED)) {
+			/* After the WIN: the kernel's path, nothing of ours in between but the
+			 * source address, rewritten in place without the lock. */
+			bool ph = cap && __atomic_load_n(&s->have_ph, __ATOMIC_RELAXED);
 			unsigned swaps = __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE);
 			ssize_t n = call_real(fd, c);
+			int err = errno;
 			if (n == 0 && __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE) != swaps)
 				continue;
+			if (n >= 0 && ph) {
+				struct sockaddr *a = c->kind == RC_RECVFROM ? c->from : c->msg->msg_name;
+				socklen_t *l = c->kind == RC_RECVFROM ? c->from_len : &c->msg->msg_namelen;
+				if (!rewrite_fast(s, a, l, cap))
+					rewrite_from(fd, a, l, cap);
+			}
+			errno = err;
 			return n;
 		}
 		view_of(fd, &v);

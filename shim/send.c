@@ -41,7 +41,7 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 	struct sockaddr_in peer;
 	int family;
-	if (shim_read_won(s, &peer, &family) && dest->sa_family == family) {
+	if (shim_read_won(s, &peer, NULL, &family) && dest->sa_family == family) {
 		/* Punched, to the placeholder: the peer instead, without the lock. */
 		rl = shim_to_family(family, &peer, &rd);
 		return REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl);

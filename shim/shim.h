@@ -166,9 +166,11 @@ void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void
 void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,
 			      const struct epoll_event *ev);
 void shim_set_state(struct shim_sock *s, enum shim_state st);
-/* Lock-free read of a punched socket's peer (the send fast path): false when the
- * entry is not SHIM_WON or changed while it was read. */
-bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, int *family);
+/* Lock-free read of a punched socket's peer (and placeholder, when ph is not NULL)
+ * for the fast paths: false when the entry is not SHIM_WON (or has no placeholder)
+ * or changed while it was read. */
+bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, struct sockaddr_in *ph,
+		   int *family);
 void shim_seq_begin(struct shim_sock *s);
 void shim_seq_end(struct shim_sock *s);
 static inline int shim_state_of(const struct shim_sock *s)
