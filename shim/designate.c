@@ -277,6 +277,14 @@ static int public_errno(int rc)
 	case -EINTR:
 	case -EINVAL:
 	case -EBADF:
+	/* local causes (N4_SRC_PORT taken, out of descriptors): say so, not "no route" */
+	case -EADDRINUSE:
+	case -EMFILE:
+	case -ENFILE:
+	case -ENOMEM:
+	case -ENOBUFS:
+	case -EACCES:
+	case -EPERM:
 		return rc;
 	default:
 		return -EHOSTUNREACH;
