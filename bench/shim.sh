@@ -48,13 +48,12 @@ lab_require_root || exit 1
 trap lab_down EXIT
 lab_up --nat-a inc --nat-b inc || exit 1
 start_server || exit 1
-ratios=() sratios=()
-for ((r = 1; r <= ROUNDS; r++)); do
-	# unshimmed: ports punched by n4 -c, the program bound to them, sending to the peer
+run_plain() { # ROUND: unshimmed, ports punched by n4 -c, sending to the peer
+	local r=$1 la lb peer rx tx prx
 	lab_flush
 	if ! run_pair "plain$r" -a "bp$r" -t 30; then
 		echo "round $r: n4 -c did not win"
-		continue
+		return 1
 	fi
 	la=$(local_port "$LOG_A") lb=$(local_port "$LOG_B") peer=$(peer_addr "$LOG_A")
 	rx=$LAB_DIR/plain$r-rx.log tx=$LAB_DIR/plain$r-tx.log
@@ -64,7 +63,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	lab_exec a "$FLOOD" -s "$peer" -p "$la" -t "$SECS" -w 3.5 >"$tx"
 	wait_pids 10 "$prx"
 	plain_rx=$(rate_of "$rx") plain_tx=$(rate_of "$tx")
-	# shimmed: the same program, the placeholder, N4_LISTEN on the receiver
+}
+
+run_shim() { # ROUND: the same program under the shim: placeholder, N4_LISTEN
+	local r=$1 rx tx prx
 	lab_flush
 	rx=$LAB_DIR/shim$r-rx.log tx=$LAB_DIR/shim$r-tx.log
 	: >"$rx"
@@ -74,6 +76,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		"$FLOOD" -s "$LAB_SRV_IP:5000" -t "$SECS" -w 3.5 >"$tx"
 	wait_pids 10 "$prx"
 	shim_rx=$(rate_of "$rx") shim_tx=$(rate_of "$tx")
+}
+
+ratios=() sratios=()
+for ((r = 1; r <= ROUNDS; r++)); do
+	plain_rx= plain_tx= shim_rx= shim_tx=
+	# Alternate which one goes first: the machine's load drifts.
+	if ((r % 2)); then
+		run_plain "$r" || continue
+		run_shim "$r"
+	else
+		run_shim "$r"
+		run_plain "$r" || continue
+	fi
 	if [[ -z $plain_rx || -z $shim_rx || $plain_rx == 0 ]]; then
 		echo "round $r: no rate (plain rx '$plain_rx', shim rx '$shim_rx')"
 		continue
