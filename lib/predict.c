@@ -68,6 +68,10 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 	if (n < 2 || n > N4_OBS_MAX)
 		return -EINVAL;
 	memcpy(obs, in, n * sizeof(*obs));
+	for (unsigned i = 0; i < n; i++) {
+		if (obs[i].port == 0)
+			return -EINVAL; /* no NAT maps to port 0: a broken observation */
+	}
 	qsort(obs, n, sizeof(*obs), cmp_obs);
 	for (unsigned i = 0; i < n; i++) {
 		if (obs[i].socket0 && !obs[i].second_port && !s0)
@@ -174,15 +178,15 @@ static void plan_eim_inc(const struct n4_nat_model *eim, const struct n4_nat_mod
 {
 	unsigned pool = clampu(EIM_PEER_POOL, 1, budget);
 	unsigned w = drift_width(inc, dt_inc);
-	unsigned count = clampu(pool + 2 * w, 1, 4095);
+	unsigned step = clampu(inc->step, 1, 15);
+	uint16_t lo = wrap_port(expected_start(inc, dt_inc) - (long)inc->step * (long)w);
+	/* The walk must stay inside the port space (and the PLAN's 12-bit count). */
+	unsigned count = clampu(pool + 2 * w, 1, clampu((65535u - lo) / step + 1, 1, 4095));
 
 	*p_inc = (struct n4_plan){ .kind = N4_PLAN_SWEEP, .lo = eim->first_port,
 				   .pool = (uint16_t)pool };
-	*p_eim = (struct n4_plan){ .kind = N4_PLAN_RANGE,
-				   .lo = wrap_port(expected_start(inc, dt_inc) -
-						   (long)inc->step * (long)w),
-				   .count = (uint16_t)count,
-				   .step = (uint8_t)clampu(inc->step, 1, 15) };
+	*p_eim = (struct n4_plan){ .kind = N4_PLAN_RANGE, .lo = lo, .count = (uint16_t)count,
+				   .step = (uint8_t)step };
 }
 
 static void plan_bday(const struct n4_nat_model *eim, unsigned budget, struct n4_plan *p_eim,
@@ -281,7 +285,7 @@ int n4_plan_decode(uint8_t ext, const uint8_t payload[6], struct n4_plan *p)
 	case N4_PLAN_RANGE:
 		p->step = (uint8_t)(count >> 12);
 		count &= 0xfffu;
-		if (lo == 0 || count == 0 || p->step == 0 || lo + (count - 1) * p->step > 70000)
+		if (lo == 0 || count == 0 || p->step == 0 || lo + (count - 1) * p->step > 65535)
 			return -EINVAL;
 		p->lo = (uint16_t)lo;
 		p->count = (uint16_t)count;
