@@ -29,15 +29,18 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 rate_of() { sed -nE 's/.*: ([0-9]+)\/s.*/\1/p' "$1" | tail -n 1; }
 
 if [[ $PART != 1 ]]; then
-echo "== 2. sendto() on a socket that is not designated (loopback, 2M calls, $((ROUNDS * 2 + 1)) runs each)"
+# Best of many short runs, alternating: on a shared machine single runs vary by tens of
+# percent, and the fastest run is the one least disturbed by other work.
+runs=$((ROUNDS * 3 + 4))
+echo "== 2. sendto() on a socket that is not designated (loopback, 500k calls, best of $runs runs each)"
 plain=() shim=()
-for ((i = 0; i < ROUNDS * 2 + 1; i++)); do
-	plain+=("$("$SENDTO" | awk '{ print $1 }')")
-	shim+=("$(N4_SERVER=192.0.2.1 LD_PRELOAD=$SHIM "$SENDTO" | awk '{ print $1 }')")
+for ((i = 0; i < runs; i++)); do
+	plain+=("$("$SENDTO" 500000 | awk '{ print $1 }')")
+	shim+=("$(N4_SERVER=192.0.2.1 LD_PRELOAD=$SHIM "$SENDTO" 500000 | awk '{ print $1 }')")
 done
-p=$(printf '%s\n' "${plain[@]}" | median)
-s=$(printf '%s\n' "${shim[@]}" | median)
-printf 'sendto: %s ns without the shim, %s ns with it (medians); cost ratio %.3f (target <= 1.02)\n' \
+p=$(printf '%s\n' "${plain[@]}" | sort -g | head -n 1)
+s=$(printf '%s\n' "${shim[@]}" | sort -g | head -n 1)
+printf 'sendto: %s ns without the shim, %s ns with it (best runs); cost ratio %.3f (target <= 1.02)\n' \
 	"$p" "$s" "$(echo "$s / $p" | bc -l)"
 fi
 [[ $PART == 2 ]] && exit 0
