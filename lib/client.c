@@ -16,6 +16,9 @@
 #include "rendezvous.h"
 #include "wire.h"
 
+/* The final failure line: the caller's to write when it says so (the shim). */
+#define give_up(c, ...) N4_LOG_AT((c)->cfg.caller_reports ? N4_LOG_DEBUG : N4_LOG_ERROR, __VA_ARGS__)
+
 /* The original's round: 10 s.  Ours, between two n4 peers whose PEERINFOs the
  * server synchronised, is decided within a few round trips; 2.5 s leaves room
  * for 100+ ms of WAN delay and loss while losing far less time per miss. */
@@ -249,7 +252,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	if (err)
 		goto out;
 	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
-		n4_error("both NATs allocate unpredictable ports (random, or random against "
+		give_up(c, "both NATs allocate unpredictable ports (random, or random against "
 			 "per-destination): this pair cannot be punched without a relay");
 		err = -ENOTSUP;
 		goto out;
@@ -332,7 +335,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 	res->fd = -1;
 	err = n4_resolve_v4(c->host, cfg->server_port, &server);
 	if (err) {
-		n4_error("cannot resolve server '%s'", c->host);
+		give_up(c, "cannot resolve server '%s'", c->host);
 		return err;
 	}
 	for (unsigned round = 1;; round++) {
@@ -371,11 +374,11 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 	}
 	if (!server_seen) {
 		char b[32];
-		n4_error("server %s unreachable: %s", n4_addr_str(&server, b, sizeof(b)),
+		give_up(c, "server %s unreachable: %s", n4_addr_str(&server, b, sizeof(b)),
 			 last_failure ? strerror(-last_failure) : "no answer");
 		return -EHOSTUNREACH;
 	}
-	n4_error("no WIN within %u s, giving up", cfg->timeout_ms / 1000);
+	give_up(c, "no WIN within %u s, giving up", cfg->timeout_ms / 1000);
 	return -ETIMEDOUT;
 }
 

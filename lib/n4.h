@@ -44,6 +44,8 @@ struct n4_client_cfg {
 	unsigned max_ports;          /* NAT ports one round may spend (carrier quotas are
 	                              * often 512-2048): 512; plans are clamped to it */
 	bool return_on_eintr;        /* a signal makes n4_client_run return -EINTR */
+	bool caller_reports;         /* the caller logs the final failure itself: the
+	                              * library's give-up lines drop to debug level */
 	volatile sig_atomic_t *cancel; /* optional: set non-zero to abort with -ECANCELED */
 };
 

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -291,6 +292,27 @@ static int public_errno(int rc)
 	}
 }
 
+/* The one line the program's user sees: say what happened, not just an errno. */
+static const char *failure_reason(int rc, const struct shim_config *cfg)
+{
+	static __thread char buf[320];
+
+	switch (rc) {
+	case -ETIMEDOUT:
+		snprintf(buf, sizeof(buf), "no WIN within N4_TIMEOUT, %u s",
+			 cfg->client.timeout_ms / 1000);
+		return buf;
+	case -EHOSTUNREACH:
+		snprintf(buf, sizeof(buf), "rendezvous server %s:%u unreachable", cfg->server_host,
+			 cfg->server_port);
+		return buf;
+	case -ENOTSUP:
+		return "both NATs allocate unpredictable ports: this pair cannot be punched";
+	default:
+		return strerror(-rc);
+	}
+}
+
 int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how,
 		   const struct sockaddr_in *ph, const struct sockaddr *bind_addr,
 		   socklen_t bind_len)
@@ -323,6 +345,7 @@ int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how,
 	}
 	ccfg = cfg->client;
 	ccfg.cancel = &s->cancel;
+	ccfg.caller_reports = true; /* one line per failure: the shim's */
 	n4_info("fd %d designated (%s): rendezvous via %s:%u, ident '%s'", fd,
 		how == SHIM_BY_BIND ? "bind" : how == SHIM_BY_CONNECT ? "connect" : "send",
 		cfg->server_host, cfg->server_port, cfg->ident);
@@ -366,7 +389,7 @@ out_locked:
 	if (rc < 0) {
 		if (!cfg->error)
 			n4_error("fd %d: punching failed (%s); its sends fail with %s", fd,
-				 strerror(-rc), strerror(-public_errno(rc)));
+				 failure_reason(rc, cfg), strerror(-public_errno(rc)));
 		s->err = -public_errno(rc);
 		shim_set_state(s, SHIM_FAILED);
 		rc = public_errno(rc);
