@@ -252,8 +252,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	if (err)
 		goto out;
 	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
-		give_up(c, "both NATs allocate unpredictable ports (random, or random against "
-			 "per-destination): this pair cannot be punched without a relay");
+		n4_warn("the server judged both NATs unpredictable in this round");
 		err = -ENOTSUP;
 		goto out;
 	}
@@ -328,6 +327,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 	uint16_t src = cfg->src_port;
 	bool server_seen = false;
 	int err = 0, last_failure = 0;
+	unsigned unpunchable_rounds = 0;
 
 	if (c->won)
 		return -EALREADY;
@@ -345,8 +345,18 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 			res->elapsed_ms = (unsigned)(n4_now_ms() - start);
 			return 0;
 		}
+		/* One misjudged measurement (a port counter wrapping mid-probe) must
+		 * not end the attempt: refuse only when a second round agrees. */
+		if (err == -ENOTSUP && ++unpunchable_rounds >= 2) {
+			give_up(c, "both NATs allocate unpredictable ports (random, or random "
+				   "against per-destination): this pair cannot be punched "
+				   "without a relay");
+			return err;
+		}
+		if (err != -ENOTSUP)
+			unpunchable_rounds = 0;
 		if (err == -EINTR || err == -ECANCELED || err == -EINVAL || err == -ENOMEM ||
-		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES || err == -ENOTSUP)
+		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES)
 			return err;
 		if (err < 0 && err != -ETIMEDOUT)
 			last_failure = err;
@@ -354,7 +364,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 			break;
 		if (err == 0) {
 			n4_info("[ LOSE ]");
-		} else {
+		} else if (err != -ENOTSUP) {
 			char b[32];
 			n4_warn("round %u failed: %s (server %s); retrying", round, strerror(-err),
 				n4_addr_str(&server, b, sizeof(b)));

@@ -56,6 +56,27 @@ TEST(classify_same_millisecond_in_any_order)
 	CHECK_EQ(m.last_port, 20003);
 }
 
+TEST(classify_tolerates_timestamps_out_of_port_order)
+{
+	struct n4_obs o[4];
+	struct n4_nat_model m;
+
+	/* the server saw the later allocation (port 20002, main UDP socket) one ms
+	 * before the earlier one (20001, second port), as its event loop may */
+	obs_set(&o[0], 20000, false, true, 100);
+	obs_set(&o[1], 20002, false, false, 100);
+	obs_set(&o[2], 20001, true, true, 101);
+	obs_set(&o[3], 20010, false, false, 120);
+	CHECK_EQ(n4_nat_classify(o, 4, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_INC);
+	CHECK_EQ(m.last_port, 20010);
+	CHECK_EQ(m.last_ms, 120);
+	/* but allocations far out of time order are not an incrementing NAT */
+	obs_set(&o[3], 20010, false, false, 60);
+	CHECK_EQ(n4_nat_classify(o, 4, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_RANDOM);
+}
+
 TEST(classify_step_two)
 {
 	struct n4_obs o[4];
