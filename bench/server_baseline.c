@@ -5,14 +5,14 @@
  * close, start over.  Kept only as the benchmark's baseline (bench/server.sh).
  *
  * usage: server_baseline PORT [IDENT]   (IDENT: n4n4n4; PORT 0 = any, printed) */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "wire.h"
 
@@ -41,7 +41,8 @@ static int accept_hello(int lfd, const uint8_t ident[N4_PAYLOAD_SIZE], struct so
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		uint8_t b[N4_MSG_SIZE];
 		struct n4_msg m;
-		if (read_exact(fd, b, sizeof(b)) == 0 && n4_wire_decode(b, sizeof(b), N4_CMD_HELLO, &m) == 0 &&
+		if (read_exact(fd, b, sizeof(b)) == 0 &&
+		    n4_wire_decode(b, sizeof(b), N4_CMD_HELLO, &m) == 0 &&
 		    memcmp(m.payload, ident, N4_PAYLOAD_SIZE) == 0)
 			return fd;
 		close(fd);

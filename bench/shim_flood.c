@@ -44,14 +44,25 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		}
-		case 'r': recv_mode = 1; break;
+		case 'r':
+			recv_mode = 1;
+			break;
 		case 'p':
-		case 'l': local_port = atoi(optarg); break;
-		case 't': seconds = atof(optarg); break;
-		case 'z': size = atoi(optarg); break;
-		case 'w': warmup = atof(optarg); break;
+		case 'l':
+			local_port = atoi(optarg);
+			break;
+		case 't':
+			seconds = atof(optarg);
+			break;
+		case 'z':
+			size = atoi(optarg);
+			break;
+		case 'w':
+			warmup = atof(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: shim_flood -s IP:PORT [-p PORT] [-t S] [-z SIZE] | -r [-p PORT]\n");
+			fprintf(stderr,
+				"usage: shim_flood -s IP:PORT [-p PORT] [-t S] [-z SIZE] | -r [-p PORT]\n");
 			return 2;
 		}
 	}
@@ -63,7 +74,8 @@ int main(int argc, char **argv)
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	if (local_port) {
-		struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons((uint16_t)local_port) };
+		struct sockaddr_in me = { .sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)local_port) };
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0) {
 			fprintf(stderr, "shim_flood: bind %d: %s\n", local_port, strerror(errno));
@@ -86,7 +98,8 @@ int main(int argc, char **argv)
 		end = t0 + seconds;
 		while (now_s() < end) {
 			for (int i = 0; i < 256; i++)
-				if (sendto(fd, buf, (size_t)size, 0, (struct sockaddr *)&dst, sizeof(dst)) == size)
+				if (sendto(fd, buf, (size_t)size, 0, (struct sockaddr *)&dst,
+					   sizeof(dst)) == size)
 					sent++;
 		}
 		double el = now_s() - t0;
@@ -117,6 +130,7 @@ int main(int argc, char **argv)
 		got++;
 	}
 	double el = last - first;
-	printf("received %ld datagrams in %.2f s: %.0f/s\n", got, el, el > 0 ? (double)got / el : 0.0);
+	printf("received %ld datagrams in %.2f s: %.0f/s\n", got, el,
+	       el > 0 ? (double)got / el : 0.0);
 	return got ? 0 : 1;
 }

@@ -1,10 +1,10 @@
 /* client_main.c - `n4 -c`: punch, print the result in the original's words. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "log.h"
 #include "main.h"

@@ -130,12 +130,12 @@ static int bad(char *err, size_t len, const char *flag, const char *val, const c
 	return -EINVAL;
 }
 
-#define NUM(flag, lo, hi, dst, what)                                                               \
-	do {                                                                                       \
-		unsigned long v_;                                                                  \
-		if (n4_parse_uint(optarg, (lo), (hi), &v_))                                        \
-			return bad(err, err_len, flag, optarg, what);                              \
-		dst = (__typeof__(dst))v_;                                                                        \
+#define NUM(flag, lo, hi, dst, what)                                  \
+	do {                                                          \
+		unsigned long v_;                                     \
+		if (n4_parse_uint(optarg, (lo), (hi), &v_))           \
+			return bad(err, err_len, flag, optarg, what); \
+		dst = (__typeof__(dst))v_;                            \
 	} while (0)
 
 int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t err_len)
@@ -264,7 +264,8 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			NUM("--conn-burst", 1, 1000000, o->server.conn_burst_per_ip, "1-1000000");
 			break;
 		case OPT_DRAIN_TO:
-			NUM("--drain-timeout-ms", 0, 600000, o->server.drain_timeout_ms, "0-600000");
+			NUM("--drain-timeout-ms", 0, 600000, o->server.drain_timeout_ms,
+			    "0-600000");
 			break;
 		case OPT_IPV4_ONLY:
 			o->server.family = AF_INET;

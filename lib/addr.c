@@ -1,6 +1,7 @@
 /* addr.c - resolving and formatting IPv4 endpoints, parsing user input. */
 #include "addr.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
 
 int n4_resolve_v4(const char *host, uint16_t port, struct sockaddr_in *out)

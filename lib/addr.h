@@ -2,9 +2,9 @@
 #ifndef N4_ADDR_H
 #define N4_ADDR_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
 
 /* Resolve an IPv4 host name or literal.  -EINVAL for an empty name,
  * -EHOSTUNREACH when it does not resolve to an IPv4 address. */

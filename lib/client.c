@@ -17,7 +17,8 @@
 #include "wire.h"
 
 /* The final failure line: the caller's to write when it says so (the shim). */
-#define give_up(c, ...) N4_LOG_AT((c)->cfg.caller_reports ? N4_LOG_DEBUG : N4_LOG_ERROR, __VA_ARGS__)
+#define give_up(c, ...) \
+	N4_LOG_AT((c)->cfg.caller_reports ? N4_LOG_DEBUG : N4_LOG_ERROR, __VA_ARGS__)
 
 /* The original's round: 10 s.  Ours, between two n4 peers whose PEERINFOs the
  * server synchronised, is decided within a few round trips; 2.5 s leaves room
@@ -146,9 +147,10 @@ static int target_port(int observed, int offset)
 
 static const char *plan_name(enum n4_plan_kind k)
 {
-	static const char *const names[] = { "original guess", "direct", "sweep", "range",
-					     "birthday (listen)", "birthday (probe)",
-					     "impossible" };
+	static const char *const names[] = {
+		"original guess",    "direct",		 "sweep",     "range",
+		"birthday (listen)", "birthday (probe)", "impossible"
+	};
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
@@ -178,7 +180,8 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 		return 0;
 	}
 	if (pool > c->cfg.max_ports) {
-		n4_info(" plan wants %u sockets, capped at --max-ports %u ", pool, c->cfg.max_ports);
+		n4_info(" plan wants %u sockets, capped at --max-ports %u ", pool,
+			c->cfg.max_ports);
 		pool = c->cfg.max_ports;
 	}
 	int err = n4_pool_resize(&c->pool, pool);
@@ -257,11 +260,14 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		goto out;
 	}
 
-	struct n4_sweep sw = { .pool = &c->pool, .peer_ip = rv.peer.sin_addr,
-			       .any_ip = cfg->any_peer_ip, .plan = rv.plan };
+	struct n4_sweep sw = { .pool = &c->pool,
+			       .peer_ip = rv.peer.sin_addr,
+			       .any_ip = cfg->any_peer_ip,
+			       .plan = rv.plan };
 	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
 	sw.target = rv.peer;
-	sw.target.sin_port = htons((uint16_t)target_port(ntohs(rv.peer.sin_port), cfg->peer_offset));
+	sw.target.sin_port =
+		htons((uint16_t)target_port(ntohs(rv.peer.sin_port), cfg->peer_offset));
 	err = apply_plan(c, &sw);
 	if (err)
 		goto out;
@@ -270,7 +276,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 
 	bool peer_is_n4 = rv.granted && (rv.peer_flags & N4_PEER_N4);
 	unsigned round_ms = cfg->round_ms;
-	if (!round_ms && (rv.plan.kind == N4_PLAN_BDAY_LISTEN || rv.plan.kind == N4_PLAN_BDAY_PROBE))
+	if (!round_ms &&
+	    (rv.plan.kind == N4_PLAN_BDAY_LISTEN || rv.plan.kind == N4_PLAN_BDAY_PROBE))
 		round_ms = BDAY_ROUND_MS;
 	if (!round_ms)
 		round_ms = classic || !peer_is_n4 ? CLASSIC_ROUND_MS : AUTO_ROUND_MS;
@@ -282,8 +289,9 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		sw.guard_ms = AUTO_GUARD_MS;
 		/* An original peer keeps its 10 s rounds and accepts only its exact
 		 * PUNCH bytes: stay in step with it (round_ms above) and speak v1. */
-		c->confirm_mode = peer_is_n4 ? N4_CONFIRM_ACK :
-				  rv.granted ? N4_CONFIRM_PLAIN : N4_CONFIRM_UNKNOWN;
+		c->confirm_mode = peer_is_n4   ? N4_CONFIRM_ACK
+				  : rv.granted ? N4_CONFIRM_PLAIN
+					       : N4_CONFIRM_UNKNOWN;
 	}
 	now = n4_now_ms();
 	int won = n4_sweep_run(&sw, now + round_ms < deadline ? now + round_ms : deadline, &c->ctx);
@@ -303,8 +311,9 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	res->peer_is_n4 = peer_is_n4;
 	struct sockaddr_in local;
 	socklen_t llen = sizeof(local);
-	res->local_port = getsockname(c->win_fd, (struct sockaddr *)&local, &llen) ?
-				  0 : ntohs(local.sin_port);
+	res->local_port = getsockname(c->win_fd, (struct sockaddr *)&local, &llen)
+				  ? 0
+				  : ntohs(local.sin_port);
 	n4_debug("won with %u PUNCHes sent from %u sockets", sw.sent, c->ports_used);
 	if (classic) /* the original confirms before it reports */
 		n4_client_confirm(c);
@@ -385,7 +394,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 	if (!server_seen) {
 		char b[32];
 		give_up(c, "server %s unreachable: %s", n4_addr_str(&server, b, sizeof(b)),
-			 last_failure ? strerror(-last_failure) : "no answer");
+			last_failure ? strerror(-last_failure) : "no answer");
 		return -EHOSTUNREACH;
 	}
 	give_up(c, "no WIN within %u s, giving up", cfg->timeout_ms / 1000);

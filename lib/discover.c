@@ -18,8 +18,9 @@ void n4_discovery_record(struct n4_discovery *d, uint16_t port, bool second_port
 	}
 	if (d->n == N4_OBS_MAX)
 		return;
-	d->obs[d->n++] = (struct n4_obs){ .port = port, .second_port = second_port,
-					  .socket0 = socket0, .t_ms = now_ms };
+	d->obs[d->n++] = (struct n4_obs){
+		.port = port, .second_port = second_port, .socket0 = socket0, .t_ms = now_ms
+	};
 }
 
 uint64_t n4_discovery_last_ms(const struct n4_discovery *d)

@@ -15,7 +15,7 @@
 struct n4_discovery {
 	struct n4_obs obs[N4_OBS_MAX];
 	unsigned n;
-	bool complete;   /* the last probe arrived, or the wait ran out */
+	bool complete; /* the last probe arrived, or the wait ran out */
 	uint64_t first_ms;
 	struct n4_plan plan;
 };

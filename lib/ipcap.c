@@ -2,33 +2,33 @@
  * plus SipHash for the server's tables and IPv6-aware address helpers. */
 #include "ipcap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <arpa/inet.h>
 #include <sys/random.h>
+#include <time.h>
 
 /* ---- SipHash-2-4 (Aumasson and Bernstein), enough for keys of a few bytes ---- */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-	do {                                                                                       \
-		v0 += v1;                                                                          \
-		v1 = ROTL(v1, 13);                                                                 \
-		v1 ^= v0;                                                                          \
-		v0 = ROTL(v0, 32);                                                                 \
-		v2 += v3;                                                                          \
-		v3 = ROTL(v3, 16);                                                                 \
-		v3 ^= v2;                                                                          \
-		v0 += v3;                                                                          \
-		v3 = ROTL(v3, 21);                                                                 \
-		v3 ^= v0;                                                                          \
-		v2 += v1;                                                                          \
-		v1 = ROTL(v1, 17);                                                                 \
-		v1 ^= v2;                                                                          \
-		v2 = ROTL(v2, 32);                                                                 \
+#define SIPROUND                   \
+	do {                       \
+		v0 += v1;          \
+		v1 = ROTL(v1, 13); \
+		v1 ^= v0;          \
+		v0 = ROTL(v0, 32); \
+		v2 += v3;          \
+		v3 = ROTL(v3, 16); \
+		v3 ^= v2;          \
+		v0 += v3;          \
+		v3 = ROTL(v3, 21); \
+		v3 ^= v0;          \
+		v2 += v1;          \
+		v1 = ROTL(v1, 17); \
+		v1 ^= v2;          \
+		v2 = ROTL(v2, 32); \
 	} while (0)
 
 uint64_t n4_keyed_hash(const void *data, size_t len, const uint64_t key[2])
@@ -123,7 +123,7 @@ void n4_ipkey_from_sa(const union n4_sa *a, struct n4_ipkey *k)
 /* ---- the per-source table ---- */
 
 struct src {
-	struct src *next;                  /* hash chain */
+	struct src *next;		   /* hash chain */
 	struct src *idle_prev, *idle_next; /* while count == 0: oldest first */
 	struct n4_ipkey key;
 	uint32_t count;
@@ -209,8 +209,8 @@ static void refill(const n4_ipcap *c, struct src *s, uint64_t now_ms)
 {
 	if (now_ms > s->bucket_ms) {
 		uint64_t add = (now_ms - s->bucket_ms) * c->rate_per_s;
-		s->tokens_milli = add >= c->burst_milli - s->tokens_milli ? c->burst_milli :
-									    s->tokens_milli + add;
+		s->tokens_milli = add >= c->burst_milli - s->tokens_milli ? c->burst_milli
+									  : s->tokens_milli + add;
 	}
 	s->bucket_ms = now_ms;
 }

@@ -6,10 +6,10 @@
 #ifndef N4_IPCAP_H
 #define N4_IPCAP_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 /* SipHash-2-4 of a short key: tables keyed by attacker-chosen bytes (identifiers,

@@ -4,8 +4,8 @@
 #include "log.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -125,8 +125,9 @@ void n4_log_write(enum n4_log_level level, const char *file, int line, const cha
 	size_t n = 0;
 	if (suppressed) {
 		n = put_stamp(buf, sizeof(buf), &now);
-		int m = snprintf(buf + n, sizeof(buf) - n, " WARNING [log.c:0] %s%lu log lines suppressed\n",
-				 log_prefix, suppressed);
+		int m = snprintf(buf + n, sizeof(buf) - n,
+				 " WARNING [log.c:0] %s%lu log lines suppressed\n", log_prefix,
+				 suppressed);
 		if (m > 0)
 			emit(buf, n + (size_t)m);
 	}

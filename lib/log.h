@@ -25,10 +25,10 @@ int n4_log_parse_level(const char *s, enum n4_log_level *out);
 void n4_log_write(enum n4_log_level level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-#define N4_LOG_AT(lvl, ...)                                                                        \
-	do {                                                                                       \
-		if ((lvl) <= n4_log_get_level())                                                   \
-			n4_log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                     \
+#define N4_LOG_AT(lvl, ...)                                                   \
+	do {                                                                  \
+		if ((lvl) <= n4_log_get_level())                              \
+			n4_log_write((lvl), __FILE__, __LINE__, __VA_ARGS__); \
 	} while (0)
 #define n4_error(...) N4_LOG_AT(N4_LOG_ERROR, __VA_ARGS__)
 #define n4_warn(...) N4_LOG_AT(N4_LOG_WARN, __VA_ARGS__)

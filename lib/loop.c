@@ -4,9 +4,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/epoll.h>
 
 #define LOOP_BATCH 256
 

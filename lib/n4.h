@@ -8,10 +8,10 @@
 #ifndef N4_H
 #define N4_H
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <netinet/in.h>
 
 #define N4_DEFAULT_PORT 1721
 #define N4_DEFAULT_IDENT "n4n4n4"
@@ -29,22 +29,22 @@ enum n4_strategy {
 };
 
 struct n4_client_cfg {
-	const char *server_host;     /* required: name or IPv4 literal */
-	uint16_t server_port;        /* N4_DEFAULT_PORT */
-	char ident[N4_IDENT_MAX + 1];/* N4_DEFAULT_IDENT; printable ASCII, no spaces at the end */
-	uint16_t src_port;           /* first local port of the pool: 30000 */
-	unsigned pool_size;          /* local sockets per round: 25 */
-	int peer_offset;             /* added to the peer's observed port: 20 */
-	bool any_peer_ip;            /* -x: accept PUNCH from any IP */
-	enum n4_strategy strategy;   /* N4_STRATEGY_AUTO */
-	unsigned round_ms;           /* 0: per strategy (classic 10000, auto 2500) */
-	unsigned timeout_ms;         /* give up after this long in total: 120000; 0 = never */
-	int low_ttl;                 /* TTL of pre-opening packets (auto): 2; 0 = off */
-	unsigned confirm_ms;         /* max time to keep confirming after WIN: 2000 */
-	unsigned max_ports;          /* NAT ports one round may spend (carrier quotas are
+	const char *server_host;       /* required: name or IPv4 literal */
+	uint16_t server_port;	       /* N4_DEFAULT_PORT */
+	char ident[N4_IDENT_MAX + 1];  /* N4_DEFAULT_IDENT; printable ASCII, no spaces at the end */
+	uint16_t src_port;	       /* first local port of the pool: 30000 */
+	unsigned pool_size;	       /* local sockets per round: 25 */
+	int peer_offset;	       /* added to the peer's observed port: 20 */
+	bool any_peer_ip;	       /* -x: accept PUNCH from any IP */
+	enum n4_strategy strategy;     /* N4_STRATEGY_AUTO */
+	unsigned round_ms;	       /* 0: per strategy (classic 10000, auto 2500) */
+	unsigned timeout_ms;	       /* give up after this long in total: 120000; 0 = never */
+	int low_ttl;		       /* TTL of pre-opening packets (auto): 2; 0 = off */
+	unsigned confirm_ms;	       /* max time to keep confirming after WIN: 2000 */
+	unsigned max_ports;	       /* NAT ports one round may spend (carrier quotas are
 	                              * often 512-2048): 512; plans are clamped to it */
-	bool return_on_eintr;        /* a signal makes n4_client_run return -EINTR */
-	bool caller_reports;         /* the caller logs the final failure itself: the
+	bool return_on_eintr;	       /* a signal makes n4_client_run return -EINTR */
+	bool caller_reports;	       /* the caller logs the final failure itself: the
 	                              * library's give-up lines drop to debug level */
 	volatile sig_atomic_t *cancel; /* optional: set non-zero to abort with -ECANCELED */
 };
@@ -56,12 +56,12 @@ void n4_client_cfg_init(struct n4_client_cfg *cfg);
 int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_len);
 
 struct n4_result {
-	int fd;                      /* the winning UDP socket, bound to local_port */
-	uint16_t local_port;         /* its local port */
-	struct sockaddr_in peer;     /* the peer's public address, as packets arrive from it */
-	unsigned rounds;             /* rounds used, 1 = first */
-	unsigned elapsed_ms;         /* from n4_client_run to WIN */
-	bool peer_is_n4;             /* the peer negotiated our extensions */
+	int fd;			 /* the winning UDP socket, bound to local_port */
+	uint16_t local_port;	 /* its local port */
+	struct sockaddr_in peer; /* the peer's public address, as packets arrive from it */
+	unsigned rounds;	 /* rounds used, 1 = first */
+	unsigned elapsed_ms;	 /* from n4_client_run to WIN */
+	bool peer_is_n4;	 /* the peer negotiated our extensions */
 };
 
 typedef struct n4_client n4_client;
@@ -94,27 +94,27 @@ bool n4_is_punch(const void *buf, size_t len, const char *ident);
 /* ---------------------------------------------------------------- server --- */
 
 struct n4_server_cfg {
-	const char *bind_host;       /* NULL: every address, IPv6 and IPv4 (see family) */
-	uint16_t port;               /* TCP and UDP port: N4_DEFAULT_PORT; 0 = any */
-	const char *only_ident;      /* -a: accept only this identifier; NULL = any */
+	const char *bind_host;	/* NULL: every address, IPv6 and IPv4 (see family) */
+	uint16_t port;		/* TCP and UDP port: N4_DEFAULT_PORT; 0 = any */
+	const char *only_ident; /* -a: accept only this identifier; NULL = any */
 	/* 0: one dual-stack IPv6 socket that also takes IPv4 (IPv4 only when the
 	 * host has no IPv6); AF_INET: IPv4 only; AF_INET6: IPv6 only.  PEERINFO can
 	 * carry only IPv4: a client whose TCP comes over IPv6 must send its EXCHANGE
 	 * over IPv4 with a token (our client's N4_EXT_TOKEN), see docs/server.md. */
 	int family;
-	unsigned hello_timeout_ms;   /* connect to complete HELLO (slow or silent): 5000 */
-	unsigned wait_timeout_ms;    /* HELLO to a partner's HELLO: 60000 */
-	unsigned exchange_timeout_ms;/* READY to both EXCHANGEs: 10000 */
-	unsigned drain_timeout_ms;   /* on stop: pairs in the exchange get this long: 5000 */
-	unsigned max_clients;        /* 0: derived from the descriptor limit (raised) */
-	unsigned max_per_ip;         /* concurrent connections per source IP / IPv6 /64:
+	unsigned hello_timeout_ms;    /* connect to complete HELLO (slow or silent): 5000 */
+	unsigned wait_timeout_ms;     /* HELLO to a partner's HELLO: 60000 */
+	unsigned exchange_timeout_ms; /* READY to both EXCHANGEs: 10000 */
+	unsigned drain_timeout_ms;    /* on stop: pairs in the exchange get this long: 5000 */
+	unsigned max_clients;	      /* 0: derived from the descriptor limit (raised) */
+	unsigned max_per_ip;	      /* concurrent connections per source IP / IPv6 /64:
 	                              * 64; 0 = no cap */
-	unsigned conn_rate_per_ip;   /* new connections per second per source: 20; 0 = none */
-	unsigned conn_burst_per_ip;  /* ... with bursts of up to this many: 64 */
-	unsigned log_rate;           /* log lines per second, applied to the logger by
+	unsigned conn_rate_per_ip;    /* new connections per second per source: 20; 0 = none */
+	unsigned conn_burst_per_ip;   /* ... with bursts of up to this many: 64 */
+	unsigned log_rate;	      /* log lines per second, applied to the logger by
 	                              * n4_server_new: 100; 0 = no cap */
 	volatile sig_atomic_t *status_flag; /* set (e.g. by SIGUSR1): log status, clear */
-	unsigned port_budget;        /* NAT ports a punching plan may spend per side: 512 */
+	unsigned port_budget;		    /* NAT ports a punching plan may spend per side: 512 */
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg);

@@ -5,10 +5,10 @@
 #ifndef N4_PAIRING_H
 #define N4_PAIRING_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
 
 #include "wire.h"
 
@@ -22,24 +22,24 @@ struct n4_hnode {
 };
 
 enum n4_pstate {
-	N4_P_NEW,      /* no HELLO yet */
-	N4_P_WAITING,  /* HELLO received, no partner yet */
-	N4_P_PAIRED,   /* READY sent, collecting EXCHANGEs */
-	N4_P_DONE,     /* PEERINFO sent */
+	N4_P_NEW,     /* no HELLO yet */
+	N4_P_WAITING, /* HELLO received, no partner yet */
+	N4_P_PAIRED,  /* READY sent, collecting EXCHANGEs */
+	N4_P_DONE,    /* PEERINFO sent */
 };
 
 struct n4_pclient {
 	enum n4_pstate state;
-	uint32_t ip;                     /* TCP peer IPv4, network order (0 for IPv6) */
-	bool tcp_v6;                     /* TCP over native IPv6: see n4_pairing_exchange */
-	uint8_t ident[N4_PAYLOAD_SIZE];  /* wire form */
-	uint8_t ext;                     /* extensions granted */
-	uint8_t token[N4_TOKEN_SIZE];    /* with N4_EXT_TOKEN */
+	uint32_t ip;			/* TCP peer IPv4, network order (0 for IPv6) */
+	bool tcp_v6;			/* TCP over native IPv6: see n4_pairing_exchange */
+	uint8_t ident[N4_PAYLOAD_SIZE]; /* wire form */
+	uint8_t ext;			/* extensions granted */
+	uint8_t token[N4_TOKEN_SIZE];	/* with N4_EXT_TOKEN */
 	struct n4_pclient *partner;
 	bool observed;
-	struct sockaddr_in udp;          /* observed EXCHANGE source */
+	struct sockaddr_in udp; /* observed EXCHANGE source */
 	struct n4_hnode wait_node, exch_node, exch_id_node, token_node;
-	void *owner;                     /* the server's connection */
+	void *owner; /* the server's connection */
 };
 
 typedef struct n4_pairing n4_pairing;

@@ -188,18 +188,22 @@ static void plan_eim_inc(const struct n4_nat_model *eim, const struct n4_nat_mod
 	/* The walk must stay inside the port space (and the PLAN's 12-bit count). */
 	unsigned count = clampu(pool + 2 * w, 1, clampu((65535u - lo) / step + 1, 1, 4095));
 
-	*p_inc = (struct n4_plan){ .kind = N4_PLAN_SWEEP, .lo = eim->first_port,
+	*p_inc = (struct n4_plan){ .kind = N4_PLAN_SWEEP,
+				   .lo = eim->first_port,
 				   .pool = (uint16_t)pool };
-	*p_eim = (struct n4_plan){ .kind = N4_PLAN_RANGE, .lo = lo, .count = (uint16_t)count,
-				   .step = (uint8_t)step };
+	*p_eim = (struct n4_plan){
+		.kind = N4_PLAN_RANGE, .lo = lo, .count = (uint16_t)count, .step = (uint8_t)step
+	};
 }
 
 static void plan_bday(const struct n4_nat_model *eim, unsigned budget, struct n4_plan *p_eim,
 		      struct n4_plan *p_rand)
 {
-	*p_rand = (struct n4_plan){ .kind = N4_PLAN_BDAY_LISTEN, .lo = eim->first_port,
+	*p_rand = (struct n4_plan){ .kind = N4_PLAN_BDAY_LISTEN,
+				    .lo = eim->first_port,
 				    .pool = (uint16_t)clampu(BDAY_LISTEN_SOCKETS, 1, budget) };
-	*p_eim = (struct n4_plan){ .kind = N4_PLAN_BDAY_PROBE, .lo = (uint16_t)RANDOM_LO,
+	*p_eim = (struct n4_plan){ .kind = N4_PLAN_BDAY_PROBE,
+				   .lo = (uint16_t)RANDOM_LO,
 				   .count = (uint16_t)(RANDOM_COUNT - 1),
 				   .pool = BDAY_PROBES_PER_PASS };
 }
@@ -223,9 +227,11 @@ void n4_plan_pair(const struct n4_nat_model *a, const struct n4_nat_model *b, do
 					 SWEEP_MIN_POOL, budget);
 		unsigned pool_b = clampu(2 * drift_width(b, dt_b_ms) + SWEEP_MIN_POOL,
 					 SWEEP_MIN_POOL, budget);
-		*pa = (struct n4_plan){ .kind = N4_PLAN_SWEEP, .pool = (uint16_t)pool_a,
+		*pa = (struct n4_plan){ .kind = N4_PLAN_SWEEP,
+					.pool = (uint16_t)pool_a,
 					.lo = sweep_center(b, dt_b_ms, pool_b) };
-		*pb = (struct n4_plan){ .kind = N4_PLAN_SWEEP, .pool = (uint16_t)pool_b,
+		*pb = (struct n4_plan){ .kind = N4_PLAN_SWEEP,
+					.pool = (uint16_t)pool_b,
 					.lo = sweep_center(a, dt_a_ms, pool_a) };
 	} else if (ka == N4_NAT_EIM && kb == N4_NAT_INC) {
 		plan_eim_inc(a, b, dt_b_ms, budget, pa, pb);
@@ -255,8 +261,8 @@ static unsigned get16(const uint8_t *p)
 
 void n4_plan_encode(const struct n4_plan *p, uint8_t *ext, uint8_t payload[6])
 {
-	unsigned count = p->kind == N4_PLAN_RANGE ? ((unsigned)p->step << 12 | (p->count & 0xfffu)) :
-						    p->count;
+	unsigned count = p->kind == N4_PLAN_RANGE ? ((unsigned)p->step << 12 | (p->count & 0xfffu))
+						  : p->count;
 
 	*ext = (uint8_t)p->kind;
 	put16(payload, p->lo);

@@ -2,13 +2,13 @@
  * (the original's scheme), optionally pre-opened with a low TTL. */
 #include "punch.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "log.h"

@@ -3,9 +3,9 @@
 #ifndef N4_PUNCH_H
 #define N4_PUNCH_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <netinet/in.h>
 
 #include "predict.h"
 #include "wait.h"
@@ -29,19 +29,19 @@ uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i);
 struct n4_sweep {
 	/* in */
 	const struct n4_pool *pool;
-	struct sockaddr_in target;       /* where every pool socket punches */
-	struct in_addr peer_ip;          /* accept PUNCH only from here ... */
-	bool any_ip;                     /* ... unless this is set (-x) */
+	struct sockaddr_in target; /* where every pool socket punches */
+	struct in_addr peer_ip;	   /* accept PUNCH only from here ... */
+	bool any_ip;		   /* ... unless this is set (-x) */
 	uint8_t ident[N4_PAYLOAD_SIZE];
-	bool classic;                    /* five passes at once, then only listen */
-	int low_ttl;                     /* >0: pre-open with this TTL first */
-	unsigned guard_ms;               /* after pre-opening, before full-TTL PUNCH */
-	struct n4_plan plan;             /* from the server; N4_PLAN_NONE: all -> target */
+	bool classic;	     /* five passes at once, then only listen */
+	int low_ttl;	     /* >0: pre-open with this TTL first */
+	unsigned guard_ms;   /* after pre-opening, before full-TTL PUNCH */
+	struct n4_plan plan; /* from the server; N4_PLAN_NONE: all -> target */
 	/* out */
-	unsigned winner;                 /* pool index that received the peer's PUNCH */
-	struct sockaddr_in from;         /* where it came from: the peer's real address */
-	bool got_ack;                    /* it was an acknowledged PUNCH */
-	unsigned sent;                   /* PUNCH datagrams sent */
+	unsigned winner;	 /* pool index that received the peer's PUNCH */
+	struct sockaddr_in from; /* where it came from: the peer's real address */
+	bool got_ack;		 /* it was an acknowledged PUNCH */
+	unsigned sent;		 /* PUNCH datagrams sent */
 };
 
 /* Punch until a valid PUNCH arrives (returns 1), deadline (0) or error (<0). */
@@ -50,7 +50,7 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 enum n4_confirm_mode {
 	N4_CONFIRM_CLASSIC, /* the original: ten plain PUNCHes 0.2 s apart */
 	N4_CONFIRM_PLAIN,   /* original peer: plain PUNCHes until confirm_ms */
-	N4_CONFIRM_ACK,     /* our peer: acknowledged PUNCHes until it acknowledges */
+	N4_CONFIRM_ACK,	    /* our peer: acknowledged PUNCHes until it acknowledges */
 	N4_CONFIRM_UNKNOWN, /* original server, peer unknown: both kinds */
 };
 

@@ -3,11 +3,11 @@
  * server grants them in READY's reserved byte. */
 #include "rendezvous.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "log.h"
@@ -171,7 +171,8 @@ static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
 	if (s->sent_probes < rv->nprobes &&
 	    now >= s->start + (uint64_t)s->sent_probes * s->spacing_ms) {
 		unsigned i = s->sent_probes++;
-		uint8_t flags = (uint8_t)(N4_EXCH_PROBE | (i + 1 == rv->nprobes ? N4_EXCH_LAST : 0));
+		uint8_t flags =
+			(uint8_t)(N4_EXCH_PROBE | (i + 1 == rv->nprobes ? N4_EXCH_LAST : 0));
 		int err = send_exchange(rv, rv->probe_fds[i], flags, false);
 		if (err)
 			n4_debug("probe %u: %s", i, strerror(-err));
@@ -191,8 +192,7 @@ static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
 	return next;
 }
 
-int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms,
-		   const struct n4_waitctx *ctx)
+int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	struct n4_msg m;
 	bool probing = (rv->granted & N4_EXT_PROBE) && rv->nprobes > 0;

@@ -3,8 +3,8 @@
 #ifndef N4_RENDEZVOUS_H
 #define N4_RENDEZVOUS_H
 
-#include <stdint.h>
 #include <netinet/in.h>
+#include <stdint.h>
 
 #include "predict.h"
 #include "wait.h"
@@ -14,12 +14,12 @@ struct n4_rv {
 	int tcp_fd;
 	struct sockaddr_in server;
 	uint8_t ident[N4_PAYLOAD_SIZE];
-	uint8_t offer;                 /* extensions offered in HELLO (0: pure v1) */
-	uint8_t granted;               /* extensions the server granted (0: original server) */
+	uint8_t offer;	 /* extensions offered in HELLO (0: pure v1) */
+	uint8_t granted; /* extensions the server granted (0: original server) */
 	uint8_t token[N4_TOKEN_SIZE];
-	struct sockaddr_in peer;       /* from PEERINFO */
-	uint8_t peer_flags;            /* N4_PEER_N4 when the server says the peer is ours */
-	unsigned rtt_ms;               /* TCP connect time to the server */
+	struct sockaddr_in peer; /* from PEERINFO */
+	uint8_t peer_flags;	 /* N4_PEER_N4 when the server says the peer is ours */
+	unsigned rtt_ms;	 /* TCP connect time to the server */
 	/* NAT discovery (N4_EXT_PROBE): extra sockets whose EXCHANGEs let the
 	 * server measure this NAT, and the plan it sends back. */
 	const int *probe_fds;

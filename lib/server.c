@@ -8,18 +8,18 @@
  * than the sum of the configured timeouts. */
 #include "n4.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "discover.h"
@@ -65,10 +65,9 @@ enum reject {
 };
 
 static const char *const reject_names[REJ_COUNT] = {
-	"bad_hello",   "ident",	      "hello_timeout", "wait_timeout", "exchange_timeout",
-	"send_timeout", "protocol",    "bad_udp",      "spoofed_udp",  "unknown_udp",
-	"ipv6_udp",    "full",	      "per_ip",	      "rate",	      "partner_gone",
-	"shutdown",
+	"bad_hello", "ident",	"hello_timeout", "wait_timeout", "exchange_timeout", "send_timeout",
+	"protocol",  "bad_udp", "spoofed_udp",	 "unknown_udp",	 "ipv6_udp",	     "full",
+	"per_ip",    "rate",	"partner_gone",	 "shutdown",
 };
 
 struct conn {
@@ -106,7 +105,7 @@ struct n4_server {
 	n4_ipcap *ipcap;
 	struct n4_io tcp_io, udp_io;
 	struct n4_io probe_io; /* port + 1: tells endpoint-independent NATs apart; -1: none */
-	int spare_fd; /* given up to accept-and-close when out of descriptors */
+	int spare_fd;	       /* given up to accept-and-close when out of descriptors */
 	uint16_t port;
 	int family;
 	unsigned nclients, max_clients;
@@ -348,8 +347,8 @@ static void conn_readable(struct conn *c)
 			 * client must not be paired with a live one. */
 			if (c->pc.state != N4_P_DONE) {
 				c->srv->client_closed++;
-				n4_info("%s: connection closed by client%s", conn_str(c, b, sizeof(b)),
-					n < 0 ? " (reset)" : "");
+				n4_info("%s: connection closed by client%s",
+					conn_str(c, b, sizeof(b)), n < 0 ? " (reset)" : "");
 			}
 			conn_close(c, true);
 			return;
@@ -360,7 +359,8 @@ static void conn_readable(struct conn *c)
 			if (c->pc.state == N4_P_DONE)
 				return; /* closing anyway once PEERINFO is out */
 			c->srv->rejects[REJ_PROTOCOL]++;
-			n4_info("%s: unexpected bytes after HELLO, closed", conn_str(c, b, sizeof(b)));
+			n4_info("%s: unexpected bytes after HELLO, closed",
+				conn_str(c, b, sizeof(b)));
 			conn_close(c, true);
 			return;
 		}
@@ -601,8 +601,8 @@ static void udp_probe(struct n4_server *s, const struct n4_msg *m, const struct 
 	maybe_schedule(s, c);
 }
 
-static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from,
-			 bool second)
+static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
+			 const union n4_sa *from, bool second)
 {
 	struct n4_msg m;
 	struct sockaddr_in src;
@@ -637,8 +637,8 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, co
 		s->rejects[err == -EPERM ? REJ_SPOOFED_UDP : REJ_UNKNOWN_UDP]++;
 		N4_LOG_AT(err == -EPERM ? N4_LOG_INFO : N4_LOG_DEBUG, "%s: EXCHANGE %s, ignored",
 			  n4_sa_str(from, b, sizeof(b)),
-			  err == -EPERM ? "from an IP that is not its TCP client's" :
-					  "for no waiting pair");
+			  err == -EPERM ? "from an IP that is not its TCP client's"
+					: "for no waiting pair");
 		return;
 	}
 	struct conn *c = pc->owner;
@@ -646,7 +646,8 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len, co
 	n4_info(" => Exchange from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
 		conn_str(c, b2, sizeof(b2)));
 	if (c->disc) {
-		n4_discovery_record(&c->disc->d, ntohs(src.sin_port), false, true, false, c->exch_ms);
+		n4_discovery_record(&c->disc->d, ntohs(src.sin_port), false, true, false,
+				    c->exch_ms);
 		if (!c->disc->d.complete &&
 		    n4_timer_arm(s->loop, &c->disc->timer, c->exch_ms + N4_DISCOVERY_WAIT_MS,
 				 discovery_expired, c->disc))
@@ -778,8 +779,8 @@ static int open_listeners(n4_server *s, union n4_sa *addr, bool dual)
 		setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	/* The discovery port (port + 1); serving goes on without it. */
 	union n4_sa paddr = *addr;
-	uint16_t pport = (uint16_t)(ntohs(addr->sa.sa_family == AF_INET ? addr->v4.sin_port :
-									  addr->v6.sin6_port) +
+	uint16_t pport = (uint16_t)(ntohs(addr->sa.sa_family == AF_INET ? addr->v4.sin_port
+									: addr->v6.sin6_port) +
 				    N4_PROBE_PORT_DELTA);
 	if (paddr.sa.sa_family == AF_INET)
 		paddr.v4.sin_port = htons(pport);
@@ -874,8 +875,8 @@ n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 	if (err)
 		goto out_free;
 	raise_fd_limit(s, cfg->max_clients);
-	unsigned long long room = s->fd_limit > 2 * FD_HEADROOM ? s->fd_limit - FD_HEADROOM :
-								  FD_HEADROOM;
+	unsigned long long room =
+		s->fd_limit > 2 * FD_HEADROOM ? s->fd_limit - FD_HEADROOM : FD_HEADROOM;
 	unsigned by_fds = room > 1000000 ? 1000000 : (unsigned)room;
 	s->max_clients = cfg->max_clients && cfg->max_clients < by_fds ? cfg->max_clients : by_fds;
 	if (cfg->max_clients > by_fds)
@@ -969,8 +970,10 @@ int n4_server_run(n4_server *s, volatile sig_atomic_t *stop)
 {
 	char fam[32];
 
-	snprintf(fam, sizeof(fam), "%s", s->family == 0 ? "IPv6 and IPv4" :
-					 s->family == AF_INET ? "IPv4" : "IPv6");
+	snprintf(fam, sizeof(fam), "%s",
+		 s->family == 0		? "IPv6 and IPv4"
+		 : s->family == AF_INET ? "IPv4"
+					: "IPv6");
 	n4_info("serving on TCP and UDP port %u (%s); descriptor limit %llu (was %llu): "
 		"up to %u clients, %u per source, %u new/s per source%s%s",
 		s->port, fam, s->fd_limit, s->fd_limit_was, s->max_clients, s->cfg.max_per_ip,
@@ -1056,9 +1059,9 @@ void n4_server_test_expire(n4_server *s)
 	for (bool fired = true; fired;) {
 		fired = false;
 		for (struct conn *c = s->live; c; c = c->next) {
-			struct n4_timer *t = c->peerinfo_timer.slot ? &c->peerinfo_timer :
-					     c->deadline.slot	     ? &c->deadline :
-									 NULL;
+			struct n4_timer *t = c->peerinfo_timer.slot ? &c->peerinfo_timer
+					     : c->deadline.slot	    ? &c->deadline
+								    : NULL;
 			if (!t)
 				continue;
 			n4_timer_cancel(s->loop, t);
@@ -1102,8 +1105,7 @@ int n4_server_test_check(const n4_server *s)
 		/* exactly one deadline while live (PEERINFO timer aside) */
 		if (!c->deadline.slot)
 			return -EFAULT;
-		if (c->pc.state == N4_P_PAIRED && c->pc.partner &&
-		    c->pc.partner->partner != &c->pc)
+		if (c->pc.state == N4_P_PAIRED && c->pc.partner && c->pc.partner->partner != &c->pc)
 			return -EFAULT;
 	}
 	if (n != s->nclients || waiting != n4_pairing_waiting(s->pairing))

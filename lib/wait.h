@@ -9,7 +9,7 @@
 
 struct n4_waitctx {
 	volatile sig_atomic_t *cancel; /* non-zero: abort with -ECANCELED */
-	bool return_on_eintr;          /* a signal aborts with -EINTR */
+	bool return_on_eintr;	       /* a signal aborts with -EINTR */
 };
 
 /* poll() until one of fds is ready or deadline_ms (monotonic, n4_now_ms) passes.

@@ -2,9 +2,9 @@
  * every field is validated before it is used (fuzzed by tests/fuzz/fuzz_wire.c). */
 #include "wire.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
-#include <arpa/inet.h>
 
 #include "n4.h"
 

@@ -14,10 +14,10 @@
 #ifndef N4_WIRE_H
 #define N4_WIRE_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
 
 #define N4_MSG_SIZE 8
 #define N4_PAYLOAD_SIZE 6

@@ -93,7 +93,8 @@ static void parse_peer(const char *s)
 	const char *colon = strrchr(s, ':');
 	long port;
 
-	if (!colon || (size_t)(colon - s) >= sizeof(ip) || !parse_long(colon + 1, 1, 65535, &port)) {
+	if (!colon || (size_t)(colon - s) >= sizeof(ip) ||
+	    !parse_long(colon + 1, 1, 65535, &port)) {
 		set_error(-EINVAL, "N4_PEER: expected IPv4:PORT, got '%s'%s", s, NULL);
 		return;
 	}
@@ -161,9 +162,10 @@ static void read_env(void)
 	s = getenv("N4_IDENT");
 	if (s) {
 		if (n4_ident_check(s) < 0)
-			set_error(-EINVAL,
-				  "N4_IDENT: '%s' is not 1 to 6 printable characters without spaces%s",
-				  s, NULL);
+			set_error(
+				-EINVAL,
+				"N4_IDENT: '%s' is not 1 to 6 printable characters without spaces%s",
+				s, NULL);
 		else
 			snprintf(config.ident, sizeof(config.ident), "%s", s);
 	}
@@ -198,7 +200,8 @@ static void read_env(void)
 		else if (strcasecmp(s, "classic") == 0)
 			c->strategy = N4_STRATEGY_CLASSIC;
 		else
-			set_error(-EINVAL, "N4_STRATEGY: expected auto or classic, got '%s'%s", s, NULL);
+			set_error(-EINVAL, "N4_STRATEGY: expected auto or classic, got '%s'%s", s,
+				  NULL);
 	}
 	memcpy(c->ident, config.ident, sizeof(c->ident));
 	c->server_host = config.server_host;

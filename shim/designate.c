@@ -63,8 +63,8 @@ bool shim_to_v4(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *
 	return false;
 }
 
-bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr,
-			 socklen_t len, struct sockaddr_in *v4)
+bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr, socklen_t len,
+			 struct sockaddr_in *v4)
 {
 	if (!cfg->active || !shim_to_v4(addr, len, v4))
 		return false;
@@ -313,9 +313,8 @@ static const char *failure_reason(int rc, const struct shim_config *cfg)
 	}
 }
 
-int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how,
-		   const struct sockaddr_in *ph, const struct sockaddr *bind_addr,
-		   socklen_t bind_len)
+int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
+		   const struct sockaddr *bind_addr, socklen_t bind_len)
 {
 	const struct shim_config *cfg;
 	struct n4_client_cfg ccfg;
@@ -347,7 +346,9 @@ int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how,
 	ccfg.cancel = &s->cancel;
 	ccfg.caller_reports = true; /* one line per failure: the shim's */
 	n4_info("fd %d designated (%s): rendezvous via %s:%u, ident '%s'", fd,
-		how == SHIM_BY_BIND ? "bind" : how == SHIM_BY_CONNECT ? "connect" : "send",
+		how == SHIM_BY_BIND	 ? "bind"
+		: how == SHIM_BY_CONNECT ? "connect"
+					 : "send",
 		cfg->server_host, cfg->server_port, cfg->ident);
 	client = n4_client_new(&ccfg);
 	if (!client) {
@@ -421,8 +422,8 @@ out:
 }
 
 int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
-		     const struct sockaddr_in *ph, bool *rewrite, struct sockaddr_storage *real_dest,
-		     socklen_t *real_len)
+		     const struct sockaddr_in *ph, bool *rewrite,
+		     struct sockaddr_storage *real_dest, socklen_t *real_len)
 {
 	struct shim_sock *s;
 	int rc;

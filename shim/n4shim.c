@@ -7,9 +7,9 @@
 #include <elf.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,8 +173,8 @@ static void check_program(const char *path)
 		if (phentsize > sizeof(ph) || fseek(f, (long)(phoff + i * phentsize), SEEK_SET) ||
 		    fread(ph, 1, phentsize, f) != phentsize)
 			break;
-		uint32_t type = is64 ? ((const Elf64_Phdr *)ph)->p_type :
-				       ((const Elf32_Phdr *)ph)->p_type;
+		uint32_t type =
+			is64 ? ((const Elf64_Phdr *)ph)->p_type : ((const Elf32_Phdr *)ph)->p_type;
 		if (type == PT_INTERP)
 			interp = true;
 	}
@@ -213,19 +213,45 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "+s:a:P:L:t:S:n:o:b:vqh", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': set("N4_SERVER", optarg); break;
-		case 'a': set("N4_IDENT", optarg); break;
-		case 'P': set("N4_PEER", optarg); break;
-		case 'L': set("N4_LISTEN", optarg); break;
-		case 't': set("N4_TIMEOUT", optarg); break;
-		case 'S': set("N4_STRATEGY", optarg); break;
-		case 'n': set("N4_POOL", optarg); break;
-		case 'o': set("N4_OFFSET", optarg); break;
-		case 'b': set("N4_SRC_PORT", optarg); break;
-		case 'v': set("N4_LOG", "debug"); break;
-		case 'q': set("N4_LOG", "quiet"); break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		default: fputs(usage_text, stderr); return 2;
+		case 's':
+			set("N4_SERVER", optarg);
+			break;
+		case 'a':
+			set("N4_IDENT", optarg);
+			break;
+		case 'P':
+			set("N4_PEER", optarg);
+			break;
+		case 'L':
+			set("N4_LISTEN", optarg);
+			break;
+		case 't':
+			set("N4_TIMEOUT", optarg);
+			break;
+		case 'S':
+			set("N4_STRATEGY", optarg);
+			break;
+		case 'n':
+			set("N4_POOL", optarg);
+			break;
+		case 'o':
+			set("N4_OFFSET", optarg);
+			break;
+		case 'b':
+			set("N4_SRC_PORT", optarg);
+			break;
+		case 'v':
+			set("N4_LOG", "debug");
+			break;
+		case 'q':
+			set("N4_LOG", "quiet");
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
 		}
 	}
 	if (optind >= argc) {
@@ -233,7 +259,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!getenv("N4_SERVER") || !*getenv("N4_SERVER")) {
-		fprintf(stderr, "n4shim: no rendezvous server: give -s HOST[:PORT] or set N4_SERVER\n");
+		fprintf(stderr,
+			"n4shim: no rendezvous server: give -s HOST[:PORT] or set N4_SERVER\n");
 		return 2;
 	}
 	find_library(lib, sizeof(lib));

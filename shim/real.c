@@ -41,7 +41,8 @@ static void *next_symbol(const char *name, bool required)
 	if (dladdr(p, &theirs) && dladdr((void *)next_symbol, &mine) &&
 	    mine.dli_fbase == theirs.dli_fbase) {
 		char msg[160];
-		int n = snprintf(msg, sizeof(msg), "n4shim: %s resolves to the shim itself\n", name);
+		int n = snprintf(msg, sizeof(msg), "n4shim: %s resolves to the shim itself\n",
+				 name);
 		if (n > 0)
 			(void)syscall(SYS_write, 2, msg, (size_t)n);
 		abort();
@@ -49,8 +50,7 @@ static void *next_symbol(const char *name, bool required)
 	return p;
 }
 
-#define RESOLVE(field, name, req) \
-	*(void **)(&shim_real.field) = next_symbol(name, req)
+#define RESOLVE(field, name, req) *(void **)(&shim_real.field) = next_symbol(name, req)
 
 static void resolve_all(void)
 {

@@ -45,7 +45,8 @@ static void view_of(int fd, struct rview *v)
 	shim_unlock();
 }
 
-static bool from_peer(const struct sockaddr_storage *a, socklen_t len, const struct sockaddr_in *peer)
+static bool from_peer(const struct sockaddr_storage *a, socklen_t len,
+		      const struct sockaddr_in *peer)
 {
 	struct sockaddr_in v4;
 
@@ -175,8 +176,10 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			if (n == 0 && __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE) != swaps)
 				continue;
 			if (n >= 0 && ph) {
-				struct sockaddr *a = c->kind == RC_RECVFROM ? c->from : c->msg->msg_name;
-				socklen_t *l = c->kind == RC_RECVFROM ? c->from_len : &c->msg->msg_namelen;
+				struct sockaddr *a =
+					c->kind == RC_RECVFROM ? c->from : c->msg->msg_name;
+				socklen_t *l =
+					c->kind == RC_RECVFROM ? c->from_len : &c->msg->msg_namelen;
 				if (!rewrite_fast(s, a, l, cap))
 					rewrite_from(fd, a, l, cap);
 			}

@@ -102,8 +102,8 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 	const struct shim_config *cfg = shim_config_get();
 	for (unsigned i = 0; i < vlen; i++) {
 		const struct msghdr *m = &vec[i].msg_hdr;
-		if (m->msg_name && shim_is_placeholder(cfg, m->msg_name, m->msg_namelen,
-						       is_ph ? &any : &ph)) {
+		if (m->msg_name &&
+		    shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, is_ph ? &any : &ph)) {
 			if (!is_ph) {
 				first = m->msg_name;
 				first_len = m->msg_namelen;

@@ -3,15 +3,15 @@
 #ifndef N4_SHIM_H
 #define N4_SHIM_H
 
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include "n4.h"
 
@@ -34,8 +34,7 @@ struct shim_real {
 	int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
 	ssize_t (*read)(int, void *, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
-	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *,
-				socklen_t *);
+	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
 	int (*getsockname)(int, struct sockaddr *, socklen_t *);
 	int (*close)(int);
@@ -63,16 +62,16 @@ extern __thread int shim_guard __attribute__((tls_model("initial-exec")));
 /* ---------------------------------------------------------------- config.c --- */
 
 struct shim_config {
-	bool active;                  /* something can be designated at all */
-	int error;                    /* 0, or the -errno every designated call fails with */
-	char why[512];                /* the one error line */
-	bool have_peer;               /* N4_PEER given */
-	struct sockaddr_in peer_ph;   /* N4_PEER placeholder */
-	bool have_server_ip;          /* server host resolved (or literal) */
+	bool active;		    /* something can be designated at all */
+	int error;		    /* 0, or the -errno every designated call fails with */
+	char why[512];		    /* the one error line */
+	bool have_peer;		    /* N4_PEER given */
+	struct sockaddr_in peer_ph; /* N4_PEER placeholder */
+	bool have_server_ip;	    /* server host resolved (or literal) */
 	struct in_addr server_ip;
 	uint16_t server_port;
-	uint16_t listen_port;         /* N4_LISTEN, 0 = none */
-	struct n4_client_cfg client;  /* server_host points at server_host below */
+	uint16_t listen_port;	     /* N4_LISTEN, 0 = none */
+	struct n4_client_cfg client; /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
 };
@@ -89,15 +88,15 @@ void shim_config_report(const struct shim_config *cfg);
 
 enum shim_state {
 	SHIM_CANDIDATE = 0, /* an AF_INET/AF_INET6 UDP socket of the program */
-	SHIM_PENDING,       /* a designating call is running the rendezvous */
-	SHIM_WON,           /* swapped to the winning port; traffic goes to the peer */
-	SHIM_FAILED,        /* punching failed: sends fail with `err` */
+	SHIM_PENDING,	    /* a designating call is running the rendezvous */
+	SHIM_WON,	    /* swapped to the winning port; traffic goes to the peer */
+	SHIM_FAILED,	    /* punching failed: sends fail with `err` */
 };
 
-#define SHIM_MAX_FDS 4    /* descriptors (dups) sharing one socket */
-#define SHIM_MAX_OPTS 16  /* socket options remembered for a swap */
+#define SHIM_MAX_FDS 4	 /* descriptors (dups) sharing one socket */
+#define SHIM_MAX_OPTS 16 /* socket options remembered for a swap */
 #define SHIM_OPT_LEN 64
-#define SHIM_MAX_EPOLL 8  /* epoll registrations remembered for a swap */
+#define SHIM_MAX_EPOLL 8 /* epoll registrations remembered for a swap */
 
 struct shim_opt {
 	int level, name;
@@ -116,24 +115,24 @@ struct shim_epoll {
  * still point at a shim_sock. */
 struct shim_sock {
 	struct shim_sock *next_free;
-	unsigned gen;                /* seqlock: odd while peer/state change, bumped on reuse */
-	unsigned refs;               /* table slots + running designations */
-	int fds[SHIM_MAX_FDS];       /* descriptors pointing at this socket, -1 = free */
-	int family;                  /* AF_INET or AF_INET6 */
-	int type;                    /* SOCK_DGRAM | flags as given to socket() */
-	int state;                   /* enum shim_state; read lock-free in fast paths */
-	int err;                     /* SHIM_FAILED: positive errno */
-	bool prog_bound;             /* the program bound it (or we did for it) */
+	unsigned gen;	       /* seqlock: odd while peer/state change, bumped on reuse */
+	unsigned refs;	       /* table slots + running designations */
+	int fds[SHIM_MAX_FDS]; /* descriptors pointing at this socket, -1 = free */
+	int family;	       /* AF_INET or AF_INET6 */
+	int type;	       /* SOCK_DGRAM | flags as given to socket() */
+	int state;	       /* enum shim_state; read lock-free in fast paths */
+	int err;	       /* SHIM_FAILED: positive errno */
+	bool prog_bound;       /* the program bound it (or we did for it) */
 	struct sockaddr_storage bound_addr; /* what the program asked bind() for */
 	socklen_t bound_len;
-	bool connected_ph;           /* the program connect()ed to the placeholder */
-	bool have_ph;                /* ph known: rewrite peer <-> placeholder */
-	struct sockaddr_in ph;       /* the placeholder this socket was designated with */
-	struct sockaddr_in peer;     /* the real peer (SHIM_WON) */
-	uint16_t local_port;         /* the winning port */
-	bool filter;                 /* late PUNCHes from the peer may still arrive */
-	uint64_t filter_until_ms;    /* ... at least until then */
-	volatile sig_atomic_t cancel;/* set when the last descriptor is closed */
+	bool connected_ph;	      /* the program connect()ed to the placeholder */
+	bool have_ph;		      /* ph known: rewrite peer <-> placeholder */
+	struct sockaddr_in ph;	      /* the placeholder this socket was designated with */
+	struct sockaddr_in peer;      /* the real peer (SHIM_WON) */
+	uint16_t local_port;	      /* the winning port */
+	bool filter;		      /* late PUNCHes from the peer may still arrive */
+	uint64_t filter_until_ms;     /* ... at least until then */
+	volatile sig_atomic_t cancel; /* set when the last descriptor is closed */
 	unsigned nopts, nepoll;
 	struct shim_opt opts[SHIM_MAX_OPTS];
 	struct shim_epoll epoll[SHIM_MAX_EPOLL];
@@ -157,10 +156,10 @@ void shim_broadcast(void);
 
 /* All below: lock held. */
 struct shim_sock *shim_sock_get(int fd);
-int shim_sock_track(int fd, int family, int type);     /* new socket() */
-void shim_sock_attach(int fd, struct shim_sock *s);      /* dup: fd -> s */
-void shim_sock_detach(int fd);                           /* close / reuse */
-void shim_sock_put(struct shim_sock *s);                 /* drop a reference */
+int shim_sock_track(int fd, int family, int type);  /* new socket() */
+void shim_sock_attach(int fd, struct shim_sock *s); /* dup: fd -> s */
+void shim_sock_detach(int fd);			    /* close / reuse */
+void shim_sock_put(struct shim_sock *s);	    /* drop a reference */
 void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void *val,
 			    socklen_t len);
 void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,
@@ -187,8 +186,8 @@ void shim_fdtab_atfork_child(void);
 /* ------------------------------------------------------------- designate.c --- */
 
 /* Does `addr` (family-aware, v4-mapped included) name a placeholder?  Fills v4. */
-bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr,
-			 socklen_t len, struct sockaddr_in *v4);
+bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr, socklen_t len,
+			 struct sockaddr_in *v4);
 /* `v4` in a socket family's terms (v4-mapped for AF_INET6); returns the length. */
 socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out);
 /* Convert a sockaddr (AF_INET or v4-mapped AF_INET6) to AF_INET. */
@@ -198,17 +197,16 @@ enum shim_trigger { SHIM_BY_SEND, SHIM_BY_CONNECT, SHIM_BY_BIND };
 
 /* Lock held on entry and on return (dropped while punching).  Runs the rendezvous for
  * `s` (which has descriptor fd) and swaps the socket.  0 or -errno. */
-int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how,
-		   const struct sockaddr_in *ph, const struct sockaddr *bind_addr,
-		   socklen_t bind_len);
+int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
+		   const struct sockaddr *bind_addr, socklen_t bind_len);
 
 /* Lock held.  Before sending on a tracked descriptor: waits out a running rendezvous,
  * designates when dest is a placeholder (is_ph/ph, computed without the lock).
  * Returns 0 when the call may proceed, with *rewrite set when the destination must
  * become real_dest (the peer), or -errno. */
 int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
-		     const struct sockaddr_in *ph, bool *rewrite, struct sockaddr_storage *real_dest,
-		     socklen_t *real_len);
+		     const struct sockaddr_in *ph, bool *rewrite,
+		     struct sockaddr_storage *real_dest, socklen_t *real_len);
 
 /* Build the address to report for `from` (rewrite real peer -> placeholder). */
 void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,

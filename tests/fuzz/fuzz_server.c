@@ -5,13 +5,13 @@
  * addresses, deadlines firing, a graceful shutdown - run against a real server whose
  * "TCP connections" are socketpairs.  After every event the server's bookkeeping
  * must agree with itself; at the end everything must be freed (LeakSanitizer). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "n4.h"
@@ -115,7 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 1: { /* a HELLO, maybe cut short */
 			if (peer[k] < 0)
 				break;
-			uint8_t m[N4_MSG_SIZE] = { N4_CMD_HELLO, take(&in), 'n', '4', 'n', '4', 'n', '4' };
+			uint8_t m[N4_MSG_SIZE] = { N4_CMD_HELLO, take(&in), 'n', '4',
+						   'n',		 '4',	    'n', '4' };
 			if (take(&in) & 1)
 				m[7] = (uint8_t)('0' + (arg >> 4));
 			size_t n = 1 + take(&in) % N4_MSG_SIZE;
@@ -143,7 +144,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct sockaddr_storage ss;
 			socklen_t len;
 			make_addr(take(&in), (uint16_t)(30000 + (arg >> 3)), &ss, &len);
-			uint8_t m[N4_MSG_SIZE] = { N4_CMD_EXCHANGE, take(&in), 'n', '4', 'n', '4', 'n', '4' };
+			uint8_t m[N4_MSG_SIZE] = {
+				N4_CMD_EXCHANGE, take(&in), 'n', '4', 'n', '4', 'n', '4'
+			};
 			if (m[1] & N4_EXT_TOKEN) /* a token: random, or guessed from nothing */
 				for (int i = 2; i < 8; i++)
 					m[i] = take(&in);

@@ -21,16 +21,16 @@
  *   reset          a pair gets READY, one side resets: the other must be closed
  *   slowpair MS    a pair gets READY, waits MS, then completes: must get PEERINFOs
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include "wire.h"
 
@@ -124,7 +124,8 @@ static int pair_ready(struct pair *p, const char *ident)
 		if (send(p->t[i], b, sizeof(b), 0) != (ssize_t)sizeof(b))
 			return -1;
 		p->u[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		p->ua[i] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = p->ip[i] };
+		p->ua[i] =
+			(struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = p->ip[i] };
 		socklen_t l = sizeof(p->ua[i]);
 		if (bind(p->u[i], (struct sockaddr *)&p->ua[i], sizeof(p->ua[i])) ||
 		    getsockname(p->u[i], (struct sockaddr *)&p->ua[i], &l))
@@ -152,7 +153,8 @@ static bool pair_complete(struct pair *p, const char *ident)
 	}
 	for (int i = 0; i < 2; i++) {
 		struct sockaddr_in got;
-		if (read_msg(p->t[i], b, 3000) || n4_wire_decode(b, sizeof(b), N4_CMD_PEERINFO, &m) ||
+		if (read_msg(p->t[i], b, 3000) ||
+		    n4_wire_decode(b, sizeof(b), N4_CMD_PEERINFO, &m) ||
 		    n4_peerinfo_decode(m.payload, &got))
 			return false;
 		if (got.sin_addr.s_addr != p->ua[1 - i].sin_addr.s_addr ||
@@ -171,7 +173,8 @@ static void sleep_ms(unsigned ms)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: hostile PORT CASE [ARG...] (see tests/helpers/hostile.c)\n");
+		fprintf(stderr,
+			"usage: hostile PORT CASE [ARG...] (see tests/helpers/hostile.c)\n");
 		return 2;
 	}
 	srv.sin_family = AF_INET;
@@ -200,7 +203,8 @@ int main(int argc, char **argv)
 		int *fds = calloc((size_t)n, sizeof(int));
 		char id[7];
 		for (long i = 0; i < n; i++) {
-			fds[i] = tcp_connect_from(htonl(0x7f000000u | (201u << 16) | (unsigned)(i + 1)));
+			fds[i] = tcp_connect_from(
+				htonl(0x7f000000u | (201u << 16) | (unsigned)(i + 1)));
 			rand_ident(id);
 			hello_bytes(b, id, 0);
 			if (fds[i] < 0)
@@ -331,8 +335,9 @@ int main(int argc, char **argv)
 		sleep_ms(50);
 		bool ok = pair_complete(&p, id);
 		int r = read_msg(t3, b, 300);
-		return verdict(ok && r == -2, "third: a third HELLO for a paired identifier changes "
-					      "nothing for the pair and just waits");
+		return verdict(ok && r == -2,
+			       "third: a third HELLO for a paired identifier changes "
+			       "nothing for the pair and just waits");
 	}
 	if (strcmp(what, "reset") == 0) {
 		struct pair p;

@@ -24,22 +24,22 @@
  *              process may hold only so many)
  * Last line: "loadgen: pairs=N ok=N bad=N failed=N elapsed_s=X pairs_per_s=Y cpu_s=Z";
  * exit 0 when every pair was verified and nothing failed. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "wire.h"
 
@@ -50,30 +50,30 @@ struct usock {
 	int fd;
 	struct sockaddr_in addr;
 	struct client *owner;
-	struct usock *hnext;         /* map from UDP address to socket */
+	struct usock *hnext; /* map from UDP address to socket */
 };
 
 struct client {
 	int tfd;
-	struct usock *socks;         /* nsocks per slot: the slot moves to the next
+	struct usock *socks; /* nsocks per slot: the slot moves to the next
 	                              * address every round, so that no address goes
 	                              * over the server's per-source rate */
 	unsigned cur;
-	struct usock *u;             /* this round's */
+	struct usock *u; /* this round's */
 	enum cstate state;
 	uint8_t rbuf[N4_MSG_SIZE];
 	unsigned rlen;
-	struct sockaddr_in got;      /* from PEERINFO */
+	struct sockaddr_in got; /* from PEERINFO */
 	uint8_t token[N4_TOKEN_SIZE];
 	bool tok;
-	unsigned pair;               /* index of its pair slot */
-	uint32_t gen;                /* bumped per connection: stale events are skipped */
-	uint64_t exch_ms;            /* last EXCHANGE sent */
+	unsigned pair;	  /* index of its pair slot */
+	uint32_t gen;	  /* bumped per connection: stale events are skipped */
+	uint64_t exch_ms; /* last EXCHANGE sent */
 };
 
 struct pairslot {
 	uint8_t ident[N4_PAYLOAD_SIZE];
-	unsigned resolved;           /* members verified (or failed) this round */
+	unsigned resolved; /* members verified (or failed) this round */
 	bool active;
 };
 
@@ -126,7 +126,8 @@ static size_t addr_hash(const struct sockaddr_in *a)
 static struct client *umap_find(const struct sockaddr_in *a)
 {
 	for (struct usock *u = umap[addr_hash(a) & umap_mask]; u; u = u->hnext) {
-		if (u->addr.sin_addr.s_addr == a->sin_addr.s_addr && u->addr.sin_port == a->sin_port)
+		if (u->addr.sin_addr.s_addr == a->sin_addr.s_addr &&
+		    u->addr.sin_port == a->sin_port)
 			return u->owner->u == u ? u->owner : NULL;
 	}
 	return NULL;
@@ -173,8 +174,8 @@ static void client_fail(struct client *c, const char *why)
 		return;
 	failed_clients++;
 	if (!quiet)
-		fprintf(stderr, "loadgen: client %u (pair %u): %s\n", (unsigned)(c - clients), c->pair,
-			why);
+		fprintf(stderr, "loadgen: client %u (pair %u): %s\n", (unsigned)(c - clients),
+			c->pair, why);
 	client_close_tcp(c);
 	bool holding = c->state == C_HOLD;
 	c->state = C_IDLE;
@@ -274,11 +275,13 @@ static void got_peerinfo(struct client *c)
 
 	c->state = C_GOT;
 	client_close_tcp(c);
-	if (!p || p == c || (!have_shared && p != &clients[c->pair * 2 + (c == &clients[c->pair * 2] ? 1 : 0)])) {
+	if (!p || p == c ||
+	    (!have_shared && p != &clients[c->pair * 2 + (c == &clients[c->pair * 2] ? 1 : 0)])) {
 		bad_pairs++;
 		char b[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &c->got.sin_addr, b, sizeof(b));
-		fprintf(stderr, "loadgen: client %u got a PEERINFO %s:%u that is not its partner's\n",
+		fprintf(stderr,
+			"loadgen: client %u got a PEERINFO %s:%u that is not its partner's\n",
 			(unsigned)(c - clients), b, ntohs(c->got.sin_port));
 		c->state = C_IDLE;
 		pair_member_resolved(c->pair);
@@ -298,7 +301,8 @@ static void got_peerinfo(struct client *c)
 
 static void on_tcp(struct client *c, uint32_t events)
 {
-	if (c->state == C_CONNECTING || (c->state == C_HOLD && c->rlen == 0 && (events & EPOLLOUT))) {
+	if (c->state == C_CONNECTING ||
+	    (c->state == C_HOLD && c->rlen == 0 && (events & EPOLLOUT))) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 		getsockopt(c->tfd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -312,7 +316,8 @@ static void on_tcp(struct client *c, uint32_t events)
 		bool holding = c->state == C_HOLD;
 		if (!holding)
 			c->state = C_WAIT_READY;
-		send_msg(c, N4_CMD_HELLO, (uint8_t)(legacy ? 0 : N4_EXT_TOKEN), pairs[c->pair].ident);
+		send_msg(c, N4_CMD_HELLO, (uint8_t)(legacy ? 0 : N4_EXT_TOKEN),
+			 pairs[c->pair].ident);
 		if (holding)
 			c->rlen = 1; /* marks "HELLO sent" */
 		return;
@@ -356,8 +361,7 @@ static void on_tcp(struct client *c, uint32_t events)
 	}
 }
 
-static int parse_host(const char *host, uint16_t port, struct sockaddr_storage *out,
-		      socklen_t *len)
+static int parse_host(const char *host, uint16_t port, struct sockaddr_storage *out, socklen_t *len)
 {
 	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
@@ -386,7 +390,8 @@ static void raise_nofile(unsigned need)
 		return;
 	if (rl.rlim_cur >= need)
 		return;
-	struct rlimit up = { .rlim_cur = need, .rlim_max = need > rl.rlim_max ? need : rl.rlim_max };
+	struct rlimit up = { .rlim_cur = need,
+			     .rlim_max = need > rl.rlim_max ? need : rl.rlim_max };
 	if (setrlimit(RLIMIT_NOFILE, &up)) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -457,11 +462,12 @@ static int run(struct result *res)
 			u->owner = c;
 			u->addr.sin_family = AF_INET;
 			u->addr.sin_addr.s_addr =
-				nips == 1 ? htonl(0x7f000001u) :
-					    htonl(0x7f000000u | ((1 + idx / 62500) << 16) |
+				nips == 1 ? htonl(0x7f000001u)
+					  : htonl(0x7f000000u | ((1 + idx / 62500) << 16) |
 						  ((idx / 250 % 250) << 8) | (idx % 250 + 1));
 			u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-			if (u->fd < 0 || bind(u->fd, (struct sockaddr *)&u->addr, sizeof(u->addr))) {
+			if (u->fd < 0 ||
+			    bind(u->fd, (struct sockaddr *)&u->addr, sizeof(u->addr))) {
 				perror("loadgen: UDP socket");
 				return 1;
 			}
@@ -510,7 +516,8 @@ static int run(struct result *res)
 		 * UDP buffer (the original client would lose that round). */
 		if (now >= next_resend) {
 			for (unsigned i = 0; i < nclients; i++) {
-				if (clients[i].state == C_WAIT_PEER && now - clients[i].exch_ms >= 250)
+				if (clients[i].state == C_WAIT_PEER &&
+				    now - clients[i].exch_ms >= 250)
 					send_exchange(&clients[i]);
 			}
 			next_resend = now + 50;
@@ -555,8 +562,10 @@ static int run(struct result *res)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "legacy", no_argument, NULL, 'L' }, { "copies", required_argument, NULL, 'C' },
-		{ "ips", required_argument, NULL, 'I' }, { "hold", required_argument, NULL, 'W' },
+		{ "legacy", no_argument, NULL, 'L' },
+		{ "copies", required_argument, NULL, 'C' },
+		{ "ips", required_argument, NULL, 'I' },
+		{ "hold", required_argument, NULL, 'W' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -566,11 +575,21 @@ int main(int argc, char **argv)
 
 	while ((o = getopt_long(argc, argv, "p:H:U:c:n:a:t:qj:", lo, NULL)) != -1) {
 		switch (o) {
-		case 'p': port = (unsigned)atoi(optarg); break;
-		case 'H': host = optarg; break;
-		case 'U': udp_host = optarg; break;
-		case 'c': conc = (unsigned)atoi(optarg); break;
-		case 'n': want_pairs = (unsigned)atoi(optarg); break;
+		case 'p':
+			port = (unsigned)atoi(optarg);
+			break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'U':
+			udp_host = optarg;
+			break;
+		case 'c':
+			conc = (unsigned)atoi(optarg);
+			break;
+		case 'n':
+			want_pairs = (unsigned)atoi(optarg);
+			break;
 		case 'a':
 			if (n4_ident_encode(optarg, shared_ident)) {
 				fprintf(stderr, "loadgen: bad identifier\n");
@@ -578,15 +597,30 @@ int main(int argc, char **argv)
 			}
 			have_shared = true;
 			break;
-		case 't': timeout_s = (unsigned)atoi(optarg); break;
-		case 'q': quiet = true; break;
-		case 'L': legacy = true; break;
-		case 'C': copies = (unsigned)atoi(optarg); break;
-		case 'I': nips = (unsigned)atoi(optarg); break;
-		case 'W': hold = (unsigned)atoi(optarg); break;
-		case 'j': jobs = (unsigned)atoi(optarg); break;
+		case 't':
+			timeout_s = (unsigned)atoi(optarg);
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'L':
+			legacy = true;
+			break;
+		case 'C':
+			copies = (unsigned)atoi(optarg);
+			break;
+		case 'I':
+			nips = (unsigned)atoi(optarg);
+			break;
+		case 'W':
+			hold = (unsigned)atoi(optarg);
+			break;
+		case 'j':
+			jobs = (unsigned)atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: see the comment at the top of tests/helpers/loadgen.c\n");
+			fprintf(stderr,
+				"usage: see the comment at the top of tests/helpers/loadgen.c\n");
 			return 2;
 		}
 	}
@@ -597,8 +631,11 @@ int main(int argc, char **argv)
 	}
 	struct sockaddr_storage us;
 	socklen_t ul;
-	if (parse_host(udp_host ? udp_host : srv_tcp.ss_family == AF_INET ? host : "127.0.0.1",
-		       (uint16_t)port, &us, &ul) || us.ss_family != AF_INET) {
+	if (parse_host(udp_host			      ? udp_host
+		       : srv_tcp.ss_family == AF_INET ? host
+						      : "127.0.0.1",
+		       (uint16_t)port, &us, &ul) ||
+	    us.ss_family != AF_INET) {
 		fprintf(stderr, "loadgen: -U must be an IPv4 address (PEERINFO is IPv4)\n");
 		return 2;
 	}
@@ -675,8 +712,8 @@ int main(int argc, char **argv)
 			t.elapsed = res[j].elapsed;
 	}
 	if (total_hold) {
-		printf("loadgen: held=%u of %u failed=%u cpu_s=%.2f\n", t.held, total_hold, t.failed,
-		       t.cpu);
+		printf("loadgen: held=%u of %u failed=%u cpu_s=%.2f\n", t.held, total_hold,
+		       t.failed, t.cpu);
 		return t.held == total_hold && !worker_err ? 0 : 1;
 	}
 	printf("loadgen: pairs=%u ok=%u bad=%u failed=%u unfinished=%u elapsed_s=%.3f "

@@ -182,8 +182,8 @@ static void handle(const uint8_t *b, size_t len, const struct sockaddr_in *from)
 	if (have_expect && (from->sin_addr.s_addr != expect.sin_addr.s_addr ||
 			    from->sin_port != expect.sin_port)) {
 		if (bad_source++ < 3)
-			fprintf(stderr, "shim_epoll: datagram from %s, expected %s\n", addr_str(from),
-				addr_str(&expect));
+			fprintf(stderr, "shim_epoll: datagram from %s, expected %s\n",
+				addr_str(from), addr_str(&expect));
 		return;
 	}
 	pthread_mutex_lock(&mu);
@@ -338,18 +338,31 @@ int main(int argc, char **argv)
 				usage();
 			connect_side = have_peer = true;
 			break;
-		case 'l': listen_port = atoi(optarg); break;
-		case 'b': bind_port = atoi(optarg); break;
-		case 'C': use_connect = true; break;
-		case 'n': count = (unsigned)atoi(optarg); break;
+		case 'l':
+			listen_port = atoi(optarg);
+			break;
+		case 'b':
+			bind_port = atoi(optarg);
+			break;
+		case 'C':
+			use_connect = true;
+			break;
+		case 'n':
+			count = (unsigned)atoi(optarg);
+			break;
 		case 'e':
 			if (!parse_addr(optarg, &expect))
 				usage();
 			have_expect = true;
 			break;
-		case 'f': do_fork = true; break;
-		case 'T': timeout_s = (unsigned)atoi(optarg); break;
-		default: usage();
+		case 'f':
+			do_fork = true;
+			break;
+		case 'T':
+			timeout_s = (unsigned)atoi(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if ((!connect_side && !listen_port) || count == 0 || count > MAX_COUNT)
@@ -383,7 +396,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (connect_side && use_connect && connect(sock, (struct sockaddr *)&peer, sizeof(peer)) < 0) {
+	if (connect_side && use_connect &&
+	    connect(sock, (struct sockaddr *)&peer, sizeof(peer)) < 0) {
 		fprintf(stderr, "shim_epoll: connect: %s\n", strerror(errno));
 		return 1;
 	}
@@ -443,8 +457,14 @@ int main(int argc, char **argv)
 			if (q[i] < count && send_range(q[i], q[i] + 1) == 0)
 				resends++;
 		if (!tx_acked && now_ms() >= next_fin) {
-			uint8_t fin[8] = { T_FIN, 0, 0, 0, (uint8_t)(count >> 24), (uint8_t)(count >> 16),
-					   (uint8_t)(count >> 8), (uint8_t)count };
+			uint8_t fin[8] = { T_FIN,
+					   0,
+					   0,
+					   0,
+					   (uint8_t)(count >> 24),
+					   (uint8_t)(count >> 16),
+					   (uint8_t)(count >> 8),
+					   (uint8_t)count };
 			send_one(fin, sizeof(fin));
 			next_fin = now_ms() + 200;
 		}

@@ -20,14 +20,15 @@
 
 static int failures;
 
-#define EXPECT(cond, what)                                                                         \
-	do {                                                                                       \
-		bool ok_ = (cond);                                                                 \
-		printf("%s %s\n", ok_ ? "ok" : "FAIL", what);                                     \
-		if (!ok_) {                                                                        \
-			failures++;                                                                \
-			fprintf(stderr, "shim_pass: %s failed (errno %s)\n", what, strerror(errno)); \
-		}                                                                                  \
+#define EXPECT(cond, what)                                                         \
+	do {                                                                       \
+		bool ok_ = (cond);                                                 \
+		printf("%s %s\n", ok_ ? "ok" : "FAIL", what);                      \
+		if (!ok_) {                                                        \
+			failures++;                                                \
+			fprintf(stderr, "shim_pass: %s failed (errno %s)\n", what, \
+				strerror(errno));                                  \
+		}                                                                  \
 	} while (0)
 
 static int count_fds(void)
@@ -49,7 +50,8 @@ static bool same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
 
 static void udp(void)
 {
-	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in lo = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in a1, a2, from;
 	socklen_t len = sizeof(a1);
 	char buf[64];
@@ -78,10 +80,13 @@ static void udp(void)
 	EXPECT(epoll_ctl(ep, EPOLL_CTL_ADD, s2, &ev) == 0, "epoll_ctl add");
 	EXPECT(epoll_wait(ep, &got, 1, 2000) == 1, "epoll_wait");
 	EXPECT(read(s2, buf, sizeof(buf)) == 4 && !memcmp(buf, "pong", 4), "udp read");
-	EXPECT(recv(s2, buf, sizeof(buf), 0) < 0 && errno == EAGAIN, "udp recv EAGAIN (non-blocking)");
+	EXPECT(recv(s2, buf, sizeof(buf), 0) < 0 && errno == EAGAIN,
+	       "udp recv EAGAIN (non-blocking)");
 
 	struct iovec iov[2] = { { "ab", 2 }, { "cd", 2 } };
-	struct msghdr m = { .msg_name = &a1, .msg_namelen = sizeof(a1), .msg_iov = iov, .msg_iovlen = 2 };
+	struct msghdr m = {
+		.msg_name = &a1, .msg_namelen = sizeof(a1), .msg_iov = iov, .msg_iovlen = 2
+	};
 	EXPECT(sendmsg(s2, &m, 0) == 4, "udp sendmsg");
 	EXPECT(writev(s2, iov, 2) == 4, "udp writev");
 	struct mmsghdr mm[2];
@@ -111,7 +116,9 @@ static void udp(void)
 	}
 	EXPECT(sendmmsg(s1, sm, 2, 0) == 2, "udp sendmmsg");
 	EXPECT(epoll_wait(ep, &got, 1, 2000) == 1, "epoll_wait again");
-	struct msghdr rm = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = ri, .msg_iovlen = 1 };
+	struct msghdr rm = {
+		.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = ri, .msg_iovlen = 1
+	};
 	EXPECT(recvmsg(s2, &rm, 0) == 2 && same_addr(&from, &a1), "udp recvmsg");
 
 	int d1 = dup(s2), d2 = fcntl(s2, F_DUPFD_CLOEXEC, 100), d3 = dup3(s2, 200, O_CLOEXEC);
@@ -126,15 +133,18 @@ static void udp(void)
 	int st = -1;
 	EXPECT(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	       "fork: the child sends");
-	EXPECT(recv(s1, buf, sizeof(buf), 0) == 3 && !memcmp(buf, "kid", 3), "the child's datagram");
-	EXPECT(close(d1) == 0 && close(d2) == 0 && close_range(200, 200, 0) == 0, "close, close_range");
+	EXPECT(recv(s1, buf, sizeof(buf), 0) == 3 && !memcmp(buf, "kid", 3),
+	       "the child's datagram");
+	EXPECT(close(d1) == 0 && close(d2) == 0 && close_range(200, 200, 0) == 0,
+	       "close, close_range");
 	EXPECT(close(ep) == 0 && close(s1) == 0 && close(s2) == 0, "udp close");
 	EXPECT(close(s1) < 0 && errno == EBADF, "double close is EBADF");
 }
 
 static void tcp(void)
 {
-	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in lo = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(lo);
 	char buf[64];
 	int one = 1;

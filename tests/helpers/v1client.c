@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/socket.h>
 
 static double now_s(void)
 {
@@ -46,7 +46,8 @@ static int round_once(const struct sockaddr_in *srv, const unsigned char ident[6
 	memcpy(punch + 2, ident, 6);
 	fprintf(stderr, "==================\nSource port: %d-%d\n", base, base + count);
 	for (int i = 0; i < count; i++) {
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(base + i)) };
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)(base + i)) };
 		pool[i] = socket(AF_INET, SOCK_DGRAM, 0);
 		setsockopt(pool[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		setsockopt(pool[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
@@ -108,20 +109,24 @@ static int round_once(const struct sockaddr_in *srv, const unsigned char ident[6
 			unsigned char buf[64];
 			struct sockaddr_in from;
 			socklen_t flen = sizeof(from);
-			ssize_t r = recvfrom(pool[i], buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+			ssize_t r = recvfrom(pool[i], buf, sizeof(buf), 0, (struct sockaddr *)&from,
+					     &flen);
 			if (r != 8 || memcmp(buf, punch, 8) != 0 ||
 			    from.sin_addr.s_addr != peer.sin_addr.s_addr)
 				continue;
 			fprintf(stderr, " => Punch from peer \n");
 			for (int k = 0; k < 10; k++) {
-				sendto(pool[i], punch, 8, 0, (struct sockaddr *)&from, sizeof(from));
+				sendto(pool[i], punch, 8, 0, (struct sockaddr *)&from,
+				       sizeof(from));
 				usleep(200000);
 			}
 			fprintf(stderr, " <= Punch \n");
 			inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip));
-			fprintf(stderr, "------\nLocal port:    %d\nPeer address:  %s:%u\n------\n"
-					"[ WIN ]\n> nc -u -p %d %s %u\n",
-				base + i, ip, ntohs(from.sin_port), base + i, ip, ntohs(from.sin_port));
+			fprintf(stderr,
+				"------\nLocal port:    %d\nPeer address:  %s:%u\n------\n"
+				"[ WIN ]\n> nc -u -p %d %s %u\n",
+				base + i, ip, ntohs(from.sin_port), base + i, ip,
+				ntohs(from.sin_port));
 			result = 1;
 		}
 	}
@@ -139,10 +144,12 @@ out:
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: v1client HOST PORT [IDENT] [SRCPORT] [COUNT] [OFFSET] [TIMEOUT_S]\n");
+		fprintf(stderr,
+			"usage: v1client HOST PORT [IDENT] [SRCPORT] [COUNT] [OFFSET] [TIMEOUT_S]\n");
 		return 2;
 	}
-	struct sockaddr_in srv = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2])) };
+	struct sockaddr_in srv = { .sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)atoi(argv[2])) };
 	if (inet_pton(AF_INET, argv[1], &srv.sin_addr) != 1) {
 		fprintf(stderr, "bad host\n");
 		return 2;

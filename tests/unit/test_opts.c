@@ -40,9 +40,9 @@ TEST(opts_client_all_flags)
 {
 	struct n4_opts o;
 	char err[256];
-	const char *args[] = { "-c", "-h", "example.org", "-p", "999", "-a", "abc", "-b", "40000",
-			       "-n", "10", "-o", "-3", "-x", "--strategy", "classic", "-t", "5",
-			       "--ttl", "3", NULL };
+	const char *args[] = { "-c",	     "-h",	"example.org", "-p", "999",   "-a", "abc",
+			       "-b",	     "40000",	"-n",	       "10", "-o",    "-3", "-x",
+			       "--strategy", "classic", "-t",	       "5",  "--ttl", "3",  NULL };
 
 	CHECK_EQ(parse(&o, err, args), 0);
 	CHECK_EQ(o.client.server_port, 999);

@@ -1,7 +1,7 @@
 /* test_pairing.c - the server's pairing tables and per-source limits. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
-#include <arpa/inet.h>
 
 #include "ipcap.h"
 #include "pairing.h"
@@ -96,10 +96,10 @@ TEST(ipcap_caps_concurrent_connections_and_rate_per_source)
 	CHECK_EQ(n4_ipcap_admit(c, &k, 1000), 0);
 	CHECK_EQ(n4_ipcap_admit(c, &k, 1000), -EMFILE);
 	n4_ipcap_release(c, &k, 1000);
-	CHECK_EQ(n4_ipcap_admit(c, &k, 1000), 0);  /* third token of the burst */
+	CHECK_EQ(n4_ipcap_admit(c, &k, 1000), 0); /* third token of the burst */
 	n4_ipcap_release(c, &k, 1000);
 	CHECK_EQ(n4_ipcap_admit(c, &k, 1000), -EAGAIN); /* bucket empty */
-	CHECK_EQ(n4_ipcap_admit(c, &k, 1100), 0);  /* 10/s: one more after 100 ms */
+	CHECK_EQ(n4_ipcap_admit(c, &k, 1100), 0);	/* 10/s: one more after 100 ms */
 	n4_ipcap_release(c, &k, 1100);
 	n4_ipcap_release(c, &k, 1100);
 	CHECK_EQ(n4_ipcap_sources(c), 1);

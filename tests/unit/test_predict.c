@@ -110,10 +110,16 @@ TEST(classify_random_and_rejects_too_little)
 
 TEST(plan_inc_inc_aims_at_the_middle_of_the_peer_burst)
 {
-	struct n4_nat_model a = { .kind = N4_NAT_INC, .step = 1, .rate_per_ms = 1.0,
-				  .first_port = 20000, .last_port = 20040 };
-	struct n4_nat_model b = { .kind = N4_NAT_INC, .step = 1, .rate_per_ms = 0.0,
-				  .first_port = 24000, .last_port = 24004 };
+	struct n4_nat_model a = { .kind = N4_NAT_INC,
+				  .step = 1,
+				  .rate_per_ms = 1.0,
+				  .first_port = 20000,
+				  .last_port = 20040 };
+	struct n4_nat_model b = { .kind = N4_NAT_INC,
+				  .step = 1,
+				  .rate_per_ms = 0.0,
+				  .first_port = 24000,
+				  .last_port = 24004 };
 	struct n4_plan pa, pb;
 
 	n4_plan_pair(&a, &b, 40.0, 40.0, 512, &pa, &pb);
@@ -131,8 +137,11 @@ TEST(plan_inc_inc_aims_at_the_middle_of_the_peer_burst)
 
 TEST(plan_respects_the_port_budget)
 {
-	struct n4_nat_model a = { .kind = N4_NAT_INC, .step = 1, .rate_per_ms = 20.0,
-				  .first_port = 20000, .last_port = 20040 };
+	struct n4_nat_model a = { .kind = N4_NAT_INC,
+				  .step = 1,
+				  .rate_per_ms = 20.0,
+				  .first_port = 20000,
+				  .last_port = 20040 };
 	struct n4_plan pa, pb;
 
 	n4_plan_pair(&a, &a, 200.0, 200.0, 64, &pa, &pb);

@@ -1,7 +1,7 @@
 /* test_wire.c - the v1 codec: round trips and every rejection path. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
-#include <arpa/inet.h>
 
 #include "n4.h"
 #include "test.h"
