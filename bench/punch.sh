@@ -3,7 +3,10 @@
 # behaviour) against the default strategy, side by side in the same lab run.
 # Not a test: it prints a table (and, with -o FILE, appends it as markdown).
 #
-# usage: bench/punch.sh [-k TRIALS] [-c CLASSIC_TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]
+# usage: bench/punch.sh [-k TRIALS] [-c CLASSIC_TRIALS] [-t TIMEOUT_S] [-o FILE]
+#                       [-s "classic auto"] [-f FAILDIR] [CELL...]
+#   -s  strategies to run (default both, side by side)
+#   -f  keep the logs of every trial that did not win in FAILDIR
 #   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S, e.g. inc-linux/inc-linux/0/0
 #   default cells: the foundation set (see below)
 set -uo pipefail
@@ -15,12 +18,16 @@ K=10
 KC=
 TIMEOUT=10
 OUT=
-while getopts "k:c:t:o:" o; do
+STRATEGIES="classic auto"
+FAILDIR=
+while getopts "k:c:t:o:s:f:" o; do
 	case $o in
 	k) K=$OPTARG ;;
 	c) KC=$OPTARG ;;
 	t) TIMEOUT=$OPTARG ;;
 	o) OUT=$OPTARG ;;
+	s) STRATEGIES=$OPTARG ;;
+	f) FAILDIR=$OPTARG ;;
 	*) echo "usage: $0 [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]" >&2; exit 2 ;;
 	esac
 done
@@ -52,7 +59,7 @@ for cell in "${cells[@]}"; do
 	((noise > 0)) && args+=(--noise-a "$noise" --noise-b "$noise")
 	lab_up "${args[@]}" >/dev/null || { echo "cannot bring up $cell" >&2; continue; }
 	start_server || { lab_down; continue; }
-	for strategy in classic auto; do
+	for strategy in $STRATEGIES; do
 		times=()
 		wins=0
 		pkts=0
@@ -68,6 +75,9 @@ for cell in "${cells[@]}"; do
 				ta=$(win_ms "$LOG_A")
 				tb=$(win_ms "$LOG_B")
 				times+=($((ta > tb ? ta : tb)))
+			elif [[ -n $FAILDIR ]]; then
+				mkdir -p "$FAILDIR/${cell//\//_}-$tag"
+				cp "$LOG_A" "$LOG_B" "$SRV_LOG" "$FAILDIR/${cell//\//_}-$tag/"
 			fi
 			pkts=$((pkts + $(cat "$LOG_A" "$LOG_B" | sed -nE 's/.*won with ([0-9]+) PUNCHes.*/\1/p' | awk '{s+=$1} END {print s+0}')))
 			ports=$((ports + $(cat "$LOG_A" "$LOG_B" | sed -nE 's/.*from ([0-9]+) sockets.*/\1/p' | awk '{s+=$1} END {print s+0}')))
