@@ -45,8 +45,7 @@ int n4_server_main(const struct n4_opts *o)
 	int err = n4_server_run(s, &stop_flag);
 	char line[512];
 	n4_server_status(s, line, sizeof(line));
-	n4_log_set_rate(0); /* the final status is never dropped by the log cap */
-	n4_info("stopped: %s", line);
+	n4_info_uncapped("stopped: %s", line); /* never lost to the log cap */
 	n4_server_free(s);
 	if (err) {
 		n4_error("server loop failed: %s", strerror(-err));

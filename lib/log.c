@@ -109,16 +109,17 @@ static bool rate_allows(const struct timespec *now, unsigned long *report)
 	return true;
 }
 
-void n4_log_write(enum n4_log_level level, const char *file, int line, const char *fmt, ...)
+static void vlog(enum n4_log_level level, const char *file, int line, bool capped, const char *fmt,
+		 va_list ap)
 {
 	int saved_errno = errno;
 	struct timespec now;
 	char buf[1024];
-	unsigned long suppressed;
+	unsigned long suppressed = 0;
 	const char *base = strrchr(file, '/');
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (!rate_allows(&now, &suppressed)) {
+	if (capped && !rate_allows(&now, &suppressed)) {
 		errno = saved_errno;
 		return;
 	}
@@ -137,10 +138,7 @@ void n4_log_write(enum n4_log_level level, const char *file, int line, const cha
 	if (m > 0)
 		n += (size_t)m;
 	if (n < sizeof(buf)) {
-		va_list ap;
-		va_start(ap, fmt);
 		m = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-		va_end(ap);
 		if (m > 0)
 			n += (size_t)m;
 	}
@@ -149,4 +147,23 @@ void n4_log_write(enum n4_log_level level, const char *file, int line, const cha
 	buf[n++] = '\n';
 	emit(buf, n);
 	errno = saved_errno;
+}
+
+void n4_log_write(enum n4_log_level level, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, file, line, true, fmt, ap);
+	va_end(ap);
+}
+
+void n4_log_write_uncapped(enum n4_log_level level, const char *file, int line, const char *fmt,
+			   ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, file, line, false, fmt, ap);
+	va_end(ap);
 }

@@ -22,6 +22,11 @@ void n4_log_set_rate(unsigned lines_per_s);
 /* Parse "quiet", "error", "warn", "info", "debug"; -EINVAL otherwise. */
 int n4_log_parse_level(const char *s, enum n4_log_level *out);
 
+/* The same, never dropped by the per-second cap: for lines an operator asked for
+ * (a status on SIGUSR1, the final status), which an attacker cannot multiply. */
+void n4_log_write_uncapped(enum n4_log_level level, const char *file, int line, const char *fmt,
+			   ...) __attribute__((format(printf, 4, 5)));
+
 void n4_log_write(enum n4_log_level level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -33,6 +38,11 @@ void n4_log_write(enum n4_log_level level, const char *file, int line, const cha
 #define n4_error(...) N4_LOG_AT(N4_LOG_ERROR, __VA_ARGS__)
 #define n4_warn(...) N4_LOG_AT(N4_LOG_WARN, __VA_ARGS__)
 #define n4_info(...) N4_LOG_AT(N4_LOG_INFO, __VA_ARGS__)
+#define n4_info_uncapped(...)                                                                \
+	do {                                                                                 \
+		if (N4_LOG_INFO <= n4_log_get_level())                                       \
+			n4_log_write_uncapped(N4_LOG_INFO, __FILE__, __LINE__, __VA_ARGS__); \
+	} while (0)
 #define n4_debug(...) N4_LOG_AT(N4_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -929,9 +929,7 @@ static void after_iteration(n4_server *s)
 		*s->cfg.status_flag = 0;
 		n4_server_status(s, line, sizeof(line));
 		/* Asked for by the operator: never lost to the cap on log lines. */
-		n4_log_set_rate(0);
-		n4_info("status: %s", line);
-		n4_log_set_rate(s->cfg.log_rate);
+		n4_info_uncapped("status: %s", line);
 	}
 }
 
