@@ -153,6 +153,14 @@ static void set_ttl(const struct n4_pool *pool, int ttl)
 	}
 }
 
+/* One pass with the low TTL, then back to the default TTL. */
+static void preopen_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
+{
+	set_ttl(sw->pool, sw->low_ttl);
+	send_pass(sw, msg);
+	set_ttl(sw->pool, -1);
+}
+
 /* Returns 1 when fd holds a valid PUNCH from the peer (drains others). */
 static int read_punches(struct n4_sweep *sw, int fd)
 {
@@ -227,9 +235,7 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 		n4_info(" <= Punch ");
 		next_send = UINT64_MAX;
 	} else if (low_ttl) {
-		set_ttl(pool, sw->low_ttl);
-		send_pass(sw, msg);
-		set_ttl(pool, -1);
+		preopen_pass(sw, msg);
 		first_full = next_send = start + sw->guard_ms;
 	}
 	for (;;) {
@@ -241,9 +247,7 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 				/* Full-TTL packets would reach the peer's NAT and, on a
 				 * stateful NAT, occupy the very tuple its probes need:
 				 * only keep our mappings open and wait to be found. */
-				set_ttl(pool, sw->low_ttl);
-				send_pass(sw, msg);
-				set_ttl(pool, -1);
+				preopen_pass(sw, msg);
 				next_send = now + REOPEN_MS;
 			} else if (kind == N4_PLAN_BDAY_PROBE) {
 				for (int k = 0; k < BDAY_CHUNK; k++) {

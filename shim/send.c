@@ -159,30 +159,25 @@ static int before_plain_send(int fd, struct shim_sock *s)
 	return prepare(fd, NULL, 0, false, NULL, &rewrite, &rd, &rl);
 }
 
-ssize_t shim_write(int fd, const void *buf, size_t len)
+/* write/writev on a designated socket: the rendezvous (or its error) first. */
+static int plain_send_allowed(int fd)
 {
 	struct shim_sock *s = shim_sock_get(fd);
+	int rc = s ? before_plain_send(fd, s) : 0;
 
-	if (s) {
-		int rc = before_plain_send(fd, s);
-		if (rc < 0) {
-			errno = -rc;
-			return -1;
-		}
+	if (rc < 0) {
+		errno = -rc;
+		return 0;
 	}
-	return REAL(write)(fd, buf, len);
+	return 1;
+}
+
+ssize_t shim_write(int fd, const void *buf, size_t len)
+{
+	return plain_send_allowed(fd) ? REAL(write)(fd, buf, len) : -1;
 }
 
 ssize_t shim_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct shim_sock *s = shim_sock_get(fd);
-
-	if (s) {
-		int rc = before_plain_send(fd, s);
-		if (rc < 0) {
-			errno = -rc;
-			return -1;
-		}
-	}
-	return REAL(writev)(fd, iov, iovcnt);
+	return plain_send_allowed(fd) ? REAL(writev)(fd, iov, iovcnt) : -1;
 }

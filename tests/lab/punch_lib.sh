@@ -105,3 +105,15 @@ message_crosses() {
 	kill "$rpid" 2>/dev/null
 	return $rc
 }
+
+# lab_with_server SUITE LAB_UP_ARGS...: bring up a lab (torn down on exit) with the
+# n4 server running; on failure, report the suite as failed and exit the script.
+lab_with_server() {
+	local suite=$1
+	shift
+	trap lab_down EXIT
+	if ! lab_up "$@" || ! start_server; then
+		echo "$suite: 0 passed, 1 failed"
+		exit 1
+	fi
+}

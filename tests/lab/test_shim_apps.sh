@@ -11,15 +11,7 @@ source "$HERE/punch_lib.sh"
 SHIM=$N4_BIN/libn4shim.so
 PH_PORT=5000 # the placeholder port: anything but the rendezvous port
 
-lab_up --nat-a inc --nat-b inc || {
-	echo "shim: 0 passed, 1 failed"
-	exit 1
-}
-trap lab_down EXIT
-start_server || {
-	echo "shim: 0 passed, 1 failed"
-	exit 1
-}
+lab_with_server shim --nat-a inc --nat-b inc
 
 # shimmed NODE TAG IDENT IN OUT ENV... -- CMD...: run CMD under the shim in NODE with stdin
 # from the fifo IN and stdout to OUT; its stderr (the shim's log) goes to TAG.log.

@@ -14,15 +14,7 @@ SHIM=$N4_BIN/libn4shim.so
 PROG=$N4_BIN/tests/shim_epoll
 COUNT=10000
 
-lab_up --nat-a inc --nat-b inc || {
-	echo "shim: 0 passed, 1 failed"
-	exit 1
-}
-trap lab_down EXIT
-start_server || {
-	echo "shim: 0 passed, 1 failed"
-	exit 1
-}
+lab_with_server shim --nat-a inc --nat-b inc
 
 # run_case NAME IDENT "ENV_A" "ARGS_A" "ENV_B" "ARGS_B"
 run_case() {

@@ -10,15 +10,7 @@ source "$HERE/lib.sh"
 source "$HERE/punch_lib.sh"
 SHIM=$N4_BIN/libn4shim.so
 
-lab_up --nat-a inc --nat-b inc || {
-	echo "shim: 0 passed, 1 failed"
-	exit 1
-}
-trap lab_down EXIT
-start_server || {
-	echo "shim: 0 passed, 1 failed"
-	exit 1
-}
+lab_with_server shim --nat-a inc --nat-b inc
 
 CAP=$LAB_DIR/wan0.pcap
 start_capture() {
