@@ -203,6 +203,12 @@ static void read_env(void)
 			set_error(-EINVAL, "N4_STRATEGY: expected auto or classic, got '%s'%s", s,
 				  NULL);
 	}
+	v = N4_KEEPALIVE_DEFAULT_S;
+	env_number("N4_KEEPALIVE", 0, 3600, &v);
+	config.keepalive_s = (unsigned)v;
+	v = 1;
+	env_number("N4_RECOVER", 0, 1, &v);
+	config.recover = v != 0;
 	memcpy(c->ident, config.ident, sizeof(c->ident));
 	c->server_host = config.server_host;
 	c->server_port = config.server_port;

@@ -1,14 +1,18 @@
 /* designate.c - turn a program's UDP socket into one punched through to the peer.
  *
  * The designating call (connect/sendto/... to the placeholder, or bind to N4_LISTEN)
- * runs libn4's rendezvous and sweep in the calling thread, with the table lock
- * dropped, then swaps the winning port into the program's socket:
+ * starts libn4's rendezvous and sweep in a worker thread (keeper.c) and waits for it
+ * (a bind does not wait: listening never blocks); a socket sending to a placeholder
+ * whose path exists joins that path instead.  At the WIN the worker swaps the
+ * winning port into the program's socket:
  *   - unbound socket: every pool socket is closed first (SO_REUSEPORT siblings would
  *     share its datagrams), then the program's own socket is bound to the winning
  *     port; the NAT mapping belongs to the 5-tuple, so it carries over;
  *   - socket the program bound itself: a bound UDP socket cannot be rebound, so the
  *     winning socket is dup2()ed over it, carrying what dup2 loses (file status flags,
  *     FD_CLOEXEC, the options the program set, its epoll registrations).
+ * A recovery or a relay-to-direct upgrade later swaps a new socket in the same way,
+ * make-before-break: the old one carries the program's datagrams until then.
  * No protocol logic here: libn4 does the exchange; we only call it. */
 #include "shim.h"
 
@@ -116,9 +120,9 @@ void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_
 /* Lock held.  Replace every descriptor of `s` by `newfd`, keeping what dup2 loses. */
 static int swap_in(struct shim_sock *s, int newfd)
 {
-	int fd = s->fds[0], fl;
+	int fd = -1, fl;
 
-	for (int i = 0; i < SHIM_MAX_FDS && fd < 0; i++)
+	for (unsigned i = 0; i < s->fd_cap && fd < 0; i++)
 		fd = s->fds[i];
 	fl = REAL(fcntl)(fd, F_GETFL);
 	if (fl >= 0 && REAL(fcntl)(newfd, F_SETFL, fl & (O_NONBLOCK | O_ASYNC)) < 0)
@@ -132,7 +136,7 @@ static int swap_in(struct shim_sock *s, int newfd)
 	/* Keep the old socket alive a moment: threads blocked on it are woken by a
 	 * shutdown and retry on the new one (see shim_swaps). */
 	int old = REAL(dup)(fd);
-	for (int i = 0; i < SHIM_MAX_FDS; i++) {
+	for (unsigned i = 0; i < s->fd_cap; i++) {
 		int d = s->fds[i];
 		if (d < 0)
 			continue;
@@ -228,30 +232,39 @@ static bool is_bound(int fd)
 	return false;
 }
 
-/* Lock held: put the winning socket's port under the program's descriptor(s). */
+/* Lock held: put the winning socket's port under the program's descriptor(s), with
+ * the late-PUNCH filter on the socket that will carry it. */
 static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_result *res,
-		     enum shim_trigger how)
+		     const char *ident)
 {
-	int rc, err;
+	int rc, err, zero = 0;
 	socklen_t elen = sizeof(err);
+	bool filtered;
 
-	if (how == SHIM_BY_BIND || !is_bound(fd)) {
+	if (!is_bound(fd)) {
 		REAL(close)(winfd); /* its siblings went with n4_client_free() */
+		filtered = shim_filter_attach(fd, ident) == 0;
 		rc = bind_port(fd, s, res->local_port);
 		if (rc < 0)
 			return rc;
 	} else if (s->family == AF_INET) {
+		filtered = shim_filter_attach(winfd, ident) == 0;
 		rc = swap_in(s, winfd);
 		REAL(close)(winfd);
 		if (rc < 0)
 			return rc;
 	} else {
 		/* AF_INET6 program socket, AF_INET pool: a v6 socket on the same port keeps
-		 * the program's sockaddr_in6 calls valid. */
+		 * the program's sockaddr_in6 calls valid.  Dual-stack even where
+		 * net.ipv6.bindv6only=1 makes v6-only the default: the peer is IPv4. */
 		REAL(close)(winfd);
 		int nfd = REAL(socket)(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (nfd < 0)
 			return -errno;
+		if (REAL(setsockopt)(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+			n4_warn("cannot make the replacement socket dual-stack: %s",
+				strerror(errno));
+		filtered = shim_filter_attach(nfd, ident) == 0;
 		rc = bind_port(nfd, s, res->local_port);
 		if (rc == 0)
 			rc = swap_in(s, nfd);
@@ -259,6 +272,8 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (rc < 0)
 			return rc;
 	}
+	/* Without the kernel filter, the receive calls peek for late PUNCHes a while. */
+	s->filter = !filtered;
 	/* Errors from probes must not surface as the program's first recv error. */
 	(void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 	if (s->connected_ph) {
@@ -313,79 +328,107 @@ static const char *failure_reason(int rc, const struct shim_config *cfg)
 	}
 }
 
-int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
-		   const struct sockaddr *bind_addr, socklen_t bind_len)
+static const char *trigger_name(enum shim_trigger how)
 {
-	const struct shim_config *cfg;
-	struct n4_client_cfg ccfg;
-	struct n4_result res;
-	n4_client *client;
-	int rc, winfd = -1;
+	switch (how) {
+	case SHIM_BY_BIND:
+		return "bind";
+	case SHIM_BY_CONNECT:
+		return "connect";
+	case SHIM_BY_RECOVER:
+		return "recovery";
+	case SHIM_BY_UPGRADE:
+		return "upgrade";
+	default:
+		return "send";
+	}
+}
+
+static int any_fd(const struct shim_sock *s)
+{
+	for (unsigned i = 0; i < s->fd_cap; i++)
+		if (s->fds[i] >= 0)
+			return s->fds[i];
+	return -1;
+}
+
+/* Lock held: the rendezvous of a path that was already punched ended (recovery or
+ * upgrade).  On a WIN the new socket replaced the old one; otherwise the old one
+ * stays and the keeper tries again later. */
+static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int fd,
+			 const struct n4_result *res, const struct shim_config *cfg)
+{
+	uint64_t now = shim_now_ms();
+	unsigned took = (unsigned)(now - s->work_start_ms);
 	char peer_str[INET_ADDRSTRLEN];
 
-	shim_set_state(s, SHIM_PENDING);
-	s->refs++;
-	s->cancel = 0;
-	s->have_ph = ph != NULL;
-	if (ph)
-		s->ph = *ph;
-	if (bind_addr && bind_len <= sizeof(s->bound_addr)) {
-		memcpy(&s->bound_addr, bind_addr, bind_len);
-		s->bound_len = bind_len;
+	if (rc < 0) {
+		s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 2000;
+		if (s->backoff_ms > 60000)
+			s->backoff_ms = 60000;
+		if (how == SHIM_BY_RECOVER) {
+			s->next_attempt_ms = now + s->backoff_ms;
+			n4_warn("fd %d: recovery failed after %u ms (%s); the old path stays, "
+				"next try in %u s",
+				fd, took, failure_reason(rc, cfg), s->backoff_ms / 1000);
+		}
+		return;
 	}
-	shim_unlock();
+	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
+	if (how == SHIM_BY_RECOVER)
+		n4_info("fd %d: path recovered (cause: nothing from the peer for %u ms while "
+			"sending) in %u ms: local port %u <-> peer %s:%u",
+			fd, s->silent_ms, took + s->silent_ms, res->local_port, peer_str,
+			ntohs(res->peer.sin_port));
+	else
+		n4_info("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
+			"peer %s:%u",
+			fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
+	s->backoff_ms = 0;
+	s->next_attempt_ms = 0;
+}
 
-	shim_guard++;
-	cfg = shim_config_resolved();
-	if (cfg->error) {
-		shim_config_report(cfg);
-		rc = cfg->error;
-		goto out_locked;
-	}
-	ccfg = cfg->client;
-	ccfg.cancel = &s->cancel;
-	ccfg.caller_reports = true; /* one line per failure: the shim's */
-	n4_info("fd %d designated (%s): rendezvous via %s:%u, ident '%s'", fd,
-		how == SHIM_BY_BIND	 ? "bind"
-		: how == SHIM_BY_CONNECT ? "connect"
-					 : "send",
-		cfg->server_host, cfg->server_port, cfg->ident);
-	client = n4_client_new(&ccfg);
-	if (!client) {
-		rc = -errno;
-		goto out_locked;
-	}
-	rc = n4_client_run(client, &res);
-	if (rc == 0) {
-		int crc = n4_client_confirm(client);
-		if (crc < 0)
-			n4_debug("confirmation ended early: %s", strerror(-crc));
-		winfd = n4_client_take_fd(client);
-		if (winfd < 0)
-			rc = winfd;
-	}
-	n4_client_free(client);
+void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int winfd,
+		      const struct n4_result *res, const struct shim_config *cfg)
+{
+	bool again = how == SHIM_BY_RECOVER || how == SHIM_BY_UPGRADE;
+	int fd = any_fd(s);
+	char peer_str[INET_ADDRSTRLEN];
 
-out_locked:
-	shim_lock();
-	if (shim_sock_get(fd) != s || s->cancel) {
-		/* Closed by another thread meanwhile: nothing to swap into. */
+	if (fd < 0 || s->cancel) {
+		/* Every descriptor was closed meanwhile: nothing to swap into. */
 		if (winfd >= 0)
 			REAL(close)(winfd);
-		shim_set_state(s, SHIM_CANDIDATE);
-		rc = -EBADF;
-		goto out;
+		if (!again)
+			shim_set_state(s, SHIM_CANDIDATE);
+		return;
+	}
+	/* An upgrade that came back relayed again changes nothing. */
+	if (rc == 0 && how == SHIM_BY_UPGRADE && res->relayed) {
+		REAL(close)(winfd);
+		return;
 	}
 	if (rc == 0) {
-		rc = take_over(fd, s, winfd, &res, how);
+		rc = take_over(fd, s, winfd, res, cfg->ident);
 		if (rc < 0)
 			n4_error("fd %d: cannot take over the punched port %u: %s", fd,
-				 res.local_port, strerror(-rc));
+				 res->local_port, strerror(-rc));
 	}
-	if (rc == -EINTR || rc == -ECANCELED) {
-		shim_set_state(s, SHIM_CANDIDATE); /* the program may simply retry */
-		rc = -EINTR;
-		goto out;
+	if (again) {
+		if (rc == 0) {
+			shim_seq_begin(s);
+			s->peer = res->peer;
+			s->local_port = res->local_port;
+			s->relayed = res->relayed;
+			shim_seq_end(s);
+		}
+		finish_again(s, how, rc, fd, res, cfg);
+		n4_liveness_reset(&s->live, s->tx_count, s->rx_count + s->rx_queued_ticks);
+		return;
+	}
+	if (rc == -ECANCELED) {
+		shim_set_state(s, SHIM_CANDIDATE);
+		return;
 	}
 	if (rc < 0) {
 		if (!cfg->error)
@@ -393,32 +436,133 @@ out_locked:
 				 failure_reason(rc, cfg), strerror(-public_errno(rc)));
 		s->err = -public_errno(rc);
 		shim_set_state(s, SHIM_FAILED);
-		rc = public_errno(rc);
-		goto out;
+		return;
 	}
+	uint64_t now = shim_now_ms();
 	shim_seq_begin(s);
-	s->peer = res.peer;
-	s->local_port = res.local_port;
-	s->filter = true;
-	s->filter_until_ms = shim_now_ms() + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
+	s->peer = res->peer;
+	s->local_port = res->local_port;
+	s->relayed = res->relayed;
+	s->filter_until_ms = now + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
-	inet_ntop(AF_INET, &res.peer.sin_addr, peer_str, sizeof(peer_str));
-	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms", fd, res.local_port,
-		peer_str, ntohs(res.peer.sin_port), res.elapsed_ms);
-out:
-	shim_guard--;
-	shim_broadcast();
-	shim_sock_put(s);
-	if (rc == 0 && how != SHIM_BY_BIND) {
-		/* The socket is already live for other threads; only this call waits. */
-		struct timespec settle = { 0, SHIM_SETTLE_MS * 1000000L };
+	s->settle_until_ms = now + SHIM_SETTLE_MS;
+	s->next_keepalive_ms = now + cfg->keepalive_s * 1000ull;
+	s->next_attempt_ms = s->relayed ? now + 60000 : 0;
+	n4_liveness_reset(&s->live, s->tx_count, s->rx_count);
+	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
+	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms", fd, res->local_port,
+		peer_str, ntohs(res->peer.sin_port), res->elapsed_ms);
+}
+
+int shim_await(int fd, struct shim_sock *s, uint64_t deadline_ms)
+{
+	int rc;
+
+	while (shim_state_of(s) == SHIM_PENDING) {
+		rc = shim_wait_change(deadline_ms);
+		if (rc < 0)
+			return rc;
+		if (shim_sock_get(fd) != s)
+			return -EBADF;
+	}
+	if (shim_state_of(s) == SHIM_FAILED)
+		return -s->err;
+	if (shim_state_of(s) != SHIM_WON)
+		return -EBADF; /* closed and recycled: a retry starts over */
+	/* Give the peer's last confirmation time to land (SHIM_SETTLE_MS). */
+	uint64_t now = shim_now_ms();
+	if (now < s->settle_until_ms) {
+		struct timespec settle = { 0, (long)(s->settle_until_ms - now) * 1000000L };
 		shim_unlock();
 		while (nanosleep(&settle, &settle) < 0 && errno == EINTR)
 			;
 		shim_lock();
 	}
-	return rc;
+	return 0;
+}
+
+/* Lock held: fd (entry s) sent to the placeholder of path p, which is punched: put
+ * p's socket under fd too, carrying fd's FD_CLOEXEC and epoll registrations.
+ * O_NONBLOCK belongs to the open file, so fd now shares p's. */
+static int join_path(int fd, struct shim_sock *s, struct shim_sock *p)
+{
+	int src = any_fd(p);
+	int fdfl = REAL(fcntl)(fd, F_GETFD);
+
+	if (src < 0)
+		return -EBADF;
+	if (REAL(dup3)(src, fd, fdfl > 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+		return -errno;
+	for (unsigned i = 0; i < s->nepoll; i++) {
+		struct epoll_event ev = s->epoll[i].ev;
+		if (REAL(epoll_ctl)(s->epoll[i].epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+		    errno != EEXIST)
+			n4_warn("cannot carry epoll registration of fd %d: %s", fd,
+				strerror(errno));
+		shim_sock_remember_epoll(p, s->epoll[i].epfd, fd, EPOLL_CTL_ADD, &ev);
+	}
+	bool connect_it = s->connected_ph && !p->connected_ph;
+	int rc = shim_sock_attach(fd, p); /* drops s */
+	if (rc < 0) {
+		/* Fail closed: this descriptor no longer carries anything of the program's. */
+		REAL(close)(fd);
+		return rc;
+	}
+	if (connect_it) {
+		struct sockaddr_storage a;
+		socklen_t alen = shim_to_family(p->family, &p->peer, &a);
+		p->connected_ph = true;
+		if (REAL(connect)(fd, (struct sockaddr *)&a, alen) < 0)
+			n4_debug("fd %d: connect to the peer: %s", fd, strerror(errno));
+	}
+	n4_info("fd %d joins the path of fd %d (same placeholder): no new rendezvous", fd, src);
+	return 0;
+}
+
+int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
+		   const struct sockaddr *bind_addr, socklen_t bind_len)
+{
+	const struct shim_config *cfg = shim_config_get();
+	int rc;
+
+	/* One path per placeholder: a port hop joins the punched path. */
+	if (how != SHIM_BY_BIND && ph) {
+		struct shim_sock *p;
+		while ((p = shim_path_find(ph, s->family, s)) != NULL) {
+			if (shim_state_of(p) == SHIM_WON)
+				return join_path(fd, s, p);
+			rc = shim_wait_change(0);
+			if (rc < 0)
+				return rc;
+			if (shim_sock_get(fd) != s)
+				return -EBADF;
+		}
+	}
+	shim_set_state(s, SHIM_PENDING);
+	s->cancel = 0;
+	s->listener = how == SHIM_BY_BIND;
+	s->have_ph = ph != NULL;
+	if (ph)
+		s->ph = *ph;
+	if (bind_addr && bind_len <= sizeof(s->bound_addr)) {
+		memcpy(&s->bound_addr, bind_addr, bind_len);
+		s->bound_len = bind_len;
+	}
+	shim_guard++;
+	n4_info("fd %d designated (%s): rendezvous via %s:%u, ident '%s'%s", fd, trigger_name(how),
+		cfg->server_host, cfg->server_port, cfg->ident,
+		how == SHIM_BY_BIND ? " (in the background)" : "");
+	rc = shim_worker_start(s, how);
+	if (rc < 0) {
+		n4_error("fd %d: cannot start the rendezvous: %s", fd, strerror(-rc));
+		s->err = -rc;
+		shim_set_state(s, SHIM_FAILED);
+	}
+	shim_guard--;
+	if (rc < 0 || how == SHIM_BY_BIND)
+		return rc;
+	return shim_await(fd, s, 0);
 }
 
 int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
@@ -428,6 +572,8 @@ int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bo
 	struct shim_sock *s;
 	int rc;
 
+	uint64_t deadline = 0;
+
 	*rewrite = false;
 	for (;;) {
 		s = shim_sock_get(fd);
@@ -435,7 +581,14 @@ int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bo
 			return 0;
 		switch (shim_state_of(s)) {
 		case SHIM_PENDING:
-			shim_wait();
+			/* A listener's rendezvous has no end of its own: a send before
+			 * its WIN waits at most N4_TIMEOUT. */
+			if (s->listener && !deadline)
+				deadline = shim_now_ms() +
+					   shim_config_get()->client.timeout_ms;
+			rc = shim_await(fd, s, s->listener ? deadline : 0);
+			if (rc < 0)
+				return rc;
 			continue;
 		case SHIM_FAILED:
 			return -s->err;

@@ -114,7 +114,12 @@ int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			break;
 		int st = shim_state_of(s);
 		if (st == SHIM_PENDING) {
-			shim_wait();
+			rc = shim_await(fd, s, s->listener ? shim_now_ms() + shim_config_get()->client.timeout_ms : 0);
+			if (rc < 0 && rc != -EBADF) {
+				shim_unlock();
+				errno = -rc;
+				return -1;
+			}
 			continue;
 		}
 		if (!is_ph || addr->sa_family != s->family) {
@@ -132,7 +137,8 @@ int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			s->connected_ph = true;
 			rc = shim_designate(fd, s, SHIM_BY_CONNECT, &ph, NULL, 0);
 			if (rc < 0) {
-				if (shim_sock_get(fd) == s)
+				/* EINTR: the rendezvous goes on, as a TCP connect would */
+				if (shim_sock_get(fd) == s && rc != -EINTR)
 					s->connected_ph = false;
 				shim_unlock();
 				errno = -rc;
@@ -204,7 +210,8 @@ int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 	if (rc == 0 && cap && addr) {
 		shim_lock();
 		struct shim_sock *s = shim_sock_get(fd);
-		if (s && shim_state_of(s) == SHIM_WON && s->bound_len &&
+		if (s && (shim_state_of(s) == SHIM_WON || shim_state_of(s) == SHIM_PENDING) &&
+		    s->bound_len &&
 		    s->bound_addr.ss_family == addr->sa_family) {
 			memcpy(addr, &s->bound_addr, s->bound_len < cap ? s->bound_len : cap);
 			*len = s->bound_len;
@@ -243,17 +250,34 @@ int shim_close_range(unsigned first, unsigned last, int flags)
 	return rc;
 }
 
-static void follow_dup(int oldfd, int newfd)
+/* 0, or -errno when the copy of a designated socket cannot be followed: then the
+ * copy is closed again and the call fails (fail closed: an unfollowed copy would
+ * send to the placeholder, the server's host, in clear). */
+static int follow_dup(int oldfd, int newfd)
 {
+	int rc = 0;
+
 	if (!shim_tracked(oldfd) && !shim_tracked(newfd))
-		return;
+		return 0;
 	shim_lock();
 	struct shim_sock *s = shim_sock_get(oldfd);
 	if (s)
-		shim_sock_attach(newfd, s);
+		rc = shim_sock_attach(newfd, s);
 	else
 		shim_sock_detach(newfd);
 	shim_unlock();
+	if (rc < 0)
+		REAL(close)(newfd);
+	return rc;
+}
+
+static int dup_result(int nfd, int rc)
+{
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return nfd;
 }
 
 int shim_dup(int fd)
@@ -261,7 +285,7 @@ int shim_dup(int fd)
 	int nfd = REAL(dup)(fd);
 
 	if (nfd >= 0)
-		follow_dup(fd, nfd);
+		return dup_result(nfd, follow_dup(fd, nfd));
 	return nfd;
 }
 
@@ -270,7 +294,7 @@ int shim_dup3(int oldfd, int newfd, int flags, bool is_dup2)
 	int rc = is_dup2 ? REAL(dup2)(oldfd, newfd) : REAL(dup3)(oldfd, newfd, flags);
 
 	if (rc >= 0 && oldfd != newfd)
-		follow_dup(oldfd, newfd);
+		return dup_result(rc, follow_dup(oldfd, newfd));
 	return rc;
 }
 
@@ -279,7 +303,7 @@ int shim_fcntl(int fd, int cmd, void *arg, bool is64)
 	int rc = is64 ? REAL(fcntl64)(fd, cmd, arg) : REAL(fcntl)(fd, cmd, arg);
 
 	if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-		follow_dup(fd, rc);
+		return dup_result(rc, follow_dup(fd, rc));
 	return rc;
 }
 

@@ -49,6 +49,8 @@ struct shim_sock *shim_sock_get(int fd)
 	return __atomic_load_n((struct shim_sock **)&shim_fdtab[fd], __ATOMIC_RELAXED);
 }
 
+#define SHIM_FDS_INIT 4
+
 int shim_sock_track(int fd, int family, int type)
 {
 	if (fd < 0 || fd >= SHIM_FD_LIMIT)
@@ -56,16 +58,25 @@ int shim_sock_track(int fd, int family, int type)
 	shim_sock_detach(fd); /* a number closed behind our back (syscall(SYS_close)) */
 	struct shim_sock *s = free_list;
 	if (s) {
-		unsigned gen = s->gen;
+		unsigned gen = s->gen, cap = s->fd_cap;
+		int *fds = s->fds;
 		free_list = s->next_free;
 		memset(s, 0, sizeof(*s));
+		s->fds = fds;
+		s->fd_cap = cap;
 		__atomic_store_n(&s->gen, gen + 2, __ATOMIC_RELEASE);
 	} else {
 		s = calloc(1, sizeof(*s));
 		if (!s)
 			return -ENOMEM;
+		s->fds = malloc(SHIM_FDS_INIT * sizeof(*s->fds));
+		if (!s->fds) {
+			free(s);
+			return -ENOMEM;
+		}
+		s->fd_cap = SHIM_FDS_INIT;
 	}
-	for (int i = 0; i < SHIM_MAX_FDS; i++)
+	for (unsigned i = 0; i < s->fd_cap; i++)
 		s->fds[i] = -1;
 	s->fds[0] = fd;
 	s->refs = 1;
@@ -78,27 +89,37 @@ int shim_sock_track(int fd, int family, int type)
 	return 0;
 }
 
-void shim_sock_attach(int fd, struct shim_sock *s)
+/* Any number of descriptors may share a path (issue 8: a dup we do not follow would
+ * send to the placeholder, i.e. to the server's host, in clear). */
+int shim_sock_attach(int fd, struct shim_sock *s)
 {
 	if (fd < 0 || fd >= SHIM_FD_LIMIT)
-		return;
+		return -EBADF;
 	shim_sock_detach(fd);
-	for (int i = 0; i < SHIM_MAX_FDS; i++) {
-		if (s->fds[i] < 0) {
-			s->fds[i] = fd;
-			s->refs++;
-			if (fd > fd_high)
-				fd_high = fd;
-			set_slot(fd, s);
-			return;
-		}
+	unsigned i;
+	for (i = 0; i < s->fd_cap && s->fds[i] >= 0; i++)
+		;
+	if (i == s->fd_cap) {
+		int *fds = realloc(s->fds, 2 * s->fd_cap * sizeof(*fds));
+		if (!fds)
+			return -ENOMEM;
+		for (unsigned k = s->fd_cap; k < 2 * s->fd_cap; k++)
+			fds[k] = -1;
+		s->fds = fds;
+		s->fd_cap *= 2;
 	}
-	/* More dups than we follow: that descriptor is simply not ours. */
+	s->fds[i] = fd;
+	s->refs++;
+	if (fd > fd_high)
+		fd_high = fd;
+	set_slot(fd, s);
+	return 0;
 }
 
 void shim_sock_put(struct shim_sock *s)
 {
 	if (--s->refs == 0) {
+		shim_path_remove(s);
 		shim_seq_begin(s);
 		__atomic_store_n(&s->state, SHIM_CANDIDATE, __ATOMIC_RELEASE);
 		shim_seq_end(s);
@@ -115,7 +136,7 @@ void shim_sock_detach(int fd)
 	if (!s)
 		return;
 	set_slot(fd, NULL);
-	for (int i = 0; i < SHIM_MAX_FDS; i++) {
+	for (unsigned i = 0; i < s->fd_cap; i++) {
 		if (s->fds[i] == fd)
 			s->fds[i] = -1;
 		else if (s->fds[i] >= 0)
@@ -228,4 +249,5 @@ void shim_fdtab_atfork_child(void)
 		if (s && shim_state_of(s) == SHIM_PENDING)
 			shim_set_state(s, SHIM_CANDIDATE);
 	}
+	shim_keeper_atfork_child();
 }

@@ -175,6 +175,8 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			int err = errno;
 			if (n == 0 && __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE) != swaps)
 				continue;
+			if (n >= 0)
+				shim_count(&s->rx_count, 1); /* dead-path rule (keeper.c) */
 			if (n >= 0 && ph) {
 				struct sockaddr *a =
 					c->kind == RC_RECVFROM ? c->from : c->msg->msg_name;
@@ -272,6 +274,8 @@ int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags, struct 
 		caps[i] = vec[i].msg_hdr.msg_name ? vec[i].msg_hdr.msg_namelen : 0;
 	int n = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
 	int err = errno;
+	if (n > 0)
+		shim_count(&s->rx_count, (uint64_t)n);
 	if (n > 0 && v.rewrite) {
 		shim_lock();
 		s = shim_sock_get(fd);

@@ -37,6 +37,7 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 	if (!s)
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 	bool is_ph = dest && shim_is_placeholder(shim_config_get(), dest, dest_len, &ph);
+	shim_count(&s->tx_count, 1); /* for the dead-path rule (keeper.c) */
 	if (pass(s, is_ph))
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 	struct sockaddr_in peer;
@@ -68,6 +69,7 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 		return REAL(sendmsg)(fd, msg, flags);
 	bool is_ph = msg->msg_name &&
 		     shim_is_placeholder(shim_config_get(), msg->msg_name, msg->msg_namelen, &ph);
+	shim_count(&s->tx_count, 1);
 	if (pass(s, is_ph))
 		return REAL(sendmsg)(fd, msg, flags);
 	int rc = prepare(fd, msg->msg_name, msg->msg_namelen, is_ph, &ph, &rewrite, &rd, &rl);
@@ -111,6 +113,7 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 			is_ph = true;
 		}
 	}
+	shim_count(&s->tx_count, vlen);
 	if (pass(s, is_ph))
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
 	int rc = prepare(fd, first, first_len, is_ph, &ph, &rewrite, &rd, &rl);
@@ -154,6 +157,7 @@ static int before_plain_send(int fd, struct shim_sock *s)
 	socklen_t rl;
 	bool rewrite;
 
+	shim_count(&s->tx_count, 1);
 	if (pass(s, false))
 		return 0;
 	return prepare(fd, NULL, 0, false, NULL, &rewrite, &rd, &rl);

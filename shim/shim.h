@@ -74,6 +74,8 @@ struct shim_config {
 	struct n4_client_cfg client; /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
+	unsigned keepalive_s; /* N4_KEEPALIVE: 15, 0 = off */
+	bool recover;	      /* N4_RECOVER: 1, 0 = off */
 };
 
 /* Parsed on first need: cheap part (environment only) on the first socket(), the
@@ -93,7 +95,8 @@ enum shim_state {
 	SHIM_FAILED,	    /* punching failed: sends fail with `err` */
 };
 
-#define SHIM_MAX_FDS 4	 /* descriptors (dups) sharing one socket */
+#include "session.h"
+
 #define SHIM_MAX_OPTS 16 /* socket options remembered for a swap */
 #define SHIM_OPT_LEN 64
 #define SHIM_MAX_EPOLL 8 /* epoll registrations remembered for a swap */
@@ -110,14 +113,19 @@ struct shim_epoll {
 	struct epoll_event ev;
 };
 
-/* Entries are never freed, only recycled (type-stable memory): the fast paths read
+/* A shim_sock is a *path*: the connection to one peer, carried by one kernel socket
+ * that every descriptor in `fds` points at (dups, a second socket that sent to the
+ * same placeholder).  Swapping that socket under all of them is how a late listener
+ * WIN, a recovery and a relay-to-direct upgrade reach the program.
+ * Entries are never freed, only recycled (type-stable memory): the fast paths read
  * `state` without the lock, and a slot read just before a concurrent close() must
  * still point at a shim_sock. */
 struct shim_sock {
 	struct shim_sock *next_free;
-	unsigned gen;	       /* seqlock: odd while peer/state change, bumped on reuse */
-	unsigned refs;	       /* table slots + running designations */
-	int fds[SHIM_MAX_FDS]; /* descriptors pointing at this socket, -1 = free */
+	unsigned gen;	 /* seqlock: odd while peer/state change, bumped on reuse */
+	unsigned refs;	 /* table slots + running rendezvous workers */
+	int *fds;	 /* descriptors pointing at this path, -1 = free (kept on reuse) */
+	unsigned fd_cap; /* entries in fds */
 	int family;	       /* AF_INET or AF_INET6 */
 	int type;	       /* SOCK_DGRAM | flags as given to socket() */
 	int state;	       /* enum shim_state; read lock-free in fast paths */
@@ -136,6 +144,19 @@ struct shim_sock {
 	unsigned nopts, nepoll;
 	struct shim_opt opts[SHIM_MAX_OPTS];
 	struct shim_epoll epoll[SHIM_MAX_EPOLL];
+	/* keeper.c: the path's life after designation */
+	struct shim_sock *next_path; /* the keeper's list of designated paths */
+	bool in_paths;
+	bool listener;		    /* bind to N4_LISTEN: rendezvous in the background */
+	bool working;		    /* a worker thread runs a rendezvous for this path */
+	bool relayed;		    /* the peer is reached through a relay (n4_result) */
+	int work;		    /* enum shim_trigger of the running worker */
+	uint64_t tx_count, rx_count; /* bumped by the fast paths (relaxed, may lose a few) */
+	uint64_t rx_queued_ticks;    /* keeper ticks that found datagrams waiting */
+	struct n4_liveness live;
+	uint64_t next_keepalive_ms, next_attempt_ms, work_start_ms, settle_until_ms;
+	unsigned backoff_ms;
+	unsigned silent_ms; /* when the recovery started: how long the path was silent */
 };
 
 /* The table: one slot per descriptor, read without the lock for the O(1) check. */
@@ -157,7 +178,7 @@ void shim_broadcast(void);
 /* All below: lock held. */
 struct shim_sock *shim_sock_get(int fd);
 int shim_sock_track(int fd, int family, int type);  /* new socket() */
-void shim_sock_attach(int fd, struct shim_sock *s); /* dup: fd -> s */
+int shim_sock_attach(int fd, struct shim_sock *s);  /* dup: fd -> s; 0 or -ENOMEM */
 void shim_sock_detach(int fd);			    /* close / reuse */
 void shim_sock_put(struct shim_sock *s);	    /* drop a reference */
 void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void *val,
@@ -193,12 +214,31 @@ socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockad
 /* Convert a sockaddr (AF_INET or v4-mapped AF_INET6) to AF_INET. */
 bool shim_to_v4(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4);
 
-enum shim_trigger { SHIM_BY_SEND, SHIM_BY_CONNECT, SHIM_BY_BIND };
+enum shim_trigger {
+	SHIM_BY_SEND,
+	SHIM_BY_CONNECT,
+	SHIM_BY_BIND,	 /* N4_LISTEN: returns at once, rendezvous in the background */
+	SHIM_BY_RECOVER, /* the keeper found the path dead: punch again, same identifier */
+	SHIM_BY_UPGRADE, /* relayed path: try a direct punch now and then */
+};
 
-/* Lock held on entry and on return (dropped while punching).  Runs the rendezvous for
- * `s` (which has descriptor fd) and swaps the socket.  0 or -errno. */
+/* Lock held on entry and on return (dropped while waiting).  Starts the rendezvous
+ * for `s` (which has descriptor fd) in a worker thread, or joins the path already
+ * punched (or being punched) for the same placeholder; waits for the WIN unless it
+ * is a bind.  0 or -errno (-EINTR when a handler without SA_RESTART interrupted the
+ * wait: the rendezvous goes on, and a retry waits for it again). */
 int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
 		   const struct sockaddr *bind_addr, socklen_t bind_len);
+
+/* Worker thread, lock held: the rendezvous for `s` ended with rc (0: res/winfd are
+ * the WIN).  Moves the punched socket in (or records the failure), logs one line. */
+void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int winfd,
+		      const struct n4_result *res, const struct shim_config *cfg);
+
+/* Lock held: wait until the state of `s` has left SHIM_PENDING.  deadline_ms 0 =
+ * none of our own (the rendezvous has its timeout).  0, -EINTR, -ETIMEDOUT, or
+ * -EBADF when fd was closed meanwhile; a failed path gives its error. */
+int shim_await(int fd, struct shim_sock *s, uint64_t deadline_ms);
 
 /* Lock held.  Before sending on a tracked descriptor: waits out a running rendezvous,
  * designates when dest is a placeholder (is_ph/ph, computed without the lock).
@@ -213,6 +253,38 @@ void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_
 		      socklen_t cap_in);
 
 uint64_t shim_now_ms(void);
+
+/* ---------------------------------------------------------------- keeper.c --- */
+
+/* Lock held.  Put `s` on the keeper's list (keepalive, dead-path checks). */
+void shim_path_add(struct shim_sock *s);
+void shim_path_remove(struct shim_sock *s);
+/* Lock held.  A designated path with placeholder ph (and family) other than `self`
+ * that is punched or being punched and still has a descriptor: NULL if none. */
+struct shim_sock *shim_path_find(const struct sockaddr_in *ph, int family,
+				 const struct shim_sock *self);
+/* Lock held.  Run a rendezvous for `s` in a new worker thread (signals blocked). */
+int shim_worker_start(struct shim_sock *s, enum shim_trigger how);
+/* Lock held.  Sleep until shim_wake_all() or deadline_ms (0 = none), in a read()
+ * the kernel restarts after a SA_RESTART handler and interrupts otherwise:
+ * 0 (woken: look again), -EINTR, -ETIMEDOUT. */
+int shim_wait_change(uint64_t deadline_ms);
+/* Lock held: wake every waiting designating call. */
+void shim_wake_all(void);
+void shim_keeper_atfork_child(void);
+
+/* Fast-path counters for the dead-path rule: a relaxed load and store, no lock. */
+static inline void shim_count(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* ---------------------------------------------------------------- filter.c --- */
+
+/* Attach the classic BPF filter that drops PUNCHes (and keepalives) for ident before
+ * they are queued, so the program's poll never wakes for them; then drop the ones
+ * already queued at the head.  0 or -errno (the caller falls back to peeking). */
+int shim_filter_attach(int fd, const char *ident);
 
 /* ------------------------------------------ send.c, recv.c, fdops.c (the calls) --- */
 

@@ -1,0 +1,70 @@
+/* session.c - keepalive datagrams and the dead-path rule (session.h). */
+#include "session.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int n4_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
+		      const uint8_t ident[N4_PAYLOAD_SIZE], int ttl)
+{
+	uint8_t msg[N4_MSG_SIZE];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
+	struct msghdr mh = {
+		.msg_name = (void *)peer,
+		.msg_namelen = peer_len,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+		.msg_controllen = sizeof(ctl.buf),
+	};
+
+	n4_punch_bytes(ident, 0, msg);
+	memset(&ctl, 0, sizeof(ctl));
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	/* SOL_IP also on an AF_INET6 socket: a v4-mapped destination goes out through
+	 * the IPv4 path, which reads IPv4 ancillary data. */
+	cm->cmsg_level = IPPROTO_IP;
+	cm->cmsg_type = IP_TTL;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &ttl, sizeof(ttl));
+	if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+void n4_liveness_reset(struct n4_liveness *l, uint64_t tx, uint64_t rx)
+{
+	memset(l, 0, sizeof(*l));
+	l->last_tx = tx;
+	l->last_rx = rx;
+}
+
+bool n4_liveness_tick(struct n4_liveness *l, uint64_t now_ms, uint64_t tx, uint64_t rx)
+{
+	bool sent = tx != l->last_tx, got = rx != l->last_rx;
+
+	l->last_tx = tx;
+	l->last_rx = rx;
+	if (got) {
+		l->heard = true;
+		l->unanswered_since_ms = 0;
+		return false;
+	}
+	if (sent && !l->unanswered_since_ms) {
+		l->unanswered_since_ms = now_ms;
+		l->tx_at_unanswered = tx;
+	}
+	return l->heard && l->unanswered_since_ms &&
+	       now_ms - l->unanswered_since_ms >= N4_DEAD_MS &&
+	       tx - l->tx_at_unanswered >= N4_DEAD_SENDS;
+}
+
+unsigned n4_liveness_silent_ms(const struct n4_liveness *l, uint64_t now_ms)
+{
+	return l->unanswered_since_ms ? (unsigned)(now_ms - l->unanswered_since_ms) : 0;
+}

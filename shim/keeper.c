@@ -1,0 +1,353 @@
+/* keeper.c - the life of a path after its designation, off the program's threads.
+ *
+ * One keeper thread per process, started with the first designation, runs one
+ * steady tick: keepalives for punched paths, the
+ * dead-path rule (session.h) that starts a recovery, the slow retry of a direct
+ * punch on a relayed path, and the deadlines of designating calls that wait.
+ * Each rendezvous (a listener's, a recovery's, a send's) runs in its own short-lived
+ * worker thread, because libn4's client blocks; it installs its result under the
+ * table lock (shim_path_finish) and wakes the waiters.  Keeper and workers run with
+ * every signal blocked, so the program's handlers only ever run on its own threads,
+ * and with the guard set, so their socket calls never enter the hooks.
+ *
+ * Program threads never run protocol code: a designating call waits in read() on an
+ * eventfd of its own, which the kernel restarts after a SA_RESTART handler and
+ * interrupts (EINTR) after any other, exactly as for a blocking receive. */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Fine enough for the dead-path rule (N4_DEAD_MS) and for waiters' deadlines. */
+#define KEEPER_TICK_MS 100
+/* A recovery that failed is tried again after this, doubling up to the maximum. */
+#define RETRY_FIRST_MS 2000
+#define RETRY_MAX_MS 60000
+/* Relayed path: how often a direct punch is tried (frp users ask to go back to
+ * direct, issue 3824; Tailscale re-probes every minute). */
+#define UPGRADE_EVERY_MS 60000
+
+struct shim_waiter {
+	int efd;
+	uint64_t deadline_ms;
+	struct shim_waiter *next;
+};
+
+static struct shim_sock *paths; /* lock held */
+static struct shim_waiter *waiters;
+static bool keeper_running;
+
+struct work {
+	struct shim_sock *s;
+	enum shim_trigger how;
+};
+
+void shim_path_add(struct shim_sock *s)
+{
+	if (s->in_paths)
+		return;
+	s->in_paths = true;
+	s->next_path = paths;
+	paths = s;
+}
+
+void shim_path_remove(struct shim_sock *s)
+{
+	if (!s->in_paths)
+		return;
+	for (struct shim_sock **pp = &paths; *pp; pp = &(*pp)->next_path) {
+		if (*pp == s) {
+			*pp = s->next_path;
+			break;
+		}
+	}
+	s->in_paths = false;
+	s->next_path = NULL;
+}
+
+static bool has_fd(const struct shim_sock *s)
+{
+	for (unsigned i = 0; i < s->fd_cap; i++)
+		if (s->fds[i] >= 0)
+			return true;
+	return false;
+}
+
+static int first_fd(const struct shim_sock *s)
+{
+	for (unsigned i = 0; i < s->fd_cap; i++)
+		if (s->fds[i] >= 0)
+			return s->fds[i];
+	return -1;
+}
+
+struct shim_sock *shim_path_find(const struct sockaddr_in *ph, int family,
+				 const struct shim_sock *self)
+{
+	for (struct shim_sock *p = paths; p; p = p->next_path) {
+		int st = shim_state_of(p);
+		if (p == self || !p->have_ph || p->family != family || !has_fd(p))
+			continue;
+		if (st != SHIM_PENDING && st != SHIM_WON)
+			continue;
+		if (p->ph.sin_addr.s_addr == ph->sin_addr.s_addr && p->ph.sin_port == ph->sin_port)
+			return p;
+	}
+	return NULL;
+}
+
+void shim_wake_all(void)
+{
+	uint64_t one = 1;
+
+	for (struct shim_waiter *w = waiters; w; w = w->next)
+		if (write(w->efd, &one, sizeof(one)) < 0)
+			n4_debug("cannot wake a waiting call: %s", strerror(errno));
+}
+
+int shim_wait_change(uint64_t deadline_ms)
+{
+	uint64_t v;
+
+	if (deadline_ms && shim_now_ms() >= deadline_ms)
+		return -ETIMEDOUT;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	if (efd < 0) {
+		shim_wait(); /* no eventfd: a condition variable, signals never interrupt it */
+		return 0;
+	}
+	struct shim_waiter w = { efd, deadline_ms, waiters };
+	waiters = &w;
+	shim_unlock();
+	ssize_t n = REAL(read)(efd, &v, sizeof(v));
+	int err = errno;
+	shim_lock();
+	for (struct shim_waiter **pp = &waiters; *pp; pp = &(*pp)->next) {
+		if (*pp == &w) {
+			*pp = w.next;
+			break;
+		}
+	}
+	REAL(close)(efd);
+	if (n < 0 && err == EINTR)
+		return -EINTR;
+	if (deadline_ms && shim_now_ms() >= deadline_ms)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ workers --- */
+
+static void *worker_main(void *arg)
+{
+	struct work *w = arg;
+	struct shim_sock *s = w->s;
+	enum shim_trigger how = w->how;
+	struct n4_client_cfg ccfg;
+	struct n4_result res;
+	int rc, winfd = -1;
+
+	free(w);
+	shim_guard++;
+	const struct shim_config *cfg = shim_config_resolved();
+	if (cfg->error) {
+		shim_config_report(cfg);
+		rc = cfg->error;
+		memset(&res, 0, sizeof(res));
+		goto out;
+	}
+	ccfg = cfg->client;
+	ccfg.cancel = &s->cancel;
+	ccfg.caller_reports = true;
+	ccfg.return_on_eintr = false; /* no signal ever reaches this thread */
+	/* A listener waits for its peer as long as a bound socket would. */
+	if (how == SHIM_BY_BIND)
+		ccfg.timeout_ms = 0;
+	n4_client *client = n4_client_new(&ccfg);
+	if (!client) {
+		rc = -errno;
+		goto out;
+	}
+	rc = n4_client_run(client, &res);
+	if (rc == 0) {
+		int crc = n4_client_confirm(client);
+		if (crc < 0)
+			n4_debug("confirmation ended early: %s", strerror(-crc));
+		winfd = n4_client_take_fd(client);
+		if (winfd < 0)
+			rc = winfd;
+	}
+	n4_client_free(client);
+out:
+	shim_lock();
+	shim_path_finish(s, how, rc, winfd, &res, cfg);
+	s->working = false;
+	shim_wake_all();
+	shim_broadcast();
+	shim_sock_put(s);
+	shim_unlock();
+	shim_guard--;
+	return NULL;
+}
+
+static int spawn(void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+
+	if (pthread_attr_init(&attr))
+		return -ENOMEM;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits it */
+	int rc = pthread_create(&t, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return -rc;
+}
+
+static int keeper_ensure(void);
+
+int shim_worker_start(struct shim_sock *s, enum shim_trigger how)
+{
+	struct work *w = malloc(sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->s = s;
+	w->how = how;
+	s->refs++;
+	s->working = true;
+	s->work = (int)how;
+	s->work_start_ms = shim_now_ms();
+	shim_path_add(s);
+	int rc = spawn(worker_main, w);
+	if (rc < 0) {
+		free(w);
+		s->working = false;
+		s->refs--;
+		return rc;
+	}
+	rc = keeper_ensure();
+	if (rc < 0)
+		n4_warn("no keeper thread (%s): no keepalive or recovery", strerror(-rc));
+	return 0;
+}
+
+/* ------------------------------------------------------------------- keeper --- */
+
+static void keepalive(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
+{
+	struct sockaddr_storage to;
+	uint8_t ident[N4_PAYLOAD_SIZE];
+
+	if (!cfg->keepalive_s || now < p->next_keepalive_ms)
+		return;
+	p->next_keepalive_ms = now + cfg->keepalive_s * 1000ull;
+	int fd = first_fd(p);
+	socklen_t len = shim_to_family(p->family, &p->peer, &to);
+	n4_ident_encode(cfg->ident, ident);
+	int rc = n4_keepalive_send(fd, (struct sockaddr *)&to, len, ident,
+				   cfg->client.low_ttl > 0 ? cfg->client.low_ttl : 2);
+	if (rc < 0)
+		n4_debug("fd %d: keepalive: %s", fd, strerror(-rc));
+}
+
+static void check_alive(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
+{
+	int fd = first_fd(p), queued = 0;
+
+	/* Datagrams the program has not read yet are datagrams heard. */
+	if (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
+		p->rx_queued_ticks++;
+	uint64_t tx = __atomic_load_n(&p->tx_count, __ATOMIC_RELAXED);
+	uint64_t rx = __atomic_load_n(&p->rx_count, __ATOMIC_RELAXED) + p->rx_queued_ticks;
+	if (!n4_liveness_tick(&p->live, now, tx, rx) || !cfg->recover)
+		return;
+	if (now < p->next_attempt_ms)
+		return;
+	p->silent_ms = n4_liveness_silent_ms(&p->live, now);
+	n4_debug("fd %d: nothing from the peer for %u ms while sending: punching again", fd,
+		 p->silent_ms);
+	if (shim_worker_start(p, SHIM_BY_RECOVER) < 0)
+		p->next_attempt_ms = now + RETRY_FIRST_MS;
+}
+
+static void tick(void)
+{
+	const struct shim_config *cfg = shim_config_get();
+	uint64_t now = shim_now_ms(), one = 1;
+
+	shim_lock();
+	for (struct shim_waiter *w = waiters; w; w = w->next)
+		if (w->deadline_ms && now >= w->deadline_ms &&
+		    write(w->efd, &one, sizeof(one)) < 0)
+			n4_debug("cannot wake a waiting call: %s", strerror(errno));
+	for (struct shim_sock *p = paths; p; p = p->next_path) {
+		if (shim_state_of(p) != SHIM_WON || !has_fd(p))
+			continue;
+		keepalive(p, cfg, now);
+		if (p->working)
+			continue;
+		if (p->relayed) {
+			if (now >= p->next_attempt_ms) {
+				p->next_attempt_ms = now + UPGRADE_EVERY_MS;
+				if (shim_worker_start(p, SHIM_BY_UPGRADE) < 0)
+					n4_debug("direct punch attempt not started");
+			}
+			continue;
+		}
+		check_alive(p, cfg, now);
+	}
+	shim_unlock();
+}
+
+/* A plain periodic sleep rather than libn4's epoll loop: the keeper then holds no
+ * descriptor of its own in the program (programs and our tests count them). */
+static void *keeper_main(void *arg)
+{
+	(void)arg;
+	shim_guard++;
+	for (;;) {
+		struct timespec t = { 0, KEEPER_TICK_MS * 1000000L };
+		while (nanosleep(&t, &t) < 0 && errno == EINTR)
+			;
+		tick();
+	}
+	return NULL;
+}
+
+/* Lock held. */
+static int keeper_ensure(void)
+{
+	if (keeper_running)
+		return 0;
+	int rc = spawn(keeper_main, NULL);
+	if (rc < 0)
+		return rc;
+	keeper_running = true;
+	return 0;
+}
+
+/* After fork the child has only the forking thread: no keeper, no workers, nobody
+ * waiting.  Paths stay; the keeper comes back with the next designation. */
+void shim_keeper_atfork_child(void)
+{
+	keeper_running = false;
+	waiters = NULL;
+	for (struct shim_sock *p = paths; p; p = p->next_path) {
+		if (p->working) {
+			p->working = false;
+			p->refs--; /* the worker's reference */
+		}
+	}
+}
