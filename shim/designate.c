@@ -526,6 +526,12 @@ int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const str
 	const struct shim_config *cfg = shim_config_get();
 	int rc;
 
+	if (cfg->error) {
+		shim_config_report(cfg);
+		s->err = -cfg->error;
+		shim_set_state(s, SHIM_FAILED);
+		return cfg->error;
+	}
 	/* One path per placeholder: a port hop joins the punched path. */
 	if (how != SHIM_BY_BIND && ph) {
 		struct shim_sock *p;

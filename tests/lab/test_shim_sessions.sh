@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# test_shim_sessions.sh - paths that last, through the shim, between two NAT4s:
+#   keepalive: both NATs forget idle UDP after 5 s; 20 s of silence; both directions
+#              are heard again (N4_RECOVER=0: the keepalive alone holds the path);
+#   recovery:  NAT A loses its state mid-stream (conntrack flush), then a NAT reload
+#              that also moves its port counter: a two-way stream resumes, time measured,
+#              one log line per recovery with its cause;
+#   poll/read: netcat's pattern never blocks in read() after poll (late PUNCH filter);
+#   SA_RESTART: a 20 ms SA_RESTART timer does not break the designating sendto;
+#   listeners: bind to N4_LISTEN returns at once; a program that binds again serves
+#              three clients in turn;
+#   port hops: a client that moves to a new socket every 2 s keeps its path;
+#   restart:   one side's program restarts and the session resumes;
+#   dups:      five copies of the socket, sending on the last one only.
+# Usage: test_shim_sessions.sh [FLAVOR] (inc or inc-linux; default inc, and the
+# recovery, listener, hop and restart cases run on inc-linux too).
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/lib.sh"
+source "$HERE/punch_lib.sh"
+SHIM=$N4_BIN/libn4shim.so
+PROG=$N4_BIN/tests/shim_session
+PH=192.0.2.77:7777 # N4_PEER on both sides: the program's peer never changes
+
+lab_with_server shim-sessions --nat-a inc --nat-b inc
+# KEEP_LOGS=DIR: copy the logs there before the lab goes (debugging).
+[[ -n ${KEEP_LOGS:-} ]] && trap 'cp "$LAB_DIR"/*.log "$KEEP_LOGS"/ 2>/dev/null; lab_down' EXIT
+
+# side NODE LOG IDENT ARGS...: a shimmed shim_session in NODE; prints its pid.
+side() {
+	local node=$1 log=$2 ident=$3
+	shift 3
+	lab_bg "$node" "$log" env N4_SERVER="$LAB_SRV_IP" N4_IDENT="$ident" N4_PEER="$PH" \
+		N4_LISTEN=5000 LD_PRELOAD="$SHIM" ${EXTRA_ENV:-} "$PROG" "$@"
+}
+field() { sed -nE "s/^$2 ([-0-9]+).*/\1/p" "$1" | tail -n 1; }
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+set_udp_timeout() { # SECONDS on both NATs (unreplied and stream)
+	local n
+	for n in nata natb; do
+		lab_exec $n sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$1" \
+			net.netfilter.nf_conntrack_udp_timeout_stream="$1"
+	done
+}
+both_punched() { grep -q "punched" "$1" && grep -q "punched" "$2"; }
+# resume_ms LOG T: ms from T to the end of the first gap that spans T.
+resume_ms() {
+	awk -v t="$2" '$1 == "gap" && $2 <= t + 200 && $3 >= t { print $3 - t; exit }' "$1"
+}
+
+# --- keepalive --------------------------------------------------------------------
+keepalive_case() {
+	local f=$1 la=$LAB_DIR/ka-$1-a.log lb=$LAB_DIR/ka-$1-b.log pa pb
+	lab_flush
+	set_udp_timeout 5
+	pa=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=2" side a "$la" ka${f:4:1}x -c "$PH" -d 27 -q 3:23)
+	pb=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=2" side b "$lb" ka${f:4:1}x -l 5000 -d 27 -q 3:23)
+	wait_pids 40 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	set_udp_timeout 30
+	local ha hb
+	ha=$(field "$la" heard-after-quiet) hb=$(field "$lb" heard-after-quiet)
+	check "keepalive ($f): a hears b after 20 s of silence ($ha datagrams)" test "${ha:-0}" -ge 10
+	check "keepalive ($f): b hears a after 20 s of silence ($hb datagrams)" test "${hb:-0}" -ge 10
+}
+
+# --- recovery ---------------------------------------------------------------------
+# recovery_case FLAVOR HOW: HOW = flush (conntrack -F on NAT A) or reload (ruleset
+# reloaded with the port counter moved, and its state lost)
+recovery_case() {
+	local f=$1 how=$2 la=$LAB_DIR/rec-$1-$2-a.log lb=$LAB_DIR/rec-$1-$2-b.log pa pb t
+	lab_flush
+	pa=$(side a "$la" r${how:0:1}${f:4:1}x -c "$PH" -d 12)
+	pb=$(side b "$lb" r${how:0:1}${f:4:1}x -l 5000 -d 12)
+	lab_wait_for both_punched "$la" "$lb" --timeout 10
+	lab_wait_for test "$(grep -c . "$la")" -gt 3 --timeout 5 # streaming
+	sleep 1 # a second of steady two-way stream before NAT A forgets
+	t=$(now_ms)
+	if [[ $how == reload ]]; then
+		LAB_INC_BASE_A=$((LAB_INC_BASE_A + 1000)) lab_set_nat a "$f"
+	fi
+	lab_exec nata conntrack -F >/dev/null 2>&1
+	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	local ra rb
+	ra=$(resume_ms "$la" "$t") rb=$(resume_ms "$lb" "$t")
+	echo "# recovery ($f, $how): resumed after ${ra:-never} ms at a, ${rb:-never} ms at b"
+	check "recovery ($f, $how): a hears b again within 5 s (${ra:-never} ms)" \
+		test "${ra:-99999}" -le 5000
+	check "recovery ($f, $how): b hears a again within 5 s (${rb:-never} ms)" \
+		test "${rb:-99999}" -le 5000
+	check "recovery ($f, $how): one log line with cause and duration on each side" \
+		test "$(grep -c 'path recovered (cause' "$la")" -ge 1 -a \
+		"$(grep -c 'path recovered (cause' "$lb")" -ge 1
+	grep -h "path recovered" "$la" "$lb" | sed 's/^.*INFO/# /'
+	[[ $how == reload ]] && lab_set_nat a "$f"
+}
+
+# --- listeners ---------------------------------------------------------------------
+rebind_case() {
+	local f=$1 ll=$LAB_DIR/rebind-$1.log pl k ok_all=1
+	lab_flush
+	pl=$(lab_bg b "$ll" env N4_SERVER="$LAB_SRV_IP" N4_IDENT=rb${f:4:1}x N4_LISTEN=5000 \
+		LD_PRELOAD="$SHIM" "$PROG" -l 5000 -B 3)
+	for k in 1 2 3; do
+		local lc=$LAB_DIR/rebind-$f-c$k.log
+		lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_IDENT=rb${f:4:1}x LD_PRELOAD="$SHIM" \
+			timeout 20 "$PROG" -c "$LAB_SRV_IP:5000" -1 -d 15 >"$lc" 2>&1
+		grep -q "pong $k" "$lc" || ok_all=0
+	done
+	wait_pids 5 "$pl" || lab_stop_pid "$pl"
+	check "listener ($f): bind to N4_LISTEN returns at once ($(field "$ll" bind) ms)" \
+		test "$(field "$ll" bind)" -lt 200
+	check "listener ($f): a program binding the port again serves 3 clients in turn" \
+		test "$ok_all" = 1 -a "$(grep -c '^served' "$ll")" = 3
+}
+
+hop_case() {
+	local f=$1 la=$LAB_DIR/hop-$1-a.log lb=$LAB_DIR/hop-$1-b.log pa pb
+	lab_flush
+	pa=$(side a "$la" hp${f:4:1}x -c "$PH" -d 9 -H 2)
+	pb=$(side b "$lb" hp${f:4:1}x -l 5000 -d 9)
+	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	check "port hops ($f): every hop joins the path, one rendezvous" \
+		test "$(grep -c 'joins the path' "$la")" -ge 3 -a "$(grep -c 'designated' "$la")" -le 4
+	check "port hops ($f): no silence over 500 ms at either side" \
+		test -z "$(grep '^gap' "$la" "$lb")"
+}
+
+restart_case() {
+	local f=$1 la=$LAB_DIR/rs-$1-a.log lb=$LAB_DIR/rs-$1-b.log lb2=$LAB_DIR/rs-$1-b2.log
+	local pa pb t0 first
+	lab_flush
+	pa=$(side a "$la" rs${f:4:1}x -l 5000 -d 16)
+	pb=$(side b "$lb" rs${f:4:1}x -c "$PH" -d 30)
+	lab_wait_for both_punched "$la" "$lb" --timeout 10
+	sleep 1
+	lab_stop_pid "$pb"
+	t0=$(now_ms)
+	pb=$(side b "$lb2" rs${f:4:1}x -c "$PH" -d 8)
+	wait_pids 25 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	first=$(sed -nE 's/.*first-rx ([-0-9]+).*/\1/p' "$lb2")
+	start=$(field "$lb2" start)
+	echo "# restart ($f): the restarted side heard its peer $((start + first - t0)) ms after it started"
+	check "restart ($f): the session resumes within 5 s of the restarted side's first send" \
+		test "${first:--1}" -ge 0 -a "$((start + first - t0))" -le 5000
+}
+
+# --- the program's own I/O --------------------------------------------------------
+io_case() {
+	local la=$LAB_DIR/io-a.log lb=$LAB_DIR/io-b.log pa pb
+	lab_flush
+	pb=$(side b "$lb" io -l 5000 -d 6 -P)
+	sleep 1 # the client's designating sendto waits a second under its 20 ms timer
+	pa=$(side a "$la" io -c "$PH" -d 5 -R -X)
+	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	check "SA_RESTART: the designating sendto succeeds under a 20 ms timer" \
+		grep -q "first send returned after" "$la"
+	grep -h "first send" "$la" | sed 's/^/# /'
+	check "poll/read: read() after poll never blocks ($(field "$lb" done) ... max $(sed -nE 's/.*readblock ([0-9]+).*/\1/p' "$lb") ms)" \
+		test "$(sed -nE 's/.*readblock ([0-9]+).*/\1/p' "$lb")" -lt 50
+	check "dups: five copies, sending on the last one reaches the peer" \
+		test "$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb")" -ge 30
+}
+
+# ONLY=REGEX runs only the cases whose name matches (keepalive, recovery, rebind...).
+want() { [[ -z ${ONLY:-} || $1 =~ $ONLY ]]; }
+flavors=${1:-inc inc-linux}
+for f in $flavors; do
+	if [[ $f != inc ]]; then
+		lab_set_nat a "$f" && lab_set_nat b "$f"
+	fi
+	[[ $f == inc ]] && want keepalive && keepalive_case "$f"
+	want recovery && recovery_case "$f" flush
+	want reload && recovery_case "$f" reload
+	want rebind && rebind_case "$f"
+	want hop && hop_case "$f"
+	want restart && restart_case "$f"
+	[[ $f == inc ]] && want io && io_case
+done
+
+summary shim-sessions
