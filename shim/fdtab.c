@@ -22,14 +22,20 @@ static void set_slot(int fd, struct shim_sock *s)
 	__atomic_store_n((struct shim_sock **)&shim_fdtab[fd], s, __ATOMIC_RELEASE);
 }
 
+/* The guard is up while the lock is held: a signal handler that runs on this thread
+ * meanwhile and calls a hooked function goes straight to the real one instead of
+ * waiting for a lock its own thread holds (a deadlock).  Only the send hooks need
+ * more than that (hooks.c: shim_refuse_reentry). */
 void shim_lock(void)
 {
+	shim_guard++; /* before: a handler between the two must not find it down */
 	pthread_mutex_lock(&tab_lock);
 }
 
 void shim_unlock(void)
 {
 	pthread_mutex_unlock(&tab_lock);
+	shim_guard--;
 }
 
 void shim_wait(void)
@@ -243,6 +249,7 @@ void shim_fdtab_atfork_child(void)
 {
 	pthread_mutex_init(&tab_lock, NULL);
 	pthread_cond_init(&tab_cond, NULL);
+	shim_guard--; /* raised by shim_lock() in the prepare handler, in this thread */
 	for (int fd = 0; fd <= fd_high; fd++) {
 		struct shim_sock *s = shim_sock_get(fd);
 		/* Its designating thread stayed in the parent: let the child start over. */

@@ -54,9 +54,15 @@ HOOK ssize_t send(int fd, const void *buf, size_t len, int flags)
 	return shim_sendto(fd, buf, len, flags, NULL, 0);
 }
 
+/* Inside the shim (or a handler interrupting it): never to the placeholder. */
+#define REENTRY_REFUSED(fd, dest, len) \
+	(shim_guard && shim_refuse_reentry(fd, dest, len) && (errno = EAGAIN, 1))
+
 HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG dest,
 		    socklen_t dest_len)
 {
+	if (REENTRY_REFUSED(fd, SA(dest), dest_len))
+		return -1;
 	if (!OURS(fd))
 		return REAL(sendto)(fd, buf, len, flags, SA(dest), dest_len);
 	return shim_sendto(fd, buf, len, flags, SA(dest), dest_len);
@@ -64,6 +70,8 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCK
 
 HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	if (msg && REENTRY_REFUSED(fd, msg->msg_name, msg->msg_namelen))
+		return -1;
 	if (!OURS(fd))
 		return REAL(sendmsg)(fd, msg, flags);
 	return shim_sendmsg(fd, msg, flags);
@@ -71,6 +79,8 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 HOOK int sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
+	if (vec && vlen && REENTRY_REFUSED(fd, vec[0].msg_hdr.msg_name, vec[0].msg_hdr.msg_namelen))
+		return -1;
 	if (!OURS(fd))
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
 	return shim_sendmmsg(fd, vec, vlen, flags);

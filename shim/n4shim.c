@@ -24,11 +24,14 @@
 
 static const char usage_text[] =
 	"usage: n4shim [-s HOST[:PORT]] [-a IDENT] [-P IP:PORT] [-L PORT] [-t SECONDS]\n"
-	"              [-S auto|classic] [-n COUNT] [-o OFFSET] [-b PORT] [-v|-q] -- program [args]\n"
+	"              [-S auto|classic] [-n COUNT] [-o OFFSET] [-b PORT] [-k SECONDS] [-R]\n"
+	"              [-v|-q] -- program [args]\n"
 	"\n"
 	"Run an unmodified UDP program so that it reaches a peer behind another NAT4: the\n"
-	"first send to the placeholder address (or a bind to the listen port) blocks while\n"
-	"libn4 punches, then the program's own socket talks to the peer directly.\n"
+	"first send to the placeholder address blocks while libn4 punches (a bind to the\n"
+	"listen port returns at once and punches in the background), then the program's\n"
+	"own socket talks to the peer directly; the path is kept alive and punched again\n"
+	"when it dies.\n"
 	"\n"
 	"options (each sets the environment variable named beside it):\n"
 	"  -s, --server HOST[:PORT]  N4_SERVER   rendezvous server (required; port 1721)\n"
@@ -43,6 +46,9 @@ static const char usage_text[] =
 	"  -n, --count N             N4_POOL     local sockets per round (25)\n"
 	"  -o, --offset N            N4_OFFSET   added to the peer's observed port (20)\n"
 	"  -b, --src-port PORT       N4_SRC_PORT first local pool port (0: kernel-chosen)\n"
+	"  -k, --keepalive SECONDS   N4_KEEPALIVE refresh our NAT's mapping this often\n"
+	"                                        (15; 0 = off)\n"
+	"  -R, --no-recover          N4_RECOVER=0 do not punch again when the path dies\n"
 	"  -v, --verbose             N4_LOG=debug\n"
 	"  -q, --quiet               N4_LOG=quiet\n"
 	"  -h, --help                this text\n"
@@ -56,6 +62,9 @@ static const char usage_text[] =
 	"  N4_CONFIRM_MS  keep confirming after the WIN at most this long (2000)\n"
 	"  N4_LOW_TTL     TTL of the pre-opening packets (2; 0 = off)\n"
 	"  N4_ANY_PEER    1: accept a PUNCH from any IP (the n4 client's -x)\n"
+	"  N4_KEEPALIVE   seconds between keepalives (15; 0 = off)\n"
+	"  N4_RECOVER     1 (default): when the peer falls silent while the program sends,\n"
+	"                 punch again with the same identifier and move the new socket in\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"
@@ -203,6 +212,8 @@ int main(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "offset", required_argument, NULL, 'o' },
 		{ "src-port", required_argument, NULL, 'b' },
+		{ "keepalive", required_argument, NULL, 'k' },
+		{ "no-recover", no_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -211,7 +222,7 @@ int main(int argc, char **argv)
 	char lib[PATH_MAX], prog[PATH_MAX];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+s:a:P:L:t:S:n:o:b:vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:a:P:L:t:S:n:o:b:k:Rvqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			set("N4_SERVER", optarg);
@@ -239,6 +250,12 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			set("N4_SRC_PORT", optarg);
+			break;
+		case 'k':
+			set("N4_KEEPALIVE", optarg);
+			break;
+		case 'R':
+			set("N4_RECOVER", "0");
 			break;
 		case 'v':
 			set("N4_LOG", "debug");

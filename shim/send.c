@@ -185,3 +185,21 @@ ssize_t shim_writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	return plain_send_allowed(fd) ? REAL(writev)(fd, iov, iovcnt) : -1;
 }
+
+/* A signal handler that sends while its thread holds the table lock (the guard is
+ * up) bypasses the shim: a datagram to the placeholder would then go to the
+ * server's host in clear.  Refuse it as a full send buffer would; other sends pass.
+ * Lock-free and without resolving names: async-signal-safe. */
+bool shim_refuse_reentry(int fd, const struct sockaddr *dest, socklen_t len)
+{
+	struct sockaddr_in v4;
+
+	if (!shim_tracked(fd) || !dest || !shim_to_v4(dest, len, &v4))
+		return false;
+	const struct shim_config *cfg = shim_config_get();
+	if (cfg->have_peer)
+		return v4.sin_addr.s_addr == cfg->peer_ph.sin_addr.s_addr &&
+		       v4.sin_port == cfg->peer_ph.sin_port;
+	/* not resolved yet: we cannot tell, so refuse */
+	return !cfg->have_server_ip || v4.sin_addr.s_addr == cfg->server_ip.s_addr;
+}

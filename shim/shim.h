@@ -307,6 +307,7 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 		    socklen_t dest_len);
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
 int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags);
+bool shim_refuse_reentry(int fd, const struct sockaddr *dest, socklen_t len);
 ssize_t shim_write(int fd, const void *buf, size_t len);
 ssize_t shim_writev(int fd, const struct iovec *iov, int iovcnt);
 

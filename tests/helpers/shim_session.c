@@ -1,11 +1,14 @@
 /* shim_session.c - a long-running two-way UDP program for the shim's session tests
  * (keepalive, recovery, restarts, port hops, listeners that bind again).
  *   shim_session -c IP:PORT | -l PORT  [options]
+ *   -p IP:PORT   (listener) send to this address too, from the start
  *   -i MS        send a numbered datagram every MS (100); 0 = only answer
  *   -d SECONDS   run this long (10)
  *   -q FROM:TO   stay silent from FROM to TO seconds after the start
  *   -P           netcat's pattern: blocking socket, poll() then read()
  *   -R           a SIGALRM every 20 ms with SA_RESTART during the whole run
+ *   -S           ... whose handler also dups and closes the socket, while the main
+ *                loop calls getsockname() (both take the shim's table lock)
  *   -H SECONDS   hop: every SECONDS a new socket sends to the placeholder, the old
  *                one is closed
  *   -X           after the first answer, dup the socket five ways and carry on
@@ -37,11 +40,18 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static volatile sig_atomic_t alarms;
+static volatile sig_atomic_t alarms, handler_fd = -1;
 static void on_alarm(int sig)
 {
+	int saved = errno;
 	(void)sig;
 	alarms++;
+	if (handler_fd >= 0) {
+		int d = dup(handler_fd);
+		if (d >= 0)
+			close(d);
+	}
+	errno = saved;
 }
 
 static int parse_addr(const char *s, struct sockaddr_in *a)
@@ -112,11 +122,11 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in peer;
 	bool have_peer = false, client = false, poll_read = false, sa_restart = false;
-	bool dups = false, ping = false;
+	bool dups = false, ping = false, handler_io = false;
 	int port = 0, interval = 100, duration = 10, hop_s = 0, rebinds = 0, opt;
 	double quiet_from = -1, quiet_to = -1;
 
-	while ((opt = getopt(argc, argv, "c:l:i:d:q:PRH:XB:1")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XB:1")) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_addr(optarg, &peer))
@@ -125,6 +135,11 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			port = atoi(optarg);
+			break;
+		case 'p':
+			if (parse_addr(optarg, &peer))
+				return 2;
+			have_peer = true;
 			break;
 		case 'i':
 			interval = atoi(optarg);
@@ -141,6 +156,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			sa_restart = true;
+			break;
+		case 'S':
+			handler_io = true;
 			break;
 		case 'H':
 			hop_s = atoi(optarg);
@@ -181,6 +199,13 @@ int main(int argc, char **argv)
 	printf("start %lld\n", start);
 	while (now_ms() < end) {
 		long long now = now_ms();
+		if (handler_io)
+			handler_fd = fd;
+		for (int k = 0; handler_io && k < 20000; k++) {
+			struct sockaddr_in me;
+			socklen_t ml = sizeof(me);
+			getsockname(fd, (struct sockaddr *)&me, &ml);
+		}
 		double t = (double)(now - start) / 1000.0;
 		bool quiet = t >= quiet_from && t < quiet_to;
 		if (next_hop && now >= next_hop && client) {
