@@ -338,6 +338,11 @@ static int keeper_ensure(void)
 	return 0;
 }
 
+int shim_keeper_start(void)
+{
+	return keeper_ensure();
+}
+
 /* After fork the child has only the forking thread: no keeper, no workers, nobody
  * waiting.  Paths stay; the keeper comes back with the next designation. */
 void shim_keeper_atfork_child(void)

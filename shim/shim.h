@@ -272,6 +272,8 @@ int shim_wait_change(uint64_t deadline_ms);
 /* Lock held: wake every waiting designating call. */
 void shim_wake_all(void);
 void shim_keeper_atfork_child(void);
+/* Lock held: make sure the keeper runs (inherited paths).  0 or -errno. */
+int shim_keeper_start(void);
 
 /* Fast-path counters for the dead-path rule: a relaxed load and store, no lock. */
 static inline void shim_count(uint64_t *c, uint64_t n)
@@ -284,7 +286,11 @@ static inline void shim_count(uint64_t *c, uint64_t n)
 /* Attach the classic BPF filter that drops PUNCHes (and keepalives) for ident before
  * they are queued, so the program's poll never wakes for them; then drop the ones
  * already queued at the head.  0 or -errno (the caller falls back to peeking). */
-int shim_filter_attach(int fd, const char *ident);
+int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
+		       const struct sockaddr_in *ph, bool connected);
+/* The path state an earlier image left in fd's filter (exec): false if none. */
+bool shim_filter_read(int fd, struct sockaddr_in *peer, struct sockaddr_in *ph, bool *have_ph,
+		      bool *connected);
 
 /* ------------------------------------------ send.c, recv.c, fdops.c (the calls) --- */
 

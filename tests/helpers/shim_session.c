@@ -13,6 +13,9 @@
  *                one is closed
  *   -X           after the first answer, dup the socket five ways and carry on
  *                sending on the last copy only
+ *   -E           after -X, exec() this program again on the fifth copy (-I), which
+ *                carries on sending to the placeholder for 3 s
+ *   -I FD        use the inherited descriptor FD instead of a new socket
  *   -B N         listener that binds the port again for each of N clients in turn:
  *                each gets one answer
  *   -1           ping: send until one answer arrives, then exit
@@ -122,16 +125,19 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in peer;
 	bool have_peer = false, client = false, poll_read = false, sa_restart = false;
-	bool dups = false, ping = false, handler_io = false;
+	bool dups = false, ping = false, handler_io = false, reexec = false;
+	int inherited = -1;
+	const char *ph_arg = NULL;
 	int port = 0, interval = 100, duration = 10, hop_s = 0, rebinds = 0, opt;
 	double quiet_from = -1, quiet_to = -1;
 
-	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XB:1")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:1")) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_addr(optarg, &peer))
 				return 2;
 			have_peer = client = true;
+			ph_arg = optarg;
 			break;
 		case 'l':
 			port = atoi(optarg);
@@ -166,6 +172,12 @@ int main(int argc, char **argv)
 		case 'X':
 			dups = true;
 			break;
+		case 'E':
+			reexec = true;
+			break;
+		case 'I':
+			inherited = atoi(optarg);
+			break;
 		case 'B':
 			rebinds = atoi(optarg);
 			break;
@@ -190,7 +202,9 @@ int main(int argc, char **argv)
 		struct itimerval it = { { 0, 20000 }, { 0, 20000 } };
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
-	int fd = client ? new_socket(poll_read) : listen_socket(port, poll_read);
+	int fd = inherited >= 0 ? inherited
+		 : client       ? new_socket(poll_read)
+				: listen_socket(port, poll_read);
 	long long start = now_ms(), end = start + duration * 1000LL, last_rx = 0;
 	long long next_send = start, next_hop = hop_s ? start + hop_s * 1000LL : 0;
 	long long readblock = 0, heard_after_quiet = 0, first_rx = 0;
@@ -293,6 +307,15 @@ int main(int argc, char **argv)
 			fd = d5;
 			duped = true;
 			printf("now on the fifth copy, fd %d\n", fd);
+			if (reexec && ph_arg) {
+				char fdstr[16];
+				snprintf(fdstr, sizeof(fdstr), "%d", fd);
+				printf("done sent %lu (before exec)\n", sent);
+				char *args[] = { argv[0], "-c", (char *)ph_arg, "-I", fdstr, "-d", "3", NULL };
+				execv(argv[0], args);
+				perror("execv");
+				return 1;
+			}
 		}
 	}
 	if (quiet_to > 0)

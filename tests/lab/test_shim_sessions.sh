@@ -12,7 +12,8 @@
 #              three clients in turn;
 #   port hops: a client that moves to a new socket every 2 s keeps its path;
 #   restart:   one side's program restarts and the session resumes;
-#   dups:      five copies of the socket, sending on the last one only.
+#   dups:      five copies of the socket, sending on the last one only;
+#   exec:      the program execs itself on the fifth copy and keeps sending.
 # Usage: test_shim_sessions.sh [FLAVOR] (inc or inc-linux; default inc, and the
 # recovery, listener, hop and restart cases run on inc-linux too).
 set -u
@@ -172,6 +173,19 @@ io_case() {
 
 # ONLY=REGEX runs only the cases whose name matches (keepalive, recovery, rebind...).
 want() { [[ -z ${ONLY:-} || $1 =~ $ONLY ]]; }
+exec_case() {
+	local la=$LAB_DIR/exec-a.log lb=$LAB_DIR/exec-b.log pa pb got
+	lab_flush
+	pb=$(side b "$lb" ex -l 5000 -p "$PH" -d 6)
+	pa=$(side a "$la" ex -c "$PH" -d 5 -X -E)
+	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	check "exec: the new image takes over the punched path (five copies)" \
+		grep -q "punched path inherited across exec" "$la"
+	got=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb")
+	check "exec: its sends to the placeholder still reach the peer ($got received)" \
+		test "${got:-0}" -ge 25
+}
+
 flavors=${1:-inc inc-linux}
 for f in $flavors; do
 	if [[ $f != inc ]]; then
@@ -184,6 +198,7 @@ for f in $flavors; do
 	want hop && hop_case "$f"
 	want restart && restart_case "$f"
 	[[ $f == inc ]] && want io && io_case
+	[[ $f == inc ]] && want exec && exec_case
 done
 
 summary shim-sessions

@@ -1,0 +1,104 @@
+/* inherit.c - punched paths that cross exec().  The old image's table is gone, but
+ * its sockets are not: each punched socket carries its peer and placeholder in its
+ * late-PUNCH filter (filter.c).  At load, before main() can send anything, we look
+ * for such sockets among the inherited descriptors and take them into the table, so
+ * a send to the placeholder still goes to the peer (issue 8: fail closed; without
+ * this it would go to the server's host in clear).  Copies of one socket (dups) share
+ * one path, as they did before the exec.
+ *
+ * Only raw system calls until a socket is found: this runs in a constructor, where
+ * resolving symbols has crashed debuggers for other interposers (preload-notes.md). */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Inherited descriptors looked at: programs that keep sockets above this across an
+ * exec are rare; the scan costs one system call per closed number. */
+#define INHERIT_SCAN_MAX 1024
+#define INHERIT_MAX 64
+
+static int raw_sockopt(int fd, int name, int *val)
+{
+	socklen_t len = sizeof(*val);
+
+	return (int)syscall(SYS_getsockopt, fd, SOL_SOCKET, name, val, &len);
+}
+
+static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
+		  const struct sockaddr_in *ph, bool have_ph, bool connected,
+		  struct shim_sock **by_ino_sock, ino_t *by_ino, unsigned *n, ino_t ino)
+{
+	for (unsigned i = 0; i < *n; i++) {
+		if (by_ino[i] == ino) {
+			if (shim_sock_attach(fd, by_ino_sock[i]) < 0)
+				n4_warn("fd %d: inherited copy of a punched socket not followed", fd);
+			return;
+		}
+	}
+	if (shim_sock_track(fd, family, type) < 0)
+		return;
+	struct shim_sock *s = shim_sock_get(fd);
+	const struct shim_config *cfg = shim_config_get();
+	char peer_str[INET_ADDRSTRLEN];
+	shim_seq_begin(s);
+	s->peer = *peer;
+	s->have_ph = have_ph;
+	s->ph = *ph;
+	s->connected_ph = connected;
+	s->prog_bound = true;
+	shim_set_state(s, SHIM_WON);
+	shim_seq_end(s);
+	s->next_keepalive_ms = shim_now_ms() + cfg->keepalive_s * 1000ull;
+	n4_liveness_reset(&s->live, 0, 0);
+	shim_path_add(s);
+	if (*n < INHERIT_MAX) {
+		by_ino[*n] = ino;
+		by_ino_sock[(*n)++] = s;
+	}
+	inet_ntop(AF_INET, &peer->sin_addr, peer_str, sizeof(peer_str));
+	n4_info("fd %d: punched path inherited across exec (peer %s:%u)", fd, peer_str,
+		ntohs(peer->sin_port));
+}
+
+__attribute__((constructor)) static void inherit_paths(void)
+{
+	struct shim_sock *socks[INHERIT_MAX];
+	ino_t inos[INHERIT_MAX];
+	unsigned n = 0;
+	bool locked = false;
+
+	if (!getenv("N4_SERVER") && !getenv("N4_PEER") && !getenv("N4_LISTEN"))
+		return;
+	for (int fd = 0; fd < INHERIT_SCAN_MAX; fd++) {
+		int type, family;
+		struct sockaddr_in peer, ph;
+		bool have_ph, connected;
+		struct stat st;
+		if (raw_sockopt(fd, SO_TYPE, &type) < 0 || type != SOCK_DGRAM ||
+		    raw_sockopt(fd, SO_DOMAIN, &family) < 0 ||
+		    (family != AF_INET && family != AF_INET6) ||
+		    !shim_filter_read(fd, &peer, &ph, &have_ph, &connected) ||
+		    syscall(SYS_fstat, fd, &st) < 0)
+			continue;
+		if (!locked) {
+			if (!shim_config_get()->active)
+				return;
+			shim_lock();
+			locked = true;
+		}
+		adopt(fd, family, type, &peer, &ph, have_ph, connected, socks, inos, &n, st.st_ino);
+	}
+	if (!locked)
+		return;
+	if (n && shim_keeper_start() < 0)
+		n4_warn("no keeper for inherited paths: no keepalive or recovery");
+	shim_unlock();
+}
