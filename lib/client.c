@@ -47,6 +47,7 @@ struct n4_client {
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack;
+	int stay_fd; /* N4_EXT_STAY: the server connection kept after the WIN */
 	unsigned ports_used; /* local ports of the last round's pool */
 };
 
@@ -110,6 +111,7 @@ n4_client *n4_client_new(const struct n4_client_cfg *cfg)
 	c->ctx.cancel = cfg->cancel;
 	c->ctx.return_on_eintr = cfg->return_on_eintr;
 	c->win_fd = -1;
+	c->stay_fd = -1;
 	n4_ident_encode(cfg->ident, c->ident);
 	return c;
 }
@@ -121,8 +123,18 @@ void n4_client_free(n4_client *c)
 	n4_pool_close(&c->pool, -1);
 	if (c->win_fd >= 0)
 		close(c->win_fd);
+	if (c->stay_fd >= 0)
+		close(c->stay_fd);
 	free(c->host);
 	free(c);
+}
+
+int n4_client_take_stay_fd(n4_client *c)
+{
+	int fd = c->stay_fd;
+
+	c->stay_fd = -1;
+	return fd >= 0 ? fd : -ENOENT;
 }
 
 int n4_client_take_fd(n4_client *c)
@@ -207,7 +219,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	const struct n4_client_cfg *cfg = &c->cfg;
 	bool classic = cfg->strategy == N4_STRATEGY_CLASSIC;
 	struct n4_rv rv;
-	int err;
+	int err, stay_fd = -1;
 
 	n4_info("==================");
 	if (src_port)
@@ -221,7 +233,9 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	n4_rv_init(&rv, server, c->ident, (uint8_t)(classic ? 0 : N4_EXT_TOKEN | N4_EXT_PROBE));
+	n4_rv_init(&rv, server, c->ident,
+		   (uint8_t)(classic ? 0
+				     : N4_EXT_TOKEN | N4_EXT_PROBE | (cfg->stay ? N4_EXT_STAY : 0)));
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
 	uint64_t now = n4_now_ms();
@@ -251,6 +265,10 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	for (unsigned i = 0; i < nprobes; i++)
 		close(probe_fds[i]);
 	nprobes = 0;
+	if (!err && (rv.granted & N4_EXT_STAY)) {
+		stay_fd = rv.tcp_fd; /* kept for REPUNCH notices, if this round wins */
+		rv.tcp_fd = -1;
+	}
 	n4_rv_close(&rv);
 	if (err)
 		goto out;
@@ -299,6 +317,10 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		err = won;
 		goto out;
 	}
+	if (c->stay_fd >= 0)
+		close(c->stay_fd);
+	c->stay_fd = stay_fd;
+	stay_fd = -1;
 	n4_info(" => Punch from peer ");
 	c->win_fd = c->pool.fds[sw.winner];
 	c->ports_used = c->pool.n;
@@ -319,6 +341,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		n4_client_confirm(c);
 	return 1;
 out:
+	if (stay_fd >= 0)
+		close(stay_fd);
 	for (unsigned i = 0; i < nprobes; i++)
 		close(probe_fds[i]);
 	n4_rv_close(&rv);

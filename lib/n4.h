@@ -47,6 +47,8 @@ struct n4_client_cfg {
 	bool caller_reports;	       /* the caller logs the final failure itself: the
 	                              * library's give-up lines drop to debug level */
 	volatile sig_atomic_t *cancel; /* optional: set non-zero to abort with -ECANCELED */
+	bool stay;		       /* offer N4_EXT_STAY: keep the server connection after
+	                              * the WIN (n4_client_take_stay_fd) */
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */
@@ -85,6 +87,16 @@ int n4_client_confirm(n4_client *c);
 
 /* Hand the winning socket to the caller (who then owns and closes it). */
 int n4_client_take_fd(n4_client *c);
+
+/* After a WIN with cfg.stay and a server that granted N4_EXT_STAY: the kept TCP
+ * connection (non-blocking, the caller owns it), to watch with n4_stay_poll();
+ * -ENOENT when there is none. */
+int n4_client_take_stay_fd(n4_client *c);
+
+/* Read what the server sent on a kept connection.  1: REPUNCH (a client with our
+ * identifier is at the server: punch again), 0: nothing yet, -ECONNRESET: the
+ * server closed it (no more notices), other -errno.  Never blocks. */
+int n4_stay_poll(int fd, const char *ident);
 
 void n4_client_free(n4_client *c);
 

@@ -33,6 +33,9 @@
 /* PEERINFOs to one pair are timed to arrive together (see schedule_peerinfo);
  * never hold one back longer than this. */
 #define MAX_SYNC_DELAY_MS 500
+/* N4_EXT_STAY: how long a connection is kept after PEERINFO for a REPUNCH notice.
+ * Sessions last hours; the client opens a new one with every rendezvous. */
+#define STAY_MAX_MS (6u * 3600u * 1000u)
 /* Accepts and datagrams handled per readiness event, so that a flood on one
  * socket cannot starve the other (epoll is level-triggered: the rest waits one
  * loop iteration). */
@@ -86,6 +89,8 @@ struct conn {
 	struct n4_timer deadline, peerinfo_timer;
 	struct conn *prev, *next; /* all live connections, or the graveyard */
 	struct disc_state *disc;  /* N4_EXT_PROBE clients, from pairing on */
+	bool staying;		  /* N4_EXT_STAY: kept after PEERINFO (stay list) */
+	struct conn *stay_prev, *stay_next;
 };
 
 /* NAT discovery state, allocated only for paired clients that asked for it, so
@@ -118,6 +123,7 @@ struct n4_server {
 	struct conn *graveyard;
 	bool draining;
 	uint64_t next_sweep_ms;
+	struct conn *staying; /* N4_EXT_STAY connections kept after PEERINFO */
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg)
@@ -197,6 +203,15 @@ static void conn_close(struct conn *c, bool close_partner)
 	if (c->closed)
 		return;
 	c->closed = true;
+	if (c->staying) {
+		if (c->stay_prev)
+			c->stay_prev->stay_next = c->stay_next;
+		else
+			s->staying = c->stay_next;
+		if (c->stay_next)
+			c->stay_next->stay_prev = c->stay_prev;
+		c->staying = false;
+	}
 	n4_timer_cancel(s->loop, &c->deadline);
 	n4_timer_cancel(s->loop, &c->peerinfo_timer);
 	if (c->disc) {
@@ -256,6 +271,11 @@ static void deadline_fired(n4_loop *loop, struct n4_timer *t)
 			conn_str(c, b, sizeof(b)), s->cfg.exchange_timeout_ms);
 		break;
 	default:
+		if (c->staying) {
+			n4_info("%s: kept connection closed after %u s", conn_str(c, b, sizeof(b)),
+				STAY_MAX_MS / 1000);
+			break;
+		}
 		s->rejects[REJ_SEND_TIMEOUT]++;
 		n4_info("%s: PEERINFO could not be delivered, dropped", conn_str(c, b, sizeof(b)));
 		break;
@@ -288,6 +308,25 @@ static void send_ready(struct conn *c)
 	conn_send(c, &m);
 }
 
+/* A HELLO for an identifier whose earlier pair kept connections (N4_EXT_STAY): the
+ * peer of that pair came back (restarted program, or a recovery), so tell the ones
+ * still running to punch again.  Each connection gets one REPUNCH and is closed; its
+ * client opens a new one with its next rendezvous.  Linear in kept connections. */
+static void notify_staying(struct n4_server *s, const struct conn *hello)
+{
+	for (struct conn *c = s->staying, *next; c; c = next) {
+		next = c->stay_next;
+		if (memcmp(c->pc.ident, hello->pc.ident, N4_PAYLOAD_SIZE) != 0)
+			continue;
+		struct n4_msg m;
+		char b[64];
+		n4_msg_init(&m, N4_CMD_REPUNCH, 0, c->pc.ident);
+		n4_info(" <= Repunch to %s", conn_str(c, b, sizeof(b)));
+		c->close_after_flush = true;
+		conn_send(c, &m);
+	}
+}
+
 static void handle_hello(struct conn *c)
 {
 	struct n4_server *s = c->srv;
@@ -314,6 +353,9 @@ static void handle_hello(struct conn *c)
 	/* Discovery rides on the token and needs the second UDP port. */
 	if ((m.ext & N4_EXT_PROBE) && (c->pc.ext & N4_EXT_TOKEN) && s->probe_io.fd >= 0)
 		c->pc.ext |= N4_EXT_PROBE;
+	if ((m.ext & N4_EXT_STAY) && (c->pc.ext & N4_EXT_TOKEN))
+		c->pc.ext |= N4_EXT_STAY;
+	notify_staying(s, c);
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
 	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
@@ -510,6 +552,20 @@ static void send_peerinfo(struct conn *c)
 	n4_info(" <= Peerinfo %s to %s", n4_addr_str(&c->peer_udp, b2, sizeof(b2)),
 		conn_str(c, b, sizeof(b)));
 	c->pc.state = N4_P_DONE;
+	if (c->pc.ext & N4_EXT_STAY) {
+		/* Kept for a REPUNCH notice; out of the pairing tables. */
+		struct n4_server *s = c->srv;
+		n4_pairing_remove(s->pairing, &c->pc);
+		c->staying = true;
+		c->stay_prev = NULL;
+		c->stay_next = s->staying;
+		if (s->staying)
+			s->staying->stay_prev = c;
+		s->staying = c;
+		arm_deadline(c, STAY_MAX_MS);
+		conn_send(c, &m);
+		return;
+	}
 	/* It is sent; closing waits only for the kernel to take the bytes. */
 	arm_deadline(c, c->srv->cfg.hello_timeout_ms);
 	c->close_after_flush = true;
@@ -950,7 +1006,7 @@ static void begin_drain(n4_server *s)
 	}
 	for (struct conn *c = s->live, *next; c; c = next) {
 		next = c->next;
-		if (c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING) {
+		if (c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING || c->staying) {
 			s->rejects[REJ_SHUTDOWN]++;
 			conn_close(c, false);
 		} else {

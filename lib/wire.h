@@ -40,6 +40,13 @@ enum n4_cmd {
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
 #define N4_EXT_ALL N4_EXT_TOKEN
+/* Shim sessions (lib/stay.h): after PEERINFO the client keeps its TCP connection;
+ * when a client with the same identifier says HELLO, the server sends REPUNCH on
+ * it, so a side that is still running but silent learns that its peer came back. */
+#define N4_EXT_STAY 0x20u
+/* Extension command, only to clients granted N4_EXT_STAY, on their kept connection;
+ * payload: the identifier. */
+#define N4_CMD_REPUNCH 0x0F
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */
 #define N4_EXCH_LAST 0x04u  /* the last probe of this client */

@@ -209,6 +209,10 @@ static void read_env(void)
 	v = 1;
 	env_number("N4_RECOVER", 0, 1, &v);
 	config.recover = v != 0;
+	v = 1;
+	env_number("N4_STAY", 0, 1, &v);
+	config.stay = v != 0;
+	c->stay = config.stay;
 	memcpy(c->ident, config.ident, sizeof(c->ident));
 	c->server_host = config.server_host;
 	c->server_port = config.server_port;

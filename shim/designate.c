@@ -364,6 +364,7 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 	char peer_str[INET_ADDRSTRLEN];
 
 	if (rc < 0) {
+		s->told = false;
 		s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 2000;
 		if (s->backoff_ms > 60000)
 			s->backoff_ms = 60000;
@@ -376,7 +377,11 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 		return;
 	}
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
-	if (how == SHIM_BY_RECOVER)
+	if (how == SHIM_BY_RECOVER && s->told)
+		n4_info("fd %d: path recovered (cause: the peer punched again, told by the "
+			"server) in %u ms: local port %u <-> peer %s:%u",
+			fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
+	else if (how == SHIM_BY_RECOVER)
 		n4_info("fd %d: path recovered (cause: nothing from the peer for %u ms while "
 			"sending) in %u ms: local port %u <-> peer %s:%u",
 			fd, s->silent_ms, took + s->silent_ms, res->local_port, peer_str,
@@ -385,6 +390,7 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 		n4_info("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
 			"peer %s:%u",
 			fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
+	s->told = false;
 	s->backoff_ms = 0;
 	s->next_attempt_ms = 0;
 }

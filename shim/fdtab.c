@@ -85,6 +85,7 @@ int shim_sock_track(int fd, int family, int type)
 	for (unsigned i = 0; i < s->fd_cap; i++)
 		s->fds[i] = -1;
 	s->fds[0] = fd;
+	s->stay_fd = -1;
 	s->refs = 1;
 	s->family = family;
 	s->type = type;
@@ -126,6 +127,10 @@ void shim_sock_put(struct shim_sock *s)
 {
 	if (--s->refs == 0) {
 		shim_path_remove(s);
+		if (s->stay_fd >= 0) {
+			REAL(close)(s->stay_fd);
+			s->stay_fd = -1;
+		}
 		shim_seq_begin(s);
 		__atomic_store_n(&s->state, SHIM_CANDIDATE, __ATOMIC_RELEASE);
 		shim_seq_end(s);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "session.h"
 
 /* Fine enough for the dead-path rule (N4_DEAD_MS) and for waiters' deadlines. */
 #define KEEPER_TICK_MS 100
@@ -153,7 +154,7 @@ static void *worker_main(void *arg)
 	enum shim_trigger how = w->how;
 	struct n4_client_cfg ccfg;
 	struct n4_result res;
-	int rc, winfd = -1;
+	int rc, winfd = -1, stay_fd = -1;
 
 	free(w);
 	shim_guard++;
@@ -171,6 +172,14 @@ static void *worker_main(void *arg)
 	/* A listener waits for its peer as long as a bound socket would. */
 	if (how == SHIM_BY_BIND)
 		ccfg.timeout_ms = 0;
+	/* Our old kept connection goes first: the server would tell it about our own
+	 * new HELLO. */
+	shim_lock();
+	if (s->stay_fd >= 0) {
+		REAL(close)(s->stay_fd);
+		s->stay_fd = -1;
+	}
+	shim_unlock();
 	n4_client *client = n4_client_new(&ccfg);
 	if (!client) {
 		rc = -errno;
@@ -184,11 +193,18 @@ static void *worker_main(void *arg)
 		winfd = n4_client_take_fd(client);
 		if (winfd < 0)
 			rc = winfd;
+		stay_fd = n4_client_take_stay_fd(client);
 	}
 	n4_client_free(client);
 out:
 	shim_lock();
 	shim_path_finish(s, how, rc, winfd, &res, cfg);
+	if (stay_fd >= 0) {
+		if (rc == 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0)
+			s->stay_fd = stay_fd;
+		else
+			REAL(close)(stay_fd);
+	}
 	s->working = false;
 	shim_wake_all();
 	shim_broadcast();
@@ -282,6 +298,30 @@ static void check_alive(struct shim_sock *p, const struct shim_config *cfg, uint
 		p->next_attempt_ms = now + RETRY_FIRST_MS;
 }
 
+/* The server says our peer punches again (its program restarted, or its shim found
+ * the path dead first): do the same, whatever our own counters say. */
+static void check_told(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
+{
+	int rc = n4_stay_poll(p->stay_fd, cfg->ident);
+
+	if (rc == 0)
+		return;
+	REAL(close)(p->stay_fd);
+	p->stay_fd = -1;
+	if (rc < 0) {
+		n4_debug("fd %d: server connection for notices closed: %s", first_fd(p),
+			 strerror(-rc));
+		return;
+	}
+	if (!cfg->recover)
+		return;
+	p->told = true;
+	p->silent_ms = 0;
+	n4_debug("fd %d: the peer punches again (server notice): so do we", first_fd(p));
+	if (shim_worker_start(p, SHIM_BY_RECOVER) < 0)
+		p->next_attempt_ms = now + RETRY_FIRST_MS;
+}
+
 static void tick(void)
 {
 	const struct shim_config *cfg = shim_config_get();
@@ -298,6 +338,11 @@ static void tick(void)
 		keepalive(p, cfg, now);
 		if (p->working)
 			continue;
+		if (p->stay_fd >= 0) {
+			check_told(p, cfg, now);
+			if (p->working)
+				continue;
+		}
 		if (p->relayed) {
 			if (now >= p->next_attempt_ms) {
 				p->next_attempt_ms = now + UPGRADE_EVERY_MS;

@@ -76,6 +76,7 @@ struct shim_config {
 	char ident[N4_IDENT_MAX + 1];
 	unsigned keepalive_s; /* N4_KEEPALIVE: 15, 0 = off */
 	bool recover;	      /* N4_RECOVER: 1, 0 = off */
+	bool stay;	      /* N4_STAY: 1, keep the server connection for REPUNCH */
 };
 
 /* Parsed on first need: cheap part (environment only) on the first socket(), the
@@ -157,6 +158,8 @@ struct shim_sock {
 	uint64_t next_keepalive_ms, next_attempt_ms, work_start_ms, settle_until_ms;
 	unsigned backoff_ms;
 	unsigned silent_ms; /* when the recovery started: how long the path was silent */
+	bool told;	    /* ... or the server told us the peer punches again (REPUNCH) */
+	int stay_fd;	    /* N4_EXT_STAY: our kept server connection, -1 = none */
 };
 
 /* The table: one slot per descriptor, read without the lock for the O(1) check. */

@@ -287,6 +287,9 @@ int main(int argc, char **argv)
 		if (!client && !poll_read) {
 			peer = from; /* answer the latest source, as servers that roam do */
 			have_peer = true;
+			if (!interval && sendto(fd, buf, (size_t)r, 0, (struct sockaddr *)&peer,
+						sizeof(peer)) > 0)
+				sent++; /* -i 0: an echo server, silent unless spoken to */
 		}
 		if (ping) {
 			printf("pong after %lld ms: %.*s\n", now - start, (int)r, buf);

@@ -11,7 +11,8 @@
 #   listeners: bind to N4_LISTEN returns at once; a program that binds again serves
 #              three clients in turn;
 #   port hops: a client that moves to a new socket every 2 s keeps its path;
-#   restart:   one side's program restarts and the session resumes;
+#   restart:   one side's program restarts and the session resumes, although the other
+#              side is an echo server that never speaks first (the server tells it);
 #   dups:      five copies of the socket, sending on the last one only;
 #   exec:      the program execs itself on the fifth copy and keeps sending.
 # Usage: test_shim_sessions.sh [FLAVOR] (inc or inc-linux; default inc, and the
@@ -71,8 +72,8 @@ keepalive_case() {
 recovery_case() {
 	local f=$1 how=$2 la=$LAB_DIR/rec-$1-$2-a.log lb=$LAB_DIR/rec-$1-$2-b.log pa pb t
 	lab_flush
-	pa=$(side a "$la" r${how:0:1}${f:4:1}x -c "$PH" -d 12)
-	pb=$(side b "$lb" r${how:0:1}${f:4:1}x -l 5000 -d 12)
+	pa=$(side a "$la" r${how:0:1}${f:4:1}x -c "$PH" -d 8)
+	pb=$(side b "$lb" r${how:0:1}${f:4:1}x -l 5000 -d 8)
 	lab_wait_for both_punched "$la" "$lb" --timeout 10
 	lab_wait_for test "$(grep -c . "$la")" -gt 3 --timeout 5 # streaming
 	sleep 1 # a second of steady two-way stream before NAT A forgets
@@ -118,8 +119,8 @@ rebind_case() {
 hop_case() {
 	local f=$1 la=$LAB_DIR/hop-$1-a.log lb=$LAB_DIR/hop-$1-b.log pa pb
 	lab_flush
-	pa=$(side a "$la" hp${f:4:1}x -c "$PH" -d 9 -H 2)
-	pb=$(side b "$lb" hp${f:4:1}x -l 5000 -d 9)
+	pa=$(side a "$la" hp${f:4:1}x -c "$PH" -d 7 -H 2)
+	pb=$(side b "$lb" hp${f:4:1}x -l 5000 -d 7)
 	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
 	check "port hops ($f): every hop joins the path, one rendezvous" \
 		test "$(grep -c 'joins the path' "$la")" -ge 3 -a "$(grep -c 'designated' "$la")" -le 4
@@ -131,13 +132,15 @@ restart_case() {
 	local f=$1 la=$LAB_DIR/rs-$1-a.log lb=$LAB_DIR/rs-$1-b.log lb2=$LAB_DIR/rs-$1-b2.log
 	local pa pb t0 first
 	lab_flush
-	pa=$(side a "$la" rs${f:4:1}x -l 5000 -d 16)
+	# An echo server: it never speaks first, so only the server's notice (N4_EXT_STAY)
+	# can tell it that its peer came back.
+	pa=$(side a "$la" rs${f:4:1}x -l 5000 -i 0 -d 12)
 	pb=$(side b "$lb" rs${f:4:1}x -c "$PH" -d 30)
 	lab_wait_for both_punched "$la" "$lb" --timeout 10
 	sleep 1
 	lab_stop_pid "$pb"
 	t0=$(now_ms)
-	pb=$(side b "$lb2" rs${f:4:1}x -c "$PH" -d 8)
+	pb=$(side b "$lb2" rs${f:4:1}x -c "$PH" -d 6)
 	wait_pids 25 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
 	first=$(sed -nE 's/.*first-rx ([-0-9]+).*/\1/p' "$lb2")
 	start=$(field "$lb2" start)

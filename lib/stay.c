@@ -1,0 +1,47 @@
+/* stay.c - the client's end of a kept server connection (N4_EXT_STAY): the server
+ * writes one REPUNCH when a client with our identifier says HELLO, i.e. when our
+ * peer's program restarted or its shim punches again; then we punch again too. */
+#include "stay.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "n4.h"
+
+int n4_stay_decode(const uint8_t *buf, size_t len, const uint8_t ident[N4_PAYLOAD_SIZE])
+{
+	if (len != N4_MSG_SIZE || buf[0] != N4_CMD_REPUNCH)
+		return -EPROTO;
+	if (memcmp(buf + 2, ident, N4_PAYLOAD_SIZE) != 0)
+		return -EPROTO;
+	return 0;
+}
+
+int n4_stay_poll(int fd, const char *ident)
+{
+	uint8_t buf[4 * N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
+	int got = 0;
+
+	if (n4_ident_encode(ident, id) < 0)
+		return -EINVAL;
+	for (;;) {
+		/* MSG_PEEK first: a message split over two segments stays queued until
+		 * it is whole. */
+		ssize_t n = recv(fd, buf, N4_MSG_SIZE, MSG_DONTWAIT | MSG_PEEK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? got : -errno;
+		if (n == 0)
+			return got ? got : -ECONNRESET;
+		if (n < N4_MSG_SIZE)
+			return got;
+		n = recv(fd, buf, N4_MSG_SIZE, MSG_DONTWAIT);
+		if (n != N4_MSG_SIZE)
+			return got;
+		/* Anything else from the server on this connection is ignored. */
+		if (n4_stay_decode(buf, (size_t)n, id) == 0)
+			got = 1;
+	}
+}
