@@ -50,21 +50,34 @@ bool n4_liveness_tick(struct n4_liveness *l, uint64_t now_ms, uint64_t tx, uint6
 
 	l->last_tx = tx;
 	l->last_rx = rx;
+	if (sent)
+		l->sent = true;
 	if (got) {
 		l->heard = true;
 		l->unanswered_since_ms = 0;
+		if (!l->run_start_ms || now_ms - l->last_heard_ms > N4_STREAM_GAP_MS)
+			l->run_start_ms = now_ms;
+		l->last_heard_ms = now_ms;
 		return false;
 	}
 	if (sent && !l->unanswered_since_ms) {
 		l->unanswered_since_ms = now_ms;
 		l->tx_at_unanswered = tx;
 	}
-	return l->heard && l->unanswered_since_ms &&
-	       now_ms - l->unanswered_since_ms >= N4_DEAD_MS &&
-	       tx - l->tx_at_unanswered >= N4_DEAD_SENDS;
+	if (l->heard && l->unanswered_since_ms && now_ms - l->unanswered_since_ms >= N4_DEAD_MS &&
+	    tx - l->tx_at_unanswered >= N4_DEAD_SENDS) {
+		l->by_stream = false;
+		return true;
+	}
+	l->by_stream = !l->sent && l->run_start_ms &&
+		       l->last_heard_ms - l->run_start_ms >= N4_STREAM_MS &&
+		       now_ms - l->last_heard_ms >= N4_DEAD_MS;
+	return l->by_stream;
 }
 
 unsigned n4_liveness_silent_ms(const struct n4_liveness *l, uint64_t now_ms)
 {
+	if (l->by_stream)
+		return (unsigned)(now_ms - l->last_heard_ms);
 	return l->unanswered_since_ms ? (unsigned)(now_ms - l->unanswered_since_ms) : 0;
 }

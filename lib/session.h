@@ -25,6 +25,14 @@
 /* ... and having sent at least this many datagrams meanwhile: one unanswered
  * request is not a dead path, a stream that gets no answer is. */
 #define N4_DEAD_SENDS 3
+/* A receiver that never sends (the sink of a one-way stream, whose sender hears
+ * nothing and so cannot judge) goes by the stream itself: data arriving without a
+ * pause over N4_STREAM_GAP_MS for at least N4_STREAM_MS, then nothing for
+ * N4_DEAD_MS.  A sender that merely paused costs one needless re-punch (the server
+ * tells it, N4_EXT_STAY), never a gap.  A side that ever sent leaves the judging to
+ * its peer, which hears it. */
+#define N4_STREAM_MS 2000
+#define N4_STREAM_GAP_MS 500
 
 /* Send a keepalive: a PUNCH for ident to peer with IP TTL `ttl` (per datagram, as
  * ancillary data, so the program's own datagrams on the same socket keep their TTL).
@@ -41,12 +49,17 @@ struct n4_liveness {
 	uint64_t unanswered_since_ms;	/* first tick with sends and no receive, 0 = none */
 	uint64_t tx_at_unanswered;	/* tx counter then */
 	bool heard;			/* something was ever received on the path */
+	uint64_t last_heard_ms, run_start_ms; /* the current run of received data */
+	bool by_stream;			/* the last verdict came from the receiver's rule */
+	bool sent;			/* the caller ever sent on the path */
 };
 
 void n4_liveness_reset(struct n4_liveness *l, uint64_t tx, uint64_t rx);
 /* Returns true when the path is dead: it was heard once, and since then the caller
- * sent N4_DEAD_SENDS datagrams over N4_DEAD_MS without receiving one.  A one-way
- * sender (never heard) is never judged dead: there is nothing to tell it by. */
+ * sent N4_DEAD_SENDS datagrams over N4_DEAD_MS without receiving one; or a steady
+ * stream was arriving (N4_STREAM_MS) and stopped for N4_DEAD_MS.  A one-way sender
+ * (never heard) is never judged dead: there is nothing to tell it by; its receiver
+ * is, and the server tells the sender (N4_EXT_STAY). */
 bool n4_liveness_tick(struct n4_liveness *l, uint64_t now_ms, uint64_t tx, uint64_t rx);
 /* For the log line: how long the path has been silent. */
 unsigned n4_liveness_silent_ms(const struct n4_liveness *l, uint64_t now_ms);

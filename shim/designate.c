@@ -382,9 +382,11 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 			"server) in %u ms: local port %u <-> peer %s:%u",
 			fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
 	else if (how == SHIM_BY_RECOVER)
-		n4_info("fd %d: path recovered (cause: nothing from the peer for %u ms while "
-			"sending) in %u ms: local port %u <-> peer %s:%u",
-			fd, s->silent_ms, took + s->silent_ms, res->local_port, peer_str,
+		n4_info("fd %d: path recovered (cause: nothing from the peer for %u ms %s) in "
+			"%u ms: local port %u <-> peer %s:%u",
+			fd, s->silent_ms,
+			s->live.by_stream ? "after a steady stream" : "while sending",
+			took + s->silent_ms, res->local_port, peer_str,
 			ntohs(res->peer.sin_port));
 	else
 		n4_info("fd %d: relayed path moved to direct in %u ms: local port %u <-> "

@@ -18,6 +18,7 @@
  *   -I FD        use the inherited descriptor FD instead of a new socket
  *   -B N         listener that binds the port again for each of N clients in turn:
  *                each gets one answer
+ *   -Z           (listener) a sink: never sends anything
  *   -1           ping: send until one answer arrives, then exit
  * Prints (stdout): "bind MS" (how long bind took), "gap FROM TO" (realtime ms) for
  * each silence of more than 500 ms between received datagrams, "heard-after-quiet N",
@@ -125,13 +126,13 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in peer;
 	bool have_peer = false, client = false, poll_read = false, sa_restart = false;
-	bool dups = false, ping = false, handler_io = false, reexec = false;
+	bool dups = false, ping = false, handler_io = false, reexec = false, sink = false;
 	int inherited = -1;
 	const char *ph_arg = NULL;
 	int port = 0, interval = 100, duration = 10, hop_s = 0, rebinds = 0, opt;
 	double quiet_from = -1, quiet_to = -1;
 
-	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:1")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z1")) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_addr(optarg, &peer))
@@ -183,6 +184,9 @@ int main(int argc, char **argv)
 			break;
 		case '1':
 			ping = true;
+			break;
+		case 'Z':
+			sink = true;
 			break;
 		default:
 			return 2;
@@ -284,7 +288,7 @@ int main(int argc, char **argv)
 		last_rx = now;
 		if (quiet_to > 0 && (double)(now - start) / 1000.0 >= quiet_to)
 			heard_after_quiet++;
-		if (!client && !poll_read) {
+		if (!client && !poll_read && !sink) {
 			peer = from; /* answer the latest source, as servers that roam do */
 			have_peer = true;
 			if (!interval && sendto(fd, buf, (size_t)r, 0, (struct sockaddr *)&peer,

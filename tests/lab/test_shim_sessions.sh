@@ -5,6 +5,8 @@
 #   recovery:  NAT A loses its state mid-stream (conntrack flush), then a NAT reload
 #              that also moves its port counter: a two-way stream resumes, time measured,
 #              one log line per recovery with its cause;
+#   one-way:   a sink whose sender never hears it: the sink notices, the server tells
+#              the sender;
 #   poll/read: netcat's pattern never blocks in read() after poll (late PUNCH filter);
 #   SA_RESTART: a 20 ms SA_RESTART timer does not break the designating sendto, and
 #              its handler may dup and close the socket (async-signal-safe hooks);
@@ -95,6 +97,24 @@ recovery_case() {
 		"$(grep -c 'path recovered (cause' "$lb")" -ge 1
 	grep -h "path recovered" "$la" "$lb" | sed 's/^.*INFO/# /'
 	[[ $how == reload ]] && lab_set_nat a "$f"
+}
+
+# One-way stream: the sender never hears anything, so only its sink can tell the
+# path died; the server tells the sender (N4_EXT_STAY).
+oneway_case() {
+	local f=$1 la=$LAB_DIR/ow-$1-a.log lb=$LAB_DIR/ow-$1-b.log pa pb t rb
+	lab_flush
+	pa=$(side a "$la" ow${f:4:1}x -c "$PH" -d 8)
+	pb=$(side b "$lb" ow${f:4:1}x -l 5000 -Z -d 8)
+	lab_wait_for both_punched "$la" "$lb" --timeout 10
+	sleep 2.5 # a steady one-way stream first
+	t=$(now_ms)
+	lab_exec natb conntrack -F >/dev/null 2>&1 # the sink's NAT
+	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	rb=$(resume_ms "$lb" "$t")
+	echo "# one-way ($f): the sink hears the sender again after ${rb:-never} ms"
+	check "one-way stream ($f): resumes within 5 s (${rb:-never} ms)" test "${rb:-99999}" -le 5000
+	grep -h "path recovered" "$la" "$lb" | sed 's/^.*INFO/# /'
 }
 
 # --- listeners ---------------------------------------------------------------------
@@ -197,6 +217,7 @@ for f in $flavors; do
 	[[ $f == inc ]] && want keepalive && keepalive_case "$f"
 	want recovery && recovery_case "$f" flush
 	want reload && recovery_case "$f" reload
+	[[ $f == inc ]] && want oneway && oneway_case "$f"
 	want rebind && rebind_case "$f"
 	want hop && hop_case "$f"
 	want restart && restart_case "$f"

@@ -67,6 +67,35 @@ TEST(session_an_answer_resets_the_clock)
 		CHECK(!n4_liveness_tick(&l, t += 100, ++tx, rx));
 }
 
+TEST(session_sink_of_a_stream_that_stops_is_dead)
+{
+	struct n4_liveness l;
+	uint64_t rx = 0, t = 0;
+
+	n4_liveness_reset(&l, 0, 0);
+	for (int i = 0; i < 30; i++) /* 3 s of one-way stream */
+		CHECK(!n4_liveness_tick(&l, t += 100, 0, ++rx));
+	uint64_t stop = t;
+	bool dead = false;
+	while (!dead && t < stop + 5000)
+		dead = n4_liveness_tick(&l, t += 100, 0, rx);
+	CHECK(dead);
+	CHECK(t - stop >= N4_DEAD_MS && t - stop <= N4_DEAD_MS + 100);
+	CHECK(n4_liveness_silent_ms(&l, t) >= N4_DEAD_MS);
+}
+
+TEST(session_a_responder_whose_client_goes_idle_is_not_dead)
+{
+	struct n4_liveness l;
+	uint64_t tx = 0, rx = 0, t = 0;
+
+	n4_liveness_reset(&l, 0, 0);
+	for (int i = 0; i < 30; i++) /* requests in, answers out */
+		CHECK(!n4_liveness_tick(&l, t += 100, ++tx, ++rx));
+	for (int i = 0; i < 100; i++) /* the client is idle: both quiet */
+		CHECK(!n4_liveness_tick(&l, t += 100, tx, rx));
+}
+
 TEST(session_keepalive_is_a_punch_with_the_given_ttl)
 {
 	int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
