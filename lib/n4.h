@@ -98,6 +98,11 @@ int n4_client_take_stay_fd(n4_client *c);
  * server closed it (no more notices), other -errno.  Never blocks. */
 int n4_stay_poll(int fd, const char *ident);
 
+/* TCP keepalive on a kept connection, every idle_s seconds of silence: it keeps the
+ * connection's NAT mapping, and after our NAT lost its state the first probe makes a
+ * new one, so the server's (retransmitted) notice still reaches us.  0 or -errno. */
+int n4_stay_keepalive(int fd, unsigned idle_s);
+
 void n4_client_free(n4_client *c);
 
 /* True when buf/len is a PUNCH datagram for ident (any reserved byte):

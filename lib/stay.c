@@ -4,6 +4,8 @@
 #include "stay.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -15,6 +17,18 @@ int n4_stay_decode(const uint8_t *buf, size_t len, const uint8_t ident[N4_PAYLOA
 		return -EPROTO;
 	if (memcmp(buf + 2, ident, N4_PAYLOAD_SIZE) != 0)
 		return -EPROTO;
+	return 0;
+}
+
+int n4_stay_keepalive(int fd, unsigned idle_s)
+{
+	int one = 1, idle = idle_s ? (int)idle_s : 15, intvl = 2, cnt = 3;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+		return -errno;
 	return 0;
 }
 

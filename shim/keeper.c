@@ -200,9 +200,12 @@ out:
 	shim_lock();
 	shim_path_finish(s, how, rc, winfd, &res, cfg);
 	if (stay_fd >= 0) {
-		if (rc == 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0)
+		if (rc == 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0) {
 			s->stay_fd = stay_fd;
-		else
+			int krc = n4_stay_keepalive(stay_fd, cfg->keepalive_s);
+			if (krc < 0)
+				n4_debug("server connection keepalive: %s", strerror(-krc));
+		} else
 			REAL(close)(stay_fd);
 	}
 	s->working = false;

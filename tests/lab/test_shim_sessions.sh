@@ -104,12 +104,12 @@ recovery_case() {
 oneway_case() {
 	local f=$1 la=$LAB_DIR/ow-$1-a.log lb=$LAB_DIR/ow-$1-b.log pa pb t rb
 	lab_flush
-	pa=$(side a "$la" ow${f:4:1}x -c "$PH" -d 8)
+	pa=$(EXTRA_ENV=N4_KEEPALIVE=2 side a "$la" ow${f:4:1}x -c "$PH" -d 8)
 	pb=$(side b "$lb" ow${f:4:1}x -l 5000 -Z -d 8)
 	lab_wait_for both_punched "$la" "$lb" --timeout 10
 	sleep 2.5 # a steady one-way stream first
 	t=$(now_ms)
-	lab_exec natb conntrack -F >/dev/null 2>&1 # the sink's NAT
+	lab_exec ${OW_NAT:-nata} conntrack -F >/dev/null 2>&1 # the sender's NAT: its kept server connection too
 	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
 	rb=$(resume_ms "$lb" "$t")
 	echo "# one-way ($f): the sink hears the sender again after ${rb:-never} ms"
