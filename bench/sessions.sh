@@ -61,7 +61,9 @@ for f in $FLAVORS; do
 		ra=$(resume_ms "$la" "$t") rb=$(resume_ms "$lb" "$t")
 		if [[ -z $ra || -z $rb ]]; then
 			failed=$((failed + 1))
-			echo "trial $i: did not resume (a ${ra:-never}, b ${rb:-never})"
+			echo "trial $i: did not resume (a ${ra:-never}, b ${rb:-never}); logs kept in ${KEEP:-/tmp}/bench-sessions-$i-*.log"
+			cp "$la" "${KEEP:-/tmp}/bench-sessions-$i-a.log"
+			cp "$lb" "${KEEP:-/tmp}/bench-sessions-$i-b.log"
 			continue
 		fi
 		results+=("$((ra > rb ? ra : rb))")
@@ -87,11 +89,14 @@ lab_wait_for both_punched "$la" "$lb" --timeout 10 >/dev/null
 sleep 3
 cpid=$(lab_bg nata "$cap" timeout 60 tcpdump -n -l -i wan0 "udp and not port 1721 and not port 1722")
 sleep 1
-cpu0=$(awk '{ print $14 + $15 }' "/proc/$pa/stat")
+# CPU of the shim's threads (every thread but the program's main one: the keeper)
+shim_cpu() { local t sum=0; for t in /proc/$1/task/*; do [[ ${t##*/} == "$1" ]] && continue; sum=$((sum + $(awk '{ print $14 + $15 }' "$t/stat"))); done; echo $sum; }
+main_cpu() { awk '{ print $14 + $15 }' "/proc/$1/task/$1/stat"; }
+cpu0=$(shim_cpu "$pa") m0=$(main_cpu "$pa")
 wait_pids 70 "$cpid"
-cpu1=$(awk '{ print $14 + $15 }' "/proc/$pa/stat")
+cpu1=$(shim_cpu "$pa") m1=$(main_cpu "$pa")
 pkts=$(grep -c "UDP, length 8" "$cap")
 echo "keepalive: $pkts datagrams of 8 bytes (36 on the wire) left NAT A in 60 s for one path"
-echo "keepalive: the shimmed process used $(((cpu1 - cpu0) * 10)) ms of CPU in those 60 s (keeper tick every 100 ms, program idle)"
+echo "keepalive: the keeper thread used $(((cpu1 - cpu0) * 10)) ms of CPU in those 60 s (tick every 100 ms); the idle program's own thread $(((m1 - m0) * 10)) ms"
 lab_stop_pid "$pa"
 lab_stop_pid "$pb"

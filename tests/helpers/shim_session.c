@@ -260,7 +260,7 @@ int main(int argc, char **argv)
 			if (ping)
 				next_send = now + 200;
 		}
-		long long wait = have_peer && interval ? next_send - now_ms() : 100;
+		long long wait = have_peer && interval && !quiet ? next_send - now_ms() : 100;
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int n = poll(&p, 1, wait < 0 ? 0 : (int)wait);
 		if (n <= 0)
