@@ -19,6 +19,8 @@
  *   -B N         listener that binds the port again for each of N clients in turn:
  *                each gets one answer
  *   -Z           (listener) a sink: never sends anything
+ *   -6           (client) an AF_INET6 socket the program binds to [::]:0 itself,
+ *                sending to the v4-mapped placeholder
  *   -1           ping: send until one answer arrives, then exit
  * Prints (stdout): "bind MS" (how long bind took), "gap FROM TO" (realtime ms) for
  * each silence of more than 500 ms between received datagrams, "heard-after-quiet N",
@@ -72,14 +74,34 @@ static int parse_addr(const char *s, struct sockaddr_in *a)
 	return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : -1;
 }
 
+static bool use_v6;
+
 static int new_socket(bool blocking)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM | (blocking ? 0 : SOCK_NONBLOCK), 0);
+	int fd = socket(use_v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | (blocking ? 0 : SOCK_NONBLOCK), 0);
 	if (fd < 0) {
 		perror("socket");
 		exit(1);
 	}
+	if (use_v6) {
+		struct sockaddr_in6 any = { .sin6_family = AF_INET6 };
+		if (bind(fd, (struct sockaddr *)&any, sizeof(any)) < 0) {
+			perror("bind [::]:0");
+			exit(1);
+		}
+	}
 	return fd;
+}
+
+/* sendto the IPv4 address a, v4-mapped on an AF_INET6 socket (-6). */
+static ssize_t send_to(int fd, const void *buf, size_t len, const struct sockaddr_in *a)
+{
+	if (!use_v6)
+		return sendto(fd, buf, len, 0, (const struct sockaddr *)a, sizeof(*a));
+	struct sockaddr_in6 m = { .sin6_family = AF_INET6, .sin6_port = a->sin_port };
+	m.sin6_addr.s6_addr[10] = m.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&m.sin6_addr.s6_addr[12], &a->sin_addr, 4);
+	return sendto(fd, buf, len, 0, (const struct sockaddr *)&m, sizeof(m));
 }
 
 static int listen_socket(int port, bool blocking)
@@ -132,7 +154,7 @@ int main(int argc, char **argv)
 	int port = 0, interval = 100, duration = 10, hop_s = 0, rebinds = 0, opt;
 	double quiet_from = -1, quiet_to = -1;
 
-	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z1")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z61")) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_addr(optarg, &peer))
@@ -188,6 +210,9 @@ int main(int argc, char **argv)
 		case 'Z':
 			sink = true;
 			break;
+		case '6':
+			use_v6 = true;
+			break;
 		default:
 			return 2;
 		}
@@ -230,7 +255,7 @@ int main(int argc, char **argv)
 			int nfd = new_socket(poll_read);
 			char b[32];
 			int len = snprintf(b, sizeof(b), "hop %lu", sent);
-			if (sendto(nfd, b, (size_t)len, 0, (struct sockaddr *)&peer, sizeof(peer)) < 0) {
+			if (send_to(nfd, b, (size_t)len, &peer) < 0) {
 				printf("hop sendto: %s\n", strerror(errno));
 				failed = true;
 			}
@@ -243,7 +268,7 @@ int main(int argc, char **argv)
 			char b[32];
 			int len = snprintf(b, sizeof(b), "%lu", sent);
 			long long t0 = now_ms();
-			if (sendto(fd, b, (size_t)len, 0, (struct sockaddr *)&peer, sizeof(peer)) < 0) {
+			if (send_to(fd, b, (size_t)len, &peer) < 0) {
 				if (errno != EAGAIN && errno != ECONNREFUSED) {
 					printf("sendto: %s after %lld ms\n", strerror(errno),
 					       now_ms() - t0);

@@ -16,7 +16,8 @@
 #   restart:   one side's program restarts and the session resumes, although the other
 #              side is an echo server that never speaks first (the server tells it);
 #   dups:      five copies of the socket, sending on the last one only;
-#   exec:      the program execs itself on the fifth copy and keeps sending.
+#   exec:      the program execs itself on the fifth copy and keeps sending;
+#   v6only:    an AF_INET6 program socket on a host with net.ipv6.bindv6only=1.
 # Usage: test_shim_sessions.sh [FLAVOR] (inc or inc-linux; default inc, and the
 # recovery, listener, hop and restart cases run on inc-linux too).
 set -u
@@ -177,6 +178,10 @@ io_case() {
 	sleep 1 # the client's designating sendto waits a second under its 20 ms timer
 	pa=$(side a "$la" io -c "$PH" -d 5 -R -S -X)
 	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	local waited
+	waited=$(sed -nE 's/^first send returned after ([0-9]+) ms.*/\1/p' "$lb")
+	check "listener: a send before the WIN waits for it (${waited:-?} ms), then goes" \
+		test "${waited:-0}" -ge 500
 	check "SA_RESTART: the designating sendto succeeds under a 20 ms timer" \
 		grep -q "first send returned after" "$la"
 	check "signal handler that dups and closes the socket: no deadlock, run completes" \
@@ -196,6 +201,30 @@ io_case() {
 
 # ONLY=REGEX runs only the cases whose name matches (keepalive, recovery, rebind...).
 want() { [[ -z ${ONLY:-} || $1 =~ $ONLY ]]; }
+# net.ipv6.bindv6only=1: the program's AF_INET6 socket is v6-only; the socket the
+# shim puts under it must still reach the IPv4 peer.
+v6only_case() {
+	local la=$LAB_DIR/v6-a.log lb=$LAB_DIR/v6-b.log pa pb ga gb
+	lab_flush
+	lab_exec a sysctl -qw net.ipv6.bindv6only=1
+	pb=$(side b "$lb" v6 -l 5000 -d 4)
+	pa=$(side a "$la" v6 -c "$PH" -6 -d 3)
+	wait_pids 15 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+	lab_exec a sysctl -qw net.ipv6.bindv6only=0
+	ga=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$la") gb=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb")
+	check "bindv6only=1: an AF_INET6 program socket talks both ways ($ga/$gb received)" \
+		test "${ga:-0}" -ge 10 -a "${gb:-0}" -ge 10
+}
+
+# A listener alone: its send before any WIN fails after N4_TIMEOUT, not never.
+alone_case() {
+	local lb=$LAB_DIR/alone-b.log pb
+	pb=$(EXTRA_ENV=N4_TIMEOUT=1 side b "$lb" alone -l 5000 -p "$PH" -d 4)
+	wait_pids 10 "$pb" || lab_stop_pid "$pb"
+	check "listener alone: a send waits at most N4_TIMEOUT ($(grep -o 'sendto: .*' "$lb"))" \
+		grep -Eq "^sendto: Connection timed out after 1[0-9]{3} ms" "$lb"
+}
+
 exec_case() {
 	local la=$LAB_DIR/exec-a.log lb=$LAB_DIR/exec-b.log pa pb got
 	lab_flush
@@ -223,6 +252,8 @@ for f in $flavors; do
 	want restart && restart_case "$f"
 	[[ $f == inc ]] && want io && io_case
 	[[ $f == inc ]] && want exec && exec_case
+	[[ $f == inc ]] && want alone && alone_case
+	[[ $f == inc ]] && want v6only && v6only_case
 done
 
 summary shim-sessions
