@@ -65,6 +65,8 @@ static const char usage_text[] =
 	"  N4_KEEPALIVE   seconds between keepalives (15; 0 = off)\n"
 	"  N4_RECOVER     1 (default): when the peer falls silent while the program sends,\n"
 	"                 punch again with the same identifier and move the new socket in\n"
+	"  N4_STAY        1 (default): keep the server connection after the WIN, so the\n"
+	"                 server can tell us when the peer punches again (restarts)\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"
