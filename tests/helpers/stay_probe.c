@@ -1,0 +1,131 @@
+/* stay_probe.c - the server's side of N4_EXT_STAY over loopback: two clients that
+ * offer it are paired, keep their connections after PEERINFO, and both receive one
+ * REPUNCH (0x0F + identifier) and then EOF when a third client says HELLO with
+ * their identifier; a client that did not offer it is closed after PEERINFO.
+ *   stay_probe PORT IDENT
+ * Prints "ok ..." / "FAIL ..." lines; exit 0 when all hold. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+static struct sockaddr_in srv;
+static int fails;
+
+static void result(bool ok, const char *what)
+{
+	printf("%s %s\n", ok ? "ok" : "FAIL", what);
+	fails += !ok;
+}
+
+static int tcp_hello(const char *ident, uint8_t ext)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct n4_msg m;
+	uint8_t buf[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&srv, sizeof(srv)) < 0) {
+		perror("connect");
+		exit(1);
+	}
+	n4_ident_encode(ident, id);
+	n4_msg_init(&m, N4_CMD_HELLO, ext, id);
+	n4_wire_encode(&m, buf);
+	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+		exit(1);
+	return fd;
+}
+
+/* One 8-byte message within timeout_ms: 1, 0 on EOF, -1 on timeout. */
+static int read_msg(int fd, uint8_t out[N4_MSG_SIZE], int timeout_ms)
+{
+	size_t have = 0;
+
+	while (have < N4_MSG_SIZE) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return -1;
+		ssize_t n = read(fd, out + have, N4_MSG_SIZE - have);
+		if (n <= 0)
+			return 0;
+		have += (size_t)n;
+	}
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	uint8_t buf[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
+	int tcp[2], udp[2];
+
+	if (argc < 3)
+		return 2;
+	srv.sin_family = AF_INET;
+	srv.sin_port = htons((uint16_t)atoi(argv[1]));
+	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	n4_ident_encode(argv[2], id);
+	for (int i = 0; i < 2; i++) {
+		tcp[i] = tcp_hello(argv[2], N4_EXT_TOKEN | N4_EXT_STAY);
+		udp[i] = socket(AF_INET, SOCK_DGRAM, 0);
+	}
+	bool granted = true;
+	for (int i = 0; i < 2; i++) {
+		struct n4_msg m;
+		if (read_msg(tcp[i], buf, 3000) != 1 || n4_wire_decode(buf, 8, N4_CMD_READY, &m)) {
+			result(false, "READY");
+			return 1;
+		}
+		granted &= (m.ext & N4_EXT_STAY) != 0;
+		n4_msg_init(&m, N4_CMD_EXCHANGE, N4_EXT_TOKEN, m.payload);
+		n4_wire_encode(&m, buf);
+		for (int k = 0; k < 3; k++)
+			sendto(udp[i], buf, sizeof(buf), 0, (struct sockaddr *)&srv, sizeof(srv));
+	}
+	result(granted, "the server grants N4_EXT_STAY to clients that offer it");
+	bool peerinfo = true;
+	for (int i = 0; i < 2; i++)
+		peerinfo &= read_msg(tcp[i], buf, 3000) == 1 && buf[0] == N4_CMD_PEERINFO;
+	result(peerinfo, "both get PEERINFO");
+	bool kept = true;
+	for (int i = 0; i < 2; i++)
+		kept &= read_msg(tcp[i], buf, 700) == -1; /* neither data nor EOF */
+	result(kept, "both connections are kept after PEERINFO");
+
+	int third = tcp_hello(argv[2], N4_EXT_TOKEN | N4_EXT_STAY);
+	bool told = true, closed = true;
+	for (int i = 0; i < 2; i++) {
+		told &= read_msg(tcp[i], buf, 3000) == 1 && buf[0] == N4_CMD_REPUNCH &&
+			memcmp(buf + 2, id, N4_PAYLOAD_SIZE) == 0;
+		closed &= read_msg(tcp[i], buf, 3000) == 0;
+	}
+	result(told, "a HELLO with their identifier: both get one REPUNCH");
+	result(closed, "... and are closed after it");
+	close(third);
+
+	/* Without the offer: closed after PEERINFO, as always. */
+	int plain[2];
+	for (int i = 0; i < 2; i++)
+		plain[i] = tcp_hello("plain", N4_EXT_TOKEN);
+	bool plain_closed = true;
+	for (int i = 0; i < 2; i++) {
+		struct n4_msg m;
+		if (read_msg(plain[i], buf, 3000) != 1 || n4_wire_decode(buf, 8, N4_CMD_READY, &m))
+			return 1;
+		plain_closed &= !(m.ext & N4_EXT_STAY);
+		n4_msg_init(&m, N4_CMD_EXCHANGE, N4_EXT_TOKEN, m.payload);
+		n4_wire_encode(&m, buf);
+		sendto(udp[i], buf, sizeof(buf), 0, (struct sockaddr *)&srv, sizeof(srv));
+	}
+	for (int i = 0; i < 2; i++)
+		plain_closed &= read_msg(plain[i], buf, 3000) == 1 && buf[0] == N4_CMD_PEERINFO &&
+				read_msg(plain[i], buf, 3000) == 0;
+	result(plain_closed, "a client that did not offer it is closed after PEERINFO");
+	return fails ? 1 : 0;
+}
