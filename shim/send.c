@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Lock-free: nothing to do for this call. */
-static bool pass(const struct shim_sock *s, bool is_ph)
+/* Lock-free: nothing to do for this call.  Sends on a punched path are counted for
+ * the dead-path rule (keeper.c); a socket that is not designated pays nothing. */
+static bool pass(struct shim_sock *s, bool is_ph)
 {
 	int st = shim_state_of(s);
 
+	if (st == SHIM_WON)
+		shim_count(&s->tx_count, 1);
 	return (st == SHIM_CANDIDATE || st == SHIM_WON) && !is_ph;
 }
 
@@ -37,7 +40,6 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 	if (!s)
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 	bool is_ph = dest && shim_is_placeholder(shim_config_get(), dest, dest_len, &ph);
-	shim_count(&s->tx_count, 1); /* for the dead-path rule (keeper.c) */
 	if (pass(s, is_ph))
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 	struct sockaddr_in peer;
@@ -69,7 +71,6 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 		return REAL(sendmsg)(fd, msg, flags);
 	bool is_ph = msg->msg_name &&
 		     shim_is_placeholder(shim_config_get(), msg->msg_name, msg->msg_namelen, &ph);
-	shim_count(&s->tx_count, 1);
 	if (pass(s, is_ph))
 		return REAL(sendmsg)(fd, msg, flags);
 	int rc = prepare(fd, msg->msg_name, msg->msg_namelen, is_ph, &ph, &rewrite, &rd, &rl);
@@ -113,7 +114,6 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 			is_ph = true;
 		}
 	}
-	shim_count(&s->tx_count, vlen);
 	if (pass(s, is_ph))
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
 	int rc = prepare(fd, first, first_len, is_ph, &ph, &rewrite, &rd, &rl);
@@ -157,7 +157,6 @@ static int before_plain_send(int fd, struct shim_sock *s)
 	socklen_t rl;
 	bool rewrite;
 
-	shim_count(&s->tx_count, 1);
 	if (pass(s, false))
 		return 0;
 	return prepare(fd, NULL, 0, false, NULL, &rewrite, &rd, &rl);
