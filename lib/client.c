@@ -47,7 +47,7 @@ struct n4_client {
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack;
-	int stay_fd; /* N4_EXT_STAY: the server connection kept after the WIN */
+	int stay_fd;	     /* N4_EXT_STAY: the server connection kept after the WIN */
 	unsigned ports_used; /* local ports of the last round's pool */
 };
 
@@ -233,9 +233,10 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	n4_rv_init(&rv, server, c->ident,
-		   (uint8_t)(classic ? 0
-				     : N4_EXT_TOKEN | N4_EXT_PROBE | (cfg->stay ? N4_EXT_STAY : 0)));
+	n4_rv_init(
+		&rv, server, c->ident,
+		(uint8_t)(classic ? 0
+				  : N4_EXT_TOKEN | N4_EXT_PROBE | (cfg->stay ? N4_EXT_STAY : 0)));
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
 	uint64_t now = n4_now_ms();

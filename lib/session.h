@@ -45,13 +45,13 @@ int n4_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
 
 /* Liveness of one path from the caller's counters, sampled by n4_liveness_tick. */
 struct n4_liveness {
-	uint64_t last_tx, last_rx;	/* counters at the previous tick */
-	uint64_t unanswered_since_ms;	/* first tick with sends and no receive, 0 = none */
-	uint64_t tx_at_unanswered;	/* tx counter then */
-	bool heard;			/* something was ever received on the path */
+	uint64_t last_tx, last_rx;	      /* counters at the previous tick */
+	uint64_t unanswered_since_ms;	      /* first tick with sends and no receive, 0 = none */
+	uint64_t tx_at_unanswered;	      /* tx counter then */
+	bool heard;			      /* something was ever received on the path */
 	uint64_t last_heard_ms, run_start_ms; /* the current run of received data */
-	bool by_stream;			/* the last verdict came from the receiver's rule */
-	bool sent;			/* the caller ever sent on the path */
+	bool by_stream;			      /* the last verdict came from the receiver's rule */
+	bool sent;			      /* the caller ever sent on the path */
 };
 
 void n4_liveness_reset(struct n4_liveness *l, uint64_t tx, uint64_t rx);

@@ -386,8 +386,7 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 			"%u ms: local port %u <-> peer %s:%u",
 			fd, s->silent_ms,
 			s->live.by_stream ? "after a steady stream" : "while sending",
-			took + s->silent_ms, res->local_port, peer_str,
-			ntohs(res->peer.sin_port));
+			took + s->silent_ms, res->local_port, peer_str, ntohs(res->peer.sin_port));
 	else
 		n4_info("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
 			"peer %s:%u",
@@ -599,8 +598,7 @@ int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bo
 			/* A listener's rendezvous has no end of its own: a send before
 			 * its WIN waits at most N4_TIMEOUT. */
 			if (s->listener && !deadline)
-				deadline = shim_now_ms() +
-					   shim_config_get()->client.timeout_ms;
+				deadline = shim_now_ms() + shim_config_get()->client.timeout_ms;
 			rc = shim_await(fd, s, s->listener ? deadline : 0);
 			if (rc < 0)
 				return rc;

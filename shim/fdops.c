@@ -114,7 +114,10 @@ int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			break;
 		int st = shim_state_of(s);
 		if (st == SHIM_PENDING) {
-			rc = shim_await(fd, s, s->listener ? shim_now_ms() + shim_config_get()->client.timeout_ms : 0);
+			rc = shim_await(fd, s,
+					s->listener ? shim_now_ms() +
+							      shim_config_get()->client.timeout_ms
+						    : 0);
 			if (rc < 0 && rc != -EBADF) {
 				shim_unlock();
 				errno = -rc;
@@ -211,8 +214,7 @@ int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 		shim_lock();
 		struct shim_sock *s = shim_sock_get(fd);
 		if (s && (shim_state_of(s) == SHIM_WON || shim_state_of(s) == SHIM_PENDING) &&
-		    s->bound_len &&
-		    s->bound_addr.ss_family == addr->sa_family) {
+		    s->bound_len && s->bound_addr.ss_family == addr->sa_family) {
 			memcpy(addr, &s->bound_addr, s->bound_len < cap ? s->bound_len : cap);
 			*len = s->bound_len;
 		}

@@ -26,7 +26,7 @@
 #define UDP_HDR 8
 
 #define STATE_MAGIC 0x6e347368u /* "n4sh" */
-#define STATE_AT 10		   /* first data instruction */
+#define STATE_AT 10		/* first data instruction */
 #define FILTER_LEN 16
 
 int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
@@ -49,11 +49,13 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		/* 6 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 6),
 		/* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, h, 1, 0),
 		/* 8 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* the program's */
-		/* 9 */ BPF_STMT(BPF_RET | BPF_K, 0),		 /* ours: dropped */
+		/* 9 */ BPF_STMT(BPF_RET | BPF_K, 0),		/* ours: dropped */
 		/* never executed: the path's state, for a new image after exec */
 		/* 10 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
 		/* 11 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
-		/* 12 */ BPF_STMT(BPF_LD | BPF_IMM, (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
+		/* 12 */
+		BPF_STMT(BPF_LD | BPF_IMM,
+			 (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
 		/* 13 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
 		/* 14 */ BPF_STMT(BPF_LD | BPF_IMM, (ph ? 1u : 0u) | (connected ? 2u : 0u)),
 		/* 15 */ BPF_STMT(BPF_RET | BPF_K, 0),
@@ -64,8 +66,8 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		return -errno;
 	/* Queued before the filter existed: drop PUNCHes at the head of the queue. */
 	for (;;) {
-		ssize_t n = REAL(recvfrom)(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT, NULL,
-					   NULL);
+		ssize_t n =
+			REAL(recvfrom)(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
 		if (n != N4_MSG_SIZE || !n4_is_punch(buf, (size_t)n, ident))
 			break;
 		(void)REAL(recvfrom)(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);

@@ -39,7 +39,8 @@ static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
 	for (unsigned i = 0; i < *n; i++) {
 		if (by_ino[i] == ino) {
 			if (shim_sock_attach(fd, by_ino_sock[i]) < 0)
-				n4_warn("fd %d: inherited copy of a punched socket not followed", fd);
+				n4_warn("fd %d: inherited copy of a punched socket not followed",
+					fd);
 			return;
 		}
 	}

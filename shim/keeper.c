@@ -332,8 +332,7 @@ static void tick(void)
 
 	shim_lock();
 	for (struct shim_waiter *w = waiters; w; w = w->next)
-		if (w->deadline_ms && now >= w->deadline_ms &&
-		    write(w->efd, &one, sizeof(one)) < 0)
+		if (w->deadline_ms && now >= w->deadline_ms && write(w->efd, &one, sizeof(one)) < 0)
 			n4_debug("cannot wake a waiting call: %s", strerror(errno));
 	for (struct shim_sock *p = paths; p; p = p->next_path) {
 		if (shim_state_of(p) != SHIM_WON || !has_fd(p))

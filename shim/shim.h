@@ -127,11 +127,11 @@ struct shim_sock {
 	unsigned refs;	 /* table slots + running rendezvous workers */
 	int *fds;	 /* descriptors pointing at this path, -1 = free (kept on reuse) */
 	unsigned fd_cap; /* entries in fds */
-	int family;	       /* AF_INET or AF_INET6 */
-	int type;	       /* SOCK_DGRAM | flags as given to socket() */
-	int state;	       /* enum shim_state; read lock-free in fast paths */
-	int err;	       /* SHIM_FAILED: positive errno */
-	bool prog_bound;       /* the program bound it (or we did for it) */
+	int family;	 /* AF_INET or AF_INET6 */
+	int type;	 /* SOCK_DGRAM | flags as given to socket() */
+	int state;	 /* enum shim_state; read lock-free in fast paths */
+	int err;	 /* SHIM_FAILED: positive errno */
+	bool prog_bound; /* the program bound it (or we did for it) */
 	struct sockaddr_storage bound_addr; /* what the program asked bind() for */
 	socklen_t bound_len;
 	bool connected_ph;	      /* the program connect()ed to the placeholder */
@@ -148,10 +148,10 @@ struct shim_sock {
 	/* keeper.c: the path's life after designation */
 	struct shim_sock *next_path; /* the keeper's list of designated paths */
 	bool in_paths;
-	bool listener;		    /* bind to N4_LISTEN: rendezvous in the background */
-	bool working;		    /* a worker thread runs a rendezvous for this path */
-	bool relayed;		    /* the peer is reached through a relay (n4_result) */
-	int work;		    /* enum shim_trigger of the running worker */
+	bool listener;		     /* bind to N4_LISTEN: rendezvous in the background */
+	bool working;		     /* a worker thread runs a rendezvous for this path */
+	bool relayed;		     /* the peer is reached through a relay (n4_result) */
+	int work;		     /* enum shim_trigger of the running worker */
 	uint64_t tx_count, rx_count; /* bumped by the fast paths (relaxed, may lose a few) */
 	uint64_t rx_queued_ticks;    /* keeper ticks that found datagrams waiting */
 	struct n4_liveness live;
@@ -180,10 +180,10 @@ void shim_broadcast(void);
 
 /* All below: lock held. */
 struct shim_sock *shim_sock_get(int fd);
-int shim_sock_track(int fd, int family, int type);  /* new socket() */
-int shim_sock_attach(int fd, struct shim_sock *s);  /* dup: fd -> s; 0 or -ENOMEM */
-void shim_sock_detach(int fd);			    /* close / reuse */
-void shim_sock_put(struct shim_sock *s);	    /* drop a reference */
+int shim_sock_track(int fd, int family, int type); /* new socket() */
+int shim_sock_attach(int fd, struct shim_sock *s); /* dup: fd -> s; 0 or -ENOMEM */
+void shim_sock_detach(int fd);			   /* close / reuse */
+void shim_sock_put(struct shim_sock *s);	   /* drop a reference */
 void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void *val,
 			    socklen_t len);
 void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,

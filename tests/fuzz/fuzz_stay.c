@@ -17,8 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (size != N4_MSG_SIZE || data[0] != N4_CMD_REPUNCH ||
 	     memcmp(data + 2, ident, N4_PAYLOAD_SIZE) != 0))
 		abort();
-	if (size >= N4_PAYLOAD_SIZE && n4_stay_decode(data, size, data) == 0 &&
-	    size != N4_MSG_SIZE)
+	if (size >= N4_PAYLOAD_SIZE && n4_stay_decode(data, size, data) == 0 && size != N4_MSG_SIZE)
 		abort();
 	return 0;
 }

@@ -78,7 +78,8 @@ static bool use_v6;
 
 static int new_socket(bool blocking)
 {
-	int fd = socket(use_v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | (blocking ? 0 : SOCK_NONBLOCK), 0);
+	int fd =
+		socket(use_v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | (blocking ? 0 : SOCK_NONBLOCK), 0);
 	if (fd < 0) {
 		perror("socket");
 		exit(1);
@@ -232,7 +233,7 @@ int main(int argc, char **argv)
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
 	int fd = inherited >= 0 ? inherited
-		 : client       ? new_socket(poll_read)
+		 : client	? new_socket(poll_read)
 				: listen_socket(port, poll_read);
 	long long start = now_ms(), end = start + duration * 1000LL, last_rx = 0;
 	long long next_send = start, next_hop = hop_s ? start + hop_s * 1000LL : 0;
@@ -343,7 +344,8 @@ int main(int argc, char **argv)
 				char fdstr[16];
 				snprintf(fdstr, sizeof(fdstr), "%d", fd);
 				printf("done sent %lu (before exec)\n", sent);
-				char *args[] = { argv[0], "-c", (char *)ph_arg, "-I", fdstr, "-d", "3", NULL };
+				char *args[] = { argv[0], "-c", (char *)ph_arg, "-I", fdstr, "-d",
+						 "3",	  NULL };
 				execv(argv[0], args);
 				perror("execv");
 				return 1;

@@ -112,8 +112,9 @@ TEST(session_keepalive_is_a_punch_with_the_given_ttl)
 	uint8_t buf[64];
 	char ctl[64];
 	struct iovec iov = { buf, sizeof(buf) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			     .msg_controllen = sizeof(ctl) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
+	};
 	ssize_t n = recvmsg(rx, &mh, 0);
 	CHECK_EQ(n, 8);
 	CHECK(n4_is_punch(buf, 8, "keep"));
