@@ -377,20 +377,24 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 		return;
 	}
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
+	/* Past the log cap: the one line per recovery must not be lost in the
+	 * rendezvous' progress lines (a recovery costs a rendezvous: bounded). */
 	if (how == SHIM_BY_RECOVER && s->told)
-		n4_info("fd %d: path recovered (cause: the peer punched again, told by the "
+		n4_info_uncapped(
+			"fd %d: path recovered (cause: the peer punched again, told by the "
 			"server) in %u ms: local port %u <-> peer %s:%u",
 			fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
 	else if (how == SHIM_BY_RECOVER)
-		n4_info("fd %d: path recovered (cause: nothing from the peer for %u ms %s) in "
+		n4_info_uncapped(
+			"fd %d: path recovered (cause: nothing from the peer for %u ms %s) in "
 			"%u ms: local port %u <-> peer %s:%u",
 			fd, s->silent_ms,
 			s->live.by_stream ? "after a steady stream" : "while sending",
 			took + s->silent_ms, res->local_port, peer_str, ntohs(res->peer.sin_port));
 	else
-		n4_info("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
-			"peer %s:%u",
-			fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
+		n4_info_uncapped("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
+				 "peer %s:%u",
+				 fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
 	s->told = false;
 	s->backoff_ms = 0;
 	s->next_attempt_ms = 0;

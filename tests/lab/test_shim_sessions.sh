@@ -12,6 +12,7 @@
 #              its handler may dup and close the socket (async-signal-safe hooks);
 #   listeners: bind to N4_LISTEN returns at once; a program that binds again serves
 #              three clients in turn;
+#              and one socket serves three clients one after another;
 #   port hops: a client that moves to a new socket every 2 s keeps its path;
 #   restart:   one side's program restarts and the session resumes, although the other
 #              side is an echo server that never speaks first (the server tells it);
@@ -137,6 +138,25 @@ rebind_case() {
 		test "$ok_all" = 1 -a "$(grep -c '^served' "$ll")" = 3
 }
 
+# One socket, one N4_LISTEN program, three clients one after another: each new
+# client's HELLO makes the server tell the listener (N4_EXT_STAY), which punches again
+# to it under the same socket.
+serial_case() {
+	local f=$1 ll=$LAB_DIR/serial-$1.log pl k ok_all=1
+	lab_flush
+	pl=$(side b "$ll" sr${f:4:1}x -l 5000 -i 0 -d 25)
+	for k in 1 2 3; do
+		local lc=$LAB_DIR/serial-$f-c$k.log
+		lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_IDENT=sr${f:4:1}x N4_PEER="$PH" \
+			LD_PRELOAD="$SHIM" timeout 10 "$PROG" -c "$PH" -1 -d 8 >"$lc" 2>&1
+		grep -q "^pong" "$lc" || ok_all=0
+	done
+	lab_stop_pid "$pl"
+	check "listener ($f): one socket serves 3 clients one after another" test "$ok_all" = 1
+	check "listener ($f): clients 2 and 3 each moved the path (server notice), one line each" \
+		test "$(grep -c 'path recovered (cause: the peer punched again' "$ll")" = 2
+}
+
 hop_case() {
 	local f=$1 la=$LAB_DIR/hop-$1-a.log lb=$LAB_DIR/hop-$1-b.log pa pb
 	lab_flush
@@ -248,6 +268,7 @@ for f in $flavors; do
 	want reload && recovery_case "$f" reload
 	[[ $f == inc ]] && want oneway && oneway_case "$f"
 	want rebind && rebind_case "$f"
+	want serial && serial_case "$f"
 	want hop && hop_case "$f"
 	want restart && restart_case "$f"
 	[[ $f == inc ]] && want io && io_case
