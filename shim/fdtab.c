@@ -249,17 +249,12 @@ void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,
 }
 
 /* In the child of fork(): the lock may have been held by a thread that does not
- * exist here; a rendezvous that was running in such a thread will never finish. */
+ * exist here.  A rendezvous running in the parent's worker stays the parent's while
+ * the parent lives (keeper.c decides, per path). */
 void shim_fdtab_atfork_child(void)
 {
 	pthread_mutex_init(&tab_lock, NULL);
 	pthread_cond_init(&tab_cond, NULL);
 	shim_guard--; /* raised by shim_lock() in the prepare handler, in this thread */
-	for (int fd = 0; fd <= fd_high; fd++) {
-		struct shim_sock *s = shim_sock_get(fd);
-		/* Its designating thread stayed in the parent: let the child start over. */
-		if (s && shim_state_of(s) == SHIM_PENDING)
-			shim_set_state(s, SHIM_CANDIDATE);
-	}
 	shim_keeper_atfork_child();
 }

@@ -43,6 +43,15 @@ struct shim_waiter {
 };
 
 static struct shim_sock *paths; /* lock held */
+static pid_t fork_parent;	/* in a child of fork(): the parent, which keeps its paths */
+static pid_t pid_at_fork;	/* getpid() just before fork(): a parent that exits at
+				 * once may be gone before the child's handler runs */
+static bool atfork_set;
+
+static void keeper_atfork_prepare(void)
+{
+	pid_at_fork = getpid();
+}
 static struct shim_waiter *waiters;
 static bool keeper_running;
 
@@ -235,6 +244,7 @@ static int spawn(void *(*fn)(void *), void *arg)
 }
 
 static int keeper_ensure(void);
+static bool forked_path_ours(struct shim_sock *p, const struct shim_config *cfg);
 
 int shim_worker_start(struct shim_sock *s, enum shim_trigger how)
 {
@@ -335,7 +345,9 @@ static void tick(void)
 		if (w->deadline_ms && now >= w->deadline_ms && write(w->efd, &one, sizeof(one)) < 0)
 			n4_debug("cannot wake a waiting call: %s", strerror(errno));
 	for (struct shim_sock *p = paths; p; p = p->next_path) {
-		if (shim_state_of(p) != SHIM_WON || !has_fd(p))
+		if (!has_fd(p) || !forked_path_ours(p, cfg))
+			continue;
+		if (shim_state_of(p) != SHIM_WON)
 			continue;
 		keepalive(p, cfg, now);
 		if (p->working)
@@ -378,6 +390,8 @@ static int keeper_ensure(void)
 {
 	if (keeper_running)
 		return 0;
+	if (!atfork_set && pthread_atfork(keeper_atfork_prepare, NULL, NULL) == 0)
+		atfork_set = true;
 	int rc = spawn(keeper_main, NULL);
 	if (rc < 0)
 		return rc;
@@ -392,14 +406,58 @@ int shim_keeper_start(void)
 
 /* After fork the child has only the forking thread: no keeper, no workers, nobody
  * waiting.  Paths stay; the keeper comes back with the next designation. */
+/* After fork the child has only the forking thread: no keeper, no workers, nobody
+ * waiting.  Its paths share their sockets with the parent, so exactly one process
+ * may keep them, or both would punch again with one identifier and meet each
+ * other: the parent, while it lives.  The child's keeper watches: a rendezvous the
+ * parent wins on the shared socket shows in the socket's filter (adopted as after
+ * exec); when the parent is gone (a daemon's parent exits after fork, as mosh-server's
+ * does) the child takes its paths over and runs a rendezvous that was running there. */
 void shim_keeper_atfork_child(void)
 {
+	bool any = false;
+
 	keeper_running = false;
 	waiters = NULL;
+	fork_parent = pid_at_fork ? pid_at_fork : getppid();
 	for (struct shim_sock *p = paths; p; p = p->next_path) {
 		if (p->working) {
 			p->working = false;
-			p->refs--; /* the worker's reference */
+			p->refs--; /* the worker's reference, in the parent */
 		}
+		p->forked = true;
+		any = true;
 	}
+	if (any && keeper_ensure() < 0)
+		n4_warn("no keeper in the child of fork(): its paths are the parent's");
+}
+
+/* Lock held.  A path inherited through fork(): false while it is the parent's. */
+static bool forked_path_ours(struct shim_sock *p, const struct shim_config *cfg)
+{
+	if (!p->forked)
+		return true;
+	if (getppid() == fork_parent) {
+		struct sockaddr_in peer, ph;
+		bool have_ph, connected;
+		int fd = first_fd(p);
+		/* The parent won on the shared socket: take what it left in the filter. */
+		if (shim_state_of(p) == SHIM_PENDING &&
+		    shim_filter_read(fd, &peer, &ph, &have_ph, &connected)) {
+			shim_seq_begin(p);
+			p->peer = peer;
+			shim_set_state(p, SHIM_WON);
+			shim_seq_end(p);
+			shim_wake_all();
+			n4_info("fd %d: punched by the parent process", fd);
+		}
+		return false;
+	}
+	p->forked = false;
+	n4_info("fd %d: the parent process is gone: its path is ours now", first_fd(p));
+	if (shim_state_of(p) == SHIM_PENDING &&
+	    shim_worker_start(p, p->listener ? SHIM_BY_BIND : SHIM_BY_SEND) < 0)
+		n4_warn("fd %d: cannot restart its rendezvous", first_fd(p));
+	(void)cfg;
+	return true;
 }

@@ -159,6 +159,7 @@ struct shim_sock {
 	unsigned backoff_ms;
 	unsigned silent_ms; /* when the recovery started: how long the path was silent */
 	bool told;	    /* ... or the server told us the peer punches again (REPUNCH) */
+	bool forked;	    /* inherited through fork(): the parent keeps it while alive */
 	int stay_fd;	    /* N4_EXT_STAY: our kept server connection, -1 = none */
 };
 

@@ -19,6 +19,8 @@
  *   -B N         listener that binds the port again for each of N clients in turn:
  *                each gets one answer
  *   -Z           (listener) a sink: never sends anything
+ *   -F           (listener) fork right after bind; the parent exits at once and the
+ *                child carries on (a daemon, as mosh-server)
  *   -6           (client) an AF_INET6 socket the program binds to [::]:0 itself,
  *                sending to the v4-mapped placeholder
  *   -1           ping: send until one answer arrives, then exit
@@ -150,12 +152,13 @@ int main(int argc, char **argv)
 	struct sockaddr_in peer;
 	bool have_peer = false, client = false, poll_read = false, sa_restart = false;
 	bool dups = false, ping = false, handler_io = false, reexec = false, sink = false;
+	bool daemonize = false;
 	int inherited = -1;
 	const char *ph_arg = NULL;
 	int port = 0, interval = 100, duration = 10, hop_s = 0, rebinds = 0, opt;
 	double quiet_from = -1, quiet_to = -1;
 
-	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z61")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z6F1")) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_addr(optarg, &peer))
@@ -214,6 +217,9 @@ int main(int argc, char **argv)
 		case '6':
 			use_v6 = true;
 			break;
+		case 'F':
+			daemonize = true;
+			break;
 		default:
 			return 2;
 		}
@@ -235,6 +241,17 @@ int main(int argc, char **argv)
 	int fd = inherited >= 0 ? inherited
 		 : client	? new_socket(poll_read)
 				: listen_socket(port, poll_read);
+	if (daemonize) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid > 0) {
+			printf("parent exits\n");
+			return 0;
+		}
+	}
 	long long start = now_ms(), end = start + duration * 1000LL, last_rx = 0;
 	long long next_send = start, next_hop = hop_s ? start + hop_s * 1000LL : 0;
 	long long readblock = 0, heard_after_quiet = 0, first_rx = 0;

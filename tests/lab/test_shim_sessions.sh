@@ -18,7 +18,8 @@
 #              side is an echo server that never speaks first (the server tells it);
 #   dups:      five copies of the socket, sending on the last one only;
 #   exec:      the program execs itself on the fifth copy and keeps sending;
-#   v6only:    an AF_INET6 program socket on a host with net.ipv6.bindv6only=1.
+#   v6only:    an AF_INET6 program socket on a host with net.ipv6.bindv6only=1;
+#   daemon:    a listener forks after bind and its parent exits (mosh-server does).
 # Usage: test_shim_sessions.sh [FLAVOR] (inc or inc-linux; default inc, and the
 # recovery, listener, hop and restart cases run on inc-linux too).
 set -u
@@ -236,6 +237,22 @@ v6only_case() {
 		test "${ga:-0}" -ge 10 -a "${gb:-0}" -ge 10
 }
 
+# A daemon: the listener forks right after its bind and the parent exits before any
+# peer came; the child's shim takes the rendezvous over.
+daemon_case() {
+	local la=$LAB_DIR/dm-a.log lb=$LAB_DIR/dm-b.log pa pb ga gb
+	lab_flush
+	pb=$(EXTRA_ENV=N4_LOG=${DM_LOG:-info} side b "$lb" dm -l 5000 -F -d 5)
+	lab_wait_for grep -q "parent exits" "$lb" --timeout 5
+	sleep 0.3 # the parent is gone before the client comes
+	pa=$(side a "$la" dm -c "$PH" -d 4)
+	wait_pids 15 "$pa" || lab_stop_pid "$pa"
+	lab_wait_for grep -q "^done" "$lb" --timeout 5
+	ga=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$la") gb=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb")
+	check "daemon: the child of a listener whose parent exited is punched ($ga/$gb received)" \
+		test "${ga:-0}" -ge 20 -a "${gb:-0}" -ge 20
+}
+
 # A listener alone: its send before any WIN fails after N4_TIMEOUT, not never.
 alone_case() {
 	local lb=$LAB_DIR/alone-b.log pb
@@ -275,6 +292,7 @@ for f in $flavors; do
 	[[ $f == inc ]] && want exec && exec_case
 	[[ $f == inc ]] && want alone && alone_case
 	[[ $f == inc ]] && want v6only && v6only_case
+	[[ $f == inc ]] && want daemon && daemon_case
 done
 
 summary shim-sessions
