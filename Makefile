@@ -69,7 +69,7 @@ $(BUILD)/n4: $(CLI_OBJ) $(BUILD)/libn4.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libn4.a $(LDLIBS)
 
 $(BUILD)/libn4shim.so: $(SHIM_OBJ) $(BUILD)/libn4.a shim/exports.map
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,--version-script=shim/exports.map -Wl,-z,defs -o $@ \
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libn4shim.so -Wl,--version-script=shim/exports.map -Wl,-z,defs -o $@ \
 		$(SHIM_OBJ) $(BUILD)/libn4.a -ldl $(LDLIBS)
 
 $(BUILD)/n4shim: shim/n4shim.c $(BUILD)/libn4.a
