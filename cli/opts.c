@@ -94,6 +94,7 @@ void n4_opts_usage(FILE *f)
 	      "  -a, --ident IDENT       pairing identifier, 1-6 ASCII characters (n4n4n4);\n"
 	      "                          server: accept only this one (default: any)\n"
 	      "  -v, --verbose / -q, --quiet / --log quiet|error|warn|info|debug\n"
+	      "      --help / --version  this text / the version\n"
 	      "server:\n"
 	      "  -l, --listen PORT       TCP and UDP port (1721)\n"
 	      "      --bind ADDR         address to listen on (all, IPv6 and IPv4)\n"
