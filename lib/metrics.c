@@ -252,34 +252,52 @@ static void respond_text(struct mconn *c, enum mcount what, const char *status, 
 	respond(c, what, status, text, strlen(text), false);
 }
 
-/* The request line of a complete head: "GET /metrics HTTP/1.1". */
-static void handle_request(struct mconn *c)
+enum n4_http_verdict n4_http_request(const char *buf, size_t len, bool *head_only)
 {
-	char *eol = memchr(c->in, '\n', c->in_len);
-	size_t line_len = (size_t)(eol - c->in);
+	const char *eol = memchr(buf, '\n', len);
+	size_t line_len = eol ? (size_t)(eol - buf) : len;
 	char line[256], method[16], path[200], version[16];
 
-	if (line_len >= sizeof(line)) {
-		respond_text(c, MC_TOO_LARGE, "414 URI Too Long", "request line too long\n");
-		return;
-	}
-	memcpy(line, c->in, line_len);
+	*head_only = false;
+	if (line_len >= sizeof(line))
+		return N4_HTTP_TOO_LARGE;
+	if (memchr(buf, '\0', line_len))
+		return N4_HTTP_BAD; /* it would hide the rest of the line from sscanf */
+	memcpy(line, buf, line_len);
 	line[line_len] = '\0';
 	if (line_len && line[line_len - 1] == '\r')
 		line[line_len - 1] = '\0';
 	if (sscanf(line, "%15s %199s %15s", method, path, version) != 3 ||
-	    strncmp(version, "HTTP/1.", 7) != 0) {
-		respond_text(c, MC_BAD, "400 Bad Request", "bad request\n");
+	    strncmp(version, "HTTP/1.", 7) != 0)
+		return N4_HTTP_BAD;
+	*head_only = strcmp(method, "HEAD") == 0;
+	if (!*head_only && strcmp(method, "GET") != 0)
+		return N4_HTTP_METHOD;
+	size_t plen = strcspn(path, "?");
+	if (plen != strlen("/metrics") || strncmp(path, "/metrics", plen) != 0)
+		return N4_HTTP_NOT_FOUND;
+	return N4_HTTP_METRICS;
+}
+
+/* A complete head: answer it. */
+static void handle_request(struct mconn *c)
+{
+	bool head = false;
+
+	switch (n4_http_request(c->in, c->in_len, &head)) {
+	case N4_HTTP_TOO_LARGE:
+		respond_text(c, MC_TOO_LARGE, "414 URI Too Long", "request line too long\n");
 		return;
-	}
-	bool head = strcmp(method, "HEAD") == 0;
-	if (!head && strcmp(method, "GET") != 0) {
+	case N4_HTTP_METHOD:
 		respond_text(c, MC_METHOD, "405 Method Not Allowed", "GET /metrics\n");
 		return;
-	}
-	size_t plen = strcspn(path, "?");
-	if (plen != strlen("/metrics") || strncmp(path, "/metrics", plen) != 0) {
+	case N4_HTTP_NOT_FOUND:
 		respond(c, MC_NOT_FOUND, "404 Not Found", "try /metrics\n", 13, head);
+		return;
+	case N4_HTTP_METRICS:
+		break;
+	default:
+		respond_text(c, MC_BAD, "400 Bad Request", "bad request\n");
 		return;
 	}
 	struct n4_metrics *m = c->m;
@@ -303,11 +321,11 @@ static void handle_request(struct mconn *c)
 
 /* A blank line ends the head; only bytes from `from` on (and the three before
  * them) can complete it, so a byte-a-second client costs O(1) per byte. */
-static bool head_complete(const struct mconn *c, size_t from)
+bool n4_http_head_complete(const char *buf, size_t len, size_t from)
 {
-	for (size_t i = from > 3 ? from - 3 : 1; i < c->in_len; i++) {
-		if (c->in[i] == '\n' &&
-		    (c->in[i - 1] == '\n' || (i >= 2 && c->in[i - 1] == '\r' && c->in[i - 2] == '\n')))
+	for (size_t i = from > 3 ? from - 3 : 1; i < len; i++) {
+		if (buf[i] == '\n' &&
+		    (buf[i - 1] == '\n' || (i >= 2 && buf[i - 1] == '\r' && buf[i - 2] == '\n')))
 			return true;
 	}
 	return false;
@@ -333,7 +351,7 @@ static void conn_read(struct mconn *c)
 			continue; /* lingering: discard until the client's FIN */
 		size_t from = c->in_len;
 		c->in_len += (size_t)n;
-		if (head_complete(c, from)) {
+		if (n4_http_head_complete(c->in, c->in_len, from)) {
 			handle_request(c);
 			return; /* c may be gone */
 		}

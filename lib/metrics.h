@@ -50,6 +50,19 @@ uint16_t n4_metrics_port(const n4_metrics *m);
 /* Closes the listener and every open connection.  NULL is fine. */
 void n4_metrics_free(n4_metrics *m);
 
+/* The HTTP side, pure functions of the bytes received (fuzzed).  The head is
+ * complete at its first blank line; bytes before `from` were already checked. */
+bool n4_http_head_complete(const char *buf, size_t len, size_t from);
+enum n4_http_verdict {
+	N4_HTTP_METRICS,   /* GET or HEAD /metrics[?...] */
+	N4_HTTP_NOT_FOUND, /* another path */
+	N4_HTTP_METHOD,	   /* another method */
+	N4_HTTP_BAD,	   /* not an HTTP/1.x request line */
+	N4_HTTP_TOO_LARGE, /* request line over 255 bytes */
+};
+/* Classify a request by its first line; *head_only for HEAD. */
+enum n4_http_verdict n4_http_request(const char *buf, size_t len, bool *head_only);
+
 /* The exposition text for st (exported for tests): a malloc'd string in *out. */
 int n4_metrics_render(const struct n4_server_stats *st, char **out, size_t *len);
 
