@@ -51,7 +51,7 @@ int n4_server_main(const struct n4_opts *o)
 			n4_server_free(s);
 			return 1;
 		}
-		n4_info("metrics: GET /metrics on %s, port %u", o->metrics, n4_metrics_port(m));
+		n4_info("metrics on %s, TCP %u: GET /metrics", o->metrics, n4_metrics_port(m));
 	}
 	int err = n4_server_run(s, &stop_flag);
 	n4_metrics_free(m);
