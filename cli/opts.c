@@ -323,7 +323,8 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			o->exec_cmd = optarg;
 			break;
 		case OPT_METRICS:
-			if (!*optarg || strlen(optarg) >= sizeof(o->metrics) || !strchr(optarg, ':'))
+			if (!*optarg || strlen(optarg) >= sizeof(o->metrics) ||
+			    !strchr(optarg, ':'))
 				return bad(err, err_len, "--metrics", optarg, "ADDR:PORT");
 			snprintf(o->metrics, sizeof(o->metrics), "%s", optarg);
 			break;

@@ -20,10 +20,10 @@ struct n4_json_report {
 	const struct n4_result *res; /* on a WIN, else NULL */
 	unsigned elapsed_ms;
 	enum n4_strategy strategy;
-	const char *reason; /* on failure */
-	const char *exec_cmd;	/* --exec, substituted; NULL without */
-	int exec_status;	/* its status, -1 when it did not run */
-	int exit_status;	/* n4's own */
+	const char *reason;   /* on failure */
+	const char *exec_cmd; /* --exec, substituted; NULL without */
+	int exec_status;      /* its status, -1 when it did not run */
+	int exit_status;      /* n4's own */
 };
 
 void n4_report_json(FILE *f, const struct n4_json_report *r);

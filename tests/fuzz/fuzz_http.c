@@ -15,8 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static bool blank_line(const char *b, size_t len)
 {
 	for (size_t i = 0; i + 1 < len; i++) {
-		if (b[i] == '\n' && (b[i + 1] == '\n' || (i + 2 < len && b[i + 1] == '\r' &&
-							  b[i + 2] == '\n')))
+		if (b[i] == '\n' &&
+		    (b[i + 1] == '\n' || (i + 2 < len && b[i + 1] == '\r' && b[i + 2] == '\n')))
 			return true;
 	}
 	return false;

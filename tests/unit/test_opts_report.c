@@ -28,8 +28,14 @@ TEST(opts_exec_template_checked_at_start)
 {
 	struct n4_opts o;
 	char err[256];
-	char *ok_argv[] = { (char *)"n4", (char *)"-c", (char *)"-h", (char *)"h",
-			    (char *)"--json", (char *)"--exec", (char *)"echo %l %h:%p 100%%", NULL };
+	char *ok_argv[] = { (char *)"n4",
+			    (char *)"-c",
+			    (char *)"-h",
+			    (char *)"h",
+			    (char *)"--json",
+			    (char *)"--exec",
+			    (char *)"echo %l %h:%p 100%%",
+			    NULL };
 
 	CHECK_EQ(n4_opts_parse(7, ok_argv, &o, err, sizeof(err)), 0);
 	CHECK(o.json);
