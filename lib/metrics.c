@@ -62,6 +62,7 @@ struct n4_metrics {
 	n4_loop *loop;
 	const n4_server *srv;
 	struct n4_io listen_io;
+	struct n4_timer resume; /* re-listen after running out of descriptors */
 	uint16_t port;
 	unsigned nconns;
 	struct mconn *conns;
@@ -185,8 +186,10 @@ static void conn_expired(n4_loop *loop, struct n4_timer *t)
 	(void)loop;
 
 	if (c->state != M_LINGER) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		c->m->counts[MC_TIMEOUT]++;
-		n4_debug("metrics: connection timed out after %u ms, closed", METRICS_DEADLINE_MS);
+		n4_debug("metrics: connection timed out after %u ms, reset", METRICS_DEADLINE_MS);
+		setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	conn_free(c);
 }
@@ -387,6 +390,16 @@ static void close_reset(int fd)
 	close(fd);
 }
 
+static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events);
+
+static void resume_listen(n4_loop *loop, struct n4_timer *t)
+{
+	struct n4_metrics *m = t->arg;
+
+	if (n4_loop_add(loop, &m->listen_io, EPOLLIN))
+		n4_timer_arm(loop, &m->resume, n4_now_ms() + 1000, resume_listen, m);
+}
+
 static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 {
 	struct n4_metrics *m = io->arg;
@@ -398,7 +411,13 @@ static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			return; /* EAGAIN, or out of descriptors: the rest waits */
+			/* Out of descriptors: the listener stays readable, so a
+			 * level-triggered loop would spin; the server's own spare
+			 * descriptor is not ours to use.  Stop listening a while. */
+			if ((errno == EMFILE || errno == ENFILE) && !n4_loop_del(loop, io) &&
+			    n4_timer_arm(loop, &m->resume, n4_now_ms() + 200, resume_listen, m))
+				n4_loop_add(loop, io, EPOLLIN);
+			return; /* EAGAIN: the rest waits for the next event */
 		}
 		struct mconn *c = m->nconns < METRICS_CONNS ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
@@ -525,6 +544,7 @@ void n4_metrics_free(n4_metrics *m)
 		return;
 	while (m->conns)
 		conn_free(m->conns);
+	n4_timer_cancel(m->loop, &m->resume);
 	n4_loop_del(m->loop, &m->listen_io);
 	close(m->listen_io.fd);
 	free(m->cache);
