@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_cli_json.sh - `n4 -c --json` and `--exec` on loopback: one JSON object on
+# test_json.sh - `n4 -c --json` and `--exec` on loopback: one JSON object on
 # stdout for a WIN and for each kind of failure, and --exec running the command
 # right after the WIN with %l %h %p substituted and the port released (socat binds
 # it and a datagram crosses), n4 exiting with the command's status.
