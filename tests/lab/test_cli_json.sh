@@ -12,6 +12,7 @@ source "$here/punch_lib.sh"
 lab_require_root || exit 1
 lab_with_server test_cli_json --nat-a inc --nat-b inc
 
+jqe() { jq -e "$@" >/dev/null; }
 recv=$LAB_DIR/recv.out
 : >"$recv"
 # A receives one datagram on its punched port; B repeats its datagram until A's
@@ -27,11 +28,11 @@ grep '^{' "$LAB_DIR/a.log" | tail -n 1 >"$LAB_DIR/a.json"
 
 check "B: WIN, and n4 exits with its command's status (0: $rb)" [ "$rb" = 0 ]
 check "B: one JSON object, outcome win, exec status 0" \
-	jq -e '.outcome == "win" and .exec.status == 0 and .exit_status == 0' "$LAB_DIR/b.json" >/dev/null
+	jqe '.outcome == "win" and .exec.status == 0 and .exit_status == 0' "$LAB_DIR/b.json"
 check "A: its JSON object reports the command's status 0" \
-	jq -e '.outcome == "win" and .exec.status == 0 and .exit_status == 0' "$LAB_DIR/a.json" >/dev/null
+	jqe '.outcome == "win" and .exec.status == 0 and .exit_status == 0' "$LAB_DIR/a.json"
 check "A sees B's NAT ($LAB_NATB_IP) as the peer, not B's own address" \
-	jq -e --arg ip "$LAB_NATB_IP" '.peer_host == $ip and .relayed == false' "$LAB_DIR/a.json" >/dev/null
+	jqe --arg ip "$LAB_NATB_IP" '.peer_host == $ip and .relayed == false' "$LAB_DIR/a.json"
 lb=$(jq -r .local_port "$LAB_DIR/b.json")
 check "the datagram crossed both NATs on the released ports ($(head -c 40 "$recv"))" \
 	grep -qx "hello-from-$lb" "$recv"
