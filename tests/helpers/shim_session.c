@@ -19,6 +19,8 @@
  *   -B N         listener that binds the port again for each of N clients in turn:
  *                each gets one answer
  *   -Z           (listener) a sink: never sends anything
+ *   -K           every 5th datagram sent is a PUNCH for $N4_IDENT (what a late
+ *                PUNCH from the peer's shim looks like): the peer must never see it
  *   -F           (listener) fork right after bind; the parent exits at once and the
  *                child carries on (a daemon, as mosh-server)
  *   -6           (client) an AF_INET6 socket the program binds to [::]:0 itself,
@@ -152,13 +154,13 @@ int main(int argc, char **argv)
 	struct sockaddr_in peer;
 	bool have_peer = false, client = false, poll_read = false, sa_restart = false;
 	bool dups = false, ping = false, handler_io = false, reexec = false, sink = false;
-	bool daemonize = false;
+	bool daemonize = false, fake_punch = false;
 	int inherited = -1;
 	const char *ph_arg = NULL;
 	int port = 0, interval = 100, duration = 10, hop_s = 0, rebinds = 0, opt;
 	double quiet_from = -1, quiet_to = -1;
 
-	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z6F1")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z6FK1")) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_addr(optarg, &peer))
@@ -219,6 +221,9 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			daemonize = true;
+			break;
+		case 'K':
+			fake_punch = true;
 			break;
 		default:
 			return 2;
@@ -285,6 +290,14 @@ int main(int argc, char **argv)
 		if (interval && have_peer && !quiet && now >= next_send) {
 			char b[32];
 			int len = snprintf(b, sizeof(b), "%lu", sent);
+			if (fake_punch && sent % 5 == 4) {
+				const char *id = getenv("N4_IDENT") ? getenv("N4_IDENT") : "n4n4n4";
+				b[0] = 0x05;
+				b[1] = 0;
+				memset(b + 2, ' ', 6);
+				memcpy(b + 2, id, strlen(id) < 6 ? strlen(id) : 6);
+				len = 8;
+			}
 			long long t0 = now_ms();
 			if (send_to(fd, b, (size_t)len, &peer) < 0) {
 				if (errno != EAGAIN && errno != ECONNREFUSED) {
@@ -323,6 +336,8 @@ int main(int argc, char **argv)
 		if (r < 0)
 			continue;
 		now = now_ms();
+		if (r == 8 && buf[0] == 0x05)
+			printf("got a PUNCH\n");
 		got++;
 		if (!first_rx)
 			first_rx = now;

@@ -197,7 +197,7 @@ io_case() {
 	lab_flush
 	pb=$(side b "$lb" io -l 5000 -p "$PH" -d 6 -P)
 	sleep 1 # the client's designating sendto waits a second under its 20 ms timer
-	pa=$(side a "$la" io -c "$PH" -d 5 -R -S -X)
+	pa=$(side a "$la" io -c "$PH" -d 5 -R -S -X -K)
 	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
 	local waited
 	waited=$(sed -nE 's/^first send returned after ([0-9]+) ms.*/\1/p' "$lb")
@@ -211,6 +211,8 @@ io_case() {
 	local rb
 	rb=$(sed -nE 's/.*readblock ([0-9]+).*/\1/p' "$lb")
 	check "poll/read: read() after poll never blocks (longest ${rb:-?} ms)" test "${rb:-999}" -lt 50
+	check "late-PUNCH filter: none of the PUNCHes the peer sent reached the program" \
+		test -z "$(grep '^got a PUNCH' "$lb")"
 	local got
 	got=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb")
 	if grep -q "now on the fifth copy" "$la" && ((${got:-0} >= 30)); then
