@@ -209,6 +209,10 @@ static void read_env(void)
 	v = 1;
 	env_number("N4_RECOVER", 0, 1, &v);
 	config.recover = v != 0;
+	/* Relayed: try direct once a minute (Tailscale re-probes every minute). */
+	v = 60;
+	env_number("N4_UPGRADE", 5, 86400, &v);
+	config.upgrade_s = (unsigned)v;
 	v = 1;
 	env_number("N4_STAY", 0, 1, &v);
 	config.stay = v != 0;

@@ -241,15 +241,22 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 	socklen_t elen = sizeof(err);
 	bool filtered;
 	const struct sockaddr_in *ph = s->have_ph ? &s->ph : NULL;
+	const uint8_t *relay_token = NULL;
+#ifdef N4_RELAY_TOKEN_SIZE /* with the relay (lib/relay_reg.h): its acks are ours too */
+	if (res->relayed)
+		relay_token = res->relay_token;
+#endif
 
 	if (!is_bound(fd)) {
 		REAL(close)(winfd); /* its siblings went with n4_client_free() */
-		filtered = shim_filter_attach(fd, ident, &res->peer, ph, s->connected_ph) == 0;
+		filtered = shim_filter_attach(fd, ident, &res->peer, ph, s->connected_ph,
+					      relay_token) == 0;
 		rc = bind_port(fd, s, res->local_port);
 		if (rc < 0)
 			return rc;
 	} else if (s->family == AF_INET) {
-		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->connected_ph) == 0;
+		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->connected_ph,
+					      relay_token) == 0;
 		rc = swap_in(s, winfd);
 		REAL(close)(winfd);
 		if (rc < 0)
@@ -265,7 +272,8 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (REAL(setsockopt)(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
 			n4_warn("cannot make the replacement socket dual-stack: %s",
 				strerror(errno));
-		filtered = shim_filter_attach(nfd, ident, &res->peer, ph, s->connected_ph) == 0;
+		filtered = shim_filter_attach(nfd, ident, &res->peer, ph, s->connected_ph,
+					      relay_token) == 0;
 		rc = bind_port(nfd, s, res->local_port);
 		if (rc == 0)
 			rc = swap_in(s, nfd);
@@ -357,7 +365,8 @@ static int any_fd(const struct shim_sock *s)
  * upgrade).  On a WIN the new socket replaced the old one; otherwise the old one
  * stays and the keeper tries again later. */
 static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int fd,
-			 const struct n4_result *res, const struct shim_config *cfg)
+			 const struct n4_result *res, const struct shim_config *cfg,
+			 bool was_relayed)
 {
 	uint64_t now = shim_now_ms();
 	unsigned took = (unsigned)(now - s->work_start_ms);
@@ -379,7 +388,12 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
 	/* Past the log cap: the one line per recovery must not be lost in the
 	 * rendezvous' progress lines (a recovery costs a rendezvous: bounded). */
-	if (how == SHIM_BY_RECOVER && s->told)
+	if (was_relayed && !res->relayed)
+		n4_info_uncapped("fd %d: relayed path moved to direct in %u ms%s: local port %u "
+				 "<-> peer %s:%u",
+				 fd, took, s->told ? " (the peer went first)" : "", res->local_port,
+				 peer_str, ntohs(res->peer.sin_port));
+	else if (how == SHIM_BY_RECOVER && s->told)
 		n4_info_uncapped(
 			"fd %d: path recovered (cause: the peer punched again, told by the "
 			"server) in %u ms: local port %u <-> peer %s:%u",
@@ -397,7 +411,8 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 				 fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
 	s->told = false;
 	s->backoff_ms = 0;
-	s->next_attempt_ms = 0;
+	/* Landed on a relay (no direct path): try direct again later. */
+	s->next_attempt_ms = res->relayed ? now + cfg->upgrade_s * 1000ull : 0;
 }
 
 void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int winfd,
@@ -427,14 +442,16 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 				 res->local_port, strerror(-rc));
 	}
 	if (again) {
+		bool was_relayed = s->relayed;
 		if (rc == 0) {
 			shim_seq_begin(s);
 			s->peer = res->peer;
 			s->local_port = res->local_port;
 			s->relayed = res->relayed;
+			s->res = *res;
 			shim_seq_end(s);
 		}
-		finish_again(s, how, rc, fd, res, cfg);
+		finish_again(s, how, rc, fd, res, cfg, was_relayed);
 		n4_liveness_reset(&s->live, s->tx_count, s->rx_count + s->rx_queued_ticks);
 		return;
 	}
@@ -455,12 +472,13 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 	s->peer = res->peer;
 	s->local_port = res->local_port;
 	s->relayed = res->relayed;
+	s->res = *res;
 	s->filter_until_ms = now + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
 	s->settle_until_ms = now + SHIM_SETTLE_MS;
 	s->next_keepalive_ms = now + cfg->keepalive_s * 1000ull;
-	s->next_attempt_ms = s->relayed ? now + 60000 : 0;
+	s->next_attempt_ms = s->relayed ? now + cfg->upgrade_s * 1000ull : 0;
 	n4_liveness_reset(&s->live, s->tx_count, s->rx_count);
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
 	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms", fd, res->local_port,

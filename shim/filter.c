@@ -26,39 +26,67 @@
 #define UDP_HDR 8
 
 #define STATE_MAGIC 0x6e347368u /* "n4sh" */
-#define STATE_AT 10		/* first data instruction */
-#define FILTER_LEN 16
+#define STATE_AT 19		/* first data instruction */
+#define FILTER_LEN 25
+#define DROP 17	  /* index of the dropping return */
+#define ACCEPT 18 /* index of the accepting return */
+/* Offset of a jump at instruction `at` to instruction `to` (forward only). */
+#define J(at, to) ((to) - (at)-1)
+/* A relay's answer to a registration: 0x0B, flags, the side's 10-byte token. */
+#define RELAY_ACK_LEN 12
+#define CMD_RELAY_REG 0x0B
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool connected)
+		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token)
 {
-	uint8_t id[N4_PAYLOAD_SIZE];
+	uint8_t id[N4_PAYLOAD_SIZE], tok[10] = { 0 };
 	unsigned char buf[16];
 
 	if (n4_ident_encode(ident, id) < 0)
 		return -EINVAL;
-	uint32_t w = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3];
-	uint32_t h = (uint32_t)id[4] << 8 | id[5];
+	if (relay_token)
+		memcpy(tok, relay_token, sizeof(tok));
+	uint32_t w = be32(id), h = (uint32_t)id[4] << 8 | id[5];
+	/* Relayed path: its relay's acks go too.  Otherwise a length no UDP datagram
+	 * has (the header alone is 8), so that block never matches. */
+	uint32_t ack_len = relay_token ? UDP_HDR + RELAY_ACK_LEN : 0;
 	struct sock_filter code[FILTER_LEN] = {
 		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDP_HDR + N4_MSG_SIZE, 0, 6),
+		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDP_HDR + N4_MSG_SIZE, 0, J(1, 8)),
 		/* 2 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
-		/* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_PUNCH, 0, 4),
+		/* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_PUNCH, 0, J(3, ACCEPT)),
 		/* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
-		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w, 0, 2),
+		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w, 0, J(5, ACCEPT)),
 		/* 6 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 6),
-		/* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, h, 1, 0),
-		/* 8 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* the program's */
-		/* 9 */ BPF_STMT(BPF_RET | BPF_K, 0),		/* ours: dropped */
+		/* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, h, J(7, DROP), J(7, ACCEPT)),
+		/* 8, A = length */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ack_len, 0, J(8, ACCEPT)),
+		/* 9 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
+		/* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CMD_RELAY_REG, 0, J(10, ACCEPT)),
+		/* 11 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
+		/* 12 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, be32(tok), 0, J(12, ACCEPT)),
+		/* 13 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 6),
+		/* 14 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, be32(tok + 4), 0, J(14, ACCEPT)),
+		/* 15 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 10),
+		/* 16 */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)tok[8] << 8 | tok[9], J(16, DROP),
+			 J(16, ACCEPT)),
+		/* 17 */ BPF_STMT(BPF_RET | BPF_K, 0),		 /* ours: dropped */
+		/* 18 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* the program's */
 		/* never executed: the path's state, for a new image after exec */
-		/* 10 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
-		/* 11 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
-		/* 12 */
+		/* 19 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
+		/* 20 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
+		/* 21 */
 		BPF_STMT(BPF_LD | BPF_IMM,
 			 (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
-		/* 13 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
-		/* 14 */ BPF_STMT(BPF_LD | BPF_IMM, (ph ? 1u : 0u) | (connected ? 2u : 0u)),
-		/* 15 */ BPF_STMT(BPF_RET | BPF_K, 0),
+		/* 22 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
+		/* 23 */ BPF_STMT(BPF_LD | BPF_IMM, (ph ? 1u : 0u) | (connected ? 2u : 0u)),
+		/* 24 */ BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 

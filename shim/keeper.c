@@ -32,9 +32,6 @@
 /* A recovery that failed is tried again after this, doubling up to the maximum. */
 #define RETRY_FIRST_MS 2000
 #define RETRY_MAX_MS 60000
-/* Relayed path: how often a direct punch is tried (frp users ask to go back to
- * direct, issue 3824; Tailscale re-probes every minute). */
-#define UPGRADE_EVERY_MS 60000
 
 struct shim_waiter {
 	int efd;
@@ -181,6 +178,11 @@ static void *worker_main(void *arg)
 	/* A listener waits for its peer as long as a bound socket would. */
 	if (how == SHIM_BY_BIND)
 		ccfg.timeout_ms = 0;
+#ifdef N4_RELAY_REFRESH_SIZE
+	/* From a relayed path: a direct punch or nothing, never a second relay. */
+	if (how == SHIM_BY_UPGRADE)
+		ccfg.no_relay = true;
+#endif
 	/* Our old kept connection goes first: the server would tell it about our own
 	 * new HELLO. */
 	shim_lock();
@@ -284,6 +286,18 @@ static void keepalive(struct shim_sock *p, const struct shim_config *cfg, uint64
 	p->next_keepalive_ms = now + cfg->keepalive_s * 1000ull;
 	int fd = first_fd(p);
 	socklen_t len = shim_to_family(p->family, &p->peer, &to);
+#ifdef N4_RELAY_REFRESH_SIZE
+	if (p->relayed) {
+		/* The relay frees a quiet pair (--relay-idle, 60 s) and the NAT forgets:
+		 * re-register every interval (15 s; the relay asks for 15-25 s). */
+		uint8_t reg[N4_RELAY_REFRESH_SIZE];
+		size_t n = n4_relay_refresh_build(&p->res, reg);
+		if (sendto(fd, reg, n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&to, len) <
+		    0)
+			n4_debug("fd %d: relay refresh: %s", fd, strerror(errno));
+		return;
+	}
+#endif
 	n4_ident_encode(cfg->ident, ident);
 	int rc = n4_keepalive_send(fd, (struct sockaddr *)&to, len, ident,
 				   cfg->client.low_ttl > 0 ? cfg->client.low_ttl : 2);
@@ -357,12 +371,10 @@ static void tick(void)
 			if (p->working)
 				continue;
 		}
-		if (p->relayed) {
-			if (now >= p->next_attempt_ms) {
-				p->next_attempt_ms = now + UPGRADE_EVERY_MS;
-				if (shim_worker_start(p, SHIM_BY_UPGRADE) < 0)
-					n4_debug("direct punch attempt not started");
-			}
+		if (p->relayed && now >= p->next_attempt_ms) {
+			p->next_attempt_ms = now + cfg->upgrade_s * 1000ull;
+			if (shim_worker_start(p, SHIM_BY_UPGRADE) < 0)
+				n4_debug("direct punch attempt not started");
 			continue;
 		}
 		check_alive(p, cfg, now);

@@ -77,6 +77,7 @@ struct shim_config {
 	unsigned keepalive_s; /* N4_KEEPALIVE: 15, 0 = off */
 	bool recover;	      /* N4_RECOVER: 1, 0 = off */
 	bool stay;	      /* N4_STAY: 1, keep the server connection for REPUNCH */
+	unsigned upgrade_s;   /* N4_UPGRADE: relayed path, direct punch tried this often */
 };
 
 /* Parsed on first need: cheap part (environment only) on the first socket(), the
@@ -157,10 +158,11 @@ struct shim_sock {
 	struct n4_liveness live;
 	uint64_t next_keepalive_ms, next_attempt_ms, work_start_ms, settle_until_ms;
 	unsigned backoff_ms;
-	unsigned silent_ms; /* when the recovery started: how long the path was silent */
-	bool told;	    /* ... or the server told us the peer punches again (REPUNCH) */
-	bool forked;	    /* inherited through fork(): the parent keeps it while alive */
-	int stay_fd;	    /* N4_EXT_STAY: our kept server connection, -1 = none */
+	unsigned silent_ms;   /* when the recovery started: how long the path was silent */
+	bool told;	      /* ... or the server told us the peer punches again (REPUNCH) */
+	bool forked;	      /* inherited through fork(): the parent keeps it while alive */
+	int stay_fd;	      /* N4_EXT_STAY: our kept server connection, -1 = none */
+	struct n4_result res; /* the last WIN (a relayed path refreshes with it) */
 };
 
 /* The table: one slot per descriptor, read without the lock for the O(1) check. */
@@ -291,7 +293,7 @@ static inline void shim_count(uint64_t *c, uint64_t n)
  * they are queued, so the program's poll never wakes for them; then drop the ones
  * already queued at the head.  0 or -errno (the caller falls back to peeking). */
 int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool connected);
+		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token);
 /* The path state an earlier image left in fd's filter (exec): false if none. */
 bool shim_filter_read(int fd, struct sockaddr_in *peer, struct sockaddr_in *ph, bool *have_ph,
 		      bool *connected);

@@ -338,6 +338,8 @@ int main(int argc, char **argv)
 		now = now_ms();
 		if (r == 8 && buf[0] == 0x05)
 			printf("got a PUNCH\n");
+		if (r == 12 && buf[0] == 0x0B)
+			printf("got a relay registration\n");
 		got++;
 		if (!first_rx)
 			first_rx = now;
