@@ -76,6 +76,7 @@ static const char usage_text[] =
 	"                 punch again with the same identifier and move the new socket in\n"
 	"  N4_STAY        1 (default): keep the server connection after the WIN, so the\n"
 	"                 server can tell us when the peer punches again (restarts)\n"
+	"  N4_UPGRADE     relayed path: seconds between direct punch attempts (60)\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"
