@@ -33,12 +33,24 @@ enum n4_cmd {
 	 * server -> client over TCP before PEERINFO, the plan for this side
 	 * (predict.h), the plan kind in the reserved byte. */
 	N4_CMD_PLAN = 0x06,
+	/* Extensions with N4_EXT_KEY (key.h, auth.h), only between parties that
+	 * negotiated it.  KEYID: server -> client "send your long pairing id"
+	 * (granting N4_EXT_KEY in the reserved byte), then client -> server three
+	 * times with the part index in the reserved byte and 6 bytes of the id. */
+	N4_CMD_KEYID = 0x07,
+	/* SELF: server -> client TCP, just before PEERINFO: the client's own
+	 * observed EXCHANGE address (PEERINFO layout), bound into the PUNCH MAC. */
+	N4_CMD_SELF = 0x08,
+	/* APUNCH: the authenticated PUNCH between keyed clients (auth.h), UDP,
+	 * N4_APUNCH_SIZE bytes: never an 8-byte message. */
+	N4_CMD_APUNCH = 0x09,
 };
-#define N4_CMD_MAX N4_CMD_PLAN
+#define N4_CMD_MAX N4_CMD_SELF
 
 /* Capability bits in HELLO/READY. */
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
+#define N4_EXT_KEY 0x04u /* long keyed pairing id (KEYID), SELF before PEERINFO */
 #define N4_EXT_ALL N4_EXT_TOKEN
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */
