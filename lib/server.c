@@ -77,8 +77,9 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	uint8_t out[3 * N4_MSG_SIZE]; /* READY, PLAN and PEERINFO at most */
+	uint8_t out[4 * N4_MSG_SIZE]; /* READY, PLAN, SELF and PEERINFO at most */
 	uint8_t in_len, out_len;
+	uint8_t keyid_parts; /* N4_EXT_KEY: KEYID messages received */
 	bool close_after_flush, closed;
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
@@ -151,6 +152,7 @@ static void close_reset(int fd)
 }
 
 static void conn_close(struct conn *c, bool close_partner);
+static void send_ready(struct conn *c);
 
 static void conn_flush(struct conn *c)
 {
@@ -204,7 +206,7 @@ static void conn_close(struct conn *c, bool close_partner)
 		free(c->disc);
 		c->disc = NULL;
 	}
-	n4_pairing_remove(s->pairing, &c->pc);
+	struct n4_pclient *released = n4_pairing_remove(s->pairing, &c->pc);
 	n4_loop_del(s->loop, &c->io);
 	if (c->out_len > 0 || c->pc.state != N4_P_DONE)
 		close_reset(c->io.fd); /* nothing more it can use: do not linger */
@@ -230,6 +232,8 @@ static void conn_close(struct conn *c, bool close_partner)
 			conn_str(partner, b, sizeof(b)));
 		conn_close(partner, false);
 	}
+	if (released)
+		send_ready(released->owner);
 }
 
 static void deadline_fired(n4_loop *loop, struct n4_timer *t)
@@ -275,6 +279,13 @@ static void send_ready(struct conn *c)
 {
 	struct n4_msg m;
 
+	if (c->pc.held) {
+		/* READY follows when the legacy client ahead of it is attributed
+		 * (pairing.h); the exchange deadline covers the wait. */
+		arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
+		return;
+	}
+
 	if (c->pc.ext & N4_EXT_PROBE) {
 		c->disc = calloc(1, sizeof(*c->disc));
 		if (c->disc)
@@ -287,6 +298,8 @@ static void send_ready(struct conn *c)
 	arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
 	conn_send(c, &m);
 }
+
+static void pair_client(struct conn *c);
 
 static void handle_hello(struct conn *c)
 {
@@ -316,6 +329,26 @@ static void handle_hello(struct conn *c)
 		c->pc.ext |= N4_EXT_PROBE;
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
+	/* A keyed client pairs on its long id, which comes next (within the
+	 * HELLO deadline): ask for it. */
+	if ((m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN)) {
+		struct n4_msg ask;
+		c->pc.ext |= N4_EXT_KEY;
+		c->in_len = 0;
+		n4_msg_init(&ask, N4_CMD_KEYID, N4_EXT_KEY, NULL);
+		conn_send(c, &ask);
+		return;
+	}
+	pair_client(c);
+}
+
+/* HELLO (and for keyed clients the long id) complete: pair or wait. */
+static void pair_client(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	char b[64];
+
+	conn_str(c, b, sizeof(b));
 	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
 	if (!w) {
 		arm_deadline(c, s->cfg.wait_timeout_ms);
@@ -326,6 +359,29 @@ static void handle_hello(struct conn *c)
 	n4_info(" <= Ready to %s and %s", conn_str(partner, b2, sizeof(b2)), b);
 	send_ready(partner);
 	send_ready(c); /* if partner's send failed, c's READY fails too: c closed */
+}
+
+/* One of the N4_LONGID_PARTS KEYID messages after a keyed HELLO, in order. */
+static void handle_keyid(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_msg m;
+	char b[64];
+
+	c->in_len = 0;
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_KEYID, &m) || m.ext != c->keyid_parts) {
+		s->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: malformed KEYID (%02x %02x ...), closed", conn_str(c, b, sizeof(b)),
+			c->in[0], c->in[1]);
+		conn_close(c, false);
+		return;
+	}
+	memcpy(c->pc.long_id + N4_PAYLOAD_SIZE * c->keyid_parts, m.payload, N4_PAYLOAD_SIZE);
+	if (++c->keyid_parts < N4_LONGID_PARTS)
+		return;
+	c->pc.keyed = true;
+	n4_debug("%s: keyed pairing id received", conn_str(c, b, sizeof(b)));
+	pair_client(c);
 }
 
 static void conn_readable(struct conn *c)
@@ -366,7 +422,10 @@ static void conn_readable(struct conn *c)
 		}
 		c->in_len = (uint8_t)(c->in_len + n);
 		if (c->in_len == N4_MSG_SIZE) {
-			handle_hello(c);
+			if (c->pc.ext & N4_EXT_KEY)
+				handle_keyid(c);
+			else
+				handle_hello(c);
 			return; /* c may be gone; further bytes are seen on the next event */
 		}
 	}
@@ -502,6 +561,15 @@ static void send_peerinfo(struct conn *c)
 		n4_plan_encode(&c->disc->d.plan, &kind, plan.payload);
 		plan.ext = kind;
 		conn_send(c, &plan);
+		if (c->closed)
+			return;
+	}
+	if (c->pc.ext & N4_EXT_KEY) {
+		/* The client's own observed address, bound into its PUNCH MAC. */
+		struct n4_msg self;
+		n4_msg_init(&self, N4_CMD_SELF, 0, NULL);
+		n4_peerinfo_encode(&c->pc.udp, self.payload);
+		conn_send(c, &self);
 		if (c->closed)
 			return;
 	}
@@ -654,6 +722,10 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
 			c->disc->d.complete = true;
 	}
 	maybe_schedule(s, c);
+	/* The next legacy client behind this IP and identifier may go now. */
+	struct n4_pclient *released = n4_pairing_release(s->pairing, pc);
+	if (released)
+		send_ready(released->owner);
 }
 
 static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
