@@ -38,6 +38,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +124,41 @@ static size_t addr_hash(const struct sockaddr_in *a)
 }
 
 /* The client currently sending from a (NULL when none is). */
+/* With -j and a shared identifier the server pairs clients of different worker
+ * processes: every UDP address and the PEERINFO it received also go into a
+ * table shared by the workers (open addressing, set before the fork), so that
+ * such a pair is verified too, by whichever side settles it first. */
+#define GSLOTS (1u << 18)
+struct gslot {
+	_Atomic uint64_t addr; /* ip << 16 | port, 0 = free */
+	_Atomic uint64_t got;  /* PEERINFO received, same form, 0 = none yet */
+	_Atomic int settled;
+};
+static struct gslot *gtab;
+
+static uint64_t gkey(const struct sockaddr_in *a)
+{
+	return (uint64_t)ntohl(a->sin_addr.s_addr) << 16 | ntohs(a->sin_port);
+}
+
+static struct gslot *gfind(uint64_t k, bool insert)
+{
+	for (uint64_t i = (k * 0x9e3779b97f4a7c15ull) >> 46, n = 0; n < GSLOTS; n++, i++) {
+		struct gslot *g = &gtab[i & (GSLOTS - 1)];
+		uint64_t cur = atomic_load(&g->addr);
+		if (cur == k)
+			return g;
+		if (cur == 0) {
+			if (!insert)
+				return NULL;
+			uint64_t zero = 0;
+			if (atomic_compare_exchange_strong(&g->addr, &zero, k) || zero == k)
+				return g;
+		}
+	}
+	return NULL;
+}
+
 static struct client *umap_find(const struct sockaddr_in *a)
 {
 	for (struct usock *u = umap[addr_hash(a) & umap_mask]; u; u = u->hnext) {
@@ -190,6 +226,13 @@ static int client_start(struct client *c, bool holding)
 	if (fd < 0)
 		return -errno;
 	c->u = &c->socks[c->cur++ % nsocks];
+	if (gtab) {
+		struct gslot *g = gfind(gkey(&c->u->addr), false);
+		if (g) {
+			atomic_store(&g->got, 0);
+			atomic_store(&g->settled, 0);
+		}
+	}
 	if (srv_tcp.ss_family == AF_INET) {
 		struct sockaddr_in b = c->u->addr;
 		b.sin_port = 0;
@@ -275,14 +318,41 @@ static void got_peerinfo(struct client *c)
 
 	c->state = C_GOT;
 	client_close_tcp(c);
+	if (!p && have_shared && gtab) {
+		/* Partner in another worker: publish ours, then look at theirs. */
+		struct gslot *mine = gfind(gkey(&c->u->addr), false);
+		struct gslot *theirs = gfind(gkey(&c->got), false);
+		if (mine && theirs) {
+			atomic_store(&mine->got, gkey(&c->got));
+			uint64_t tg = atomic_load(&theirs->got);
+			c->state = C_IDLE;
+			pair_member_resolved(c->pair);
+			if (tg == 0)
+				return; /* the other side settles it */
+			struct gslot *lo = mine < theirs ? mine : theirs;
+			int zero = 0;
+			if (!atomic_compare_exchange_strong(&lo->settled, &zero, 1))
+				return; /* both saw both: the other one counted it */
+			if (tg == gkey(&c->u->addr)) {
+				ok_pairs++;
+			} else {
+				bad_pairs++;
+				fprintf(stderr, "loadgen: client %u: its partner in another "
+						"worker got a PEERINFO that is not ours\n",
+					(unsigned)(c - clients));
+			}
+			return;
+		}
+	}
 	if (!p || p == c ||
 	    (!have_shared && p != &clients[c->pair * 2 + (c == &clients[c->pair * 2] ? 1 : 0)])) {
 		bad_pairs++;
 		char b[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &c->got.sin_addr, b, sizeof(b));
 		fprintf(stderr,
-			"loadgen: client %u got a PEERINFO %s:%u that is not its partner's\n",
-			(unsigned)(c - clients), b, ntohs(c->got.sin_port));
+			"loadgen: client %u got a PEERINFO %s:%u that is not its partner's (%s)\n",
+			(unsigned)(c - clients), b, ntohs(c->got.sin_port),
+			!p ? "nobody's" : p == c ? "its own" : "another client's");
 		c->state = C_IDLE;
 		pair_member_resolved(c->pair);
 		return;
@@ -473,6 +543,10 @@ static int run(struct result *res)
 			}
 			socklen_t sl = sizeof(u->addr);
 			getsockname(u->fd, (struct sockaddr *)&u->addr, &sl);
+			if (gtab && !gfind(gkey(&u->addr), true)) {
+				fprintf(stderr, "loadgen: shared address table full\n");
+				return 1;
+			}
 			size_t h = addr_hash(&u->addr) & umap_mask;
 			u->hnext = umap[h];
 			umap[h] = u;
@@ -654,6 +728,14 @@ int main(int argc, char **argv)
 	if (res == MAP_FAILED) {
 		perror("loadgen: mmap");
 		return 1;
+	}
+	if (jobs > 1 && have_shared) {
+		gtab = mmap(NULL, GSLOTS * sizeof(*gtab), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (gtab == MAP_FAILED) {
+			perror("loadgen: mmap");
+			return 1;
+		}
 	}
 	pid_t pids[64];
 	if (jobs > 64)
