@@ -19,6 +19,7 @@ struct n4_opts {
 	char bind[256];
 	enum n4_log_level log_level;
 	unsigned log_rate;
+	char key_file[4096]; /* -k FILE ("-": stdin), read by the client mode */
 };
 
 /* Parse argv into o.  0 on success; -EINVAL with a one-line message in err. */

@@ -47,6 +47,11 @@ struct n4_client_cfg {
 	bool caller_reports;	       /* the caller logs the final failure itself: the
 	                              * library's give-up lines drop to debug level */
 	volatile sig_atomic_t *cancel; /* optional: set non-zero to abort with -ECANCELED */
+	/* Pre-shared key (n4 genkey; -k): pair on an identifier derived from it
+	 * and ident, and accept only PUNCHes authenticated with it.  The key is
+	 * never sent; n4_client_new keeps only what it derives. */
+	bool have_key;
+	uint8_t key[32];
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */

@@ -25,6 +25,11 @@ struct n4_rv {
 	const int *probe_fds;
 	unsigned nprobes;
 	struct n4_plan plan;
+	/* N4_EXT_KEY: the long pairing id sent when the server asks (KEYID), and
+	 * our own observed address from SELF (have_self). */
+	const uint8_t *long_id;
+	struct sockaddr_in self;
+	bool have_self;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
