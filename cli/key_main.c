@@ -1,4 +1,5 @@
 /* key_main.c - `n4 genkey` and `n4 keyid FILE [-a IDENT]`. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ int n4_genkey_main(int argc, char **argv)
 int n4_keyid_main(int argc, char **argv)
 {
 	const char *file = NULL, *ident = "n4n4n4";
+	bool long_id = false;
 	uint8_t key[N4_KEY_SIZE];
 	struct n4_keyed k;
 	char why[512];
@@ -38,13 +40,15 @@ int n4_keyid_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "-a") == 0 || strcmp(argv[i], "--ident") == 0) && i + 1 < argc)
 			ident = argv[++i];
+		else if (strcmp(argv[i], "--long") == 0)
+			long_id = true;
 		else if (!file && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
 			file = argv[i];
 		else
 			file = NULL, argc = 0; /* usage below */
 	}
 	if (!file) {
-		fprintf(stderr, "n4: usage: n4 keyid KEYFILE [-a IDENT]\n");
+		fprintf(stderr, "n4: usage: n4 keyid KEYFILE [-a IDENT] [--long]\n");
 		return 2;
 	}
 	if (n4_key_load(file, key, why, sizeof(why))) {
@@ -58,7 +62,14 @@ int n4_keyid_main(int argc, char **argv)
 			ident);
 		return 2;
 	}
-	printf("%s\n", k.short_id);
+	/* --long: the id our server pairs on, in hex (what its operator sees). */
+	if (long_id) {
+		for (size_t i = 0; i < sizeof(k.long_id); i++)
+			printf("%02x", k.long_id[i]);
+		printf("\n");
+	} else {
+		printf("%s\n", k.short_id);
+	}
 	n4_wipe(&k, sizeof(k));
 	return 0;
 }

@@ -29,7 +29,8 @@
 
 #define N4_NONCE_SIZE 16
 #define N4_MAC_SIZE 16
-#define N4_APUNCH_SIZE (8 + 2 * N4_NONCE_SIZE + 2 * N4_PAYLOAD_SIZE + N4_MAC_SIZE)
+_Static_assert(N4_APUNCH_SIZE == 8 + 2 * N4_NONCE_SIZE + 2 * N4_PAYLOAD_SIZE + N4_MAC_SIZE,
+	       "APUNCH layout");
 
 struct n4_apunch {
 	uint8_t flags;

@@ -92,8 +92,9 @@ int n4_client_take_fd(n4_client *c);
 
 void n4_client_free(n4_client *c);
 
-/* True when buf/len is a PUNCH datagram for ident (any reserved byte):
- * used to keep late PUNCHes away from programs. */
+/* True when buf/len is a PUNCH datagram for ident (any reserved byte), or an
+ * authenticated PUNCH of keyed peers carrying ident (with a key: the derived
+ * id, see n4 keyid): used to keep late PUNCHes away from programs. */
 bool n4_is_punch(const void *buf, size_t len, const char *ident);
 
 /* ---------------------------------------------------------------- server --- */

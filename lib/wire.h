@@ -22,6 +22,7 @@
 #define N4_MSG_SIZE 8
 #define N4_PAYLOAD_SIZE 6
 #define N4_TOKEN_SIZE 6
+#define N4_APUNCH_SIZE 68 /* N4_CMD_APUNCH datagram, laid out in auth.h */
 
 enum n4_cmd {
 	N4_CMD_HELLO = 0x01,
