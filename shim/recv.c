@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "wire.h"
 
 enum { RC_RECVFROM, RC_RECVMSG, RC_READ };
 
