@@ -32,17 +32,25 @@ static void mac(const struct n4_auth *a, const uint8_t *msg, uint8_t out[N4_MAC_
 	(void)n4_blake2s(out, N4_MAC_SIZE, a->mac_key, sizeof(a->mac_key), msg, MAC_OFF);
 }
 
-int n4_auth_round(struct n4_auth *a, const struct n4_keyed *k, const struct sockaddr_in *peer,
-		  const struct sockaddr_in *self)
+void n4_auth_bind(struct n4_auth *a, const struct sockaddr_in *peer,
+		  const struct sockaddr_in *self, const uint8_t *peer_nonce)
+{
+	n4_peerinfo_encode(peer, a->peer_wire);
+	if (self)
+		n4_peerinfo_encode(self, a->self_wire);
+	/* Only a hint: a wrong one (a lying server) just means the first PUNCH
+	 * does not win and the answer to it does. */
+	if (peer_nonce)
+		memcpy(a->peer_nonce, peer_nonce, N4_NONCE_SIZE);
+}
+
+int n4_auth_round(struct n4_auth *a, const struct n4_keyed *k)
 {
 	size_t have = 0;
 
 	memset(a, 0, sizeof(*a));
 	memcpy(a->mac_key, k->mac_key, sizeof(a->mac_key));
 	n4_ident_encode(k->short_id, a->ident);
-	n4_peerinfo_encode(peer, a->peer_wire);
-	if (self)
-		n4_peerinfo_encode(self, a->self_wire);
 	while (have < sizeof(a->nonce)) {
 		ssize_t n = getrandom(a->nonce + have, sizeof(a->nonce) - have, 0);
 		if (n < 0 && errno == EINTR)

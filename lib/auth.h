@@ -64,10 +64,13 @@ enum n4_auth_verdict {
 	N4_AUTH_WIN = 2,    /* authentic and echoes our nonce: the peer is proven */
 };
 
-/* Start a round: fresh nonce from getrandom.  self may be NULL (unknown).
+/* Start a round: fresh nonce from getrandom, nothing known of the peer.
  * -errno when the kernel has no randomness to give. */
-int n4_auth_round(struct n4_auth *a, const struct n4_keyed *k, const struct sockaddr_in *peer,
-		  const struct sockaddr_in *self);
+int n4_auth_round(struct n4_auth *a, const struct n4_keyed *k);
+/* What the server reported: the peer's address, ours (self, NULL when unknown)
+ * and the peer's nonce (NULL when it did not pass it on). */
+void n4_auth_bind(struct n4_auth *a, const struct sockaddr_in *peer,
+		  const struct sockaddr_in *self, const uint8_t *peer_nonce);
 /* Our APUNCH with the current state. */
 void n4_auth_encode(const struct n4_auth *a, uint8_t flags, uint8_t out[N4_APUNCH_SIZE]);
 /* Judge a datagram that came from the peer's IP (constant-time MAC check). */

@@ -241,10 +241,15 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	n4_rv_init(&rv, server, c->ident,
 		   (uint8_t)(classic ? 0
 				     : N4_EXT_TOKEN | N4_EXT_PROBE | (c->keyed ? N4_EXT_KEY : 0)));
-	if (c->keyed)
-		rv.long_id = c->kid.long_id;
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
+	if (c->keyed) {
+		rv.long_id = c->kid.long_id;
+		err = n4_auth_round(&c->auth, &c->kid); /* this round's nonce */
+		if (err)
+			goto out;
+		rv.nonce = c->auth.nonce;
+	}
 	uint64_t now = n4_now_ms();
 	err = n4_rv_hello(&rv, now + 5000 < deadline ? now + 5000 : deadline, &c->ctx);
 	if (err)
@@ -287,9 +292,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			       .plan = rv.plan };
 	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
 	if (c->keyed) {
-		err = n4_auth_round(&c->auth, &c->kid, &rv.peer, rv.have_self ? &rv.self : NULL);
-		if (err)
-			goto out;
+		n4_auth_bind(&c->auth, &rv.peer, rv.have_self ? &rv.self : NULL,
+			     rv.have_peer_nonce ? rv.peer_nonce : NULL);
 		sw.auth = &c->auth;
 	}
 	sw.target = rv.peer;

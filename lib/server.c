@@ -77,9 +77,13 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	uint8_t out[4 * N4_MSG_SIZE]; /* READY, PLAN, SELF and PEERINFO at most */
+	uint8_t out[8 * N4_MSG_SIZE]; /* READY, PLAN, 4 SELF and PEERINFO at most */
 	uint8_t in_len, out_len;
-	uint8_t keyid_parts; /* N4_EXT_KEY: KEYID messages received */
+	/* N4_EXT_KEY: KEYID messages received (long id, then the round's nonce),
+	 * and the partner's nonce to pass on in SELF. */
+	uint8_t keyid_parts;
+	uint8_t nonce[3 * N4_PAYLOAD_SIZE], peer_nonce[3 * N4_PAYLOAD_SIZE];
+	bool peer_nonce_ok;
 	bool close_after_flush, closed;
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
@@ -369,11 +373,19 @@ static void handle_keyid(struct conn *c)
 	char b[64];
 
 	c->in_len = 0;
-	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_KEYID, &m) || m.ext != c->keyid_parts) {
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_KEYID, &m) || m.ext != c->keyid_parts ||
+	    (c->keyid_parts >= N4_LONGID_PARTS) != (c->pc.state == N4_P_PAIRED)) {
 		s->rejects[REJ_BAD_HELLO]++;
 		n4_info("%s: malformed KEYID (%02x %02x ...), closed", conn_str(c, b, sizeof(b)),
 			c->in[0], c->in[1]);
 		conn_close(c, false);
+		return;
+	}
+	if (c->keyid_parts >= N4_LONGID_PARTS) {
+		/* The round's nonce, passed on to the partner with its PEERINFO. */
+		memcpy(c->nonce + N4_PAYLOAD_SIZE * (c->keyid_parts - N4_LONGID_PARTS), m.payload,
+		       N4_PAYLOAD_SIZE);
+		c->keyid_parts++;
 		return;
 	}
 	memcpy(c->pc.long_id + N4_PAYLOAD_SIZE * c->keyid_parts, m.payload, N4_PAYLOAD_SIZE);
@@ -388,7 +400,10 @@ static void conn_readable(struct conn *c)
 {
 	for (;;) {
 		uint8_t extra[64];
-		bool want_hello = c->pc.state == N4_P_NEW;
+		/* A keyed client's nonce (three KEYID) follows its READY. */
+		bool want_hello = c->pc.state == N4_P_NEW ||
+				  ((c->pc.ext & N4_EXT_KEY) && c->pc.state == N4_P_PAIRED &&
+				   c->keyid_parts < 2 * N4_LONGID_PARTS);
 		uint8_t *dst = want_hello ? c->in + c->in_len : extra;
 		size_t want = want_hello ? (size_t)(N4_MSG_SIZE - c->in_len) : sizeof(extra);
 		ssize_t n = recv(c->io.fd, dst, want, MSG_DONTWAIT);
@@ -565,11 +580,17 @@ static void send_peerinfo(struct conn *c)
 			return;
 	}
 	if (c->pc.ext & N4_EXT_KEY) {
-		/* The client's own observed address, bound into its PUNCH MAC. */
+		/* The client's own observed address, bound into its PUNCH MAC,
+		 * and its partner's nonce for this round. */
 		struct n4_msg self;
 		n4_msg_init(&self, N4_CMD_SELF, 0, NULL);
 		n4_peerinfo_encode(&c->pc.udp, self.payload);
 		conn_send(c, &self);
+		for (uint8_t i = 0; c->peer_nonce_ok && i < 3 && !c->closed; i++) {
+			n4_msg_init(&self, N4_CMD_SELF, (uint8_t)(i + 1),
+				    c->peer_nonce + i * N4_PAYLOAD_SIZE);
+			conn_send(c, &self);
+		}
 		if (c->closed)
 			return;
 	}
@@ -603,6 +624,10 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 
 	a->peer_udp = b->pc.udp;
 	b->peer_udp = a->pc.udp;
+	a->peer_nonce_ok = b->keyid_parts == 2 * N4_LONGID_PARTS;
+	b->peer_nonce_ok = a->keyid_parts == 2 * N4_LONGID_PARTS;
+	memcpy(a->peer_nonce, b->nonce, sizeof(a->peer_nonce));
+	memcpy(b->peer_nonce, a->nonce, sizeof(b->peer_nonce));
 	a->peer_flags = b->pc.ext ? N4_PEER_N4 : 0;
 	b->peer_flags = a->pc.ext ? N4_PEER_N4 : 0;
 	s->pairs_done++;

@@ -36,11 +36,15 @@ enum n4_cmd {
 	N4_CMD_PLAN = 0x06,
 	/* Extensions with N4_EXT_KEY (key.h, auth.h), only between parties that
 	 * negotiated it.  KEYID: server -> client "send your long pairing id"
-	 * (granting N4_EXT_KEY in the reserved byte), then client -> server three
-	 * times with the part index in the reserved byte and 6 bytes of the id. */
+	 * (granting N4_EXT_KEY in the reserved byte), then client -> server with
+	 * the part index in the reserved byte and 6 bytes each: parts 0..2 the
+	 * long id (after HELLO), parts 3..5 this round's PUNCH nonce (after READY,
+	 * 16 bytes and 2 zero bytes). */
 	N4_CMD_KEYID = 0x07,
-	/* SELF: server -> client TCP, just before PEERINFO: the client's own
-	 * observed EXCHANGE address (PEERINFO layout), bound into the PUNCH MAC. */
+	/* SELF: server -> client TCP, just before PEERINFO.  Reserved byte 0: the
+	 * client's own observed EXCHANGE address (PEERINFO layout), bound into the
+	 * PUNCH MAC; 1..3: the partner's PUNCH nonce, 6 bytes each (when it came
+	 * in time), so that the first authenticated PUNCH can already win. */
 	N4_CMD_SELF = 0x08,
 	/* APUNCH: the authenticated PUNCH between keyed clients (auth.h), UDP,
 	 * N4_APUNCH_SIZE bytes: never an 8-byte message. */

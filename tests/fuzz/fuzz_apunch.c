@@ -25,8 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n4_apunch_decode(data, size, &m) == 0 &&
 	    (size != N4_APUNCH_SIZE || data[0] != N4_CMD_APUNCH || (m.flags & ~N4_PUNCH_ACK)))
 		abort();
-	if (n4_key_derive(key, "n4n4n4", &k) || n4_auth_round(&a, &k, &peer, &self))
+	if (n4_key_derive(key, "n4n4n4", &k) || n4_auth_round(&a, &k))
 		abort();
+	n4_auth_bind(&a, &peer, &self, NULL);
 	enum n4_auth_verdict v = n4_auth_check(&a, data, size);
 	if (v == N4_AUTH_WIN || v == N4_AUTH_NONCE)
 		abort(); /* forged without the key: a 2^-128 event */

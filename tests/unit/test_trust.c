@@ -175,8 +175,10 @@ static void two_sides(struct n4_auth *a, struct n4_auth *b, const uint8_t key[32
 	struct sockaddr_in pa = v4("1.1.1.1", 1000), pb = v4("2.2.2.2", 2000);
 
 	n4_key_derive(key, "n4n4n4", &k);
-	n4_auth_round(a, &k, &pb, self ? &pa : NULL);
-	n4_auth_round(b, &k, &pa, self ? &pb : NULL);
+	n4_auth_round(a, &k);
+	n4_auth_round(b, &k);
+	n4_auth_bind(a, &pb, self ? &pa : NULL, NULL);
+	n4_auth_bind(b, &pa, self ? &pb : NULL, NULL);
 }
 
 TEST(auth_two_messages_prove_each_side)
@@ -238,4 +240,32 @@ TEST(auth_replayed_punch_of_an_earlier_round_never_wins)
 	two_sides(&a, &b, key, false); /* round 2: fresh nonces */
 	CHECK(n4_auth_check(&a, old, sizeof(old)) != N4_AUTH_WIN);
 	CHECK(n4_auth_check(&a, old, sizeof(old)) != N4_AUTH_WIN);
+}
+
+TEST(auth_nonce_passed_on_by_the_server_wins_at_the_first_punch)
+{
+	uint8_t key[32] = { 5 }, m[N4_APUNCH_SIZE];
+	struct n4_keyed k;
+	struct n4_auth a, b;
+	struct sockaddr_in pa = v4("1.1.1.1", 1000), pb = v4("2.2.2.2", 2000);
+
+	n4_key_derive(key, "n4n4n4", &k);
+	n4_auth_round(&a, &k);
+	n4_auth_round(&b, &k);
+	n4_auth_bind(&a, &pb, &pa, b.nonce);
+	n4_auth_bind(&b, &pa, &pb, a.nonce);
+	n4_auth_encode(&a, 0, m);
+	CHECK_EQ(n4_auth_check(&b, m, sizeof(m)), N4_AUTH_WIN);
+	n4_auth_encode(&b, 0, m);
+	CHECK_EQ(n4_auth_check(&a, m, sizeof(m)), N4_AUTH_WIN);
+	/* A server that passes on a wrong nonce costs one exchange, no more. */
+	uint8_t wrong[N4_NONCE_SIZE] = { 1 };
+	n4_auth_round(&a, &k);
+	n4_auth_round(&b, &k);
+	n4_auth_bind(&a, &pb, &pa, wrong);
+	n4_auth_bind(&b, &pa, &pb, wrong);
+	n4_auth_encode(&a, 0, m);
+	CHECK_EQ(n4_auth_check(&b, m, sizeof(m)), N4_AUTH_NONCE);
+	n4_auth_encode(&b, 0, m);
+	CHECK_EQ(n4_auth_check(&a, m, sizeof(m)), N4_AUTH_WIN);
 }
