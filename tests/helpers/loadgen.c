@@ -338,8 +338,10 @@ static void got_peerinfo(struct client *c)
 			} else {
 				bad_pairs++;
 				fprintf(stderr, "loadgen: client %u: its partner in another "
-						"worker got a PEERINFO that is not ours\n",
-					(unsigned)(c - clients));
+						"worker got a PEERINFO that is not ours "
+						"(ours %llx, it got %llx)\n",
+					(unsigned)(c - clients),
+					(unsigned long long)gkey(&c->u->addr), (unsigned long long)tg);
 			}
 			return;
 		}
@@ -571,7 +573,9 @@ static int run(struct result *res)
 	uint64_t next_resend = 0;
 	struct epoll_event evs[512];
 	while (!stop) {
-		if (!hold && ok_pairs + bad_pairs >= want_pairs)
+		/* With pairs across workers a worker may settle more than it
+		 * started: it stops only once its own pairs are all resolved. */
+		if (!hold && !gtab && ok_pairs + bad_pairs >= want_pairs)
 			break;
 		if (!hold) {
 			bool any = false;
