@@ -15,6 +15,20 @@
 
 #include "blake2s.h"
 #include "ipcap.h"
+#include "loop.h"
+
+/* Legacy clients that finished, remembered briefly by (identifier, IP, port): a
+ * late copy of their EXCHANGE must not be taken for the next legacy client
+ * behind that IP (an original client moves its ports every round, so the next
+ * one's EXCHANGE comes from another port).  Direct-mapped: a collision forgets. */
+#define RECENT_SLOTS 4096
+#define RECENT_MS 3000
+
+struct recent {
+	uint8_t key[N4_HKEY_SIZE];
+	uint16_t port;
+	uint64_t until_ms;
+};
 
 struct htable {
 	struct n4_hnode **buckets;
@@ -30,6 +44,8 @@ struct n4_pairing {
 	 * not guess another client's), and distinct (checked anyway). */
 	uint8_t token_secret[N4_BLAKE2S_KEYBYTES];
 	uint64_t token_counter;
+	struct recent *recent;
+	uint64_t recent_hash_key[2];
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -116,11 +132,12 @@ n4_pairing *n4_pairing_new(size_t expected_clients)
 		return NULL;
 	if (ht_init(&p->waiting, expected_clients) || ht_init(&p->exchanging, expected_clients) ||
 	    ht_init(&p->exch_ids, expected_clients) || ht_init(&p->tokens, expected_clients) ||
-	    ht_init(&p->held, 64)) {
+	    ht_init(&p->held, 64) || !(p->recent = calloc(RECENT_SLOTS, sizeof(*p->recent)))) {
 		n4_pairing_free(p);
 		errno = ENOMEM;
 		return NULL;
 	}
+	n4_hash_key_init(p->recent_hash_key);
 	/* No weaker fallback: without a secret, tokens would be guessable. */
 	ssize_t n;
 	do
@@ -144,6 +161,7 @@ void n4_pairing_free(n4_pairing *p)
 	free(p->exch_ids.buckets);
 	free(p->tokens.buckets);
 	free(p->held.buckets);
+	free(p->recent);
 	n4_wipe(p->token_secret, sizeof(p->token_secret));
 	free(p);
 }
@@ -252,6 +270,22 @@ struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c)
 	return w;
 }
 
+static struct recent *recent_slot(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE],
+				  uint16_t port)
+{
+	uint64_t h = n4_keyed_hash(key, N4_HKEY_SIZE, p->recent_hash_key) ^ port;
+
+	return &p->recent[(h * 0x9e3779b97f4a7c15ull >> 32) & (RECENT_SLOTS - 1)];
+}
+
+static bool recently_done(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t port)
+{
+	const struct recent *r = recent_slot(p, key, port);
+
+	return r->port == port && r->until_ms > n4_now_ms() &&
+	       memcmp(r->key, key, N4_HKEY_SIZE) == 0;
+}
+
 static int attribute(struct n4_pclient *c, const struct sockaddr_in *src)
 {
 	if (c->observed)
@@ -313,6 +347,8 @@ int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct so
 	}
 	if (!candidate)
 		return -EALREADY; /* both behind this IP already seen: a late copy */
+	if (recently_done(p, key, src->sin_port))
+		return -EALREADY; /* a late copy from a finished client */
 	*out = candidate;
 	return attribute(candidate, src);
 }
@@ -320,6 +356,13 @@ int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct so
 struct n4_pclient *n4_pairing_remove(n4_pairing *p, struct n4_pclient *c)
 {
 	bool blocking = c->exch_node.linked && !c->observed;
+
+	if (c->exch_node.linked && c->observed) {
+		struct recent *r = recent_slot(p, c->exch_node.key, c->udp.sin_port);
+		memcpy(r->key, c->exch_node.key, N4_HKEY_SIZE);
+		r->port = c->udp.sin_port;
+		r->until_ms = n4_now_ms() + RECENT_MS;
+	}
 
 	if (c->wait_node.linked) {
 		ht_remove(&p->waiting, &c->wait_node);

@@ -123,7 +123,6 @@ static size_t addr_hash(const struct sockaddr_in *a)
 	return (size_t)(x >> 20);
 }
 
-/* The client currently sending from a (NULL when none is). */
 /* With -j and a shared identifier the server pairs clients of different worker
  * processes: every UDP address and the PEERINFO it received also go into a
  * table shared by the workers (open addressing, set before the fork), so that
@@ -159,6 +158,7 @@ static struct gslot *gfind(uint64_t k, bool insert)
 	return NULL;
 }
 
+/* The client currently sending from a (NULL when none is). */
 static struct client *umap_find(const struct sockaddr_in *a)
 {
 	for (struct usock *u = umap[addr_hash(a) & umap_mask]; u; u = u->hnext) {
@@ -219,6 +219,33 @@ static void client_fail(struct client *c, const char *why)
 		pair_member_resolved(c->pair);
 }
 
+/* An original client moves its source ports every round (its pool window), so
+ * legacy clients send each round from a fresh UDP port of their address: the
+ * server may then recognise late copies from a finished round by their port. */
+static int rebind_udp(struct usock *u)
+{
+	size_t h = addr_hash(&u->addr) & umap_mask;
+	for (struct usock **pp = &umap[h]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == u) {
+			*pp = u->hnext;
+			break;
+		}
+	}
+	close(u->fd);
+	u->addr.sin_port = 0;
+	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	socklen_t sl = sizeof(u->addr);
+	if (u->fd < 0 || bind(u->fd, (struct sockaddr *)&u->addr, sizeof(u->addr)) ||
+	    getsockname(u->fd, (struct sockaddr *)&u->addr, &sl))
+		return -errno;
+	if (gtab && !gfind(gkey(&u->addr), true))
+		return -ENOSPC;
+	h = addr_hash(&u->addr) & umap_mask;
+	u->hnext = umap[h];
+	umap[h] = u;
+	return 0;
+}
+
 static int client_start(struct client *c, bool holding)
 {
 	int fd = socket(srv_tcp.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -226,6 +253,13 @@ static int client_start(struct client *c, bool holding)
 	if (fd < 0)
 		return -errno;
 	c->u = &c->socks[c->cur++ % nsocks];
+	if (legacy && c->cur > 1) {
+		int err = rebind_udp(c->u);
+		if (err) {
+			close(fd);
+			return err;
+		}
+	}
 	if (gtab) {
 		struct gslot *g = gfind(gkey(&c->u->addr), false);
 		if (g) {
