@@ -58,7 +58,8 @@ int n4_keyid_main(int argc, char **argv)
 	int err = n4_key_derive(key, ident, &k);
 	n4_wipe(key, sizeof(key));
 	if (err) {
-		fprintf(stderr, "n4: invalid -a '%s': 1 to 6 printable ASCII characters, no spaces\n",
+		fprintf(stderr,
+			"n4: invalid -a '%s': 1 to 6 printable ASCII characters, no spaces\n",
 			ident);
 		return 2;
 	}

@@ -158,7 +158,8 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 	o->log_rate = 100;
 	optind = 0; /* full reset, so the parser can run more than once */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":sch:p:l:a:k:b:n:o:xS:t:r:vq", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":sch:p:l:a:k:b:n:o:xS:t:r:vq", long_opts, NULL)) !=
+	       -1) {
 		unsigned long v;
 		switch (c) {
 		case 's':
@@ -335,8 +336,9 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 		}
 	}
 	if (o->mode == N4_MODE_SERVER && o->key_file[0]) {
-		snprintf(err, err_len, "-k is a client option: the server never sees the key "
-				       "(to serve one key alone: n4 -s -a $(n4 keyid FILE))");
+		snprintf(err, err_len,
+			 "-k is a client option: the server never sees the key "
+			 "(to serve one key alone: n4 -s -a $(n4 keyid FILE))");
 		return -EINVAL;
 	}
 	if (o->mode == N4_MODE_SERVER) {

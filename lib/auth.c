@@ -32,8 +32,8 @@ static void mac(const struct n4_auth *a, const uint8_t *msg, uint8_t out[N4_MAC_
 	(void)n4_blake2s(out, N4_MAC_SIZE, a->mac_key, sizeof(a->mac_key), msg, MAC_OFF);
 }
 
-void n4_auth_bind(struct n4_auth *a, const struct sockaddr_in *peer,
-		  const struct sockaddr_in *self, const uint8_t *peer_nonce)
+void n4_auth_bind(struct n4_auth *a, const struct sockaddr_in *peer, const struct sockaddr_in *self,
+		  const uint8_t *peer_nonce)
 {
 	n4_peerinfo_encode(peer, a->peer_wire);
 	if (self)

@@ -50,7 +50,7 @@ struct n4_auth {
 	uint8_t mac_key[N4_KEY_SIZE];
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	uint8_t nonce[N4_NONCE_SIZE];
-	uint8_t peer_nonce[N4_NONCE_SIZE]; /* zeros until learnt */
+	uint8_t peer_nonce[N4_NONCE_SIZE];  /* zeros until learnt */
 	uint8_t peer_wire[N4_PAYLOAD_SIZE]; /* PEERINFO payload */
 	uint8_t self_wire[N4_PAYLOAD_SIZE]; /* SELF payload, zeros when unknown */
 	unsigned failures;		    /* datagrams from the peer's IP that failed */
@@ -58,10 +58,10 @@ struct n4_auth {
 };
 
 enum n4_auth_verdict {
-	N4_AUTH_BAD = -1,   /* for us (our id, from the peer) but not authentic */
-	N4_AUTH_OTHER = 0,  /* not an APUNCH of this pairing: ignore quietly */
-	N4_AUTH_NONCE = 1,  /* authentic; we learnt (or re-learnt) the peer's nonce */
-	N4_AUTH_WIN = 2,    /* authentic and echoes our nonce: the peer is proven */
+	N4_AUTH_BAD = -1,  /* for us (our id, from the peer) but not authentic */
+	N4_AUTH_OTHER = 0, /* not an APUNCH of this pairing: ignore quietly */
+	N4_AUTH_NONCE = 1, /* authentic; we learnt (or re-learnt) the peer's nonce */
+	N4_AUTH_WIN = 2,   /* authentic and echoes our nonce: the peer is proven */
 };
 
 /* Start a round: fresh nonce from getrandom, nothing known of the peer.
@@ -69,8 +69,8 @@ enum n4_auth_verdict {
 int n4_auth_round(struct n4_auth *a, const struct n4_keyed *k);
 /* What the server reported: the peer's address, ours (self, NULL when unknown)
  * and the peer's nonce (NULL when it did not pass it on). */
-void n4_auth_bind(struct n4_auth *a, const struct sockaddr_in *peer,
-		  const struct sockaddr_in *self, const uint8_t *peer_nonce);
+void n4_auth_bind(struct n4_auth *a, const struct sockaddr_in *peer, const struct sockaddr_in *self,
+		  const uint8_t *peer_nonce);
 /* Our APUNCH with the current state. */
 void n4_auth_encode(const struct n4_auth *a, uint8_t flags, uint8_t out[N4_APUNCH_SIZE]);
 /* Judge a datagram that came from the peer's IP (constant-time MAC check). */

@@ -238,9 +238,9 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	n4_rv_init(&rv, server, c->ident,
-		   (uint8_t)(classic ? 0
-				     : N4_EXT_TOKEN | N4_EXT_PROBE | (c->keyed ? N4_EXT_KEY : 0)));
+	n4_rv_init(
+		&rv, server, c->ident,
+		(uint8_t)(classic ? 0 : N4_EXT_TOKEN | N4_EXT_PROBE | (c->keyed ? N4_EXT_KEY : 0)));
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
 	if (c->keyed) {

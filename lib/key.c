@@ -170,8 +170,8 @@ out_close:
 	return err;
 }
 
-static void prf(const uint8_t key[N4_KEY_SIZE], const char *label, const char *ident,
-		uint8_t *out, size_t outlen)
+static void prf(const uint8_t key[N4_KEY_SIZE], const char *label, const char *ident, uint8_t *out,
+		size_t outlen)
 {
 	struct n4_blake2s s;
 

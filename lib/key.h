@@ -20,9 +20,9 @@
 #define N4_LONGID_PARTS (N4_LONGID_SIZE / N4_PAYLOAD_SIZE)
 
 struct n4_keyed {
-	char short_id[N4_PAYLOAD_SIZE + 1];    /* what an original server pairs on */
-	uint8_t long_id[N4_LONGID_SIZE];       /* what our server pairs on */
-	uint8_t mac_key[N4_KEY_SIZE];	       /* authenticates PUNCHes (auth.h) */
+	char short_id[N4_PAYLOAD_SIZE + 1]; /* what an original server pairs on */
+	uint8_t long_id[N4_LONGID_SIZE];    /* what our server pairs on */
+	uint8_t mac_key[N4_KEY_SIZE];	    /* authenticates PUNCHes (auth.h) */
 };
 
 /* 32 bytes from getrandom.  -errno when the kernel gives none. */

@@ -175,8 +175,8 @@ static void assign_token(n4_pairing *p, struct n4_pclient *c)
 
 	do {
 		uint64_t ctr = p->token_counter++;
-		(void)n4_blake2s(c->token, N4_TOKEN_SIZE, p->token_secret,
-				 sizeof(p->token_secret), &ctr, sizeof(ctr));
+		(void)n4_blake2s(c->token, N4_TOKEN_SIZE, p->token_secret, sizeof(p->token_secret),
+				 &ctr, sizeof(ctr));
 		make_key(key, c->token, 0);
 	} while (ht_first(&p->tokens, key));
 	ht_insert(&p->tokens, &c->token_node, key);

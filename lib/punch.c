@@ -210,8 +210,7 @@ static int read_punches(struct n4_sweep *sw, int fd)
 			return 0;
 		}
 		if (sw->auth) {
-			if (from.sin_family == AF_INET &&
-			    auth_punch(sw, fd, buf, (size_t)n, &from))
+			if (from.sin_family == AF_INET && auth_punch(sw, fd, buf, (size_t)n, &from))
 				return 1;
 			continue;
 		}
@@ -400,7 +399,8 @@ int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth
 		uint64_t now = n4_now_ms();
 		if (now >= next) {
 			n4_auth_encode(auth, N4_PUNCH_ACK, ack);
-			sendto(fd, ack, sizeof(ack), 0, (const struct sockaddr *)peer, sizeof(*peer));
+			sendto(fd, ack, sizeof(ack), 0, (const struct sockaddr *)peer,
+			       sizeof(*peer));
 			next = now + 100;
 			if (acked)
 				break; /* one acknowledgement answers the peer's */
@@ -417,15 +417,15 @@ int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth
 			socklen_t flen = sizeof(from);
 			ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
 					     (struct sockaddr *)&from, &flen);
-			if (r < 0 && (errno == EINTR || errno == ECONNREFUSED ||
-				      errno == EHOSTUNREACH))
+			if (r < 0 &&
+			    (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH))
 				continue;
 			if (r < 0)
 				break;
 			if (from.sin_addr.s_addr != peer->sin_addr.s_addr)
 				continue;
-			if (n4_auth_check(auth, buf, (size_t)r) == N4_AUTH_WIN && auth->peer_acked &&
-			    !acked) {
+			if (n4_auth_check(auth, buf, (size_t)r) == N4_AUTH_WIN &&
+			    auth->peer_acked && !acked) {
 				acked = true;
 				next = 0; /* answer it at once */
 			}

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t s = 0, e = size;
 	while (s < e && (data[s] == ' ' || data[s] == '\t' || data[s] == '\n' || data[s] == '\r'))
 		s++;
-	while (e > s &&
-	       (data[e - 1] == ' ' || data[e - 1] == '\t' || data[e - 1] == '\n' || data[e - 1] == '\r'))
+	while (e > s && (data[e - 1] == ' ' || data[e - 1] == '\t' || data[e - 1] == '\n' ||
+			 data[e - 1] == '\r'))
 		e--;
 	if (e - s < N4_KEY_B64_LEN - 1 || memcmp(data + s, text, N4_KEY_B64_LEN - 1) != 0)
 		abort();

@@ -90,7 +90,8 @@ int main(int argc, char **argv)
 			for (int d = 0; d <= 20; d++) {
 				struct sockaddr_in to = rv.peer;
 				to.sin_port = htons((uint16_t)(ntohs(rv.peer.sin_port) + d));
-				sendto(udp, plain, sizeof(plain), 0, (struct sockaddr *)&to, sizeof(to));
+				sendto(udp, plain, sizeof(plain), 0, (struct sockaddr *)&to,
+				       sizeof(to));
 				sendto(udp, forged, sizeof(forged), 0, (struct sockaddr *)&to,
 				       sizeof(to));
 			}

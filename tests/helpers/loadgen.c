@@ -29,6 +29,7 @@
 #include <getopt.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -371,11 +371,13 @@ static void got_peerinfo(struct client *c)
 				ok_pairs++;
 			} else {
 				bad_pairs++;
-				fprintf(stderr, "loadgen: client %u: its partner in another "
-						"worker got a PEERINFO that is not ours "
-						"(ours %llx, it got %llx)\n",
+				fprintf(stderr,
+					"loadgen: client %u: its partner in another "
+					"worker got a PEERINFO that is not ours "
+					"(ours %llx, it got %llx)\n",
 					(unsigned)(c - clients),
-					(unsigned long long)gkey(&c->u->addr), (unsigned long long)tg);
+					(unsigned long long)gkey(&c->u->addr),
+					(unsigned long long)tg);
 			}
 			return;
 		}
@@ -388,7 +390,9 @@ static void got_peerinfo(struct client *c)
 		fprintf(stderr,
 			"loadgen: client %u got a PEERINFO %s:%u that is not its partner's (%s)\n",
 			(unsigned)(c - clients), b, ntohs(c->got.sin_port),
-			!p ? "nobody's" : p == c ? "its own" : "another client's");
+			!p	 ? "nobody's"
+			: p == c ? "its own"
+				 : "another client's");
 		c->state = C_IDLE;
 		pair_member_resolved(c->pair);
 		return;

@@ -129,5 +129,25 @@ check "keyed pair through an original server: a wins" won "$LOG_A"
 check "keyed pair through an original server: b wins" won "$LOG_B"
 lab_stop_pid "$base"
 
+# 6. A bad key for the shim: one line naming it, EINVAL, and not a packet leaves.
+lab_flush
+CAP=$LAB_DIR/badkey.pcap
+: >"$LAB_DIR/tcpdump.log"
+CAP_PID=$(lab_bg a "$LAB_DIR/tcpdump.log" tcpdump -n -i eth0 -U -s 0 -w "$CAP" 'tcp or udp')
+lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+chmod 644 "$K2"
+for kv in "N4_KEY_FILE=$K2" "N4_KEY_FILE=$LAB_DIR/missing" "N4_KEY=not-a-key"; do
+	log=$LAB_DIR/badkey.log
+	lab_exec a env N4_SERVER="$LAB_SRV_IP" "$kv" N4_PEER=192.0.2.77:7777 LD_PRELOAD="$SHIM" \
+		socat -u STDIN UDP-SENDTO:192.0.2.77:7777 <"$LAB_DIR/secret" >/dev/null 2>"$log"
+	rc=$?
+	check "bad key ${kv%%=*}=${kv#*=}: the send fails with EINVAL (status $rc)" \
+		bash -c "[ $rc -ne 0 ] && grep -q 'Invalid argument' '$log'"
+	check "bad key ${kv%%=*}: exactly one shim line names it" \
+		test "$(grep -c "ERROR.*${kv%%=*}" "$log")" -eq 1
+done
+lab_stop_pid "$CAP_PID"
+check "bad keys: not a packet left host a" test "$(tcpdump -n -r "$CAP" 2>/dev/null | wc -l)" -eq 0
+
 stop_server
 summary trust
