@@ -32,7 +32,7 @@ int n4_genkey_main(int argc, char **argv)
 int n4_keyid_main(int argc, char **argv)
 {
 	const char *file = NULL, *ident = "n4n4n4";
-	bool long_id = false;
+	bool long_id = false, bad = false;
 	uint8_t key[N4_KEY_SIZE];
 	struct n4_keyed k;
 	char why[512];
@@ -45,9 +45,9 @@ int n4_keyid_main(int argc, char **argv)
 		else if (!file && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
 			file = argv[i];
 		else
-			file = NULL, argc = 0; /* usage below */
+			bad = true;
 	}
-	if (!file) {
+	if (!file || bad) {
 		fprintf(stderr, "n4: usage: n4 keyid KEYFILE [-a IDENT] [--long]\n");
 		return 2;
 	}
