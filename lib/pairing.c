@@ -20,8 +20,9 @@
 /* Legacy clients that finished, remembered briefly by (identifier, IP, port): a
  * late copy of their EXCHANGE must not be taken for the next legacy client
  * behind that IP (an original client moves its ports every round, so the next
- * one's EXCHANGE comes from another port).  Direct-mapped: a collision forgets. */
-#define RECENT_SLOTS 4096
+ * one's EXCHANGE comes from another port).  Direct-mapped, four slots per
+ * client the server can hold, so that a record is rarely overwritten within
+ * RECENT_MS even at thousands of pairs a second (a collision only forgets). */
 #define RECENT_MS 3000
 
 struct recent {
@@ -45,6 +46,7 @@ struct n4_pairing {
 	uint8_t token_secret[N4_BLAKE2S_KEYBYTES];
 	uint64_t token_counter;
 	struct recent *recent;
+	size_t recent_mask;
 	uint64_t recent_hash_key[2];
 };
 
@@ -130,9 +132,14 @@ n4_pairing *n4_pairing_new(size_t expected_clients)
 
 	if (!p)
 		return NULL;
+	size_t slots = 4096;
+	while (slots < 4 * expected_clients && slots < ((size_t)1 << 20))
+		slots <<= 1;
+	p->recent_mask = slots - 1;
 	if (ht_init(&p->waiting, expected_clients) || ht_init(&p->exchanging, expected_clients) ||
 	    ht_init(&p->exch_ids, expected_clients) || ht_init(&p->tokens, expected_clients) ||
-	    ht_init(&p->held, 64) || !(p->recent = calloc(RECENT_SLOTS, sizeof(*p->recent)))) {
+	    ht_init(&p->held, 64) ||
+	    !(p->recent = calloc(p->recent_mask + 1, sizeof(*p->recent)))) {
 		n4_pairing_free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -275,7 +282,7 @@ static struct recent *recent_slot(const n4_pairing *p, const uint8_t key[N4_HKEY
 {
 	uint64_t h = n4_keyed_hash(key, N4_HKEY_SIZE, p->recent_hash_key) ^ port;
 
-	return &p->recent[(h * 0x9e3779b97f4a7c15ull >> 32) & (RECENT_SLOTS - 1)];
+	return &p->recent[(h * 0x9e3779b97f4a7c15ull >> 32) & p->recent_mask];
 }
 
 static bool recently_done(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t port)
