@@ -436,7 +436,7 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 		return;
 	}
 	if (rc == 0) {
-		rc = take_over(fd, s, winfd, res, cfg->ident);
+		rc = take_over(fd, s, winfd, res, cfg->wire_ident);
 		if (rc < 0)
 			n4_error("fd %d: cannot take over the punched port %u: %s", fd,
 				 res->local_port, strerror(-rc));

@@ -7,7 +7,9 @@
  * On a UDP socket the filter sees the datagram from its UDP header on (the kernel
  * runs it in udp_queue_rcv_skb with data at the transport header), so the payload
  * starts at offset 8.  A PUNCH is exactly 8 bytes: 0x05, any reserved byte, then the
- * 6-byte identifier.
+ * 6-byte identifier; keyed peers' authenticated PUNCH is 68 bytes, 0x09, with the
+ * (derived) identifier at the same place; a relay's registration answer is 12 bytes,
+ * 0x0B, with the path's token.
  *
  * The filter also carries the path across exec(): after its last reachable return it
  * holds a few never-executed load instructions with the peer, the placeholder and the
@@ -26,10 +28,10 @@
 #define UDP_HDR 8
 
 #define STATE_MAGIC 0x6e347368u /* "n4sh" */
-#define STATE_AT 19		/* first data instruction */
-#define FILTER_LEN 25
-#define DROP 17	  /* index of the dropping return */
-#define ACCEPT 18 /* index of the accepting return */
+#define STATE_AT 22		/* first data instruction */
+#define FILTER_LEN 28
+#define DROP 20	  /* index of the dropping return */
+#define ACCEPT 21 /* index of the accepting return */
 /* Offset of a jump at instruction `at` to instruction `to` (forward only). */
 #define J(at, to) ((to) - (at)-1)
 /* A relay's answer to a registration: 0x0B, flags, the side's 10-byte token. */
@@ -45,7 +47,7 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token)
 {
 	uint8_t id[N4_PAYLOAD_SIZE], tok[10] = { 0 };
-	unsigned char buf[16];
+	unsigned char buf[N4_APUNCH_SIZE + 1];
 
 	if (n4_ident_encode(ident, id) < 0)
 		return -EINVAL;
@@ -57,36 +59,40 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 	uint32_t ack_len = relay_token ? UDP_HDR + RELAY_ACK_LEN : 0;
 	struct sock_filter code[FILTER_LEN] = {
 		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDP_HDR + N4_MSG_SIZE, 0, J(1, 8)),
-		/* 2 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
-		/* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_PUNCH, 0, J(3, ACCEPT)),
-		/* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
-		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w, 0, J(5, ACCEPT)),
-		/* 6 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 6),
-		/* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, h, J(7, DROP), J(7, ACCEPT)),
-		/* 8, A = length */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ack_len, 0, J(8, ACCEPT)),
-		/* 9 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
-		/* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CMD_RELAY_REG, 0, J(10, ACCEPT)),
-		/* 11 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
-		/* 12 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, be32(tok), 0, J(12, ACCEPT)),
-		/* 13 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 6),
-		/* 14 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, be32(tok + 4), 0, J(14, ACCEPT)),
-		/* 15 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 10),
-		/* 16 */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)tok[8] << 8 | tok[9], J(16, DROP),
-			 J(16, ACCEPT)),
-		/* 17 */ BPF_STMT(BPF_RET | BPF_K, 0),		 /* ours: dropped */
-		/* 18 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* the program's */
+		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDP_HDR + N4_MSG_SIZE, J(1, 3), 0),
+		/* 2: keyed peers' authenticated PUNCH, the id at the same place */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDP_HDR + N4_APUNCH_SIZE, J(2, 5), J(2, 11)),
+		/* 3 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
+		/* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_PUNCH, J(4, 7), J(4, ACCEPT)),
+		/* 5 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
+		/* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_APUNCH, 0, J(6, ACCEPT)),
+		/* 7 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
+		/* 8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w, 0, J(8, ACCEPT)),
+		/* 9 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 6),
+		/* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, h, J(10, DROP), J(10, ACCEPT)),
+		/* 11, A = length */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ack_len, 0, J(11, ACCEPT)),
+		/* 12 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
+		/* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CMD_RELAY_REG, 0, J(13, ACCEPT)),
+		/* 14 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
+		/* 15 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, be32(tok), 0, J(15, ACCEPT)),
+		/* 16 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 6),
+		/* 17 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, be32(tok + 4), 0, J(17, ACCEPT)),
+		/* 18 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 10),
+		/* 19 */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)tok[8] << 8 | tok[9], J(19, DROP),
+			 J(19, ACCEPT)),
+		/* 20 */ BPF_STMT(BPF_RET | BPF_K, 0),		 /* ours: dropped */
+		/* 21 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* the program's */
 		/* never executed: the path's state, for a new image after exec */
-		/* 19 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
-		/* 20 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
-		/* 21 */
+		/* 22 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
+		/* 23 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
+		/* 24 */
 		BPF_STMT(BPF_LD | BPF_IMM,
 			 (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
-		/* 22 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
-		/* 23 */ BPF_STMT(BPF_LD | BPF_IMM, (ph ? 1u : 0u) | (connected ? 2u : 0u)),
-		/* 24 */ BPF_STMT(BPF_RET | BPF_K, 0),
+		/* 25 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
+		/* 26 */ BPF_STMT(BPF_LD | BPF_IMM, (ph ? 1u : 0u) | (connected ? 2u : 0u)),
+		/* 27 */ BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 
@@ -96,7 +102,8 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 	for (;;) {
 		ssize_t n =
 			REAL(recvfrom)(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
-		if (n != N4_MSG_SIZE || !n4_is_punch(buf, (size_t)n, ident))
+		if ((n != N4_MSG_SIZE && n != N4_APUNCH_SIZE) ||
+		    !n4_is_punch(buf, (size_t)n, ident))
 			break;
 		(void)REAL(recvfrom)(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
 	}

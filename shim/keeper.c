@@ -298,7 +298,7 @@ static void keepalive(struct shim_sock *p, const struct shim_config *cfg, uint64
 		return;
 	}
 #endif
-	n4_ident_encode(cfg->ident, ident);
+	n4_ident_encode(cfg->wire_ident, ident);
 	int rc = n4_keepalive_send(fd, (struct sockaddr *)&to, len, ident,
 				   cfg->client.low_ttl > 0 ? cfg->client.low_ttl : 2);
 	if (rc < 0)
@@ -329,7 +329,7 @@ static void check_alive(struct shim_sock *p, const struct shim_config *cfg, uint
  * the path dead first): do the same, whatever our own counters say. */
 static void check_told(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
 {
-	int rc = n4_stay_poll(p->stay_fd, cfg->ident);
+	int rc = n4_stay_poll(p->stay_fd, cfg->wire_ident);
 
 	if (rc == 0)
 		return;

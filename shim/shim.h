@@ -78,6 +78,7 @@ struct shim_config {
 	bool recover;	      /* N4_RECOVER: 1, 0 = off */
 	bool stay;	      /* N4_STAY: 1, keep the server connection for REPUNCH */
 	unsigned upgrade_s;   /* N4_UPGRADE: relayed path, direct punch tried this often */
+	char wire_ident[N4_IDENT_MAX + 1]; /* what PUNCHes carry: ident, or the key's id */
 };
 
 /* Parsed on first need: cheap part (environment only) on the first socket(), the
