@@ -75,10 +75,10 @@ keepalive_case() {
 # recovery_case FLAVOR HOW: HOW = flush (conntrack -F on NAT A) or reload (ruleset
 # reloaded with the port counter moved, and its state lost)
 recovery_case() {
-	local f=$1 how=$2 la=$LAB_DIR/rec-$1-$2-a.log lb=$LAB_DIR/rec-$1-$2-b.log pa pb t
+	local f=$1 how=$2 tag=${3:-} la=$LAB_DIR/rec-$1-$2$3-a.log lb=$LAB_DIR/rec-$1-$2$3-b.log pa pb t
 	lab_flush
-	pa=$(side a "$la" r${how:0:1}${f:4:1}x -c "$PH" -d 7)
-	pb=$(side b "$lb" r${how:0:1}${f:4:1}x -l 5000 -d 7)
+	pa=$(side a "$la" r${how:0:1}${f:4:1}x$tag -c "$PH" -d 7)
+	pb=$(side b "$lb" r${how:0:1}${f:4:1}x$tag -l 5000 -d 7)
 	lab_wait_for both_punched "$la" "$lb" --timeout 10
 	lab_wait_for test "$(grep -c . "$la")" -gt 3 --timeout 5 # streaming
 	sleep 1 # a second of steady two-way stream before NAT A forgets
@@ -90,12 +90,12 @@ recovery_case() {
 	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
 	local ra rb
 	ra=$(resume_ms "$la" "$t") rb=$(resume_ms "$lb" "$t")
-	echo "# recovery ($f, $how): resumed after ${ra:-never} ms at a, ${rb:-never} ms at b"
-	check "recovery ($f, $how): a hears b again within 5 s (${ra:-never} ms)" \
+	echo "# recovery ($f, $how$tag): resumed after ${ra:-never} ms at a, ${rb:-never} ms at b"
+	check "recovery ($f, $how$tag): a hears b again within 5 s (${ra:-never} ms)" \
 		test "${ra:-99999}" -le 5000
-	check "recovery ($f, $how): b hears a again within 5 s (${rb:-never} ms)" \
+	check "recovery ($f, $how$tag): b hears a again within 5 s (${rb:-never} ms)" \
 		test "${rb:-99999}" -le 5000
-	check "recovery ($f, $how): one log line with cause and duration on each side" \
+	check "recovery ($f, $how$tag): one log line with cause and duration on each side" \
 		test "$(grep -c 'path recovered (cause' "$la")" -ge 1 -a \
 		"$(grep -c 'path recovered (cause' "$lb")" -ge 1
 	grep -h "path recovered" "$la" "$lb" | sed 's/^.*INFO/# /'
@@ -285,6 +285,9 @@ for f in $flavors; do
 	[[ $f == inc ]] && want keepalive && keepalive_case "$f"
 	want recovery && recovery_case "$f" flush
 	want reload && recovery_case "$f" reload
+	# With a pre-shared key (N4_KEY): the recovery pairs and punches keyed too.
+	[[ $f == inc ]] && want keyed &&
+		EXTRA_ENV="N4_KEY=$("$N4" genkey)" recovery_case "$f" flush k
 	[[ $f == inc ]] && want oneway && oneway_case "$f"
 	want rebind && rebind_case "$f"
 	[[ $f == inc ]] && want serial && serial_case "$f"
