@@ -75,7 +75,7 @@ keepalive_case() {
 # recovery_case FLAVOR HOW: HOW = flush (conntrack -F on NAT A) or reload (ruleset
 # reloaded with the port counter moved, and its state lost)
 recovery_case() {
-	local f=$1 how=$2 tag=${3:-} la=$LAB_DIR/rec-$1-$2$3-a.log lb=$LAB_DIR/rec-$1-$2$3-b.log pa pb t
+	local f=$1 how=$2 tag=${3:-} la=$LAB_DIR/rec-$1-$2${3:-}-a.log lb=$LAB_DIR/rec-$1-$2${3:-}-b.log pa pb t
 	lab_flush
 	pa=$(side a "$la" r${how:0:1}${f:4:1}x$tag -c "$PH" -d 7)
 	pb=$(side b "$lb" r${how:0:1}${f:4:1}x$tag -l 5000 -d 7)
