@@ -36,7 +36,7 @@
 #define OPT_KEEPALIVE 0x100
 
 static const char usage_text[] =
-	"usage: n4shim [-s HOST[:PORT]] [-a IDENT] [-P IP:PORT] [-L PORT] [-t SECONDS]\n"
+	"usage: n4shim [-s HOST[:PORT]] [-a IDENT] [-k KEYFILE] [-P IP:PORT] [-L PORT] [-t SECONDS]\n"
 	"              [-S auto|classic] [-n COUNT] [-o OFFSET] [-b PORT] [--keepalive SECONDS] [-R]\n"
 	"              [-v|-q] -- program [args]\n"
 	"\n"
