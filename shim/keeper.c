@@ -1,9 +1,10 @@
 /* keeper.c - the life of a path after its designation, off the program's threads.
  *
  * One keeper thread per process, started with the first designation, runs one
- * steady tick: keepalives for punched paths, the
- * dead-path rule (session.h) that starts a recovery, the slow retry of a direct
- * punch on a relayed path, and the deadlines of designating calls that wait.
+ * steady tick: keepalives for punched paths (a relay refresh for relayed ones), the
+ * dead-path rule (session.h) and the server's notices (N4_EXT_STAY) that start a
+ * recovery, the slow retry of a direct punch on a relayed path, the hand-over of
+ * paths shared through fork(), and the deadlines of designating calls that wait.
  * Each rendezvous (a listener's, a recovery's, a send's) runs in its own short-lived
  * worker thread, because libn4's client blocks; it installs its result under the
  * table lock (shim_path_finish) and wakes the waiters.  Keeper and workers run with
@@ -29,9 +30,8 @@
 
 /* Fine enough for the dead-path rule (N4_DEAD_MS) and for waiters' deadlines. */
 #define KEEPER_TICK_MS 100
-/* A recovery that failed is tried again after this, doubling up to the maximum. */
+/* A recovery that could not even start is tried again after this. */
 #define RETRY_FIRST_MS 2000
-#define RETRY_MAX_MS 60000
 
 struct shim_waiter {
 	int efd;
@@ -40,17 +40,17 @@ struct shim_waiter {
 };
 
 static struct shim_sock *paths; /* lock held */
-static pid_t fork_parent;	/* in a child of fork(): the parent, which keeps its paths */
-static pid_t pid_at_fork;	/* getpid() just before fork(): a parent that exits at
-				 * once may be gone before the child's handler runs */
+static struct shim_waiter *waiters;
+static bool keeper_running;
+static pid_t fork_parent; /* in a child of fork(): the parent, which keeps its paths */
+static pid_t pid_at_fork; /* getpid() just before fork(): a parent that exits at
+			   * once may be gone before the child's handler runs */
 static bool atfork_set;
 
 static void keeper_atfork_prepare(void)
 {
 	pid_at_fork = getpid();
 }
-static struct shim_waiter *waiters;
-static bool keeper_running;
 
 struct work {
 	struct shim_sock *s;
@@ -163,12 +163,12 @@ static void *worker_main(void *arg)
 	int rc, winfd = -1, stay_fd = -1;
 
 	free(w);
+	memset(&res, 0, sizeof(res));
 	shim_guard++;
 	const struct shim_config *cfg = shim_config_resolved();
 	if (cfg->error) {
 		shim_config_report(cfg);
 		rc = cfg->error;
-		memset(&res, 0, sizeof(res));
 		goto out;
 	}
 	ccfg = cfg->client;
