@@ -481,8 +481,9 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 	s->next_attempt_ms = s->relayed ? now + cfg->upgrade_s * 1000ull : 0;
 	n4_liveness_reset(&s->live, s->tx_count, s->rx_count);
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
-	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms", fd, res->local_port,
-		peer_str, ntohs(res->peer.sin_port), res->elapsed_ms);
+	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms%s", fd, res->local_port,
+		peer_str, ntohs(res->peer.sin_port), res->elapsed_ms,
+		res->relayed ? " (relayed through the server)" : "");
 }
 
 int shim_await(int fd, struct shim_sock *s, uint64_t deadline_ms)
