@@ -108,6 +108,11 @@ int n4_stay_poll(int fd, const char *ident);
  * new one, so the server's (retransmitted) notice still reaches us.  0 or -errno. */
 int n4_stay_keepalive(int fd, unsigned idle_s);
 
+/* A new kept connection for ident after the old one was lost (N4_CMD_STAY): connect
+ * to the server (at most timeout_ms) and register.  Only for a client the server
+ * granted N4_EXT_STAY before.  The connected socket (caller owns it) or -errno. */
+int n4_stay_register(const char *host, uint16_t port, const char *ident, unsigned timeout_ms);
+
 void n4_client_free(n4_client *c);
 
 /* True when buf/len is a PUNCH datagram for ident (any reserved byte), or an

@@ -345,11 +345,66 @@ static void notify_staying(struct n4_server *s, const struct conn *hello)
 }
 static void pair_client(struct conn *c);
 
+/* Kept for a REPUNCH notice (N4_EXT_STAY); out of the pairing tables. */
+static void start_staying(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+
+	n4_pairing_remove(s->pairing, &c->pc);
+	c->staying = true;
+	c->stay_prev = NULL;
+	c->stay_next = s->staying;
+	if (s->staying)
+		s->staying->stay_prev = c;
+	s->staying = c;
+	arm_deadline(c, STAY_MAX_MS);
+}
+
+/* STAY (N4_CMD_STAY) as a connection's first message: a client whose kept connection
+ * was lost (its NAT forgot the TCP mapping) registers again for notices.  If a client
+ * with that identifier is already waiting for a partner, it is told at once.  The
+ * scan of waiting clients happens only for these rare registrations. */
+static void handle_stay(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	char ident[N4_PAYLOAD_SIZE + 1], b[64];
+
+	if (n4_ident_decode(c->in + 2, ident) ||
+	    (s->only_ident[0] && memcmp(c->in + 2, s->only_ident_wire, N4_PAYLOAD_SIZE) != 0)) {
+		s->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: STAY for a bad or refused identifier, closed",
+			conn_str(c, b, sizeof(b)));
+		conn_close(c, false);
+		return;
+	}
+	memcpy(c->pc.ident, c->in + 2, N4_PAYLOAD_SIZE);
+	c->pc.ext = N4_EXT_STAY;
+	c->pc.state = N4_P_DONE;
+	n4_info(" => Stay from %s ident '%s'", conn_str(c, b, sizeof(b)), ident);
+	start_staying(c);
+	for (struct conn *w = s->live; w; w = w->next) {
+		if (w != c && w->pc.state == N4_P_WAITING &&
+		    memcmp(w->pc.ident, c->pc.ident, N4_PAYLOAD_SIZE) == 0) {
+			struct n4_msg m;
+			n4_msg_init(&m, N4_CMD_REPUNCH, 0, c->pc.ident);
+			n4_info(" <= Repunch to %s", conn_str(c, b, sizeof(b)));
+			c->close_after_flush = true;
+			conn_send(c, &m);
+			return;
+		}
+	}
+}
+
 static void handle_hello(struct conn *c)
 {
 	struct n4_server *s = c->srv;
 	struct n4_msg m;
 	char ident[N4_PAYLOAD_SIZE + 1], b[64];
+
+	if (c->in[0] == N4_CMD_STAY) {
+		handle_stay(c);
+		return;
+	}
 
 	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_HELLO, &m) ||
 	    n4_ident_decode(m.payload, ident)) {
@@ -643,16 +698,7 @@ static void send_peerinfo(struct conn *c)
 		conn_str(c, b, sizeof(b)));
 	c->pc.state = N4_P_DONE;
 	if (c->pc.ext & N4_EXT_STAY) {
-		/* Kept for a REPUNCH notice; out of the pairing tables. */
-		struct n4_server *s = c->srv;
-		n4_pairing_remove(s->pairing, &c->pc);
-		c->staying = true;
-		c->stay_prev = NULL;
-		c->stay_next = s->staying;
-		if (s->staying)
-			s->staying->stay_prev = c;
-		s->staying = c;
-		arm_deadline(c, STAY_MAX_MS);
+		start_staying(c);
 		conn_send(c, &m);
 		return;
 	}

@@ -8,8 +8,12 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "addr.h"
+#include "loop.h"
 #include "n4.h"
+#include "wait.h"
 
 int n4_stay_decode(const uint8_t *buf, size_t len, const uint8_t ident[N4_PAYLOAD_SIZE])
 {
@@ -58,4 +62,47 @@ int n4_stay_poll(int fd, const char *ident)
 		if (n4_stay_decode(buf, (size_t)n, id) == 0)
 			got = 1;
 	}
+}
+
+int n4_stay_register(const char *host, uint16_t port, const char *ident, unsigned timeout_ms)
+{
+	struct sockaddr_in server;
+	struct n4_msg m;
+	uint8_t buf[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
+	int err = n4_ident_encode(ident, id);
+
+	if (err)
+		return err;
+	err = n4_resolve_v4(host, port, &server);
+	if (err)
+		return err;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&server, sizeof(server)) < 0 && errno != EINPROGRESS)
+		goto out_errno;
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int n = n4_wait(&p, 1, n4_now_ms() + timeout_ms, NULL);
+	if (n <= 0) {
+		err = n ? n : -ETIMEDOUT;
+		goto out_close;
+	}
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		goto out_errno;
+	if (soerr) {
+		err = -soerr;
+		goto out_close;
+	}
+	n4_msg_init(&m, N4_CMD_STAY, N4_EXT_STAY, id);
+	n4_wire_encode(&m, buf);
+	if (send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != (ssize_t)sizeof(buf))
+		goto out_errno;
+	return fd;
+out_errno:
+	err = errno ? -errno : -EIO;
+out_close:
+	close(fd);
+	return err;
 }

@@ -64,6 +64,10 @@ enum n4_cmd {
 /* Extension command, only to clients granted N4_EXT_STAY, on their kept connection;
  * payload: the identifier. */
 #define N4_CMD_REPUNCH 0x0F
+/* Extension command, client -> server, the first message of a new TCP connection
+ * from a client granted N4_EXT_STAY before, whose kept connection was lost: keep this
+ * one for REPUNCH instead (payload: the identifier). */
+#define N4_CMD_STAY 0x10
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */
 #define N4_EXCH_LAST 0x04u  /* the last probe of this client */

@@ -32,6 +32,8 @@
 #define KEEPER_TICK_MS 100
 /* A recovery that could not even start is tried again after this. */
 #define RETRY_FIRST_MS 2000
+/* A lost server connection for notices is registered again at most this often. */
+#define STAY_RETRY_MS 10000
 
 struct shim_waiter {
 	int efd;
@@ -213,6 +215,7 @@ out:
 	if (stay_fd >= 0) {
 		if (rc == 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0) {
 			s->stay_fd = stay_fd;
+			s->stay_granted = true;
 			int krc = n4_stay_keepalive(stay_fd, cfg->keepalive_s);
 			if (krc < 0)
 				n4_debug("server connection keepalive: %s", strerror(-krc));
@@ -325,6 +328,50 @@ static void check_alive(struct shim_sock *p, const struct shim_config *cfg, uint
 		p->next_attempt_ms = now + RETRY_FIRST_MS;
 }
 
+/* A kept connection was lost (our NAT forgot its TCP mapping, the server restarted):
+ * register a new one (N4_CMD_STAY), in a thread of its own since it connects. */
+static void *stay_main(void *arg)
+{
+	struct shim_sock *s = arg;
+
+	shim_guard++;
+	const struct shim_config *cfg = shim_config_get();
+	int fd = n4_stay_register(cfg->server_host, cfg->server_port, cfg->wire_ident, 5000);
+	shim_lock();
+	s->stay_busy = false;
+	if (fd >= 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0 &&
+	    !s->working) {
+		s->stay_fd = fd;
+		int krc = n4_stay_keepalive(fd, cfg->keepalive_s);
+		if (krc < 0)
+			n4_debug("server connection keepalive: %s", strerror(-krc));
+		n4_debug("server connection for notices registered again");
+	} else {
+		if (fd >= 0)
+			REAL(close)(fd);
+		else
+			n4_debug("server connection for notices: %s", strerror(-fd));
+		s->next_stay_ms = shim_now_ms() + STAY_RETRY_MS;
+	}
+	shim_sock_put(s);
+	shim_unlock();
+	shim_guard--;
+	return NULL;
+}
+
+static void stay_again(struct shim_sock *p, uint64_t now)
+{
+	if (p->stay_busy || now < p->next_stay_ms)
+		return;
+	p->refs++;
+	p->stay_busy = true;
+	if (spawn(stay_main, p) < 0) {
+		p->stay_busy = false;
+		p->refs--;
+		p->next_stay_ms = now + STAY_RETRY_MS;
+	}
+}
+
 /* The server says our peer punches again (its program restarted, or its shim found
  * the path dead first): do the same, whatever our own counters say. */
 static void check_told(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
@@ -370,6 +417,8 @@ static void tick(void)
 			check_told(p, cfg, now);
 			if (p->working)
 				continue;
+		} else if (p->stay_granted && cfg->stay && !p->working) {
+			stay_again(p, now);
 		}
 		if (p->relayed && now >= p->next_attempt_ms) {
 			p->next_attempt_ms = now + cfg->upgrade_s * 1000ull;

@@ -159,10 +159,13 @@ struct shim_sock {
 	struct n4_liveness live;
 	uint64_t next_keepalive_ms, next_attempt_ms, work_start_ms, settle_until_ms;
 	unsigned backoff_ms;
-	unsigned silent_ms;   /* when the recovery started: how long the path was silent */
-	bool told;	      /* ... or the server told us the peer punches again (REPUNCH) */
-	bool forked;	      /* inherited through fork(): the parent keeps it while alive */
-	int stay_fd;	      /* N4_EXT_STAY: our kept server connection, -1 = none */
+	unsigned silent_ms; /* when the recovery started: how long the path was silent */
+	bool told;	    /* ... or the server told us the peer punches again (REPUNCH) */
+	bool forked;	    /* inherited through fork(): the parent keeps it while alive */
+	int stay_fd;	    /* N4_EXT_STAY: our kept server connection, -1 = none */
+	bool stay_granted;  /* the server granted it: register again when it is lost */
+	bool stay_busy;	    /* a thread is registering again */
+	uint64_t next_stay_ms;
 	struct n4_result res; /* the last WIN (a relayed path refreshes with it) */
 };
 

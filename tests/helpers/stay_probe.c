@@ -1,7 +1,9 @@
 /* stay_probe.c - the server's side of N4_EXT_STAY over loopback: two clients that
  * offer it are paired, keep their connections after PEERINFO, and both receive one
  * REPUNCH (0x0F + identifier) and then EOF when a third client says HELLO with
- * their identifier; a client that did not offer it is closed after PEERINFO.
+ * their identifier; a client that did not offer it is closed after PEERINFO; a STAY
+ * registration (a lost kept connection, registered again) is kept and told the same
+ * way, and at once when a client with its identifier is already waiting.
  *   stay_probe PORT IDENT
  * Prints "ok ..." / "FAIL ..." lines; exit 0 when all hold. */
 #include <arpa/inet.h>
@@ -23,6 +25,24 @@ static void result(bool ok, const char *what)
 {
 	printf("%s %s\n", ok ? "ok" : "FAIL", what);
 	fails += !ok;
+}
+
+static int tcp_msg(uint8_t cmd, const char *ident, uint8_t ext)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct n4_msg m;
+	uint8_t buf[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&srv, sizeof(srv)) < 0) {
+		perror("connect");
+		exit(1);
+	}
+	n4_ident_encode(ident, id);
+	n4_msg_init(&m, cmd, ext, id);
+	n4_wire_encode(&m, buf);
+	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+		exit(1);
+	return fd;
 }
 
 static int tcp_hello(const char *ident, uint8_t ext)
@@ -127,5 +147,28 @@ int main(int argc, char **argv)
 		plain_closed &= read_msg(plain[i], buf, 3000) == 1 && buf[0] == N4_CMD_PEERINFO &&
 				read_msg(plain[i], buf, 3000) == 0;
 	result(plain_closed, "a client that did not offer it is closed after PEERINFO");
+
+	/* STAY registration: kept, then told by a HELLO with its identifier. */
+	uint8_t rid[N4_PAYLOAD_SIZE];
+	n4_ident_encode("rst", rid);
+	int st = tcp_msg(N4_CMD_STAY, "rst", N4_EXT_STAY);
+	result(read_msg(st, buf, 700) == -1, "a STAY registration is kept");
+	int h = tcp_hello("rst", N4_EXT_TOKEN);
+	result(read_msg(st, buf, 3000) == 1 && buf[0] == N4_CMD_REPUNCH &&
+		       memcmp(buf + 2, rid, N4_PAYLOAD_SIZE) == 0 && read_msg(st, buf, 3000) == 0,
+	       "... and told (REPUNCH, then closed) by a HELLO with its identifier");
+	close(h);
+	close(st);
+	/* A client already waiting: the registration is told at once. */
+	int waiting = tcp_hello("wst", N4_EXT_TOKEN);
+	bool told_at_once = false;
+	/* Until the server has taken the HELLO (it answers a registration at once then). */
+	for (int tries = 0; tries < 20 && !told_at_once; tries++) {
+		st = tcp_msg(N4_CMD_STAY, "wst", N4_EXT_STAY);
+		told_at_once = read_msg(st, buf, 250) == 1 && buf[0] == N4_CMD_REPUNCH;
+		close(st);
+	}
+	result(told_at_once, "a STAY registration is told at once when its identifier is waiting");
+	close(waiting);
 	return fails ? 1 : 0;
 }

@@ -179,7 +179,12 @@ restart_case() {
 	pa=$(side a "$la" rs${f:4:1}x -l 5000 -i 0 -d 10)
 	pb=$(side b "$lb" rs${f:4:1}x -c "$PH" -d 30)
 	lab_wait_for both_punched "$la" "$lb" --timeout 10
-	sleep 1
+	# The echo server's kept connection is lost (as when its NAT forgets the TCP
+	# mapping): its shim registers a new one (N4_CMD_STAY) before the peer restarts.
+	lab_wait_for grep -q "Peerinfo .* to $LAB_NATA_IP" "$SRV_LOG" --timeout 5
+	lab_exec srv ss -K -t state established dst "$LAB_NATA_IP" >/dev/null 2>&1
+	check "restart ($f): a lost server connection is registered again" \
+		lab_wait_for grep -q "=> Stay from $LAB_NATA_IP" "$SRV_LOG" --timeout 5
 	lab_stop_pid "$pb"
 	t0=$(now_ms)
 	pb=$(side b "$lb2" rs${f:4:1}x -c "$PH" -d 5)
