@@ -119,6 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						   'n',		 '4',	    'n', '4' };
 			if (take(&in) & 1)
 				m[7] = (uint8_t)('0' + (arg >> 4));
+			if (arg & 8) /* or a STAY registration (N4_EXT_STAY) */
+				m[0] = N4_CMD_STAY;
 			size_t n = 1 + take(&in) % N4_MSG_SIZE;
 			if (send(peer[k], m, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				break;
