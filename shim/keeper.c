@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -474,9 +475,34 @@ int shim_keeper_start(void)
  * parent wins on the shared socket shows in the socket's filter (adopted as after
  * exec); when the parent is gone (a daemon's parent exits after fork, as mosh-server's
  * does) the child takes its paths over and runs a rendezvous that was running there. */
+/* The child's copies of the parent's connections to the server (a rendezvous in
+ * progress, kept connections): closed, or a parent that exits would leave its HELLO
+ * waiting at the server, alive through our copy, for the peer (or our own next
+ * HELLO) to be paired with.  Raw system calls over the low descriptors: the program's
+ * own connections to the rendezvous port of the n4 server would go too. */
+static void close_server_copies(void)
+{
+	const struct shim_config *cfg = shim_config_get();
+
+	if (!cfg->have_server_ip)
+		return;
+	for (int fd = 0; fd < 1024; fd++) {
+		int type = 0;
+		socklen_t tl = sizeof(type);
+		struct sockaddr_in a;
+		socklen_t al = sizeof(a);
+		if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+		    type != SOCK_STREAM || syscall(SYS_getpeername, fd, &a, &al) < 0 ||
+		    a.sin_family != AF_INET || a.sin_addr.s_addr != cfg->server_ip.s_addr ||
+		    a.sin_port != htons(cfg->server_port))
+			continue;
+		(void)syscall(SYS_close, fd);
+	}
+}
+
 void shim_keeper_atfork_child(void)
 {
-	bool any = false;
+	bool any = false, server_conns = false;
 
 	keeper_running = false;
 	waiters = NULL;
@@ -485,10 +511,21 @@ void shim_keeper_atfork_child(void)
 		if (p->working) {
 			p->working = false;
 			p->refs--; /* the worker's reference, in the parent */
+			server_conns = true;
+		}
+		if (p->stay_fd >= 0) {
+			p->stay_fd = -1; /* the parent's; ours is registered when we take over */
+			server_conns = true;
+		}
+		if (p->stay_busy) {
+			p->stay_busy = false;
+			p->refs--; /* that registering thread's, in the parent */
 		}
 		p->forked = true;
 		any = true;
 	}
+	if (server_conns)
+		close_server_copies();
 	if (any && keeper_ensure() < 0)
 		n4_warn("no keeper in the child of fork(): its paths are the parent's");
 }
