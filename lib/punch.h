@@ -26,6 +26,15 @@ int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n);
 void n4_pool_close(struct n4_pool *pool, int keep);
 uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i);
 
+/* Gentle sweeps: at most pps PUNCH datagrams in any second (a token bucket
+ * of pps tokens; 0 = unpaced).  Lives across rounds, so rounds cannot add up. */
+struct n4_pacer {
+	unsigned pps;
+	double tokens;
+	uint64_t last_ms;
+};
+void n4_pacer_init(struct n4_pacer *p, unsigned pps);
+
 struct n4_sweep {
 	/* in */
 	const struct n4_pool *pool;
@@ -37,11 +46,14 @@ struct n4_sweep {
 	int low_ttl;	     /* >0: pre-open with this TTL first */
 	unsigned guard_ms;   /* after pre-opening, before full-TTL PUNCH */
 	struct n4_plan plan; /* from the server; N4_PLAN_NONE: all -> target */
+	struct n4_pacer *pacer; /* NULL: unpaced */
 	/* out */
 	unsigned winner;	 /* pool index that received the peer's PUNCH */
 	struct sockaddr_in from; /* where it came from: the peer's real address */
 	bool got_ack;		 /* it was an acknowledged PUNCH */
 	unsigned sent;		 /* PUNCH datagrams sent */
+	/* internal: the pass in progress (paced passes may span several wakeups) */
+	unsigned pass_pos, pass_len;
 };
 
 /* Punch until a valid PUNCH arrives (returns 1), deadline (0) or error (<0). */
@@ -55,8 +67,11 @@ enum n4_confirm_mode {
 };
 
 /* Make sure the peer got our PUNCH; swallow its late PUNCHes meanwhile.
- * already_acked: the winning PUNCH was itself an acknowledgement. */
-int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
+ * already_acked: the winning PUNCH was itself an acknowledgement.  An
+ * acknowledgement from the peer's IP but another port means the peer settled
+ * on another of its sockets (a RANGE walk whose first PUNCH was lost): *peer
+ * takes that port. */
+int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
 	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
 	       const struct n4_waitctx *ctx);
 

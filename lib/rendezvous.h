@@ -25,6 +25,10 @@ struct n4_rv {
 	const int *probe_fds;
 	unsigned nprobes;
 	struct n4_plan plan;
+	/* N4_EXT_SEQ: numbered probes (resent until PEERINFO) and the TUNE the
+	 * server sends before PLAN; nosweep is told to the server in each probe. */
+	bool nosweep;
+	struct n4_tune tune;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
