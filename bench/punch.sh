@@ -7,7 +7,8 @@
 #                       [-s "classic auto"] [-f FAILDIR] [CELL...]
 #   -s  strategies to run (default both, side by side)
 #   -f  keep the logs of every trial that did not win in FAILDIR
-#   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S, e.g. inc-linux/inc-linux/0/0
+#   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S[/JITTER_MS/LOSS_PCT], e.g. inc-linux/inc-linux/0/0
+#          or inc-linux/inc-linux/50/300/30/5 (50 ms one way, +-30 ms jitter, 5 % loss)
 #   default cells: the foundation set (see below)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,9 +54,10 @@ sep=$(printf '|%s|%s|%s|%s|%s|%s|%s|%s|' ------------------------------ --------
 echo "$header"
 echo "$sep"
 for cell in "${cells[@]}"; do
-	IFS=/ read -r na nb delay noise <<<"$cell"
+	IFS=/ read -r na nb delay noise jitter loss <<<"$cell"
+	jitter=${jitter:-0} loss=${loss:-0}
 	args=(--nat-a "$na" --nat-b "$nb")
-	((delay > 0)) && args+=(--delay "$delay")
+	((delay > 0 || jitter > 0 || loss > 0)) && args+=(--delay "$delay" --jitter "$jitter" --loss "$loss")
 	((noise > 0)) && args+=(--noise-a "$noise" --noise-b "$noise")
 	lab_up "${args[@]}" >/dev/null || { echo "cannot bring up $cell" >&2; continue; }
 	start_server || { lab_down; continue; }

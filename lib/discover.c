@@ -73,10 +73,13 @@ void n4_discovery_record_seq(struct n4_discovery *d, uint16_t port, bool second_
 	d->complete = d->complete || d->seen == ALL_SEEN;
 }
 
+/* For ordered clients: the send schedule placed at the probes' mean one-way
+ * delay, so that the caller, who adds a mean delay (half a round trip) for the
+ * PEERINFO's way back, gets the mean drift rather than one of its extremes. */
 uint64_t n4_discovery_last_ms(const struct n4_discovery *d)
 {
-	uint64_t t = 0, base = UINT64_MAX;
-	unsigned last_send = 0;
+	uint64_t t = 0, sum = 0;
+	unsigned last_send = 0, timed = 0;
 
 	for (unsigned i = 0; i < d->n; i++) {
 		const struct n4_obs *o = &d->obs[i];
@@ -85,10 +88,12 @@ uint64_t n4_discovery_last_ms(const struct n4_discovery *d)
 		if (!o->ordered)
 			continue;
 		last_send = o->send_ms > last_send ? o->send_ms : last_send;
-		if (o->timed && o->t_ms >= o->send_ms && o->t_ms - o->send_ms < base)
-			base = o->t_ms - o->send_ms;
+		if (o->timed && o->t_ms >= o->send_ms) {
+			sum += o->t_ms - o->send_ms;
+			timed++;
+		}
 	}
-	return d->ordered && base != UINT64_MAX ? base + last_send : t;
+	return d->ordered && timed ? sum / timed + last_send : t;
 }
 
 static void log_model(char side, const struct n4_discovery *d, const struct n4_nat_model *m)

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,18 +501,26 @@ static void send_peerinfo(struct conn *c)
 	struct n4_msg m;
 	char b[64], b2[64];
 
-	if ((c->pc.ext & N4_EXT_SEQ) && c->disc) {
+	if ((c->pc.ext & N4_EXT_SEQ) && c->disc && !c->closed &&
+	    (size_t)c->out_len + 3 * N4_MSG_SIZE <= sizeof(c->out)) {
+		/* Queued, not flushed: TUNE, PLAN and PEERINFO leave in one
+		 * segment, so one lost segment (not one of three) delays them. */
 		struct n4_msg tune;
 		uint8_t flags;
 		n4_msg_init(&tune, N4_CMD_TUNE, 0, NULL);
 		c->disc->d.tune.max_pps = (uint16_t)c->srv->cfg.max_pps;
 		n4_tune_encode(&c->disc->d.tune, &flags, tune.payload);
 		tune.ext = flags;
-		conn_send(c, &tune);
-		if (c->closed)
-			return;
-	}
-	if ((c->pc.ext & N4_EXT_PROBE) && c->disc) {
+		n4_wire_encode(&tune, c->out + c->out_len);
+		c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
+		struct n4_msg plan;
+		uint8_t kind;
+		n4_msg_init(&plan, N4_CMD_PLAN, 0, NULL);
+		n4_plan_encode(&c->disc->d.plan, &kind, plan.payload);
+		plan.ext = kind;
+		n4_wire_encode(&plan, c->out + c->out_len);
+		c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
+	} else if ((c->pc.ext & N4_EXT_PROBE) && c->disc) {
 		struct n4_msg plan;
 		uint8_t kind;
 		n4_msg_init(&plan, N4_CMD_PLAN, 0, NULL);
@@ -542,9 +551,26 @@ static void peerinfo_fired(n4_loop *loop, struct n4_timer *t)
  * at once would let the nearer client's PUNCHes reach the farther NAT before
  * that side has opened its mappings (the conntrack clash), so each PEERINFO is
  * held back by half the difference of the measured READY->EXCHANGE round trips. */
+/* READY -> EXCHANGE is one round trip, unless READY was lost and resent (the
+ * TCP retransmission timeout, 200 ms and more, would be taken for distance and
+ * throw the plan's timing off): the kernel's RTT of the connection, which
+ * never samples a retransmitted segment, bounds it. */
+static uint64_t conn_rtt_ms(const struct conn *c)
+{
+	uint64_t rtt = c->exch_ms - c->ready_ms;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if ((c->pc.ext & N4_EXT_SEQ) && !getsockopt(c->io.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) &&
+	    len >= offsetof(struct tcp_info, tcpi_rttvar) && ti.tcpi_rtt > 0 &&
+	    ti.tcpi_rtt / 1000 < rtt)
+		rtt = ti.tcpi_rtt / 1000;
+	return rtt;
+}
+
 static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *b)
 {
-	uint64_t rtt_a = a->exch_ms - a->ready_ms, rtt_b = b->exch_ms - b->ready_ms;
+	uint64_t rtt_a = conn_rtt_ms(a), rtt_b = conn_rtt_ms(b);
 	uint64_t now = n4_now_ms();
 	struct conn *pair[2] = { a, b };
 	uint64_t delay[2];
