@@ -105,6 +105,7 @@ fuzz: deps $(FUZZ_BIN)
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
 
 bench: deps all lab-tools
+	@bench/deps.sh
 	@bench/run.sh
 
 install: all

@@ -4,7 +4,9 @@
 # Not a test: it prints a table (and, with -o FILE, appends it as markdown).
 #
 # usage: bench/punch.sh [-k TRIALS] [-c CLASSIC_TRIALS] [-t TIMEOUT_S] [-o FILE]
-#                       [-s "classic auto"] [-f FAILDIR] [CELL...]
+#                       [-s "classic auto"] [-f FAILDIR] [-d DATAFILE] [CELL...]
+#   -d  also append one tab-separated line per cell and strategy to DATAFILE
+#       (cell, strategy, wins, trials, median ms, p95 ms): bench/heatmap.sh draws it
 #   -s  strategies to run (default both, side by side)
 #   -f  keep the logs of every trial that did not win in FAILDIR
 #   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S[/JITTER_MS/LOSS_PCT], e.g. inc-linux/inc-linux/0/0
@@ -21,7 +23,8 @@ TIMEOUT=10
 OUT=
 STRATEGIES="classic auto"
 FAILDIR=
-while getopts "k:c:t:o:s:f:" o; do
+DATA=
+while getopts "k:c:t:o:s:f:d:" o; do
 	case $o in
 	k) K=$OPTARG ;;
 	c) KC=$OPTARG ;;
@@ -29,6 +32,7 @@ while getopts "k:c:t:o:s:f:" o; do
 	o) OUT=$OPTARG ;;
 	s) STRATEGIES=$OPTARG ;;
 	f) FAILDIR=$OPTARG ;;
+	d) DATA=$OPTARG ;;
 	*) echo "usage: $0 [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]" >&2; exit 2 ;;
 	esac
 done
@@ -47,9 +51,9 @@ p95() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
 	i = int(NR * 0.95 + 0.999); if (i > NR) i = NR; print v[i] }'; }
 
 rows=()
-header=$(printf '| %-28s | %-8s | %6s | %9s | %9s | %9s | %7s | %7s |' \
+header=$(printf '| %-34s | %-8s | %6s | %9s | %9s | %9s | %7s | %7s |' \
 	"cell (A/B/delay ms/noise/s)" strategy wins "median ms" "p95 ms" "worst ms" packets ports)
-sep=$(printf '|%s|%s|%s|%s|%s|%s|%s|%s|' ------------------------------ ---------- -------- \
+sep=$(printf '|%s|%s|%s|%s|%s|%s|%s|%s|' ------------------------------------ ---------- -------- \
 	----------- ----------- ----------- --------- ---------)
 echo "$header"
 echo "$sep"
@@ -86,7 +90,8 @@ for cell in "${cells[@]}"; do
 		done
 		read -r med worst < <(printf '%s\n' "${times[@]}" | grep . | stats)
 		pp=$(printf '%s\n' "${times[@]}" | grep . | p95)
-		row=$(printf '| %-28s | %-8s | %3d/%-2d | %9s | %9s | %9s | %7s | %7s |' "$cell" "$strategy" \
+		[[ -n $DATA ]] && printf '%s\t%s\t%d\t%d\t%s\t%s\n' "$cell" "$strategy" "$wins" "$k" "$med" "$pp" >>"$DATA"
+		row=$(printf '| %-34s | %-8s | %3d/%-2d | %9s | %9s | %9s | %7s | %7s |' "$cell" "$strategy" \
 			"$wins" "$k" "$med" "$pp" "$worst" "$(( wins ? pkts / (2 * wins) : 0 ))" "$(( wins ? ports / (2 * wins) : 0 ))")
 		echo "$row"
 		rows+=("$row")
@@ -98,7 +103,7 @@ echo "(times: start of both clients to the later [ WIN ]; packets/ports: per sid
 if [[ -n $OUT ]]; then
 	{
 		echo
-		echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), $K trials (auto), $KC (classic), give up after $TIMEOUT s"
+		echo "#### $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), $K trials (auto), $KC (classic), give up after $TIMEOUT s"
 		echo
 		echo "$header"
 		echo "$sep"
