@@ -326,9 +326,10 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 				next_send = first_full + next_resend_ms(passes - 1);
 			}
 		}
-		uint64_t until = next_send < deadline_ms ? next_send : deadline_ms;
-		if (sw->pass_pos < sw->pass_len && pass_wait < until)
-			until = pass_wait;
+		/* A paced pass still going: the next one waits for it. */
+		uint64_t until = sw->pass_pos < sw->pass_len ? pass_wait : next_send;
+		if (until > deadline_ms)
+			until = deadline_ms;
 		int n = n4_wait(pfd, pool->n, until, ctx);
 		if (n < 0) {
 			ret = n;

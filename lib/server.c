@@ -1161,6 +1161,7 @@ void n4_server_test_udp(n4_server *s, const void *buf, size_t len, const struct 
 
 	memset(&a, 0, sizeof(a));
 	memcpy(&a, src, src_len < sizeof(a) ? src_len : sizeof(a));
+	s->rx_ms = n4_now_ms();
 	udp_datagram(s, buf, len, &a, false);
 	bury(s);
 }
