@@ -48,8 +48,8 @@ struct n4_client {
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack;
 	unsigned ports_used; /* local ports of the last round's pool */
-	struct n4_pacer pacer;	 /* --max-pps, across rounds */
-	bool refused_nosweep;	 /* the last refusal: a sweep that --no-sweep forbids */
+	struct n4_pacer pacer; /* --max-pps, across rounds */
+	bool refused_nosweep;  /* the last refusal: a sweep that --no-sweep forbids */
 };
 
 void n4_client_cfg_init(struct n4_client_cfg *cfg)

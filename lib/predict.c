@@ -177,8 +177,9 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 	if (!n_up && !n_down)
 		return fit_nothing(m, "ports too far apart");
 	int sign = n_up ? 1 : -1;
-	if (wraps > 1 || (wraps == 1 && (!ordered || ((long)obs[wrap_at + 1].port -
-						      (long)obs[wrap_at].port) * sign > 0)))
+	if (wraps > 1 ||
+	    (wraps == 1 &&
+	     (!ordered || ((long)obs[wrap_at + 1].port - (long)obs[wrap_at].port) * sign > 0)))
 		return fit_nothing(m, "ports too far apart");
 	m->kind = N4_NAT_INC;
 	m->step = sign * (int)g;

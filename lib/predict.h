@@ -38,8 +38,8 @@ struct n4_nat_model {
 	uint64_t last_ms;    /* its server arrival time (least-delayed estimate) */
 	uint16_t block_lo;   /* INC: allocations wrap inside [block_lo, block_hi] */
 	uint16_t block_hi;
-	unsigned jitter_ms;  /* spread of the one-way delay over the probes (ordered only) */
-	const char *why;     /* RANDOM: what did not fit an arithmetic allocation */
+	unsigned jitter_ms; /* spread of the one-way delay over the probes (ordered only) */
+	const char *why;    /* RANDOM: what did not fit an arithmetic allocation */
 };
 
 /* Classify from observations (any order).  -EINVAL when they cannot tell. */
@@ -94,12 +94,12 @@ unsigned n4_guard_ms(unsigned base_ms, unsigned jitter_a_ms, unsigned jitter_b_m
 /* Sequenced probe (N4_CMD_PROBE, client -> server over UDP, N4_EXT_SEQ): the
  * reserved byte carries the probe's number, the client's spacing between
  * probes, and two flags; the payload is the client's token. */
-#define N4_SEQ_PROBES 5		/* seq 0: socket 0 to the second port; 1..4: extra sockets */
-#define N4_PROBE_RESENT 0x40u	/* a copy of an earlier probe (its time says nothing) */
-#define N4_PROBE_NOSWEEP 0x80u	/* this client accepts only direct paths (--no-sweep) */
+#define N4_SEQ_PROBES 5	       /* seq 0: socket 0 to the second port; 1..4: extra sockets */
+#define N4_PROBE_RESENT 0x40u  /* a copy of an earlier probe (its time says nothing) */
+#define N4_PROBE_NOSWEEP 0x80u /* this client accepts only direct paths (--no-sweep) */
 struct n4_seq_probe {
-	uint8_t seq;	     /* 0 .. N4_SEQ_PROBES-1 */
-	uint8_t spacing_ms;  /* 5..40, a multiple of 5 */
+	uint8_t seq;	    /* 0 .. N4_SEQ_PROBES-1 */
+	uint8_t spacing_ms; /* 5..40, a multiple of 5 */
 	bool resent, nosweep;
 };
 uint8_t n4_seq_probe_ext(const struct n4_seq_probe *p);

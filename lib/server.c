@@ -714,13 +714,12 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
 	n4_info(" => Exchange from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
 		conn_str(c, b2, sizeof(b2)));
 	if (c->disc) {
-		n4_discovery_record(&c->disc->d, ntohs(src.sin_port), false, true, false,
-				    s->rx_ms);
-		unsigned wait_ms = c->disc->d.ordered ? N4_DISCOVERY_SEQ_WAIT_MS
-						      : N4_DISCOVERY_WAIT_MS;
+		n4_discovery_record(&c->disc->d, ntohs(src.sin_port), false, true, false, s->rx_ms);
+		unsigned wait_ms =
+			c->disc->d.ordered ? N4_DISCOVERY_SEQ_WAIT_MS : N4_DISCOVERY_WAIT_MS;
 		if (!c->disc->d.complete &&
-		    n4_timer_arm(s->loop, &c->disc->timer, c->exch_ms + wait_ms,
-				 discovery_expired, c->disc))
+		    n4_timer_arm(s->loop, &c->disc->timer, c->exch_ms + wait_ms, discovery_expired,
+				 c->disc))
 			c->disc->d.complete = true;
 	}
 	maybe_schedule(s, c);

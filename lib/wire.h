@@ -45,7 +45,7 @@ enum n4_cmd {
 /* Capability bits in HELLO/READY. */
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
-#define N4_EXT_SEQ 0x40u	 /* numbered probes (N4_CMD_PROBE) and TUNE; rides on PROBE */
+#define N4_EXT_SEQ 0x40u   /* numbered probes (N4_CMD_PROBE) and TUNE; rides on PROBE */
 #define N4_EXT_ALL N4_EXT_TOKEN
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */

@@ -343,8 +343,9 @@ TEST(plan_counting_down_aims_below)
 
 TEST(plan_widens_with_jitter)
 {
-	struct n4_nat_model a = { .kind = N4_NAT_INC, .step = 1, .rate_per_ms = 1.0,
-				  .last_port = 20000 };
+	struct n4_nat_model a = {
+		.kind = N4_NAT_INC, .step = 1, .rate_per_ms = 1.0, .last_port = 20000
+	};
 	struct n4_nat_model b = a;
 	struct n4_plan p1, p2, q1, q2;
 
@@ -366,8 +367,11 @@ TEST(seq_probe_and_tune_wire)
 	CHECK_EQ(n4_seq_probe_offset_ms(1, 20), 0);
 	CHECK_EQ(n4_seq_probe_offset_ms(4, 20), 60);
 
-	struct n4_tune t = { .flags = N4_TUNE_NOSWEEP, .guard_ms = 45, .max_pps = 800,
-			     .jitter_ms = 30 }, u;
+	struct n4_tune t = { .flags = N4_TUNE_NOSWEEP,
+			     .guard_ms = 45,
+			     .max_pps = 800,
+			     .jitter_ms = 30 },
+		       u;
 	uint8_t ext, payload[6];
 	n4_tune_encode(&t, &ext, payload);
 	CHECK_EQ(n4_tune_decode(ext, payload, &u), 0);
