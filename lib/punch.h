@@ -26,7 +26,7 @@ int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n);
 void n4_pool_close(struct n4_pool *pool, int keep);
 uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i);
 
-/* Gentle sweeps: at most pps PUNCH datagrams in any second (a token bucket
+/* Gentle sweeps: pps PUNCH datagrams a second in bursts of at most pps (a token bucket
  * of pps tokens; 0 = unpaced).  Lives across rounds, so rounds cannot add up. */
 struct n4_pacer {
 	unsigned pps;
