@@ -5,13 +5,19 @@
 #include "main.h"
 #include "opts.h"
 
-#define N4_VERSION "0.1.0"
+#ifndef N4_VERSION /* the Makefile passes VERSION */
+#define N4_VERSION "unknown"
+#endif
 
 int main(int argc, char **argv)
 {
 	struct n4_opts o;
 	char err[256];
 
+	if (argc > 1 && strcmp(argv[1], "genkey") == 0)
+		return n4_genkey_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "keyid") == 0)
+		return n4_keyid_main(argc - 1, argv + 1);
 	if (n4_opts_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "n4: %s\n(try 'n4 --help')\n", err);
 		return 2;

@@ -34,6 +34,9 @@ enum {
 	OPT_IPV6_ONLY,
 	OPT_MAX_PPS,
 	OPT_NO_SWEEP,
+	OPT_JSON,
+	OPT_EXEC,
+	OPT_METRICS,
 };
 
 static const struct option long_opts[] = {
@@ -43,6 +46,7 @@ static const struct option long_opts[] = {
 	{ "port", required_argument, NULL, 'p' },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "ident", required_argument, NULL, 'a' },
+	{ "key", required_argument, NULL, 'k' },
 	{ "src-port", required_argument, NULL, 'b' },
 	{ "count", required_argument, NULL, 'n' },
 	{ "offset", required_argument, NULL, 'o' },
@@ -71,6 +75,9 @@ static const struct option long_opts[] = {
 	{ "ipv6-only", no_argument, NULL, OPT_IPV6_ONLY },
 	{ "max-pps", required_argument, NULL, OPT_MAX_PPS },
 	{ "no-sweep", no_argument, NULL, OPT_NO_SWEEP },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "exec", required_argument, NULL, OPT_EXEC },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -79,8 +86,12 @@ static const struct option long_opts[] = {
 void n4_opts_usage(FILE *f)
 {
 	fputs("usage: n4 -s [-l PORT] [-a IDENT] [server options]\n"
-	      "       n4 -c -h HOST [-p PORT] [-a IDENT] [-b PORT] [-n COUNT] [-o OFFSET] [-x]\n"
-	      "             [--strategy auto|classic] [-t SECONDS] [client options]\n"
+	      "       n4 -c -h HOST [-p PORT] [-a IDENT] [-k KEYFILE] [-b PORT] [-n COUNT]\n"
+	      "             [-o OFFSET] [-x] [--strategy auto|classic] [-t SECONDS] [client options]\n"
+	      "       n4 genkey                  print a new random key (base64, one line)\n"
+	      "       n4 keyid KEYFILE [-a IDENT] [--long]  the 6-character identifier the key\n"
+	      "                                  gives (for a private server: n4 -s -a $(n4 keyid F));\n"
+	      "                                  --long: the 144-bit one an n4 server pairs on\n"
 	      "\n"
 	      "Punch UDP between two hosts behind port-incrementing (NAT4) NATs; wire-compatible\n"
 	      "with the original n4.\n"
@@ -92,6 +103,7 @@ void n4_opts_usage(FILE *f)
 	      "  -a, --ident IDENT       pairing identifier, 1-6 ASCII characters (n4n4n4);\n"
 	      "                          server: accept only this one (default: any)\n"
 	      "  -v, --verbose / -q, --quiet / --log quiet|error|warn|info|debug\n"
+	      "      --help / --version  this text / the version\n"
 	      "server:\n"
 	      "  -l, --listen PORT       TCP and UDP port (1721)\n"
 	      "      --bind ADDR         address to listen on (all, IPv6 and IPv4)\n"
@@ -111,8 +123,13 @@ void n4_opts_usage(FILE *f)
 	      "                          our clients as a ceiling on theirs (0 = theirs)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
 	      "                          SIGUSR1 logs a status line; SIGTERM/SIGINT stop\n"
+	      "      --metrics ADDR:PORT serve Prometheus metrics over HTTP at /metrics (off)\n"
 	      "client:\n"
 	      "  -h, --host HOST         rendezvous server (required)\n"
+	      "  -k, --key FILE          pre-shared key from 'n4 genkey' (- = stdin; mode 600):\n"
+	      "                          pair only with holders of the key, WIN only on an\n"
+	      "                          authenticated PUNCH; the server never sees the key.\n"
+	      "                          Without it anyone using the same -a can pair with you\n"
 	      "  -p, --port PORT         server port (1721)\n"
 	      "  -b, --src-port PORT     first local port of the socket pool (30000; 0 = any)\n"
 	      "  -n, --count N           pool size, local sockets per round (25)\n"
@@ -130,9 +147,27 @@ void n4_opts_usage(FILE *f)
 	      "                          0 = unpaced)\n"
 	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
 	      "                          forbid it); other pairs exit 4\n"
+	      "      --json              print one JSON object with the result on stdout\n"
+	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
+	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
+	      "                          n4 then exits with CMD's status\n"
 	      "exit status (client): 0 WIN, 1 no WIN in time, 2 usage, 3 server unreachable,\n"
 	      "  4 this pair cannot be punched, 130 interrupted.\n",
 	      f);
+}
+
+/* --exec: every '%' must be one we substitute, so that a typo fails at start
+ * rather than after a punch. */
+static bool exec_template_ok(const char *t)
+{
+	for (; *t; t++) {
+		if (*t != '%')
+			continue;
+		t++; /* "%" at the very end fails here too */
+		if (*t != 'l' && *t != 'h' && *t != 'p' && *t != '%')
+			return false;
+	}
+	return true;
 }
 
 static int bad(char *err, size_t len, const char *flag, const char *val, const char *what)
@@ -161,7 +196,8 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 	o->log_rate = 100;
 	optind = 0; /* full reset, so the parser can run more than once */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":sch:p:l:a:b:n:o:xS:t:r:vq", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":sch:p:l:a:k:b:n:o:xS:t:r:vq", long_opts, NULL)) !=
+	       -1) {
 		unsigned long v;
 		switch (c) {
 		case 's':
@@ -195,6 +231,11 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			snprintf(o->client.ident, sizeof(o->client.ident), "%s", optarg);
 			snprintf(o->server_ident, sizeof(o->server_ident), "%s", optarg);
 			have_ident = true;
+			break;
+		case 'k':
+			if (!*optarg || strlen(optarg) >= sizeof(o->key_file))
+				return bad(err, err_len, "-k", optarg, "empty or too long");
+			snprintf(o->key_file, sizeof(o->key_file), "%s", optarg);
 			break;
 		case 'b':
 			NUM("-b", 0, 65535, v, "port must be 0-65535");
@@ -309,6 +350,21 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 				return bad(err, err_len, "--bind", optarg, "empty or too long");
 			snprintf(o->bind, sizeof(o->bind), "%s", optarg);
 			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_EXEC:
+			if (!*optarg || !exec_template_ok(optarg))
+				return bad(err, err_len, "--exec", optarg,
+					   "a command; only %l, %h, %p and %% are substituted");
+			o->exec_cmd = optarg;
+			break;
+		case OPT_METRICS:
+			if (!*optarg || strlen(optarg) >= sizeof(o->metrics) ||
+			    !strchr(optarg, ':'))
+				return bad(err, err_len, "--metrics", optarg, "ADDR:PORT");
+			snprintf(o->metrics, sizeof(o->metrics), "%s", optarg);
+			break;
 		case OPT_HELP:
 			o->mode = N4_MODE_HELP;
 			return 0;
@@ -342,6 +398,12 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			snprintf(err, err_len, "%s", why);
 			return -EINVAL;
 		}
+	}
+	if (o->mode == N4_MODE_SERVER && o->key_file[0]) {
+		snprintf(err, err_len,
+			 "-k is a client option: the server never sees the key "
+			 "(to serve one key alone: n4 -s -a $(n4 keyid FILE))");
+		return -EINVAL;
 	}
 	if (o->mode == N4_MODE_SERVER) {
 		o->server.only_ident = have_ident ? o->server_ident : NULL;

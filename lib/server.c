@@ -28,6 +28,7 @@
 #include "ipcap.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pairing.h"
 #include "server_test.h"
 #include "wire.h"
@@ -79,8 +80,13 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	uint8_t out[4 * N4_MSG_SIZE]; /* READY, TUNE, PLAN and PEERINFO at most */
+	uint8_t out[8 * N4_MSG_SIZE]; /* READY, TUNE, PLAN, 4 SELF and PEERINFO at most */
 	uint8_t in_len, out_len;
+	/* N4_EXT_KEY: KEYID messages received (long id, then the round's nonce),
+	 * and the partner's nonce to pass on in SELF. */
+	uint8_t keyid_parts;
+	uint8_t nonce[3 * N4_PAYLOAD_SIZE], peer_nonce[3 * N4_PAYLOAD_SIZE];
+	bool peer_nonce_ok;
 	bool close_after_flush, closed;
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
@@ -114,6 +120,7 @@ struct n4_server {
 	unsigned long long fd_limit, fd_limit_was;
 	unsigned long pairs_done, accepted, client_closed;
 	unsigned long rejects[REJ_COUNT];
+	unsigned long plans[N4_STATS_PLANS]; /* per side, by enum n4_plan_kind */
 	struct conn *live;
 	/* Closed connections are freed after the loop iteration, so that a chain of
 	 * calls (send -> error -> close partner) never touches freed memory. */
@@ -154,6 +161,7 @@ static void close_reset(int fd)
 }
 
 static void conn_close(struct conn *c, bool close_partner);
+static void send_ready(struct conn *c);
 
 static void conn_flush(struct conn *c)
 {
@@ -177,6 +185,20 @@ static void conn_flush(struct conn *c)
 	}
 	if (c->close_after_flush)
 		conn_close(c, false);
+}
+
+/* Append without sending yet: the next conn_send takes it along, in one
+ * segment with what follows (send_peerinfo). */
+static void conn_queue(struct conn *c, const struct n4_msg *m)
+{
+	if (c->closed)
+		return;
+	if ((size_t)c->out_len + N4_MSG_SIZE > sizeof(c->out)) {
+		conn_close(c, true); /* cannot happen with our message flow */
+		return;
+	}
+	n4_wire_encode(m, c->out + c->out_len);
+	c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
 }
 
 static void conn_send(struct conn *c, const struct n4_msg *m)
@@ -207,7 +229,7 @@ static void conn_close(struct conn *c, bool close_partner)
 		free(c->disc);
 		c->disc = NULL;
 	}
-	n4_pairing_remove(s->pairing, &c->pc);
+	struct n4_pclient *released = n4_pairing_remove(s->pairing, &c->pc);
 	n4_loop_del(s->loop, &c->io);
 	if (c->out_len > 0 || c->pc.state != N4_P_DONE)
 		close_reset(c->io.fd); /* nothing more it can use: do not linger */
@@ -233,6 +255,8 @@ static void conn_close(struct conn *c, bool close_partner)
 			conn_str(partner, b, sizeof(b)));
 		conn_close(partner, false);
 	}
+	if (released)
+		send_ready(released->owner);
 }
 
 static void deadline_fired(n4_loop *loop, struct n4_timer *t)
@@ -278,6 +302,13 @@ static void send_ready(struct conn *c)
 {
 	struct n4_msg m;
 
+	if (c->pc.held) {
+		/* READY follows when the legacy client ahead of it is attributed
+		 * (pairing.h); the exchange deadline covers the wait. */
+		arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
+		return;
+	}
+
 	if (c->pc.ext & N4_EXT_PROBE) {
 		c->disc = calloc(1, sizeof(*c->disc));
 		if (c->disc) {
@@ -291,6 +322,8 @@ static void send_ready(struct conn *c)
 	arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
 	conn_send(c, &m);
 }
+
+static void pair_client(struct conn *c);
 
 static void handle_hello(struct conn *c)
 {
@@ -322,6 +355,26 @@ static void handle_hello(struct conn *c)
 		c->pc.ext |= N4_EXT_SEQ; /* numbered probes: jitter and loss (discover.c) */
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
+	/* A keyed client pairs on its long id, which comes next (within the
+	 * HELLO deadline): ask for it. */
+	if ((m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN)) {
+		struct n4_msg ask;
+		c->pc.ext |= N4_EXT_KEY;
+		c->in_len = 0;
+		n4_msg_init(&ask, N4_CMD_KEYID, N4_EXT_KEY, NULL);
+		conn_send(c, &ask);
+		return;
+	}
+	pair_client(c);
+}
+
+/* HELLO (and for keyed clients the long id) complete: pair or wait. */
+static void pair_client(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	char b[64];
+
+	conn_str(c, b, sizeof(b));
 	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
 	if (!w) {
 		arm_deadline(c, s->cfg.wait_timeout_ms);
@@ -334,11 +387,45 @@ static void handle_hello(struct conn *c)
 	send_ready(c); /* if partner's send failed, c's READY fails too: c closed */
 }
 
+/* One of the N4_LONGID_PARTS KEYID messages after a keyed HELLO, in order. */
+static void handle_keyid(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_msg m;
+	char b[64];
+
+	c->in_len = 0;
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_KEYID, &m) || m.ext != c->keyid_parts ||
+	    (c->keyid_parts >= N4_LONGID_PARTS) != (c->pc.state == N4_P_PAIRED)) {
+		s->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: malformed KEYID (%02x %02x ...), closed", conn_str(c, b, sizeof(b)),
+			c->in[0], c->in[1]);
+		conn_close(c, false);
+		return;
+	}
+	if (c->keyid_parts >= N4_LONGID_PARTS) {
+		/* The round's nonce, passed on to the partner with its PEERINFO. */
+		memcpy(c->nonce + N4_PAYLOAD_SIZE * (c->keyid_parts - N4_LONGID_PARTS), m.payload,
+		       N4_PAYLOAD_SIZE);
+		c->keyid_parts++;
+		return;
+	}
+	memcpy(c->pc.long_id + N4_PAYLOAD_SIZE * c->keyid_parts, m.payload, N4_PAYLOAD_SIZE);
+	if (++c->keyid_parts < N4_LONGID_PARTS)
+		return;
+	c->pc.keyed = true;
+	n4_debug("%s: keyed pairing id received", conn_str(c, b, sizeof(b)));
+	pair_client(c);
+}
+
 static void conn_readable(struct conn *c)
 {
 	for (;;) {
 		uint8_t extra[64];
-		bool want_hello = c->pc.state == N4_P_NEW;
+		/* A keyed client's nonce (three KEYID) follows its READY. */
+		bool want_hello = c->pc.state == N4_P_NEW ||
+				  ((c->pc.ext & N4_EXT_KEY) && c->pc.state == N4_P_PAIRED &&
+				   c->keyid_parts < 2 * N4_LONGID_PARTS);
 		uint8_t *dst = want_hello ? c->in + c->in_len : extra;
 		size_t want = want_hello ? (size_t)(N4_MSG_SIZE - c->in_len) : sizeof(extra);
 		ssize_t n = recv(c->io.fd, dst, want, MSG_DONTWAIT);
@@ -372,7 +459,10 @@ static void conn_readable(struct conn *c)
 		}
 		c->in_len = (uint8_t)(c->in_len + n);
 		if (c->in_len == N4_MSG_SIZE) {
-			handle_hello(c);
+			if (c->pc.ext & N4_EXT_KEY)
+				handle_keyid(c);
+			else
+				handle_hello(c);
 			return; /* c may be gone; further bytes are seen on the next event */
 		}
 	}
@@ -501,25 +591,24 @@ static void send_peerinfo(struct conn *c)
 	struct n4_msg m;
 	char b[64], b2[64];
 
-	if ((c->pc.ext & N4_EXT_SEQ) && c->disc && !c->closed &&
-	    (size_t)c->out_len + 3 * N4_MSG_SIZE <= sizeof(c->out)) {
-		/* Queued, not flushed: TUNE, PLAN and PEERINFO leave in one
-		 * segment, so one lost segment (not one of three) delays them. */
+	if ((c->pc.ext & N4_EXT_SEQ) && c->disc) {
+		/* Queued, not flushed: TUNE, PLAN (SELF) and PEERINFO leave in
+		 * one segment, so one lost segment (not one of three) delays them. */
 		struct n4_msg tune;
 		uint8_t flags;
 		n4_msg_init(&tune, N4_CMD_TUNE, 0, NULL);
 		c->disc->d.tune.max_pps = (uint16_t)c->srv->cfg.max_pps;
 		n4_tune_encode(&c->disc->d.tune, &flags, tune.payload);
 		tune.ext = flags;
-		n4_wire_encode(&tune, c->out + c->out_len);
-		c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
+		conn_queue(c, &tune);
 		struct n4_msg plan;
 		uint8_t kind;
 		n4_msg_init(&plan, N4_CMD_PLAN, 0, NULL);
 		n4_plan_encode(&c->disc->d.plan, &kind, plan.payload);
 		plan.ext = kind;
-		n4_wire_encode(&plan, c->out + c->out_len);
-		c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
+		conn_queue(c, &plan);
+		if (c->closed)
+			return;
 	} else if ((c->pc.ext & N4_EXT_PROBE) && c->disc) {
 		struct n4_msg plan;
 		uint8_t kind;
@@ -527,6 +616,21 @@ static void send_peerinfo(struct conn *c)
 		n4_plan_encode(&c->disc->d.plan, &kind, plan.payload);
 		plan.ext = kind;
 		conn_send(c, &plan);
+		if (c->closed)
+			return;
+	}
+	if (c->pc.ext & N4_EXT_KEY) {
+		/* The client's own observed address, bound into its PUNCH MAC,
+		 * and its partner's nonce for this round. */
+		struct n4_msg self;
+		n4_msg_init(&self, N4_CMD_SELF, 0, NULL);
+		n4_peerinfo_encode(&c->pc.udp, self.payload);
+		conn_queue(c, &self);
+		for (uint8_t i = 0; c->peer_nonce_ok && i < 3 && !c->closed; i++) {
+			n4_msg_init(&self, N4_CMD_SELF, (uint8_t)(i + 1),
+				    c->peer_nonce + i * N4_PAYLOAD_SIZE);
+			conn_queue(c, &self);
+		}
 		if (c->closed)
 			return;
 	}
@@ -577,6 +681,10 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 
 	a->peer_udp = b->pc.udp;
 	b->peer_udp = a->pc.udp;
+	a->peer_nonce_ok = b->keyid_parts == 2 * N4_LONGID_PARTS;
+	b->peer_nonce_ok = a->keyid_parts == 2 * N4_LONGID_PARTS;
+	memcpy(a->peer_nonce, b->nonce, sizeof(a->peer_nonce));
+	memcpy(b->peer_nonce, a->nonce, sizeof(b->peer_nonce));
 	a->peer_flags = b->pc.ext ? N4_PEER_N4 : 0;
 	b->peer_flags = a->pc.ext ? N4_PEER_N4 : 0;
 	s->pairs_done++;
@@ -595,6 +703,8 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 		n4_discovery_plan(&a->disc->d, &b->disc->d, dt_a, dt_b, s->cfg.port_budget);
 	}
 	for (int i = 0; i < 2; i++) {
+		unsigned kind = pair[i]->disc ? (unsigned)pair[i]->disc->d.plan.kind : N4_PLAN_NONE;
+		s->plans[kind < N4_STATS_PLANS ? kind : N4_PLAN_NONE]++;
 		if (pair[i]->closed)
 			continue; /* a failed send to the first closed the second */
 		if (delay[i] == 0 || n4_timer_arm(s->loop, &pair[i]->peerinfo_timer, now + delay[i],
@@ -723,6 +833,10 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
 			c->disc->d.complete = true;
 	}
 	maybe_schedule(s, c);
+	/* The next legacy client behind this IP and identifier may go now. */
+	struct n4_pclient *released = n4_pairing_release(s->pairing, pc);
+	if (released)
+		send_ready(released->owner);
 }
 
 /* The kernel's receive time (CLOCK_REALTIME) on n4_now_ms's monotonic clock;
@@ -1119,6 +1233,30 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 			 s->accepted, s->pairs_done, s->client_closed, n4_ipcap_sources(s->ipcap));
 	for (int i = 0; i < REJ_COUNT && n > 0 && (size_t)n < len; i++)
 		n += snprintf(buf + n, len - (size_t)n, " %s=%lu", reject_names[i], s->rejects[i]);
+}
+
+/* For the metrics endpoint (metrics.h): the counters above, read at a scrape. */
+void n4_server_get_stats(const n4_server *s, struct n4_server_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (const struct conn *c = s->live; c; c = c->next)
+		st->by_state[c->pc.state & 3]++;
+	st->clients = s->nclients;
+	st->capacity = s->max_clients;
+	st->accepted = s->accepted;
+	st->pairs = s->pairs_done;
+	st->client_closed = s->client_closed;
+	st->sources = n4_ipcap_sources(s->ipcap);
+	st->draining = s->draining;
+	st->nrejects = REJ_COUNT;
+	st->reject_names = reject_names;
+	st->rejects = s->rejects;
+	memcpy(st->plans, s->plans, sizeof(st->plans));
+}
+
+n4_loop *n4_server_loop(n4_server *s)
+{
+	return s->loop;
 }
 
 void n4_server_free(n4_server *s)

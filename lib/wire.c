@@ -21,7 +21,8 @@ int n4_wire_decode(const void *buf, size_t len, uint8_t expect_cmd, struct n4_ms
 
 	if (len != N4_MSG_SIZE)
 		return -EMSGSIZE;
-	if (b[0] < N4_CMD_HELLO || b[0] > N4_CMD_MAX)
+	if ((b[0] < N4_CMD_HELLO || b[0] > N4_CMD_MAX) && b[0] != N4_CMD_PROBE &&
+	    b[0] != N4_CMD_TUNE)
 		return -EPROTO;
 	if (expect_cmd && b[0] != expect_cmd)
 		return -EPROTO;
@@ -122,7 +123,9 @@ bool n4_is_punch(const void *buf, size_t len, const char *ident)
 	uint8_t id[N4_PAYLOAD_SIZE];
 	const uint8_t *b = buf;
 
-	if (len != N4_MSG_SIZE || b[0] != N4_CMD_PUNCH)
+	/* 68 bytes: the authenticated PUNCH of keyed peers (auth.h), same id place. */
+	if (!(len == N4_MSG_SIZE && b[0] == N4_CMD_PUNCH) &&
+	    !(len == N4_APUNCH_SIZE && b[0] == N4_CMD_APUNCH))
 		return false;
 	if (n4_ident_encode(ident, id) != 0)
 		return false;

@@ -17,8 +17,19 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "blake2s.h"
+#include "key.h"
+
 #ifndef N4_PREFIX
 #define N4_PREFIX "/usr/local"
+#endif
+/* Where `make install` (LIBDIR) or the Debian package (/usr/lib/<triplet>) put
+ * the library; the Makefile passes it. */
+#ifndef N4_LIBDIR
+#define N4_LIBDIR N4_PREFIX "/lib"
+#endif
+#ifndef N4_VERSION
+#define N4_VERSION "unknown"
 #endif
 #define SHIM_LIB "libn4shim.so"
 
@@ -33,6 +44,10 @@ static const char usage_text[] =
 	"options (each sets the environment variable named beside it):\n"
 	"  -s, --server HOST[:PORT]  N4_SERVER   rendezvous server (required; port 1721)\n"
 	"  -a, --ident IDENT         N4_IDENT    pairing identifier, 1-6 characters (n4n4n4)\n"
+	"  -k, --key FILE            N4_KEY_FILE pre-shared key from 'n4 genkey' (mode 600;\n"
+	"                                        - = stdin, passed on as N4_KEY): pair only\n"
+	"                                        with holders of the key, send the program's\n"
+	"                                        data only after an authenticated WIN\n"
 	"  -P, --peer IP:PORT        N4_PEER     placeholder the program uses for its peer;\n"
 	"                                        unset: any UDP port on the server's IP except\n"
 	"                                        the rendezvous port\n"
@@ -46,10 +61,12 @@ static const char usage_text[] =
 	"  -v, --verbose             N4_LOG=debug\n"
 	"  -q, --quiet               N4_LOG=quiet\n"
 	"  -h, --help                this text\n"
+	"      --version             print the version\n"
 	"\n"
 	"environment read by libn4shim.so (set directly with LD_PRELOAD as well):\n"
 	"  N4_SERVER, N4_IDENT, N4_PEER, N4_LISTEN, N4_TIMEOUT, N4_STRATEGY, N4_POOL,\n"
-	"  N4_OFFSET, N4_SRC_PORT as above, and\n"
+	"  N4_OFFSET, N4_SRC_PORT, N4_KEY_FILE as above, and\n"
+	"  N4_KEY         the key itself (base64, as 'n4 genkey' prints) instead of a file\n"
 	"  N4_LOG         quiet, error, warn, info (default) or debug; lines go to stderr,\n"
 	"                 prefixed \"n4shim[PID]\"\n"
 	"  N4_ROUND_MS    punch round length in ms (0: per strategy)\n"
@@ -77,30 +94,35 @@ static bool readable(const char *path)
 	return access(path, R_OK) == 0;
 }
 
-/* Next to our own binary (build tree, or PREFIX/bin -> PREFIX/lib), else the prefix. */
+/* Next to our own binary (the build tree), then the directory it was installed
+ * to (N4_LIBDIR), then PREFIX/bin -> PREFIX/lib for a tree moved elsewhere. */
 static void find_library(char *out, size_t len)
 {
 	char self[PATH_MAX - 64], real[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash = NULL;
 
 	if (n > 0) {
 		self[n] = '\0';
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(out, len, "%s/%s", self, SHIM_LIB);
-			if (readable(out))
-				return;
-			snprintf(out, len, "%s/../lib/%s", self, SHIM_LIB);
-			if (readable(out) && realpath(out, real)) {
-				snprintf(out, len, "%s", real);
-				return;
-			}
+		slash = strrchr(self, '/');
+	}
+	if (slash) {
+		*slash = '\0';
+		snprintf(out, len, "%s/%s", self, SHIM_LIB);
+		if (readable(out))
+			return;
+	}
+	snprintf(out, len, "%s/%s", N4_LIBDIR, SHIM_LIB);
+	if (readable(out))
+		return;
+	if (slash) {
+		snprintf(out, len, "%s/../lib/%s", self, SHIM_LIB);
+		if (readable(out) && realpath(out, real)) {
+			snprintf(out, len, "%s", real);
+			return;
 		}
 	}
-	snprintf(out, len, "%s/lib/%s", N4_PREFIX, SHIM_LIB);
-	if (!readable(out))
-		die("cannot find %s next to n4shim or in %s/lib", SHIM_LIB, N4_PREFIX);
+	die("cannot find %s next to n4shim or in %s", SHIM_LIB, N4_LIBDIR);
 }
 
 /* The file execvp would run. */
@@ -193,11 +215,39 @@ static void set(const char *name, const char *value)
 		die("cannot set %s: %s", name, strerror(errno));
 }
 
+/* -k FILE: checked here (one line, exit 2, nothing run), then handed to the
+ * shim as N4_KEY_FILE with an absolute path; -k - reads the key from our
+ * standard input (the program's is its own) and hands it over as N4_KEY. */
+static void set_key(const char *file)
+{
+	uint8_t key[N4_KEY_SIZE];
+	char why[512], abs[PATH_MAX];
+
+	if (n4_key_load(file, key, why, sizeof(why))) {
+		fprintf(stderr, "n4shim: %s\n", why);
+		exit(2);
+	}
+	if (strcmp(file, "-") == 0) {
+		char text[N4_KEY_B64_LEN + 1];
+		n4_key_encode(key, text);
+		set("N4_KEY", text);
+		n4_wipe(text, sizeof(text));
+		unsetenv("N4_KEY_FILE");
+	} else {
+		if (!realpath(file, abs))
+			die("%s: %s", file, strerror(errno));
+		set("N4_KEY_FILE", abs);
+		unsetenv("N4_KEY");
+	}
+	n4_wipe(key, sizeof(key));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, 's' },
 		{ "ident", required_argument, NULL, 'a' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "peer", required_argument, NULL, 'P' },
 		{ "listen", required_argument, NULL, 'L' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -208,18 +258,22 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char lib[PATH_MAX], prog[PATH_MAX];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+s:a:P:L:t:S:n:o:b:vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:a:k:P:L:t:S:n:o:b:vqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			set("N4_SERVER", optarg);
 			break;
 		case 'a':
 			set("N4_IDENT", optarg);
+			break;
+		case 'k':
+			set_key(optarg);
 			break;
 		case 'P':
 			set("N4_PEER", optarg);
@@ -250,6 +304,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("n4shim %s\n", N4_VERSION);
 			return 0;
 		default:
 			fputs(usage_text, stderr);
