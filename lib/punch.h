@@ -47,7 +47,7 @@ struct n4_sweep {
 	int low_ttl;	     /* >0: pre-open with this TTL first */
 	unsigned guard_ms;   /* after pre-opening, before full-TTL PUNCH */
 	struct n4_plan plan; /* from the server; N4_PLAN_NONE: all -> target */
-	struct n4_pacer *pacer; /* NULL: unpaced */
+	struct n4_pacer *pacer;	      /* NULL: unpaced */
 	struct n4_auth *auth;	      /* keyed: send APUNCH, WIN only on an authenticated one */
 	uint8_t amsg[N4_APUNCH_SIZE]; /* our current APUNCH */
 	/* out */
