@@ -464,7 +464,7 @@ int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_
 	return acked ? 1 : 0;
 }
 
-int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth,
+int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
 		    unsigned confirm_ms, const struct n4_waitctx *ctx)
 {
 	uint8_t ack[N4_APUNCH_SIZE];
@@ -502,6 +502,12 @@ int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth
 				continue;
 			if (n4_auth_check(auth, buf, (size_t)r) == N4_AUTH_WIN &&
 			    auth->peer_acked && !acked) {
+				if (from.sin_port != peer->sin_port) {
+					/* as n4_confirm: the socket the peer kept */
+					n4_info(" peer settled on port %u, not %u: adopting it ",
+						ntohs(from.sin_port), ntohs(peer->sin_port));
+					peer->sin_port = from.sin_port;
+				}
 				acked = true;
 				next = 0; /* answer it at once */
 			}

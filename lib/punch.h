@@ -79,7 +79,7 @@ int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_
 	       const struct n4_waitctx *ctx);
 
 /* n4_confirm for keyed peers: authenticated acknowledgements (auth.h). */
-int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth,
+int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
 		    unsigned confirm_ms, const struct n4_waitctx *ctx);
 
 #endif
