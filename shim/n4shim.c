@@ -87,6 +87,8 @@ static const char usage_text[] =
 	"  N4_STAY        1 (default): keep the server connection after the WIN, so the\n"
 	"                 server can tell us when the peer punches again (restarts)\n"
 	"  N4_UPGRADE     relayed path: seconds between direct punch attempts (60)\n"
+	"  N4_SWEEP       0: direct paths only, never sweep ports (n4 -c --no-sweep)\n"
+	"  N4_MAX_PPS     PUNCH datagrams per second at most (1000; 0 = unpaced)\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"
