@@ -61,8 +61,8 @@ keepalive_case() {
 	local f=$1 la=$LAB_DIR/ka-$1-a.log lb=$LAB_DIR/ka-$1-b.log pa pb
 	lab_flush
 	set_udp_timeout 5
-	pa=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-2}" side a "$la" ka${f:4:1}x -c "$PH" -d 25 -q 2:22)
-	pb=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-2}" side b "$lb" ka${f:4:1}x -l 5000 -d 25 -q 2:22)
+	pa=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-2}" side a "$la" ka${f:4:1}x -c "$PH" -d 23 -q 1:21)
+	pb=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-2}" side b "$lb" ka${f:4:1}x -l 5000 -d 23 -q 1:21)
 	wait_pids 40 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
 	set_udp_timeout 30
 	local ha hb
@@ -176,7 +176,7 @@ restart_case() {
 	lab_flush
 	# An echo server: it never speaks first, so only the server's notice (N4_EXT_STAY)
 	# can tell it that its peer came back.
-	pa=$(side a "$la" rs${f:4:1}x -l 5000 -i 0 -d 10)
+	pa=$(side a "$la" rs${f:4:1}x -l 5000 -i 0 -d 8)
 	pb=$(side b "$lb" rs${f:4:1}x -c "$PH" -d 30)
 	lab_wait_for both_punched "$la" "$lb" --timeout 10
 	# The echo server's kept connection is lost (as when its NAT forgets the TCP
