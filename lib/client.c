@@ -34,6 +34,9 @@
 #define RECONNECT_MS 1000
 /* Birthday rounds need about a second of probing per 98 %; give them three. */
 #define BDAY_ROUND_MS 4000
+/* A round with only the LAN path (the server found no public plan): a LAN
+ * answers within milliseconds, so a second is plenty before refusing. */
+#define LAN_ONLY_ROUND_MS 1000
 /* Discovery probes from extra sockets (each costs one NAT port). */
 #define NPROBES 4
 
@@ -221,7 +224,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	n4_rv_init(&rv, server, c->ident, (uint8_t)(classic ? 0 : N4_EXT_TOKEN | N4_EXT_PROBE));
+	n4_rv_init(&rv, server, c->ident,
+		   (uint8_t)(classic ? 0 : N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_LOCAL));
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
 	uint64_t now = n4_now_ms();
@@ -254,10 +258,17 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	n4_rv_close(&rv);
 	if (err)
 		goto out;
-	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
+	bool lan_only = rv.plan.kind == N4_PLAN_IMPOSSIBLE;
+	if (lan_only && rv.npeer_local == 0) {
 		n4_warn("the server judged both NATs unpredictable in this round");
 		err = -ENOTSUP;
 		goto out;
+	}
+	if (lan_only) {
+		n4_info(" Plan: none across the NAT; the LAN path alone ");
+		err = n4_pool_resize(&c->pool, 1); /* only socket 0 punches the LAN */
+		if (err)
+			goto out;
 	}
 
 	struct n4_sweep sw = { .pool = &c->pool,
@@ -265,6 +276,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			       .any_ip = cfg->any_peer_ip,
 			       .plan = rv.plan };
 	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
+	memcpy(sw.lan, rv.peer_local, sizeof(sw.lan));
+	sw.nlan = rv.npeer_local;
 	sw.target = rv.peer;
 	sw.target.sin_port =
 		htons((uint16_t)target_port(ntohs(rv.peer.sin_port), cfg->peer_offset));
@@ -279,6 +292,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	if (!round_ms &&
 	    (rv.plan.kind == N4_PLAN_BDAY_LISTEN || rv.plan.kind == N4_PLAN_BDAY_PROBE))
 		round_ms = BDAY_ROUND_MS;
+	if (!round_ms && lan_only)
+		round_ms = LAN_ONLY_ROUND_MS;
 	if (!round_ms)
 		round_ms = classic || !peer_is_n4 ? CLASSIC_ROUND_MS : AUTO_ROUND_MS;
 	if (classic) {
@@ -296,10 +311,16 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	now = n4_now_ms();
 	int won = n4_sweep_run(&sw, now + round_ms < deadline ? now + round_ms : deadline, &c->ctx);
 	if (won <= 0) {
-		err = won;
+		/* LAN alone lost: as unpunchable as without it (refused at two). */
+		err = won == 0 && lan_only ? -ENOTSUP : won;
+		if (err == -ENOTSUP)
+			n4_warn("no answer from the partner's local address; both NATs are "
+				"unpredictable");
 		goto out;
 	}
 	n4_info(" => Punch from peer ");
+	if (sw.via_lan)
+		n4_info(" [ Path: LAN, the partner's local address ] ");
 	c->win_fd = c->pool.fds[sw.winner];
 	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, (int)sw.winner);
