@@ -182,8 +182,7 @@ static void send_lan(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
 			   sizeof(sw->lan[i])) == N4_MSG_SIZE)
 			sw->sent++;
 		else
-			n4_debug("PUNCH to the partner's local address %u: %s", i,
-				 strerror(errno));
+			n4_debug("PUNCH to the partner's local address %u: %s", i, strerror(errno));
 	}
 }
 

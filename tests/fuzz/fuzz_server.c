@@ -68,7 +68,7 @@ static void make_addr(uint8_t sel, uint16_t port, struct sockaddr_storage *ss, s
 struct reader {
 	uint8_t part[N4_MSG_SIZE];
 	size_t have;
-	int pub; /* last byte of the public IP; -1: native IPv6 (unknown) */
+	int pub;	 /* last byte of the public IP; -1: native IPv6 (unknown) */
 	bool have_token; /* READY's token, so that EXCHANGEs can carry it */
 	uint8_t token[N4_TOKEN_SIZE];
 };
@@ -186,9 +186,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				N4_CMD_EXCHANGE, take(&in), 'n', '4', 'n', '4', 'n', '4'
 			};
 			uint8_t t = take(&in);
+			/* a token one client read in its READY, or one guessed from nothing */
 			if ((m[1] & N4_EXT_TOKEN) && (t & 0x80) && rd[t % MAX_CONNS].have_token)
-				memcpy(m + 2, rd[t % MAX_CONNS].token, N4_TOKEN_SIZE); /* one read */
-			else if (m[1] & N4_EXT_TOKEN) /* a token guessed from nothing */
+				memcpy(m + 2, rd[t % MAX_CONNS].token, N4_TOKEN_SIZE);
+			else if (m[1] & N4_EXT_TOKEN)
 				for (int i = 2; i < 8; i++)
 					m[i] = take(&in);
 			n4_server_test_udp(s, m, 8 - (take(&in) % 3 == 0 ? take(&in) % 8 : 0),

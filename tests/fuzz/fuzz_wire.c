@@ -33,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t h = ntohl(la.sin_addr.s_addr);
 			struct n4_msg back;
 			n4_local_encode(m.cmd, &la, m.ext & N4_LOCAL_LAST, &back);
-			if (memcmp(&back, &m, sizeof(m)) != 0 || la.sin_port == 0 || h >> 24 == 127 ||
-			    h >> 24 == 0 || h >> 28 == 0xe || h == 0xffffffffu)
+			if (memcmp(&back, &m, sizeof(m)) != 0 || la.sin_port == 0 ||
+			    h >> 24 == 127 || h >> 24 == 0 || h >> 28 == 0xe || h == 0xffffffffu)
 				abort();
 		} else if (r == 0) {
 			static const uint8_t zero[N4_PAYLOAD_SIZE];

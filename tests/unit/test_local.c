@@ -57,7 +57,7 @@ TEST(local_none_only_as_last)
 
 TEST(local_rejects_unusable_addresses)
 {
-	static const char *const bad[] = { "127.0.0.1", "127.1.2.3", "0.1.2.3",
+	static const char *const bad[] = { "127.0.0.1",	      "127.1.2.3", "0.1.2.3",
 					   "255.255.255.255", "224.0.0.1", "239.1.1.1" };
 	struct n4_msg m;
 	struct sockaddr_in a;
