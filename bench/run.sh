@@ -5,7 +5,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 echo "== punch: classic (the original) vs auto, foundation cells"
 bash "$here/punch.sh" -k "${K:-10}" || true
-for b in shim server; do
+for b in shim server lan; do
 	if [[ -x $here/$b.sh || -f $here/$b.sh ]]; then
 		echo "== $b"
 		bash "$here/$b.sh" || true
