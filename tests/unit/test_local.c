@@ -2,14 +2,16 @@
  * every rejection of the decoder, then the server's decision, driven through
  * lib/server_test.h: partners behind one public IP get each other's local address
  * before PEERINFO, partners behind two never do, and a malformed LOCAL closes only
- * its sender. */
+ * its sender; and the sweep accepts a LAN PUNCH only from the announced address. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "n4.h"
+#include "punch.h"
 #include "server_test.h"
 #include "test.h"
 #include "wire.h"
@@ -292,4 +294,66 @@ TEST(server_grants_local_only_with_token)
 	n4_server_free(s);
 	close(a.fd);
 	close(b.fd);
+}
+
+/* ---- the sweep's side: the one accept function takes LAN PUNCHes ---- */
+
+static int udp_bound(struct sockaddr_in *a)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	socklen_t len = sizeof(*a);
+
+	*a = v4("127.0.0.1", 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)a, sizeof(*a)) ||
+	    getsockname(fd, (struct sockaddr *)a, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int sweep_for(struct n4_sweep *sw, unsigned ms)
+{
+	struct n4_waitctx ctx = { 0 };
+
+	return n4_sweep_run(sw, n4_now_ms() + ms, &ctx);
+}
+
+TEST(sweep_lan_path_alone_accepts_only_the_announced_address)
+{
+	struct n4_pool pool;
+	struct sockaddr_in b_addr, c_addr, a_addr;
+	uint8_t punch[N4_MSG_SIZE], ident[N4_PAYLOAD_SIZE], buf[64];
+
+	CHECK_EQ(n4_pool_open(&pool, 0, 1), 0);
+	a_addr = v4("127.0.0.1", n4_pool_local_port(&pool, 0));
+	int b = udp_bound(&b_addr), c = udp_bound(&c_addr);
+	CHECK(b >= 0 && c >= 0);
+	n4_ident_encode("lan", ident);
+	n4_punch_bytes(ident, 0, punch);
+
+	struct n4_sweep sw = { .pool = &pool, .peer_ip = v4("192.0.2.1", 0).sin_addr };
+	memcpy(sw.ident, ident, sizeof(ident));
+	sw.plan.kind = N4_PLAN_IMPOSSIBLE; /* no public plan: the LAN path alone */
+	sw.lan[0] = b_addr;
+	sw.nlan = 1;
+	/* a PUNCH from the right IP but another port is not the partner's */
+	CHECK(sendto(c, punch, sizeof(punch), 0, (struct sockaddr *)&a_addr, sizeof(a_addr)) ==
+	      (ssize_t)sizeof(punch));
+	CHECK_EQ(sweep_for(&sw, 100), 0);
+	/* the partner got our LAN PUNCHes, the stranger nothing */
+	CHECK(recv(b, buf, sizeof(buf), MSG_DONTWAIT) == (ssize_t)sizeof(punch));
+	CHECK(memcmp(buf, punch, sizeof(punch)) == 0);
+	CHECK(recv(c, buf, sizeof(buf), MSG_DONTWAIT) < 0);
+	/* the partner's own PUNCH wins, flagged as the LAN path */
+	CHECK(sendto(b, punch, sizeof(punch), 0, (struct sockaddr *)&a_addr, sizeof(a_addr)) ==
+	      (ssize_t)sizeof(punch));
+	CHECK_EQ(sweep_for(&sw, 1000), 1);
+	CHECK(sw.via_lan);
+	CHECK_EQ(sw.winner, 0);
+	CHECK_EQ(sw.from.sin_port, b_addr.sin_port);
+	n4_pool_close(&pool, -1);
+	close(b);
+	close(c);
 }
