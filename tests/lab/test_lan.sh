@@ -4,6 +4,7 @@
 #     random): `n4 -c` on both wins over the LAN within 1 s and a datagram crosses;
 #     shimmed netcat on both (each side listening once) punches over the LAN and
 #     lines go both ways;
+#   - with a key, a and a2 win over the LAN with authenticated PUNCHes;
 #   - a (nata) and b (natb), behind two public IPs: the server never sends either
 #     the other's local address, checked on the wire (tcpdump on the server);
 #   - a and a3 on two LANs behind nata that cannot reach each other: each is given
@@ -117,6 +118,22 @@ for flavor in inc inc-linux cone random; do
 		nc_pair "$flavor" "ln$n" a2 a
 	fi
 done
+
+# ---- with a key: the LAN PUNCHes are authenticated PUNCHes, judged like any other
+lab_set_nat a inc && lab_flush
+KEY=$LAB_DIR/lan.key
+(umask 077 && "$N4" genkey >"$KEY")
+LK=$LAB_DIR/keyed-a.log LK2=$LAB_DIR/keyed-a2.log
+pa=$(client a "$LK" -k "$KEY" -a keyed -t 10)
+p2=$(client a2 "$LK2" -k "$KEY" -a keyed -t 10)
+wait_pids 15 "$pa" "$p2" || kill "$pa" "$p2" 2>/dev/null
+if won "$LK" && won "$LK2" && lan_win "$LK" && lan_win "$LK2" &&
+	is_lan_ip "$(peer_addr "$LK")" && is_lan_ip "$(peer_addr "$LK2")"; then
+	ok "with a key, one inc NAT: both win over the LAN, authenticated"
+else
+	not_ok "with a key, one inc NAT: both win over the LAN, authenticated"
+	tail -n 8 "$LK" "$LK2" >&2
+fi
 
 # ---- two public IPs: a behind nata, b behind natb
 lab_set_nat a inc && lab_set_nat b inc && lab_flush
