@@ -185,11 +185,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint8_t m[N4_MSG_SIZE] = {
 				N4_CMD_EXCHANGE, take(&in), 'n', '4', 'n', '4', 'n', '4'
 			};
+			/* now and then a numbered discovery probe (N4_EXT_SEQ) */
+			bool probe = (arg & 7u) == 7u;
+			if (probe)
+				m[0] = N4_CMD_PROBE;
 			uint8_t t = take(&in);
 			/* a token one client read in its READY, or one guessed from nothing */
-			if ((m[1] & N4_EXT_TOKEN) && (t & 0x80) && rd[t % MAX_CONNS].have_token)
+			if ((probe || (m[1] & N4_EXT_TOKEN)) && (t & 0x80) &&
+			    rd[t % MAX_CONNS].have_token)
 				memcpy(m + 2, rd[t % MAX_CONNS].token, N4_TOKEN_SIZE);
-			else if (m[1] & N4_EXT_TOKEN)
+			else if (probe || (m[1] & N4_EXT_TOKEN))
 				for (int i = 2; i < 8; i++)
 					m[i] = take(&in);
 			n4_server_test_udp(s, m, 8 - (take(&in) % 3 == 0 ? take(&in) % 8 : 0),
