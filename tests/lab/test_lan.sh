@@ -4,7 +4,8 @@
 #     random): `n4 -c` on both wins over the LAN within 1 s and a datagram crosses;
 #     shimmed netcat on both (each side listening once) punches over the LAN and
 #     lines go both ways;
-#   - with a key, a and a2 win over the LAN with authenticated PUNCHes;
+#   - with a key, a and a2 win over the LAN with authenticated PUNCHes; with
+#     --no-sweep (direct paths only) they win over the LAN alone;
 #   - a (nata) and b (natb), behind two public IPs: the server never sends either
 #     the other's local address, checked on the wire (tcpdump on the server);
 #   - a and a3 on two LANs behind nata that cannot reach each other: each is given
@@ -133,6 +134,19 @@ if won "$LK" && won "$LK2" && lan_win "$LK" && lan_win "$LK2" &&
 else
 	not_ok "with a key, one inc NAT: both win over the LAN, authenticated"
 	tail -n 8 "$LK" "$LK2" >&2
+fi
+
+# ---- --no-sweep allows direct paths only: the LAN path is one
+lab_flush
+LN=$LAB_DIR/nosweep-a.log LN2=$LAB_DIR/nosweep-a2.log
+pa=$(client a "$LN" --no-sweep -a nosw -t 10)
+p2=$(client a2 "$LN2" --no-sweep -a nosw -t 10)
+wait_pids 15 "$pa" "$p2" || kill "$pa" "$p2" 2>/dev/null
+if won "$LN" && won "$LN2" && lan_win "$LN" && lan_win "$LN2" && ! grep -q ' <= Punch $' "$LN" "$LN2"; then
+	ok "--no-sweep, one inc NAT: both win over the LAN, no PUNCH across the NAT"
+else
+	not_ok "--no-sweep, one inc NAT: both win over the LAN, no PUNCH across the NAT"
+	tail -n 8 "$LN" "$LN2" >&2
 fi
 
 # ---- two public IPs: a behind nata, b behind natb
