@@ -77,7 +77,7 @@ bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *a
 		return false;
 	}
 	return v4->sin_addr.s_addr == cfg->server_ip.s_addr &&
-	       v4->sin_port != htons(cfg->server_port);
+	       v4->sin_port != htons(cfg->server_port) && v4->sin_port != htons(SHIM_DNS_PORT);
 }
 
 /* `v4` in the family of the program's socket (v4-mapped for AF_INET6). */
@@ -259,6 +259,7 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (rc < 0)
 			return rc;
 	}
+	shim_sock_stamp(s, fd); /* a swap changed the socket under the number */
 	/* Errors from probes must not surface as the program's first recv error. */
 	(void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 	if (s->connected_ph) {

@@ -58,6 +58,8 @@ int shim_sock_track(int fd, int family, int type)
 	if (s) {
 		unsigned gen = s->gen;
 		free_list = s->next_free;
+		for (unsigned i = 0; i < s->nopts; i++)
+			free(s->opts[i].heap); /* copied filter programs (fdops.c) */
 		memset(s, 0, sizeof(*s));
 		__atomic_store_n(&s->gen, gen + 2, __ATOMIC_RELEASE);
 	} else {

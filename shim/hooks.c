@@ -9,6 +9,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "log.h"
+
 #define HOOK __attribute__((visibility("default")))
 #define OURS(fd) (!shim_guard && shim_tracked(fd))
 
@@ -18,6 +20,13 @@
 #else
 #define SA(a) (a)
 #endif
+
+/* At load, before the program's main can close or reuse descriptor 2: take the
+ * shim's private copy of stderr.  Only a few system calls, no dlsym. */
+__attribute__((constructor)) static void shim_load(void)
+{
+	shim_log_open();
+}
 
 HOOK int socket(int domain, int type, int protocol)
 {
@@ -134,6 +143,13 @@ HOOK ssize_t read(int fd, void *buf, size_t len)
 	return shim_read(fd, buf, len);
 }
 
+HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!OURS(fd))
+		return REAL(readv)(fd, iov, iovcnt);
+	return shim_readv(fd, iov, iovcnt);
+}
+
 /* Fortified callers (_FORTIFY_SOURCE) import these instead of recv/recvfrom; the
  * real ones abort on len > buflen, so hand those over unchanged. */
 HOOK ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
@@ -151,6 +167,13 @@ HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int fl
 	return shim_recvfrom(fd, buf, len, flags, from, from_len);
 }
 
+HOOK ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	if (!OURS(fd) || len > buflen)
+		return REAL(read_chk)(fd, buf, len, buflen);
+	return shim_read(fd, buf, len);
+}
+
 HOOK int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	if (!OURS(fd))
@@ -165,9 +188,11 @@ HOOK int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 	return shim_getsockname(fd, SA(addr), len);
 }
 
+/* The log's private descriptor also goes through shim_close: the program closing
+ * it must not leave the log writing to whatever gets that number next. */
 HOOK int close(int fd)
 {
-	if (!OURS(fd)) {
+	if (!OURS(fd) && (shim_guard || fd != n4_log_get_fd())) {
 		shim_real_init();
 		if (!shim_real.close) /* only while dlsym runs */
 			return (int)syscall(SYS_close, fd);
@@ -181,6 +206,16 @@ HOOK int close_range(unsigned first, unsigned last, int flags)
 	if (shim_guard)
 		return (int)syscall(SYS_close_range, first, last, flags);
 	return shim_close_range(first, last, flags);
+}
+
+/* glibc's closefrom() closes with the close_range system call, past our hooks. */
+HOOK void closefrom(int lowfd)
+{
+	if (shim_guard) {
+		(void)syscall(SYS_close_range, lowfd > 0 ? (unsigned)lowfd : 0U, ~0U, 0);
+		return;
+	}
+	shim_closefrom(lowfd);
 }
 
 HOOK int dup(int fd)

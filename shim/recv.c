@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-enum { RC_RECVFROM, RC_RECVMSG, RC_READ };
+enum { RC_RECVFROM, RC_RECVMSG, RC_READ, RC_READV };
 
 struct rcall {
 	int kind;
@@ -33,7 +33,8 @@ static void view_of(int fd, struct rview *v)
 {
 	memset(v, 0, sizeof(*v));
 	shim_lock();
-	struct shim_sock *s = shim_sock_get(fd);
+	/* A number reused by a file (closed behind our back) reads like one. */
+	struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));
 	if (s) {
 		v->state = shim_state_of(s);
 		if (v->state == SHIM_WON) {
@@ -98,6 +99,8 @@ static ssize_t call_real(int fd, struct rcall *c)
 		return REAL(recvmsg)(fd, c->msg, c->flags);
 	case RC_READ:
 		return REAL(read)(fd, c->buf, c->len);
+	case RC_READV:
+		return REAL(readv)(fd, c->msg->msg_iov, (int)c->msg->msg_iovlen);
 	default:
 		return REAL(recvfrom)(fd, c->buf, c->len, c->flags, c->from, c->from_len);
 	}
@@ -140,7 +143,7 @@ static bool late_punch(const struct rcall *c, ssize_t n)
 
 	if (n != 8)
 		return false;
-	if (c->kind == RC_RECVMSG) {
+	if (c->kind == RC_RECVMSG || c->kind == RC_READV) {
 		if (!c->msg->msg_iovlen || c->msg->msg_iov[0].iov_len < 8)
 			return false;
 		data = c->msg->msg_iov[0].iov_base;
@@ -236,6 +239,20 @@ ssize_t shim_read(int fd, void *buf, size_t len)
 {
 	struct rcall c = { RC_READ, buf, len, 0, NULL, NULL, NULL };
 
+	return do_recv(fd, &c);
+}
+
+/* readv is recvmsg without an address on a socket: the same filter. */
+ssize_t shim_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr m;
+	struct rcall c = { RC_READV, NULL, 0, 0, NULL, NULL, &m };
+
+	if (iovcnt < 0)
+		return REAL(readv)(fd, iov, iovcnt);
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = (struct iovec *)iov;
+	m.msg_iovlen = (size_t)iovcnt;
 	return do_recv(fd, &c);
 }
 

@@ -1,6 +1,9 @@
 /* send.c - the sending calls.  A send to the placeholder designates the socket (the
  * call blocks through the rendezvous) and afterwards goes to the real peer; every
- * other send on a socket that is not failed goes straight to the kernel. */
+ * other send on a socket that is not failed goes straight to the kernel.  A
+ * destination is classified the way the kernel will read it (an AF_INET address on
+ * a dual-stack AF_INET6 socket is its v4-mapped form): what names the placeholder
+ * is never sent there raw. */
 #include "shim.h"
 
 #include <errno.h>
@@ -15,12 +18,34 @@ static bool pass(const struct shim_sock *s, bool is_ph)
 	return (st == SHIM_CANDIDATE || st == SHIM_WON) && !is_ph;
 }
 
+const struct sockaddr *shim_as_family(int family, const struct sockaddr *addr, socklen_t *len,
+				      struct sockaddr_storage *tmp)
+{
+	struct sockaddr_in v4;
+
+	if (family != AF_INET6 || !addr || addr->sa_family != AF_INET ||
+	    *len < sizeof(struct sockaddr_in))
+		return addr; /* the kernel refuses a short one by itself */
+	memcpy(&v4, addr, sizeof(v4));
+	*len = shim_to_family(AF_INET6, &v4, tmp);
+	return (const struct sockaddr *)tmp;
+}
+
+static int family_of(const struct shim_sock *s)
+{
+	return __atomic_load_n(&s->family, __ATOMIC_RELAXED);
+}
+
 static int prepare(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
 		   const struct sockaddr_in *ph, bool *rewrite, struct sockaddr_storage *rd,
 		   socklen_t *rl)
 {
 	shim_lock();
-	int rc = shim_before_send(fd, dest, dest_len, is_ph, ph, rewrite, rd, rl);
+	int rc = 0;
+	*rewrite = false;
+	/* A number closed behind our back and reused by a file must write like one. */
+	if (shim_sock_fresh(fd, shim_sock_get(fd)))
+		rc = shim_before_send(fd, dest, dest_len, is_ph, ph, rewrite, rd, rl);
 	shim_unlock();
 	return rc;
 }
@@ -36,6 +61,8 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 
 	if (!s)
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
+	struct sockaddr_storage mapped;
+	dest = shim_as_family(family_of(s), dest, &dest_len, &mapped);
 	bool is_ph = dest && shim_is_placeholder(shim_config_get(), dest, dest_len, &ph);
 	if (pass(s, is_ph))
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
@@ -66,6 +93,15 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	if (!s || !msg)
 		return REAL(sendmsg)(fd, msg, flags);
+	struct sockaddr_storage mapped;
+	struct msghdr mm;
+	socklen_t nl = msg->msg_namelen;
+	if (shim_as_family(family_of(s), msg->msg_name, &nl, &mapped) != msg->msg_name) {
+		mm = *msg;
+		mm.msg_name = &mapped;
+		mm.msg_namelen = nl;
+		msg = &mm;
+	}
 	bool is_ph = msg->msg_name &&
 		     shim_is_placeholder(shim_config_get(), msg->msg_name, msg->msg_namelen, &ph);
 	if (pass(s, is_ph))
@@ -84,6 +120,63 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 }
 
 #define SHIM_MMSG_MAX 1024 /* UIO_MAXIOV: the kernel sends at most this many per call */
+#define SHIM_MMSG_STACK 32
+
+/* Our copy of the program's headers (never the data), with room for rewritten
+ * destinations. */
+struct mvec {
+	struct mmsghdr *v;
+	struct sockaddr_storage *names;
+	struct mmsghdr stack_v[SHIM_MMSG_STACK];
+	struct sockaddr_storage stack_names[SHIM_MMSG_STACK];
+};
+
+static int mvec_copy(struct mvec *c, const struct mmsghdr *vec, unsigned vlen)
+{
+	c->v = c->stack_v;
+	c->names = c->stack_names;
+	if (vlen > SHIM_MMSG_STACK) {
+		c->v = malloc(vlen * sizeof(*c->v));
+		c->names = malloc(vlen * sizeof(*c->names));
+		if (!c->v || !c->names) {
+			free(c->v);
+			free(c->names);
+			return -ENOMEM;
+		}
+	}
+	memcpy(c->v, vec, vlen * sizeof(*c->v));
+	return 0;
+}
+
+static void mvec_free(struct mvec *c)
+{
+	if (c->v != c->stack_v) {
+		free(c->v);
+		free(c->names);
+	}
+}
+
+static bool needs_mapping(int family, const struct mmsghdr *vec, unsigned vlen)
+{
+	for (unsigned i = 0; family == AF_INET6 && i < vlen; i++) {
+		const struct msghdr *m = &vec[i].msg_hdr;
+		if (m->msg_name && m->msg_namelen >= sizeof(struct sockaddr_in) &&
+		    ((const struct sockaddr *)m->msg_name)->sa_family == AF_INET)
+			return true;
+	}
+	return false;
+}
+
+/* The kernel's count, with the lengths sent copied back into the program's vector. */
+static int mvec_send(int fd, struct mmsghdr *vec, const struct mvec *c, unsigned vlen, int flags)
+{
+	int n = REAL(sendmmsg)(fd, c->v, vlen, flags);
+	int err = errno;
+	for (int i = 0; i < n; i++)
+		vec[i].msg_len = c->v[i].msg_len;
+	errno = err;
+	return n;
+}
 
 int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
@@ -94,14 +187,35 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 	bool rewrite, is_ph = false;
 	const struct sockaddr *first = NULL;
 	socklen_t first_len = 0;
+	struct mvec c;
+	int n, rc;
 
 	if (!s || !vec)
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
 	if (vlen > SHIM_MMSG_MAX)
 		vlen = SHIM_MMSG_MAX;
 	const struct shim_config *cfg = shim_config_get();
+	bool mapped = needs_mapping(family_of(s), vec, vlen);
+	if (mapped) {
+		/* AF_INET names on an AF_INET6 socket: classify (and send) v4-mapped. */
+		rc = mvec_copy(&c, vec, vlen);
+		if (rc < 0) {
+			errno = -rc;
+			return -1;
+		}
+		for (unsigned i = 0; i < vlen; i++) {
+			struct msghdr *m = &c.v[i].msg_hdr;
+			socklen_t nl = m->msg_namelen;
+			if (shim_as_family(AF_INET6, m->msg_name, &nl, &c.names[i]) !=
+			    m->msg_name) {
+				m->msg_name = &c.names[i];
+				m->msg_namelen = nl;
+			}
+		}
+	}
+	const struct mmsghdr *cur = mapped ? c.v : vec;
 	for (unsigned i = 0; i < vlen; i++) {
-		const struct msghdr *m = &vec[i].msg_hdr;
+		const struct msghdr *m = &cur[i].msg_hdr;
 		if (m->msg_name &&
 		    shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, is_ph ? &any : &ph)) {
 			if (!is_ph) {
@@ -111,39 +225,42 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 			is_ph = true;
 		}
 	}
-	if (pass(s, is_ph))
-		return REAL(sendmmsg)(fd, vec, vlen, flags);
-	int rc = prepare(fd, first, first_len, is_ph, &ph, &rewrite, &rd, &rl);
-	if (rc < 0) {
-		errno = -rc;
-		return -1;
+	if (pass(s, is_ph)) {
+		if (!mapped)
+			return REAL(sendmmsg)(fd, vec, vlen, flags);
+		n = mvec_send(fd, vec, &c, vlen, flags);
+		goto out;
 	}
-	if (!rewrite)
+	rc = prepare(fd, first, first_len, is_ph, &ph, &rewrite, &rd, &rl);
+	if (rc < 0) {
+		n = -1;
+		errno = -rc;
+		goto out;
+	}
+	if (!rewrite && !mapped)
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
-	/* Headers only are copied (with the peer as destination), never the data. */
-	struct mmsghdr stackv[64], *v = stackv;
-	if (vlen > 64) {
-		v = malloc(vlen * sizeof(*v));
-		if (!v) {
-			errno = ENOMEM;
+	if (!mapped) {
+		rc = mvec_copy(&c, vec, vlen);
+		if (rc < 0) {
+			errno = -rc;
 			return -1;
 		}
+		mapped = true;
 	}
-	for (unsigned i = 0; i < vlen; i++) {
-		v[i] = vec[i];
-		struct msghdr *m = &v[i].msg_hdr;
+	for (unsigned i = 0; rewrite && i < vlen; i++) {
+		struct msghdr *m = &c.v[i].msg_hdr;
 		if (m->msg_name && shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, &any)) {
 			m->msg_name = &rd;
 			m->msg_namelen = rl;
 		}
 	}
-	int n = REAL(sendmmsg)(fd, v, vlen, flags);
-	int err = errno;
-	for (int i = 0; i < n; i++)
-		vec[i].msg_len = v[i].msg_len;
-	if (v != stackv)
-		free(v);
-	errno = err;
+	n = mvec_send(fd, vec, &c, vlen, flags);
+out:
+	if (mapped) {
+		int err = errno;
+		mvec_free(&c);
+		errno = err;
+	}
 	return n;
 }
 

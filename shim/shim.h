@@ -33,12 +33,15 @@ struct shim_real {
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
 	int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
 	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
 	int (*getsockname)(int, struct sockaddr *, socklen_t *);
 	int (*close)(int);
 	int (*close_range)(unsigned, unsigned, int);
+	void (*closefrom)(int);
 	int (*dup)(int);
 	int (*dup2)(int, int);
 	int (*dup3)(int, int, int);
@@ -102,6 +105,7 @@ struct shim_opt {
 	int level, name;
 	socklen_t len;
 	unsigned char val[SHIM_OPT_LEN];
+	void *heap; /* what a pointer in val points at (a filter program), owned here */
 };
 
 struct shim_epoll {
@@ -120,6 +124,8 @@ struct shim_sock {
 	int fds[SHIM_MAX_FDS]; /* descriptors pointing at this socket, -1 = free */
 	int family;	       /* AF_INET or AF_INET6 */
 	int type;	       /* SOCK_DGRAM | flags as given to socket() */
+	dev_t dev;	       /* the socket's inode: a number reused behind our back */
+	ino_t ino;	       /* (fclose(fdopen()), raw close) no longer matches */
 	int state;	       /* enum shim_state; read lock-free in fast paths */
 	int err;	       /* SHIM_FAILED: positive errno */
 	bool prog_bound;       /* the program bound it (or we did for it) */
@@ -185,6 +191,10 @@ void shim_fdtab_atfork_child(void);
 
 /* ------------------------------------------------------------- designate.c --- */
 
+/* Without N4_PEER every port of the server's IP is a placeholder but these: the
+ * rendezvous port, and DNS (the server host is often the resolver too). */
+#define SHIM_DNS_PORT 53
+
 /* Does `addr` (family-aware, v4-mapped included) name a placeholder?  Fills v4. */
 bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr, socklen_t len,
 			 struct sockaddr_in *v4);
@@ -224,6 +234,20 @@ int shim_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
 int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
 int shim_close(int fd);
 int shim_close_range(unsigned first, unsigned last, int flags);
+void shim_closefrom(int lowfd);
+/* The shim's log goes to a private duplicate of stderr taken at load (close-on-exec,
+ * high number), never to descriptor 2 itself: a program that closed stderr may have
+ * its socket there.  Called from the constructor and on first configuration. */
+void shim_log_open(void);
+/* Record the socket's inode for `s` (after socket() and after a swap); lock held. */
+void shim_sock_stamp(struct shim_sock *s, int fd);
+/* Lock held: `s`, or NULL when fd's number now names another file (the entry is
+ * dropped). */
+struct shim_sock *shim_sock_fresh(int fd, struct shim_sock *s);
+/* An AF_INET destination on an AF_INET6 socket in its v4-mapped form (what Linux
+ * does with it on a dual-stack socket); anything else unchanged. */
+const struct sockaddr *shim_as_family(int family, const struct sockaddr *addr, socklen_t *len,
+				      struct sockaddr_storage *tmp);
 int shim_dup(int fd);
 int shim_dup3(int oldfd, int newfd, int flags, bool is_dup2);
 int shim_fcntl(int fd, int cmd, void *arg, bool is64);
@@ -243,5 +267,6 @@ ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
 ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags);
 int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags, struct timespec *timeout);
 ssize_t shim_read(int fd, void *buf, size_t len);
+ssize_t shim_readv(int fd, const struct iovec *iov, int iovcnt);
 
 #endif
