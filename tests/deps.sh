@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
 	nftables iproute2 conntrack socat netcat-openbsd iptables tcpdump
 	libnetfilter-queue-dev libmnl-dev clang libclang-rt-14-dev procps psmisc
+	openvpn mosh gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+	iputils-ping
 )
 
 die() {
