@@ -59,8 +59,8 @@ for flavor in ${FLAVORS:-inc inc-linux}; do
 	exec {keys}<>"$LAB_DIR/$id-in"
 	pa=$(lab_bg a "$loga" env "${LOC[@]}" TERM=xterm MOSH_KEY="$key" N4_SERVER="$LAB_SRV_IP" \
 		N4_IDENT="$ident" LD_PRELOAD="$SHIM" sh -c \
-		'exec script -qfec "stty rows 24 cols 80; exec mosh-client $1 $2" /dev/null <"$3" >"$4"' sh \
-		"$LAB_SRV_IP" $PH_PORT "$LAB_DIR/$id-in" "$term")
+		'exec script -qfec "stty rows 24 cols 80; exec mosh-client $1 $2 2>>$5" /dev/null <"$3" >"$4"' sh \
+		"$LAB_SRV_IP" $PH_PORT "$LAB_DIR/$id-in" "$term" "$loga")
 	if lab_wait_for grep -q "punched: local port" "$loga" --timeout 25 &&
 		lab_wait_for grep -q "punched: local port" "$logb" --timeout 5; then
 		ok "mosh, $flavor/$flavor: both sides punched"
