@@ -306,8 +306,7 @@ static void forget_opt(struct shim_sock *s, int level, int name)
 /* Lock held.  A classic filter program is given by pointer: replaying the
  * caller's pointer at swap time would read memory long since reused (or freed).
  * Keep our own copy of the instructions and point the remembered option at it. */
-static void remember_filter(struct shim_sock *s, int fd, int name, const void *val,
-			    socklen_t len)
+static void remember_filter(struct shim_sock *s, int fd, int name, const void *val, socklen_t len)
 {
 	const struct sock_fprog *prog = val;
 	struct sock_filter *copy;
@@ -343,8 +342,8 @@ int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	shim_guard++;
 	if (!s) {
 		/* not ours (any more) */
-	} else if (level == SOL_SOCKET && (name == SO_ATTACH_FILTER ||
-					   name == SO_ATTACH_REUSEPORT_CBPF)) {
+	} else if (level == SOL_SOCKET &&
+		   (name == SO_ATTACH_FILTER || name == SO_ATTACH_REUSEPORT_CBPF)) {
 		remember_filter(s, fd, name, val, len);
 	} else if (level == SOL_SOCKET && name == SO_DETACH_FILTER) {
 		/* SO_DETACH_BPF is the same number: whatever was attached is gone. */

@@ -120,8 +120,9 @@ static int v4on6(const char *ip, const char *port, const char *how)
 	}
 	snprintf(msg, sizeof(msg), "v4on6-%s", how);
 	struct iovec iov = { msg, strlen(msg) };
-	struct msghdr m = { .msg_name = &ph, .msg_namelen = sizeof(ph), .msg_iov = &iov,
-			    .msg_iovlen = 1 };
+	struct msghdr m = {
+		.msg_name = &ph, .msg_namelen = sizeof(ph), .msg_iov = &iov, .msg_iovlen = 1
+	};
 	if (strcmp(how, "sendto") == 0) {
 		n = sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&ph, sizeof(ph));
 	} else if (strcmp(how, "connect") == 0) {
