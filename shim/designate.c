@@ -259,7 +259,6 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (rc < 0)
 			return rc;
 	}
-	shim_sock_stamp(s, fd); /* a swap changed the socket under the number */
 	/* Errors from probes must not surface as the program's first recv error. */
 	(void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 	if (s->connected_ph) {

@@ -112,8 +112,10 @@ void shim_sock_stamp(struct shim_sock *s, int fd)
 
 /* Closes we cannot see (fclose(fdopen()) closes inside libc, syscall(SYS_close))
  * leave an entry behind; the number then names a file or another socket.  Checked
- * on every path where the shim would act differently from libc, never on the
- * pass-through fast path. */
+ * on the paths where the shim would act differently from libc, never on the
+ * pass-through fast path.  Another inode that is still a UDP socket is taken to be
+ * one the shim swapped in itself (recovery may swap without telling us): sockets
+ * are created through socket(), which starts a fresh entry anyway. */
 struct shim_sock *shim_sock_fresh(int fd, struct shim_sock *s)
 {
 	struct stat st;
@@ -122,6 +124,10 @@ struct shim_sock *shim_sock_fresh(int fd, struct shim_sock *s)
 		return s;
 	if (fstat(fd, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
 		return s;
+	if (is_inet_dgram(fd)) {
+		shim_sock_stamp(s, fd);
+		return s;
+	}
 	shim_guard++;
 	n4_debug("fd %d was closed behind the shim's back: no longer followed", fd);
 	shim_guard--;

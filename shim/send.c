@@ -43,8 +43,13 @@ static int prepare(int fd, const struct sockaddr *dest, socklen_t dest_len, bool
 	shim_lock();
 	int rc = 0;
 	*rewrite = false;
-	/* A number closed behind our back and reused by a file must write like one. */
-	if (shim_sock_fresh(fd, shim_sock_get(fd)))
+	/* A number closed behind our back and reused by a file must write like one.
+	 * Not on a punched socket: its sends need no decision of ours (and a file
+	 * refuses sendmsg by itself), and they must not pay for an fstat each. */
+	struct shim_sock *s = shim_sock_get(fd);
+	if (s && shim_state_of(s) != SHIM_WON)
+		s = shim_sock_fresh(fd, s);
+	if (s)
 		rc = shim_before_send(fd, dest, dest_len, is_ph, ph, rewrite, rd, rl);
 	shim_unlock();
 	return rc;
