@@ -7,7 +7,9 @@
  *                             and "hello-punch" with a PUNCH then "real"; exits on "bye"
  *   v4on6 IP PORT HOW         AF_INET6 socket, AF_INET destination; HOW: sendto,
  *                             connect (then send), sendmsg, sendmmsg
- *   stderr IP PORT            closes stderr, so its socket is descriptor 2; connect+write
+ *   stderr IP PORT [closeall] closes stderr, so its socket is descriptor 2; connect+write
+ *                             (closeall: first closes every descriptor above 2, as
+ *                             daemons do, the shim's private copy of stderr included)
  *   bound0 IP PORT            binds to port 0, attaches a classic filter from memory it
  *                             then wipes and frees, sends; prints getsockname's port and
  *                             the first datagram it receives
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,10 +147,12 @@ static int v4on6(const char *ip, const char *port, const char *how)
 	return 0;
 }
 
-static int stderr_sock(const char *ip, const char *port)
+static int stderr_sock(const char *ip, const char *port, bool closeall)
 {
 	struct sockaddr_in ph = addr_of(ip, port);
 
+	for (int fd = 3; closeall && fd < 1024; fd++)
+		(void)close(fd);
 	close(2);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd != 2) {
@@ -296,8 +301,8 @@ int main(int argc, char **argv)
 		return peer(argv[2]);
 	if (strcmp(mode, "v4on6") == 0 && argc == 5)
 		return v4on6(argv[2], argv[3], argv[4]);
-	if (strcmp(mode, "stderr") == 0 && argc == 4)
-		return stderr_sock(argv[2], argv[3]);
+	if (strcmp(mode, "stderr") == 0 && (argc == 4 || argc == 5))
+		return stderr_sock(argv[2], argv[3], argc == 5 && strcmp(argv[4], "closeall") == 0);
 	if (strcmp(mode, "bound0") == 0 && argc == 4)
 		return bound0(argv[2], argv[3]);
 	if (strcmp(mode, "punchread") == 0 && argc == 5)

@@ -109,18 +109,24 @@ for how in sendto connect sendmsg sendmmsg; do
 	fi
 done
 
-# 2. The program's socket is descriptor 2.
-pair errfd -- stderr $PH $PH_PORT
-check "socket on descriptor 2: the program ran (status $A_RC)" test "$A_RC" -eq 0
-printf 'got data-1\ngot bye\n' >"$TMP/errfd.want"
-grep -v '^bound' "$TMP/errfd.peer" >"$TMP/errfd.got"
-check "socket on descriptor 2: the peer receives only the program's data" \
-	cmp -s "$TMP/errfd.got" "$TMP/errfd.want"
-sed 's/^/# peer: /' "$TMP/errfd.got" | head -n 5
-check "socket on descriptor 2: the shim's log still reaches the original stderr" \
-	grep -q "punched: local port" "$TMP/errfd.a.err"
-check "socket on descriptor 2: nothing reaches the placeholder" \
-	test ! -s "$TMP/ph.out"
+# 2. The program's socket is descriptor 2 (closeall: after closing every descriptor
+# above 2 first, the shim's private copy of stderr included, as daemons do).
+for variant in plain closeall; do
+	id=err${variant:0:3}
+	args=(stderr $PH $PH_PORT)
+	[[ $variant == closeall ]] && args+=(closeall)
+	pair "$id" -- "${args[@]}"
+	what="socket on descriptor 2 ($variant)"
+	check "$what: the program ran (status $A_RC)" test "$A_RC" -eq 0
+	printf 'got data-1\ngot bye\n' >"$TMP/$id.want"
+	grep -v '^bound' "$TMP/$id.peer" >"$TMP/$id.got"
+	check "$what: the peer receives only the program's data" \
+		cmp -s "$TMP/$id.got" "$TMP/$id.want"
+	sed 's/^/# peer: /' "$TMP/$id.got" | head -n 5
+	check "$what: the shim's log still reaches the original stderr" \
+		grep -q "punched: local port" "$TMP/$id.a.err"
+	check "$what: nothing reaches the placeholder" test ! -s "$TMP/ph.out"
+done
 
 # 3. Bound to port 0: getsockname and a filter program from freed memory.
 pair bnd0 -- bound0 $PH $PH_PORT
