@@ -3,8 +3,9 @@
  * checks what they print and what reaches the placeholder and the peer.
  *
  *   peer PORT                 the other side (N4_LISTEN=PORT): prints "got DATA" per
- *                             datagram, answers "hello-filter" with "Xdrop" then "keep"
- *                             and "hello-punch" with a PUNCH then "real"; exits on "bye"
+ *                             datagram, answers "hello-filter" with a PUNCH, "Xdrop"
+ *                             then "keep", and "hello-punch" with a PUNCH then "real";
+ *                             exits on "bye"
  *   v4on6 IP PORT HOW         AF_INET6 socket, AF_INET destination; HOW: sendto,
  *                             connect (then send), sendmsg, sendmmsg
  *   stderr IP PORT [closeall] closes stderr, so its socket is descriptor 2; connect+write
@@ -66,6 +67,21 @@ static void timeout_s(int fd, int s)
 		perror("SO_RCVTIMEO");
 }
 
+/* A late PUNCH, as the peer's confirmation would send: the shim's filter's job. */
+static int send_punch(int fd, const struct sockaddr_in *to, socklen_t len)
+{
+	uint8_t id[N4_PAYLOAD_SIZE], punch[N4_MSG_SIZE];
+	const char *ident = getenv("N4_IDENT");
+
+	if (n4_ident_encode(ident ? ident : N4_DEFAULT_IDENT, id) != 0)
+		return -1;
+	n4_punch_bytes(id, 0, punch);
+	if (sendto(fd, punch, sizeof(punch), 0, (const struct sockaddr *)to, len) !=
+	    (ssize_t)sizeof(punch))
+		return -1;
+	return 0;
+}
+
 static int peer(const char *port)
 {
 	struct sockaddr_in me = addr_of("0.0.0.0", port);
@@ -91,19 +107,14 @@ static int peer(const char *port)
 		if (strcmp(buf, "bye") == 0)
 			return 0;
 		if (strcmp(buf, "hello-filter") == 0) {
-			/* The filter on the other side drops what starts with 'X'. */
-			if (sendto(fd, "Xdrop", 5, 0, (struct sockaddr *)&from, flen) != 5 ||
+			/* The program's filter on the other side drops what starts with 'X',
+			 * the shim's the late PUNCH: both must apply. */
+			if (send_punch(fd, &from, flen) < 0 ||
+			    sendto(fd, "Xdrop", 5, 0, (struct sockaddr *)&from, flen) != 5 ||
 			    sendto(fd, "keep", 4, 0, (struct sockaddr *)&from, flen) != 4)
 				perror("peer: sendto");
 		} else if (strcmp(buf, "hello-punch") == 0) {
-			/* A late PUNCH, as our confirmation would send: the filter's job. */
-			uint8_t id[N4_PAYLOAD_SIZE], punch[N4_MSG_SIZE];
-			const char *ident = getenv("N4_IDENT");
-			if (n4_ident_encode(ident ? ident : N4_DEFAULT_IDENT, id) != 0)
-				return 1;
-			n4_punch_bytes(id, 0, punch);
-			if (sendto(fd, punch, sizeof(punch), 0, (struct sockaddr *)&from, flen) !=
-				    (ssize_t)sizeof(punch) ||
+			if (send_punch(fd, &from, flen) < 0 ||
 			    sendto(fd, "real", 4, 0, (struct sockaddr *)&from, flen) != 4)
 				perror("peer: sendto");
 		}

@@ -134,7 +134,7 @@ port=$(sed -n 's/^port //p' "$TMP/bnd0.a")
 won=$(sed -nE 's/.*punched: local port ([0-9]+).*/\1/p' "$TMP/bnd0.a.err")
 check "bound to port 0: getsockname reports the real port after the WIN (${port:-?} = ${won:-?})" \
 	test -n "$port" -a "$port" != 0 -a "$port" = "$won"
-check "bound to port 0: the socket filter is carried to the punched socket" \
+check "bound to port 0: the program's socket filter and the shim's late-PUNCH filter both apply" \
 	grep -qx "first keep" "$TMP/bnd0.a"
 sed 's/^/# a: /' "$TMP/bnd0.a"
 
