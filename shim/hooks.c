@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,10 +23,13 @@
 #endif
 
 /* At load, before the program's main can close or reuse descriptor 2: take the
- * shim's private copy of stderr.  Only a few system calls, no dlsym. */
+ * shim's private copy of stderr.  Only a few system calls, no dlsym; and only where
+ * the shim has something to do (config.c reads the same variables), so that other
+ * programs run with the library keep their descriptor table as it was. */
 __attribute__((constructor)) static void shim_load(void)
 {
-	shim_log_open();
+	if (getenv("N4_SERVER") || getenv("N4_PEER") || getenv("N4_LISTEN"))
+		shim_log_open();
 }
 
 HOOK int socket(int domain, int type, int protocol)
