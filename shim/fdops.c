@@ -432,6 +432,44 @@ int shim_close(int fd)
 	return rc;
 }
 
+void shim_closefrom(int lowfd)
+{
+	long first = lowfd > 0 ? lowfd : 0;
+	bool log = log_fd_in(first, LONG_MAX);
+
+	shim_real_init();
+	if (shim_real.closefrom)
+		shim_real.closefrom((int)first);
+	else
+		(void)syscall(SYS_close_range, (unsigned)first, ~0U, 0);
+	shim_lock();
+	int high = shim_fd_high();
+	for (long fd = first; fd <= high; fd++)
+		shim_sock_detach((int)fd);
+	shim_unlock();
+	if (log)
+		log_reopen();
+}
+
+/* dup2/dup3 onto the log's private descriptor: the program's file takes that number,
+ * so the log stops writing there and takes a new copy of stderr. */
+int shim_dup_over(int oldfd, int newfd, int flags, bool is_dup2)
+{
+	bool log = oldfd != newfd && log_fd_in(newfd, newfd);
+	int rc = shim_dup3(oldfd, newfd, flags, is_dup2);
+	int err = errno;
+
+	if (log) {
+		/* Failed before anything happened (a bad oldfd): the number is still ours. */
+		if (rc < 0 && err == EBADF && (int)syscall(SYS_fcntl, newfd, F_GETFD) >= 0)
+			n4_log_set_fd(newfd);
+		else
+			log_reopen();
+	}
+	errno = err;
+	return rc;
+}
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -461,25 +499,6 @@ int shim_close_range(unsigned first, unsigned last, int flags)
 	return rc;
 }
 
-void shim_closefrom(int lowfd)
-{
-	long first = lowfd > 0 ? lowfd : 0;
-	bool log = log_fd_in(first, LONG_MAX);
-
-	shim_real_init();
-	if (shim_real.closefrom)
-		shim_real.closefrom((int)first);
-	else
-		(void)syscall(SYS_close_range, (unsigned)first, ~0U, 0);
-	shim_lock();
-	int high = shim_fd_high();
-	for (long fd = first; fd <= high; fd++)
-		shim_sock_detach((int)fd);
-	shim_unlock();
-	if (log)
-		log_reopen();
-}
-
 static void follow_dup(int oldfd, int newfd)
 {
 	if (!shim_tracked(oldfd) && !shim_tracked(newfd))
@@ -504,17 +523,10 @@ int shim_dup(int fd)
 
 int shim_dup3(int oldfd, int newfd, int flags, bool is_dup2)
 {
-	bool log = oldfd != newfd && log_fd_in(newfd, newfd);
 	int rc = is_dup2 ? REAL(dup2)(oldfd, newfd) : REAL(dup3)(oldfd, newfd, flags);
-	int err = errno;
 
 	if (rc >= 0 && oldfd != newfd)
 		follow_dup(oldfd, newfd);
-	if (log && rc < 0)
-		n4_log_set_fd(newfd); /* nothing changed: still ours */
-	else if (log)
-		log_reopen();
-	errno = err;
 	return rc;
 }
 

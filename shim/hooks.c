@@ -234,14 +234,14 @@ HOOK int dup2(int oldfd, int newfd)
 {
 	if (shim_guard)
 		return REAL(dup2)(oldfd, newfd);
-	return shim_dup3(oldfd, newfd, 0, true);
+	return shim_dup_over(oldfd, newfd, 0, true);
 }
 
 HOOK int dup3(int oldfd, int newfd, int flags)
 {
 	if (shim_guard)
 		return REAL(dup3)(oldfd, newfd, flags);
-	return shim_dup3(oldfd, newfd, flags, false);
+	return shim_dup_over(oldfd, newfd, flags, false);
 }
 
 HOOK int fcntl(int fd, int cmd, ...)

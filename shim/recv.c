@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-enum { RC_RECVFROM, RC_RECVMSG, RC_READ, RC_READV };
+enum { RC_RECVFROM, RC_RECVMSG, RC_READ };
 
 struct rcall {
 	int kind;
@@ -20,6 +20,7 @@ struct rcall {
 	struct sockaddr *from;
 	socklen_t *from_len;
 	struct msghdr *msg;
+	bool readv; /* RC_RECVMSG made by readv(): no address, and a file reads too */
 };
 
 struct rview {
@@ -96,11 +97,11 @@ static ssize_t call_real(int fd, struct rcall *c)
 {
 	switch (c->kind) {
 	case RC_RECVMSG:
+		if (c->readv)
+			return REAL(readv)(fd, c->msg->msg_iov, (int)c->msg->msg_iovlen);
 		return REAL(recvmsg)(fd, c->msg, c->flags);
 	case RC_READ:
 		return REAL(read)(fd, c->buf, c->len);
-	case RC_READV:
-		return REAL(readv)(fd, c->msg->msg_iov, (int)c->msg->msg_iovlen);
 	default:
 		return REAL(recvfrom)(fd, c->buf, c->len, c->flags, c->from, c->from_len);
 	}
@@ -143,7 +144,7 @@ static bool late_punch(const struct rcall *c, ssize_t n)
 
 	if (n != 8)
 		return false;
-	if (c->kind == RC_RECVMSG || c->kind == RC_READV) {
+	if (c->kind == RC_RECVMSG) {
 		if (!c->msg->msg_iovlen || c->msg->msg_iov[0].iov_len < 8)
 			return false;
 		data = c->msg->msg_iov[0].iov_base;
@@ -221,14 +222,14 @@ static ssize_t do_recv(int fd, struct rcall *c)
 ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
 		      socklen_t *from_len)
 {
-	struct rcall c = { RC_RECVFROM, buf, len, flags, from, from_len, NULL };
+	struct rcall c = { RC_RECVFROM, buf, len, flags, from, from_len, NULL, false };
 
 	return do_recv(fd, &c);
 }
 
 ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	struct rcall c = { RC_RECVMSG, NULL, 0, flags, NULL, NULL, msg };
+	struct rcall c = { RC_RECVMSG, NULL, 0, flags, NULL, NULL, msg, false };
 
 	if (!msg)
 		return REAL(recvmsg)(fd, msg, flags);
@@ -237,7 +238,7 @@ ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
 
 ssize_t shim_read(int fd, void *buf, size_t len)
 {
-	struct rcall c = { RC_READ, buf, len, 0, NULL, NULL, NULL };
+	struct rcall c = { RC_READ, buf, len, 0, NULL, NULL, NULL, false };
 
 	return do_recv(fd, &c);
 }
@@ -246,7 +247,7 @@ ssize_t shim_read(int fd, void *buf, size_t len)
 ssize_t shim_readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct msghdr m;
-	struct rcall c = { RC_READV, NULL, 0, 0, NULL, NULL, &m };
+	struct rcall c = { RC_RECVMSG, NULL, 0, 0, NULL, NULL, &m, true };
 
 	if (iovcnt < 0)
 		return REAL(readv)(fd, iov, iovcnt);

@@ -125,41 +125,72 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 }
 
 #define SHIM_MMSG_MAX 1024 /* UIO_MAXIOV: the kernel sends at most this many per call */
-#define SHIM_MMSG_STACK 32
 
-/* Our copy of the program's headers (never the data), with room for rewritten
- * destinations. */
-struct mvec {
-	struct mmsghdr *v;
-	struct sockaddr_storage *names;
-	struct mmsghdr stack_v[SHIM_MMSG_STACK];
-	struct sockaddr_storage stack_names[SHIM_MMSG_STACK];
-};
-
-static int mvec_copy(struct mvec *c, const struct mmsghdr *vec, unsigned vlen)
+static int sendmmsg_as_given(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
-	c->v = c->stack_v;
-	c->names = c->stack_names;
-	if (vlen > SHIM_MMSG_STACK) {
-		c->v = malloc(vlen * sizeof(*c->v));
-		c->names = malloc(vlen * sizeof(*c->names));
-		if (!c->v || !c->names) {
-			free(c->v);
-			free(c->names);
-			return -ENOMEM;
+	struct shim_sock *s = shim_sock_get(fd);
+	struct sockaddr_in ph, any;
+	struct sockaddr_storage rd;
+	socklen_t rl;
+	bool rewrite, is_ph = false;
+	const struct sockaddr *first = NULL;
+	socklen_t first_len = 0;
+
+	if (!s || !vec)
+		return REAL(sendmmsg)(fd, vec, vlen, flags);
+	if (vlen > SHIM_MMSG_MAX)
+		vlen = SHIM_MMSG_MAX;
+	const struct shim_config *cfg = shim_config_get();
+	for (unsigned i = 0; i < vlen; i++) {
+		const struct msghdr *m = &vec[i].msg_hdr;
+		if (m->msg_name &&
+		    shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, is_ph ? &any : &ph)) {
+			if (!is_ph) {
+				first = m->msg_name;
+				first_len = m->msg_namelen;
+			}
+			is_ph = true;
 		}
 	}
-	memcpy(c->v, vec, vlen * sizeof(*c->v));
-	return 0;
+	if (pass(s, is_ph))
+		return REAL(sendmmsg)(fd, vec, vlen, flags);
+	int rc = prepare(fd, first, first_len, is_ph, &ph, &rewrite, &rd, &rl);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	if (!rewrite)
+		return REAL(sendmmsg)(fd, vec, vlen, flags);
+	/* Headers only are copied (with the peer as destination), never the data. */
+	struct mmsghdr stackv[64], *v = stackv;
+	if (vlen > 64) {
+		v = malloc(vlen * sizeof(*v));
+		if (!v) {
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < vlen; i++) {
+		v[i] = vec[i];
+		struct msghdr *m = &v[i].msg_hdr;
+		if (m->msg_name && shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, &any)) {
+			m->msg_name = &rd;
+			m->msg_namelen = rl;
+		}
+	}
+	int n = REAL(sendmmsg)(fd, v, vlen, flags);
+	int err = errno;
+	for (int i = 0; i < n; i++)
+		vec[i].msg_len = v[i].msg_len;
+	if (v != stackv)
+		free(v);
+	errno = err;
+	return n;
 }
 
-static void mvec_free(struct mvec *c)
-{
-	if (c->v != c->stack_v) {
-		free(c->v);
-		free(c->names);
-	}
-}
+/* Our copy of the program's headers (never the data), its AF_INET names on an
+ * AF_INET6 socket in their v4-mapped form: what the kernel would make of them. */
+#define SHIM_MMSG_STACK 32
 
 static bool needs_mapping(int family, const struct mmsghdr *vec, unsigned vlen)
 {
@@ -172,100 +203,46 @@ static bool needs_mapping(int family, const struct mmsghdr *vec, unsigned vlen)
 	return false;
 }
 
-/* The kernel's count, with the lengths sent copied back into the program's vector. */
-static int mvec_send(int fd, struct mmsghdr *vec, const struct mvec *c, unsigned vlen, int flags)
-{
-	int n = REAL(sendmmsg)(fd, c->v, vlen, flags);
-	int err = errno;
-	for (int i = 0; i < n; i++)
-		vec[i].msg_len = c->v[i].msg_len;
-	errno = err;
-	return n;
-}
-
 int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
 	struct shim_sock *s = shim_sock_get(fd);
-	struct sockaddr_in ph, any;
-	struct sockaddr_storage rd;
-	socklen_t rl;
-	bool rewrite, is_ph = false;
-	const struct sockaddr *first = NULL;
-	socklen_t first_len = 0;
-	struct mvec c;
-	int n, rc;
+	struct mmsghdr stack_v[SHIM_MMSG_STACK], *v = stack_v;
+	struct sockaddr_storage stack_names[SHIM_MMSG_STACK], *names = stack_names;
 
 	if (!s || !vec)
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
 	if (vlen > SHIM_MMSG_MAX)
 		vlen = SHIM_MMSG_MAX;
-	const struct shim_config *cfg = shim_config_get();
-	bool mapped = needs_mapping(family_of(s), vec, vlen);
-	if (mapped) {
-		/* AF_INET names on an AF_INET6 socket: classify (and send) v4-mapped. */
-		rc = mvec_copy(&c, vec, vlen);
-		if (rc < 0) {
-			errno = -rc;
+	if (!needs_mapping(family_of(s), vec, vlen))
+		return sendmmsg_as_given(fd, vec, vlen, flags);
+	if (vlen > SHIM_MMSG_STACK) {
+		v = malloc(vlen * sizeof(*v));
+		names = malloc(vlen * sizeof(*names));
+		if (!v || !names) {
+			free(v);
+			free(names);
+			errno = ENOMEM;
 			return -1;
 		}
-		for (unsigned i = 0; i < vlen; i++) {
-			struct msghdr *m = &c.v[i].msg_hdr;
-			socklen_t nl = m->msg_namelen;
-			if (shim_as_family(AF_INET6, m->msg_name, &nl, &c.names[i]) !=
-			    m->msg_name) {
-				m->msg_name = &c.names[i];
-				m->msg_namelen = nl;
-			}
-		}
 	}
-	const struct mmsghdr *cur = mapped ? c.v : vec;
+	memcpy(v, vec, vlen * sizeof(*v));
 	for (unsigned i = 0; i < vlen; i++) {
-		const struct msghdr *m = &cur[i].msg_hdr;
-		if (m->msg_name &&
-		    shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, is_ph ? &any : &ph)) {
-			if (!is_ph) {
-				first = m->msg_name;
-				first_len = m->msg_namelen;
-			}
-			is_ph = true;
+		struct msghdr *m = &v[i].msg_hdr;
+		socklen_t nl = m->msg_namelen;
+		if (shim_as_family(AF_INET6, m->msg_name, &nl, &names[i]) != m->msg_name) {
+			m->msg_name = &names[i];
+			m->msg_namelen = nl;
 		}
 	}
-	if (pass(s, is_ph)) {
-		if (!mapped)
-			return REAL(sendmmsg)(fd, vec, vlen, flags);
-		n = mvec_send(fd, vec, &c, vlen, flags);
-		goto out;
+	int n = sendmmsg_as_given(fd, v, vlen, flags);
+	int err = errno;
+	for (int i = 0; i < n; i++)
+		vec[i].msg_len = v[i].msg_len;
+	if (v != stack_v) {
+		free(v);
+		free(names);
 	}
-	rc = prepare(fd, first, first_len, is_ph, &ph, &rewrite, &rd, &rl);
-	if (rc < 0) {
-		n = -1;
-		errno = -rc;
-		goto out;
-	}
-	if (!rewrite && !mapped)
-		return REAL(sendmmsg)(fd, vec, vlen, flags);
-	if (!mapped) {
-		rc = mvec_copy(&c, vec, vlen);
-		if (rc < 0) {
-			errno = -rc;
-			return -1;
-		}
-		mapped = true;
-	}
-	for (unsigned i = 0; rewrite && i < vlen; i++) {
-		struct msghdr *m = &c.v[i].msg_hdr;
-		if (m->msg_name && shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, &any)) {
-			m->msg_name = &rd;
-			m->msg_namelen = rl;
-		}
-	}
-	n = mvec_send(fd, vec, &c, vlen, flags);
-out:
-	if (mapped) {
-		int err = errno;
-		mvec_free(&c);
-		errno = err;
-	}
+	errno = err;
 	return n;
 }
 

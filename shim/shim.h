@@ -235,6 +235,8 @@ int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
 int shim_close(int fd);
 int shim_close_range(unsigned first, unsigned last, int flags);
 void shim_closefrom(int lowfd);
+/* dup2/dup3 as the program called them, keeping the log off the target number. */
+int shim_dup_over(int oldfd, int newfd, int flags, bool is_dup2);
 /* The shim's log goes to a private duplicate of stderr taken at load (close-on-exec,
  * high number), never to descriptor 2 itself: a program that closed stderr may have
  * its socket there.  Called from the constructor and on first configuration. */
