@@ -7,6 +7,10 @@ set -euo pipefail
 packages=(
 	nftables iproute2 conntrack socat netcat-openbsd iptables tcpdump
 	libnetfilter-queue-dev libmnl-dev clang libclang-rt-14-dev procps psmisc
+)
+
+# Real programs the shim is tested with (tests/lab/test_apps_*.sh, examples/).
+packages+=(
 	openvpn mosh gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 	iputils-ping
 )
