@@ -32,6 +32,9 @@ enum {
 	OPT_DRAIN_TO,
 	OPT_IPV4_ONLY,
 	OPT_IPV6_ONLY,
+	OPT_JSON,
+	OPT_EXEC,
+	OPT_METRICS,
 };
 
 static const struct option long_opts[] = {
@@ -67,6 +70,9 @@ static const struct option long_opts[] = {
 	{ "drain-timeout-ms", required_argument, NULL, OPT_DRAIN_TO },
 	{ "ipv4-only", no_argument, NULL, OPT_IPV4_ONLY },
 	{ "ipv6-only", no_argument, NULL, OPT_IPV6_ONLY },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "exec", required_argument, NULL, OPT_EXEC },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -88,6 +94,7 @@ void n4_opts_usage(FILE *f)
 	      "  -a, --ident IDENT       pairing identifier, 1-6 ASCII characters (n4n4n4);\n"
 	      "                          server: accept only this one (default: any)\n"
 	      "  -v, --verbose / -q, --quiet / --log quiet|error|warn|info|debug\n"
+	      "      --help / --version  this text / the version\n"
 	      "server:\n"
 	      "  -l, --listen PORT       TCP and UDP port (1721)\n"
 	      "      --bind ADDR         address to listen on (all, IPv6 and IPv4)\n"
@@ -105,6 +112,7 @@ void n4_opts_usage(FILE *f)
 	      "      --port-budget N     NAT ports a punching plan may spend per side (512)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
 	      "                          SIGUSR1 logs a status line; SIGTERM/SIGINT stop\n"
+	      "      --metrics ADDR:PORT serve Prometheus metrics over HTTP at /metrics (off)\n"
 	      "client:\n"
 	      "  -h, --host HOST         rendezvous server (required)\n"
 	      "  -p, --port PORT         server port (1721)\n"
@@ -119,9 +127,27 @@ void n4_opts_usage(FILE *f)
 	      "      --ttl N             TTL of pre-opening packets (2; 0 = off)\n"
 	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
 	      "      --max-ports N       NAT ports one round may spend, plans are capped (512)\n"
+	      "      --json              print one JSON object with the result on stdout\n"
+	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
+	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
+	      "                          n4 then exits with CMD's status\n"
 	      "exit status (client): 0 WIN, 1 no WIN in time, 2 usage, 3 server unreachable,\n"
 	      "  4 this pair cannot be punched, 130 interrupted.\n",
 	      f);
+}
+
+/* --exec: every '%' must be one we substitute, so that a typo fails at start
+ * rather than after a punch. */
+static bool exec_template_ok(const char *t)
+{
+	for (; *t; t++) {
+		if (*t != '%')
+			continue;
+		t++; /* "%" at the very end fails here too */
+		if (*t != 'l' && *t != 'h' && *t != 'p' && *t != '%')
+			return false;
+	}
+	return true;
 }
 
 static int bad(char *err, size_t len, const char *flag, const char *val, const char *what)
@@ -286,6 +312,21 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			if (!*optarg || strlen(optarg) >= sizeof(o->bind))
 				return bad(err, err_len, "--bind", optarg, "empty or too long");
 			snprintf(o->bind, sizeof(o->bind), "%s", optarg);
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_EXEC:
+			if (!*optarg || !exec_template_ok(optarg))
+				return bad(err, err_len, "--exec", optarg,
+					   "a command; only %l, %h, %p and %% are substituted");
+			o->exec_cmd = optarg;
+			break;
+		case OPT_METRICS:
+			if (!*optarg || strlen(optarg) >= sizeof(o->metrics) ||
+			    !strchr(optarg, ':'))
+				return bad(err, err_len, "--metrics", optarg, "ADDR:PORT");
+			snprintf(o->metrics, sizeof(o->metrics), "%s", optarg);
 			break;
 		case OPT_HELP:
 			o->mode = N4_MODE_HELP;

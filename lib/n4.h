@@ -62,6 +62,7 @@ struct n4_result {
 	unsigned rounds;	 /* rounds used, 1 = first */
 	unsigned elapsed_ms;	 /* from n4_client_run to WIN */
 	bool peer_is_n4;	 /* the peer negotiated our extensions */
+	bool relayed;
 };
 
 typedef struct n4_client n4_client;
