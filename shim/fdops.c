@@ -178,6 +178,14 @@ static uint16_t port_of(const struct sockaddr *addr, socklen_t len)
 	return 0;
 }
 
+static void set_port(struct sockaddr *addr, socklen_t len, uint16_t port)
+{
+	if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
+		((struct sockaddr_in *)addr)->sin_port = htons(port);
+	else if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+		((struct sockaddr_in6 *)addr)->sin6_port = htons(port);
+}
+
 static void remember_bind(struct shim_sock *s, const struct sockaddr *addr, socklen_t len)
 {
 	if (len <= sizeof(s->bound_addr)) {
@@ -391,27 +399,22 @@ int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	socklen_t cap = len ? *len : 0;
 	int rc = REAL(getsockname)(fd, addr, len);
+	uint16_t real_port = rc == 0 && addr && len ? port_of(addr, *len) : 0;
 
 	if (rc == 0 && cap && addr) {
 		shim_lock();
 		struct shim_sock *s = shim_sock_get(fd);
 		if (s && shim_state_of(s) == SHIM_WON && s->bound_len &&
 		    s->bound_addr.ss_family == addr->sa_family) {
-			struct sockaddr_storage a = s->bound_addr;
-			/* Bound to port 0 ("any"): the port it really has is the answer. */
-			if (a.ss_family == AF_INET && !((struct sockaddr_in *)&a)->sin_port &&
-			    *len >= sizeof(struct sockaddr_in))
-				((struct sockaddr_in *)&a)->sin_port =
-					((struct sockaddr_in *)addr)->sin_port;
-			else if (a.ss_family == AF_INET6 &&
-				 !((struct sockaddr_in6 *)&a)->sin6_port &&
-				 *len >= sizeof(struct sockaddr_in6))
-				((struct sockaddr_in6 *)&a)->sin6_port =
-					((struct sockaddr_in6 *)addr)->sin6_port;
-			memcpy(addr, &a, s->bound_len < cap ? s->bound_len : cap);
+			memcpy(addr, &s->bound_addr, s->bound_len < cap ? s->bound_len : cap);
 			*len = s->bound_len;
 		}
 		shim_unlock();
+		/* Bound to port 0 ("any"): the port it really has is the answer (only
+		 * into a buffer that holds the whole address). */
+		socklen_t have = *len < cap ? *len : cap;
+		if (real_port && port_of(addr, have) == 0)
+			set_port(addr, have, real_port);
 	}
 	return rc;
 }

@@ -124,13 +124,15 @@ struct shim_sock {
 	int fds[SHIM_MAX_FDS]; /* descriptors pointing at this socket, -1 = free */
 	int family;	       /* AF_INET or AF_INET6 */
 	int type;	       /* SOCK_DGRAM | flags as given to socket() */
-	dev_t dev;	       /* the socket's inode: a number reused behind our back */
-	ino_t ino;	       /* (fclose(fdopen()), raw close) no longer matches */
 	int state;	       /* enum shim_state; read lock-free in fast paths */
 	int err;	       /* SHIM_FAILED: positive errno */
 	bool prog_bound;       /* the program bound it (or we did for it) */
 	struct sockaddr_storage bound_addr; /* what the program asked bind() for */
 	socklen_t bound_len;
+	/* The socket's inode: a number reused behind our back (fclose(fdopen()), a raw
+	 * close) no longer matches it (fdops.c). */
+	dev_t dev;
+	ino_t ino;
 	bool connected_ph;	      /* the program connect()ed to the placeholder */
 	bool have_ph;		      /* ph known: rewrite peer <-> placeholder */
 	struct sockaddr_in ph;	      /* the placeholder this socket was designated with */
