@@ -32,6 +32,8 @@ enum {
 	OPT_DRAIN_TO,
 	OPT_IPV4_ONLY,
 	OPT_IPV6_ONLY,
+	OPT_MAX_PPS,
+	OPT_NO_SWEEP,
 	OPT_JSON,
 	OPT_EXEC,
 	OPT_METRICS,
@@ -71,6 +73,8 @@ static const struct option long_opts[] = {
 	{ "drain-timeout-ms", required_argument, NULL, OPT_DRAIN_TO },
 	{ "ipv4-only", no_argument, NULL, OPT_IPV4_ONLY },
 	{ "ipv6-only", no_argument, NULL, OPT_IPV6_ONLY },
+	{ "max-pps", required_argument, NULL, OPT_MAX_PPS },
+	{ "no-sweep", no_argument, NULL, OPT_NO_SWEEP },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "exec", required_argument, NULL, OPT_EXEC },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
@@ -115,6 +119,8 @@ void n4_opts_usage(FILE *f)
 	      "      --conn-rate N       new connections per second per source (20; 0 = no limit)\n"
 	      "      --conn-burst N      ... in bursts of up to N (64)\n"
 	      "      --port-budget N     NAT ports a punching plan may spend per side (512)\n"
+	      "      --max-pps N         PUNCH datagrams per second a client may send, told to\n"
+	      "                          our clients as a ceiling on theirs (0 = theirs)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
 	      "                          SIGUSR1 logs a status line; SIGTERM/SIGINT stop\n"
 	      "      --metrics ADDR:PORT serve Prometheus metrics over HTTP at /metrics (off)\n"
@@ -136,6 +142,11 @@ void n4_opts_usage(FILE *f)
 	      "      --ttl N             TTL of pre-opening packets (2; 0 = off)\n"
 	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
 	      "      --max-ports N       NAT ports one round may spend, plans are capped (512)\n"
+	      "      --max-pps N         PUNCH datagrams per second at most; a sweep's first\n"
+	      "                          pass goes whole, so plans are capped at N/2 (1000;\n"
+	      "                          0 = unpaced)\n"
+	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
+	      "                          forbid it); other pairs exit 4\n"
 	      "      --json              print one JSON object with the result on stdout\n"
 	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
 	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
@@ -322,6 +333,17 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			break;
 		case OPT_PORT_BUDGET:
 			NUM("--port-budget", 6, 65535, o->server.port_budget, "6-65535");
+			break;
+		case OPT_MAX_PPS:
+			NUM("--max-pps", 0, 1000000, v, "0 (unpaced) or 20-1000000");
+			if (v && v < 20)
+				return bad(err, err_len, "--max-pps", optarg,
+					   "0 (unpaced) or 20-1000000");
+			o->client.max_pps = (unsigned)v;
+			o->server.max_pps = (unsigned)v;
+			break;
+		case OPT_NO_SWEEP:
+			o->client.no_sweep = true;
 			break;
 		case OPT_BIND:
 			if (!*optarg || strlen(optarg) >= sizeof(o->bind))

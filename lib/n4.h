@@ -16,6 +16,8 @@
 #define N4_DEFAULT_PORT 1721
 #define N4_DEFAULT_IDENT "n4n4n4"
 #define N4_IDENT_MAX 6
+/* A home router survives it: README "Gentle sweeps". */
+#define N4_DEFAULT_MAX_PPS 1000
 
 /* ---------------------------------------------------------------- client --- */
 
@@ -43,6 +45,11 @@ struct n4_client_cfg {
 	unsigned confirm_ms;	       /* max time to keep confirming after WIN: 2000 */
 	unsigned max_ports;	       /* NAT ports one round may spend (carrier quotas are
 	                              * often 512-2048): 512; plans are clamped to it */
+	unsigned max_pps;	       /* PUNCH datagrams per second at most (a sweep's first
+	                              * pass goes whole, so plans are capped at half):
+	                              * N4_DEFAULT_MAX_PPS; 0 = unpaced */
+	bool no_sweep;		       /* accept only a direct path (networks that forbid
+	                              * sweeping): other pairs are refused (-ENOTSUP) */
 	bool return_on_eintr;	       /* a signal makes n4_client_run return -EINTR */
 	bool caller_reports;	       /* the caller logs the final failure itself: the
 	                              * library's give-up lines drop to debug level */
@@ -122,6 +129,8 @@ struct n4_server_cfg {
 	                              * n4_server_new: 100; 0 = no cap */
 	volatile sig_atomic_t *status_flag; /* set (e.g. by SIGUSR1): log status, clear */
 	unsigned port_budget;		    /* NAT ports a punching plan may spend per side: 512 */
+	unsigned max_pps;		    /* PUNCH datagrams per second a client may send, told
+	                                    * to N4_EXT_SEQ clients (a ceiling on theirs): 0 = theirs */
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg);

@@ -25,6 +25,10 @@ struct n4_rv {
 	const int *probe_fds;
 	unsigned nprobes;
 	struct n4_plan plan;
+	/* N4_EXT_SEQ: numbered probes (resent until PEERINFO) and the TUNE the
+	 * server sends before PLAN; nosweep is told to the server in each probe. */
+	bool nosweep;
+	struct n4_tune tune;
 	/* N4_EXT_KEY: the long pairing id sent when the server asks (KEYID), and
 	 * our own observed address from SELF (have_self). */
 	const uint8_t *long_id;
