@@ -18,6 +18,9 @@ static unsigned log_rate;
 static time_t rate_second;
 static unsigned rate_count;
 static unsigned long rate_suppressed;
+/* Where lines go: stderr, or a private duplicate of it (the shim's, so that its lines
+ * never land in a program's socket that took descriptor 2); -1 drops them. */
+static int log_fd = STDERR_FILENO;
 
 void n4_log_set_level(enum n4_log_level level)
 {
@@ -32,6 +35,16 @@ enum n4_log_level n4_log_get_level(void)
 void n4_log_set_prefix(const char *prefix)
 {
 	snprintf(log_prefix, sizeof(log_prefix), "%s", prefix ? prefix : "");
+}
+
+void n4_log_set_fd(int fd)
+{
+	__atomic_store_n(&log_fd, fd, __ATOMIC_RELEASE);
+}
+
+int n4_log_get_fd(void)
+{
+	return __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
 }
 
 void n4_log_set_rate(unsigned lines_per_s)
@@ -78,8 +91,12 @@ static size_t put_stamp(char *buf, size_t len, const struct timespec *now)
 
 static void emit(const char *line, size_t len)
 {
+	int fd = n4_log_get_fd();
+
+	if (fd < 0)
+		return;
 	while (len > 0) {
-		ssize_t w = write(STDERR_FILENO, line, len);
+		ssize_t w = write(fd, line, len);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)

@@ -19,6 +19,10 @@ void n4_log_set_prefix(const char *prefix);
 /* At most this many lines per second (0: unlimited); the rest are counted and
  * reported once as "N log lines suppressed".  Protects the disk from attackers. */
 void n4_log_set_rate(unsigned lines_per_s);
+/* Descriptor the lines are written to (default 2); -1 drops them.  Atomic: the
+ * shim changes it when the program closes or reuses its private copy. */
+void n4_log_set_fd(int fd);
+int n4_log_get_fd(void);
 /* Parse "quiet", "error", "warn", "info", "debug"; -EINVAL otherwise. */
 int n4_log_parse_level(const char *s, enum n4_log_level *out);
 

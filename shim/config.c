@@ -118,6 +118,7 @@ static void setup_log(void)
 	const char *s = getenv("N4_LOG");
 	enum n4_log_level level = N4_LOG_INFO;
 
+	shim_log_open(); /* normally done at load already */
 	snprintf(prefix, sizeof(prefix), "n4shim[%d] ", (int)getpid());
 	n4_log_set_prefix(prefix);
 	if (s && n4_log_parse_level(s, &level) < 0)

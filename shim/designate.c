@@ -81,7 +81,7 @@ bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *a
 		return false;
 	}
 	return v4->sin_addr.s_addr == cfg->server_ip.s_addr &&
-	       v4->sin_port != htons(cfg->server_port);
+	       v4->sin_port != htons(cfg->server_port) && v4->sin_port != htons(SHIM_DNS_PORT);
 }
 
 /* `v4` in the family of the program's socket (v4-mapped for AF_INET6). */

@@ -67,6 +67,8 @@ int shim_sock_track(int fd, int family, int type)
 		unsigned gen = s->gen, cap = s->fd_cap;
 		int *fds = s->fds;
 		free_list = s->next_free;
+		for (unsigned i = 0; i < s->nopts; i++)
+			free(s->opts[i].heap); /* copied filter programs (fdops.c) */
 		memset(s, 0, sizeof(*s));
 		s->fds = fds;
 		s->fd_cap = cap;

@@ -6,8 +6,11 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "log.h"
 
 #define HOOK __attribute__((visibility("default")))
 #define OURS(fd) (!shim_guard && shim_tracked(fd))
@@ -18,6 +21,16 @@
 #else
 #define SA(a) (a)
 #endif
+
+/* At load, before the program's main can close or reuse descriptor 2: take the
+ * shim's private copy of stderr.  Only a few system calls, no dlsym; and only where
+ * the shim has something to do (config.c reads the same variables), so that other
+ * programs run with the library keep their descriptor table as it was. */
+__attribute__((constructor)) static void shim_load(void)
+{
+	if (getenv("N4_SERVER") || getenv("N4_PEER") || getenv("N4_LISTEN"))
+		shim_log_open();
+}
 
 HOOK int socket(int domain, int type, int protocol)
 {
@@ -144,6 +157,17 @@ HOOK ssize_t read(int fd, void *buf, size_t len)
 	return shim_read(fd, buf, len);
 }
 
+HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!OURS(fd)) {
+		shim_real_init();
+		if (!shim_real.readv) /* only while dlsym runs */
+			return syscall(SYS_readv, fd, iov, iovcnt);
+		return shim_real.readv(fd, iov, iovcnt);
+	}
+	return shim_readv(fd, iov, iovcnt);
+}
+
 /* Fortified callers (_FORTIFY_SOURCE) import these instead of recv/recvfrom; the
  * real ones abort on len > buflen, so hand those over unchanged. */
 HOOK ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
@@ -161,6 +185,20 @@ HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int fl
 	return shim_recvfrom(fd, buf, len, flags, from, from_len);
 }
 
+HOOK ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	if (!OURS(fd) || len > buflen) {
+		shim_real_init();
+		if (!shim_real.read_chk) { /* only while dlsym runs: what the real one does */
+			if (len > buflen)
+				abort();
+			return syscall(SYS_read, fd, buf, len);
+		}
+		return shim_real.read_chk(fd, buf, len, buflen);
+	}
+	return shim_read(fd, buf, len);
+}
+
 HOOK int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	if (!OURS(fd))
@@ -175,9 +213,11 @@ HOOK int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 	return shim_getsockname(fd, SA(addr), len);
 }
 
+/* The log's private descriptor also goes through shim_close: the program closing
+ * it must not leave the log writing to whatever gets that number next. */
 HOOK int close(int fd)
 {
-	if (!OURS(fd)) {
+	if (!OURS(fd) && (shim_guard || fd != n4_log_get_fd())) {
 		shim_real_init();
 		if (!shim_real.close) /* only while dlsym runs */
 			return (int)syscall(SYS_close, fd);
@@ -193,6 +233,16 @@ HOOK int close_range(unsigned first, unsigned last, int flags)
 	return shim_close_range(first, last, flags);
 }
 
+/* glibc's closefrom() closes with the close_range system call, past our hooks. */
+HOOK void closefrom(int lowfd)
+{
+	if (shim_guard) {
+		(void)syscall(SYS_close_range, lowfd > 0 ? (unsigned)lowfd : 0U, ~0U, 0);
+		return;
+	}
+	shim_closefrom(lowfd);
+}
+
 HOOK int dup(int fd)
 {
 	if (!OURS(fd))
@@ -205,14 +255,14 @@ HOOK int dup2(int oldfd, int newfd)
 {
 	if (shim_guard)
 		return REAL(dup2)(oldfd, newfd);
-	return shim_dup3(oldfd, newfd, 0, true);
+	return shim_dup_over(oldfd, newfd, 0, true);
 }
 
 HOOK int dup3(int oldfd, int newfd, int flags)
 {
 	if (shim_guard)
 		return REAL(dup3)(oldfd, newfd, flags);
-	return shim_dup3(oldfd, newfd, flags, false);
+	return shim_dup_over(oldfd, newfd, flags, false);
 }
 
 HOOK int fcntl(int fd, int cmd, ...)

@@ -55,7 +55,7 @@ static const char usage_text[] =
 	"                                        data only after an authenticated WIN\n"
 	"  -P, --peer IP:PORT        N4_PEER     placeholder the program uses for its peer;\n"
 	"                                        unset: any UDP port on the server's IP except\n"
-	"                                        the rendezvous port\n"
+	"                                        the rendezvous port and 53 (DNS)\n"
 	"  -L, --listen PORT         N4_LISTEN   a UDP socket bound to PORT is designated too\n"
 	"                                        (programs that receive first: nc -u -l PORT)\n"
 	"  -t, --timeout SECONDS     N4_TIMEOUT  give up punching after this long (30)\n"

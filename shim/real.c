@@ -71,12 +71,15 @@ static void resolve_all(void)
 	RESOLVE(recvmsg, "recvmsg", true);
 	RESOLVE(recvmmsg, "recvmmsg", true);
 	RESOLVE(read, "read", true);
+	RESOLVE(readv, "readv", true);
+	RESOLVE(read_chk, "__read_chk", false);
 	RESOLVE(recv_chk, "__recv_chk", false);
 	RESOLVE(recvfrom_chk, "__recvfrom_chk", false);
 	RESOLVE(getpeername, "getpeername", true);
 	RESOLVE(getsockname, "getsockname", true);
 	RESOLVE(close, "close", true);
 	RESOLVE(close_range, "close_range", false);
+	RESOLVE(closefrom, "closefrom", false);
 	RESOLVE(dup, "dup", true);
 	RESOLVE(dup2, "dup2", true);
 	RESOLVE(dup3, "dup3", true);

@@ -21,6 +21,7 @@ struct rcall {
 	struct sockaddr *from;
 	socklen_t *from_len;
 	struct msghdr *msg;
+	bool readv; /* RC_RECVMSG made by readv(): no address, and a file reads too */
 };
 
 struct rview {
@@ -34,7 +35,8 @@ static void view_of(int fd, struct rview *v)
 {
 	memset(v, 0, sizeof(*v));
 	shim_lock();
-	struct shim_sock *s = shim_sock_get(fd);
+	/* A number reused by a file (closed behind our back) reads like one. */
+	struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));
 	if (s) {
 		v->state = shim_state_of(s);
 		if (v->state == SHIM_WON) {
@@ -96,6 +98,8 @@ static ssize_t call_real(int fd, struct rcall *c)
 {
 	switch (c->kind) {
 	case RC_RECVMSG:
+		if (c->readv)
+			return REAL(readv)(fd, c->msg->msg_iov, (int)c->msg->msg_iovlen);
 		return REAL(recvmsg)(fd, c->msg, c->flags);
 	case RC_READ:
 		return REAL(read)(fd, c->buf, c->len);
@@ -221,14 +225,14 @@ static ssize_t do_recv(int fd, struct rcall *c)
 ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
 		      socklen_t *from_len)
 {
-	struct rcall c = { RC_RECVFROM, buf, len, flags, from, from_len, NULL };
+	struct rcall c = { RC_RECVFROM, buf, len, flags, from, from_len, NULL, false };
 
 	return do_recv(fd, &c);
 }
 
 ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	struct rcall c = { RC_RECVMSG, NULL, 0, flags, NULL, NULL, msg };
+	struct rcall c = { RC_RECVMSG, NULL, 0, flags, NULL, NULL, msg, false };
 
 	if (!msg)
 		return REAL(recvmsg)(fd, msg, flags);
@@ -237,8 +241,22 @@ ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
 
 ssize_t shim_read(int fd, void *buf, size_t len)
 {
-	struct rcall c = { RC_READ, buf, len, 0, NULL, NULL, NULL };
+	struct rcall c = { RC_READ, buf, len, 0, NULL, NULL, NULL, false };
 
+	return do_recv(fd, &c);
+}
+
+/* readv is recvmsg without an address on a socket: the same filter. */
+ssize_t shim_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr m;
+	struct rcall c = { RC_RECVMSG, NULL, 0, 0, NULL, NULL, &m, true };
+
+	if (iovcnt < 0)
+		return REAL(readv)(fd, iov, iovcnt);
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = (struct iovec *)iov;
+	m.msg_iovlen = (size_t)iovcnt;
 	return do_recv(fd, &c);
 }
 

@@ -1,6 +1,9 @@
 /* send.c - the sending calls.  A send to the placeholder designates the socket (the
  * call blocks through the rendezvous) and afterwards goes to the real peer; every
- * other send on a socket that is not failed goes straight to the kernel. */
+ * other send on a socket that is not failed goes straight to the kernel.  A
+ * destination is classified the way the kernel will read it (an AF_INET address on
+ * a dual-stack AF_INET6 socket is its v4-mapped form): what names the placeholder
+ * is never sent there raw. */
 #include "shim.h"
 
 #include <errno.h>
@@ -18,12 +21,39 @@ static bool pass(struct shim_sock *s, bool is_ph)
 	return (st == SHIM_CANDIDATE || st == SHIM_WON) && !is_ph;
 }
 
+const struct sockaddr *shim_as_family(int family, const struct sockaddr *addr, socklen_t *len,
+				      struct sockaddr_storage *tmp)
+{
+	struct sockaddr_in v4;
+
+	if (family != AF_INET6 || !addr || addr->sa_family != AF_INET ||
+	    *len < sizeof(struct sockaddr_in))
+		return addr; /* the kernel refuses a short one by itself */
+	memcpy(&v4, addr, sizeof(v4));
+	*len = shim_to_family(AF_INET6, &v4, tmp);
+	return (const struct sockaddr *)tmp;
+}
+
+static int family_of(const struct shim_sock *s)
+{
+	return __atomic_load_n(&s->family, __ATOMIC_RELAXED);
+}
+
 static int prepare(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
 		   const struct sockaddr_in *ph, bool *rewrite, struct sockaddr_storage *rd,
 		   socklen_t *rl)
 {
 	shim_lock();
-	int rc = shim_before_send(fd, dest, dest_len, is_ph, ph, rewrite, rd, rl);
+	int rc = 0;
+	*rewrite = false;
+	/* A number closed behind our back and reused by a file must write like one.
+	 * Not on a punched socket: its sends need no decision of ours (and a file
+	 * refuses sendmsg by itself), and they must not pay for an fstat each. */
+	struct shim_sock *s = shim_sock_get(fd);
+	if (s && shim_state_of(s) != SHIM_WON)
+		s = shim_sock_fresh(fd, s);
+	if (s)
+		rc = shim_before_send(fd, dest, dest_len, is_ph, ph, rewrite, rd, rl);
 	shim_unlock();
 	return rc;
 }
@@ -39,6 +69,8 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 
 	if (!s)
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
+	struct sockaddr_storage mapped;
+	dest = shim_as_family(family_of(s), dest, &dest_len, &mapped);
 	bool is_ph = dest && shim_is_placeholder(shim_config_get(), dest, dest_len, &ph);
 	if (pass(s, is_ph))
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
@@ -69,6 +101,15 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	if (!s || !msg)
 		return REAL(sendmsg)(fd, msg, flags);
+	struct sockaddr_storage mapped;
+	struct msghdr mm;
+	socklen_t nl = msg->msg_namelen;
+	if (shim_as_family(family_of(s), msg->msg_name, &nl, &mapped) != msg->msg_name) {
+		mm = *msg;
+		mm.msg_name = &mapped;
+		mm.msg_namelen = nl;
+		msg = &mm;
+	}
 	bool is_ph = msg->msg_name &&
 		     shim_is_placeholder(shim_config_get(), msg->msg_name, msg->msg_namelen, &ph);
 	if (pass(s, is_ph))
@@ -88,7 +129,7 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 #define SHIM_MMSG_MAX 1024 /* UIO_MAXIOV: the kernel sends at most this many per call */
 
-int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+static int sendmmsg_as_given(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
 	struct shim_sock *s = shim_sock_get(fd);
 	struct sockaddr_in ph, any;
@@ -146,6 +187,64 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 		vec[i].msg_len = v[i].msg_len;
 	if (v != stackv)
 		free(v);
+	errno = err;
+	return n;
+}
+
+/* Our copy of the program's headers (never the data), its AF_INET names on an
+ * AF_INET6 socket in their v4-mapped form: what the kernel would make of them. */
+#define SHIM_MMSG_STACK 32
+
+static bool needs_mapping(int family, const struct mmsghdr *vec, unsigned vlen)
+{
+	for (unsigned i = 0; family == AF_INET6 && i < vlen; i++) {
+		const struct msghdr *m = &vec[i].msg_hdr;
+		if (m->msg_name && m->msg_namelen >= sizeof(struct sockaddr_in) &&
+		    ((const struct sockaddr *)m->msg_name)->sa_family == AF_INET)
+			return true;
+	}
+	return false;
+}
+
+int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
+{
+	struct shim_sock *s = shim_sock_get(fd);
+	struct mmsghdr stack_v[SHIM_MMSG_STACK], *v = stack_v;
+	struct sockaddr_storage stack_names[SHIM_MMSG_STACK], *names = stack_names;
+
+	if (!s || !vec)
+		return REAL(sendmmsg)(fd, vec, vlen, flags);
+	if (vlen > SHIM_MMSG_MAX)
+		vlen = SHIM_MMSG_MAX;
+	if (!needs_mapping(family_of(s), vec, vlen))
+		return sendmmsg_as_given(fd, vec, vlen, flags);
+	if (vlen > SHIM_MMSG_STACK) {
+		v = malloc(vlen * sizeof(*v));
+		names = malloc(vlen * sizeof(*names));
+		if (!v || !names) {
+			free(v);
+			free(names);
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	memcpy(v, vec, vlen * sizeof(*v));
+	for (unsigned i = 0; i < vlen; i++) {
+		struct msghdr *m = &v[i].msg_hdr;
+		socklen_t nl = m->msg_namelen;
+		if (shim_as_family(AF_INET6, m->msg_name, &nl, &names[i]) != m->msg_name) {
+			m->msg_name = &names[i];
+			m->msg_namelen = nl;
+		}
+	}
+	int n = sendmmsg_as_given(fd, v, vlen, flags);
+	int err = errno;
+	for (int i = 0; i < n; i++)
+		vec[i].msg_len = v[i].msg_len;
+	if (v != stack_v) {
+		free(v);
+		free(names);
+	}
 	errno = err;
 	return n;
 }

@@ -33,12 +33,15 @@ struct shim_real {
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
 	int (*recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
 	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
 	int (*getsockname)(int, struct sockaddr *, socklen_t *);
 	int (*close)(int);
 	int (*close_range)(unsigned, unsigned, int);
+	void (*closefrom)(int);
 	int (*dup)(int);
 	int (*dup2)(int, int);
 	int (*dup3)(int, int, int);
@@ -108,6 +111,7 @@ struct shim_opt {
 	int level, name;
 	socklen_t len;
 	unsigned char val[SHIM_OPT_LEN];
+	void *heap; /* what a pointer in val points at (a filter program), owned here */
 };
 
 struct shim_epoll {
@@ -136,6 +140,10 @@ struct shim_sock {
 	bool prog_bound; /* the program bound it (or we did for it) */
 	struct sockaddr_storage bound_addr; /* what the program asked bind() for */
 	socklen_t bound_len;
+	/* The socket's inode: a number reused behind our back (fclose(fdopen()), a raw
+	 * close) no longer matches it (fdops.c). */
+	dev_t dev;
+	ino_t ino;
 	bool connected_ph;	      /* the program connect()ed to the placeholder */
 	bool have_ph;		      /* ph known: rewrite peer <-> placeholder */
 	struct sockaddr_in ph;	      /* the placeholder this socket was designated with */
@@ -215,6 +223,10 @@ extern unsigned shim_swaps;
 void shim_fdtab_atfork_child(void);
 
 /* ------------------------------------------------------------- designate.c --- */
+
+/* Without N4_PEER every port of the server's IP is a placeholder but these: the
+ * rendezvous port, and DNS (the server host is often the resolver too). */
+#define SHIM_DNS_PORT 53
 
 /* Does `addr` (family-aware, v4-mapped included) name a placeholder?  Fills v4. */
 bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr, socklen_t len,
@@ -312,6 +324,22 @@ int shim_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
 int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
 int shim_close(int fd);
 int shim_close_range(unsigned first, unsigned last, int flags);
+void shim_closefrom(int lowfd);
+/* dup2/dup3 as the program called them, keeping the log off the target number. */
+int shim_dup_over(int oldfd, int newfd, int flags, bool is_dup2);
+/* The shim's log goes to a private duplicate of stderr taken at load (close-on-exec,
+ * high number), never to descriptor 2 itself: a program that closed stderr may have
+ * its socket there.  Called from the constructor and on first configuration. */
+void shim_log_open(void);
+/* Record the socket's inode for `s` (after socket() and after a swap); lock held. */
+void shim_sock_stamp(struct shim_sock *s, int fd);
+/* Lock held: `s`, or NULL when fd's number now names another file (the entry is
+ * dropped). */
+struct shim_sock *shim_sock_fresh(int fd, struct shim_sock *s);
+/* An AF_INET destination on an AF_INET6 socket in its v4-mapped form (what Linux
+ * does with it on a dual-stack socket); anything else unchanged. */
+const struct sockaddr *shim_as_family(int family, const struct sockaddr *addr, socklen_t *len,
+				      struct sockaddr_storage *tmp);
 int shim_dup(int fd);
 int shim_dup3(int oldfd, int newfd, int flags, bool is_dup2);
 int shim_fcntl(int fd, int cmd, void *arg, bool is64);
@@ -332,5 +360,6 @@ ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr 
 ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags);
 int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags, struct timespec *timeout);
 ssize_t shim_read(int fd, void *buf, size_t len);
+ssize_t shim_readv(int fd, const struct iovec *iov, int iovcnt);
 
 #endif

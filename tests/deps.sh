@@ -10,6 +10,12 @@ packages=(
 	dpkg-dev debhelper lintian pkgconf curl prometheus jq
 )
 
+# Real programs the shim is tested with (tests/lab/test_apps_*.sh, examples/).
+packages+=(
+	openvpn mosh gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+	iputils-ping
+)
+
 die() {
 	printf 'deps.sh: %s\n' "$*" >&2
 	exit 1
