@@ -129,6 +129,8 @@ static int swap_in(struct shim_sock *s, int newfd)
 		n4_warn("cannot carry file status flags: %s", strerror(errno));
 	for (unsigned i = 0; i < s->nopts; i++) {
 		const struct shim_opt *o = &s->opts[i];
+		if (o->level == SOL_SOCKET && o->name == SO_ATTACH_FILTER)
+			continue; /* take_over attaches it, combined with ours */
 		if (REAL(setsockopt)(newfd, o->level, o->name, o->val, o->len) < 0)
 			n4_debug("socket option %d/%d not carried over: %s", o->level, o->name,
 				 strerror(errno));
@@ -250,13 +252,13 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 	if (!is_bound(fd)) {
 		REAL(close)(winfd); /* its siblings went with n4_client_free() */
 		filtered = shim_filter_attach(fd, ident, &res->peer, ph, s->connected_ph,
-					      relay_token) == 0;
+					      relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(fd, s, res->local_port);
 		if (rc < 0)
 			return rc;
 	} else if (s->family == AF_INET) {
 		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->connected_ph,
-					      relay_token) == 0;
+					      relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = swap_in(s, winfd);
 		REAL(close)(winfd);
 		if (rc < 0)
@@ -273,7 +275,7 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 			n4_warn("cannot make the replacement socket dual-stack: %s",
 				strerror(errno));
 		filtered = shim_filter_attach(nfd, ident, &res->peer, ph, s->connected_ph,
-					      relay_token) == 0;
+					      relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(nfd, s, res->local_port);
 		if (rc == 0)
 			rc = swap_in(s, nfd);

@@ -354,6 +354,26 @@ static void remember_filter(struct shim_sock *s, int fd, int name, const void *v
 	s->opts[s->nopts - 1].heap = copy;
 }
 
+const struct sock_fprog *shim_sock_prog_filter(const struct shim_sock *s)
+{
+	for (unsigned i = 0; i < s->nopts; i++)
+		if (s->opts[i].level == SOL_SOCKET && s->opts[i].name == SO_ATTACH_FILTER &&
+		    s->opts[i].heap)
+			return (const struct sock_fprog *)(const void *)s->opts[i].val;
+	return NULL;
+}
+
+/* Punched, with our filter in the kernel: the program's setsockopt just replaced it;
+ * put ours back, combined with what the program now has. */
+static void refilter(int fd, struct shim_sock *s)
+{
+	if (shim_state_of(s) != SHIM_WON || s->filter)
+		return;
+	if (shim_filter_attach(fd, shim_config_get()->ident, &s->peer, s->have_ph ? &s->ph : NULL,
+			       s->connected_ph, NULL, shim_sock_prog_filter(s)) < 0)
+		s->filter = true; /* peek instead */
+}
+
 int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	int rc = REAL(setsockopt)(fd, level, name, val, len);
@@ -368,10 +388,13 @@ int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	} else if (level == SOL_SOCKET &&
 		   (name == SO_ATTACH_FILTER || name == SO_ATTACH_REUSEPORT_CBPF)) {
 		remember_filter(s, fd, name, val, len);
+		if (name == SO_ATTACH_FILTER)
+			refilter(fd, s);
 	} else if (level == SOL_SOCKET && name == SO_DETACH_FILTER) {
 		/* SO_DETACH_BPF is the same number: whatever was attached is gone. */
 		forget_opt(s, SOL_SOCKET, SO_ATTACH_FILTER);
 		forget_opt(s, SOL_SOCKET, SO_ATTACH_BPF);
+		refilter(fd, s);
 	} else if (level == SOL_SOCKET &&
 		   (name == SO_ATTACH_BPF || name == SO_ATTACH_REUSEPORT_EBPF)) {
 		/* The value is a descriptor of the program's: by swap time it may be closed

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <linux/filter.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,7 +45,8 @@ static uint32_t be32(const uint8_t *p)
 }
 
 int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token)
+		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token,
+		       const struct sock_fprog *user)
 {
 	uint8_t id[N4_PAYLOAD_SIZE], tok[10] = { 0 };
 	unsigned char buf[N4_APUNCH_SIZE + 1];
@@ -95,9 +97,37 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		/* 27 */ BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+	struct sock_filter *all = NULL;
+	int rc = 0;
 
+	/* The program's own classic filter (a socket has one): where ours would accept,
+	 * jump past the state, clear A and X, and run its instructions unchanged (classic
+	 * BPF jumps are relative and forward, so they stay valid). */
+	if (user && user->len) {
+		const unsigned ours = FILTER_LEN + 2;
+		if (user->len > BPF_MAXINSNS - ours)
+			return -E2BIG;
+		all = malloc((ours + user->len) * sizeof(*all));
+		if (!all)
+			return -ENOMEM;
+		memcpy(all, code, sizeof(code));
+		all[ACCEPT] = (struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA, J(ACCEPT, FILTER_LEN));
+		all[FILTER_LEN] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_IMM, 0);
+		all[FILTER_LEN + 1] = (struct sock_filter)BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, 0);
+		memcpy(all + ours, user->filter, user->len * sizeof(*all));
+		prog.len = (unsigned short)(ours + user->len);
+		prog.filter = all;
+	}
 	if (REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
-		return -errno;
+		rc = -errno;
+	free(all);
+	if (rc < 0) {
+		/* Not combined: the program's filter alone, ours by peeking (the caller). */
+		if (user &&
+		    REAL(setsockopt)(fd, SOL_SOCKET, SO_ATTACH_FILTER, user, sizeof(*user)) < 0)
+			rc = -errno;
+		return rc;
+	}
 	/* Queued before the filter existed: drop PUNCHes at the head of the queue. */
 	for (;;) {
 		ssize_t n =
@@ -113,12 +143,12 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 bool shim_filter_read(int fd, struct sockaddr_in *peer, struct sockaddr_in *ph, bool *have_ph,
 		      bool *connected)
 {
-	struct sock_filter code[FILTER_LEN];
-	socklen_t len = FILTER_LEN; /* in instructions, for SO_GET_FILTER */
+	struct sock_filter code[BPF_MAXINSNS]; /* ours, maybe followed by the program's */
+	socklen_t len = BPF_MAXINSNS;	       /* in instructions, for SO_GET_FILTER */
 
 	/* Raw system call: this runs from a constructor, before anything is resolved. */
 	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_GET_FILTER, code, &len) < 0 ||
-	    len != FILTER_LEN || code[STATE_AT].k != STATE_MAGIC)
+	    len < FILTER_LEN || code[STATE_AT].k != STATE_MAGIC)
 		return false;
 	memset(peer, 0, sizeof(*peer));
 	memset(ph, 0, sizeof(*ph));

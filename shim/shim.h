@@ -3,6 +3,7 @@
 #ifndef N4_SHIM_H
 #define N4_SHIM_H
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -305,11 +306,15 @@ static inline void shim_count(uint64_t *c, uint64_t n)
 
 /* ---------------------------------------------------------------- filter.c --- */
 
+/* The program's classic filter remembered for `s` (fdops.c), or NULL.  Lock held. */
+const struct sock_fprog *shim_sock_prog_filter(const struct shim_sock *s);
 /* Attach the classic BPF filter that drops PUNCHes (and keepalives) for ident before
  * they are queued, so the program's poll never wakes for them; then drop the ones
- * already queued at the head.  0 or -errno (the caller falls back to peeking). */
+ * already queued at the head.  0 or -errno (the caller falls back to peeking).
+ * `user`: the program's own classic filter, combined with ours (NULL: none). */
 int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token);
+		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token,
+		       const struct sock_fprog *user);
 /* The path state an earlier image left in fd's filter (exec): false if none. */
 bool shim_filter_read(int fd, struct sockaddr_in *peer, struct sockaddr_in *ph, bool *have_ph,
 		      bool *connected);
