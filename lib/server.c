@@ -27,6 +27,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pairing.h"
+#include "relay.h"
 #include "server_test.h"
 #include "wire.h"
 
@@ -77,7 +78,7 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	uint8_t out[3 * N4_MSG_SIZE]; /* READY, PLAN and PEERINFO at most */
+	uint8_t out[4 * N4_MSG_SIZE]; /* READY, PLAN or RELAY + RELAY_TOKEN, PEERINFO */
 	uint8_t in_len, out_len;
 	bool close_after_flush, closed;
 	uint8_t peer_flags;
@@ -86,6 +87,11 @@ struct conn {
 	struct n4_timer deadline, peerinfo_timer;
 	struct conn *prev, *next; /* all live connections, or the graveyard */
 	struct disc_state *disc;  /* N4_EXT_PROBE clients, from pairing on */
+	/* N4_EXT_RELAY: the client's RELAY message (lost rounds), and the
+	 * relay port granted to it when its pair is relayed. */
+	uint8_t ask[N4_MSG_SIZE], ask_len, lost_rounds;
+	bool relay_heard, relayed;
+	struct n4_relay_grant grant;
 };
 
 /* NAT discovery state, allocated only for paired clients that asked for it, so
@@ -118,6 +124,7 @@ struct n4_server {
 	struct conn *graveyard;
 	bool draining;
 	uint64_t next_sweep_ms;
+	n4_relay *relay; /* NULL: --no-relay, or no IPv4 to relay on */
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg)
@@ -133,6 +140,15 @@ void n4_server_cfg_init(struct n4_server_cfg *cfg)
 	cfg->conn_burst_per_ip = 64;
 	cfg->log_rate = 100;
 	cfg->port_budget = 512;
+	cfg->relay_after = 2;
+	cfg->relay_max = 1000;
+	cfg->relay_per_ip = 16;
+	/* Voice (Opus with headers, 50 packets/s) needs about 100 kbit/s, game
+	 * state typically 50-500 kbit/s: 1 Mbit/s each way covers both with room,
+	 * while 1000 pairs stay within a 1 Gbit/s uplink.  README "Relay". */
+	cfg->relay_rate_kbit = 1000;
+	cfg->relay_burst_kb = 64;
+	cfg->relay_idle_s = 60;
 }
 
 static const char *conn_str(const struct conn *c, char *buf, size_t len)
@@ -314,6 +330,9 @@ static void handle_hello(struct conn *c)
 	/* Discovery rides on the token and needs the second UDP port. */
 	if ((m.ext & N4_EXT_PROBE) && (c->pc.ext & N4_EXT_TOKEN) && s->probe_io.fd >= 0)
 		c->pc.ext |= N4_EXT_PROBE;
+	/* The relay's registration rides on the token's pairing too. */
+	if ((m.ext & N4_EXT_RELAY) && (c->pc.ext & N4_EXT_TOKEN) && s->relay)
+		c->pc.ext |= N4_EXT_RELAY;
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
 	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
@@ -328,13 +347,83 @@ static void handle_hello(struct conn *c)
 	send_ready(c); /* if partner's send failed, c's READY fails too: c closed */
 }
 
+/* ---- relay hooks (the relay itself is relay.c) ---- */
+
+/* A client granted N4_EXT_RELAY sends one RELAY message right after READY. */
+static bool n4_srv_relay_wants_ask(const struct conn *c)
+{
+	return (c->pc.ext & N4_EXT_RELAY) && c->pc.state == N4_P_PAIRED && !c->relay_heard;
+}
+
+static void maybe_schedule(struct n4_server *s, struct conn *c);
+
+static void handle_relay_ask(struct conn *c)
+{
+	struct n4_msg m;
+	char b[64];
+
+	if (n4_wire_decode(c->ask, N4_MSG_SIZE, N4_CMD_RELAY, &m)) {
+		c->srv->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: malformed RELAY message, closed", conn_str(c, b, sizeof(b)));
+		conn_close(c, true);
+		return;
+	}
+	c->relay_heard = true;
+	c->lost_rounds = m.ext;
+	maybe_schedule(c->srv, c);
+}
+
+/* Relay the pair when both sides accept it and punching is hopeless (the plan
+ * says so) or has lost --relay-after rounds already.  False: punch. */
+static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
+{
+	if (!s->relay || !(a->pc.ext & N4_EXT_RELAY) || !(b->pc.ext & N4_EXT_RELAY))
+		return false;
+	unsigned lost = a->lost_rounds > b->lost_rounds ? a->lost_rounds : b->lost_rounds;
+	bool hopeless = (a->disc && a->disc->d.plan.kind == N4_PLAN_IMPOSSIBLE) ||
+			(b->disc && b->disc->d.plan.kind == N4_PLAN_IMPOSSIBLE);
+	if (!hopeless && lost < s->cfg.relay_after)
+		return false;
+	struct n4_relay_side_in in[2] = { { .src = a->src, .udp_ip = a->pc.udp.sin_addr.s_addr },
+					  { .src = b->src, .udp_ip = b->pc.udp.sin_addr.s_addr } };
+	char b1[64], b2[64];
+	int err = n4_relay_alloc(s->relay, &in[0], &in[1], &a->grant, &b->grant);
+	if (err) {
+		n4_warn("%s and %s: no relay (%s), punching instead", conn_str(a, b1, sizeof(b1)),
+			conn_str(b, b2, sizeof(b2)), strerror(-err));
+		return false;
+	}
+	n4_info(" <= Relay ports %u/%u for %s and %s (%s)", a->grant.port, b->grant.port,
+		conn_str(a, b1, sizeof(b1)), conn_str(b, b2, sizeof(b2)),
+		hopeless ? "unpunchable" : "punching lost rounds");
+	a->relayed = b->relayed = true;
+	return true;
+}
+
+/* RELAY (port + token[0..3]) and RELAY_TOKEN (token[4..9]), before PEERINFO. */
+static void send_relay(struct conn *c)
+{
+	struct n4_msg m;
+
+	n4_msg_init(&m, N4_CMD_RELAY, 0, NULL);
+	m.payload[0] = (uint8_t)(c->grant.port >> 8);
+	m.payload[1] = (uint8_t)c->grant.port;
+	memcpy(m.payload + 2, c->grant.token, 4);
+	conn_send(c, &m);
+	n4_msg_init(&m, N4_CMD_RELAY_TOKEN, 0, c->grant.token + 4);
+	conn_send(c, &m);
+}
+
 static void conn_readable(struct conn *c)
 {
 	for (;;) {
 		uint8_t extra[64];
 		bool want_hello = c->pc.state == N4_P_NEW;
-		uint8_t *dst = want_hello ? c->in + c->in_len : extra;
-		size_t want = want_hello ? (size_t)(N4_MSG_SIZE - c->in_len) : sizeof(extra);
+		bool want_ask = n4_srv_relay_wants_ask(c);
+		uint8_t *dst = want_hello ? c->in + c->in_len : want_ask ? c->ask + c->ask_len : extra;
+		size_t want = want_hello  ? (size_t)(N4_MSG_SIZE - c->in_len)
+			      : want_ask ? (size_t)(N4_MSG_SIZE - c->ask_len)
+					 : sizeof(extra);
 		ssize_t n = recv(c->io.fd, dst, want, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -352,6 +441,14 @@ static void conn_readable(struct conn *c)
 			}
 			conn_close(c, true);
 			return;
+		}
+		if (want_ask) {
+			c->ask_len = (uint8_t)(c->ask_len + n);
+			if (c->ask_len == N4_MSG_SIZE) {
+				handle_relay_ask(c);
+				return; /* c may be gone */
+			}
+			continue;
 		}
 		if (!want_hello) {
 			/* Nothing may follow a HELLO: the protocol has no other
@@ -495,7 +592,11 @@ static void send_peerinfo(struct conn *c)
 	struct n4_msg m;
 	char b[64], b2[64];
 
-	if ((c->pc.ext & N4_EXT_PROBE) && c->disc) {
+	if (c->relayed) {
+		send_relay(c);
+		if (c->closed)
+			return;
+	} else if ((c->pc.ext & N4_EXT_PROBE) && c->disc) {
 		struct n4_msg plan;
 		uint8_t kind;
 		n4_msg_init(&plan, N4_CMD_PLAN, 0, NULL);
@@ -552,6 +653,8 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 		double dt_b = (double)(now + delay[1] - n4_discovery_last_ms(&b->disc->d) + rtt_b);
 		n4_discovery_plan(&a->disc->d, &b->disc->d, dt_a, dt_b, s->cfg.port_budget);
 	}
+	if (relay_pair(s, a, b))
+		delay[0] = delay[1] = 0; /* no race to synchronise */
 	for (int i = 0; i < 2; i++) {
 		if (pair[i]->closed)
 			continue; /* a failed send to the first closed the second */
@@ -573,6 +676,8 @@ static void maybe_schedule(struct n4_server *s, struct conn *c)
 	struct conn *other = p->owner;
 	if ((c->disc && !c->disc->d.complete) || (other->disc && !other->disc->d.complete))
 		return;
+	if (n4_srv_relay_wants_ask(c) || n4_srv_relay_wants_ask(other))
+		return; /* its lost-round count decides between punch and relay */
 	schedule_peerinfo(s, c, other);
 }
 
@@ -847,6 +952,31 @@ static void bury(n4_server *s)
 	}
 }
 
+/* The relay binds where the UDP listener does; clients register over IPv4. */
+static int relay_start(n4_server *s, const union n4_sa *addr)
+{
+	const struct n4_server_cfg *cfg = &s->cfg;
+	struct n4_relay_cfg rc = { .max_pairs = cfg->relay_max,
+				   .max_per_ip = cfg->relay_per_ip,
+				   .rate_kbit = cfg->relay_rate_kbit,
+				   .burst_kb = cfg->relay_burst_kb,
+				   .total_kbit = cfg->relay_total_kbit,
+				   .idle_s = cfg->relay_idle_s,
+				   .port_lo = cfg->relay_port_lo,
+				   .port_hi = cfg->relay_port_hi };
+
+	if (s->family == AF_INET6) {
+		n4_warn("IPv6-only: no relay (clients register over IPv4)");
+		return 0;
+	}
+	if (!rc.max_pairs)
+		return 0;
+	if (rc.port_lo > rc.port_hi || (rc.port_hi && !rc.port_lo))
+		return -EINVAL;
+	s->relay = n4_relay_new(&rc, s->loop, addr);
+	return s->relay ? 0 : -errno;
+}
+
 n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 {
 	n4_server *s = calloc(1, sizeof(*s));
@@ -898,6 +1028,8 @@ n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 	    (err = n4_loop_add(s->loop, &s->udp_io, EPOLLIN)) ||
 	    (s->probe_io.fd >= 0 && (err = n4_loop_add(s->loop, &s->probe_io, EPOLLIN))))
 		goto out_free;
+	if (!cfg->no_relay && (err = relay_start(s, &addr)) != 0)
+		goto out_free;
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return s;
 out_free:
@@ -922,10 +1054,12 @@ static void after_iteration(n4_server *s)
 	uint64_t now = n4_now_ms();
 	if (now >= s->next_sweep_ms) {
 		n4_ipcap_sweep(s->ipcap, now);
+		if (s->relay)
+			n4_relay_sweep(s->relay, now);
 		s->next_sweep_ms = now + 1000;
 	}
 	if (s->cfg.status_flag && *s->cfg.status_flag) {
-		char line[640];
+		char line[1280];
 		*s->cfg.status_flag = 0;
 		n4_server_status(s, line, sizeof(line));
 		/* Asked for by the operator: never lost to the cap on log lines. */
@@ -1006,6 +1140,8 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 			 s->accepted, s->pairs_done, s->client_closed, n4_ipcap_sources(s->ipcap));
 	for (int i = 0; i < REJ_COUNT && n > 0 && (size_t)n < len; i++)
 		n += snprintf(buf + n, len - (size_t)n, " %s=%lu", reject_names[i], s->rejects[i]);
+	if (s->relay && n > 0 && (size_t)n < len)
+		n4_relay_status(s->relay, buf + n, len - (size_t)n);
 }
 
 void n4_server_free(n4_server *s)
@@ -1015,6 +1151,7 @@ void n4_server_free(n4_server *s)
 	while (s->live)
 		conn_close(s->live, false);
 	bury(s);
+	n4_relay_free(s->relay);
 	if (s->tcp_io.fd >= 0)
 		close(s->tcp_io.fd);
 	if (s->udp_io.fd >= 0)

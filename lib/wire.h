@@ -33,12 +33,22 @@ enum n4_cmd {
 	 * server -> client over TCP before PEERINFO, the plan for this side
 	 * (predict.h), the plan kind in the reserved byte. */
 	N4_CMD_PLAN = 0x06,
+	/* Relay (N4_EXT_RELAY, relay.h), only with clients granted the bit.
+	 * RELAY over TCP: client -> server right after READY, ext = punching
+	 * rounds this attempt has lost; server -> client before PEERINFO when the
+	 * pair is relayed, payload = relay port (2, big-endian) + token[0..3].
+	 * RELAY_REG: the UDP registration at the relay port (relay_reg.h).
+	 * RELAY_TOKEN over TCP, server -> client right after RELAY: token[4..9]. */
+	N4_CMD_RELAY = 0x0A,
+	N4_CMD_RELAY_REG = 0x0B,
+	N4_CMD_RELAY_TOKEN = 0x0C,
 };
-#define N4_CMD_MAX N4_CMD_PLAN
+#define N4_CMD_MAX N4_CMD_RELAY_TOKEN
 
 /* Capability bits in HELLO/READY. */
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
+#define N4_EXT_RELAY 0x08u /* the server may relay the pair (RELAY before PEERINFO) */
 #define N4_EXT_ALL N4_EXT_TOKEN
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */
