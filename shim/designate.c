@@ -404,8 +404,9 @@ out_locked:
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
 	inet_ntop(AF_INET, &res.peer.sin_addr, peer_str, sizeof(peer_str));
-	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms", fd, res.local_port,
-		peer_str, ntohs(res.peer.sin_port), res.elapsed_ms);
+	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms%s", fd, res.local_port,
+		peer_str, ntohs(res.peer.sin_port), res.elapsed_ms,
+		res.relayed ? " (relayed through the server)" : "");
 out:
 	shim_guard--;
 	shim_broadcast();
