@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -29,6 +30,11 @@
 /* The total bucket holds a tenth of a second of the total rate (at least one
  * pair's burst), so short bursts of many pairs pass. */
 #define TOTAL_BURST_MS 100
+/* Datagrams of one size to one address leave as one UDP GSO send (the kernel
+ * splits it): one route lookup and one wake-up of the receiver per run instead
+ * of per datagram.  Kernel limits: 64 segments, 64 KiB in all. */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
 
 struct side {
 	struct n4_io io;
@@ -70,6 +76,12 @@ struct n4_relay {
 		drop_oversize, drop_send, expired_idle, expired_unreg;
 	struct mmsghdr in[BATCH], out[BATCH];
 	struct iovec in_iov[BATCH], out_iov[BATCH];
+	unsigned out_n[BATCH]; /* datagrams in each out[] entry (GSO runs) */
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} out_cmsg[BATCH];
+	bool gso_off; /* the kernel or the route refused UDP_SEGMENT once */
 	union n4_sa from[BATCH];
 	uint8_t (*buf)[SLOT_SIZE];
 };
@@ -334,28 +346,83 @@ static bool try_register(n4_relay *r, struct side *s, const uint8_t *b, size_t l
 	return true;
 }
 
+/* Group the k datagrams in out_iov[] into out[] entries to `to`: runs of one
+ * size as one GSO send each (unless gso_off), else one entry per datagram.
+ * Returns the number of entries. */
+static unsigned build_sends(n4_relay *r, struct side *to, unsigned k)
+{
+	unsigned e = 0;
+
+	for (unsigned i = 0; i < k;) {
+		size_t seg = r->out_iov[i].iov_len, total = seg;
+		unsigned n = 1;
+		/* a run: equal sizes; the last one may be shorter (GSO's rule) */
+		while (!r->gso_off && i + n < k && n < GSO_MAX_SEGS &&
+		       total + r->out_iov[i + n].iov_len <= GSO_MAX_BYTES &&
+		       r->out_iov[i + n].iov_len <= seg && r->out_iov[i + n - 1].iov_len == seg) {
+			total += r->out_iov[i + n].iov_len;
+			n++;
+		}
+		struct msghdr *h = &r->out[e].msg_hdr;
+		memset(h, 0, sizeof(*h));
+		h->msg_name = &to->reg;
+		h->msg_namelen = to->reg_len;
+		h->msg_iov = &r->out_iov[i];
+		h->msg_iovlen = n;
+		if (n > 1) {
+			h->msg_control = r->out_cmsg[e].buf;
+			h->msg_controllen = sizeof(r->out_cmsg[e].buf);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			uint16_t gso = (uint16_t)seg;
+			memcpy(CMSG_DATA(cm), &gso, sizeof(gso));
+		}
+		r->out_n[e++] = n;
+		i += n;
+	}
+	return e;
+}
+
 static void send_batch(n4_relay *r, struct side *to, unsigned k)
 {
-	unsigned done = 0;
+	unsigned entries = build_sends(r, to, k), done = 0;
 
-	while (done < k) {
-		int m = sendmmsg(to->io.fd, r->out + done, k - done, MSG_DONTWAIT);
+	while (done < entries) {
+		int m = sendmmsg(to->io.fd, r->out + done, entries - done, MSG_DONTWAIT);
 		if (m < 0) {
 			if (errno == EINTR)
 				continue;
+			if (r->out_n[done] > 1 && (errno == EIO || errno == EINVAL ||
+						   errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+				/* No UDP GSO here (old kernel, a route that cannot
+				 * offload checksums): one datagram per send from now. */
+				n4_info("relay: UDP GSO unavailable (%s), sending datagrams one by one",
+					strerror(errno));
+				r->gso_off = true;
+				unsigned first = 0;
+				for (unsigned e = 0; e < done; e++)
+					first += r->out_n[e];
+				memmove(r->out_iov, r->out_iov + first, (k - first) * sizeof(*r->out_iov));
+				send_batch(r, to, k - first);
+				return;
+			}
 			/* Full socket buffer or an error for this datagram (an
 			 * unreachable peer): drop it, as a router would, go on. */
-			r->drop_send++;
+			r->drop_send += r->out_n[done];
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				r->drop_send += k - done - 1;
+				for (unsigned e = done + 1; e < entries; e++)
+					r->drop_send += r->out_n[e];
 				return;
 			}
 			done++;
 			continue;
 		}
-		for (int i = 0; i < m; i++)
-			r->forwarded_bytes += r->out[done + (unsigned)i].msg_len;
-		r->forwarded += (unsigned)m;
+		for (unsigned i = 0; i < (unsigned)m; i++) {
+			r->forwarded_bytes += r->out[done + i].msg_len;
+			r->forwarded += r->out_n[done + i];
+		}
 		done += (unsigned)m;
 	}
 }
@@ -409,10 +476,7 @@ static void handle_batch(n4_relay *r, struct side *s, unsigned n)
 			}
 			r->total_bucket -= (double)len;
 		}
-		r->out_iov[k] = (struct iovec){ .iov_base = r->buf[i], .iov_len = len };
-		r->out[k].msg_hdr.msg_name = &o->reg;
-		r->out[k].msg_hdr.msg_namelen = o->reg_len;
-		k++;
+		r->out_iov[k++] = (struct iovec){ .iov_base = r->buf[i], .iov_len = len };
 	}
 	if (k)
 		send_batch(r, o, k);
