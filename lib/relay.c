@@ -30,6 +30,8 @@
 /* The total bucket holds a tenth of a second of the total rate (at least one
  * pair's burst), so short bursts of many pairs pass. */
 #define TOTAL_BURST_MS 100
+/* Receive buffer of each relay port (a limit, not an allocation). */
+#define SOCK_BUF_BYTES (1 << 20)
 /* Datagrams of one size to one address leave as one UDP GSO send (the kernel
  * splits it): one route lookup and one wake-up of the receiver per run instead
  * of per datagram.  Kernel limits: 64 segments, 64 KiB in all. */
@@ -198,6 +200,12 @@ static int open_port(n4_relay *r, uint16_t *port)
 			int zero = 0; /* IPv4 clients register on a dual-stack server */
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 		}
+		/* A burst of a fast pair must not overflow the default buffer
+		 * (~208 KiB) while the loop serves other ports; FORCE needs
+		 * CAP_NET_ADMIN, else the system's maximum applies. */
+		int buf = SOCK_BUF_BYTES;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 		if (bind(fd, &a.sa, r->bind_len) == 0) {
 			union n4_sa got;
 			socklen_t glen = sizeof(got);

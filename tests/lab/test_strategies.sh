@@ -41,21 +41,22 @@ cell random cone 0 0 birthday
 # Both cone: direct.
 cell cone cone 20 0 direct
 
-# random/random: refused at once, exit status 4, a clear reason.
+# random/random with --no-relay: refused at once, exit status 4, a clear reason
+# (relayed by default: tests/lab/test_relay.sh).
 lab_up --nat-a random --nat-b random >/dev/null || exit 1
 start_server || exit 1
 LOG_A=$LAB_DIR/rr-a.log
 LOG_B=$LAB_DIR/rr-b.log
 start=$SECONDS
-pa=$(client a "$LOG_A" -t 30)
-pb=$(client b "$LOG_B" -t 30)
+pa=$(client a "$LOG_A" -t 30 --no-relay)
+pb=$(client b "$LOG_B" -t 30 --no-relay)
 wait_pids 40 "$pa" "$pb"
 check "random/random: refused within 5 s, not after the 30 s timeout" \
 	bash -c "(( $SECONDS - $start <= 5 ))"
 check "random/random: the reason is printed" grep -q "cannot be punched without a relay" "$LOG_A"
 # exit status: run one more client pair in the foreground to read it
-lab_bg b "$LAB_DIR/rr-b2.log" "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 >/dev/null
-lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 >"$LAB_DIR/rr-a2.log" 2>&1
+lab_bg b "$LAB_DIR/rr-b2.log" "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 --no-relay >/dev/null
+lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 --no-relay >"$LAB_DIR/rr-a2.log" 2>&1
 rc=$?
 check "random/random: exit status 4 (got $rc)" bash -c "[[ $rc -eq 4 ]]"
 stop_server
