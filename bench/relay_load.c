@@ -97,8 +97,8 @@ static unsigned long forwarded(const n4_relay *r)
 {
 	char st[1024];
 	n4_relay_status(r, st, sizeof(st));
-	const char *f = strstr(st, "forwarded=");
-	return f ? strtoul(f + 10, NULL, 10) : 0;
+	const char *f = strstr(st, "relay_forwarded=");
+	return f ? strtoul(f + 16, NULL, 10) : 0;
 }
 
 int main(int argc, char **argv)
@@ -164,8 +164,8 @@ int main(int argc, char **argv)
 		n4_loop_run_once(loop, 10);
 	char st[1024];
 	n4_relay_status(r, st, sizeof(st));
-	const char *up = strstr(st, "up=");
-	printf("registered: %.*s\n", up ? 12 : 0, up ? up : "");
+	const char *up = strstr(st, "relay_up=");
+	printf("registered: %.*s\n", up ? 14 : 0, up ? up : "");
 	/* drain the acks so that only forwarded data is counted */
 	usleep(100000);
 	pthread_t ts, tr;

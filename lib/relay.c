@@ -527,11 +527,15 @@ void n4_relay_sweep(n4_relay *r, uint64_t now_ms)
 
 void n4_relay_status(const n4_relay *r, char *buf, size_t len)
 {
+	/* Every name unique in the whole status line (scripts pick fields by name). */
 	snprintf(buf, len,
-		 " relay: pairs=%u/%u up=%u allocated=%llu forwarded=%llu bytes=%llu "
-		 "registrations=%llu moved=%llu refused: full=%llu per_ip=%llu ports=%llu "
-		 "other=%llu dropped: stranger=%llu bad_reg=%llu unregistered=%llu rate=%llu "
-		 "total_rate=%llu oversize=%llu send=%llu expired: idle=%llu unregistered=%llu",
+		 " relay: relay_pairs=%u relay_max=%u relay_up=%u relay_allocated=%llu "
+		 "relay_forwarded=%llu relay_bytes=%llu relay_registrations=%llu relay_moved=%llu "
+		 "relay_refused_full=%llu relay_refused_per_ip=%llu relay_refused_ports=%llu "
+		 "relay_refused_other=%llu relay_drop_stranger=%llu relay_drop_bad_reg=%llu "
+		 "relay_drop_unregistered=%llu relay_drop_rate=%llu relay_drop_total_rate=%llu "
+		 "relay_drop_oversize=%llu relay_drop_send=%llu relay_expired_idle=%llu "
+		 "relay_expired_unregistered=%llu",
 		 r->npairs, r->cfg.max_pairs, r->nup, r->allocated, r->forwarded,
 		 r->forwarded_bytes, r->registrations, r->moved, r->refused_full,
 		 r->refused_per_ip, r->refused_ports, r->refused_other, r->drop_stranger,

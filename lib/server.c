@@ -395,7 +395,7 @@ static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
 	}
 	n4_info(" <= Relay ports %u/%u for %s and %s (%s)", a->grant.port, b->grant.port,
 		conn_str(a, b1, sizeof(b1)), conn_str(b, b2, sizeof(b2)),
-		hopeless ? "unpunchable" : "punching lost rounds");
+		hopeless ? "unpunchable" : "punching lost rounds already");
 	a->relayed = b->relayed = true;
 	return true;
 }

@@ -74,9 +74,9 @@ if [[ -n ${p1:-} && -n ${p2:-} ]]; then
 		lab_wait_for grep -q "after spray from a" "$d/out-b" --timeout 5
 	check "stranger: nothing of the spray reached either program" \
 		bash -c "! grep -qaE 'xxxx|STRANGER' '$d/out-a' '$d/out-b'"
-	n=$(status_field stranger)
+	n=$(status_field relay_drop_stranger)
 	check "stranger: the server dropped and counted it (${n:-?} of 800)" at_least "${n:-0}" 800
-	n=$(status_field bad_reg)
+	n=$(status_field relay_drop_bad_reg)
 	check "stranger: the bad registrations were counted (${n:-?} of 4)" at_least "${n:-0}" 4
 else
 	not_ok "stranger: relay ports not found in the server log"
@@ -138,7 +138,7 @@ if relayed "$R1A" && relayed "$R1B" && relayed "$R2A" && relayed "$R2B"; then
 		bash -c "(( ${n1:-0} > 0 && ${n1:-0} < 500 ))"
 	check "rate: the pair within its rate got everything (${n2:-?} of 100)" \
 		bash -c "(( ${n2:-0} >= 98 ))"
-	n=$(status_field rate)
+	n=$(status_field relay_drop_rate)
 	check "rate: the server counted rate drops (${n:-?})" at_least "${n:-0}" 1
 else
 	not_ok "rate: both pairs relayed"

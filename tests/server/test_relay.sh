@@ -37,10 +37,10 @@ for port in "$pta" "$ptb"; do
 	printf '\013\000wrongtoken' | socat -u STDIN "UDP4-SENDTO:127.0.0.1:$port,bind=127.0.0.2"
 	printf '\013\001wrongflags' | socat -u STDIN "UDP4-SENDTO:127.0.0.1:$port,bind=127.0.0.1"
 done
-v=$(stat stranger)
+v=$(stat relay_drop_stranger)
 # 240 sent; the kernel may drop some of the large ones before the relay reads them
 check "junk from strangers dropped and counted ($v)" [ "${v:-0}" -ge 150 ]
-v=$(stat bad_reg)
+v=$(stat relay_drop_bad_reg)
 check "registrations with wrong tokens or flags counted ($v)" [ "${v:-0}" -ge 6 ]
 
 # an oversize datagram from A's registered address is dropped, not truncated
@@ -51,7 +51,7 @@ wait_until 5 bash -c "ss -ulnH | grep -q ':$lb '"
 "$FLOW" send "$la" "$peer_a" 5 1000 0 >/dev/null
 wait "$rx"
 check "the session still forwards after the junk ($(cat "$TMP/rx"))" grep -q "^received 5 " "$TMP/rx"
-v=$(stat oversize)
+v=$(stat relay_drop_oversize)
 check "the oversize datagram was dropped and counted ($v)" [ "${v:-0}" -ge 1 ]
 
 # a malformed RELAY message from a client granted the relay: closed, partner told

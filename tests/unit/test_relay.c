@@ -178,7 +178,7 @@ TEST(relay_registers_both_sides_and_forwards_byte_for_byte)
 	CHECK_EQ(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500), sizeof(fake));
 	char st[1024];
 	n4_relay_status(g.relay, st, sizeof(st));
-	CHECK(strstr(st, "up=1") && strstr(st, "forwarded=3") && strstr(st, "unregistered=1"));
+	CHECK(strstr(st, "relay_up=1 ") && strstr(st, "relay_forwarded=3 ") && strstr(st, "relay_drop_unregistered=1 "));
 	rig_down(&g);
 }
 
@@ -218,7 +218,7 @@ TEST(relay_drops_strangers_and_wrong_tokens)
 	CHECK_EQ(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500), 5);
 	char st[1024];
 	n4_relay_status(g.relay, st, sizeof(st));
-	CHECK(strstr(st, "stranger=2") && strstr(st, "bad_reg=3") && strstr(st, "moved=0"));
+	CHECK(strstr(st, "relay_drop_stranger=2 ") && strstr(st, "relay_drop_bad_reg=3 ") && strstr(st, "relay_moved=0 "));
 	rig_down(&g);
 }
 
@@ -330,7 +330,7 @@ TEST(relay_sweep_frees_unregistered_and_idle_pairs)
 	CHECK_EQ(n4_relay_pairs(g.relay), 0);
 	char st[1024];
 	n4_relay_status(g.relay, st, sizeof(st));
-	CHECK(strstr(st, "expired: idle=1 unregistered=1"));
+	CHECK(strstr(st, "relay_expired_idle=1 relay_expired_unregistered=1"));
 	rig_down(&g);
 }
 
