@@ -135,7 +135,8 @@ int main(int argc, char **argv)
 		}
 		for (unsigned s = 0; s < 2; s++) {
 			struct client *c = &clients[2 * p + s];
-			struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+			struct sockaddr_in a = { .sin_family = AF_INET,
+						 .sin_addr.s_addr = htonl(0x7f000001) };
 			c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			c->relay_port = g[s].port;
 			if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&a, sizeof(a))) {

@@ -334,7 +334,8 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			    "kbit/s, 0-100000000");
 			break;
 		case OPT_RELAY_BURST:
-			NUM("--relay-burst", 2, 1048576, o->server.relay_burst_kb, "KiB, 2-1048576");
+			NUM("--relay-burst", 2, 1048576, o->server.relay_burst_kb,
+			    "KiB, 2-1048576");
 			break;
 		case OPT_RELAY_TOTAL:
 			NUM("--relay-total", 0, 1000000000, o->server.relay_total_kbit,

@@ -139,15 +139,15 @@ struct n4_server_cfg {
 	unsigned port_budget;		    /* NAT ports a punching plan may spend per side: 512 */
 	/* Relay (relay.h, README "Relay"): pairs no punch can join, or whose punch
 	 * lost relay_after rounds, talk through two UDP ports of this server. */
-	bool no_relay;		    /* --no-relay: refuse such pairs as the original */
-	unsigned relay_after;	    /* lost punching rounds before relaying: 2; 0 = at once */
-	unsigned relay_max;	    /* relayed pairs at once: 1000 */
-	unsigned relay_per_ip;	    /* relayed pairs per client source: 16; 0 = no cap */
-	unsigned relay_rate_kbit;   /* per pair and direction, kbit/s: 1000; 0 = none */
-	unsigned relay_burst_kb;    /* ... in bursts of up to this many KiB: 64 */
-	unsigned relay_total_kbit;  /* all pairs together, kbit/s: 0 = no cap */
-	unsigned relay_idle_s;	    /* a pair silent this long is freed: 60 */
-	uint16_t relay_port_lo;	    /* relay ports from this range; 0 = any */
+	bool no_relay;		   /* --no-relay: refuse such pairs as the original */
+	unsigned relay_after;	   /* lost punching rounds before relaying: 2; 0 = at once */
+	unsigned relay_max;	   /* relayed pairs at once: 1000 */
+	unsigned relay_per_ip;	   /* relayed pairs per client source: 16; 0 = no cap */
+	unsigned relay_rate_kbit;  /* per pair and direction, kbit/s: 1000; 0 = none */
+	unsigned relay_burst_kb;   /* ... in bursts of up to this many KiB: 64 */
+	unsigned relay_total_kbit; /* all pairs together, kbit/s: 0 = no cap */
+	unsigned relay_idle_s;	   /* a pair silent this long is freed: 60 */
+	uint16_t relay_port_lo;	   /* relay ports from this range; 0 = any */
 	uint16_t relay_port_hi;
 };
 

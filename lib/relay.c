@@ -6,10 +6,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -412,7 +412,8 @@ static void send_batch(n4_relay *r, struct side *to, unsigned k)
 				unsigned first = 0;
 				for (unsigned e = 0; e < done; e++)
 					first += r->out_n[e];
-				memmove(r->out_iov, r->out_iov + first, (k - first) * sizeof(*r->out_iov));
+				memmove(r->out_iov, r->out_iov + first,
+					(k - first) * sizeof(*r->out_iov));
 				send_batch(r, to, k - first);
 				return;
 			}
@@ -537,10 +538,10 @@ void n4_relay_status(const n4_relay *r, char *buf, size_t len)
 		 "relay_drop_oversize=%llu relay_drop_send=%llu relay_expired_idle=%llu "
 		 "relay_expired_unregistered=%llu",
 		 r->npairs, r->cfg.max_pairs, r->nup, r->allocated, r->forwarded,
-		 r->forwarded_bytes, r->registrations, r->moved, r->refused_full,
-		 r->refused_per_ip, r->refused_ports, r->refused_other, r->drop_stranger,
-		 r->drop_bad_reg, r->drop_unreg, r->drop_rate, r->drop_total, r->drop_oversize,
-		 r->drop_send, r->expired_idle, r->expired_unreg);
+		 r->forwarded_bytes, r->registrations, r->moved, r->refused_full, r->refused_per_ip,
+		 r->refused_ports, r->refused_other, r->drop_stranger, r->drop_bad_reg,
+		 r->drop_unreg, r->drop_rate, r->drop_total, r->drop_oversize, r->drop_send,
+		 r->expired_idle, r->expired_unreg);
 }
 
 unsigned n4_relay_pairs(const n4_relay *r)

@@ -35,12 +35,12 @@
 #define N4_RELAY_REG_TIMEOUT_S 30
 
 struct n4_relay_cfg {
-	unsigned max_pairs;   /* relayed pairs at once */
-	unsigned max_per_ip;  /* pairs per client source (either side); 0 = no cap */
-	unsigned rate_kbit;   /* per pair and direction; 0 = no limit */
-	unsigned burst_kb;    /* bucket size per direction */
-	unsigned total_kbit;  /* all pairs; 0 = no limit */
-	unsigned idle_s;      /* free a pair silent for this long */
+	unsigned max_pairs;	   /* relayed pairs at once */
+	unsigned max_per_ip;	   /* pairs per client source (either side); 0 = no cap */
+	unsigned rate_kbit;	   /* per pair and direction; 0 = no limit */
+	unsigned burst_kb;	   /* bucket size per direction */
+	unsigned total_kbit;	   /* all pairs; 0 = no limit */
+	unsigned idle_s;	   /* free a pair silent for this long */
 	uint16_t port_lo, port_hi; /* 0, 0: ports the kernel picks */
 };
 

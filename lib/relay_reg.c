@@ -32,7 +32,8 @@ int n4_relay_reg_decode(const void *buf, size_t len, struct n4_relay_reg *r)
 	return 0;
 }
 
-bool n4_relay_token_equal(const uint8_t a[N4_RELAY_TOKEN_SIZE], const uint8_t b[N4_RELAY_TOKEN_SIZE])
+bool n4_relay_token_equal(const uint8_t a[N4_RELAY_TOKEN_SIZE],
+			  const uint8_t b[N4_RELAY_TOKEN_SIZE])
 {
 	uint8_t d = 0;
 
@@ -64,8 +65,7 @@ static bool from_relay(const struct sockaddr_in *from, socklen_t flen,
 		       const struct sockaddr_in *relay)
 {
 	return flen >= sizeof(*from) && from->sin_family == AF_INET &&
-	       from->sin_addr.s_addr == relay->sin_addr.s_addr &&
-	       from->sin_port == relay->sin_port;
+	       from->sin_addr.s_addr == relay->sin_addr.s_addr && from->sin_port == relay->sin_port;
 }
 
 int n4_relay_register(int fd, const struct sockaddr_in *relay,

@@ -49,7 +49,8 @@ void n4_relay_reg_encode(const struct n4_relay_reg *r, uint8_t out[N4_RELAY_REG_
  * command or unknown flags.  Says nothing about the token (the caller compares). */
 int n4_relay_reg_decode(const void *buf, size_t len, struct n4_relay_reg *r);
 /* Token comparison in constant time. */
-bool n4_relay_token_equal(const uint8_t a[N4_RELAY_TOKEN_SIZE], const uint8_t b[N4_RELAY_TOKEN_SIZE]);
+bool n4_relay_token_equal(const uint8_t a[N4_RELAY_TOKEN_SIZE],
+			  const uint8_t b[N4_RELAY_TOKEN_SIZE]);
 
 /* The client's side: register fd at relay with token until the relay says both
  * sides are up (0), or deadline_ms (-ETIMEDOUT).  One registration per round

@@ -420,8 +420,10 @@ static void conn_readable(struct conn *c)
 		uint8_t extra[64];
 		bool want_hello = c->pc.state == N4_P_NEW;
 		bool want_ask = n4_srv_relay_wants_ask(c);
-		uint8_t *dst = want_hello ? c->in + c->in_len : want_ask ? c->ask + c->ask_len : extra;
-		size_t want = want_hello  ? (size_t)(N4_MSG_SIZE - c->in_len)
+		uint8_t *dst = want_hello ? c->in + c->in_len
+			       : want_ask ? c->ask + c->ask_len
+					  : extra;
+		size_t want = want_hello ? (size_t)(N4_MSG_SIZE - c->in_len)
 			      : want_ask ? (size_t)(N4_MSG_SIZE - c->ask_len)
 					 : sizeof(extra);
 		ssize_t n = recv(c->io.fd, dst, want, MSG_DONTWAIT);

@@ -149,7 +149,8 @@ int main(int argc, char **argv)
 				continue;
 			struct sockaddr_in from;
 			socklen_t flen = sizeof(from);
-			ssize_t m = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+			ssize_t m =
+				recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
 			if (m > 0)
 				sendto(fd, buf, (size_t)m, 0, (struct sockaddr *)&from, flen);
 		}
@@ -190,7 +191,8 @@ int main(int argc, char **argv)
 		qsort(rtt, got, sizeof(*rtt), cmp_u64);
 		printf("rtt_us p50 %llu p99 %llu lost %u\n",
 		       got ? (unsigned long long)rtt[got / 2] : 0ULL,
-		       got ? (unsigned long long)rtt[(got * 99) / 100 < got ? (got * 99) / 100 : got - 1]
+		       got ? (unsigned long long)
+				       rtt[(got * 99) / 100 < got ? (got * 99) / 100 : got - 1]
 			   : 0ULL,
 		       count - got);
 		return 0;

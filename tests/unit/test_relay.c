@@ -73,7 +73,9 @@ static int udp_on(const char *ip)
 
 static struct n4_relay_cfg cfg_default(void)
 {
-	return (struct n4_relay_cfg){ .max_pairs = 4, .max_per_ip = 0, .idle_s = 60, .burst_kb = 64 };
+	return (struct n4_relay_cfg){
+		.max_pairs = 4, .max_per_ip = 0, .idle_s = 60, .burst_kb = 64
+	};
 }
 
 static int rig_up(struct rig *g, const struct n4_relay_cfg *cfg)
@@ -172,13 +174,15 @@ TEST(relay_registers_both_sides_and_forwards_byte_for_byte)
 	CHECK(memcmp(buf, "back", 4) == 0 && from == g.ga.port);
 	/* a 12-byte datagram that looks like a registration with another token,
 	 * from a registered address, is data */
-	uint8_t fake[N4_RELAY_REG_SIZE] = { N4_CMD_RELAY_REG, 0, 'n', 'o', 't', 'a', 't', 'o',
-					    'k', 'e', 'n', '!' };
+	uint8_t fake[N4_RELAY_REG_SIZE] = {
+		N4_CMD_RELAY_REG, 0, 'n', 'o', 't', 'a', 't', 'o', 'k', 'e', 'n', '!'
+	};
 	send_to_port(g.fa, g.ga.port, fake, sizeof(fake));
 	CHECK_EQ(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500), sizeof(fake));
 	char st[1024];
 	n4_relay_status(g.relay, st, sizeof(st));
-	CHECK(strstr(st, "relay_up=1 ") && strstr(st, "relay_forwarded=3 ") && strstr(st, "relay_drop_unregistered=1 "));
+	CHECK(strstr(st, "relay_up=1 ") && strstr(st, "relay_forwarded=3 ") &&
+	      strstr(st, "relay_drop_unregistered=1 "));
 	rig_down(&g);
 }
 
@@ -218,7 +222,8 @@ TEST(relay_drops_strangers_and_wrong_tokens)
 	CHECK_EQ(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500), 5);
 	char st[1024];
 	n4_relay_status(g.relay, st, sizeof(st));
-	CHECK(strstr(st, "relay_drop_stranger=2 ") && strstr(st, "relay_drop_bad_reg=3 ") && strstr(st, "relay_moved=0 "));
+	CHECK(strstr(st, "relay_drop_stranger=2 ") && strstr(st, "relay_drop_bad_reg=3 ") &&
+	      strstr(st, "relay_moved=0 "));
 	rig_down(&g);
 }
 
