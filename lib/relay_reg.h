@@ -8,8 +8,10 @@
  *         N4_RELAY_PEER_UP once the other side has registered too
  *   2..11 token: 10 random bytes (getrandom) the server granted to this side
  *         over its TCP connection (RELAY + RELAY_TOKEN), never sent elsewhere
- *  [12..27 MAC: reserved for the pair key of N4_EXT_KEY once it exists; a
- *         datagram of that length will then be required from keyed clients]
+ *  [12..27 MAC: reserved.  The pair key of N4_EXT_KEY never reaches the
+ *         server, so it cannot key a MAC the relay checks; the token is the
+ *         secret.  A MAC under a key server and client share (a signed relay
+ *         allocation, README "Past one machine") would go here.]
  *
  * The relay answers each valid registration with one ack of the same size to
  * the registering address (never more bytes than it received), so a client
