@@ -7,13 +7,21 @@
 #   make bench      benchmarks (not tests)
 #   make install    PREFIX=/usr/local DESTDIR=
 
+# The one place the version is defined: n4 --version, n4shim --version, libn4.pc
+# (debian/changelog must carry the same upstream version; tests/pkg checks it).
+VERSION  := 0.2.0
 CC       ?= cc
 PREFIX   ?= /usr/local
+# Where libn4shim.so and libn4.a go (Debian: /usr/lib/<multiarch triplet>); n4shim
+# looks there for the library.
+LIBDIR   ?= $(PREFIX)/lib
+MANDIR   ?= $(PREFIX)/share/man
 BUILD    ?= build
-CSTD     := -std=c11 -D_GNU_SOURCE
+CSTD     := -std=c11 -D_GNU_SOURCE -DN4_VERSION='"$(VERSION)"'
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wconversion -Wno-sign-conversion
 CFLAGS   ?= -O2 -g
 ALLCFLAGS = $(CSTD) $(WARN) $(CFLAGS) -Ilib -fPIC -fvisibility=hidden
+LDFLAGS  ?=
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS   := -lpthread
 
@@ -50,20 +58,24 @@ $(BUILD)/san/%.o: %.c $(wildcard lib/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(SANFLAGS) -Ilib -Icli -Itests/unit -c $< -o $@
 
+# VERSION lives in this file: what prints it is rebuilt when it changes.
+$(BUILD)/cli/n4.o $(BUILD)/n4shim: Makefile
+
 $(BUILD)/libn4.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/n4: $(CLI_OBJ) $(BUILD)/libn4.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libn4.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libn4.a $(LDLIBS)
 
 $(BUILD)/libn4shim.so: $(SHIM_OBJ) $(BUILD)/libn4.a shim/exports.map
-	$(CC) $(CFLAGS) -shared -Wl,--version-script=shim/exports.map -Wl,-z,defs -o $@ \
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libn4shim.so -Wl,--version-script=shim/exports.map -Wl,-z,defs -o $@ \
 		$(SHIM_OBJ) $(BUILD)/libn4.a -ldl $(LDLIBS)
 
 $(BUILD)/n4shim: shim/n4shim.c $(BUILD)/libn4.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Ilib -DN4_PREFIX='"$(PREFIX)"' -o $@ $< $(BUILD)/libn4.a $(LDLIBS)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(LDFLAGS) -Ilib -DN4_PREFIX='"$(PREFIX)"' -DN4_LIBDIR='"$(LIBDIR)"' \
+		-o $@ $< $(BUILD)/libn4.a $(LDLIBS)
 
 $(BUILD)/tests/unit: $(UNIT_SAN) $(LIB_SAN)
 	@mkdir -p $(dir $@)
@@ -107,15 +119,22 @@ fuzz: deps $(FUZZ_BIN)
 bench: deps all lab-tools
 	@bench/run.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-		$(DESTDIR)$(PREFIX)/share/man/man1
+# Only what is installed is built (not the test helpers): the Debian build uses this.
+# libn4.pc for pkg-config: libn4 is static only, so its users link pthreads too.
+install: $(BUILD)/libn4.a $(BUILD)/n4 $(SHIM_TARGETS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 755 $(BUILD)/n4 $(DESTDIR)$(PREFIX)/bin/n4
-	install -m 644 $(BUILD)/libn4.a $(DESTDIR)$(PREFIX)/lib/libn4.a
+	install -m 644 $(BUILD)/libn4.a $(DESTDIR)$(LIBDIR)/libn4.a
 	install -m 644 lib/n4.h $(DESTDIR)$(PREFIX)/include/n4.h
-	$(if $(wildcard $(BUILD)/libn4shim.so),install -m 755 $(BUILD)/libn4shim.so $(DESTDIR)$(PREFIX)/lib/libn4shim.so)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$${prefix}/include' '' \
+		'Name: libn4' 'Description: UDP hole punching through two port-incrementing NATs (NAT4)' \
+		'Version: $(VERSION)' 'Libs: -L$${libdir} -ln4 -lpthread' 'Cflags: -I$${includedir}' \
+		>$(DESTDIR)$(LIBDIR)/pkgconfig/libn4.pc
+	$(if $(wildcard $(BUILD)/libn4shim.so),install -m 644 $(BUILD)/libn4shim.so $(DESTDIR)$(LIBDIR)/libn4shim.so)
 	$(if $(wildcard $(BUILD)/n4shim),install -m 755 $(BUILD)/n4shim $(DESTDIR)$(PREFIX)/bin/n4shim)
-	$(if $(wildcard doc/n4.1),install -m 644 doc/n4.1 $(DESTDIR)$(PREFIX)/share/man/man1/n4.1)
+	install -m 644 $(wildcard doc/*.1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(wildcard doc/*.3) $(DESTDIR)$(MANDIR)/man3/
 
 format:
 	clang-format -i $(LIB_SRC) $(wildcard lib/*.h) $(CLI_SRC) $(wildcard shim/*.[ch] tests/*/*.[ch] bench/*.c)

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "loop.h"
 #include "main.h"
+#include "report.h"
 
 static volatile sig_atomic_t cancel_flag;
 
@@ -17,8 +19,59 @@ static void on_signal(int sig)
 	cancel_flag = 1;
 }
 
+/* --json on a failure: the outcome, why, and the status n4 exits with. */
+static int fail(const struct n4_opts *o, uint64_t start_ms, int status, const char *outcome,
+		const char *reason)
+{
+	if (o->json) {
+		struct n4_json_report r = { .outcome = outcome,
+					    .elapsed_ms = (unsigned)(n4_now_ms() - start_ms),
+					    .strategy = o->client.strategy,
+					    .reason = reason,
+					    .exec_status = -1,
+					    .exit_status = status };
+		n4_report_json(stdout, &r);
+	}
+	return status;
+}
+
+/* The port is released (n4_client_free closed it) just before CMD starts, so
+ * CMD can bind it while the NAT mapping is still fresh. */
+static int after_win(const struct n4_opts *o, const struct n4_result *res)
+{
+	struct n4_json_report r = { .outcome = "win",
+				    .res = res,
+				    .elapsed_ms = res->elapsed_ms,
+				    .strategy = o->client.strategy,
+				    .exec_status = -1 };
+	char cmd[4096];
+	int status = 0;
+
+	if (o->exec_cmd) {
+		int err = n4_exec_expand(o->exec_cmd, res, cmd, sizeof(cmd));
+		if (!err) {
+			n4_info("> %s", cmd);
+			err = n4_exec_run(cmd, res, &cancel_flag);
+		}
+		if (err < 0) {
+			n4_error("--exec: cannot run the command: %s", strerror(-err));
+			status = 126;
+			r.reason = "the --exec command could not be started";
+		} else {
+			status = err;
+			r.exec_status = err;
+		}
+		r.exec_cmd = cmd;
+	}
+	r.exit_status = status;
+	if (o->json)
+		n4_report_json(stdout, &r);
+	return status;
+}
+
 int n4_client_main(const struct n4_opts *o)
 {
+	uint64_t start_ms = n4_now_ms();
 	struct n4_client_cfg cfg = o->client;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct n4_result res;
@@ -32,25 +85,26 @@ int n4_client_main(const struct n4_opts *o)
 	n4_client *c = n4_client_new(&cfg);
 	if (!c) {
 		n4_error("cannot start: %s", strerror(errno));
-		return 1;
+		return fail(o, start_ms, 1, "error", strerror(errno));
 	}
 	int err = n4_client_run(c, &res);
 	if (err) {
 		n4_client_free(c);
 		switch (err) {
 		case -ETIMEDOUT:
-			return 1;
+			return fail(o, start_ms, 1, "timeout", "no WIN within the timeout");
 		case -EHOSTUNREACH:
-			return 3;
+			return fail(o, start_ms, 3, "unreachable", "server unreachable");
 		case -ENOTSUP:
-			return 4;
+			return fail(o, start_ms, 4, "impossible",
+				    "this pair cannot be punched (both NATs unpredictable)");
 		case -ECANCELED:
 		case -EINTR:
 			n4_info("interrupted");
-			return 130;
+			return fail(o, start_ms, 130, "interrupted", "interrupted");
 		default:
 			n4_error("failed: %s", strerror(-err));
-			return 1;
+			return fail(o, start_ms, 1, "error", strerror(-err));
 		}
 	}
 	char ip[INET_ADDRSTRLEN];
@@ -70,5 +124,5 @@ int n4_client_main(const struct n4_opts *o)
 	 * is handed to the user's program (the original spends 2 s before WIN). */
 	n4_client_confirm(c);
 	n4_client_free(c);
-	return 0;
+	return after_win(o, &res);
 }

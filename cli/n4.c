@@ -5,7 +5,9 @@
 #include "main.h"
 #include "opts.h"
 
-#define N4_VERSION "0.1.0"
+#ifndef N4_VERSION /* the Makefile passes VERSION */
+#define N4_VERSION "unknown"
+#endif
 
 int main(int argc, char **argv)
 {

@@ -41,6 +41,9 @@ enum {
 	OPT_RELAY_TOTAL,
 	OPT_RELAY_IDLE,
 	OPT_RELAY_PORTS,
+	OPT_JSON,
+	OPT_EXEC,
+	OPT_METRICS,
 };
 
 static const struct option long_opts[] = {
@@ -85,6 +88,9 @@ static const struct option long_opts[] = {
 	{ "relay-total", required_argument, NULL, OPT_RELAY_TOTAL },
 	{ "relay-idle", required_argument, NULL, OPT_RELAY_IDLE },
 	{ "relay-ports", required_argument, NULL, OPT_RELAY_PORTS },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "exec", required_argument, NULL, OPT_EXEC },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -106,6 +112,7 @@ void n4_opts_usage(FILE *f)
 	      "  -a, --ident IDENT       pairing identifier, 1-6 ASCII characters (n4n4n4);\n"
 	      "                          server: accept only this one (default: any)\n"
 	      "  -v, --verbose / -q, --quiet / --log quiet|error|warn|info|debug\n"
+	      "      --help / --version  this text / the version\n"
 	      "server:\n"
 	      "  -l, --listen PORT       TCP and UDP port (1721)\n"
 	      "      --bind ADDR         address to listen on (all, IPv6 and IPv4)\n"
@@ -133,6 +140,7 @@ void n4_opts_usage(FILE *f)
 	      "      --relay-ports LO-HI relay UDP ports from this range (any)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
 	      "                          SIGUSR1 logs a status line; SIGTERM/SIGINT stop\n"
+	      "      --metrics ADDR:PORT serve Prometheus metrics over HTTP at /metrics (off)\n"
 	      "client:\n"
 	      "  -h, --host HOST         rendezvous server (required)\n"
 	      "  -p, --port PORT         server port (1721)\n"
@@ -148,9 +156,27 @@ void n4_opts_usage(FILE *f)
 	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
 	      "      --max-ports N       NAT ports one round may spend, plans are capped (512)\n"
 	      "      --no-relay          punch only: never accept the server's relay\n"
+	      "      --json              print one JSON object with the result on stdout\n"
+	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
+	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
+	      "                          n4 then exits with CMD's status\n"
 	      "exit status (client): 0 WIN, 1 no WIN in time, 2 usage, 3 server unreachable,\n"
 	      "  4 this pair cannot be punched, 130 interrupted.\n",
 	      f);
+}
+
+/* --exec: every '%' must be one we substitute, so that a typo fails at start
+ * rather than after a punch. */
+static bool exec_template_ok(const char *t)
+{
+	for (; *t; t++) {
+		if (*t != '%')
+			continue;
+		t++; /* "%" at the very end fails here too */
+		if (*t != 'l' && *t != 'h' && *t != 'p' && *t != '%')
+			return false;
+	}
+	return true;
 }
 
 static int bad(char *err, size_t len, const char *flag, const char *val, const char *what)
@@ -355,6 +381,21 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			o->server.relay_port_hi = (uint16_t)hi;
 			break;
 		}
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_EXEC:
+			if (!*optarg || !exec_template_ok(optarg))
+				return bad(err, err_len, "--exec", optarg,
+					   "a command; only %l, %h, %p and %% are substituted");
+			o->exec_cmd = optarg;
+			break;
+		case OPT_METRICS:
+			if (!*optarg || strlen(optarg) >= sizeof(o->metrics) ||
+			    !strchr(optarg, ':'))
+				return bad(err, err_len, "--metrics", optarg, "ADDR:PORT");
+			snprintf(o->metrics, sizeof(o->metrics), "%s", optarg);
+			break;
 		case OPT_HELP:
 			o->mode = N4_MODE_HELP;
 			return 0;

@@ -19,6 +19,9 @@ struct n4_opts {
 	char bind[256];
 	enum n4_log_level log_level;
 	unsigned log_rate;
+	bool json;	      /* client: one JSON object on stdout at the end */
+	const char *exec_cmd; /* client: run after the WIN (%l %h %p %%); in argv */
+	char metrics[256];    /* server: ADDR:PORT for Prometheus metrics; "" = off */
 };
 
 /* Parse argv into o.  0 on success; -EINVAL with a one-line message in err. */

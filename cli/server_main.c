@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "main.h"
+#include "metrics.h"
 
 static volatile sig_atomic_t stop_flag, status_flag;
 
@@ -42,7 +43,18 @@ int n4_server_main(const struct n4_opts *o)
 		n4_error("cannot serve on port %u: %s", cfg.port, strerror(errno));
 		return 1;
 	}
+	n4_metrics *m = NULL;
+	if (o->metrics[0]) {
+		m = n4_metrics_new(n4_server_loop(s), o->metrics, s);
+		if (!m) {
+			n4_error("cannot serve metrics on %s: %s", o->metrics, strerror(errno));
+			n4_server_free(s);
+			return 1;
+		}
+		n4_info("metrics on %s, TCP %u: GET /metrics", o->metrics, n4_metrics_port(m));
+	}
 	int err = n4_server_run(s, &stop_flag);
+	n4_metrics_free(m);
 	char line[1280];
 	n4_server_status(s, line, sizeof(line));
 	n4_info_uncapped("stopped: %s", line); /* never lost to the log cap */

@@ -544,6 +544,16 @@ void n4_relay_status(const n4_relay *r, char *buf, size_t len)
 		 r->expired_idle, r->expired_unreg);
 }
 
+void n4_relay_counts(const n4_relay *r, struct n4_relay_counts *out)
+{
+	out->pairs = r->npairs;
+	out->allocated = r->allocated;
+	out->forwarded = r->forwarded;
+	out->bytes = r->forwarded_bytes;
+	out->dropped = r->drop_stranger + r->drop_bad_reg + r->drop_unreg + r->drop_rate +
+		       r->drop_total + r->drop_oversize + r->drop_send;
+}
+
 unsigned n4_relay_pairs(const n4_relay *r)
 {
 	return r->npairs;

@@ -75,6 +75,14 @@ void n4_relay_sweep(n4_relay *r, uint64_t now_ms);
 /* " relay: pairs=... forwarded=... dropped:..." appended to a status line. */
 void n4_relay_status(const n4_relay *r, char *buf, size_t len);
 
+/* Totals for the metrics endpoint (metrics.h). */
+struct n4_relay_counts {
+	unsigned pairs; /* allocated now */
+	unsigned long long allocated, forwarded, bytes;
+	unsigned long long dropped; /* every drop reason together */
+};
+void n4_relay_counts(const n4_relay *r, struct n4_relay_counts *out);
+
 /* For tests: pairs allocated now. */
 unsigned n4_relay_pairs(const n4_relay *r);
 /* For tests (server_test.h): feed one datagram as if it arrived on side `side`

@@ -26,6 +26,7 @@
 #include "ipcap.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pairing.h"
 #include "relay.h"
 #include "server_test.h"
@@ -118,6 +119,7 @@ struct n4_server {
 	unsigned long long fd_limit, fd_limit_was;
 	unsigned long pairs_done, accepted, client_closed;
 	unsigned long rejects[REJ_COUNT];
+	unsigned long plans[N4_STATS_PLANS]; /* per side, by enum n4_plan_kind */
 	struct conn *live;
 	/* Closed connections are freed after the loop iteration, so that a chain of
 	 * calls (send -> error -> close partner) never touches freed memory. */
@@ -658,6 +660,8 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	if (relay_pair(s, a, b))
 		delay[0] = delay[1] = 0; /* no race to synchronise */
 	for (int i = 0; i < 2; i++) {
+		unsigned kind = pair[i]->disc ? (unsigned)pair[i]->disc->d.plan.kind : N4_PLAN_NONE;
+		s->plans[kind < N4_STATS_PLANS ? kind : N4_PLAN_NONE]++;
 		if (pair[i]->closed)
 			continue; /* a failed send to the first closed the second */
 		if (delay[i] == 0 || n4_timer_arm(s->loop, &pair[i]->peerinfo_timer, now + delay[i],
@@ -1144,6 +1148,39 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 		n += snprintf(buf + n, len - (size_t)n, " %s=%lu", reject_names[i], s->rejects[i]);
 	if (s->relay && n > 0 && (size_t)n < len)
 		n4_relay_status(s->relay, buf + n, len - (size_t)n);
+}
+
+/* For the metrics endpoint (metrics.h): the counters above, read at a scrape. */
+void n4_server_get_stats(const n4_server *s, struct n4_server_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (const struct conn *c = s->live; c; c = c->next)
+		st->by_state[c->pc.state & 3]++;
+	st->clients = s->nclients;
+	st->capacity = s->max_clients;
+	st->accepted = s->accepted;
+	st->pairs = s->pairs_done;
+	st->client_closed = s->client_closed;
+	st->sources = n4_ipcap_sources(s->ipcap);
+	st->draining = s->draining;
+	st->nrejects = REJ_COUNT;
+	st->reject_names = reject_names;
+	st->rejects = s->rejects;
+	memcpy(st->plans, s->plans, sizeof(st->plans));
+	if (s->relay) {
+		struct n4_relay_counts rc;
+		n4_relay_counts(s->relay, &rc);
+		st->has_relay = true;
+		st->relay_active_pairs = rc.pairs;
+		st->relay_pairs = (unsigned long)rc.allocated;
+		st->relay_bytes = rc.bytes;
+		st->relay_dropped = (unsigned long)rc.dropped;
+	}
+}
+
+n4_loop *n4_server_loop(n4_server *s)
+{
+	return s->loop;
 }
 
 void n4_server_free(n4_server *s)

@@ -20,6 +20,14 @@
 #ifndef N4_PREFIX
 #define N4_PREFIX "/usr/local"
 #endif
+/* Where `make install` (LIBDIR) or the Debian package (/usr/lib/<triplet>) put
+ * the library; the Makefile passes it. */
+#ifndef N4_LIBDIR
+#define N4_LIBDIR N4_PREFIX "/lib"
+#endif
+#ifndef N4_VERSION
+#define N4_VERSION "unknown"
+#endif
 #define SHIM_LIB "libn4shim.so"
 
 static const char usage_text[] =
@@ -46,6 +54,7 @@ static const char usage_text[] =
 	"  -v, --verbose             N4_LOG=debug\n"
 	"  -q, --quiet               N4_LOG=quiet\n"
 	"  -h, --help                this text\n"
+	"      --version             print the version\n"
 	"\n"
 	"environment read by libn4shim.so (set directly with LD_PRELOAD as well):\n"
 	"  N4_SERVER, N4_IDENT, N4_PEER, N4_LISTEN, N4_TIMEOUT, N4_STRATEGY, N4_POOL,\n"
@@ -75,30 +84,35 @@ static bool readable(const char *path)
 	return access(path, R_OK) == 0;
 }
 
-/* Next to our own binary (build tree, or PREFIX/bin -> PREFIX/lib), else the prefix. */
+/* Next to our own binary (the build tree), then the directory it was installed
+ * to (N4_LIBDIR), then PREFIX/bin -> PREFIX/lib for a tree moved elsewhere. */
 static void find_library(char *out, size_t len)
 {
 	char self[PATH_MAX - 64], real[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash = NULL;
 
 	if (n > 0) {
 		self[n] = '\0';
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(out, len, "%s/%s", self, SHIM_LIB);
-			if (readable(out))
-				return;
-			snprintf(out, len, "%s/../lib/%s", self, SHIM_LIB);
-			if (readable(out) && realpath(out, real)) {
-				snprintf(out, len, "%s", real);
-				return;
-			}
+		slash = strrchr(self, '/');
+	}
+	if (slash) {
+		*slash = '\0';
+		snprintf(out, len, "%s/%s", self, SHIM_LIB);
+		if (readable(out))
+			return;
+	}
+	snprintf(out, len, "%s/%s", N4_LIBDIR, SHIM_LIB);
+	if (readable(out))
+		return;
+	if (slash) {
+		snprintf(out, len, "%s/../lib/%s", self, SHIM_LIB);
+		if (readable(out) && realpath(out, real)) {
+			snprintf(out, len, "%s", real);
+			return;
 		}
 	}
-	snprintf(out, len, "%s/lib/%s", N4_PREFIX, SHIM_LIB);
-	if (!readable(out))
-		die("cannot find %s next to n4shim or in %s/lib", SHIM_LIB, N4_PREFIX);
+	die("cannot find %s next to n4shim or in %s", SHIM_LIB, N4_LIBDIR);
 }
 
 /* The file execvp would run. */
@@ -206,6 +220,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char lib[PATH_MAX], prog[PATH_MAX];
@@ -248,6 +263,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("n4shim %s\n", N4_VERSION);
 			return 0;
 		default:
 			fputs(usage_text, stderr);

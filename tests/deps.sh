@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
 	nftables iproute2 conntrack socat netcat-openbsd iptables tcpdump
 	libnetfilter-queue-dev libmnl-dev clang libclang-rt-14-dev procps psmisc
+	dpkg-dev debhelper lintian pkgconf curl prometheus jq
 )
 
 die() {

@@ -50,6 +50,12 @@ for t in tests/server/test_*.sh; do
 	run_suite "$(basename "$t" .sh)" bash "$t"
 done
 
+# Packaging: builds, installs and purges the Debian packages (needs root).
+for t in tests/pkg/test_*.sh; do
+	[[ -e $t ]] || continue
+	run_suite "$(basename "$t" .sh)" bash "$t"
+done
+
 # The lab needs root and network namespaces.  Without them the run fails loudly:
 # a green result must mean the NAT claims were actually checked.
 lab_ok=1

@@ -47,7 +47,8 @@ need_bins() {
 
 # The server built with ASan+UBSan, from the same objects the unit tests use.
 san_n4() {
-	local objs=(cli/n4 cli/server_main cli/client_main cli/opts)
+	local objs
+	objs=($(ls cli/*.c | sed 's/\.c$//'))
 	local lib
 	lib=$(ls lib/*.c | sed 's/\.c$//')
 	make -s $(printf "$BUILD/san/%s.o " "${objs[@]}" $lib) >/dev/null || return 1
