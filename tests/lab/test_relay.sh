@@ -3,7 +3,8 @@
 # every pair connects).  random/random: `n4 -c` on both sides exits 0 with a relayed
 # WIN and the printed nc lines carry data both ways; two shimmed netcats exchange
 # both ways; a stranger spraying the relay's ports reaches neither program; a pair
-# over its rate is limited while another is not; --no-relay keeps exit status 4.
+# over its rate is limited while another is not; --no-relay keeps exit status 4, and
+# so does a full relay (--relay-max).
 # (The move back to a direct path belongs to the shim's keeper: not tested here.)
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -143,5 +144,20 @@ if relayed "$R1A" && relayed "$R1B" && relayed "$R2A" && relayed "$R2B"; then
 else
 	not_ok "rate: both pairs relayed"
 fi
+
+# ---- 7. a full relay refuses the next pair as before (exit 4), and counts it ----
+stop_server
+lab_flush
+start_server --relay-max 1 || exit 1
+F1A=$LAB_DIR/f1-a.log F1B=$LAB_DIR/f1-b.log F2A=$LAB_DIR/f2-a.log F2B=$LAB_DIR/f2-b.log
+pids=("$(rclient a "$F1A" -a rly8 -t 30 -b 33000)" "$(rclient b "$F1B" -a rly8 -t 30 -b 33000)")
+wait_pids 40 "${pids[@]}"
+pids=("$(rclient a2 "$F2A" -a rly9 -t 30 -b 34000)" "$(rclient b2 "$F2B" -a rly9 -t 30 -b 34000)")
+wait_pids 40 "${pids[@]}"
+check "--relay-max 1: the first pair is relayed" bash -c "grep -q 'WIN \] relayed' '$F1A' && grep -q 'WIN \] relayed' '$F1B'"
+check "--relay-max 1: the second pair is refused with exit status 4" \
+	bash -c "grep -q '^exit status 4$' '$F2A' && grep -q '^exit status 4$' '$F2B'"
+n=$(status_field relay_refused_full)
+check "--relay-max 1: the refusal is counted (${n:-?})" at_least "${n:-0}" 1
 
 summary relay
