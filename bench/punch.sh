@@ -5,7 +5,9 @@
 #
 # usage: bench/punch.sh [-k TRIALS] [-c CLASSIC_TRIALS] [-t TIMEOUT_S] [-o FILE]
 #                       [-s "classic auto"] [-f FAILDIR] [CELL...]
-#   -s  strategies to run (default both, side by side)
+#   -s  strategies to run (default both, side by side); "keyed" is auto with a
+#       pre-shared key (-k: keyed pairing id, authenticated PUNCHes), e.g.
+#       bench/punch.sh -s "auto keyed" inc/inc/0/0 inc/inc/20/0
 #   -f  keep the logs of every trial that did not win in FAILDIR
 #   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S, e.g. inc-linux/inc-linux/0/0
 #   default cells: the foundation set (see below)
@@ -37,7 +39,9 @@ cells=("$@")
 ((${#cells[@]})) || cells=(inc/inc/0/0 inc-linux/inc-linux/0/0 inc-linux/inc-linux/20/0 cone/cone/0/0 cone/inc/0/0)
 
 lab_require_root || exit 1
-trap 'lab_down' EXIT
+KEYDIR=$(mktemp -d /tmp/n4-bench-key.XXXX)
+trap 'lab_down; rm -rf "$KEYDIR"' EXIT
+(umask 077 && "$N4" genkey >"$KEYDIR/key") || exit 1
 
 # median and max of numbers on stdin (ms), "-" when none
 stats() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "- -"; exit }
@@ -70,7 +74,9 @@ for cell in "${cells[@]}"; do
 		for ((i = 1; i <= k; i++)); do
 			lab_flush
 			tag=$strategy-$i
-			run_pair "$tag" --strategy "$strategy" -t "$TIMEOUT" --log debug -b $((20000 + (i % 10) * 1000)) >/dev/null
+			sargs=(--strategy "$strategy")
+			[[ $strategy == keyed ]] && sargs=(--strategy auto -k "$KEYDIR/key")
+			run_pair "$tag" "${sargs[@]}" -t "$TIMEOUT" --log debug -b $((20000 + (i % 10) * 1000)) >/dev/null
 			if won "$LOG_A" && won "$LOG_B"; then
 				wins=$((wins + 1))
 				ta=$(win_ms "$LOG_A")

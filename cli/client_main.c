@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blake2s.h"
+#include "key.h"
 #include "log.h"
 #include "loop.h"
 #include "main.h"
@@ -81,8 +83,18 @@ int n4_client_main(const struct n4_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	cfg.cancel = &cancel_flag;
+	if (o->key_file[0]) {
+		char why[512];
+		/* Nothing is sent anywhere before the key is known to be good. */
+		if (n4_key_load(o->key_file, cfg.key, why, sizeof(why))) {
+			fprintf(stderr, "n4: %s\n", why);
+			return 2;
+		}
+		cfg.have_key = true;
+	}
 
 	n4_client *c = n4_client_new(&cfg);
+	n4_wipe(cfg.key, sizeof(cfg.key));
 	if (!c) {
 		n4_error("cannot start: %s", strerror(errno));
 		return fail(o, start_ms, 1, "error", strerror(errno));

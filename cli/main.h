@@ -6,5 +6,8 @@
 
 int n4_server_main(const struct n4_opts *o);
 int n4_client_main(const struct n4_opts *o);
+/* `n4 genkey`, `n4 keyid FILE [-a IDENT]`: exit status. */
+int n4_genkey_main(int argc, char **argv);
+int n4_keyid_main(int argc, char **argv);
 
 #endif

@@ -14,6 +14,10 @@ int main(int argc, char **argv)
 	struct n4_opts o;
 	char err[256];
 
+	if (argc > 1 && strcmp(argv[1], "genkey") == 0)
+		return n4_genkey_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "keyid") == 0)
+		return n4_keyid_main(argc - 1, argv + 1);
 	if (n4_opts_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "n4: %s\n(try 'n4 --help')\n", err);
 		return 2;

@@ -53,6 +53,7 @@ static const struct option long_opts[] = {
 	{ "port", required_argument, NULL, 'p' },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "ident", required_argument, NULL, 'a' },
+	{ "key", required_argument, NULL, 'k' },
 	{ "src-port", required_argument, NULL, 'b' },
 	{ "count", required_argument, NULL, 'n' },
 	{ "offset", required_argument, NULL, 'o' },
@@ -99,8 +100,12 @@ static const struct option long_opts[] = {
 void n4_opts_usage(FILE *f)
 {
 	fputs("usage: n4 -s [-l PORT] [-a IDENT] [server options]\n"
-	      "       n4 -c -h HOST [-p PORT] [-a IDENT] [-b PORT] [-n COUNT] [-o OFFSET] [-x]\n"
-	      "             [--strategy auto|classic] [-t SECONDS] [client options]\n"
+	      "       n4 -c -h HOST [-p PORT] [-a IDENT] [-k KEYFILE] [-b PORT] [-n COUNT]\n"
+	      "             [-o OFFSET] [-x] [--strategy auto|classic] [-t SECONDS] [client options]\n"
+	      "       n4 genkey                  print a new random key (base64, one line)\n"
+	      "       n4 keyid KEYFILE [-a IDENT] [--long]  the 6-character identifier the key\n"
+	      "                                  gives (for a private server: n4 -s -a $(n4 keyid F));\n"
+	      "                                  --long: the 144-bit one an n4 server pairs on\n"
 	      "\n"
 	      "Punch UDP between two hosts behind port-incrementing (NAT4) NATs; wire-compatible\n"
 	      "with the original n4.\n"
@@ -143,6 +148,10 @@ void n4_opts_usage(FILE *f)
 	      "      --metrics ADDR:PORT serve Prometheus metrics over HTTP at /metrics (off)\n"
 	      "client:\n"
 	      "  -h, --host HOST         rendezvous server (required)\n"
+	      "  -k, --key FILE          pre-shared key from 'n4 genkey' (- = stdin; mode 600):\n"
+	      "                          pair only with holders of the key, WIN only on an\n"
+	      "                          authenticated PUNCH; the server never sees the key.\n"
+	      "                          Without it anyone using the same -a can pair with you\n"
 	      "  -p, --port PORT         server port (1721)\n"
 	      "  -b, --src-port PORT     first local port of the socket pool (30000; 0 = any)\n"
 	      "  -n, --count N           pool size, local sockets per round (25)\n"
@@ -205,7 +214,8 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 	o->log_rate = 100;
 	optind = 0; /* full reset, so the parser can run more than once */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":sch:p:l:a:b:n:o:xS:t:r:vq", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":sch:p:l:a:k:b:n:o:xS:t:r:vq", long_opts, NULL)) !=
+	       -1) {
 		unsigned long v;
 		switch (c) {
 		case 's':
@@ -239,6 +249,11 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			snprintf(o->client.ident, sizeof(o->client.ident), "%s", optarg);
 			snprintf(o->server_ident, sizeof(o->server_ident), "%s", optarg);
 			have_ident = true;
+			break;
+		case 'k':
+			if (!*optarg || strlen(optarg) >= sizeof(o->key_file))
+				return bad(err, err_len, "-k", optarg, "empty or too long");
+			snprintf(o->key_file, sizeof(o->key_file), "%s", optarg);
 			break;
 		case 'b':
 			NUM("-b", 0, 65535, v, "port must be 0-65535");
@@ -429,6 +444,12 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			snprintf(err, err_len, "%s", why);
 			return -EINVAL;
 		}
+	}
+	if (o->mode == N4_MODE_SERVER && o->key_file[0]) {
+		snprintf(err, err_len,
+			 "-k is a client option: the server never sees the key "
+			 "(to serve one key alone: n4 -s -a $(n4 keyid FILE))");
+		return -EINVAL;
 	}
 	if (o->mode == N4_MODE_SERVER) {
 		o->server.only_ident = have_ident ? o->server_ident : NULL;

@@ -22,6 +22,7 @@ struct n4_opts {
 	bool json;	      /* client: one JSON object on stdout at the end */
 	const char *exec_cmd; /* client: run after the WIN (%l %h %p %%); in argv */
 	char metrics[256];    /* server: ADDR:PORT for Prometheus metrics; "" = off */
+	char key_file[4096];  /* -k FILE ("-": stdin), read by the client mode */
 };
 
 /* Parse argv into o.  0 on success; -EINVAL with a one-line message in err. */

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "auth.h"
+#include "blake2s.h"
+#include "key.h"
 #include "log.h"
 #include "loop.h"
 #include "punch.h"
@@ -53,6 +56,11 @@ struct n4_client {
 	bool won, confirmed, got_ack, relayed;
 	unsigned ports_used;  /* local ports of the last round's pool */
 	unsigned lost_rounds; /* rounds that punched and lost, told to the server */
+	/* With a key: what it derives (the key itself is wiped), and the
+	 * authentication state of the current round. */
+	bool keyed;
+	struct n4_keyed kid;
+	struct n4_auth auth;
 };
 
 void n4_client_cfg_init(struct n4_client_cfg *cfg)
@@ -115,7 +123,15 @@ n4_client *n4_client_new(const struct n4_client_cfg *cfg)
 	c->ctx.cancel = cfg->cancel;
 	c->ctx.return_on_eintr = cfg->return_on_eintr;
 	c->win_fd = -1;
-	n4_ident_encode(cfg->ident, c->ident);
+	if (cfg->have_key) {
+		c->keyed = true;
+		(void)n4_key_derive(cfg->key, cfg->ident, &c->kid); /* ident checked above */
+		n4_wipe(c->cfg.key, sizeof(c->cfg.key));
+		/* On the wire (and to an original server) only the derived id. */
+		n4_ident_encode(c->kid.short_id, c->ident);
+	} else {
+		n4_ident_encode(cfg->ident, c->ident);
+	}
 	return c;
 }
 
@@ -127,6 +143,7 @@ void n4_client_free(n4_client *c)
 	if (c->win_fd >= 0)
 		close(c->win_fd);
 	free(c->host);
+	n4_wipe(c, sizeof(*c));
 	free(c);
 }
 
@@ -268,11 +285,22 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | (cfg->no_relay ? 0 : N4_EXT_RELAY));
+	/* Keyed clients are not relayed: their peer is proven only by an
+	 * authenticated PUNCH, which does not run through the relay yet. */
+	bool relay_ok = !cfg->no_relay && !c->keyed;
+	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | (c->keyed ? N4_EXT_KEY : 0) |
+				  (relay_ok ? N4_EXT_RELAY : 0));
 	n4_rv_init(&rv, server, c->ident, classic ? 0 : offer);
 	rv.lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
+	if (c->keyed) {
+		rv.long_id = c->kid.long_id;
+		err = n4_auth_round(&c->auth, &c->kid); /* this round's nonce */
+		if (err)
+			goto out;
+		rv.nonce = c->auth.nonce;
+	}
 	uint64_t now = n4_now_ms();
 	err = n4_rv_hello(&rv, now + 5000 < deadline ? now + 5000 : deadline, &c->ctx);
 	if (err)
@@ -316,6 +344,11 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			       .any_ip = cfg->any_peer_ip,
 			       .plan = rv.plan };
 	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
+	if (c->keyed) {
+		n4_auth_bind(&c->auth, &rv.peer, rv.have_self ? &rv.self : NULL,
+			     rv.have_peer_nonce ? rv.peer_nonce : NULL);
+		sw.auth = &c->auth;
+	}
 	sw.target = rv.peer;
 	sw.target.sin_port =
 		htons((uint16_t)target_port(ntohs(rv.peer.sin_port), cfg->peer_offset));
@@ -325,7 +358,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	char b[32];
 	n4_info(" [ Target: %s ] ", n4_addr_str(&sw.target, b, sizeof(b)));
 
-	bool peer_is_n4 = rv.granted && (rv.peer_flags & N4_PEER_N4);
+	/* A keyed peer that passes authentication is ours by construction. */
+	bool peer_is_n4 = (rv.granted && (rv.peer_flags & N4_PEER_N4)) || c->keyed;
 	unsigned round_ms = cfg->round_ms;
 	if (!round_ms &&
 	    (rv.plan.kind == N4_PLAN_BDAY_LISTEN || rv.plan.kind == N4_PLAN_BDAY_PROBE))
@@ -346,6 +380,12 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	}
 	now = n4_now_ms();
 	int won = n4_sweep_run(&sw, now + round_ms < deadline ? now + round_ms : deadline, &c->ctx);
+	if (won == 0 && c->keyed && c->auth.failures) {
+		char pb[32];
+		n4_warn("peer failed authentication (%u datagrams from %s); asking the server "
+			"for another partner",
+			c->auth.failures, n4_addr_str(&rv.peer, pb, sizeof(pb)));
+	}
 	if (won <= 0) {
 		err = won;
 		goto out;
@@ -391,6 +431,10 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 
 	if (c->won)
 		return -EALREADY;
+	if (!c->keyed)
+		n4_warn("no key: anyone who uses the identifier '%s' on this server can pair "
+			"with you; see 'n4 genkey' and -k",
+			cfg->ident);
 	memset(res, 0, sizeof(*res));
 	res->fd = -1;
 	err = n4_resolve_v4(c->host, cfg->server_port, &server);
@@ -461,6 +505,10 @@ int n4_client_confirm(n4_client *c)
 	if (c->confirmed || c->relayed)
 		return 0; /* a relayed peer gets no PUNCH to confirm */
 	c->confirmed = true;
+	if (c->keyed) {
+		int ra = n4_confirm_auth(c->win_fd, &c->peer, &c->auth, c->cfg.confirm_ms, &c->ctx);
+		return ra < 0 ? ra : 0;
+	}
 	int r = n4_confirm(c->win_fd, &c->peer, c->ident, c->confirm_mode, c->got_ack,
 			   c->cfg.confirm_ms, &c->ctx);
 	return r < 0 ? r : 0;

@@ -54,6 +54,11 @@ struct n4_client_cfg {
 	 * background sets this, so that its attempt either wins a direct path or
 	 * fails, and never lands on a second relay (README "Back to direct"). */
 	bool no_relay;
+	/* Pre-shared key (n4 genkey; -k): pair on an identifier derived from it
+	 * and ident, and accept only PUNCHes authenticated with it.  The key is
+	 * never sent; n4_client_new keeps only what it derives. */
+	bool have_key;
+	uint8_t key[32];
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */
@@ -98,8 +103,9 @@ int n4_client_take_fd(n4_client *c);
 
 void n4_client_free(n4_client *c);
 
-/* True when buf/len is a PUNCH datagram for ident (any reserved byte):
- * used to keep late PUNCHes away from programs. */
+/* True when buf/len is a PUNCH datagram for ident (any reserved byte), or an
+ * authenticated PUNCH of keyed peers carrying ident (with a key: the derived
+ * id, see n4 keyid): used to keep late PUNCHes away from programs. */
 bool n4_is_punch(const void *buf, size_t len, const char *ident);
 
 /* Relayed results (res->relayed): the registration that keeps res->fd's side

@@ -13,7 +13,23 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "blake2s.h"
 #include "ipcap.h"
+#include "loop.h"
+
+/* Legacy clients that finished, remembered briefly by (identifier, IP, port): a
+ * late copy of their EXCHANGE must not be taken for the next legacy client
+ * behind that IP (an original client moves its ports every round, so the next
+ * one's EXCHANGE comes from another port).  Direct-mapped, four slots per
+ * client the server can hold, so that a record is rarely overwritten within
+ * RECENT_MS even at thousands of pairs a second (a collision only forgets). */
+#define RECENT_MS 3000
+
+struct recent {
+	uint8_t key[N4_HKEY_SIZE];
+	uint16_t port;
+	uint64_t until_ms;
+};
 
 struct htable {
 	struct n4_hnode **buckets;
@@ -22,17 +38,32 @@ struct htable {
 };
 
 struct n4_pairing {
-	struct htable waiting, exchanging, exch_ids, tokens;
+	struct htable waiting, exchanging, exch_ids, tokens, held;
 	size_t nwaiting;
-	uint64_t token_seed;
+	/* Tokens are BLAKE2s(token_secret; counter): unpredictable without the
+	 * secret whatever tokens one has seen (a stranger behind the same IP must
+	 * not guess another client's), and distinct (checked anyway). */
+	uint8_t token_secret[N4_BLAKE2S_KEYBYTES];
+	uint64_t token_counter;
+	struct recent *recent;
+	size_t recent_mask;
+	uint64_t recent_hash_key[2];
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void make_key(uint8_t out[N4_HKEY_SIZE], const uint8_t id[N4_PAYLOAD_SIZE], uint32_t ip)
 {
-	memcpy(out, id, N4_PAYLOAD_SIZE);
-	memcpy(out + N4_PAYLOAD_SIZE, &ip, 4);
+	memset(out, 0, N4_HKEY_SIZE);
+	memcpy(out + 1, id, N4_PAYLOAD_SIZE);
+	memcpy(out + 1 + N4_LONGID_SIZE, &ip, 4);
+}
+
+static void make_long_key(uint8_t out[N4_HKEY_SIZE], const uint8_t id[N4_LONGID_SIZE])
+{
+	memset(out, 0, N4_HKEY_SIZE);
+	out[0] = 1;
+	memcpy(out + 1, id, N4_LONGID_SIZE);
 }
 
 static struct n4_hnode **bucket(const struct htable *t, const uint8_t key[N4_HKEY_SIZE])
@@ -101,15 +132,30 @@ n4_pairing *n4_pairing_new(size_t expected_clients)
 
 	if (!p)
 		return NULL;
+	size_t slots = 4096;
+	while (slots < 4 * expected_clients && slots < ((size_t)1 << 20))
+		slots <<= 1;
+	p->recent_mask = slots - 1;
 	if (ht_init(&p->waiting, expected_clients) || ht_init(&p->exchanging, expected_clients) ||
-	    ht_init(&p->exch_ids, expected_clients) || ht_init(&p->tokens, expected_clients)) {
+	    ht_init(&p->exch_ids, expected_clients) || ht_init(&p->tokens, expected_clients) ||
+	    ht_init(&p->held, 64) ||
+	    !(p->recent = calloc(p->recent_mask + 1, sizeof(*p->recent)))) {
 		n4_pairing_free(p);
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (getrandom(&p->token_seed, sizeof(p->token_seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(p->token_seed))
-		p->token_seed = p->waiting.hash_key[0] ^ 0x9e3779b97f4a7c15ull;
+	n4_hash_key_init(p->recent_hash_key);
+	/* No weaker fallback: without a secret, tokens would be guessable. */
+	ssize_t n;
+	do
+		n = getrandom(p->token_secret, sizeof(p->token_secret), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(p->token_secret)) {
+		int err = n < 0 ? errno : EIO;
+		n4_pairing_free(p);
+		errno = err;
+		return NULL;
+	}
 	return p;
 }
 
@@ -121,24 +167,46 @@ void n4_pairing_free(n4_pairing *p)
 	free(p->exchanging.buckets);
 	free(p->exch_ids.buckets);
 	free(p->tokens.buckets);
+	free(p->held.buckets);
+	free(p->recent);
+	n4_wipe(p->token_secret, sizeof(p->token_secret));
 	free(p);
 }
 
-/* Tokens only need to be unique and unguessable enough that a stranger cannot
- * redirect a pair's EXCHANGE; the source-IP check still applies on top. */
+/* A token is the only proof for a client whose TCP came over IPv6, and the one
+ * thing telling apart clients behind one IP: a keyed PRF of a secret counter,
+ * so that reading any number of tokens says nothing about the next ones. */
 static void assign_token(n4_pairing *p, struct n4_pclient *c)
 {
 	uint8_t key[N4_HKEY_SIZE];
 
 	do {
-		uint64_t x = (p->token_seed += 0x9e3779b97f4a7c15ull);
-		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-		x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-		x ^= x >> 31;
-		memcpy(c->token, &x, N4_TOKEN_SIZE);
+		uint64_t ctr = p->token_counter++;
+		(void)n4_blake2s(c->token, N4_TOKEN_SIZE, p->token_secret, sizeof(p->token_secret),
+				 &ctr, sizeof(ctr));
 		make_key(key, c->token, 0);
 	} while (ht_first(&p->tokens, key));
 	ht_insert(&p->tokens, &c->token_node, key);
+}
+
+/* An unobserved legacy client in the exchange with c's identifier and IP. */
+static bool legacy_busy(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE])
+{
+	for (struct n4_hnode *n = ht_first(&p->exchanging, key); n; n = ht_next_same(n)) {
+		if (!container_of(n, struct n4_pclient, exch_node)->observed)
+			return true;
+	}
+	return false;
+}
+
+static void enter_exchanging(n4_pairing *p, struct n4_pclient *c)
+{
+	uint8_t key[N4_HKEY_SIZE];
+
+	make_key(key, c->ident, c->ip);
+	ht_insert(&p->exchanging, &c->exch_node, key);
+	make_key(key, c->ident, 0);
+	ht_insert(&p->exch_ids, &c->exch_id_node, key);
 }
 
 static void enter_paired(n4_pairing *p, struct n4_pclient *c)
@@ -151,16 +219,47 @@ static void enter_paired(n4_pairing *p, struct n4_pclient *c)
 		return;
 	}
 	make_key(key, c->ident, c->ip);
-	ht_insert(&p->exchanging, &c->exch_node, key);
-	make_key(key, c->ident, 0);
-	ht_insert(&p->exch_ids, &c->exch_id_node, key);
+	/* Two legacy clients with one identifier and IP in the exchange at once
+	 * could not be told apart: this one gets READY once the other's EXCHANGE
+	 * is attributed (IPv6 TCP clients are never matched by IP anyway). */
+	if (!c->tcp_v6 && legacy_busy(p, key)) {
+		c->held = true;
+		ht_insert(&p->held, &c->held_node, key);
+		return;
+	}
+	enter_exchanging(p, c);
+}
+
+struct n4_pclient *n4_pairing_release(n4_pairing *p, const struct n4_pclient *c)
+{
+	uint8_t key[N4_HKEY_SIZE];
+
+	if ((c->ext & N4_EXT_TOKEN) || c->tcp_v6)
+		return NULL;
+	make_key(key, c->ident, c->ip);
+	if (legacy_busy(p, key))
+		return NULL;
+	/* The oldest held client first (new ones are inserted at the head). */
+	struct n4_hnode *n = ht_first(&p->held, key), *last = NULL;
+	for (; n; n = ht_next_same(n))
+		last = n;
+	if (!last)
+		return NULL;
+	struct n4_pclient *h = container_of(last, struct n4_pclient, held_node);
+	ht_remove(&p->held, last);
+	h->held = false;
+	enter_exchanging(p, h);
+	return h;
 }
 
 struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c)
 {
 	uint8_t key[N4_HKEY_SIZE];
 
-	make_key(key, c->ident, 0);
+	if (c->keyed)
+		make_long_key(key, c->long_id);
+	else
+		make_key(key, c->ident, 0);
 	struct n4_hnode *n = ht_first(&p->waiting, key);
 	if (!n) {
 		c->state = N4_P_WAITING;
@@ -176,6 +275,22 @@ struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c)
 	enter_paired(p, w);
 	enter_paired(p, c);
 	return w;
+}
+
+static struct recent *recent_slot(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE],
+				  uint16_t port)
+{
+	uint64_t h = n4_keyed_hash(key, N4_HKEY_SIZE, p->recent_hash_key) ^ port;
+
+	return &p->recent[(h * 0x9e3779b97f4a7c15ull >> 32) & p->recent_mask];
+}
+
+static bool recently_done(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t port)
+{
+	const struct recent *r = recent_slot(p, key, port);
+
+	return r->port == port && r->until_ms > n4_now_ms() &&
+	       memcmp(r->key, key, N4_HKEY_SIZE) == 0;
 }
 
 static int attribute(struct n4_pclient *c, const struct sockaddr_in *src)
@@ -239,22 +354,36 @@ int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct so
 	}
 	if (!candidate)
 		return -EALREADY; /* both behind this IP already seen: a late copy */
+	if (recently_done(p, key, src->sin_port))
+		return -EALREADY; /* a late copy from a finished client */
 	*out = candidate;
 	return attribute(candidate, src);
 }
 
-void n4_pairing_remove(n4_pairing *p, struct n4_pclient *c)
+struct n4_pclient *n4_pairing_remove(n4_pairing *p, struct n4_pclient *c)
 {
+	bool blocking = c->exch_node.linked && !c->observed;
+
+	if (c->exch_node.linked && c->observed) {
+		struct recent *r = recent_slot(p, c->exch_node.key, c->udp.sin_port);
+		memcpy(r->key, c->exch_node.key, N4_HKEY_SIZE);
+		r->port = c->udp.sin_port;
+		r->until_ms = n4_now_ms() + RECENT_MS;
+	}
+
 	if (c->wait_node.linked) {
 		ht_remove(&p->waiting, &c->wait_node);
 		p->nwaiting--;
 	}
+	ht_remove(&p->held, &c->held_node);
+	c->held = false;
 	ht_remove(&p->exchanging, &c->exch_node);
 	ht_remove(&p->exch_ids, &c->exch_id_node);
 	ht_remove(&p->tokens, &c->token_node);
 	if (c->partner && c->partner->partner == c)
 		c->partner->partner = NULL;
 	c->partner = NULL;
+	return blocking ? n4_pairing_release(p, c) : NULL;
 }
 
 size_t n4_pairing_waiting(const n4_pairing *p)

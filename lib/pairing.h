@@ -10,10 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "key.h"
 #include "wire.h"
 
-/* Identifier or token (6 bytes), then an IPv4 address (4 bytes, 0 when unused). */
-#define N4_HKEY_SIZE (N4_PAYLOAD_SIZE + 4)
+/* A kind byte (identifier/token or long keyed id: separate name spaces), the id
+ * (6 bytes, or N4_LONGID_SIZE), then an IPv4 address (4 bytes, 0 when unused). */
+#define N4_HKEY_SIZE (1 + N4_LONGID_SIZE + 4)
 
 struct n4_hnode {
 	struct n4_hnode *next;
@@ -40,10 +42,20 @@ struct n4_pclient {
 	struct sockaddr_in udp; /* observed EXCHANGE source */
 	struct n4_hnode wait_node, exch_node, exch_id_node, token_node;
 	void *owner; /* the server's connection */
+	/* N4_EXT_KEY: paired on this long id (key.h), never with an unkeyed
+	 * client; the 6-byte ident above is then the short id, logged only. */
+	bool keyed;
+	uint8_t long_id[N4_LONGID_SIZE];
+	/* Legacy client whose READY waits: another legacy client with the same
+	 * identifier and IP is in the exchange and unobserved, and v1 EXCHANGEs
+	 * from one IP can only be told apart by arriving one pair at a time. */
+	bool held;
+	struct n4_hnode held_node;
 };
 
 typedef struct n4_pairing n4_pairing;
 
+/* NULL + errno (ENOMEM, or the getrandom error: tokens need a secret). */
 n4_pairing *n4_pairing_new(size_t expected_clients);
 void n4_pairing_free(n4_pairing *p);
 
@@ -67,8 +79,13 @@ int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct so
 struct n4_pclient *n4_pairing_by_token(n4_pairing *p, const uint8_t token[N4_TOKEN_SIZE],
 				       uint32_t ip);
 
-/* Forget c (closed, timed out, done).  Its partner, if any, is unlinked from c. */
-void n4_pairing_remove(n4_pairing *p, struct n4_pclient *c);
+/* Forget c (closed, timed out, done).  Its partner, if any, is unlinked from c.
+ * Returns a held client that may now get its READY (see held), or NULL. */
+struct n4_pclient *n4_pairing_remove(n4_pairing *p, struct n4_pclient *c);
+
+/* After c's EXCHANGE was attributed: the held client (same identifier and IP)
+ * that may now get its READY, or NULL.  It is no longer held. */
+struct n4_pclient *n4_pairing_release(n4_pairing *p, const struct n4_pclient *c);
 
 size_t n4_pairing_waiting(const n4_pairing *p);
 

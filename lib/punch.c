@@ -104,10 +104,12 @@ static void send_one(struct n4_sweep *sw, unsigned sock, uint16_t port,
 		     const uint8_t msg[N4_MSG_SIZE])
 {
 	struct sockaddr_in to = sw->target;
+	const uint8_t *m = sw->auth ? sw->amsg : msg;
+	size_t len = sw->auth ? N4_APUNCH_SIZE : N4_MSG_SIZE;
 
 	to.sin_port = htons(port);
-	if (sendto(sw->pool->fds[sock], msg, N4_MSG_SIZE, 0, (struct sockaddr *)&to, sizeof(to)) ==
-	    N4_MSG_SIZE)
+	if (sendto(sw->pool->fds[sock], m, len, 0, (struct sockaddr *)&to, sizeof(to)) ==
+	    (ssize_t)len)
 		sw->sent++;
 	else
 		n4_debug("PUNCH from pool socket %u to port %u: %s", sock, port, strerror(errno));
@@ -161,11 +163,43 @@ static void preopen_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
 	set_ttl(sw->pool, -1);
 }
 
+/* Keyed: judge an APUNCH from the peer's IP.  Every authentic one is answered
+ * at once from the socket it reached, carrying the peer's nonce back: that
+ * answer is what proves us to the peer.  True on an authenticated WIN. */
+static bool auth_punch(struct n4_sweep *sw, int fd, const uint8_t *buf, size_t len,
+		       const struct sockaddr_in *from)
+{
+	char b[32];
+
+	if (!sw->any_ip && from->sin_addr.s_addr != sw->peer_ip.s_addr)
+		return false;
+	enum n4_auth_verdict v = n4_auth_check(sw->auth, buf, len);
+	if (v == N4_AUTH_BAD) {
+		if (sw->auth->failures++ == 0)
+			n4_warn("PUNCH from %s failed authentication (no key, or another key)",
+				n4_addr_str(from, b, sizeof(b)));
+		return false;
+	}
+	if (v == N4_AUTH_OTHER)
+		return false;
+	uint8_t reply[N4_APUNCH_SIZE];
+	n4_auth_encode(sw->auth, v == N4_AUTH_WIN ? N4_PUNCH_ACK : 0, reply);
+	if (sendto(fd, reply, sizeof(reply), 0, (const struct sockaddr *)from, sizeof(*from)) < 0)
+		n4_debug("APUNCH answer to %s: %s", n4_addr_str(from, b, sizeof(b)),
+			 strerror(errno));
+	n4_auth_encode(sw->auth, 0, sw->amsg); /* later passes echo the nonce too */
+	if (v != N4_AUTH_WIN)
+		return false;
+	sw->from = *from;
+	sw->got_ack = sw->auth->peer_acked;
+	return true;
+}
+
 /* Returns 1 when fd holds a valid PUNCH from the peer (drains others). */
 static int read_punches(struct n4_sweep *sw, int fd)
 {
 	for (;;) {
-		uint8_t buf[64];
+		uint8_t buf[128];
 		struct sockaddr_in from;
 		socklen_t flen = sizeof(from);
 		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
@@ -174,6 +208,11 @@ static int read_punches(struct n4_sweep *sw, int fd)
 			if (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH)
 				continue; /* ICMP errors from our own probes */
 			return 0;
+		}
+		if (sw->auth) {
+			if (from.sin_family == AF_INET && auth_punch(sw, fd, buf, (size_t)n, &from))
+				return 1;
+			continue;
 		}
 		if (n != N4_MSG_SIZE || buf[0] != N4_CMD_PUNCH ||
 		    memcmp(buf + 2, sw->ident, N4_PAYLOAD_SIZE) != 0 || from.sin_family != AF_INET)
@@ -222,6 +261,8 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 	for (unsigned i = 0; i < pool->n; i++)
 		pfd[i] = (struct pollfd){ .fd = pool->fds[i], .events = POLLIN };
 	n4_punch_bytes(sw->ident, 0, msg);
+	if (sw->auth)
+		n4_auth_encode(sw->auth, 0, sw->amsg);
 	sw->sent = 0;
 	if (getrandom(&rng, sizeof(rng), GRND_NONBLOCK) != sizeof(rng) || rng == 0)
 		rng = n4_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
@@ -344,5 +385,51 @@ int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PA
 	}
 	if (mode == N4_CONFIRM_CLASSIC)
 		n4_info(" <= Punch ");
+	return acked ? 1 : 0;
+}
+
+int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth,
+		    unsigned confirm_ms, const struct n4_waitctx *ctx)
+{
+	uint8_t ack[N4_APUNCH_SIZE];
+	uint64_t end = n4_now_ms() + confirm_ms;
+	bool acked = auth->peer_acked;
+
+	for (uint64_t next = 0;;) {
+		uint64_t now = n4_now_ms();
+		if (now >= next) {
+			n4_auth_encode(auth, N4_PUNCH_ACK, ack);
+			sendto(fd, ack, sizeof(ack), 0, (const struct sockaddr *)peer,
+			       sizeof(*peer));
+			next = now + 100;
+			if (acked)
+				break; /* one acknowledgement answers the peer's */
+		}
+		if (now >= end)
+			break;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int n = n4_wait(&p, 1, next < end ? next : end, ctx);
+		if (n < 0)
+			return n;
+		while (n > 0) {
+			uint8_t buf[128];
+			struct sockaddr_in from;
+			socklen_t flen = sizeof(from);
+			ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
+					     (struct sockaddr *)&from, &flen);
+			if (r < 0 &&
+			    (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH))
+				continue;
+			if (r < 0)
+				break;
+			if (from.sin_addr.s_addr != peer->sin_addr.s_addr)
+				continue;
+			if (n4_auth_check(auth, buf, (size_t)r) == N4_AUTH_WIN &&
+			    auth->peer_acked && !acked) {
+				acked = true;
+				next = 0; /* answer it at once */
+			}
+		}
+	}
 	return acked ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "predict.h"
 #include "wait.h"
 #include "wire.h"
@@ -37,6 +38,8 @@ struct n4_sweep {
 	int low_ttl;	     /* >0: pre-open with this TTL first */
 	unsigned guard_ms;   /* after pre-opening, before full-TTL PUNCH */
 	struct n4_plan plan; /* from the server; N4_PLAN_NONE: all -> target */
+	struct n4_auth *auth;	      /* keyed: send APUNCH, WIN only on an authenticated one */
+	uint8_t amsg[N4_APUNCH_SIZE]; /* our current APUNCH */
 	/* out */
 	unsigned winner;	 /* pool index that received the peer's PUNCH */
 	struct sockaddr_in from; /* where it came from: the peer's real address */
@@ -59,5 +62,9 @@ enum n4_confirm_mode {
 int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
 	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
 	       const struct n4_waitctx *ctx);
+
+/* n4_confirm for keyed peers: authenticated acknowledgements (auth.h). */
+int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth,
+		    unsigned confirm_ms, const struct n4_waitctx *ctx);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "key.h"
 #include "log.h"
 #include "loop.h"
 
@@ -133,11 +134,30 @@ static int recv_msg(struct n4_rv *rv, struct n4_msg *m, uint64_t deadline_ms,
 	return 0;
 }
 
+/* Our server asks a keyed client for its long pairing id before pairing it;
+ * an original server never does (it pairs on the short id in HELLO). */
+static int send_long_id(struct n4_rv *rv)
+{
+	uint8_t buf[N4_LONGID_PARTS * N4_MSG_SIZE];
+
+	for (unsigned i = 0; i < N4_LONGID_PARTS; i++) {
+		struct n4_msg m;
+		n4_msg_init(&m, N4_CMD_KEYID, (uint8_t)i, rv->long_id + i * N4_PAYLOAD_SIZE);
+		n4_wire_encode(&m, buf + i * N4_MSG_SIZE);
+	}
+	return send_all(rv->tcp_fd, buf, sizeof(buf));
+}
+
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	struct n4_msg m;
 	int err = recv_msg(rv, &m, deadline_ms, ctx, NULL, -1, NULL);
 
+	if (!err && m.cmd == N4_CMD_KEYID && (rv->offer & N4_EXT_KEY) && rv->long_id) {
+		err = send_long_id(rv);
+		if (!err)
+			err = recv_msg(rv, &m, deadline_ms, ctx, NULL, -1, NULL);
+	}
 	if (err)
 		return err;
 	if (m.cmd != N4_CMD_READY) {
@@ -150,6 +170,21 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 		memcpy(rv->token, m.payload, N4_TOKEN_SIZE);
 	else
 		rv->granted = 0; /* every extension rides on the token */
+	if ((rv->granted & N4_EXT_KEY) && rv->nonce) {
+		/* Our nonce reaches the partner with its PEERINFO: then the very
+		 * first PUNCH each side receives can prove the other. */
+		uint8_t buf[N4_LONGID_PARTS * N4_MSG_SIZE], part[3 * N4_PAYLOAD_SIZE] = { 0 };
+		memcpy(part, rv->nonce, 16);
+		for (unsigned i = 0; i < N4_LONGID_PARTS; i++) {
+			struct n4_msg k;
+			n4_msg_init(&k, N4_CMD_KEYID, (uint8_t)(N4_LONGID_PARTS + i),
+				    part + i * N4_PAYLOAD_SIZE);
+			n4_wire_encode(&k, buf + i * N4_MSG_SIZE);
+		}
+		err = send_all(rv->tcp_fd, buf, sizeof(buf));
+		if (err)
+			return err;
+	}
 	n4_info(" => Ready ");
 	if (rv->granted & N4_EXT_RELAY) {
 		/* The server waits for this before PEERINFO: how many rounds this
@@ -239,6 +274,16 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 		if (m.cmd == N4_CMD_RELAY_TOKEN && relay_seen && !token_seen) {
 			memcpy(rv->relay_token + 4, m.payload, N4_RELAY_TOKEN_SIZE - 4);
 			token_seen = true;
+			continue;
+		}
+		if (m.cmd == N4_CMD_SELF && (rv->granted & N4_EXT_KEY)) {
+			if (m.ext == 0) {
+				rv->have_self = n4_peerinfo_decode(m.payload, &rv->self) == 0;
+			} else if (m.ext == rv->peer_nonce_parts + 1 && m.ext <= 3) {
+				memcpy(rv->peer_nonce + N4_PAYLOAD_SIZE * rv->peer_nonce_parts,
+				       m.payload, N4_PAYLOAD_SIZE);
+				rv->have_peer_nonce = ++rv->peer_nonce_parts == 3;
+			}
 			continue;
 		}
 		if (m.cmd == N4_CMD_PLAN && probing) {

@@ -31,6 +31,17 @@ struct n4_rv {
 	uint8_t lost_rounds;
 	uint16_t relay_port;
 	uint8_t relay_token[N4_RELAY_TOKEN_SIZE];
+	/* N4_EXT_KEY: the long pairing id sent when the server asks (KEYID), and
+	 * our own observed address from SELF (have_self). */
+	const uint8_t *long_id;
+	struct sockaddr_in self;
+	bool have_self;
+	/* ... our PUNCH nonce for this round, sent after READY, and the
+	 * partner's as the server passed it on (have_peer_nonce: all of it). */
+	const uint8_t *nonce; /* 16 bytes */
+	uint8_t peer_nonce[3 * N4_PAYLOAD_SIZE];
+	uint8_t peer_nonce_parts;
+	bool have_peer_nonce;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,

@@ -79,8 +79,14 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	uint8_t out[4 * N4_MSG_SIZE]; /* READY, PLAN or RELAY + RELAY_TOKEN, PEERINFO */
+	/* READY, PLAN (or RELAY + RELAY_TOKEN), 4 SELF and PEERINFO at most */
+	uint8_t out[8 * N4_MSG_SIZE];
 	uint8_t in_len, out_len;
+	/* N4_EXT_KEY: KEYID messages received (long id, then the round's nonce),
+	 * and the partner's nonce to pass on in SELF. */
+	uint8_t keyid_parts;
+	uint8_t nonce[3 * N4_PAYLOAD_SIZE], peer_nonce[3 * N4_PAYLOAD_SIZE];
+	bool peer_nonce_ok;
 	bool close_after_flush, closed;
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
@@ -169,6 +175,7 @@ static void close_reset(int fd)
 }
 
 static void conn_close(struct conn *c, bool close_partner);
+static void send_ready(struct conn *c);
 
 static void conn_flush(struct conn *c)
 {
@@ -222,7 +229,7 @@ static void conn_close(struct conn *c, bool close_partner)
 		free(c->disc);
 		c->disc = NULL;
 	}
-	n4_pairing_remove(s->pairing, &c->pc);
+	struct n4_pclient *released = n4_pairing_remove(s->pairing, &c->pc);
 	n4_loop_del(s->loop, &c->io);
 	if (c->out_len > 0 || c->pc.state != N4_P_DONE)
 		close_reset(c->io.fd); /* nothing more it can use: do not linger */
@@ -248,6 +255,8 @@ static void conn_close(struct conn *c, bool close_partner)
 			conn_str(partner, b, sizeof(b)));
 		conn_close(partner, false);
 	}
+	if (released)
+		send_ready(released->owner);
 }
 
 static void deadline_fired(n4_loop *loop, struct n4_timer *t)
@@ -293,6 +302,13 @@ static void send_ready(struct conn *c)
 {
 	struct n4_msg m;
 
+	if (c->pc.held) {
+		/* READY follows when the legacy client ahead of it is attributed
+		 * (pairing.h); the exchange deadline covers the wait. */
+		arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
+		return;
+	}
+
 	if (c->pc.ext & N4_EXT_PROBE) {
 		c->disc = calloc(1, sizeof(*c->disc));
 		if (c->disc)
@@ -305,6 +321,8 @@ static void send_ready(struct conn *c)
 	arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
 	conn_send(c, &m);
 }
+
+static void pair_client(struct conn *c);
 
 static void handle_hello(struct conn *c)
 {
@@ -332,11 +350,33 @@ static void handle_hello(struct conn *c)
 	/* Discovery rides on the token and needs the second UDP port. */
 	if ((m.ext & N4_EXT_PROBE) && (c->pc.ext & N4_EXT_TOKEN) && s->probe_io.fd >= 0)
 		c->pc.ext |= N4_EXT_PROBE;
-	/* The relay's registration rides on the token's pairing too. */
-	if ((m.ext & N4_EXT_RELAY) && (c->pc.ext & N4_EXT_TOKEN) && s->relay)
+	/* The relay's registration rides on the token's pairing too.  Keyed
+	 * pairs are never relayed: only an authenticated PUNCH proves their peer. */
+	if ((m.ext & N4_EXT_RELAY) && !(m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN) &&
+	    s->relay)
 		c->pc.ext |= N4_EXT_RELAY;
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
+	/* A keyed client pairs on its long id, which comes next (within the
+	 * HELLO deadline): ask for it. */
+	if ((m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN)) {
+		struct n4_msg ask;
+		c->pc.ext |= N4_EXT_KEY;
+		c->in_len = 0;
+		n4_msg_init(&ask, N4_CMD_KEYID, N4_EXT_KEY, NULL);
+		conn_send(c, &ask);
+		return;
+	}
+	pair_client(c);
+}
+
+/* HELLO (and for keyed clients the long id) complete: pair or wait. */
+static void pair_client(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	char b[64];
+
+	conn_str(c, b, sizeof(b));
 	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
 	if (!w) {
 		arm_deadline(c, s->cfg.wait_timeout_ms);
@@ -416,12 +456,46 @@ static void send_relay(struct conn *c)
 	conn_send(c, &m);
 }
 
+/* One of the N4_LONGID_PARTS KEYID messages after a keyed HELLO, in order. */
+static void handle_keyid(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_msg m;
+	char b[64];
+
+	c->in_len = 0;
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_KEYID, &m) || m.ext != c->keyid_parts ||
+	    (c->keyid_parts >= N4_LONGID_PARTS) != (c->pc.state == N4_P_PAIRED)) {
+		s->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: malformed KEYID (%02x %02x ...), closed", conn_str(c, b, sizeof(b)),
+			c->in[0], c->in[1]);
+		conn_close(c, false);
+		return;
+	}
+	if (c->keyid_parts >= N4_LONGID_PARTS) {
+		/* The round's nonce, passed on to the partner with its PEERINFO. */
+		memcpy(c->nonce + N4_PAYLOAD_SIZE * (c->keyid_parts - N4_LONGID_PARTS), m.payload,
+		       N4_PAYLOAD_SIZE);
+		c->keyid_parts++;
+		return;
+	}
+	memcpy(c->pc.long_id + N4_PAYLOAD_SIZE * c->keyid_parts, m.payload, N4_PAYLOAD_SIZE);
+	if (++c->keyid_parts < N4_LONGID_PARTS)
+		return;
+	c->pc.keyed = true;
+	n4_debug("%s: keyed pairing id received", conn_str(c, b, sizeof(b)));
+	pair_client(c);
+}
+
 static void conn_readable(struct conn *c)
 {
 	for (;;) {
 		uint8_t extra[64];
-		bool want_hello = c->pc.state == N4_P_NEW;
-		bool want_ask = n4_srv_relay_wants_ask(c);
+		/* A keyed client's nonce (three KEYID) follows its READY. */
+		bool want_hello = c->pc.state == N4_P_NEW ||
+				  ((c->pc.ext & N4_EXT_KEY) && c->pc.state == N4_P_PAIRED &&
+				   c->keyid_parts < 2 * N4_LONGID_PARTS);
+		bool want_ask = !want_hello && n4_srv_relay_wants_ask(c);
 		uint8_t *dst = want_hello ? c->in + c->in_len
 			       : want_ask ? c->ask + c->ask_len
 					  : extra;
@@ -467,7 +541,10 @@ static void conn_readable(struct conn *c)
 		}
 		c->in_len = (uint8_t)(c->in_len + n);
 		if (c->in_len == N4_MSG_SIZE) {
-			handle_hello(c);
+			if (c->pc.ext & N4_EXT_KEY)
+				handle_keyid(c);
+			else
+				handle_hello(c);
 			return; /* c may be gone; further bytes are seen on the next event */
 		}
 	}
@@ -610,6 +687,21 @@ static void send_peerinfo(struct conn *c)
 		if (c->closed)
 			return;
 	}
+	if (c->pc.ext & N4_EXT_KEY) {
+		/* The client's own observed address, bound into its PUNCH MAC,
+		 * and its partner's nonce for this round. */
+		struct n4_msg self;
+		n4_msg_init(&self, N4_CMD_SELF, 0, NULL);
+		n4_peerinfo_encode(&c->pc.udp, self.payload);
+		conn_send(c, &self);
+		for (uint8_t i = 0; c->peer_nonce_ok && i < 3 && !c->closed; i++) {
+			n4_msg_init(&self, N4_CMD_SELF, (uint8_t)(i + 1),
+				    c->peer_nonce + i * N4_PAYLOAD_SIZE);
+			conn_send(c, &self);
+		}
+		if (c->closed)
+			return;
+	}
 	n4_msg_init(&m, N4_CMD_PEERINFO, c->pc.ext ? c->peer_flags : 0, NULL);
 	n4_peerinfo_encode(&c->peer_udp, m.payload);
 	n4_info(" <= Peerinfo %s to %s", n4_addr_str(&c->peer_udp, b2, sizeof(b2)),
@@ -640,6 +732,10 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 
 	a->peer_udp = b->pc.udp;
 	b->peer_udp = a->pc.udp;
+	a->peer_nonce_ok = b->keyid_parts == 2 * N4_LONGID_PARTS;
+	b->peer_nonce_ok = a->keyid_parts == 2 * N4_LONGID_PARTS;
+	memcpy(a->peer_nonce, b->nonce, sizeof(a->peer_nonce));
+	memcpy(b->peer_nonce, a->nonce, sizeof(b->peer_nonce));
 	a->peer_flags = b->pc.ext ? N4_PEER_N4 : 0;
 	b->peer_flags = a->pc.ext ? N4_PEER_N4 : 0;
 	s->pairs_done++;
@@ -765,6 +861,10 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
 			c->disc->d.complete = true;
 	}
 	maybe_schedule(s, c);
+	/* The next legacy client behind this IP and identifier may go now. */
+	struct n4_pclient *released = n4_pairing_release(s->pairing, pc);
+	if (released)
+		send_ready(released->owner);
 }
 
 static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)

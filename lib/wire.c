@@ -122,7 +122,9 @@ bool n4_is_punch(const void *buf, size_t len, const char *ident)
 	uint8_t id[N4_PAYLOAD_SIZE];
 	const uint8_t *b = buf;
 
-	if (len != N4_MSG_SIZE || b[0] != N4_CMD_PUNCH)
+	/* 68 bytes: the authenticated PUNCH of keyed peers (auth.h), same id place. */
+	if (!(len == N4_MSG_SIZE && b[0] == N4_CMD_PUNCH) &&
+	    !(len == N4_APUNCH_SIZE && b[0] == N4_CMD_APUNCH))
 		return false;
 	if (n4_ident_encode(ident, id) != 0)
 		return false;

@@ -22,6 +22,7 @@
 #define N4_MSG_SIZE 8
 #define N4_PAYLOAD_SIZE 6
 #define N4_TOKEN_SIZE 6
+#define N4_APUNCH_SIZE 68 /* N4_CMD_APUNCH datagram, laid out in auth.h */
 
 enum n4_cmd {
 	N4_CMD_HELLO = 0x01,
@@ -33,6 +34,21 @@ enum n4_cmd {
 	 * server -> client over TCP before PEERINFO, the plan for this side
 	 * (predict.h), the plan kind in the reserved byte. */
 	N4_CMD_PLAN = 0x06,
+	/* Extensions with N4_EXT_KEY (key.h, auth.h), only between parties that
+	 * negotiated it.  KEYID: server -> client "send your long pairing id"
+	 * (granting N4_EXT_KEY in the reserved byte), then client -> server with
+	 * the part index in the reserved byte and 6 bytes each: parts 0..2 the
+	 * long id (after HELLO), parts 3..5 this round's PUNCH nonce (after READY,
+	 * 16 bytes and 2 zero bytes). */
+	N4_CMD_KEYID = 0x07,
+	/* SELF: server -> client TCP, just before PEERINFO.  Reserved byte 0: the
+	 * client's own observed EXCHANGE address (PEERINFO layout), bound into the
+	 * PUNCH MAC; 1..3: the partner's PUNCH nonce, 6 bytes each (when it came
+	 * in time), so that the first authenticated PUNCH can already win. */
+	N4_CMD_SELF = 0x08,
+	/* APUNCH: the authenticated PUNCH between keyed clients (auth.h), UDP,
+	 * N4_APUNCH_SIZE bytes: never an 8-byte message. */
+	N4_CMD_APUNCH = 0x09,
 	/* Relay (N4_EXT_RELAY, relay.h), only with clients granted the bit.
 	 * RELAY over TCP: client -> server right after READY, ext = punching
 	 * rounds this attempt has lost; server -> client before PEERINFO when the
@@ -43,11 +59,15 @@ enum n4_cmd {
 	N4_CMD_RELAY_REG = 0x0B,
 	N4_CMD_RELAY_TOKEN = 0x0C,
 };
+/* The highest command: 8-byte decoding accepts any up to it and each caller
+ * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte
+ * messages; their own decoders check them). */
 #define N4_CMD_MAX N4_CMD_RELAY_TOKEN
 
 /* Capability bits in HELLO/READY. */
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
+#define N4_EXT_KEY 0x04u   /* long keyed pairing id (KEYID), SELF before PEERINFO */
 #define N4_EXT_RELAY 0x08u /* the server may relay the pair (RELAY before PEERINFO) */
 #define N4_EXT_ALL N4_EXT_TOKEN
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */

@@ -17,6 +17,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "blake2s.h"
+#include "key.h"
 #include "log.h"
 #include "wire.h"
 
@@ -125,6 +127,43 @@ static void setup_log(void)
 	n4_log_set_rate(20); /* datagrams from the network can trigger lines */
 }
 
+/* N4_KEY_FILE=FILE or N4_KEY=BASE64: the pre-shared key goes into the client
+ * config (libn4 derives from it and wipes it).  A bad one is an error: every
+ * designated call fails with EINVAL and nothing is sent. */
+static void read_key(struct n4_client_cfg *c)
+{
+	const char *file = getenv("N4_KEY_FILE"), *text = getenv("N4_KEY");
+	char why[sizeof(config.why) - 32];
+
+	if (file && text) {
+		set_error(-EINVAL, "N4_KEY_FILE and N4_KEY are both set: give one key%s%s", "",
+			  NULL);
+		return;
+	}
+	if (file) {
+		if (n4_key_load(file, c->key, why, sizeof(why))) {
+			set_error(-EINVAL, "N4_KEY_FILE: %s%s", why, NULL);
+			return;
+		}
+		c->have_key = true;
+	} else if (text) {
+		if (n4_key_decode(text, strlen(text), c->key)) {
+			set_error(-EINVAL,
+				  "N4_KEY: not a key (want the base64 line 'n4 genkey' prints)%s%s",
+				  "", NULL);
+			return;
+		}
+		c->have_key = true;
+	}
+	if (c->have_key) {
+		struct n4_keyed k;
+		/* The datagrams to keep from the program carry the derived id. */
+		if (n4_key_derive(c->key, config.ident, &k) == 0)
+			snprintf(config.wire_ident, sizeof(config.wire_ident), "%s", k.short_id);
+		n4_wipe(&k, sizeof(k));
+	}
+}
+
 static void read_env(void)
 {
 	struct n4_client_cfg *c = &config.client;
@@ -169,6 +208,8 @@ static void read_env(void)
 		else
 			snprintf(config.ident, sizeof(config.ident), "%s", s);
 	}
+	snprintf(config.wire_ident, sizeof(config.wire_ident), "%s", config.ident);
+	read_key(c);
 	v = SHIM_DEFAULT_TIMEOUT_S;
 	env_number("N4_TIMEOUT", 1, 86400, &v);
 	c->timeout_ms = (unsigned)v * 1000u;

@@ -17,6 +17,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "blake2s.h"
+#include "key.h"
+
 #ifndef N4_PREFIX
 #define N4_PREFIX "/usr/local"
 #endif
@@ -41,6 +44,10 @@ static const char usage_text[] =
 	"options (each sets the environment variable named beside it):\n"
 	"  -s, --server HOST[:PORT]  N4_SERVER   rendezvous server (required; port 1721)\n"
 	"  -a, --ident IDENT         N4_IDENT    pairing identifier, 1-6 characters (n4n4n4)\n"
+	"  -k, --key FILE            N4_KEY_FILE pre-shared key from 'n4 genkey' (mode 600;\n"
+	"                                        - = stdin, passed on as N4_KEY): pair only\n"
+	"                                        with holders of the key, send the program's\n"
+	"                                        data only after an authenticated WIN\n"
 	"  -P, --peer IP:PORT        N4_PEER     placeholder the program uses for its peer;\n"
 	"                                        unset: any UDP port on the server's IP except\n"
 	"                                        the rendezvous port\n"
@@ -58,7 +65,8 @@ static const char usage_text[] =
 	"\n"
 	"environment read by libn4shim.so (set directly with LD_PRELOAD as well):\n"
 	"  N4_SERVER, N4_IDENT, N4_PEER, N4_LISTEN, N4_TIMEOUT, N4_STRATEGY, N4_POOL,\n"
-	"  N4_OFFSET, N4_SRC_PORT as above, and\n"
+	"  N4_OFFSET, N4_SRC_PORT, N4_KEY_FILE as above, and\n"
+	"  N4_KEY         the key itself (base64, as 'n4 genkey' prints) instead of a file\n"
 	"  N4_LOG         quiet, error, warn, info (default) or debug; lines go to stderr,\n"
 	"                 prefixed \"n4shim[PID]\"\n"
 	"  N4_ROUND_MS    punch round length in ms (0: per strategy)\n"
@@ -205,11 +213,39 @@ static void set(const char *name, const char *value)
 		die("cannot set %s: %s", name, strerror(errno));
 }
 
+/* -k FILE: checked here (one line, exit 2, nothing run), then handed to the
+ * shim as N4_KEY_FILE with an absolute path; -k - reads the key from our
+ * standard input (the program's is its own) and hands it over as N4_KEY. */
+static void set_key(const char *file)
+{
+	uint8_t key[N4_KEY_SIZE];
+	char why[512], abs[PATH_MAX];
+
+	if (n4_key_load(file, key, why, sizeof(why))) {
+		fprintf(stderr, "n4shim: %s\n", why);
+		exit(2);
+	}
+	if (strcmp(file, "-") == 0) {
+		char text[N4_KEY_B64_LEN + 1];
+		n4_key_encode(key, text);
+		set("N4_KEY", text);
+		n4_wipe(text, sizeof(text));
+		unsetenv("N4_KEY_FILE");
+	} else {
+		if (!realpath(file, abs))
+			die("%s: %s", file, strerror(errno));
+		set("N4_KEY_FILE", abs);
+		unsetenv("N4_KEY");
+	}
+	n4_wipe(key, sizeof(key));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, 's' },
 		{ "ident", required_argument, NULL, 'a' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "peer", required_argument, NULL, 'P' },
 		{ "listen", required_argument, NULL, 'L' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -226,13 +262,16 @@ int main(int argc, char **argv)
 	char lib[PATH_MAX], prog[PATH_MAX];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+s:a:P:L:t:S:n:o:b:vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:a:k:P:L:t:S:n:o:b:vqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			set("N4_SERVER", optarg);
 			break;
 		case 'a':
 			set("N4_IDENT", optarg);
+			break;
+		case 'k':
+			set_key(optarg);
 			break;
 		case 'P':
 			set("N4_PEER", optarg);

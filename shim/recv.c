@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "wire.h"
 
 enum { RC_RECVFROM, RC_RECVMSG, RC_READ };
 
@@ -71,8 +72,8 @@ static void filter_done(int fd)
  * receive would (same socket, same MSG_DONTWAIT); returns 0 or -errno. */
 static int drop_punches(int fd, const struct rview *v, int flags)
 {
-	const char *ident = shim_config_get()->ident;
-	unsigned char buf[16];
+	const char *ident = shim_config_get()->wire_ident;
+	unsigned char buf[N4_APUNCH_SIZE + 1];
 
 	for (;;) {
 		struct sockaddr_storage from;
@@ -83,7 +84,7 @@ static int drop_punches(int fd, const struct rview *v, int flags)
 			return -errno;
 		if (!from_peer(&from, flen, &v->peer))
 			return 0;
-		if (n != 8 || !n4_is_punch(buf, (size_t)n, ident)) {
+		if ((n != 8 && n != N4_APUNCH_SIZE) || !n4_is_punch(buf, (size_t)n, ident)) {
 			filter_done(fd);
 			return 0;
 		}
@@ -138,16 +139,16 @@ static bool late_punch(const struct rcall *c, ssize_t n)
 {
 	const void *data = c->buf;
 
-	if (n != 8)
+	if (n != 8 && n != N4_APUNCH_SIZE)
 		return false;
 	if (c->kind == RC_RECVMSG) {
-		if (!c->msg->msg_iovlen || c->msg->msg_iov[0].iov_len < 8)
+		if (!c->msg->msg_iovlen || c->msg->msg_iov[0].iov_len < (size_t)n)
 			return false;
 		data = c->msg->msg_iov[0].iov_base;
-	} else if (c->len < 8) {
+	} else if (c->len < (size_t)n) {
 		return false;
 	}
-	return n4_is_punch(data, 8, shim_config_get()->ident);
+	return n4_is_punch(data, (size_t)n, shim_config_get()->wire_ident);
 }
 
 static ssize_t do_recv(int fd, struct rcall *c)

@@ -74,6 +74,7 @@ struct shim_config {
 	struct n4_client_cfg client; /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
+	char wire_ident[N4_IDENT_MAX + 1]; /* what PUNCHes carry: ident, or the key's id */
 };
 
 /* Parsed on first need: cheap part (environment only) on the first socket(), the

@@ -29,6 +29,7 @@
 #include <getopt.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,41 @@ static size_t addr_hash(const struct sockaddr_in *a)
 	return (size_t)(x >> 20);
 }
 
+/* With -j and a shared identifier the server pairs clients of different worker
+ * processes: every UDP address and the PEERINFO it received also go into a
+ * table shared by the workers (open addressing, set before the fork), so that
+ * such a pair is verified too, by whichever side settles it first. */
+#define GSLOTS (1u << 18)
+struct gslot {
+	_Atomic uint64_t addr; /* ip << 16 | port, 0 = free */
+	_Atomic uint64_t got;  /* PEERINFO received, same form, 0 = none yet */
+	_Atomic int settled;
+};
+static struct gslot *gtab;
+
+static uint64_t gkey(const struct sockaddr_in *a)
+{
+	return (uint64_t)ntohl(a->sin_addr.s_addr) << 16 | ntohs(a->sin_port);
+}
+
+static struct gslot *gfind(uint64_t k, bool insert)
+{
+	for (uint64_t i = (k * 0x9e3779b97f4a7c15ull) >> 46, n = 0; n < GSLOTS; n++, i++) {
+		struct gslot *g = &gtab[i & (GSLOTS - 1)];
+		uint64_t cur = atomic_load(&g->addr);
+		if (cur == k)
+			return g;
+		if (cur == 0) {
+			if (!insert)
+				return NULL;
+			uint64_t zero = 0;
+			if (atomic_compare_exchange_strong(&g->addr, &zero, k) || zero == k)
+				return g;
+		}
+	}
+	return NULL;
+}
+
 /* The client currently sending from a (NULL when none is). */
 static struct client *umap_find(const struct sockaddr_in *a)
 {
@@ -183,6 +219,33 @@ static void client_fail(struct client *c, const char *why)
 		pair_member_resolved(c->pair);
 }
 
+/* An original client moves its source ports every round (its pool window), so
+ * legacy clients send each round from a fresh UDP port of their address: the
+ * server may then recognise late copies from a finished round by their port. */
+static int rebind_udp(struct usock *u)
+{
+	size_t h = addr_hash(&u->addr) & umap_mask;
+	for (struct usock **pp = &umap[h]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == u) {
+			*pp = u->hnext;
+			break;
+		}
+	}
+	close(u->fd);
+	u->addr.sin_port = 0;
+	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	socklen_t sl = sizeof(u->addr);
+	if (u->fd < 0 || bind(u->fd, (struct sockaddr *)&u->addr, sizeof(u->addr)) ||
+	    getsockname(u->fd, (struct sockaddr *)&u->addr, &sl))
+		return -errno;
+	if (gtab && !gfind(gkey(&u->addr), true))
+		return -ENOSPC;
+	h = addr_hash(&u->addr) & umap_mask;
+	u->hnext = umap[h];
+	umap[h] = u;
+	return 0;
+}
+
 static int client_start(struct client *c, bool holding)
 {
 	int fd = socket(srv_tcp.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -190,6 +253,20 @@ static int client_start(struct client *c, bool holding)
 	if (fd < 0)
 		return -errno;
 	c->u = &c->socks[c->cur++ % nsocks];
+	if (legacy && c->cur > 1) {
+		int err = rebind_udp(c->u);
+		if (err) {
+			close(fd);
+			return err;
+		}
+	}
+	if (gtab) {
+		struct gslot *g = gfind(gkey(&c->u->addr), false);
+		if (g) {
+			atomic_store(&g->got, 0);
+			atomic_store(&g->settled, 0);
+		}
+	}
 	if (srv_tcp.ss_family == AF_INET) {
 		struct sockaddr_in b = c->u->addr;
 		b.sin_port = 0;
@@ -275,14 +352,47 @@ static void got_peerinfo(struct client *c)
 
 	c->state = C_GOT;
 	client_close_tcp(c);
+	if (!p && have_shared && gtab) {
+		/* Partner in another worker: publish ours, then look at theirs. */
+		struct gslot *mine = gfind(gkey(&c->u->addr), false);
+		struct gslot *theirs = gfind(gkey(&c->got), false);
+		if (mine && theirs) {
+			atomic_store(&mine->got, gkey(&c->got));
+			uint64_t tg = atomic_load(&theirs->got);
+			c->state = C_IDLE;
+			pair_member_resolved(c->pair);
+			if (tg == 0)
+				return; /* the other side settles it */
+			struct gslot *lo = mine < theirs ? mine : theirs;
+			int zero = 0;
+			if (!atomic_compare_exchange_strong(&lo->settled, &zero, 1))
+				return; /* both saw both: the other one counted it */
+			if (tg == gkey(&c->u->addr)) {
+				ok_pairs++;
+			} else {
+				bad_pairs++;
+				fprintf(stderr,
+					"loadgen: client %u: its partner in another "
+					"worker got a PEERINFO that is not ours "
+					"(ours %llx, it got %llx)\n",
+					(unsigned)(c - clients),
+					(unsigned long long)gkey(&c->u->addr),
+					(unsigned long long)tg);
+			}
+			return;
+		}
+	}
 	if (!p || p == c ||
 	    (!have_shared && p != &clients[c->pair * 2 + (c == &clients[c->pair * 2] ? 1 : 0)])) {
 		bad_pairs++;
 		char b[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &c->got.sin_addr, b, sizeof(b));
 		fprintf(stderr,
-			"loadgen: client %u got a PEERINFO %s:%u that is not its partner's\n",
-			(unsigned)(c - clients), b, ntohs(c->got.sin_port));
+			"loadgen: client %u got a PEERINFO %s:%u that is not its partner's (%s)\n",
+			(unsigned)(c - clients), b, ntohs(c->got.sin_port),
+			!p	 ? "nobody's"
+			: p == c ? "its own"
+				 : "another client's");
 		c->state = C_IDLE;
 		pair_member_resolved(c->pair);
 		return;
@@ -473,6 +583,10 @@ static int run(struct result *res)
 			}
 			socklen_t sl = sizeof(u->addr);
 			getsockname(u->fd, (struct sockaddr *)&u->addr, &sl);
+			if (gtab && !gfind(gkey(&u->addr), true)) {
+				fprintf(stderr, "loadgen: shared address table full\n");
+				return 1;
+			}
 			size_t h = addr_hash(&u->addr) & umap_mask;
 			u->hnext = umap[h];
 			umap[h] = u;
@@ -497,7 +611,9 @@ static int run(struct result *res)
 	uint64_t next_resend = 0;
 	struct epoll_event evs[512];
 	while (!stop) {
-		if (!hold && ok_pairs + bad_pairs >= want_pairs)
+		/* With pairs across workers a worker may settle more than it
+		 * started: it stops only once its own pairs are all resolved. */
+		if (!hold && !gtab && ok_pairs + bad_pairs >= want_pairs)
 			break;
 		if (!hold) {
 			bool any = false;
@@ -654,6 +770,14 @@ int main(int argc, char **argv)
 	if (res == MAP_FAILED) {
 		perror("loadgen: mmap");
 		return 1;
+	}
+	if (jobs > 1 && have_shared) {
+		gtab = mmap(NULL, GSLOTS * sizeof(*gtab), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (gtab == MAP_FAILED) {
+			perror("loadgen: mmap");
+			return 1;
+		}
 	}
 	pid_t pids[64];
 	if (jobs > 64)

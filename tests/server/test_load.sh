@@ -22,6 +22,13 @@ out=$("$LG" -p "$SPORT" -c 200 -n 2000 -q -t 40 --legacy -a n4n4n4)
 echo "# $out"
 check "400 concurrent v1 clients all with the default identifier n4n4n4" grep -q "ok=2000 bad=0 failed=0" <<<"$out"
 
+# 9,900 original clients at once (one generator process, so that it verifies every
+# PEERINFO itself; two descriptors each fit the 20,000 limit), all n4n4n4: 10,000 pairs,
+# not one wrong PEERINFO.
+out=$("$LG" -p "$SPORT" -c 4950 -n 10000 -j 1 -q -t 60 --legacy -a n4n4n4)
+echo "# $out"
+check "9900 concurrent v1 clients, all n4n4n4: 10000 pairs, zero wrong PEERINFOs" grep -q "ok=10000 bad=0 failed=0" <<<"$out"
+
 "$LG" -p "$SPORT" --hold 10000 -j 2 >"$TMP/hold.out" 2>&1 &
 hold=$!
 if wait_until 30 grep -q "holding 10000" "$TMP/hold.out"; then
@@ -43,4 +50,13 @@ st=$(status)
 echo "# $st"
 check "nobody refused for a limit under legitimate load" grep -q "full=0 per_ip=0 rate=0" <<<"$st"
 check "server exits 0 on SIGTERM" stop_server
+
+# Original clients that really share one IP and the identifier (all from 127.0.0.1,
+# per-source caps off): their READYs go out one at a time per IP, late copies of a
+# finished client's EXCHANGE are recognised by their port, and no PEERINFO is crossed.
+start_server "$BUILD/n4" --max-per-ip 0 --conn-rate 0 || exit 1
+out=$("$LG" -p "$SPORT" -c 20 -n 400 -q -t 40 --legacy -a n4n4n4 --ips 1)
+echo "# $out"
+check "40 v1 clients on one IP, all n4n4n4: 400 pairs, zero wrong PEERINFOs" grep -q "ok=400 bad=0 failed=0" <<<"$out"
+stop_server
 finish

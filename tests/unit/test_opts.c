@@ -117,3 +117,19 @@ TEST(opts_help_and_version)
 	CHECK_EQ(parse(&o, err, ver), 0);
 	CHECK_EQ(o.mode, N4_MODE_VERSION);
 }
+
+TEST(opts_key_file_is_a_client_option)
+{
+	struct n4_opts o;
+	char err[256];
+	const char *client[] = { "-c", "-h", "192.0.2.2", "-k", "/some/key", NULL };
+	const char *stdin_key[] = { "-c", "-h", "192.0.2.2", "--key", "-", NULL };
+	const char *server[] = { "-s", "-k", "/some/key", NULL };
+
+	CHECK_EQ(parse(&o, err, client), 0);
+	CHECK(strcmp(o.key_file, "/some/key") == 0);
+	CHECK_EQ(parse(&o, err, stdin_key), 0);
+	CHECK(strcmp(o.key_file, "-") == 0);
+	CHECK_EQ(parse(&o, err, server), -EINVAL);
+	CHECK(strstr(err, "-k") != NULL);
+}

@@ -127,3 +127,175 @@ TEST(ipcap_ipv6_sources_are_slash64)
 	CHECK(n4_sa_to_v4(&b, &v) && v.sin_addr.s_addr == htonl(0x0a000001));
 	CHECK(!n4_sa_to_v4(&a, &v));
 }
+
+/* splitmix64's output function and its inverse: the old token generator. */
+static uint64_t mix64(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t unxorshift(uint64_t x, unsigned s)
+{
+	uint64_t y = x;
+	for (int i = 0; i < 64; i++)
+		y = x ^ (y >> s);
+	return y;
+}
+
+static uint64_t inv_mul(uint64_t c)
+{
+	uint64_t inv = c;
+	for (int i = 0; i < 6; i++)
+		inv *= 2 - c * inv;
+	return inv;
+}
+
+static uint64_t unmix64(uint64_t x)
+{
+	x = unxorshift(x, 31) * inv_mul(0x94d049bb133111ebull);
+	x = unxorshift(x, 27) * inv_mul(0xbf58476d1ce4e5b9ull);
+	return unxorshift(x, 30);
+}
+
+static uint64_t low48(const uint8_t t[N4_TOKEN_SIZE])
+{
+	uint64_t v = 0;
+	memcpy(&v, t, N4_TOKEN_SIZE); /* little-endian host, as the server */
+	return v & 0xffffffffffffull;
+}
+
+/* The attack issue 8 describes: from two consecutive tokens recover the
+ * generator's state (16 unknown bits) and predict the third.  Returns true
+ * when some candidate state predicts t3 exactly. */
+static bool predictable(const uint8_t t1[6], const uint8_t t2[6], const uint8_t t3[6])
+{
+	const uint64_t golden = 0x9e3779b97f4a7c15ull;
+	for (uint64_t hi = 0; hi < 65536; hi++) {
+		uint64_t seed = unmix64(hi << 48 | low48(t1));
+		if ((mix64(seed + golden) & 0xffffffffffffull) != low48(t2))
+			continue;
+		if ((mix64(seed + 2 * golden) & 0xffffffffffffull) == low48(t3))
+			return true;
+	}
+	return false;
+}
+
+TEST(pairing_tokens_of_past_pairings_do_not_predict_the_next)
+{
+	n4_pairing *p = n4_pairing_new(64);
+	struct n4_pclient c[16];
+	uint8_t tok[16][N4_TOKEN_SIZE];
+
+	CHECK(p != NULL);
+	for (int i = 0; i < 16; i += 2) {
+		client(&c[i], "n4n4n4", 0x0a000001, N4_EXT_TOKEN);
+		client(&c[i + 1], "n4n4n4", 0x0a000002, N4_EXT_TOKEN);
+		CHECK(n4_pairing_hello(p, &c[i]) == NULL);
+		CHECK(n4_pairing_hello(p, &c[i + 1]) == &c[i]);
+		memcpy(tok[i], c[i].token, N4_TOKEN_SIZE);
+		memcpy(tok[i + 1], c[i + 1].token, N4_TOKEN_SIZE);
+	}
+	/* The check itself can fail: it breaks the old generator. */
+	uint8_t old[3][N4_TOKEN_SIZE];
+	uint64_t seed = 12345;
+	for (int i = 0; i < 3; i++) {
+		uint64_t x = mix64(seed += 0x9e3779b97f4a7c15ull);
+		memcpy(old[i], &x, N4_TOKEN_SIZE);
+	}
+	CHECK(predictable(old[0], old[1], old[2]));
+	/* Ours: no pair of consecutive tokens predicts the next one, and no
+	 * token repeats or differs from its predecessor by a constant step. */
+	for (int i = 0; i + 2 < 16; i++)
+		CHECK(!predictable(tok[i], tok[i + 1], tok[i + 2]));
+	for (int i = 0; i < 16; i++)
+		for (int j = i + 1; j < 16; j++)
+			CHECK(memcmp(tok[i], tok[j], N4_TOKEN_SIZE) != 0);
+	CHECK(low48(tok[1]) - low48(tok[0]) != low48(tok[2]) - low48(tok[1]));
+	/* A second server (another secret) hands out other tokens. */
+	n4_pairing *q = n4_pairing_new(64);
+	struct n4_pclient a, b;
+	client(&a, "n4n4n4", 0x0a000001, N4_EXT_TOKEN);
+	client(&b, "n4n4n4", 0x0a000002, N4_EXT_TOKEN);
+	CHECK(q && n4_pairing_hello(q, &a) == NULL && n4_pairing_hello(q, &b) == &a);
+	CHECK(memcmp(a.token, tok[0], N4_TOKEN_SIZE) != 0);
+	n4_pairing_free(q);
+	n4_pairing_free(p);
+}
+
+TEST(pairing_second_legacy_pair_behind_one_ip_waits_for_the_first_exchange)
+{
+	n4_pairing *p = n4_pairing_new(16);
+	struct n4_pclient a, b, c, d, *out = NULL;
+	struct n4_msg m;
+
+	/* a and c share an IP and the identifier; b and d are elsewhere. */
+	client(&a, "n4n4n4", 0x0a000001, 0);
+	client(&b, "n4n4n4", 0x0a000002, 0);
+	client(&c, "n4n4n4", 0x0a000001, 0);
+	client(&d, "n4n4n4", 0x0a000003, 0);
+	CHECK(n4_pairing_hello(p, &a) == NULL);
+	CHECK(n4_pairing_hello(p, &b) == &a);
+	CHECK(!a.held && !b.held);
+	CHECK(n4_pairing_hello(p, &c) == NULL);
+	CHECK(n4_pairing_hello(p, &d) == &c);
+	CHECK(c.held && !d.held);
+	n4_msg_init(&m, N4_CMD_EXCHANGE, 0, a.ident);
+	struct sockaddr_in from_a = v4(0x0a000001, 4000);
+	/* Only a can have sent this: c has no READY yet. */
+	CHECK_EQ(n4_pairing_exchange(p, &m, &from_a, &out), 0);
+	CHECK(out == &a);
+	CHECK(n4_pairing_release(p, &a) == &c);
+	CHECK(!c.held);
+	struct sockaddr_in from_c = v4(0x0a000001, 5000);
+	CHECK_EQ(n4_pairing_exchange(p, &m, &from_a, &out), -EALREADY); /* a's copy */
+	CHECK_EQ(n4_pairing_exchange(p, &m, &from_c, &out), 0);
+	CHECK(out == &c && c.udp.sin_port == htons(5000));
+	n4_pairing_free(p);
+}
+
+TEST(pairing_legacy_pair_on_one_ip_gets_ready_one_after_the_other)
+{
+	n4_pairing *p = n4_pairing_new(16);
+	struct n4_pclient a, b, *out = NULL;
+	struct n4_msg m;
+
+	client(&a, "n4n4n4", 0x0a000001, 0);
+	client(&b, "n4n4n4", 0x0a000001, 0);
+	CHECK(n4_pairing_hello(p, &a) == NULL);
+	CHECK(n4_pairing_hello(p, &b) == &a);
+	CHECK(!a.held && b.held);
+	/* a leaves before its EXCHANGE: b is released (the server then closes
+	 * it as partner-gone, but it must not stay held forever). */
+	CHECK(n4_pairing_remove(p, &a) == &b);
+	CHECK(!b.held);
+	n4_msg_init(&m, N4_CMD_EXCHANGE, 0, b.ident);
+	struct sockaddr_in src = v4(0x0a000001, 4000);
+	CHECK_EQ(n4_pairing_exchange(p, &m, &src, &out), 0);
+	CHECK(out == &b);
+	n4_pairing_free(p);
+}
+
+TEST(pairing_keyed_clients_pair_on_the_long_id_only)
+{
+	n4_pairing *p = n4_pairing_new(16);
+	struct n4_pclient k1, k2, plain, other;
+
+	client(&k1, "abcdef", 0x0a000001, N4_EXT_TOKEN | N4_EXT_KEY);
+	client(&k2, "abcdef", 0x0a000002, N4_EXT_TOKEN | N4_EXT_KEY);
+	client(&plain, "abcdef", 0x0a000003, N4_EXT_TOKEN);
+	client(&other, "abcdef", 0x0a000004, N4_EXT_TOKEN | N4_EXT_KEY);
+	k1.keyed = k2.keyed = other.keyed = true;
+	memset(k1.long_id, 0x11, sizeof(k1.long_id));
+	memset(k2.long_id, 0x11, sizeof(k2.long_id));
+	memset(other.long_id, 0x22, sizeof(other.long_id));
+	CHECK(n4_pairing_hello(p, &k1) == NULL);
+	/* Same short id, no key: never paired with the keyed one. */
+	CHECK(n4_pairing_hello(p, &plain) == NULL);
+	/* Another key, same short id: neither. */
+	CHECK(n4_pairing_hello(p, &other) == NULL);
+	CHECK(n4_pairing_hello(p, &k2) == &k1);
+	CHECK_EQ(n4_pairing_waiting(p), 2);
+	n4_pairing_free(p);
+}

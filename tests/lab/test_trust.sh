@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# test_trust.sh - keys (issue 8): a keyed pair wins and the server only ever sees the
+# derived identifier; a client with another key and the same -a, waiting first, is
+# never paired with them; an impostor presenting the key's identifiers (to our server
+# with a test client, and an original-protocol client on an original-protocol server)
+# gets no WIN and none of the program's data, captured on the impostor's host; keyed
+# clients still pair and win through an original-protocol server.
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/lib.sh"
+source "$HERE/punch_lib.sh"
+SHIM=$N4_BIN/libn4shim.so
+BASELINE=$N4_BIN/bench/server_baseline
+
+lab_with_server trust --nat-a inc --nat-b inc
+
+K1=$LAB_DIR/k1
+K2=$LAB_DIR/k2
+(umask 077 && "$N4" genkey >"$K1" && "$N4" genkey >"$K2")
+ID1=$("$N4" keyid "$K1" -a room)
+LONG1=$("$N4" keyid "$K1" -a room --long)
+echo "# key id for -a room: $ID1 (long: $LONG1)"
+hellos() { grep -c "=> Hello from" "$SRV_LOG"; }
+
+# 1. A keyed pair wins through the inc NATs; the server sees the derived id only.
+lab_flush
+run_pair keyed -k "$K1" -a room -t 30
+check "keyed pair: a reports [ WIN ]" won "$LOG_A"
+check "keyed pair: b reports [ WIN ]" won "$LOG_B"
+check "keyed pair: the punched ports carry a datagram a -> b" message_crosses a "$LOG_A" b "$LOG_B"
+check "keyed pair: the server logged the derived id '$ID1'" grep -q "ident '$ID1'" "$SRV_LOG"
+check "keyed pair: neither the key nor the room name reached the server" \
+	bash -c "! grep -qF -e '$(cat "$K1")' -e \"ident 'room'\" '$SRV_LOG'"
+
+# 2. Another key, same -a, waiting first: never paired with the keyed pair.
+lab_flush
+n0=$(hellos)
+other=$(client a2 "$LAB_DIR/other.log" -k "$K2" -a room -t 12)
+lab_wait_for bash -c "[ \$(grep -c '=> Hello from' '$SRV_LOG') -gt $n0 ]" --timeout 5
+run_pair keyed2 -k "$K1" -a room -t 30
+check "other key waiting first: the keyed pair still wins (a)" won "$LOG_A"
+check "other key waiting first: the keyed pair still wins (b)" won "$LOG_B"
+wait_pids 20 "$other" || kill "$other" 2>/dev/null
+check "other key waiting first: it was never paired (no PEERINFO)" \
+	bash -c "! grep -q '=> Peer:' '$LAB_DIR/other.log'"
+check "other key waiting first: no WIN" bash -c "! grep -q '\[ WIN \]' '$LAB_DIR/other.log'"
+
+# The impostor cases use cone NATs, so that the impostor's datagrams and the keyed
+# client's surely reach each other: what is refused is refused for the key alone.
+# A WAN delay lets each side's own (low-TTL) packets open its NAT before the other
+# side's arrive, so that the original-protocol client, which has no pre-opening,
+# cannot make the Linux conntrack clash (nat-lab.md) decide these cases instead.
+lab_set_nat a cone && lab_set_nat b cone && lab_set_delay 30 && lab_flush
+secret="SECRET-$RANDOM-$RANDOM-PAYLOAD"
+printf '%s\n' "$secret" >"$LAB_DIR/secret"
+CAP=$LAB_DIR/impostor.pcap
+start_capture() { # on the impostor's host, after its NAT: everything it receives
+	: >"$LAB_DIR/tcpdump.log"
+	CAP_PID=$(lab_bg b "$LAB_DIR/tcpdump.log" tcpdump -n -i eth0 -U -s 0 -w "$CAP" udp)
+	lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+}
+captured_from_a() { tcpdump -n -r "$CAP" "src host $LAB_NATA_IP" 2>/dev/null | wc -l; }
+no_secret_captured() { ! tcpdump -n -r "$CAP" -A 2>/dev/null | grep -qF "$secret"; }
+# keyed_program LOG PORT: socat under the shim with the key sends the secret to its
+# placeholder peer; the rendezvous goes to the server on PORT.
+keyed_program() {
+	lab_exec a env N4_SERVER="$LAB_SRV_IP:$2" N4_KEY_FILE="$K1" N4_IDENT=room N4_TIMEOUT=8 \
+		N4_OFFSET=0 N4_PEER=192.0.2.77:7777 LD_PRELOAD="$SHIM" \
+		socat -u STDIN UDP-SENDTO:192.0.2.77:7777 <"$LAB_DIR/secret" >/dev/null 2>"$1"
+}
+
+# 3. Impostor on our server: it knows both identifiers, not the key.
+start_capture
+n0=$(hellos)
+imp=$(lab_bg b "$LAB_DIR/imp.out" "$N4_BIN/tests/impostor" "$LAB_SRV_IP" 1721 "$ID1" "$LONG1" 8 \
+	"$LAB_DIR/imp.bytes")
+lab_wait_for bash -c "[ \$(grep -c '=> Hello from' '$SRV_LOG') -gt $n0 ]" --timeout 5
+keyed_program "$LAB_DIR/keyed-imp.log" 1721
+rc=$?
+wait_pids 20 "$imp" || kill "$imp" 2>/dev/null
+lab_stop_pid "$CAP_PID"
+sed 's/^/# /' "$LAB_DIR/imp.out"
+grep -E "Peer:|Target|Plan|auth|WIN|ERROR" "$LAB_DIR/keyed-imp.log" | sed 's/^/# keyed: /'
+check "impostor (our server): it was paired with the keyed client" grep -q "paired with" "$LAB_DIR/imp.out"
+check "impostor (our server): the keyed client saw its PUNCHes fail authentication" \
+	grep -q "failed authentication" "$LAB_DIR/keyed-imp.log"
+check "impostor (our server): 'peer failed authentication', back to the server" \
+	grep -q "peer failed authentication" "$LAB_DIR/keyed-imp.log"
+check "impostor (our server): no WIN, the program's send failed (status $rc)" \
+	bash -c "[ $rc -ne 0 ] && ! grep -q 'Punch from peer' '$LAB_DIR/keyed-imp.log'"
+check "impostor (our server): the keyed client's datagrams did reach it ($(captured_from_a) captured)" \
+	test "$(captured_from_a)" -gt 0
+check "impostor (our server): none of the program's data reached it (capture)" no_secret_captured
+check "impostor (our server): none of the program's data reached it (its socket)" \
+	bash -c "! grep -qF '$secret' '$LAB_DIR/imp.bytes'"
+
+# 4. An original-protocol client presenting the key's id on an original-protocol
+# server (bench/server_baseline, one pair at a time on one identifier; not on 1722,
+# which is our server's second UDP port).
+lab_flush
+: >"$LAB_DIR/baseline.log"
+base=$(lab_bg srv "$LAB_DIR/baseline.log" "$BASELINE" 1731 "$ID1")
+lab_wait_for lab_exec srv sh -c "ss -tlnH 'sport = :1731' | grep -q ." --timeout 5
+start_capture
+v1=$(lab_bg b "$LAB_DIR/v1imp.log" "$N4_BIN/tests/v1client" "$LAB_SRV_IP" 1731 "$ID1" 31000 25 0 10)
+lab_wait_for lab_exec srv sh -c "ss -tnH state established 'sport = :1731' | grep -q ." --timeout 5
+keyed_program "$LAB_DIR/keyed-v1.log" 1731
+rc=$?
+wait_pids 20 "$v1" || kill "$v1" 2>/dev/null
+lab_stop_pid "$CAP_PID"
+grep -E "Peer:|Target|Plan|auth|WIN|ERROR" "$LAB_DIR/keyed-v1.log" | sed 's/^/# keyed: /'
+check "v1 impostor (original server): the keyed client was paired with it" \
+	grep -q "=> Peer: $LAB_NATB_IP" "$LAB_DIR/keyed-v1.log"
+check "v1 impostor (original server): its PUNCHes failed authentication" \
+	grep -q "peer failed authentication" "$LAB_DIR/keyed-v1.log"
+check "v1 impostor (original server): no WIN on the keyed side (status $rc)" \
+	bash -c "[ $rc -ne 0 ] && ! grep -q 'Punch from peer' '$LAB_DIR/keyed-v1.log'"
+check "v1 impostor (original server): the impostor got no WIN" \
+	bash -c "! grep -q '\[ WIN \]' '$LAB_DIR/v1imp.log'"
+check "v1 impostor (original server): the keyed client's datagrams did reach it ($(captured_from_a))" \
+	test "$(captured_from_a)" -gt 0
+check "v1 impostor (original server): none of the program's data reached it" no_secret_captured
+
+# 5. Keyed clients through the original-protocol server: the 6-character id pairs
+# them, the authenticated PUNCH proves them.
+lab_flush
+run_pair keyed-v1srv -p 1731 -k "$K1" -a room -o 0 -t 30
+check "keyed pair through an original server: a wins" won "$LOG_A"
+check "keyed pair through an original server: b wins" won "$LOG_B"
+lab_stop_pid "$base"
+
+# 6. A bad key for the shim: one line naming it, EINVAL, and not a packet leaves.
+lab_flush
+CAP=$LAB_DIR/badkey.pcap
+: >"$LAB_DIR/tcpdump.log"
+CAP_PID=$(lab_bg a "$LAB_DIR/tcpdump.log" tcpdump -n -i eth0 -U -s 0 -w "$CAP" 'tcp or udp')
+lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+chmod 644 "$K2"
+for kv in "N4_KEY_FILE=$K2" "N4_KEY_FILE=$LAB_DIR/missing" "N4_KEY=not-a-key"; do
+	log=$LAB_DIR/badkey.log
+	lab_exec a env N4_SERVER="$LAB_SRV_IP" "$kv" N4_PEER=192.0.2.77:7777 LD_PRELOAD="$SHIM" \
+		socat -u STDIN UDP-SENDTO:192.0.2.77:7777 <"$LAB_DIR/secret" >/dev/null 2>"$log"
+	rc=$?
+	check "bad key ${kv%%=*}=${kv#*=}: the send fails with EINVAL (status $rc)" \
+		bash -c "[ $rc -ne 0 ] && grep -q 'Invalid argument' '$log'"
+	check "bad key ${kv%%=*}: exactly one shim line names it" \
+		test "$(grep -c "ERROR.*${kv%%=*}" "$log")" -eq 1
+done
+lab_stop_pid "$CAP_PID"
+check "bad keys: not a packet left host a" test "$(tcpdump -n -r "$CAP" 2>/dev/null | wc -l)" -eq 0
+
+stop_server
+summary trust
