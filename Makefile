@@ -117,6 +117,7 @@ fuzz: deps $(FUZZ_BIN)
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
 
 bench: deps all lab-tools
+	@bench/deps.sh
 	@bench/run.sh
 
 # Only what is installed is built (not the test helpers): the Debian build uses this.

@@ -4,12 +4,15 @@
 # Not a test: it prints a table (and, with -o FILE, appends it as markdown).
 #
 # usage: bench/punch.sh [-k TRIALS] [-c CLASSIC_TRIALS] [-t TIMEOUT_S] [-o FILE]
-#                       [-s "classic auto"] [-f FAILDIR] [CELL...]
+#                       [-s "classic auto"] [-f FAILDIR] [-d DATAFILE] [CELL...]
+#   -d  also append one tab-separated line per cell and strategy to DATAFILE
+#       (cell, strategy, wins, trials, median ms, p95 ms): bench/heatmap.sh draws it
 #   -s  strategies to run (default both, side by side); "keyed" is auto with a
 #       pre-shared key (-k: keyed pairing id, authenticated PUNCHes), e.g.
 #       bench/punch.sh -s "auto keyed" inc/inc/0/0 inc/inc/20/0
 #   -f  keep the logs of every trial that did not win in FAILDIR
-#   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S, e.g. inc-linux/inc-linux/0/0
+#   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S[/JITTER_MS/LOSS_PCT], e.g. inc-linux/inc-linux/0/0
+#          or inc-linux/inc-linux/50/300/30/5 (50 ms one way, +-30 ms jitter, 5 % loss)
 #   default cells: the foundation set (see below)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +25,8 @@ TIMEOUT=10
 OUT=
 STRATEGIES="classic auto"
 FAILDIR=
-while getopts "k:c:t:o:s:f:" o; do
+DATA=
+while getopts "k:c:t:o:s:f:d:" o; do
 	case $o in
 	k) K=$OPTARG ;;
 	c) KC=$OPTARG ;;
@@ -30,6 +34,7 @@ while getopts "k:c:t:o:s:f:" o; do
 	o) OUT=$OPTARG ;;
 	s) STRATEGIES=$OPTARG ;;
 	f) FAILDIR=$OPTARG ;;
+	d) DATA=$OPTARG ;;
 	*) echo "usage: $0 [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]" >&2; exit 2 ;;
 	esac
 done
@@ -50,16 +55,17 @@ p95() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
 	i = int(NR * 0.95 + 0.999); if (i > NR) i = NR; print v[i] }'; }
 
 rows=()
-header=$(printf '| %-28s | %-8s | %6s | %9s | %9s | %9s | %7s | %7s |' \
+header=$(printf '| %-34s | %-8s | %6s | %9s | %9s | %9s | %7s | %7s |' \
 	"cell (A/B/delay ms/noise/s)" strategy wins "median ms" "p95 ms" "worst ms" packets ports)
-sep=$(printf '|%s|%s|%s|%s|%s|%s|%s|%s|' ------------------------------ ---------- -------- \
+sep=$(printf '|%s|%s|%s|%s|%s|%s|%s|%s|' ------------------------------------ ---------- -------- \
 	----------- ----------- ----------- --------- ---------)
 echo "$header"
 echo "$sep"
 for cell in "${cells[@]}"; do
-	IFS=/ read -r na nb delay noise <<<"$cell"
+	IFS=/ read -r na nb delay noise jitter loss <<<"$cell"
+	jitter=${jitter:-0} loss=${loss:-0}
 	args=(--nat-a "$na" --nat-b "$nb")
-	((delay > 0)) && args+=(--delay "$delay")
+	((delay > 0 || jitter > 0 || loss > 0)) && args+=(--delay "$delay" --jitter "$jitter" --loss "$loss")
 	((noise > 0)) && args+=(--noise-a "$noise" --noise-b "$noise")
 	lab_up "${args[@]}" >/dev/null || { echo "cannot bring up $cell" >&2; continue; }
 	# punching only: a pair relayed after lost rounds must not count as a WIN
@@ -91,7 +97,8 @@ for cell in "${cells[@]}"; do
 		done
 		read -r med worst < <(printf '%s\n' "${times[@]}" | grep . | stats)
 		pp=$(printf '%s\n' "${times[@]}" | grep . | p95)
-		row=$(printf '| %-28s | %-8s | %3d/%-2d | %9s | %9s | %9s | %7s | %7s |' "$cell" "$strategy" \
+		[[ -n $DATA ]] && printf '%s\t%s\t%d\t%d\t%s\t%s\n' "$cell" "$strategy" "$wins" "$k" "$med" "$pp" >>"$DATA"
+		row=$(printf '| %-34s | %-8s | %3d/%-2d | %9s | %9s | %9s | %7s | %7s |' "$cell" "$strategy" \
 			"$wins" "$k" "$med" "$pp" "$worst" "$(( wins ? pkts / (2 * wins) : 0 ))" "$(( wins ? ports / (2 * wins) : 0 ))")
 		echo "$row"
 		rows+=("$row")
@@ -103,7 +110,7 @@ echo "(times: start of both clients to the later [ WIN ]; packets/ports: per sid
 if [[ -n $OUT ]]; then
 	{
 		echo
-		echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), $K trials (auto), $KC (classic), give up after $TIMEOUT s"
+		echo "#### $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), $K trials (auto), $KC (classic), give up after $TIMEOUT s"
 		echo
 		echo "$header"
 		echo "$sep"

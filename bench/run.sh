@@ -5,6 +5,8 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 echo "== punch: classic (the original) vs auto, foundation cells"
 bash "$here/punch.sh" -k "${K:-10}" || true
+echo "== punch matrix: every NAT pair and path condition, heatmap in bench/matrix.png"
+bash "$here/matrix.sh" || true
 for b in shim server; do
 	if [[ -x $here/$b.sh || -f $here/$b.sh ]]; then
 		echo "== $b"

@@ -41,6 +41,8 @@ enum {
 	OPT_RELAY_TOTAL,
 	OPT_RELAY_IDLE,
 	OPT_RELAY_PORTS,
+	OPT_MAX_PPS,
+	OPT_NO_SWEEP,
 	OPT_JSON,
 	OPT_EXEC,
 	OPT_METRICS,
@@ -89,6 +91,8 @@ static const struct option long_opts[] = {
 	{ "relay-total", required_argument, NULL, OPT_RELAY_TOTAL },
 	{ "relay-idle", required_argument, NULL, OPT_RELAY_IDLE },
 	{ "relay-ports", required_argument, NULL, OPT_RELAY_PORTS },
+	{ "max-pps", required_argument, NULL, OPT_MAX_PPS },
+	{ "no-sweep", no_argument, NULL, OPT_NO_SWEEP },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "exec", required_argument, NULL, OPT_EXEC },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
@@ -143,6 +147,8 @@ void n4_opts_usage(FILE *f)
 	      "      --relay-total KBIT  all relayed pairs together, kbit/s (0 = no limit)\n"
 	      "      --relay-idle S      free a relayed pair silent for S seconds (60)\n"
 	      "      --relay-ports LO-HI relay UDP ports from this range (any)\n"
+	      "      --max-pps N         PUNCH datagrams per second a client may send, told to\n"
+	      "                          our clients as a ceiling on theirs (0 = theirs)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
 	      "                          SIGUSR1 logs a status line; SIGTERM/SIGINT stop\n"
 	      "      --metrics ADDR:PORT serve Prometheus metrics over HTTP at /metrics (off)\n"
@@ -165,6 +171,11 @@ void n4_opts_usage(FILE *f)
 	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
 	      "      --max-ports N       NAT ports one round may spend, plans are capped (512)\n"
 	      "      --no-relay          punch only: never accept the server's relay\n"
+	      "      --max-pps N         PUNCH datagrams per second at most; a sweep's first\n"
+	      "                          pass goes whole, so plans are capped at N/2 (1000;\n"
+	      "                          0 = unpaced)\n"
+	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
+	      "                          forbid it); other pairs exit 4\n"
 	      "      --json              print one JSON object with the result on stdout\n"
 	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
 	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
@@ -351,6 +362,17 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 			break;
 		case OPT_PORT_BUDGET:
 			NUM("--port-budget", 6, 65535, o->server.port_budget, "6-65535");
+			break;
+		case OPT_MAX_PPS:
+			NUM("--max-pps", 0, 1000000, v, "0 (unpaced) or 20-1000000");
+			if (v && v < 20)
+				return bad(err, err_len, "--max-pps", optarg,
+					   "0 (unpaced) or 20-1000000");
+			o->client.max_pps = (unsigned)v;
+			o->server.max_pps = (unsigned)v;
+			break;
+		case OPT_NO_SWEEP:
+			o->client.no_sweep = true;
 			break;
 		case OPT_BIND:
 			if (!*optarg || strlen(optarg) >= sizeof(o->bind))

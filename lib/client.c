@@ -56,6 +56,8 @@ struct n4_client {
 	bool won, confirmed, got_ack, relayed;
 	unsigned ports_used;  /* local ports of the last round's pool */
 	unsigned lost_rounds; /* rounds that punched and lost, told to the server */
+	struct n4_pacer pacer; /* --max-pps, across rounds */
+	bool refused_nosweep;  /* the last refusal: a sweep that --no-sweep forbids */
 	/* With a key: what it derives (the key itself is wiped), and the
 	 * authentication state of the current round. */
 	bool keyed;
@@ -76,6 +78,7 @@ void n4_client_cfg_init(struct n4_client_cfg *cfg)
 	cfg->low_ttl = 2;
 	cfg->confirm_ms = 2000;
 	cfg->max_ports = 512;
+	cfg->max_pps = N4_DEFAULT_MAX_PPS;
 }
 
 int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_len)
@@ -98,6 +101,10 @@ int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_l
 		w = "TTL must be between 0 and 255";
 	else if (cfg->strategy != N4_STRATEGY_AUTO && cfg->strategy != N4_STRATEGY_CLASSIC)
 		w = "unknown strategy";
+	else if (cfg->max_pps && (cfg->max_pps < 20 || cfg->max_pps > 1000000))
+		w = "max packets per second must be 0 (unpaced) or 20-1000000";
+	else if (cfg->no_sweep && cfg->strategy == N4_STRATEGY_CLASSIC)
+		w = "no-sweep needs the auto strategy (classic always sweeps)";
 	if (w && why)
 		snprintf(why, why_len, "%s", w);
 	return w ? -EINVAL : 0;
@@ -132,6 +139,7 @@ n4_client *n4_client_new(const struct n4_client_cfg *cfg)
 	} else {
 		n4_ident_encode(cfg->ident, c->ident);
 	}
+	n4_pacer_init(&c->pacer, cfg->max_pps);
 	return c;
 }
 
@@ -206,6 +214,16 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 			c->cfg.max_ports);
 		pool = c->cfg.max_ports;
 	}
+	/* The pre-opening and the first full pass go out whole (punch.c): both
+	 * must fit the pacer's second. */
+	unsigned pass_cap = c->pacer.pps ? c->pacer.pps / 2 : 65535;
+	if (pool > pass_cap) {
+		n4_info(" plan wants %u sockets, capped at %u by --max-pps %u ", pool, pass_cap,
+			c->pacer.pps);
+		pool = pass_cap;
+	}
+	if (p->kind == N4_PLAN_RANGE && sw->plan.count > pass_cap)
+		sw->plan.count = (uint16_t)pass_cap;
 	int err = n4_pool_resize(&c->pool, pool);
 	c->ports_used = c->pool.n;
 	if (err) {
@@ -288,10 +306,11 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	/* Keyed clients are not relayed: their peer is proven only by an
 	 * authenticated PUNCH, which does not run through the relay yet. */
 	bool relay_ok = !cfg->no_relay && !c->keyed;
-	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | (c->keyed ? N4_EXT_KEY : 0) |
-				  (relay_ok ? N4_EXT_RELAY : 0));
+	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ |
+				  (c->keyed ? N4_EXT_KEY : 0) | (relay_ok ? N4_EXT_RELAY : 0));
 	n4_rv_init(&rv, server, c->ident, classic ? 0 : offer);
 	rv.lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
+	rv.nosweep = cfg->no_sweep;
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
 	if (c->keyed) {
@@ -333,16 +352,38 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		goto out;
 	if (rv.relay_port)
 		return relay_round(c, server, &rv, deadline, res);
+	c->refused_nosweep = false;
+	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE && (rv.tune.flags & N4_TUNE_NOSWEEP)) {
+		n4_warn("this pair needs a sweep, which --no-sweep (here or at the peer) forbids");
+		c->refused_nosweep = true;
+		err = -ENOTSUP;
+		goto out;
+	}
 	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
 		n4_warn("the server judged both NATs unpredictable in this round");
 		err = -ENOTSUP;
 		goto out;
 	}
+	if (cfg->no_sweep && rv.plan.kind != N4_PLAN_DIRECT) {
+		/* Only a direct path sends nothing but to the peer's one port. */
+		n4_warn("the plan is a %s, and --no-sweep allows only direct paths",
+			plan_name(rv.plan.kind));
+		c->refused_nosweep = true;
+		err = -ENOTSUP;
+		goto out;
+	}
+	/* The server's pace, if it sets one, is a ceiling on ours. */
+	c->pacer.pps = cfg->max_pps;
+	if (rv.tune.max_pps && (!c->pacer.pps || rv.tune.max_pps < c->pacer.pps))
+		c->pacer.pps = rv.tune.max_pps;
+	if (c->pacer.tokens > c->pacer.pps)
+		c->pacer.tokens = c->pacer.pps;
 
 	struct n4_sweep sw = { .pool = &c->pool,
 			       .peer_ip = rv.peer.sin_addr,
 			       .any_ip = cfg->any_peer_ip,
-			       .plan = rv.plan };
+			       .plan = rv.plan,
+			       .pacer = &c->pacer };
 	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
 	if (c->keyed) {
 		n4_auth_bind(&c->auth, &rv.peer, rv.have_self ? &rv.self : NULL,
@@ -371,7 +412,9 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		c->confirm_mode = N4_CONFIRM_CLASSIC;
 	} else {
 		sw.low_ttl = cfg->low_ttl;
-		sw.guard_ms = AUTO_GUARD_MS;
+		/* Jitter skews the two PEERINFOs' arrival: the server widens the
+		 * guard by what it measured (N4_EXT_SEQ). */
+		sw.guard_ms = rv.tune.guard_ms ? rv.tune.guard_ms : AUTO_GUARD_MS;
 		/* An original peer keeps its 10 s rounds and accepts only its exact
 		 * PUNCH bytes: stay in step with it (round_ms above) and speak v1. */
 		c->confirm_mode = peer_is_n4   ? N4_CONFIRM_ACK
@@ -397,8 +440,13 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	c->peer = sw.from;
 	c->got_ack = sw.got_ack;
 	c->won = true;
+	/* The original confirms before it reports; so does a RANGE walker, whose
+	 * peer may have settled on another socket than the one heard first: its
+	 * acknowledgement says which (n4_confirm). */
+	if (classic || sw.plan.kind == N4_PLAN_RANGE)
+		n4_client_confirm(c);
 	res->fd = c->win_fd;
-	res->peer = sw.from;
+	res->peer = c->peer;
 	res->peer_is_n4 = peer_is_n4;
 	struct sockaddr_in local;
 	socklen_t llen = sizeof(local);
@@ -406,8 +454,6 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 				  ? 0
 				  : ntohs(local.sin_port);
 	n4_debug("won with %u PUNCHes sent from %u sockets", sw.sent, c->ports_used);
-	if (classic) /* the original confirms before it reports */
-		n4_client_confirm(c);
 	return 1;
 out:
 	for (unsigned i = 0; i < nprobes; i++)
@@ -451,7 +497,12 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 		}
 		/* One misjudged measurement (a port counter wrapping mid-probe) must
 		 * not end the attempt: refuse only when a second round agrees. */
-		if (err == -ENOTSUP && ++unpunchable_rounds >= 2) {
+		if (err == -ENOTSUP && ++unpunchable_rounds >= 2 && c->refused_nosweep) {
+			give_up(c, "this pair can only be punched by sweeping ports, which "
+				   "--no-sweep forbids: it needs a relay");
+			return err;
+		}
+		if (err == -ENOTSUP && unpunchable_rounds >= 2) {
 			give_up(c, "both NATs allocate unpredictable ports (random, or random "
 				   "against per-destination): this pair cannot be punched "
 				   "without a relay");

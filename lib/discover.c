@@ -1,9 +1,12 @@
 /* discover.c - collecting a client's probe observations for predict.c. */
 #include "discover.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
+
+#define ALL_SEEN ((uint8_t)((1u << (N4_SEQ_PROBES + 1)) - 1u))
 
 void n4_discovery_record(struct n4_discovery *d, uint16_t port, bool second_port, bool socket0,
 			 bool last, uint64_t now_ms)
@@ -12,26 +15,107 @@ void n4_discovery_record(struct n4_discovery *d, uint16_t port, bool second_port
 		d->first_ms = now_ms;
 	if (last)
 		d->complete = true;
+	bool exchange = d->ordered && socket0 && !second_port;
 	for (unsigned i = 0; i < d->n; i++) {
-		if (d->obs[i].port == port && d->obs[i].second_port == second_port)
+		if (exchange ? d->obs[i].ordered && d->obs[i].order == 0
+			     : d->obs[i].port == port && d->obs[i].second_port == second_port)
 			return; /* a copy (clients send three EXCHANGEs) */
+	}
+	if (d->n == N4_OBS_MAX || (d->ordered && !exchange))
+		return; /* an ordered client's probes come numbered */
+	d->obs[d->n++] = (struct n4_obs){ .port = port,
+					  .second_port = second_port,
+					  .socket0 = socket0,
+					  .t_ms = now_ms,
+					  .ordered = exchange,
+					  .timed = exchange };
+	if (exchange) {
+		d->seen |= 1u;
+		d->complete = d->complete || d->seen == ALL_SEEN;
+	}
+}
+
+void n4_discovery_record_seq(struct n4_discovery *d, uint16_t port, bool second_port,
+			     const struct n4_seq_probe *p, uint64_t t_ms)
+{
+	unsigned order = p->seq + 1u;
+
+	if (!d->ordered || p->seq >= N4_SEQ_PROBES || (p->seq == 0) != second_port)
+		return; /* seq 0 alone goes to the second port */
+	if (d->n == 0)
+		d->first_ms = t_ms;
+	d->nosweep = d->nosweep || p->nosweep;
+	for (unsigned i = 0; i < d->n; i++) {
+		struct n4_obs *o = &d->obs[i];
+		if (!o->ordered || o->order != order)
+			continue;
+		/* The original can arrive after its resend (jitter): its time is
+		 * the one that matches the send schedule. */
+		if (!o->timed && !p->resent && o->port == port) {
+			o->timed = true;
+			o->t_ms = t_ms;
+		}
+		return;
 	}
 	if (d->n == N4_OBS_MAX)
 		return;
 	d->obs[d->n++] = (struct n4_obs){
-		.port = port, .second_port = second_port, .socket0 = socket0, .t_ms = now_ms
+		.port = port,
+		.second_port = second_port,
+		.socket0 = p->seq == 0,
+		.t_ms = t_ms,
+		.ordered = true,
+		.timed = !p->resent,
+		.order = (uint8_t)order,
+		.send_ms = (uint16_t)n4_seq_probe_offset_ms(p->seq, p->spacing_ms),
 	};
+	d->seen |= (uint8_t)(1u << order);
+	d->complete = d->complete || d->seen == ALL_SEEN;
 }
 
+/* For ordered clients: the send schedule placed at the probes' mean one-way
+ * delay, so that the caller, who adds a mean delay (half a round trip) for the
+ * PEERINFO's way back, gets the mean drift rather than one of its extremes. */
 uint64_t n4_discovery_last_ms(const struct n4_discovery *d)
 {
-	uint64_t t = 0;
+	uint64_t t = 0, sum = 0;
+	unsigned last_send = 0, timed = 0;
 
 	for (unsigned i = 0; i < d->n; i++) {
-		if (d->obs[i].t_ms > t)
-			t = d->obs[i].t_ms;
+		const struct n4_obs *o = &d->obs[i];
+		if (o->t_ms > t)
+			t = o->t_ms;
+		if (!o->ordered)
+			continue;
+		last_send = o->send_ms > last_send ? o->send_ms : last_send;
+		if (o->timed && o->t_ms >= o->send_ms) {
+			sum += o->t_ms - o->send_ms;
+			timed++;
+		}
 	}
-	return t;
+	return d->ordered && timed ? sum / timed + last_send : t;
+}
+
+static void log_model(char side, const struct n4_discovery *d, const struct n4_nat_model *m)
+{
+	if (m->kind == N4_NAT_RANDOM && m->why) {
+		char ports[8 * N4_OBS_MAX] = "";
+		size_t len = 0;
+		for (unsigned i = 0; i < d->n && len < sizeof(ports); i++) {
+			int w = snprintf(ports + len, sizeof(ports) - len, " %u", d->obs[i].port);
+			if (w < 0)
+				break;
+			len += (size_t)w;
+		}
+		n4_info(" NAT %c: ports%s fit no arithmetic allocation (%s): taken as random", side,
+			ports, m->why);
+	} else if (m->kind == N4_NAT_INC) {
+		n4_info(" NAT %c: %s, step %d, %.2f flows/ms, block %u-%u, jitter %u ms", side,
+			n4_nat_kind_name(m->kind), m->step, m->rate_per_ms, m->block_lo,
+			m->block_hi, m->jitter_ms);
+	} else {
+		n4_info(" NAT %c: %s, jitter %u ms", side, n4_nat_kind_name(m->kind), m->jitter_ms);
+	}
 }
 
 bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt_a_ms,
@@ -41,17 +125,36 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 
 	for (unsigned i = 0; i < a->n + b->n; i++) {
 		const struct n4_obs *o = i < a->n ? &a->obs[i] : &b->obs[i - a->n];
-		n4_debug(" probe %c: port %u%s%s at %llu", i < a->n ? 'A' : 'B', o->port,
+		n4_debug(" probe %c: port %u%s%s at %llu%s", i < a->n ? 'A' : 'B', o->port,
 			 o->second_port ? " (second port)" : "", o->socket0 ? " socket 0" : "",
-			 (unsigned long long)o->t_ms);
+			 (unsigned long long)o->t_ms, o->ordered ? " (numbered)" : "");
 	}
 	memset(&a->plan, 0, sizeof(a->plan));
 	memset(&b->plan, 0, sizeof(b->plan));
+	memset(&a->tune, 0, sizeof(a->tune));
+	memset(&b->tune, 0, sizeof(b->tune));
+	a->tune.guard_ms = b->tune.guard_ms = N4_GUARD_BASE_MS;
 	if (n4_nat_classify(a->obs, a->n, &ma) || n4_nat_classify(b->obs, b->n, &mb))
 		return false;
+	log_model('A', a, &ma);
+	log_model('B', b, &mb);
 	n4_plan_pair(&ma, &mb, dt_a_ms, dt_b_ms, budget, &a->plan, &b->plan);
-	n4_info(" NATs: %s (step %u, %.2f flows/ms) and %s (step %u, %.2f flows/ms): plans %d/%d",
+	unsigned guard = n4_guard_ms(N4_GUARD_BASE_MS, ma.jitter_ms, mb.jitter_ms);
+	unsigned jitter = ma.jitter_ms > mb.jitter_ms ? ma.jitter_ms : mb.jitter_ms;
+	a->tune.guard_ms = b->tune.guard_ms = (uint16_t)guard;
+	a->tune.jitter_ms = b->tune.jitter_ms = (uint16_t)(jitter > 65535 ? 65535 : jitter);
+	if ((a->nosweep || b->nosweep) &&
+	    (a->plan.kind != N4_PLAN_DIRECT || b->plan.kind != N4_PLAN_DIRECT)) {
+		/* A network that forbids sweeping: anything but the direct path
+		 * would spray ports.  Both sides hear why. */
+		n4_info(" plans %d/%d need sweeping, which %s forbade: refused", a->plan.kind,
+			b->plan.kind, a->nosweep && b->nosweep ? "both sides" : "one side");
+		a->plan.kind = b->plan.kind = N4_PLAN_IMPOSSIBLE;
+		a->tune.flags = b->tune.flags = N4_TUNE_NOSWEEP;
+	}
+	n4_info(" NATs: %s (step %d, %.2f flows/ms) and %s (step %d, %.2f flows/ms): plans %d/%d, "
+		"guard %u ms",
 		n4_nat_kind_name(ma.kind), ma.step, ma.rate_per_ms, n4_nat_kind_name(mb.kind),
-		mb.step, mb.rate_per_ms, a->plan.kind, b->plan.kind);
+		mb.step, mb.rate_per_ms, a->plan.kind, b->plan.kind, guard);
 	return true;
 }

@@ -11,26 +11,40 @@
 /* How long after the first EXCHANGE the server waits for a client's last probe
  * before planning with what it has (probes are spread over ~one round trip). */
 #define N4_DISCOVERY_WAIT_MS 400
+/* Clients that number their probes (N4_EXT_SEQ) resend lost ones, and the
+ * server knows when it has them all: it may wait longer for a lost one. */
+#define N4_DISCOVERY_SEQ_WAIT_MS 1000
 
 struct n4_discovery {
 	struct n4_obs obs[N4_OBS_MAX];
 	unsigned n;
 	bool complete; /* the last probe arrived, or the wait ran out */
+	bool ordered;  /* N4_EXT_SEQ: numbered probes (set before recording) */
+	bool nosweep;  /* the client accepts only direct paths */
+	uint8_t seen;  /* ordered: bit order of every allocation recorded */
 	uint64_t first_ms;
 	struct n4_plan plan;
+	struct n4_tune tune; /* ordered clients get it before PLAN */
 };
 
-/* Record one observation (duplicates of a port already seen are ignored). */
+/* Record one observation (duplicates of a port already seen are ignored).  For
+ * an ordered client, the EXCHANGE from socket 0 is allocation 0. */
 void n4_discovery_record(struct n4_discovery *d, uint16_t port, bool second_port, bool socket0,
 			 bool last, uint64_t now_ms);
 
-/* Classify both sides and fill a->plan, b->plan.  dt_*: ms from each side's last
- * observation to the moment its sweep opens its mappings.  Returns false when
- * either side could not be classified (plans are then N4_PLAN_NONE). */
+/* Record a numbered probe (N4_CMD_PROBE) that arrived at t_ms. */
+void n4_discovery_record_seq(struct n4_discovery *d, uint16_t port, bool second_port,
+			     const struct n4_seq_probe *p, uint64_t t_ms);
+
+/* Classify both sides and fill a->plan, b->plan (and their tunes).  dt_*: ms
+ * from each side's last observation to the moment its sweep opens its
+ * mappings.  Returns false when either side could not be classified (plans are
+ * then N4_PLAN_NONE). */
 bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt_a_ms,
 		       double dt_b_ms, unsigned budget);
 
-/* The latest observation's time (0 when none). */
+/* The latest allocation's time (0 when none): its arrival, or for ordered
+ * clients the least-delayed estimate from the send schedule. */
 uint64_t n4_discovery_last_ms(const struct n4_discovery *d);
 
 #endif

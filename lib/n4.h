@@ -18,6 +18,8 @@
 #define N4_IDENT_MAX 6
 /* Random bytes that let one side of a relayed pair register (README "Relay"). */
 #define N4_RELAY_TOKEN_SIZE 10
+/* A home router survives it: README "Gentle sweeps". */
+#define N4_DEFAULT_MAX_PPS 1000
 
 /* ---------------------------------------------------------------- client --- */
 
@@ -45,6 +47,11 @@ struct n4_client_cfg {
 	unsigned confirm_ms;	       /* max time to keep confirming after WIN: 2000 */
 	unsigned max_ports;	       /* NAT ports one round may spend (carrier quotas are
 	                              * often 512-2048): 512; plans are clamped to it */
+	unsigned max_pps;	       /* PUNCH datagrams per second at most (a sweep's first
+	                              * pass goes whole, so plans are capped at half):
+	                              * N4_DEFAULT_MAX_PPS; 0 = unpaced */
+	bool no_sweep;		       /* accept only a direct path (networks that forbid
+	                              * sweeping): other pairs are refused (-ENOTSUP) */
 	bool return_on_eintr;	       /* a signal makes n4_client_run return -EINTR */
 	bool caller_reports;	       /* the caller logs the final failure itself: the
 	                              * library's give-up lines drop to debug level */
@@ -155,6 +162,8 @@ struct n4_server_cfg {
 	unsigned relay_idle_s;	   /* a pair silent this long is freed: 60 */
 	uint16_t relay_port_lo;	   /* relay ports from this range; 0 = any */
 	uint16_t relay_port_hi;
+	unsigned max_pps;		    /* PUNCH datagrams per second a client may send, told
+	                                    * to N4_EXT_SEQ clients (a ceiling on theirs): 0 = theirs */
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg);

@@ -38,11 +38,15 @@ const char *n4_nat_kind_name(enum n4_nat_kind k)
 	}
 }
 
-/* An incrementing NAT's allocation order is its port order.  Arrival times at
- * the server only roughly agree: probes to its two UDP sockets are timestamped
- * when the event loop gets to them, so a later allocation can carry an earlier
- * time (seen in the lab at 1000 flows/s).  So: sort by port, and allow the times
- * to disagree by up to TIME_SLACK_MS. */
+/* Without sequence numbers (clients before N4_EXT_SEQ) the allocation order
+ * has to be read from the ports themselves: socket 0's EXCHANGE is always the
+ * first allocation, so it is the lowest port of a NAT counting up and the
+ * highest of one counting down.  Arrival times at the server only roughly
+ * agree: probes to its two UDP sockets are timestamped when the event loop
+ * gets to them, so a later allocation can carry an earlier time (seen in the
+ * lab at 1000 flows/s); they may disagree by up to TIME_SLACK_MS.  With
+ * sequence numbers the client says the order, and arrival times (which jitter
+ * reorders) are used only to measure the delay. */
 #define TIME_SLACK_MS 10
 
 static int cmp_port(const void *a, const void *b)
@@ -50,6 +54,13 @@ static int cmp_port(const void *a, const void *b)
 	const struct n4_obs *x = a, *y = b;
 
 	return x->port < y->port ? -1 : x->port > y->port ? 1 : 0;
+}
+
+static int cmp_order(const void *a, const void *b)
+{
+	const struct n4_obs *x = a, *y = b;
+
+	return x->order < y->order ? -1 : x->order > y->order ? 1 : 0;
 }
 
 static unsigned gcd(unsigned a, unsigned b)
@@ -62,10 +73,40 @@ static unsigned gcd(unsigned a, unsigned b)
 	return a;
 }
 
+static int fit_nothing(struct n4_nat_model *m, const char *why)
+{
+	m->kind = N4_NAT_RANDOM;
+	m->why = why;
+	return 0;
+}
+
+/* Legacy observations: put them in allocation order (see above), or say why
+ * they cannot be. */
+static const char *order_by_ports(struct n4_obs *obs, unsigned n, uint16_t s0_port)
+{
+	qsort(obs, n, sizeof(*obs), cmp_port);
+	bool down = obs[n - 1].port == s0_port && obs[0].port != s0_port;
+	if (!down && obs[0].port != s0_port)
+		return "socket 0's first mapping is neither the lowest nor the highest port";
+	if (down) {
+		for (unsigned i = 0; i < n / 2; i++) {
+			struct n4_obs t = obs[i];
+			obs[i] = obs[n - 1 - i];
+			obs[n - 1 - i] = t;
+		}
+	}
+	for (unsigned i = 1; i < n; i++) {
+		if (obs[i].t_ms + TIME_SLACK_MS < obs[i - 1].t_ms)
+			return "ports and arrival times disagree on the allocation order";
+	}
+	return NULL;
+}
+
 int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 {
 	struct n4_obs obs[N4_OBS_MAX];
 	const struct n4_obs *s0 = NULL, *s0b = NULL;
+	bool ordered = true;
 
 	memset(m, 0, sizeof(*m));
 	if (n < 2 || n > N4_OBS_MAX)
@@ -74,13 +115,11 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 	for (unsigned i = 0; i < n; i++) {
 		if (obs[i].port == 0)
 			return -EINVAL; /* no NAT maps to port 0: a broken observation */
-	}
-	qsort(obs, n, sizeof(*obs), cmp_port);
-	for (unsigned i = 0; i < n; i++) {
 		if (obs[i].socket0 && !obs[i].second_port && !s0)
-			s0 = &obs[i];
+			s0 = &in[i];
 		if (obs[i].socket0 && obs[i].second_port && !s0b)
-			s0b = &obs[i];
+			s0b = &in[i];
+		ordered = ordered && obs[i].ordered;
 	}
 	if (!s0)
 		return -EINVAL;
@@ -91,28 +130,95 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 		m->last_ms = s0->t_ms;
 		return 0;
 	}
-	/* Every observation is a distinct mapping: in port order, are they close
-	 * together, a multiple of one step apart, and allocated in that order? */
-	unsigned g = 0;
-	uint64_t t_min = obs[0].t_ms, t_max = obs[0].t_ms;
-	for (unsigned i = 1; i < n; i++) {
-		long d = (long)obs[i].port - (long)obs[i - 1].port;
-		if (d <= 0 || d > INC_MAX_GAP || obs[i].t_ms + TIME_SLACK_MS < obs[i - 1].t_ms) {
-			m->kind = N4_NAT_RANDOM;
-			return 0;
+	/* Allocation times on the server's clock.  Ordered: the client's send
+	 * schedule placed at the least-delayed probe (jitter only ever adds to the
+	 * one-way delay's floor), and the spread of the rest is the jitter. */
+	uint64_t base = UINT64_MAX, worst = 0;
+	if (ordered) {
+		qsort(obs, n, sizeof(*obs), cmp_order);
+		for (unsigned i = 0; i < n; i++) {
+			if (i && obs[i].order == obs[i - 1].order)
+				return -EINVAL; /* one allocation reported twice */
+			if (!obs[i].timed || obs[i].t_ms < obs[i].send_ms)
+				continue;
+			uint64_t z = obs[i].t_ms - obs[i].send_ms;
+			base = z < base ? z : base;
+			worst = z > worst ? z : worst;
 		}
-		g = gcd(g, (unsigned)d);
-		if (obs[i].t_ms < t_min)
-			t_min = obs[i].t_ms;
-		if (obs[i].t_ms > t_max)
-			t_max = obs[i].t_ms;
+		if (base == UINT64_MAX)
+			return -EINVAL;
+		m->jitter_ms = (unsigned)(worst - base > 60000 ? 60000 : worst - base);
+	} else {
+		const char *why = order_by_ports(obs, n, s0->port);
+		if (why)
+			return fit_nothing(m, why);
 	}
+	/* Consecutive allocations: all one sign, a multiple of one step apart
+	 * (other hosts' mappings in between), except at most one jump of the
+	 * other sign where the counter wrapped inside its port block. */
+	unsigned g = 0, n_up = 0, n_down = 0, wraps = 0, wrap_at = 0;
+	for (unsigned i = 0; i + 1 < n; i++) {
+		long d = (long)obs[i + 1].port - (long)obs[i].port;
+		if (d == 0)
+			return fit_nothing(m, "two mappings on one port");
+		if (d > INC_MAX_GAP || d < -INC_MAX_GAP) {
+			wraps++;
+			wrap_at = i;
+			continue;
+		}
+		if (d > 0)
+			n_up++;
+		else
+			n_down++;
+		g = gcd(g, (unsigned)(d > 0 ? d : -d));
+	}
+	if (n_up && n_down)
+		return fit_nothing(m, "ports go both up and down");
+	if (!n_up && !n_down)
+		return fit_nothing(m, "ports too far apart");
+	int sign = n_up ? 1 : -1;
+	if (wraps > 1 ||
+	    (wraps == 1 &&
+	     (!ordered || ((long)obs[wrap_at + 1].port - (long)obs[wrap_at].port) * sign > 0)))
+		return fit_nothing(m, "ports too far apart");
 	m->kind = N4_NAT_INC;
-	m->step = g ? g : 1;
+	m->step = sign * (int)g;
 	m->last_port = obs[n - 1].port;
-	m->last_ms = t_max;
-	double span = (double)(t_max - t_min);
-	double foreign = (double)(obs[n - 1].port - obs[0].port) / m->step - (double)(n - 1);
+	m->block_lo = RANDOM_LO;
+	m->block_hi = 65535;
+	uint16_t pmin = obs[0].port, pmax = obs[0].port;
+	for (unsigned i = 1; i < n; i++) {
+		pmin = obs[i].port < pmin ? obs[i].port : pmin;
+		pmax = obs[i].port > pmax ? obs[i].port : pmax;
+	}
+	if (wraps) {
+		/* The block's edges lie at or beyond what we saw: assume the
+		 * tightest block, so predictions wrap where the counter did. */
+		m->block_lo = pmin;
+		m->block_hi = pmax;
+	} else if (pmin < m->block_lo) {
+		m->block_lo = pmin;
+	}
+	double foreign = 0, span = 0;
+	if (ordered) {
+		for (unsigned i = 0; i + 1 < n; i++) {
+			if (wraps && i == wrap_at)
+				continue; /* how many ports the wrap skipped is unknown */
+			long d = (long)obs[i + 1].port - (long)obs[i].port;
+			foreign += (double)(d > 0 ? d : -d) / g - 1.0;
+			span += (double)obs[i + 1].send_ms - (double)obs[i].send_ms;
+		}
+		m->last_ms = base + obs[n - 1].send_ms;
+	} else {
+		uint64_t t_min = obs[0].t_ms, t_max = obs[0].t_ms;
+		for (unsigned i = 1; i < n; i++) {
+			t_min = obs[i].t_ms < t_min ? obs[i].t_ms : t_min;
+			t_max = obs[i].t_ms > t_max ? obs[i].t_ms : t_max;
+		}
+		foreign = (double)(pmax - pmin) / g - (double)(n - 1);
+		span = (double)(t_max - t_min);
+		m->last_ms = t_max;
+	}
 	m->rate_per_ms = span >= 1.0 && foreign > 0 ? foreign / span : 0.0;
 	return 0;
 }
@@ -150,15 +256,40 @@ static uint16_t wrap_port(long p)
 	return (uint16_t)p;
 }
 
-/* Half-width (in allocations) that covers the drift with ~3 sigma. */
+/* A port the NAT would hand out after p, wrapped inside its block. */
+static long wrap_block(const struct n4_nat_model *m, long p)
+{
+	long lo = m->block_lo ? m->block_lo : (long)RANDOM_LO;
+	long hi = m->block_hi ? m->block_hi : 65535;
+	long size = hi - lo + 1;
+
+	if (size <= 0)
+		return wrap_port(p);
+	if (p > hi)
+		p = lo + (p - lo) % size;
+	if (p < lo)
+		p = hi - (hi - p) % size;
+	return p;
+}
+
+static unsigned abs_step(const struct n4_nat_model *m)
+{
+	return m->step < 0 ? (unsigned)-m->step : m->step ? (unsigned)m->step : 1u;
+}
+
+/* Half-width (in allocations) that covers the drift with ~3 sigma.  Jitter
+ * (the spread of the one-way delay) makes both the last allocation's time and
+ * the sweep's start uncertain by about half of it each. */
 static unsigned drift_width(const struct n4_nat_model *m, double dt)
 {
 	double mean = m->rate_per_ms * (dt > 0 ? dt : 0);
-	double sigma = sqrt_pos(mean) + 0.25 * mean + 3.0 * m->rate_per_ms + 0.5;
+	double sigma = sqrt_pos(mean) + 0.25 * mean + 3.0 * m->rate_per_ms + 0.5 +
+		       0.5 * m->rate_per_ms * (double)m->jitter_ms;
 
 	return ceil_pos(3.0 * sigma);
 }
 
+/* The first port of X's sweep, unwrapped (the caller wraps). */
 static long expected_start(const struct n4_nat_model *m, double dt)
 {
 	double mean = m->rate_per_ms * (dt > 0 ? dt : 0);
@@ -174,7 +305,9 @@ static unsigned clampu(unsigned v, unsigned lo, unsigned hi)
 /* One incrementing side X bursting `pool` sockets: the port its peer aims at. */
 static uint16_t sweep_center(const struct n4_nat_model *x, double dt, unsigned pool)
 {
-	return wrap_port(expected_start(x, dt) + (long)x->step * (long)(pool / 2));
+	long c = expected_start(x, dt) + (long)x->step * (long)(pool / 2);
+
+	return wrap_port(wrap_block(x, c));
 }
 
 static void plan_eim_inc(const struct n4_nat_model *eim, const struct n4_nat_model *inc,
@@ -183,17 +316,36 @@ static void plan_eim_inc(const struct n4_nat_model *eim, const struct n4_nat_mod
 {
 	unsigned pool = clampu(EIM_PEER_POOL, 1, budget);
 	unsigned w = drift_width(inc, dt_inc);
-	unsigned step = clampu(inc->step, 1, 15);
-	uint16_t lo = wrap_port(expected_start(inc, dt_inc) - (long)inc->step * (long)w);
-	/* The walk must stay inside the port space (and the PLAN's 12-bit count). */
-	unsigned count = clampu(pool + 2 * w, 1, clampu((65535u - lo) / step + 1, 1, 4095));
+	unsigned step = clampu(abs_step(inc), 1, 15);
+	long start = wrap_block(inc, expected_start(inc, dt_inc));
+	/* The peer's burst runs from start in the NAT's direction; walk it from
+	 * its lowest port, whichever way the NAT counts. */
+	long e1 = start - (long)inc->step * (long)w;
+	long e2 = start + (long)inc->step * (long)(pool - 1 + w);
+	long lo = e1 < e2 ? e1 : e2, hi = e1 < e2 ? e2 : e1;
+	long blo = inc->block_lo ? inc->block_lo : (long)RANDOM_LO;
+	long bhi = inc->block_hi ? inc->block_hi : 65535;
+	/* Past the block's edge the NAT wraps: the walk keeps to the side the
+	 * burst starts on (one range per plan). */
+	if (lo < blo)
+		lo += ((blo - lo) + step - 1) / step * step;
+	if (hi > bhi)
+		hi = bhi;
+	if (lo < 1)
+		lo = 1;
+	unsigned count = hi >= lo ? (unsigned)((hi - lo) / step + 1) : 1;
+	/* Each port walked is a mapping on the walker's own NAT: the budget bounds
+	 * them too; the walk must stay in the port space and the 12-bit count. */
+	count = clampu(count, 1, budget);
+	count = clampu(count, 1, clampu((65535u - (unsigned)lo) / step + 1, 1, 4095));
 
 	*p_inc = (struct n4_plan){ .kind = N4_PLAN_SWEEP,
 				   .lo = eim->first_port,
 				   .pool = (uint16_t)pool };
-	*p_eim = (struct n4_plan){
-		.kind = N4_PLAN_RANGE, .lo = lo, .count = (uint16_t)count, .step = (uint8_t)step
-	};
+	*p_eim = (struct n4_plan){ .kind = N4_PLAN_RANGE,
+				   .lo = (uint16_t)lo,
+				   .count = (uint16_t)count,
+				   .step = (uint8_t)step };
 }
 
 static void plan_bday(const struct n4_nat_model *eim, unsigned budget, struct n4_plan *p_eim,
@@ -311,4 +463,57 @@ int n4_plan_decode(uint8_t ext, const uint8_t payload[6], struct n4_plan *p)
 	default:
 		return -EINVAL;
 	}
+}
+
+void n4_tune_encode(const struct n4_tune *t, uint8_t *ext, uint8_t payload[6])
+{
+	*ext = t->flags;
+	put16(payload, t->guard_ms);
+	put16(payload + 2, t->max_pps);
+	put16(payload + 4, t->jitter_ms);
+}
+
+int n4_tune_decode(uint8_t ext, const uint8_t payload[6], struct n4_tune *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (ext & ~N4_TUNE_NOSWEEP)
+		return -EINVAL;
+	t->flags = ext;
+	t->guard_ms = (uint16_t)get16(payload);
+	t->max_pps = (uint16_t)get16(payload + 2);
+	t->jitter_ms = (uint16_t)get16(payload + 4);
+	/* A guard longer than a round, or a pace of a few packets a second,
+	 * would only make punching fail: not from a server of ours. */
+	if (t->guard_ms > N4_GUARD_MAX_MS || (t->max_pps && t->max_pps < 10))
+		return -EINVAL;
+	return 0;
+}
+
+unsigned n4_guard_ms(unsigned base_ms, unsigned jitter_a_ms, unsigned jitter_b_ms)
+{
+	unsigned g = base_ms + (jitter_a_ms > jitter_b_ms ? jitter_a_ms : jitter_b_ms);
+
+	return g > N4_GUARD_MAX_MS ? N4_GUARD_MAX_MS : g;
+}
+
+uint8_t n4_seq_probe_ext(const struct n4_seq_probe *p)
+{
+	unsigned code = p->spacing_ms < 5 ? 0 : p->spacing_ms > 40 ? 7 : p->spacing_ms / 5 - 1;
+
+	return (uint8_t)((p->seq & 7u) | code << 3 | (p->resent ? N4_PROBE_RESENT : 0) |
+			 (p->nosweep ? N4_PROBE_NOSWEEP : 0));
+}
+
+int n4_seq_probe_parse(uint8_t ext, struct n4_seq_probe *p)
+{
+	p->seq = ext & 7u;
+	p->spacing_ms = (uint8_t)((((ext >> 3) & 7u) + 1) * 5);
+	p->resent = ext & N4_PROBE_RESENT;
+	p->nosweep = ext & N4_PROBE_NOSWEEP;
+	return p->seq < N4_SEQ_PROBES ? 0 : -EINVAL;
+}
+
+unsigned n4_seq_probe_offset_ms(unsigned seq, unsigned spacing_ms)
+{
+	return seq ? (seq - 1) * spacing_ms : 0;
 }

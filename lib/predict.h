@@ -14,22 +14,32 @@ struct n4_obs {
 	bool second_port; /* arrived on the server's second UDP port */
 	bool socket0;	  /* sent from the client's first pool socket */
 	uint64_t t_ms;	  /* server arrival time */
+	/* N4_EXT_SEQ: the client numbered its probes, so their allocation order
+	 * and send times are known whatever order the network delivered them in. */
+	bool ordered;	  /* order and send_ms are valid */
+	bool timed;	  /* t_ms is the first copy's arrival (not a resend's) */
+	uint8_t order;	  /* allocation order: 0 = the EXCHANGE, 1.. the probes */
+	uint16_t send_ms; /* sent this long after the EXCHANGE */
 };
 
 enum n4_nat_kind {
 	N4_NAT_UNKNOWN = 0,
 	N4_NAT_EIM = 1,	   /* one public port per socket, whatever the destination */
-	N4_NAT_INC = 2,	   /* a new port per destination, allocated in steps */
-	N4_NAT_RANDOM = 3, /* a new random port per destination */
+	N4_NAT_INC = 2,	   /* a new port per destination, allocated in steps of either sign */
+	N4_NAT_RANDOM = 3, /* a new port per destination, in no arithmetic order */
 };
 
 struct n4_nat_model {
 	enum n4_nat_kind kind;
-	unsigned step;	     /* INC: ports between consecutive allocations */
+	int step;	     /* INC: ports between consecutive allocations (<0: counts down) */
 	double rate_per_ms;  /* INC: foreign allocations per ms (other hosts' traffic) */
 	uint16_t first_port; /* socket 0's mapping toward the server */
 	uint16_t last_port;  /* INC: the latest allocation seen */
-	uint64_t last_ms;    /* its server arrival time */
+	uint64_t last_ms;    /* its server arrival time (least-delayed estimate) */
+	uint16_t block_lo;   /* INC: allocations wrap inside [block_lo, block_hi] */
+	uint16_t block_hi;
+	unsigned jitter_ms; /* spread of the one-way delay over the probes (ordered only) */
+	const char *why;    /* RANDOM: what did not fit an arithmetic allocation */
 };
 
 /* Classify from observations (any order).  -EINVAL when they cannot tell. */
@@ -62,6 +72,40 @@ void n4_plan_pair(const struct n4_nat_model *a, const struct n4_nat_model *b, do
 /* PLAN message payload (wire.h N4_CMD_PLAN): kind in the reserved byte. */
 void n4_plan_encode(const struct n4_plan *p, uint8_t *ext, uint8_t payload[6]);
 int n4_plan_decode(uint8_t ext, const uint8_t payload[6], struct n4_plan *p);
+
+/* TUNE message (N4_CMD_TUNE, to N4_EXT_SEQ clients before PLAN): how to pace
+ * and time the plan on a network with jitter. */
+#define N4_TUNE_NOSWEEP 0x01u /* ext: IMPOSSIBLE because a side forbade sweeping */
+struct n4_tune {
+	uint8_t flags;	    /* N4_TUNE_* */
+	uint16_t guard_ms;  /* pre-opening to first full-TTL PUNCH */
+	uint16_t max_pps;   /* the server's cap on PUNCH datagrams per second; 0 = none */
+	uint16_t jitter_ms; /* measured spread of the one-way delay (both sides' max) */
+};
+void n4_tune_encode(const struct n4_tune *t, uint8_t *ext, uint8_t payload[6]);
+int n4_tune_decode(uint8_t ext, const uint8_t payload[6], struct n4_tune *t);
+
+#define N4_GUARD_BASE_MS 15 /* with no jitter: the skew the server could not remove */
+#define N4_GUARD_MAX_MS 250
+/* Guard between pre-opening and full-TTL PUNCHes for two sides whose one-way
+ * delays spread by jitter_a / jitter_b ms. */
+unsigned n4_guard_ms(unsigned base_ms, unsigned jitter_a_ms, unsigned jitter_b_ms);
+
+/* Sequenced probe (N4_CMD_PROBE, client -> server over UDP, N4_EXT_SEQ): the
+ * reserved byte carries the probe's number, the client's spacing between
+ * probes, and two flags; the payload is the client's token. */
+#define N4_SEQ_PROBES 5	       /* seq 0: socket 0 to the second port; 1..4: extra sockets */
+#define N4_PROBE_RESENT 0x40u  /* a copy of an earlier probe (its time says nothing) */
+#define N4_PROBE_NOSWEEP 0x80u /* this client accepts only direct paths (--no-sweep) */
+struct n4_seq_probe {
+	uint8_t seq;	    /* 0 .. N4_SEQ_PROBES-1 */
+	uint8_t spacing_ms; /* 5..40, a multiple of 5 */
+	bool resent, nosweep;
+};
+uint8_t n4_seq_probe_ext(const struct n4_seq_probe *p);
+int n4_seq_probe_parse(uint8_t ext, struct n4_seq_probe *p);
+/* Send time of probe seq after the EXCHANGE, as the client schedules it. */
+unsigned n4_seq_probe_offset_ms(unsigned seq, unsigned spacing_ms);
 
 const char *n4_nat_kind_name(enum n4_nat_kind k);
 

@@ -100,6 +100,43 @@ uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i)
 	return ntohs(a.sin_port);
 }
 
+void n4_pacer_init(struct n4_pacer *p, unsigned pps)
+{
+	p->pps = pps;
+	p->tokens = pps;
+	p->last_ms = n4_now_ms();
+}
+
+static void pacer_refill(struct n4_pacer *p, uint64_t now)
+{
+	if (now > p->last_ms) {
+		p->tokens += (double)(now - p->last_ms) * p->pps / 1000.0;
+		if (p->tokens > p->pps)
+			p->tokens = p->pps;
+		p->last_ms = now;
+	}
+}
+
+/* One datagram's worth of the budget, or false when it must wait. */
+static bool pacer_take(struct n4_pacer *p)
+{
+	if (!p || !p->pps)
+		return true;
+	pacer_refill(p, n4_now_ms());
+	if (p->tokens < 1.0)
+		return false;
+	p->tokens -= 1.0;
+	return true;
+}
+
+/* When the next datagram may go. */
+static uint64_t pacer_next_ms(const struct n4_pacer *p)
+{
+	double wait = p && p->pps && p->tokens < 1.0 ? (1.0 - p->tokens) * 1000.0 / p->pps : 0;
+
+	return n4_now_ms() + 1 + (uint64_t)wait;
+}
+
 static void send_one(struct n4_sweep *sw, unsigned sock, uint16_t port,
 		     const uint8_t msg[N4_MSG_SIZE])
 {
@@ -116,22 +153,43 @@ static void send_one(struct n4_sweep *sw, unsigned sock, uint16_t port,
 }
 
 /* One pass of the plan: every pool socket to the one target, or socket 0
- * across a range of the peer's ports (endpoint-independent side). */
-static void send_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
+ * across a range of the peer's ports (endpoint-independent side).  A paced
+ * pass stops when the pacer runs dry and resumes where it stopped: returns
+ * true once the pass is complete.  burst: a pass that opens the mappings,
+ * sent whole (the sweep's prediction needs its ports contiguous; plans are
+ * capped so that it fits the pacer's second), and charged to the pacer. */
+static bool send_pass_from(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE], bool burst)
 {
 	uint16_t target = ntohs(sw->target.sin_port);
 
-	if (sw->plan.kind == N4_PLAN_RANGE) {
-		for (unsigned k = 0; k < sw->plan.count; k++) {
-			unsigned port = sw->plan.lo + k * sw->plan.step;
-			if (port > 65535)
-				break;
-			send_one(sw, 0, (uint16_t)port, msg);
+	while (sw->pass_pos < sw->pass_len) {
+		unsigned k = sw->pass_pos;
+		if (burst && sw->pacer && sw->pacer->pps) {
+			pacer_refill(sw->pacer, n4_now_ms());
+			sw->pacer->tokens -= 1.0;
+		} else if (!pacer_take(sw->pacer)) {
+			return false;
 		}
-		return;
+		sw->pass_pos++;
+		if (sw->plan.kind == N4_PLAN_RANGE) {
+			unsigned port = sw->plan.lo + k * sw->plan.step;
+			if (port > 65535) {
+				sw->pass_pos = sw->pass_len;
+				break;
+			}
+			send_one(sw, 0, (uint16_t)port, msg);
+		} else {
+			send_one(sw, k, target, msg);
+		}
 	}
-	for (unsigned i = 0; i < sw->pool->n; i++)
-		send_one(sw, i, target, msg);
+	return true;
+}
+
+static bool send_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE], bool burst)
+{
+	sw->pass_pos = 0;
+	sw->pass_len = sw->plan.kind == N4_PLAN_RANGE ? sw->plan.count : sw->pool->n;
+	return send_pass_from(sw, msg, burst);
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -159,7 +217,7 @@ static void set_ttl(const struct n4_pool *pool, int ttl)
 static void preopen_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
 {
 	set_ttl(sw->pool, sw->low_ttl);
-	send_pass(sw, msg);
+	send_pass(sw, msg, true);
 	set_ttl(sw->pool, -1);
 }
 
@@ -271,17 +329,23 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 	unsigned passes = 0;
 	bool low_ttl = sw->low_ttl > 0 && kind != N4_PLAN_BDAY_PROBE;
 	if (sw->classic) {
+		/* exactly the original: five passes at once, unpaced */
+		sw->pacer = NULL;
 		for (int pass = 0; pass < 5; pass++)
-			send_pass(sw, msg);
+			send_pass(sw, msg, false);
 		n4_info(" <= Punch ");
 		next_send = UINT64_MAX;
 	} else if (low_ttl) {
 		preopen_pass(sw, msg);
 		first_full = next_send = start + sw->guard_ms;
 	}
+	uint64_t pass_wait = UINT64_MAX; /* a paced pass resumes then */
 	for (;;) {
 		uint64_t now = n4_now_ms();
-		if (now >= next_send) {
+		if (sw->pass_pos < sw->pass_len) {
+			pass_wait = send_pass_from(sw, msg, false) ? UINT64_MAX
+								   : pacer_next_ms(sw->pacer);
+		} else if (now >= next_send) {
 			if (passes++ == 0)
 				n4_info(" <= Punch ");
 			if (kind == N4_PLAN_BDAY_LISTEN && low_ttl) {
@@ -291,24 +355,29 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 				preopen_pass(sw, msg);
 				next_send = now + REOPEN_MS;
 			} else if (kind == N4_PLAN_BDAY_PROBE) {
-				for (int k = 0; k < BDAY_CHUNK; k++) {
+				for (int k = 0; k < BDAY_CHUNK && pacer_take(sw->pacer); k++) {
 					uint64_t r = rng_next(&rng) % sw->plan.count;
 					send_one(sw, 0, (uint16_t)(sw->plan.lo + r), msg);
 				}
 				next_send = now + BDAY_TICK_MS;
 			} else {
-				send_pass(sw, msg);
+				/* the first full-TTL pass goes whole, as the pre-opening */
+				if (!send_pass(sw, msg, passes == 1))
+					pass_wait = pacer_next_ms(sw->pacer);
 				next_send = first_full + next_resend_ms(passes - 1);
 			}
 		}
-		uint64_t until = next_send < deadline_ms ? next_send : deadline_ms;
+		/* A paced pass still going: the next one waits for it. */
+		uint64_t until = sw->pass_pos < sw->pass_len ? pass_wait : next_send;
+		if (until > deadline_ms)
+			until = deadline_ms;
 		int n = n4_wait(pfd, pool->n, until, ctx);
 		if (n < 0) {
 			ret = n;
 			break;
 		}
 		if (n == 0) {
-			if (until >= deadline_ms)
+			if (n4_now_ms() >= deadline_ms)
 				break;
 			continue;
 		}
@@ -327,7 +396,7 @@ out:
 	return ret;
 }
 
-int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
+int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
 	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
 	       const struct n4_waitctx *ctx)
 {
@@ -378,6 +447,13 @@ int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PA
 			if (r == N4_MSG_SIZE && buf[0] == N4_CMD_PUNCH && (buf[1] & N4_PUNCH_ACK) &&
 			    memcmp(buf + 2, ident, N4_PAYLOAD_SIZE) == 0 &&
 			    from.sin_addr.s_addr == peer->sin_addr.s_addr && !acked) {
+				if (from.sin_port != peer->sin_port) {
+					/* It acknowledges from the socket it kept: that is
+					 * where its program will be. */
+					n4_info(" peer settled on port %u, not %u: adopting it ",
+						ntohs(from.sin_port), ntohs(peer->sin_port));
+					peer->sin_port = from.sin_port;
+				}
 				acked = true;
 				next = 0; /* answer it at once */
 			}
@@ -388,7 +464,7 @@ int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PA
 	return acked ? 1 : 0;
 }
 
-int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth,
+int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
 		    unsigned confirm_ms, const struct n4_waitctx *ctx)
 {
 	uint8_t ack[N4_APUNCH_SIZE];
@@ -426,6 +502,12 @@ int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth
 				continue;
 			if (n4_auth_check(auth, buf, (size_t)r) == N4_AUTH_WIN &&
 			    auth->peer_acked && !acked) {
+				if (from.sin_port != peer->sin_port) {
+					/* as n4_confirm: the socket the peer kept */
+					n4_info(" peer settled on port %u, not %u: adopting it ",
+						ntohs(from.sin_port), ntohs(peer->sin_port));
+					peer->sin_port = from.sin_port;
+				}
 				acked = true;
 				next = 0; /* answer it at once */
 			}

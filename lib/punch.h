@@ -27,6 +27,15 @@ int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n);
 void n4_pool_close(struct n4_pool *pool, int keep);
 uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i);
 
+/* Gentle sweeps: pps PUNCH datagrams a second in bursts of at most pps (a token bucket
+ * of pps tokens; 0 = unpaced).  Lives across rounds, so rounds cannot add up. */
+struct n4_pacer {
+	unsigned pps;
+	double tokens;
+	uint64_t last_ms;
+};
+void n4_pacer_init(struct n4_pacer *p, unsigned pps);
+
 struct n4_sweep {
 	/* in */
 	const struct n4_pool *pool;
@@ -38,6 +47,7 @@ struct n4_sweep {
 	int low_ttl;	     /* >0: pre-open with this TTL first */
 	unsigned guard_ms;   /* after pre-opening, before full-TTL PUNCH */
 	struct n4_plan plan; /* from the server; N4_PLAN_NONE: all -> target */
+	struct n4_pacer *pacer;	      /* NULL: unpaced */
 	struct n4_auth *auth;	      /* keyed: send APUNCH, WIN only on an authenticated one */
 	uint8_t amsg[N4_APUNCH_SIZE]; /* our current APUNCH */
 	/* out */
@@ -45,6 +55,8 @@ struct n4_sweep {
 	struct sockaddr_in from; /* where it came from: the peer's real address */
 	bool got_ack;		 /* it was an acknowledged PUNCH */
 	unsigned sent;		 /* PUNCH datagrams sent */
+	/* internal: the pass in progress (paced passes may span several wakeups) */
+	unsigned pass_pos, pass_len;
 };
 
 /* Punch until a valid PUNCH arrives (returns 1), deadline (0) or error (<0). */
@@ -58,13 +70,16 @@ enum n4_confirm_mode {
 };
 
 /* Make sure the peer got our PUNCH; swallow its late PUNCHes meanwhile.
- * already_acked: the winning PUNCH was itself an acknowledgement. */
-int n4_confirm(int fd, const struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
+ * already_acked: the winning PUNCH was itself an acknowledgement.  An
+ * acknowledgement from the peer's IP but another port means the peer settled
+ * on another of its sockets (a RANGE walk whose first PUNCH was lost): *peer
+ * takes that port. */
+int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
 	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
 	       const struct n4_waitctx *ctx);
 
 /* n4_confirm for keyed peers: authenticated acknowledgements (auth.h). */
-int n4_confirm_auth(int fd, const struct sockaddr_in *peer, struct n4_auth *auth,
+int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
 		    unsigned confirm_ms, const struct n4_waitctx *ctx);
 
 #endif

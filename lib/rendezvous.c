@@ -95,6 +95,27 @@ static int send_exchange(const struct n4_rv *rv, int udp_fd, uint8_t flags, bool
 	return 0;
 }
 
+/* A numbered discovery probe (N4_EXT_SEQ): seq 0 from socket 0 to the second
+ * port, seq k from the k-th extra socket. */
+static void send_seq_probe(const struct n4_rv *rv, int fd, unsigned seq, unsigned spacing_ms,
+			   bool resent)
+{
+	struct n4_seq_probe p = { .seq = (uint8_t)seq,
+				  .spacing_ms = (uint8_t)spacing_ms,
+				  .resent = resent,
+				  .nosweep = rv->nosweep };
+	struct n4_msg m;
+	uint8_t buf[N4_MSG_SIZE];
+	struct sockaddr_in to = rv->server;
+
+	if (seq == 0)
+		to.sin_port = htons((uint16_t)(ntohs(to.sin_port) + N4_PROBE_PORT_DELTA));
+	n4_msg_init(&m, N4_CMD_PROBE, n4_seq_probe_ext(&p), rv->token);
+	n4_wire_encode(&m, buf);
+	if (sendto(fd, buf, sizeof(buf), 0, (const struct sockaddr *)&to, sizeof(to)) < 0)
+		n4_debug("probe %u: %s", seq, strerror(errno));
+}
+
 /* Read exactly one 8-byte message from the server (any command; the caller
  * checks), running tick() whenever *next_tick_ms is due. */
 static int recv_msg(struct n4_rv *rv, struct n4_msg *m, uint64_t deadline_ms,
@@ -203,6 +224,11 @@ struct exch_sched {
 	unsigned sent_probes;
 	unsigned spacing_ms;
 	uint64_t start, next_resend;
+	int udp_fd;
+	/* N4_EXT_SEQ: every probe again this often until PEERINFO, so that a
+	 * lost one costs a round trip rather than the plan. */
+	unsigned probe_resend_ms;
+	uint64_t next_probe_resend;
 };
 
 /* Timed sends while waiting for PEERINFO: discovery probes (spaced so that
@@ -213,14 +239,25 @@ static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
 	struct exch_sched *s = arg;
 	uint64_t now = n4_now_ms();
 
+	bool seq = rv->granted & N4_EXT_SEQ;
 	if (s->sent_probes < rv->nprobes &&
 	    now >= s->start + (uint64_t)s->sent_probes * s->spacing_ms) {
 		unsigned i = s->sent_probes++;
 		uint8_t flags =
 			(uint8_t)(N4_EXCH_PROBE | (i + 1 == rv->nprobes ? N4_EXCH_LAST : 0));
-		int err = send_exchange(rv, rv->probe_fds[i], flags, false);
+		int err = seq ? 0 : send_exchange(rv, rv->probe_fds[i], flags, false);
+		if (seq)
+			send_seq_probe(rv, rv->probe_fds[i], i + 1, s->spacing_ms, false);
 		if (err)
 			n4_debug("probe %u: %s", i, strerror(-err));
+		if (s->sent_probes == rv->nprobes)
+			s->next_probe_resend = now + s->probe_resend_ms;
+	}
+	if (seq && s->sent_probes == rv->nprobes && now >= s->next_probe_resend) {
+		send_seq_probe(rv, s->udp_fd, 0, s->spacing_ms, true);
+		for (unsigned i = 0; i < rv->nprobes; i++)
+			send_seq_probe(rv, rv->probe_fds[i], i + 1, s->spacing_ms, true);
+		s->next_probe_resend = now + s->probe_resend_ms;
 	}
 	if (now >= s->next_resend) {
 		int err = send_exchange(rv, udp_fd, 0, false);
@@ -229,6 +266,8 @@ static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
 		s->next_resend = now + EXCHANGE_RESEND_MS;
 	}
 	uint64_t next = s->next_resend;
+	if (seq && s->sent_probes == rv->nprobes && s->next_probe_resend < next)
+		next = s->next_probe_resend;
 	if (s->sent_probes < rv->nprobes) {
 		uint64_t p = s->start + (uint64_t)s->sent_probes * s->spacing_ms;
 		if (p < next)
@@ -249,18 +288,27 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 		if (err)
 			return err;
 	}
+	/* Spread the probes over about one round trip (5..40 ms apart): long
+	 * enough to see other hosts' traffic, short enough not to delay.  A
+	 * multiple of 5, as numbered probes carry it (predict.h). */
+	sched.spacing_ms = rv->rtt_ms / 2 < 5 ? 5 : rv->rtt_ms / 2 > 40 ? 40 : rv->rtt_ms / 2;
+	sched.spacing_ms -= sched.spacing_ms % 5;
+	sched.udp_fd = udp_fd;
+	sched.probe_resend_ms = rv->rtt_ms + 20 < 60	? 60
+				: rv->rtt_ms + 20 > 250 ? 250
+							: rv->rtt_ms + 20;
 	if (!probing)
 		rv->nprobes = 0;
+	else if (rv->granted & N4_EXT_SEQ)
+		send_seq_probe(rv, udp_fd, 0, sched.spacing_ms, false);
 	else if (send_exchange(rv, udp_fd, N4_EXCH_PROBE, true))
 		n4_debug("probe to the second port failed");
 	n4_info(" <= Exchange ");
-	/* Spread the probes over about one round trip (5..40 ms apart): long
-	 * enough to see other hosts' traffic, short enough not to delay. */
-	sched.spacing_ms = rv->rtt_ms / 2 < 5 ? 5 : rv->rtt_ms / 2 > 40 ? 40 : rv->rtt_ms / 2;
 	sched.next_resend = sched.start + EXCHANGE_RESEND_MS;
 	memset(&rv->plan, 0, sizeof(rv->plan));
 	rv->relay_port = 0;
 	bool relay_seen = false, token_seen = false;
+	memset(&rv->tune, 0, sizeof(rv->tune));
 	for (;;) {
 		int err = recv_msg(rv, &m, deadline_ms, ctx, exchange_tick, udp_fd, &sched);
 		if (err)
@@ -290,6 +338,13 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 			if (n4_plan_decode(m.ext, m.payload, &rv->plan)) {
 				n4_warn("server sent an invalid plan; using the original's guess");
 				memset(&rv->plan, 0, sizeof(rv->plan));
+			}
+			continue;
+		}
+		if (m.cmd == N4_CMD_TUNE && (rv->granted & N4_EXT_SEQ)) {
+			if (n4_tune_decode(m.ext, m.payload, &rv->tune)) {
+				n4_warn("server sent invalid timing; using the defaults");
+				memset(&rv->tune, 0, sizeof(rv->tune));
 			}
 			continue;
 		}

@@ -31,6 +31,10 @@ struct n4_rv {
 	uint8_t lost_rounds;
 	uint16_t relay_port;
 	uint8_t relay_token[N4_RELAY_TOKEN_SIZE];
+	/* N4_EXT_SEQ: numbered probes (resent until PEERINFO) and the TUNE the
+	 * server sends before PLAN; nosweep is told to the server in each probe. */
+	bool nosweep;
+	struct n4_tune tune;
 	/* N4_EXT_KEY: the long pairing id sent when the server asks (KEYID), and
 	 * our own observed address from SELF (have_self). */
 	const uint8_t *long_id;

@@ -13,12 +13,14 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -79,7 +81,7 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	/* READY, PLAN (or RELAY + RELAY_TOKEN), 4 SELF and PEERINFO at most */
+	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF and PEERINFO at most */
 	uint8_t out[8 * N4_MSG_SIZE];
 	uint8_t in_len, out_len;
 	/* N4_EXT_KEY: KEYID messages received (long id, then the round's nonce),
@@ -133,6 +135,7 @@ struct n4_server {
 	bool draining;
 	uint64_t next_sweep_ms;
 	n4_relay *relay; /* NULL: --no-relay, or no IPv4 to relay on */
+	uint64_t rx_ms; /* kernel receive time of the datagram being handled */
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg)
@@ -199,6 +202,20 @@ static void conn_flush(struct conn *c)
 	}
 	if (c->close_after_flush)
 		conn_close(c, false);
+}
+
+/* Append without sending yet: the next conn_send takes it along, in one
+ * segment with what follows (send_peerinfo). */
+static void conn_queue(struct conn *c, const struct n4_msg *m)
+{
+	if (c->closed)
+		return;
+	if ((size_t)c->out_len + N4_MSG_SIZE > sizeof(c->out)) {
+		conn_close(c, true); /* cannot happen with our message flow */
+		return;
+	}
+	n4_wire_encode(m, c->out + c->out_len);
+	c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
 }
 
 static void conn_send(struct conn *c, const struct n4_msg *m)
@@ -311,9 +328,10 @@ static void send_ready(struct conn *c)
 
 	if (c->pc.ext & N4_EXT_PROBE) {
 		c->disc = calloc(1, sizeof(*c->disc));
-		if (c->disc)
+		if (c->disc) {
 			c->disc->owner = c;
-		else
+			c->disc->d.ordered = c->pc.ext & N4_EXT_SEQ;
+		} else
 			c->pc.ext &= (uint8_t)~N4_EXT_PROBE; /* plan without discovery */
 	}
 	n4_msg_init(&m, N4_CMD_READY, c->pc.ext, (c->pc.ext & N4_EXT_TOKEN) ? c->pc.token : NULL);
@@ -355,6 +373,8 @@ static void handle_hello(struct conn *c)
 	if ((m.ext & N4_EXT_RELAY) && !(m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN) &&
 	    s->relay)
 		c->pc.ext |= N4_EXT_RELAY;
+	if ((m.ext & N4_EXT_SEQ) && (c->pc.ext & N4_EXT_PROBE))
+		c->pc.ext |= N4_EXT_SEQ; /* numbered probes: jitter and loss (discover.c) */
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
 	/* A keyed client pairs on its long id, which comes next (within the
@@ -677,6 +697,24 @@ static void send_peerinfo(struct conn *c)
 		send_relay(c);
 		if (c->closed)
 			return;
+	} else if ((c->pc.ext & N4_EXT_SEQ) && c->disc) {
+		/* Queued, not flushed: TUNE, PLAN (SELF) and PEERINFO leave in
+		 * one segment, so one lost segment (not one of three) delays them. */
+		struct n4_msg tune;
+		uint8_t flags;
+		n4_msg_init(&tune, N4_CMD_TUNE, 0, NULL);
+		c->disc->d.tune.max_pps = (uint16_t)c->srv->cfg.max_pps;
+		n4_tune_encode(&c->disc->d.tune, &flags, tune.payload);
+		tune.ext = flags;
+		conn_queue(c, &tune);
+		struct n4_msg plan;
+		uint8_t kind;
+		n4_msg_init(&plan, N4_CMD_PLAN, 0, NULL);
+		n4_plan_encode(&c->disc->d.plan, &kind, plan.payload);
+		plan.ext = kind;
+		conn_queue(c, &plan);
+		if (c->closed)
+			return;
 	} else if ((c->pc.ext & N4_EXT_PROBE) && c->disc) {
 		struct n4_msg plan;
 		uint8_t kind;
@@ -693,11 +731,11 @@ static void send_peerinfo(struct conn *c)
 		struct n4_msg self;
 		n4_msg_init(&self, N4_CMD_SELF, 0, NULL);
 		n4_peerinfo_encode(&c->pc.udp, self.payload);
-		conn_send(c, &self);
+		conn_queue(c, &self);
 		for (uint8_t i = 0; c->peer_nonce_ok && i < 3 && !c->closed; i++) {
 			n4_msg_init(&self, N4_CMD_SELF, (uint8_t)(i + 1),
 				    c->peer_nonce + i * N4_PAYLOAD_SIZE);
-			conn_send(c, &self);
+			conn_queue(c, &self);
 		}
 		if (c->closed)
 			return;
@@ -723,9 +761,26 @@ static void peerinfo_fired(n4_loop *loop, struct n4_timer *t)
  * at once would let the nearer client's PUNCHes reach the farther NAT before
  * that side has opened its mappings (the conntrack clash), so each PEERINFO is
  * held back by half the difference of the measured READY->EXCHANGE round trips. */
+/* READY -> EXCHANGE is one round trip, unless READY was lost and resent (the
+ * TCP retransmission timeout, 200 ms and more, would be taken for distance and
+ * throw the plan's timing off): the kernel's RTT of the connection, which
+ * never samples a retransmitted segment, bounds it. */
+static uint64_t conn_rtt_ms(const struct conn *c)
+{
+	uint64_t rtt = c->exch_ms - c->ready_ms;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if ((c->pc.ext & N4_EXT_SEQ) && !getsockopt(c->io.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) &&
+	    len >= offsetof(struct tcp_info, tcpi_rttvar) && ti.tcpi_rtt > 0 &&
+	    ti.tcpi_rtt / 1000 < rtt)
+		rtt = ti.tcpi_rtt / 1000;
+	return rtt;
+}
+
 static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *b)
 {
-	uint64_t rtt_a = a->exch_ms - a->ready_ms, rtt_b = b->exch_ms - b->ready_ms;
+	uint64_t rtt_a = conn_rtt_ms(a), rtt_b = conn_rtt_ms(b);
 	uint64_t now = n4_now_ms();
 	struct conn *pair[2] = { a, b };
 	uint64_t delay[2];
@@ -804,7 +859,29 @@ static void udp_probe(struct n4_server *s, const struct n4_msg *m, const struct 
 		return;
 	}
 	n4_discovery_record(&c->disc->d, ntohs(src->sin_port), second, second,
-			    m->ext & N4_EXCH_LAST, n4_now_ms());
+			    m->ext & N4_EXCH_LAST, s->rx_ms);
+	maybe_schedule(s, c);
+}
+
+/* A numbered probe (N4_EXT_SEQ): like udp_probe, with its place in the
+ * client's send schedule, so that jitter cannot reorder what it tells. */
+static void udp_seq_probe(struct n4_server *s, const uint8_t *buf, size_t len,
+			  const union n4_sa *from, bool second)
+{
+	struct sockaddr_in src;
+	struct n4_seq_probe p;
+
+	if (len != N4_MSG_SIZE || !n4_sa_to_v4(from, &src) || n4_seq_probe_parse(buf[1], &p)) {
+		s->rejects[REJ_BAD_UDP]++;
+		return;
+	}
+	struct n4_pclient *pc = n4_pairing_by_token(s->pairing, buf + 2, src.sin_addr.s_addr);
+	struct conn *c = pc ? pc->owner : NULL;
+	if (!c || !c->disc || !c->disc->d.ordered || c->pc.state != N4_P_PAIRED) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
+	n4_discovery_record_seq(&c->disc->d, ntohs(src.sin_port), second, &p, s->rx_ms);
 	maybe_schedule(s, c);
 }
 
@@ -815,6 +892,10 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
 	struct sockaddr_in src;
 	char b[64], b2[64];
 
+	if (len >= 1 && buf[0] == N4_CMD_PROBE) {
+		udp_seq_probe(s, buf, len, from, second);
+		return;
+	}
 	if (n4_wire_decode(buf, len, N4_CMD_EXCHANGE, &m)) {
 		s->rejects[REJ_BAD_UDP]++;
 		n4_debug("%s: malformed UDP datagram (%zu bytes), ignored",
@@ -853,11 +934,12 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
 	n4_info(" => Exchange from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
 		conn_str(c, b2, sizeof(b2)));
 	if (c->disc) {
-		n4_discovery_record(&c->disc->d, ntohs(src.sin_port), false, true, false,
-				    c->exch_ms);
+		n4_discovery_record(&c->disc->d, ntohs(src.sin_port), false, true, false, s->rx_ms);
+		unsigned wait_ms =
+			c->disc->d.ordered ? N4_DISCOVERY_SEQ_WAIT_MS : N4_DISCOVERY_WAIT_MS;
 		if (!c->disc->d.complete &&
-		    n4_timer_arm(s->loop, &c->disc->timer, c->exch_ms + N4_DISCOVERY_WAIT_MS,
-				 discovery_expired, c->disc))
+		    n4_timer_arm(s->loop, &c->disc->timer, c->exch_ms + wait_ms, discovery_expired,
+				 c->disc))
 			c->disc->d.complete = true;
 	}
 	maybe_schedule(s, c);
@@ -865,6 +947,32 @@ static void udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
 	struct n4_pclient *released = n4_pairing_release(s->pairing, pc);
 	if (released)
 		send_ready(released->owner);
+}
+
+/* The kernel's receive time (CLOCK_REALTIME) on n4_now_ms's monotonic clock;
+ * now when the datagram carries none. */
+static uint64_t rx_time_ms(const struct msghdr *mh)
+{
+	uint64_t now = n4_now_ms();
+	struct timespec real;
+
+	for (const struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR((struct msghdr *)mh, (struct cmsghdr *)cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(struct timespec)))
+			continue;
+		struct timespec ts;
+		memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+		if (clock_gettime(CLOCK_REALTIME, &real))
+			return now;
+		int64_t age_ms = ((int64_t)real.tv_sec - (int64_t)ts.tv_sec) * 1000 +
+				 ((int64_t)real.tv_nsec - (int64_t)ts.tv_nsec) / 1000000;
+		/* A clock step between the two readings: trust our own clock. */
+		if (age_ms < 0 || (uint64_t)age_ms > now || age_ms > 10000)
+			return now;
+		return now - (uint64_t)age_ms;
+	}
+	return now;
 }
 
 static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
@@ -876,14 +984,26 @@ static void udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 	for (int i = 0; i < UDP_BATCH; i++) {
 		uint8_t buf[64];
 		union n4_sa from;
-		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(io->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC, &from.sa,
-				     &flen);
+		/* SO_TIMESTAMPNS: when the kernel took the datagram, not when this
+		 * loop got to it (probes to two sockets, a busy server). */
+		union {
+			struct cmsghdr align;
+			uint8_t b[CMSG_SPACE(sizeof(struct timespec))];
+		} ctl;
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+		struct msghdr mh = { .msg_name = &from,
+				     .msg_namelen = sizeof(from),
+				     .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl.b,
+				     .msg_controllen = sizeof(ctl.b) };
+		ssize_t n = recvmsg(io->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0) {
 			if (errno == EINTR || errno == ECONNREFUSED)
 				continue;
 			return;
 		}
+		s->rx_ms = rx_time_ms(&mh);
 		udp_datagram(s, buf, (size_t)n, &from, io == &s->probe_io);
 	}
 }
@@ -1001,6 +1121,12 @@ static int open_listeners(n4_server *s, union n4_sa *addr, bool dual)
 	if (pfd < 0)
 		n4_warn("discovery port %u unavailable (%s): clients get the original's guess",
 			pport, strerror(-pfd));
+	/* Kernel receive times for the discovery probes (udp_ready); without
+	 * them the loop's own clock is used. */
+	int on = 1;
+	if (setsockopt(ufd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) ||
+	    (pfd >= 0 && setsockopt(pfd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on))))
+		n4_debug("SO_TIMESTAMPNS: %s", strerror(errno));
 	s->probe_io = (struct n4_io){ .fd = pfd < 0 ? -1 : pfd, .cb = udp_ready, .arg = s };
 	s->tcp_io = (struct n4_io){ .fd = tfd, .cb = accept_ready, .arg = s };
 	s->udp_io = (struct n4_io){ .fd = ufd, .cb = udp_ready, .arg = s };
@@ -1323,6 +1449,7 @@ void n4_server_test_udp(n4_server *s, const void *buf, size_t len, const struct 
 
 	memset(&a, 0, sizeof(a));
 	memcpy(&a, src, src_len < sizeof(a) ? src_len : sizeof(a));
+	s->rx_ms = n4_now_ms();
 	udp_datagram(s, buf, len, &a, false);
 	bury(s);
 }

@@ -58,6 +58,13 @@ enum n4_cmd {
 	N4_CMD_RELAY = 0x0A,
 	N4_CMD_RELAY_REG = 0x0B,
 	N4_CMD_RELAY_TOKEN = 0x0C,
+	/* Real networks (N4_EXT_SEQ only): PROBE, client -> server over UDP, a
+	 * numbered discovery probe (predict.h struct n4_seq_probe in the reserved
+	 * byte, the token as payload); TUNE, server -> client over TCP before PLAN,
+	 * guard time, pace and measured jitter (predict.h struct n4_tune).  Outside
+	 * 1..N4_CMD_MAX: n4_wire_decode accepts them by name. */
+	N4_CMD_PROBE = 0x11,
+	N4_CMD_TUNE = 0x12,
 };
 /* The highest command: 8-byte decoding accepts any up to it and each caller
  * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte
@@ -69,6 +76,7 @@ enum n4_cmd {
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
 #define N4_EXT_KEY 0x04u   /* long keyed pairing id (KEYID), SELF before PEERINFO */
 #define N4_EXT_RELAY 0x08u /* the server may relay the pair (RELAY before PEERINFO) */
+#define N4_EXT_SEQ 0x40u   /* numbered probes (N4_CMD_PROBE) and TUNE; rides on PROBE */
 #define N4_EXT_ALL N4_EXT_TOKEN
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */

@@ -238,6 +238,12 @@ static void read_env(void)
 	v = !c->no_relay;
 	env_number("N4_RELAY", 0, 1, &v);
 	c->no_relay = v == 0;
+	v = 1; /* N4_SWEEP=0: direct paths only (n4 -c --no-sweep) */
+	env_number("N4_SWEEP", 0, 1, &v);
+	c->no_sweep = v == 0;
+	v = c->max_pps;
+	env_number("N4_MAX_PPS", 0, 1000000, &v);
+	c->max_pps = (unsigned)v;
 	s = getenv("N4_STRATEGY");
 	if (s) {
 		if (strcasecmp(s, "auto") == 0)

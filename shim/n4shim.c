@@ -73,6 +73,8 @@ static const char usage_text[] =
 	"  N4_CONFIRM_MS  keep confirming after the WIN at most this long (2000)\n"
 	"  N4_LOW_TTL     TTL of the pre-opening packets (2; 0 = off)\n"
 	"  N4_ANY_PEER    1: accept a PUNCH from any IP (the n4 client's -x)\n"
+	"  N4_SWEEP       0: direct paths only, never sweep ports (n4 -c --no-sweep)\n"
+	"  N4_MAX_PPS     PUNCH datagrams per second at most (1000; 0 = unpaced)\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"

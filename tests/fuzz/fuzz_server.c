@@ -147,7 +147,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint8_t m[N4_MSG_SIZE] = {
 				N4_CMD_EXCHANGE, take(&in), 'n', '4', 'n', '4', 'n', '4'
 			};
-			if (m[1] & N4_EXT_TOKEN) /* a token: random, or guessed from nothing */
+			/* now and then a numbered discovery probe (N4_EXT_SEQ) */
+			bool probe = (arg & 7u) == 7u;
+			if (probe)
+				m[0] = N4_CMD_PROBE;
+			if (probe || (m[1] & N4_EXT_TOKEN)) /* a token: random, or guessed */
 				for (int i = 2; i < 8; i++)
 					m[i] = take(&in);
 			n4_server_test_udp(s, m, 8 - (take(&in) % 3 == 0 ? take(&in) % 8 : 0),

@@ -40,6 +40,8 @@ LAB_INC_SIZE=${LAB_INC_SIZE:-40000}
 LAB_INC_BASE_A=${LAB_INC_BASE_A:-20000}
 LAB_INC_BASE_B=${LAB_INC_BASE_B:-24000}
 LAB_RANDOM_PORTS=10000-60000
+# inc/dec: +1/-1 per new mapping; inc2/dec2: +2/-2; -linux: plain conntrack (see below)
+LAB_FLAVORS="inc, inc-linux, dec, dec-linux, inc2, inc2-linux, dec2, dec2-linux, cone, random"
 LAB_NOISE_PORTS=(10000 59999) # sink's destination port range (noise.c defaults)
 LAB_QUEUE=0                   # NFQUEUE number in wan (queues are per namespace)
 _LAB_QUEUE_RULE=(-j NFQUEUE --queue-num "$LAB_QUEUE" --queue-bypass)
@@ -273,11 +275,17 @@ _lab_nat_ruleset() {
 	printf 'table ip n4lab_nat {\n\tchain postrouting {\n'
 	printf '\t\ttype nat hook postrouting priority srcnat; policy accept;\n'
 	case $flavor in
-	inc | inc-linux)
+	inc | inc-linux | dec | dec-linux | inc2 | inc2-linux | dec2 | dec2-linux)
+		# Arithmetic allocations: counter i -> BASE + step*i (inc, inc2) or counting down
+		# from the top of the block (dec, dec2), wrapping inside [BASE, BASE + SIZE).
+		local step=1 down=0 n=$LAB_INC_SIZE
+		[[ $flavor == inc2* || $flavor == dec2* ]] && step=2 n=$((LAB_INC_SIZE / 2))
+		[[ $flavor == dec* ]] && down=1
 		printf '\t\toifname "wan0" meta l4proto udp snat to %s : numgen inc mod %d map { ' \
-			"$pub" "$LAB_INC_SIZE"
-		awk -v n="$LAB_INC_SIZE" -v b="$base" \
-			'BEGIN { for (i = 0; i < n; i++) printf "%s%d : %d", (i ? ", " : ""), i, b + i }'
+			"$pub" "$n"
+		awk -v n="$n" -v b="$base" -v s="$step" -v d="$down" \
+			'BEGIN { for (i = 0; i < n; i++) printf "%s%d : %d", (i ? ", " : ""), i,
+				d ? b + s * (n - 1 - i) : b + s * i }'
 		printf ' }\n'
 		;;
 	random)
@@ -286,7 +294,7 @@ _lab_nat_ruleset() {
 		;;
 	cone) ;;
 	*)
-		_lab_err "unknown NAT flavor '$flavor' (inc, inc-linux, cone, random)"
+		_lab_err "unknown NAT flavor '$flavor' ($LAB_FLAVORS)"
 		return 1
 		;;
 	esac
@@ -294,7 +302,7 @@ _lab_nat_ruleset() {
 	printf '\t\toifname "wan0" masquerade\n\t}\n}\n'
 	printf 'table ip n4lab_filter {\n\tchain prerouting {\n'
 	printf '\t\ttype filter hook prerouting priority -150; policy accept;\n'
-	if [[ "$flavor" == inc ]]; then
+	if [[ "$flavor" == inc || "$flavor" == dec || "$flavor" == inc2 || "$flavor" == dec2 ]]; then
 		# Carrier NATs keep no state for unsolicited inbound packets: drop them after
 		# conntrack has seen them (-200) but before their entry is confirmed.
 		printf '\t\tiifname "wan0" ct state new counter drop\n'
@@ -557,9 +565,9 @@ lab_up() {
 	local f
 	for f in "$nat_a" "$nat_b"; do
 		case $f in
-		inc | inc-linux | cone | random) ;;
+		inc | inc-linux | dec | dec-linux | inc2 | inc2-linux | dec2 | dec2-linux | cone | random) ;;
 		*)
-			_lab_err "lab_up: unknown NAT flavor '$f' (inc, inc-linux, cone, random)"
+			_lab_err "lab_up: unknown NAT flavor '$f' ($LAB_FLAVORS)"
 			return 1
 			;;
 		esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_strategies.sh - each plan of the default strategy wins in the lab condition
-# it is for (issue: punch engine for hard NATs), and the impossible pair is refused
-# early with the documented message and exit status.
+# it is for (issue: punch engine for hard NATs), NATs that count down or step by 2,
+# jitter (issue: real networks), and a datagram crosses both ways after every WIN;
+# the impossible pair is refused early with the documented message and exit status;
+# --no-sweep and --max-pps keep their promises.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -13,19 +15,26 @@ trap 'lab_down' EXIT
 plan_of() { sed -nE 's/.* Plan: ([a-z]+).*/\1/p' "$1" | head -n 1; }
 rounds() { grep -c 'Source port' "$1"; }
 
-# cell NATA NATB DELAY NOISE EXPECTED_PLAN: bring up, run a pair, check plan and win.
+# cell NATA NATB DELAY NOISE EXPECTED_PLAN [JITTER]: bring up, run a pair, check plan
+# and win, and that a datagram then crosses both ways on the punched ports.
 cell() {
-	local na=$1 nb=$2 delay=$3 noise=$4 plan=$5
+	local na=$1 nb=$2 delay=$3 noise=$4 plan=$5 jitter=${6:-0}
 	local args=(--nat-a "$na" --nat-b "$nb")
-	((delay > 0)) && args+=(--delay "$delay")
+	((delay > 0)) && args+=(--delay "$delay" --jitter "$jitter")
 	((noise > 0)) && args+=(--noise-a "$noise" --noise-b "$noise")
 	lab_up "${args[@]}" >/dev/null || return 1
 	start_server || return 1
-	local what="$na/$nb, ${delay} ms, $noise flows/s"
+	local what="$na/$nb, ${delay} ms"
+	((jitter > 0)) && what+=" +-$jitter ms"
+	what+=", $noise flows/s"
 	check "$what: both win within 10 s" run_pair "$na-$nb-$delay-$noise" -t 10
 	check "$what: the server chose '$plan'" \
 		bash -c "[[ '$(plan_of "$LOG_A")' == '$plan' || '$(plan_of "$LOG_B")' == '$plan' ]]"
-	check "$what: won in the first round" bash -c "[[ $(rounds "$LOG_A") -eq 1 ]]"
+	if ((jitter == 0)); then
+		check "$what: won in the first round" bash -c "[[ $(rounds "$LOG_A") -eq 1 ]]"
+	fi
+	check "$what: a datagram crosses A -> B" message_crosses a "$LOG_A" b "$LOG_B"
+	check "$what: a datagram crosses B -> A" message_crosses b "$LOG_B" a "$LOG_A"
 	stop_server
 	lab_down
 }
@@ -40,6 +49,57 @@ cell cone inc 0 300 range
 cell random cone 0 0 birthday
 # Both cone: direct.
 cell cone cone 20 0 direct
+# NATs that count down, step by 2, or mix (issue: real networks).
+cell dec dec 0 300 sweep
+cell dec inc 20 300 sweep
+cell inc2 inc2 0 300 sweep
+cell dec-linux inc-linux 0 0 sweep
+cell cone dec 0 300 range
+# Jitter reorders the probes; numbered probes keep the order.
+cell inc inc 20 300 sweep 10
+
+# --no-sweep: a direct pair still wins; a pair that needs a sweep is refused on
+# both sides (exit 4, the reason printed) and the refusing side never sent a
+# datagram to the peer's NAT.
+lab_up --nat-a cone --nat-b cone --delay 10 >/dev/null || exit 1
+start_server || exit 1
+check "--no-sweep, cone/cone: both win (direct)" run_pair ns-cone -t 10 --no-sweep
+check "--no-sweep, cone/cone: a datagram crosses A -> B" message_crosses a "$LOG_A" b "$LOG_B"
+stop_server
+lab_down
+lab_up --nat-a inc --nat-b inc >/dev/null || exit 1
+start_server || exit 1
+lab_bg b "$LAB_DIR/ns-b.log" "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw >/dev/null
+start=$SECONDS
+lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw --no-sweep >"$LAB_DIR/ns-a.log" 2>&1
+rc=$?
+check "--no-sweep, inc/inc: refused with exit status 4 (got $rc)" bash -c "[[ $rc -eq 4 ]]"
+check "--no-sweep, inc/inc: refused within 5 s" bash -c "(( $SECONDS - $start <= 5 ))"
+check "--no-sweep, inc/inc: the reason is printed" grep -q "no-sweep forbids" "$LAB_DIR/ns-a.log"
+check "--no-sweep, inc/inc: the peer is refused too" \
+	lab_wait_for grep -q "no-sweep forbids" "$LAB_DIR/ns-b.log" --timeout 10
+n=$(lab_exec nata conntrack -L -p udp -d "$LAB_NATB_IP" 2>/dev/null | grep -c .)
+check "--no-sweep, inc/inc: no mapping from A toward B's NAT (got $n)" bash -c "[[ $n -eq 0 ]]"
+stop_server
+lab_down
+
+# --max-pps: birthday probing (the one plan that sends steadily) from the cone side at
+# 100 datagrams a second, counted where they leave its NAT.
+lab_up --nat-a random --nat-b cone >/dev/null || exit 1
+start_server || exit 1
+printf 'table ip n4pace {\n\tchain post {\n\t\ttype filter hook postrouting priority 200; policy accept;\n\t\toifname "wan0" ip daddr %s meta l4proto udp counter\n\t}\n}\n' \
+	"$LAB_NATA_IP" >"$LAB_DIR/pace.nft"
+lab_exec natb nft -f "$LAB_DIR/pace.nft" || exit 1
+t0=$(_lab_now_ms)
+pa=$(client a "$LAB_DIR/pace-a.log" -t 3)
+pb=$(client b "$LAB_DIR/pace-b.log" -t 3 --max-pps 100)
+wait_pids 20 "$pa" "$pb"
+ms=$(($(_lab_now_ms) - t0))
+sent=$(lab_exec natb nft list table ip n4pace | sed -nE 's/.*packets ([0-9]+).*/\1/p')
+check "--max-pps 100: at most 100 PUNCHes a second left the prober (${sent:-0} in $ms ms)" \
+	bash -c "(( ${sent:-0} > 0 && ${sent:-0} <= 100 * $ms / 1000 + 100 ))"
+stop_server
+lab_down
 
 # random/random with --no-relay: refused at once, exit status 4, a clear reason
 # (relayed by default: tests/lab/test_relay.sh).

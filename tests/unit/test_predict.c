@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "discover.h"
 #include "predict.h"
 #include "test.h"
 
@@ -200,4 +201,236 @@ TEST(plan_wire_roundtrip_and_rejects)
 	CHECK_EQ(n4_plan_decode(99, zero, &out), -EINVAL);
 	const uint8_t huge_pool[6] = { 0x10, 0, 0, 0, 0xff, 0xff };
 	CHECK_EQ(n4_plan_decode(N4_PLAN_SWEEP, huge_pool, &out), -EINVAL);
+}
+
+/* ---- real networks (issue 11): any arithmetic allocation, numbered probes ---- */
+
+/* Numbered observation: allocation `order` (0 = the EXCHANGE), sent send_ms
+ * after it, arrived at t. */
+static void obs_seq(struct n4_obs *o, uint16_t port, uint8_t order, uint16_t send_ms, uint64_t t)
+{
+	*o = (struct n4_obs){ .port = port,
+			      .second_port = order == 1,
+			      .socket0 = order <= 1,
+			      .t_ms = t,
+			      .ordered = true,
+			      .timed = true,
+			      .order = order,
+			      .send_ms = send_ms };
+}
+
+TEST(classify_counting_down_legacy_probes)
+{
+	struct n4_obs o[4];
+	struct n4_nat_model m;
+
+	/* socket 0's EXCHANGE is the highest port: a NAT counting down (the
+	 * classification in port order used to call this "step 1") */
+	obs_set(&o[0], 40000, false, true, 100);
+	obs_set(&o[1], 39999, true, true, 100);
+	obs_set(&o[2], 39990, false, false, 110);
+	obs_set(&o[3], 39980, false, false, 120);
+	CHECK_EQ(n4_nat_classify(o, 4, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_INC);
+	CHECK_EQ(m.step, -1);
+	CHECK_EQ(m.last_port, 39980);
+	CHECK(m.rate_per_ms > 0.7 && m.rate_per_ms < 1.0);
+}
+
+TEST(classify_numbered_probes_ignore_arrival_order)
+{
+	struct n4_obs o[6];
+	struct n4_nat_model m;
+
+	/* step -2, sent 20 ms apart, delivered with +-30 ms of jitter: arrival
+	 * order says nothing, the numbers say everything */
+	obs_seq(&o[0], 50000, 0, 0, 1050);
+	obs_seq(&o[1], 49998, 1, 0, 1031);
+	obs_seq(&o[2], 49990, 2, 0, 1079);
+	obs_seq(&o[3], 49970, 3, 20, 1041);
+	obs_seq(&o[4], 49950, 4, 40, 1120);
+	obs_seq(&o[5], 49930, 5, 60, 1085);
+	CHECK_EQ(n4_nat_classify(o, 6, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_INC);
+	CHECK_EQ(m.step, -2);
+	CHECK_EQ(m.last_port, 49930);
+	/* 3 + 9 + 9 + 9 foreign allocations over the 60 ms of the schedule */
+	CHECK(m.rate_per_ms > 0.45 && m.rate_per_ms < 0.55);
+	/* one-way delays 50, 31, 79, 21, 80, 25: spread 59 */
+	CHECK_EQ(m.jitter_ms, 59);
+	CHECK_EQ(m.last_ms, 1021 + 60);
+}
+
+TEST(classify_wrap_inside_a_port_block)
+{
+	struct n4_obs o[6];
+	struct n4_nat_model m;
+
+	/* counting up inside 2048-4095, wrapping between probes 3 and 4 */
+	obs_seq(&o[0], 4080, 0, 0, 100);
+	obs_seq(&o[1], 4081, 1, 0, 100);
+	obs_seq(&o[2], 4088, 2, 0, 100);
+	obs_seq(&o[3], 4094, 3, 10, 110);
+	obs_seq(&o[4], 2052, 4, 20, 120);
+	obs_seq(&o[5], 2060, 5, 30, 130);
+	CHECK_EQ(n4_nat_classify(o, 6, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_INC);
+	CHECK_EQ(m.step, 1);
+	CHECK_EQ(m.block_lo, 2052);
+	CHECK_EQ(m.block_hi, 4094);
+	/* a sweep predicted past the block's top lands at its bottom */
+	struct n4_nat_model quiet = { .kind = N4_NAT_INC, .step = 1, .last_port = 30000 };
+	struct n4_plan pa, pb;
+	m.rate_per_ms = 0;
+	m.last_port = 4090;
+	n4_plan_pair(&m, &quiet, 0, 0, 512, &pa, &pb);
+	CHECK_EQ(pb.kind, N4_PLAN_SWEEP);
+	CHECK(pb.lo >= 2052 && pb.lo < 2052 + pa.pool);
+}
+
+TEST(classify_refuses_what_fits_no_arithmetic_allocation)
+{
+	struct n4_obs o[5];
+	struct n4_nat_model m;
+
+	/* up, then down: no step of either sign */
+	obs_seq(&o[0], 30000, 0, 0, 100);
+	obs_seq(&o[1], 30001, 1, 0, 100);
+	obs_seq(&o[2], 30010, 2, 0, 100);
+	obs_seq(&o[3], 30004, 3, 10, 110);
+	obs_seq(&o[4], 30020, 4, 20, 120);
+	CHECK_EQ(n4_nat_classify(o, 5, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_RANDOM);
+	CHECK(m.why != NULL);
+	/* two jumps across the port space: not one wrap */
+	obs_seq(&o[2], 50000, 2, 0, 100);
+	obs_seq(&o[3], 30004, 3, 10, 110);
+	obs_seq(&o[4], 60000, 4, 20, 120);
+	CHECK_EQ(n4_nat_classify(o, 5, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_RANDOM);
+	/* one allocation number reported twice is a broken observation */
+	obs_seq(&o[4], 30020, 3, 20, 120);
+	CHECK_EQ(n4_nat_classify(o, 5, &m), -EINVAL);
+}
+
+TEST(plan_counting_down_aims_below)
+{
+	struct n4_nat_model dec = { .kind = N4_NAT_INC,
+				    .step = -1,
+				    .rate_per_ms = 0.5,
+				    .first_port = 40000,
+				    .last_port = 39990 };
+	struct n4_nat_model inc = { .kind = N4_NAT_INC,
+				    .step = 1,
+				    .rate_per_ms = 0,
+				    .first_port = 24000,
+				    .last_port = 24004 };
+	struct n4_nat_model eim = { .kind = N4_NAT_EIM, .first_port = 50000 };
+	struct n4_plan pa, pb;
+
+	n4_plan_pair(&dec, &inc, 20.0, 20.0, 512, &pa, &pb);
+	CHECK_EQ(pb.kind, N4_PLAN_SWEEP);
+	/* 10 expected foreign allocations, then half of the burst, downwards */
+	CHECK_EQ(pb.lo, 39990 - 1 - 10 - pa.pool / 2);
+	CHECK_EQ(pa.lo, 24004 + 1 + pb.pool / 2);
+	/* cone against a NAT counting down: the walk covers the burst below */
+	n4_plan_pair(&eim, &dec, 20.0, 20.0, 512, &pa, &pb);
+	CHECK_EQ(pa.kind, N4_PLAN_RANGE);
+	CHECK(pa.lo + (pa.count - 1) * pa.step >= 39990 - 1 - 10);
+	CHECK(pa.lo <= 39990 - 1 - 10 - pb.pool);
+	CHECK(pa.count <= 512);
+}
+
+TEST(plan_widens_with_jitter)
+{
+	struct n4_nat_model a = {
+		.kind = N4_NAT_INC, .step = 1, .rate_per_ms = 1.0, .last_port = 20000
+	};
+	struct n4_nat_model b = a;
+	struct n4_plan p1, p2, q1, q2;
+
+	n4_plan_pair(&a, &b, 100.0, 100.0, 4096, &p1, &p2);
+	a.jitter_ms = b.jitter_ms = 40;
+	n4_plan_pair(&a, &b, 100.0, 100.0, 4096, &q1, &q2);
+	CHECK(q1.pool > p1.pool + 40);
+	CHECK_EQ(n4_guard_ms(15, 40, 10), 55);
+	CHECK_EQ(n4_guard_ms(15, 4000, 10), N4_GUARD_MAX_MS);
+}
+
+TEST(seq_probe_and_tune_wire)
+{
+	struct n4_seq_probe p = { .seq = 4, .spacing_ms = 35, .resent = true, .nosweep = true }, q;
+	CHECK_EQ(n4_seq_probe_parse(n4_seq_probe_ext(&p), &q), 0);
+	CHECK(q.seq == 4 && q.spacing_ms == 35 && q.resent && q.nosweep);
+	CHECK_EQ(n4_seq_probe_parse(7, &q), -EINVAL); /* seq 7: no such probe */
+	CHECK_EQ(n4_seq_probe_offset_ms(0, 20), 0);
+	CHECK_EQ(n4_seq_probe_offset_ms(1, 20), 0);
+	CHECK_EQ(n4_seq_probe_offset_ms(4, 20), 60);
+
+	struct n4_tune t = { .flags = N4_TUNE_NOSWEEP,
+			     .guard_ms = 45,
+			     .max_pps = 800,
+			     .jitter_ms = 30 },
+		       u;
+	uint8_t ext, payload[6];
+	n4_tune_encode(&t, &ext, payload);
+	CHECK_EQ(n4_tune_decode(ext, payload, &u), 0);
+	CHECK(u.flags == t.flags && u.guard_ms == 45 && u.max_pps == 800 && u.jitter_ms == 30);
+	CHECK_EQ(n4_tune_decode(0x80, payload, &u), -EINVAL);
+	t.guard_ms = 60000;
+	n4_tune_encode(&t, &ext, payload);
+	CHECK_EQ(n4_tune_decode(ext, payload, &u), -EINVAL);
+}
+
+/* One ordered client's discovery: the EXCHANGE, then probes (seq 0 to the
+ * second port) in the order the network chose; ports step by `step`. */
+static void discover_client(struct n4_discovery *d, uint16_t first, int step, bool nosweep,
+			    bool lose_seq2)
+{
+	static const unsigned arrival[] = { 40, 25, 60, 31, 70 }; /* jittered delays */
+	memset(d, 0, sizeof(*d));
+	d->ordered = true;
+	n4_discovery_record(d, first, false, true, false, 1000 + 30);
+	for (unsigned k = 0; k < N4_SEQ_PROBES; k++) {
+		struct n4_seq_probe p = { .seq = (uint8_t)k, .spacing_ms = 20, .nosweep = nosweep };
+		unsigned seq = N4_SEQ_PROBES - 1 - k; /* delivered backwards */
+		p.seq = (uint8_t)seq;
+		if (lose_seq2 && seq == 2)
+			continue;
+		n4_discovery_record_seq(d, (uint16_t)(first + step * (int)(seq + 1)), seq == 0, &p,
+					1000 + n4_seq_probe_offset_ms(seq, 20) + arrival[seq]);
+		CHECK(!d->complete || seq == 0);
+	}
+}
+
+TEST(discovery_numbered_probes_complete_and_plan)
+{
+	struct n4_discovery a, b;
+
+	discover_client(&a, 30000, -1, false, false);
+	CHECK(a.complete);
+	/* a resent copy of an allocation changes nothing */
+	struct n4_seq_probe again = { .seq = 3, .spacing_ms = 20, .resent = true };
+	n4_discovery_record_seq(&a, 29996, false, &again, 5000);
+	CHECK_EQ(a.n, 6);
+	/* a lost probe keeps the discovery open (the client resends it) */
+	discover_client(&b, 20000, 2, false, true);
+	CHECK(!b.complete);
+	struct n4_seq_probe late = { .seq = 2, .spacing_ms = 20, .resent = true };
+	n4_discovery_record_seq(&b, 20006, false, &late, 1300);
+	CHECK(b.complete);
+	CHECK(n4_discovery_last_ms(&a) > 1000 + 60);
+	CHECK(n4_discovery_plan(&a, &b, 100, 100, 512));
+	CHECK_EQ(a.plan.kind, N4_PLAN_SWEEP);
+	CHECK_EQ(b.plan.kind, N4_PLAN_SWEEP);
+	CHECK(a.tune.guard_ms > N4_GUARD_BASE_MS);
+	/* B aims below A's last port: A counts down */
+	CHECK(b.plan.lo < 29995);
+	/* A side that forbids sweeping: refused, and both are told why */
+	discover_client(&a, 30000, -1, true, false);
+	discover_client(&b, 20000, 2, false, false);
+	CHECK(n4_discovery_plan(&a, &b, 100, 100, 512));
+	CHECK_EQ(a.plan.kind, N4_PLAN_IMPOSSIBLE);
+	CHECK_EQ(b.plan.kind, N4_PLAN_IMPOSSIBLE);
+	CHECK(b.tune.flags & N4_TUNE_NOSWEEP);
 }
