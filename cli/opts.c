@@ -175,7 +175,7 @@ void n4_opts_usage(FILE *f)
 	      "                          pass goes whole, so plans are capped at N/2 (1000;\n"
 	      "                          0 = unpaced)\n"
 	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
-	      "                          forbid it); other pairs exit 4\n"
+	      "                          forbid it); other pairs are relayed, else exit 4\n"
 	      "      --json              print one JSON object with the result on stdout\n"
 	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
 	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"

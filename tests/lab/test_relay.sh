@@ -4,7 +4,8 @@
 # WIN and the printed nc lines carry data both ways; two shimmed netcats exchange
 # both ways; a stranger spraying the relay's ports reaches neither program; a pair
 # over its rate is limited while another is not; --no-relay keeps exit status 4, and
-# so does a full relay (--relay-max).
+# so does a full relay (--relay-max); a --no-sweep pair is relayed without a datagram
+# toward the peer's NAT.
 # (The move back to a direct path belongs to the shim's keeper: not tested here.)
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -159,5 +160,17 @@ check "--relay-max 1: the second pair is refused with exit status 4" \
 	bash -c "grep -q '^exit status 4$' '$F2A' && grep -q '^exit status 4$' '$F2B'"
 n=$(status_field relay_refused_full)
 check "--relay-max 1: the refusal is counted (${n:-?})" at_least "${n:-0}" 1
+
+# ---- 8. --no-sweep: a pair that would need a sweep is relayed, nothing sent to B's NAT ----
+stop_server
+lab_set_nat a inc && lab_set_nat b inc && lab_flush
+start_server || exit 1
+N1=$LAB_DIR/ns-a.log N2=$LAB_DIR/ns-b.log
+pids=("$(rclient a "$N1" -a rlyns -t 30 --no-sweep)" "$(rclient b "$N2" -a rlyns -t 30)")
+wait_pids 40 "${pids[@]}"
+check "--no-sweep, inc/inc: both sides exit 0 relayed" \
+	bash -c "grep -q 'WIN \] relayed' '$N1' && grep -q 'WIN \] relayed' '$N2' && grep -q '^exit status 0$' '$N1'"
+n=$(lab_exec nata conntrack -L -p udp -d "$LAB_NATB_IP" 2>/dev/null | grep -c .)
+check "--no-sweep, inc/inc: no mapping from A toward B's NAT (got $n)" bash -c "[[ $n -eq 0 ]]"
 
 summary relay

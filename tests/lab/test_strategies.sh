@@ -60,7 +60,8 @@ cell inc inc 20 300 sweep 10
 
 # --no-sweep: a direct pair still wins; a pair that needs a sweep is refused on
 # both sides (exit 4, the reason printed) and the refusing side never sent a
-# datagram to the peer's NAT.
+# datagram to the peer's NAT.  (Without --no-relay our server relays such a pair:
+# tests/lab/test_relay.sh.)
 lab_up --nat-a cone --nat-b cone --delay 10 >/dev/null || exit 1
 start_server || exit 1
 check "--no-sweep, cone/cone: both win (direct)" run_pair ns-cone -t 10 --no-sweep
@@ -69,9 +70,9 @@ stop_server
 lab_down
 lab_up --nat-a inc --nat-b inc >/dev/null || exit 1
 start_server || exit 1
-lab_bg b "$LAB_DIR/ns-b.log" "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw >/dev/null
+lab_bg b "$LAB_DIR/ns-b.log" "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw --no-relay >/dev/null
 start=$SECONDS
-lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw --no-sweep >"$LAB_DIR/ns-a.log" 2>&1
+lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw --no-sweep --no-relay >"$LAB_DIR/ns-a.log" 2>&1
 rc=$?
 check "--no-sweep, inc/inc: refused with exit status 4 (got $rc)" bash -c "[[ $rc -eq 4 ]]"
 check "--no-sweep, inc/inc: refused within 5 s" bash -c "(( $SECONDS - $start <= 5 ))"
