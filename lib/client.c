@@ -38,6 +38,9 @@
 #define RECONNECT_MS 1000
 /* Birthday rounds need about a second of probing per 98 %; give them three. */
 #define BDAY_ROUND_MS 4000
+/* A round with only the LAN path (the server found no public plan): a LAN
+ * answers within milliseconds, so a second is plenty before refusing. */
+#define LAN_ONLY_ROUND_MS 1000
 /* Discovery probes from extra sockets (each costs one NAT port). */
 #define NPROBES 4
 /* Both sides register at the relay within this long of its grant (the relay
@@ -306,7 +309,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	/* Keyed clients are not relayed: their peer is proven only by an
 	 * authenticated PUNCH, which does not run through the relay yet. */
 	bool relay_ok = !cfg->no_relay && !c->keyed;
-	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ |
+	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | N4_EXT_LOCAL |
 				  (c->keyed ? N4_EXT_KEY : 0) | (relay_ok ? N4_EXT_RELAY : 0));
 	n4_rv_init(&rv, server, c->ident, classic ? 0 : offer);
 	rv.lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
@@ -353,18 +356,23 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	if (rv.relay_port)
 		return relay_round(c, server, &rv, deadline, res);
 	c->refused_nosweep = false;
-	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE && (rv.tune.flags & N4_TUNE_NOSWEEP)) {
+	/* Without a public plan, or with one that --no-sweep forbids, the LAN
+	 * path (a direct one: one port of the partner) may still do. */
+	bool nosweep = cfg->no_sweep || (rv.tune.flags & N4_TUNE_NOSWEEP);
+	bool lan_only = rv.npeer_local > 0 && (rv.plan.kind == N4_PLAN_IMPOSSIBLE ||
+					       (cfg->no_sweep && rv.plan.kind != N4_PLAN_DIRECT));
+	if (!lan_only && rv.plan.kind == N4_PLAN_IMPOSSIBLE && (rv.tune.flags & N4_TUNE_NOSWEEP)) {
 		n4_warn("this pair needs a sweep, which --no-sweep (here or at the peer) forbids");
 		c->refused_nosweep = true;
 		err = -ENOTSUP;
 		goto out;
 	}
-	if (rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
+	if (!lan_only && rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
 		n4_warn("the server judged both NATs unpredictable in this round");
 		err = -ENOTSUP;
 		goto out;
 	}
-	if (cfg->no_sweep && rv.plan.kind != N4_PLAN_DIRECT) {
+	if (!lan_only && cfg->no_sweep && rv.plan.kind != N4_PLAN_DIRECT) {
 		/* Only a direct path sends nothing but to the peer's one port. */
 		n4_warn("the plan is a %s, and --no-sweep allows only direct paths",
 			plan_name(rv.plan.kind));
@@ -378,6 +386,13 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		c->pacer.pps = rv.tune.max_pps;
 	if (c->pacer.tokens > c->pacer.pps)
 		c->pacer.tokens = c->pacer.pps;
+	if (lan_only) {
+		n4_info(" Plan: none across the NAT; the LAN path alone ");
+		rv.plan.kind = N4_PLAN_IMPOSSIBLE; /* the sweep sends nothing across */
+		err = n4_pool_resize(&c->pool, 1); /* only socket 0 punches the LAN */
+		if (err)
+			goto out;
+	}
 
 	struct n4_sweep sw = { .pool = &c->pool,
 			       .peer_ip = rv.peer.sin_addr,
@@ -385,6 +400,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			       .plan = rv.plan,
 			       .pacer = &c->pacer };
 	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
+	memcpy(sw.lan, rv.peer_local, sizeof(sw.lan));
+	sw.nlan = rv.npeer_local;
 	if (c->keyed) {
 		n4_auth_bind(&c->auth, &rv.peer, rv.have_self ? &rv.self : NULL,
 			     rv.have_peer_nonce ? rv.peer_nonce : NULL);
@@ -405,6 +422,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	if (!round_ms &&
 	    (rv.plan.kind == N4_PLAN_BDAY_LISTEN || rv.plan.kind == N4_PLAN_BDAY_PROBE))
 		round_ms = BDAY_ROUND_MS;
+	if (!round_ms && lan_only)
+		round_ms = LAN_ONLY_ROUND_MS;
 	if (!round_ms)
 		round_ms = classic || !peer_is_n4 ? CLASSIC_ROUND_MS : AUTO_ROUND_MS;
 	if (classic) {
@@ -430,10 +449,18 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			c->auth.failures, n4_addr_str(&rv.peer, pb, sizeof(pb)));
 	}
 	if (won <= 0) {
-		err = won;
+		/* LAN alone lost: as unpunchable as without it (refused at two). */
+		err = won == 0 && lan_only ? -ENOTSUP : won;
+		if (err == -ENOTSUP) {
+			c->refused_nosweep = nosweep;
+			n4_warn("no answer from the partner's local address, and no plan "
+				"across the NAT to fall back on");
+		}
 		goto out;
 	}
 	n4_info(" => Punch from peer ");
+	if (sw.via_lan)
+		n4_info(" [ Path: LAN, the partner's local address ] ");
 	c->win_fd = c->pool.fds[sw.winner];
 	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, (int)sw.winner);

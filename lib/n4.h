@@ -77,7 +77,8 @@ int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_l
 struct n4_result {
 	int fd;			 /* the winning UDP socket, bound to local_port */
 	uint16_t local_port;	 /* its local port */
-	struct sockaddr_in peer; /* the peer's public address, as packets arrive from it */
+	struct sockaddr_in peer; /* the peer's address, as packets arrive from it (its
+	                          * local one when the LAN path won) */
 	unsigned rounds;	 /* rounds used, 1 = first */
 	unsigned elapsed_ms;	 /* from n4_client_run to WIN */
 	bool peer_is_n4;	 /* the peer negotiated our extensions */

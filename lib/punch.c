@@ -221,15 +221,46 @@ static void preopen_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
 	set_ttl(sw->pool, -1);
 }
 
-/* Keyed: judge an APUNCH from the peer's IP.  Every authentic one is answered
- * at once from the socket it reached, carrying the peer's nonce back: that
- * answer is what proves us to the peer.  True on an authenticated WIN. */
+/* From one of the partner's local addresses, exactly: nothing translates
+ * between two hosts of one LAN, so its PUNCH keeps the announced port. */
+static bool from_lan(const struct n4_sweep *sw, const struct sockaddr_in *from)
+{
+	for (unsigned i = 0; i < sw->nlan; i++) {
+		if (from->sin_addr.s_addr == sw->lan[i].sin_addr.s_addr &&
+		    from->sin_port == sw->lan[i].sin_port)
+			return true;
+	}
+	return false;
+}
+
+/* The LAN path: pool socket 0 (the announced port) to each local address of
+ * the partner, at the default TTL (the low TTL is for crossing NATs); the
+ * same PUNCH (keyed: APUNCH) as across the NAT. */
+static void send_lan(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE])
+{
+	const uint8_t *m = sw->auth ? sw->amsg : msg;
+	size_t len = sw->auth ? N4_APUNCH_SIZE : N4_MSG_SIZE;
+
+	for (unsigned i = 0; i < sw->nlan; i++) {
+		if (sendto(sw->pool->fds[0], m, len, 0, (struct sockaddr *)&sw->lan[i],
+			   sizeof(sw->lan[i])) == (ssize_t)len)
+			sw->sent++;
+		else
+			n4_debug("PUNCH to the partner's local address %u: %s", i, strerror(errno));
+	}
+}
+
+/* Keyed: judge an APUNCH from the peer's IP or one of its local addresses.
+ * Every authentic one is answered at once from the socket it reached, carrying
+ * the peer's nonce back: that answer is what proves us to the peer.  True on
+ * an authenticated WIN. */
 static bool auth_punch(struct n4_sweep *sw, int fd, const uint8_t *buf, size_t len,
 		       const struct sockaddr_in *from)
 {
 	char b[32];
 
-	if (!sw->any_ip && from->sin_addr.s_addr != sw->peer_ip.s_addr)
+	bool lan = from_lan(sw, from);
+	if (!sw->any_ip && !lan && from->sin_addr.s_addr != sw->peer_ip.s_addr)
 		return false;
 	enum n4_auth_verdict v = n4_auth_check(sw->auth, buf, len);
 	if (v == N4_AUTH_BAD) {
@@ -250,6 +281,7 @@ static bool auth_punch(struct n4_sweep *sw, int fd, const uint8_t *buf, size_t l
 		return false;
 	sw->from = *from;
 	sw->got_ack = sw->auth->peer_acked;
+	sw->via_lan = lan;
 	return true;
 }
 
@@ -275,7 +307,8 @@ static int read_punches(struct n4_sweep *sw, int fd)
 		if (n != N4_MSG_SIZE || buf[0] != N4_CMD_PUNCH ||
 		    memcmp(buf + 2, sw->ident, N4_PAYLOAD_SIZE) != 0 || from.sin_family != AF_INET)
 			continue;
-		if (!sw->any_ip && from.sin_addr.s_addr != sw->peer_ip.s_addr) {
+		bool lan = from_lan(sw, &from);
+		if (!sw->any_ip && !lan && from.sin_addr.s_addr != sw->peer_ip.s_addr) {
 			char b[32];
 			n4_debug("PUNCH from unexpected %s ignored (use -x to accept)",
 				 n4_addr_str(&from, b, sizeof(b)));
@@ -283,6 +316,7 @@ static int read_punches(struct n4_sweep *sw, int fd)
 		}
 		sw->from = from;
 		sw->got_ack = buf[1] & N4_PUNCH_ACK;
+		sw->via_lan = lan;
 		return 1;
 	}
 }
@@ -326,22 +360,42 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 		rng = n4_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
 
 	uint64_t start = n4_now_ms(), first_full = start, next_send = start;
-	unsigned passes = 0;
+	unsigned passes = 0, lan_passes = 0;
 	bool low_ttl = sw->low_ttl > 0 && kind != N4_PLAN_BDAY_PROBE;
-	if (sw->classic) {
-		/* exactly the original: five passes at once, unpaced */
-		sw->pacer = NULL;
-		for (int pass = 0; pass < 5; pass++)
-			send_pass(sw, msg, false);
-		n4_info(" <= Punch ");
-		next_send = UINT64_MAX;
-	} else if (low_ttl) {
-		preopen_pass(sw, msg);
-		first_full = next_send = start + sw->guard_ms;
-	}
+	/* The LAN path first (see N4_LAN_FIRST_MS), on the same resend schedule
+	 * and unpaced (it crosses no NAT and no uplink); both sides of a pair get
+	 * the same head start, so the public plan stays synchronised.  No plan
+	 * (both NATs random): the LAN path alone. */
+	uint64_t lan_next = sw->nlan ? start : UINT64_MAX;
+	uint64_t pub_start = kind == N4_PLAN_IMPOSSIBLE ? UINT64_MAX
+			     : sw->nlan			? start + N4_LAN_FIRST_MS
+							: start;
+	bool pub_started = false;
+	next_send = pub_start;
 	uint64_t pass_wait = UINT64_MAX; /* a paced pass resumes then */
 	for (;;) {
 		uint64_t now = n4_now_ms();
+		if (now >= lan_next) {
+			if (lan_passes == 0)
+				n4_info(" <= Punch (local address) ");
+			send_lan(sw, msg);
+			lan_next = start + next_resend_ms(lan_passes++);
+		}
+		if (!pub_started && now >= pub_start) {
+			pub_started = true;
+			first_full = next_send = now;
+			if (sw->classic) {
+				/* exactly the original: five passes at once, unpaced */
+				sw->pacer = NULL;
+				for (int pass = 0; pass < 5; pass++)
+					send_pass(sw, msg, false);
+				n4_info(" <= Punch ");
+				next_send = UINT64_MAX;
+			} else if (low_ttl) {
+				preopen_pass(sw, msg);
+				first_full = next_send = now + sw->guard_ms;
+			}
+		}
 		if (sw->pass_pos < sw->pass_len) {
 			pass_wait = send_pass_from(sw, msg, false) ? UINT64_MAX
 								   : pacer_next_ms(sw->pacer);
@@ -369,6 +423,8 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 		}
 		/* A paced pass still going: the next one waits for it. */
 		uint64_t until = sw->pass_pos < sw->pass_len ? pass_wait : next_send;
+		if (lan_next < until)
+			until = lan_next;
 		if (until > deadline_ms)
 			until = deadline_ms;
 		int n = n4_wait(pfd, pool->n, until, ctx);

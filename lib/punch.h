@@ -50,14 +50,25 @@ struct n4_sweep {
 	struct n4_pacer *pacer;	      /* NULL: unpaced */
 	struct n4_auth *auth;	      /* keyed: send APUNCH, WIN only on an authenticated one */
 	uint8_t amsg[N4_APUNCH_SIZE]; /* our current APUNCH */
+	/* Same LAN: the partner's local addresses (PEERLOCAL).  Pool socket 0,
+	 * whose port we announced, punches each of them directly: alone for
+	 * N4_LAN_FIRST_MS, then alongside the plan (N4_PLAN_IMPOSSIBLE: alone). */
+	struct sockaddr_in lan[N4_LOCAL_MAX];
+	unsigned nlan;
 	/* out */
 	unsigned winner;	 /* pool index that received the peer's PUNCH */
 	struct sockaddr_in from; /* where it came from: the peer's real address */
 	bool got_ack;		 /* it was an acknowledged PUNCH */
+	bool via_lan;		 /* it came from one of the partner's local addresses */
 	unsigned sent;		 /* PUNCH datagrams sent */
 	/* internal: the pass in progress (paced passes may span several wakeups) */
 	unsigned pass_pos, pass_len;
 };
+
+/* Head start of the LAN path: a few LAN round trips (Wi-Fi power saving
+ * included), so that where it exists it wins before the public plan spends
+ * NAT ports, and where it does not the public plan is barely delayed. */
+#define N4_LAN_FIRST_MS 100
 
 /* Punch until a valid PUNCH arrives (returns 1), deadline (0) or error (<0). */
 int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_waitctx *ctx);

@@ -220,6 +220,62 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	return 0;
 }
 
+/* Which local address we announce: the one the kernel chose for our route to
+ * the server (the TCP connection's own address), with the port of the pool's
+ * first socket.  That is the interface facing the NAT a partner would share
+ * with us, so the one a host on the same LAN can reach.  The other interface
+ * addresses are left out on purpose: container bridges and VPN tunnels carry
+ * the same address on unrelated hosts (172.17.0.1 on every Docker host), so a
+ * PUNCH there would reach our own host or a stranger's network, and each extra
+ * address only tells the server more of the LAN's layout.  (The wire allows
+ * N4_LOCAL_MAX, should two LANs of one host behind one NAT ever matter.) */
+static int send_local(struct n4_rv *rv, int udp_fd)
+{
+	struct sockaddr_in tcp_local, udp_local;
+	socklen_t tlen = sizeof(tcp_local), ulen = sizeof(udp_local);
+	struct n4_msg m;
+	uint8_t buf[N4_MSG_SIZE];
+
+	memset(&rv->own_local, 0, sizeof(rv->own_local));
+	if (getsockname(rv->tcp_fd, (struct sockaddr *)&tcp_local, &tlen) == 0 &&
+	    getsockname(udp_fd, (struct sockaddr *)&udp_local, &ulen) == 0 &&
+	    tcp_local.sin_family == AF_INET && udp_local.sin_family == AF_INET) {
+		rv->own_local = tcp_local;
+		rv->own_local.sin_port = udp_local.sin_port;
+	}
+	/* A loopback route (server on this host) is no use to another host:
+	 * validate with the receiver's own decoder, announce "none" if it fails. */
+	n4_local_encode(N4_CMD_LOCAL, &rv->own_local, true, &m);
+	struct sockaddr_in check;
+	if (rv->own_local.sin_family != AF_INET || n4_local_decode(&m, &check) != 1) {
+		memset(&rv->own_local, 0, sizeof(rv->own_local));
+		n4_local_encode(N4_CMD_LOCAL, NULL, true, &m);
+	}
+	n4_wire_encode(&m, buf);
+	char b[32];
+	n4_debug("announcing local address %s",
+		 rv->own_local.sin_family ? n4_addr_str(&rv->own_local, b, sizeof(b)) : "(none)");
+	return send_all(rv->tcp_fd, buf, sizeof(buf));
+}
+
+/* A PEERLOCAL: keep a usable address of the partner.  Never our own (two LANs
+ * numbered alike behind one carrier NAT): a PUNCH there comes back to us. */
+static void take_peer_local(struct n4_rv *rv, const struct n4_msg *m)
+{
+	struct sockaddr_in a;
+	char b[32];
+
+	if (n4_local_decode(m, &a) != 1 || rv->npeer_local >= N4_LOCAL_MAX) {
+		n4_debug("unusable PEERLOCAL ignored");
+		return;
+	}
+	if (a.sin_addr.s_addr == rv->own_local.sin_addr.s_addr &&
+	    a.sin_port == rv->own_local.sin_port)
+		return;
+	rv->peer_local[rv->npeer_local++] = a;
+	n4_info(" => Peer local: %s ", n4_addr_str(&a, b, sizeof(b)));
+}
+
 struct exch_sched {
 	unsigned sent_probes;
 	unsigned spacing_ms;
@@ -282,6 +338,14 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 	bool probing = (rv->granted & N4_EXT_PROBE) && rv->nprobes > 0;
 	struct exch_sched sched = { .start = n4_now_ms() };
 
+	rv->npeer_local = 0;
+	/* Over TCP before the EXCHANGE, so the server has it when the pair is
+	 * complete; it waits for it from clients that negotiated it. */
+	if (rv->granted & N4_EXT_LOCAL) {
+		int err = send_local(rv, udp_fd);
+		if (err)
+			return err;
+	}
 	/* Three copies, as the original sends, against loss. */
 	for (int i = 0; i < 3; i++) {
 		int err = send_exchange(rv, udp_fd, 0, false);
@@ -339,6 +403,10 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 				n4_warn("server sent an invalid plan; using the original's guess");
 				memset(&rv->plan, 0, sizeof(rv->plan));
 			}
+			continue;
+		}
+		if (m.cmd == N4_CMD_PEERLOCAL && (rv->granted & N4_EXT_LOCAL)) {
+			take_peer_local(rv, &m);
 			continue;
 		}
 		if (m.cmd == N4_CMD_TUNE && (rv->granted & N4_EXT_SEQ)) {

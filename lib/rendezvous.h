@@ -46,6 +46,12 @@ struct n4_rv {
 	uint8_t peer_nonce[3 * N4_PAYLOAD_SIZE];
 	uint8_t peer_nonce_parts;
 	bool have_peer_nonce;
+	/* Same LAN (N4_EXT_LOCAL): the local address we announced (family 0:
+	 * none) and the partner's, from PEERLOCAL (only when both sides share a
+	 * public IP). */
+	struct sockaddr_in own_local;
+	struct sockaddr_in peer_local[N4_LOCAL_MAX];
+	unsigned npeer_local;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
@@ -56,7 +62,9 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
 /* Send EXCHANGE from udp_fd (three at once, then again every 250 ms against
  * loss) until PEERINFO arrives on TCP.  With N4_EXT_PROBE granted, also send the
- * discovery probes and take the PLAN that precedes PEERINFO. */
+ * discovery probes and take the PLAN that precedes PEERINFO.  With N4_EXT_LOCAL
+ * granted, first announce our local address (udp_fd's port) and take the
+ * partner's PEERLOCALs. */
 int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms,
 		   const struct n4_waitctx *ctx);
 void n4_rv_close(struct n4_rv *rv);

@@ -81,8 +81,9 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE];
-	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF and PEERINFO at most */
-	uint8_t out[8 * N4_MSG_SIZE];
+	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF, the PEERLOCALs and
+	 * PEERINFO at most */
+	uint8_t out[(8 + N4_LOCAL_MAX) * N4_MSG_SIZE];
 	uint8_t in_len, out_len;
 	/* N4_EXT_KEY: KEYID messages received (long id, then the round's nonce),
 	 * and the partner's nonce to pass on in SELF. */
@@ -96,11 +97,21 @@ struct conn {
 	struct n4_timer deadline, peerinfo_timer;
 	struct conn *prev, *next; /* all live connections, or the graveyard */
 	struct disc_state *disc;  /* N4_EXT_PROBE clients, from pairing on */
-	/* N4_EXT_RELAY: the client's RELAY message (lost rounds), and the
+	/* N4_EXT_RELAY: the client's lost rounds (its RELAY message), and the
 	 * relay port granted to it when its pair is relayed. */
-	uint8_t ask[N4_MSG_SIZE], ask_len, lost_rounds;
+	uint8_t lost_rounds;
 	bool relay_heard, relayed;
 	struct n4_relay_grant grant;
+	struct lan_state *lan;	  /* N4_EXT_LOCAL clients, from pairing on */
+};
+
+/* Same-LAN state (N4_EXT_LOCAL), allocated only for paired clients that
+ * negotiated it: the local addresses the client announced after READY, and
+ * the partner's that precede its PEERINFO (only when both share a public IP). */
+struct lan_state {
+	struct sockaddr_in own[N4_LOCAL_MAX], peer[N4_LOCAL_MAX];
+	uint8_t nown, npeer, nmsgs;
+	bool done; /* the client's last LOCAL arrived */
 };
 
 /* NAT discovery state, allocated only for paired clients that asked for it, so
@@ -246,6 +257,8 @@ static void conn_close(struct conn *c, bool close_partner)
 		free(c->disc);
 		c->disc = NULL;
 	}
+	free(c->lan);
+	c->lan = NULL;
 	struct n4_pclient *released = n4_pairing_remove(s->pairing, &c->pc);
 	n4_loop_del(s->loop, &c->io);
 	if (c->out_len > 0 || c->pc.state != N4_P_DONE)
@@ -334,6 +347,12 @@ static void send_ready(struct conn *c)
 		} else
 			c->pc.ext &= (uint8_t)~N4_EXT_PROBE; /* plan without discovery */
 	}
+	if (c->pc.ext & N4_EXT_LOCAL) {
+		c->lan = calloc(1, sizeof(*c->lan));
+		if (!c->lan)
+			c->pc.ext &= (uint8_t)~N4_EXT_LOCAL; /* the public path only */
+	}
+	c->in_len = 0; /* the HELLO is handled: in[] now takes LOCAL messages */
 	n4_msg_init(&m, N4_CMD_READY, c->pc.ext, (c->pc.ext & N4_EXT_TOKEN) ? c->pc.token : NULL);
 	c->ready_ms = n4_now_ms();
 	arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
@@ -375,6 +394,8 @@ static void handle_hello(struct conn *c)
 		c->pc.ext |= N4_EXT_RELAY;
 	if ((m.ext & N4_EXT_SEQ) && (c->pc.ext & N4_EXT_PROBE))
 		c->pc.ext |= N4_EXT_SEQ; /* numbered probes: jitter and loss (discover.c) */
+	if ((m.ext & N4_EXT_LOCAL) && (c->pc.ext & N4_EXT_TOKEN))
+		c->pc.ext |= N4_EXT_LOCAL;
 	n4_info(" => Hello from %s ident '%s'%s", conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
 	/* A keyed client pairs on its long id, which comes next (within the
@@ -424,7 +445,7 @@ static void handle_relay_ask(struct conn *c)
 	struct n4_msg m;
 	char b[64];
 
-	if (n4_wire_decode(c->ask, N4_MSG_SIZE, N4_CMD_RELAY, &m)) {
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_RELAY, &m)) {
 		c->srv->rejects[REJ_PROTOCOL]++;
 		n4_info("%s: malformed RELAY message, closed", conn_str(c, b, sizeof(b)));
 		conn_close(c, true);
@@ -476,6 +497,38 @@ static void send_relay(struct conn *c)
 	conn_send(c, &m);
 }
 
+/* A LOCAL message (N4_EXT_LOCAL, between READY and PEERINFO): one local
+ * address of the client, at most N4_LOCAL_MAX messages, the last flagged. */
+static void handle_local(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct lan_state *l = c->lan;
+	struct n4_msg m;
+	struct sockaddr_in a;
+	int r = -EPROTO;
+	char b[64], b2[32];
+
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_LOCAL, &m) == 0)
+		r = n4_local_decode(&m, &a);
+	l->nmsgs++;
+	if (r < 0 || (l->nmsgs == N4_LOCAL_MAX && !(m.ext & N4_LOCAL_LAST))) {
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: malformed LOCAL (%02x %02x ...), closed", conn_str(c, b, sizeof(b)),
+			c->in[0], c->in[1]);
+		conn_close(c, true);
+		return;
+	}
+	if (r == 1) {
+		l->own[l->nown++] = a;
+		n4_debug("%s: local address %s", conn_str(c, b, sizeof(b)),
+			 n4_addr_str(&a, b2, sizeof(b2)));
+	}
+	if (m.ext & N4_LOCAL_LAST) {
+		l->done = true;
+		maybe_schedule(s, c);
+	}
+}
+
 /* One of the N4_LONGID_PARTS KEYID messages after a keyed HELLO, in order. */
 static void handle_keyid(struct conn *c)
 {
@@ -511,17 +564,16 @@ static void conn_readable(struct conn *c)
 {
 	for (;;) {
 		uint8_t extra[64];
-		/* A keyed client's nonce (three KEYID) follows its READY. */
-		bool want_hello = c->pc.state == N4_P_NEW ||
-				  ((c->pc.ext & N4_EXT_KEY) && c->pc.state == N4_P_PAIRED &&
-				   c->keyid_parts < 2 * N4_LONGID_PARTS);
-		bool want_ask = !want_hello && n4_srv_relay_wants_ask(c);
-		uint8_t *dst = want_hello ? c->in + c->in_len
-			       : want_ask ? c->ask + c->ask_len
-					  : extra;
-		size_t want = want_hello ? (size_t)(N4_MSG_SIZE - c->in_len)
-			      : want_ask ? (size_t)(N4_MSG_SIZE - c->ask_len)
-					 : sizeof(extra);
+		/* After READY: a keyed client's nonce (three KEYID), with
+		 * N4_EXT_LOCAL its LOCAL messages, with N4_EXT_RELAY its RELAY. */
+		bool want_keyid = (c->pc.ext & N4_EXT_KEY) && c->pc.state == N4_P_PAIRED &&
+				  c->keyid_parts < 2 * N4_LONGID_PARTS;
+		bool want_local = c->pc.state == N4_P_PAIRED && c->lan && !c->lan->done;
+		bool want_ask = n4_srv_relay_wants_ask(c);
+		bool want_hello =
+			c->pc.state == N4_P_NEW || want_keyid || want_local || want_ask;
+		uint8_t *dst = want_hello ? c->in + c->in_len : extra;
+		size_t want = want_hello ? (size_t)(N4_MSG_SIZE - c->in_len) : sizeof(extra);
 		ssize_t n = recv(c->io.fd, dst, want, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -540,16 +592,8 @@ static void conn_readable(struct conn *c)
 			conn_close(c, true);
 			return;
 		}
-		if (want_ask) {
-			c->ask_len = (uint8_t)(c->ask_len + n);
-			if (c->ask_len == N4_MSG_SIZE) {
-				handle_relay_ask(c);
-				return; /* c may be gone */
-			}
-			continue;
-		}
 		if (!want_hello) {
-			/* Nothing may follow a HELLO: the protocol has no other
+			/* Nothing else may follow a HELLO: the protocol has no other
 			 * client-to-server TCP message. */
 			if (c->pc.state == N4_P_DONE)
 				return; /* closing anyway once PEERINFO is out */
@@ -561,10 +605,19 @@ static void conn_readable(struct conn *c)
 		}
 		c->in_len = (uint8_t)(c->in_len + n);
 		if (c->in_len == N4_MSG_SIZE) {
-			if (c->pc.ext & N4_EXT_KEY)
+			/* Several may follow READY: told apart by their command. */
+			if (want_ask &&
+			    (c->in[0] == N4_CMD_RELAY || (!want_local && !want_keyid))) {
+				c->in_len = 0;
+				handle_relay_ask(c); /* refuses anything but RELAY */
+			} else if (want_local && (c->in[0] == N4_CMD_LOCAL || !want_keyid)) {
+				c->in_len = 0;
+				handle_local(c);
+			} else if (c->pc.ext & N4_EXT_KEY) {
 				handle_keyid(c);
-			else
+			} else {
 				handle_hello(c);
+			}
 			return; /* c may be gone; further bytes are seen on the next event */
 		}
 	}
@@ -740,6 +793,16 @@ static void send_peerinfo(struct conn *c)
 		if (c->closed)
 			return;
 	}
+	for (unsigned i = 0; c->lan && i < c->lan->npeer; i++) {
+		struct n4_msg lm;
+		n4_local_encode(N4_CMD_PEERLOCAL, &c->lan->peer[i], i + 1 == c->lan->npeer, &lm);
+		conn_queue(c, &lm); /* in PEERINFO's segment */
+		if (c->closed)
+			return;
+	}
+	if (c->lan && c->lan->npeer)
+		n4_info(" <= Peerlocal (%u address%s, same public IP) to %s", c->lan->npeer,
+			c->lan->npeer == 1 ? "" : "es", conn_str(c, b, sizeof(b)));
 	n4_msg_init(&m, N4_CMD_PEERINFO, c->pc.ext ? c->peer_flags : 0, NULL);
 	n4_peerinfo_encode(&c->peer_udp, m.payload);
 	n4_info(" <= Peerinfo %s to %s", n4_addr_str(&c->peer_udp, b2, sizeof(b2)),
@@ -755,6 +818,25 @@ static void peerinfo_fired(n4_loop *loop, struct n4_timer *t)
 {
 	(void)loop;
 	send_peerinfo(t->arg);
+}
+
+/* Local addresses cross only between partners behind one public IP: to anyone
+ * else they would only reveal the layout of a LAN it cannot reach.  An address
+ * the receiver announced itself is left out (two LANs numbered alike behind
+ * one carrier NAT): a PUNCH there would come back to its sender. */
+static void share_local(struct conn *to, const struct conn *from)
+{
+	if (!to->lan || !from->lan || to->pc.udp.sin_addr.s_addr != from->pc.udp.sin_addr.s_addr)
+		return;
+	for (unsigned i = 0; i < from->lan->nown; i++) {
+		const struct sockaddr_in *a = &from->lan->own[i];
+		bool mine = false;
+		for (unsigned j = 0; j < to->lan->nown; j++)
+			mine |= a->sin_addr.s_addr == to->lan->own[j].sin_addr.s_addr &&
+				a->sin_port == to->lan->own[j].sin_port;
+		if (!mine && to->lan->npeer < N4_LOCAL_MAX)
+			to->lan->peer[to->lan->npeer++] = *a;
+	}
 }
 
 /* Both clients start punching the moment their PEERINFO arrives.  Sending both
@@ -793,6 +875,8 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	memcpy(b->peer_nonce, a->nonce, sizeof(b->peer_nonce));
 	a->peer_flags = b->pc.ext ? N4_PEER_N4 : 0;
 	b->peer_flags = a->pc.ext ? N4_PEER_N4 : 0;
+	share_local(a, b);
+	share_local(b, a);
 	s->pairs_done++;
 	for (int i = 0; i < 2; i++) {
 		uint64_t mine = i == 0 ? rtt_a : rtt_b, other = i == 0 ? rtt_b : rtt_a;
@@ -835,6 +919,8 @@ static void maybe_schedule(struct n4_server *s, struct conn *c)
 		return;
 	if (n4_srv_relay_wants_ask(c) || n4_srv_relay_wants_ask(other))
 		return; /* its lost-round count decides between punch and relay */
+	if ((c->lan && !c->lan->done) || (other->lan && !other->lan->done))
+		return; /* bounded by the exchange deadline */
 	schedule_peerinfo(s, c, other);
 }
 

@@ -101,6 +101,33 @@ int n4_peerinfo_decode(const uint8_t in[N4_PAYLOAD_SIZE], struct sockaddr_in *ad
 	return 0;
 }
 
+void n4_local_encode(uint8_t cmd, const struct sockaddr_in *addr, bool last, struct n4_msg *msg)
+{
+	n4_msg_init(msg, cmd, last ? N4_LOCAL_LAST : 0, NULL);
+	if (addr)
+		n4_peerinfo_encode(addr, msg->payload);
+}
+
+int n4_local_decode(const struct n4_msg *msg, struct sockaddr_in *addr)
+{
+	static const uint8_t none[N4_PAYLOAD_SIZE];
+
+	if (msg->cmd != N4_CMD_LOCAL && msg->cmd != N4_CMD_PEERLOCAL)
+		return -EPROTO;
+	if (msg->ext & ~N4_LOCAL_LAST)
+		return -EINVAL;
+	if (memcmp(msg->payload, none, sizeof(none)) == 0)
+		return (msg->ext & N4_LOCAL_LAST) ? 0 : -EINVAL;
+	if (n4_peerinfo_decode(msg->payload, addr))
+		return -EINVAL;
+	/* 127/8 and 0/8 name the receiving host itself: a PUNCH there could only
+	 * come back to its sender. */
+	uint32_t host = ntohl(addr->sin_addr.s_addr);
+	if ((host >> 24) == 127 || (host >> 24) == 0)
+		return -EINVAL;
+	return 1;
+}
+
 void n4_msg_init(struct n4_msg *msg, uint8_t cmd, uint8_t ext, const uint8_t *payload)
 {
 	msg->cmd = cmd;

@@ -10,6 +10,9 @@
  *   PEERINFO.ext = (to extended clients only) N4_PEER_N4 when the partner is ours.
  *   PUNCH.ext    = N4_PUNCH_ACK: "I have received your PUNCH" (sent only to peers
  *                  known to be ours: the original accepts only its exact bytes).
+ *   LOCAL        = (N4_EXT_LOCAL) client -> server over TCP after READY: one of its
+ *                  local addresses, the last one flagged; PEERLOCAL = server -> client
+ *                  before PEERINFO: the partner's, only when both share a public IP.
  */
 #ifndef N4_WIRE_H
 #define N4_WIRE_H
@@ -58,6 +61,14 @@ enum n4_cmd {
 	N4_CMD_RELAY = 0x0A,
 	N4_CMD_RELAY_REG = 0x0B,
 	N4_CMD_RELAY_TOKEN = 0x0C,
+	/* Same-LAN extension (N4_EXT_LOCAL), both over TCP.  LOCAL: client ->
+	 * server after READY, one local address of the client (payload as in
+	 * PEERINFO), N4_LOCAL_LAST on the last; an all-zero payload with
+	 * N4_LOCAL_LAST means "no (more) address".  PEERLOCAL: server -> client
+	 * before PEERINFO, one local address of the partner, sent only when both
+	 * partners negotiated the extension and share one public IP. */
+	N4_CMD_LOCAL = 0x0D,
+	N4_CMD_PEERLOCAL = 0x0E,
 	/* Real networks (N4_EXT_SEQ only): PROBE, client -> server over UDP, a
 	 * numbered discovery probe (predict.h struct n4_seq_probe in the reserved
 	 * byte, the token as payload); TUNE, server -> client over TCP before PLAN,
@@ -69,13 +80,14 @@ enum n4_cmd {
 /* The highest command: 8-byte decoding accepts any up to it and each caller
  * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte
  * messages; their own decoders check them). */
-#define N4_CMD_MAX N4_CMD_RELAY_TOKEN
+#define N4_CMD_MAX N4_CMD_PEERLOCAL
 
 /* Capability bits in HELLO/READY. */
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
 #define N4_EXT_KEY 0x04u   /* long keyed pairing id (KEYID), SELF before PEERINFO */
 #define N4_EXT_RELAY 0x08u /* the server may relay the pair (RELAY before PEERINFO) */
+#define N4_EXT_LOCAL 0x10u /* same-LAN: LOCAL after READY, PEERLOCAL before PEERINFO */
 #define N4_EXT_SEQ 0x40u   /* numbered probes (N4_CMD_PROBE) and TUNE; rides on PROBE */
 #define N4_EXT_ALL N4_EXT_TOKEN
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
@@ -88,6 +100,10 @@ enum n4_cmd {
 #define N4_PEER_N4 0x01u
 /* PUNCH reserved byte. */
 #define N4_PUNCH_ACK 0x01u
+/* LOCAL / PEERLOCAL reserved byte: the last address of this side. */
+#define N4_LOCAL_LAST 0x01u
+/* Local addresses one side may announce (LOCAL messages after READY). */
+#define N4_LOCAL_MAX 4
 
 struct n4_msg {
 	uint8_t cmd;
@@ -113,6 +129,14 @@ int n4_ident_decode(const uint8_t in[N4_PAYLOAD_SIZE], char out[N4_PAYLOAD_SIZE 
  * and the unspecified / broadcast / multicast addresses (-EINVAL). */
 void n4_peerinfo_encode(const struct sockaddr_in *addr, uint8_t out[N4_PAYLOAD_SIZE]);
 int n4_peerinfo_decode(const uint8_t in[N4_PAYLOAD_SIZE], struct sockaddr_in *addr);
+
+/* LOCAL / PEERLOCAL.  encode: addr NULL = "no address" (all-zero payload).
+ * decode: 1 and *addr for an address, 0 for "no address" (only valid with
+ * N4_LOCAL_LAST), -EPROTO for another command, -EINVAL for an address no
+ * other host could use (port 0, unspecified, loopback, broadcast, multicast)
+ * or unknown flags. */
+void n4_local_encode(uint8_t cmd, const struct sockaddr_in *addr, bool last, struct n4_msg *msg);
+int n4_local_decode(const struct n4_msg *msg, struct sockaddr_in *addr);
 
 /* Build a message in one call. */
 void n4_msg_init(struct n4_msg *msg, uint8_t cmd, uint8_t ext, const uint8_t *payload);

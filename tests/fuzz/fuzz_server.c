@@ -4,7 +4,10 @@
  * junk), clients closing or resetting, UDP datagrams from known or foreign
  * addresses, deadlines firing, a graceful shutdown - run against a real server whose
  * "TCP connections" are socketpairs.  After every event the server's bookkeeping
- * must agree with itself; at the end everything must be freed (LeakSanitizer). */
+ * must agree with itself; at the end everything must be freed (LeakSanitizer).
+ * LOCAL messages carry their sender's TCP address in a tagged local address
+ * (172.31.X.Y, X its public IP's last byte), so that every PEERLOCAL a client
+ * reads can be checked: it never crosses between two public IPs. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
@@ -60,11 +63,36 @@ static void make_addr(uint8_t sel, uint16_t port, struct sockaddr_storage *ss, s
 	}
 }
 
-static void drain(int fd)
+/* What a client reads, split into messages (the server sends whole ones);
+ * a tagged PEERLOCAL must name the reader's own public IP. */
+struct reader {
+	uint8_t part[N4_MSG_SIZE];
+	size_t have;
+	int pub;	 /* last byte of the public IP; -1: native IPv6 (unknown) */
+	bool have_token; /* READY's token, so that EXCHANGEs can carry it */
+	uint8_t token[N4_TOKEN_SIZE];
+};
+
+static void drain(int fd, struct reader *r)
 {
 	uint8_t buf[256];
-	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
+	ssize_t n;
+
+	while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			r->part[r->have++] = buf[i];
+			if (r->have < N4_MSG_SIZE)
+				continue;
+			r->have = 0;
+			if (r->part[0] == N4_CMD_READY && (r->part[1] & N4_EXT_TOKEN)) {
+				memcpy(r->token, r->part + 2, N4_TOKEN_SIZE);
+				r->have_token = true;
+			}
+			if (r->part[0] == N4_CMD_PEERLOCAL && r->part[2] == 172 &&
+			    r->part[3] == 31 && r->part[4] != r->pub)
+				abort();
+		}
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -90,6 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!s)
 		return 0;
 	int peer[MAX_CONNS];
+	struct reader rd[MAX_CONNS];
+	memset(rd, 0, sizeof(rd));
 	for (int i = 0; i < MAX_CONNS; i++)
 		peer[i] = -1;
 
@@ -105,11 +135,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			struct sockaddr_storage ss;
 			socklen_t len;
-			make_addr(take(&in), (uint16_t)(40000 + k), &ss, &len);
-			if (n4_server_test_adopt(s, sv[0], (struct sockaddr *)&ss, len) == 0)
+			uint8_t sel = take(&in);
+			make_addr(sel, (uint16_t)(40000 + k), &ss, &len);
+			if (n4_server_test_adopt(s, sv[0], (struct sockaddr *)&ss, len) == 0) {
 				peer[k] = sv[1];
-			else
+				rd[k] = (struct reader){
+					.pub = (sel & 0xc0) == 0x80 ? -1 : (sel & 3),
+				};
+			} else {
 				close(sv[1]);
+			}
 			break;
 		}
 		case 1: { /* a HELLO, maybe cut short */
@@ -129,8 +164,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			uint8_t n = take(&in) % 16;
 			uint8_t buf[16];
-			for (uint8_t i = 0; i < n; i++)
+			for (uint8_t i = 0; i < n; i++) {
 				buf[i] = take(&in);
+				if (buf[i] == 172) /* the LOCAL tag is op 8's alone */
+					buf[i] = 171;
+			}
 			send(peer[k], buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 			break;
 		}
@@ -151,7 +189,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			bool probe = (arg & 7u) == 7u;
 			if (probe)
 				m[0] = N4_CMD_PROBE;
-			if (probe || (m[1] & N4_EXT_TOKEN)) /* a token: random, or guessed */
+			uint8_t t = take(&in);
+			/* a token one client read in its READY, or one guessed from nothing */
+			if ((probe || (m[1] & N4_EXT_TOKEN)) && (t & 0x80) &&
+			    rd[t % MAX_CONNS].have_token)
+				memcpy(m + 2, rd[t % MAX_CONNS].token, N4_TOKEN_SIZE);
+			else if (probe || (m[1] & N4_EXT_TOKEN))
 				for (int i = 2; i < 8; i++)
 					m[i] = take(&in);
 			n4_server_test_udp(s, m, 8 - (take(&in) % 3 == 0 ? take(&in) % 8 : 0),
@@ -164,11 +207,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 6: /* the clients read what they got */
 			for (int i = 0; i < MAX_CONNS; i++)
 				if (peer[i] >= 0)
-					drain(peer[i]);
+					drain(peer[i], &rd[i]);
 			break;
 		case 7:
 			n4_server_test_drain(s);
 			break;
+		case 8: { /* LOCAL (N4_EXT_LOCAL), tagged with the sender's public IP */
+			if (peer[k] < 0)
+				break;
+			uint8_t f = take(&in);
+			uint8_t m[N4_MSG_SIZE] = { N4_CMD_LOCAL,
+						   (f & 0x80) ? take(&in) : N4_LOCAL_LAST,
+						   172,
+						   31,
+						   (uint8_t)(rd[k].pub < 0 ? 9 : rd[k].pub),
+						   (uint8_t)(k + 1),
+						   take(&in),
+						   take(&in) };
+			if (f & 0x40) /* "no address" */
+				memset(m + 2, 0, N4_PAYLOAD_SIZE);
+			send(peer[k], m, N4_MSG_SIZE, MSG_NOSIGNAL | MSG_DONTWAIT);
+			break;
+		}
 		default:
 			break;
 		}

@@ -1,5 +1,7 @@
 /* fuzz_wire.c - libFuzzer target for lib/wire.c's decoders: whatever bytes arrive,
  * decoding never reads out of bounds, and what decodes re-encodes to the same bytes. */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n4_wire_encode(&m, out);
 		if (memcmp(out, data, N4_MSG_SIZE) != 0)
 			abort();
+	}
+	/* LOCAL / PEERLOCAL: an address decodes only when another host could use
+	 * it, and re-encodes to the same bytes; "none" only as the last. */
+	if (n4_wire_decode(data, size, 0, &m) == 0) {
+		struct sockaddr_in la;
+		int r = n4_local_decode(&m, &la);
+		if (r > 0) {
+			uint32_t h = ntohl(la.sin_addr.s_addr);
+			struct n4_msg back;
+			n4_local_encode(m.cmd, &la, m.ext & N4_LOCAL_LAST, &back);
+			if (memcmp(&back, &m, sizeof(m)) != 0 || la.sin_port == 0 ||
+			    h >> 24 == 127 || h >> 24 == 0 || h >> 28 == 0xe || h == 0xffffffffu)
+				abort();
+		} else if (r == 0) {
+			static const uint8_t zero[N4_PAYLOAD_SIZE];
+			if (m.ext != N4_LOCAL_LAST || memcmp(m.payload, zero, sizeof(zero)) != 0)
+				abort();
+		} else if (r == -EPROTO && (m.cmd == N4_CMD_LOCAL || m.cmd == N4_CMD_PEERLOCAL)) {
+			abort();
+		}
 	}
 	if (size >= N4_PAYLOAD_SIZE) {
 		char ident[N4_PAYLOAD_SIZE + 1];

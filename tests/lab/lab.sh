@@ -2,7 +2,7 @@
 # Command-line wrapper over lib.sh, for manual use and the demo.
 #
 #   lab.sh up [--id ID] [--nat-a F] [--nat-b F] [--delay MS] [--jitter MS] [--loss PCT]
-#             [--noise-a RATE] [--noise-b RATE]     prints shell exports (eval-able)
+#             [--noise-a RATE] [--noise-b RATE] [--lan2 on|off]  prints shell exports (eval-able)
 #   lab.sh down ID
 #   lab.sh exec ID NODE CMD...
 #   lab.sh flush ID

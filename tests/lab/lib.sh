@@ -7,6 +7,10 @@
 #                       noise sink                                       |              b 10.2.0.2
 #                       192.0.2.250)                                     +------------- b2 10.2.0.3
 #
+# With lab_up --lan2 on, nata also serves a second LAN, 10.3.0.1 -- a3 10.3.0.2, and
+# forwards nothing between its two LANs (a guest network, separate VLANs): a3 shares
+# a's public IP without a route to it.
+#
 # Namespaces are named n4-$LAB_ID-NODE so several labs can coexist.  Nothing connects to
 # the root namespace and no route points out of the lab.  Every function returns non-zero
 # with a message on stderr on failure; the library never exits the caller.
@@ -29,8 +33,9 @@ LAB_A_IP=10.1.0.2
 LAB_A2_IP=10.1.0.3
 LAB_B_IP=10.2.0.2
 LAB_B2_IP=10.2.0.3
+LAB_A3_IP=10.3.0.2 # only with lab_up --lan2 on
 export LAB_SRV_IP LAB_WAN_SRV_IP LAB_SINK_IP LAB_NATA_IP LAB_NATB_IP
-export LAB_A_IP LAB_A2_IP LAB_B_IP LAB_B2_IP
+export LAB_A_IP LAB_A2_IP LAB_B_IP LAB_B2_IP LAB_A3_IP
 
 # Port-incrementing NAT: public port = BASE + (new-mapping counter mod SIZE).  The map is
 # written element by element (the `offset` form of numgen writes host byte order).  40000
@@ -68,6 +73,7 @@ _lab_valid_node() {
 	for n in "${LAB_NODES[@]}"; do
 		[[ "$1" == "$n" ]] && return 0
 	done
+	[[ "$1" == a3 && -e "${LAB_DIR:-}/lan2" ]] && return 0
 	_lab_err "unknown node '$1' (one of: ${LAB_NODES[*]})"
 	return 1
 }
@@ -400,6 +406,32 @@ table ip n4lab_sink {
 EOF
 }
 
+# The LAN variant: a3 on its own LAN behind nata; nata drops what would cross between
+# its two LANs, so a3 and a share a public IP but cannot reach each other directly.
+_lab_add_lan2() {
+	: >"$LAB_DIR/lan2" || return 1
+	_lab_run "ip netns add" ip netns add "$(lab_ns a3)" >/dev/null || return 1
+	_lab_ifup a3 lo || return 1
+	_lab_sysctl a3 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
+		return 1
+	_lab_link eth0 netns "$(lab_ns a3)" type veth peer name lan-a3 netns "$(lab_ns nata)" ||
+		return 1
+	_lab_addr nata lan-a3 10.3.0.1/24 || return 1
+	_lab_ifup nata lan-a3 || return 1
+	_lab_addr a3 eth0 "$LAB_A3_IP/24" || return 1
+	_lab_ifup a3 eth0 || return 1
+	_lab_route a3 10.3.0.1 || return 1
+	_lab_nft nata -f - <<EOF
+table ip n4lab_isolate {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "br0" oifname "lan-a3" counter drop
+		iifname "lan-a3" oifname "br0" counter drop
+	}
+}
+EOF
+}
+
 _lab_stop_delay() {
 	local pid
 	pid=$(_lab_read_pidfile nfq-delay) || return 0
@@ -534,9 +566,9 @@ lab_flush() {
 }
 
 # lab_up [--id ID] [--nat-a FLAVOR] [--nat-b FLAVOR] [--delay MS] [--jitter MS]
-#        [--loss PCT] [--noise-a RATE] [--noise-b RATE]
+#        [--loss PCT] [--noise-a RATE] [--noise-b RATE] [--lan2 on|off]
 lab_up() {
-	local id=$$ nat_a=inc nat_b=inc delay=0 jitter=0 loss=0 noise_a=0 noise_b=0
+	local id=$$ nat_a=inc nat_b=inc delay=0 jitter=0 loss=0 noise_a=0 noise_b=0 lan2=off
 	while (($#)); do
 		if (($# < 2)); then
 			_lab_err "lab_up: option $1 needs a value"
@@ -551,6 +583,7 @@ lab_up() {
 		--loss) loss=$2 ;;
 		--noise-a) noise_a=$2 ;;
 		--noise-b) noise_b=$2 ;;
+		--lan2) lan2=$2 ;;
 		*)
 			_lab_err "lab_up: unknown option '$1'"
 			return 1
@@ -572,6 +605,10 @@ lab_up() {
 			;;
 		esac
 	done
+	if [[ "$lan2" != on && "$lan2" != off ]]; then
+		_lab_err "lab_up: --lan2 takes on or off, not '$lan2'"
+		return 1
+	fi
 	lab_require_root || return 1
 	# fail before building anything when a helper program is missing
 	if [[ ! "$delay$jitter$loss" =~ ^[0.]*$ ]]; then
@@ -599,6 +636,7 @@ lab_up() {
 	fi
 
 	if _lab_build_topology &&
+		{ [[ "$lan2" == off ]] || _lab_add_lan2; } &&
 		lab_set_nat a "$nat_a" && lab_set_nat b "$nat_b" &&
 		lab_set_delay "$delay" "$jitter" "$loss" &&
 		lab_set_noise "$noise_a" "$noise_b"; then
