@@ -465,7 +465,10 @@ static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
 	unsigned lost = a->lost_rounds > b->lost_rounds ? a->lost_rounds : b->lost_rounds;
 	bool hopeless = (a->disc && a->disc->d.plan.kind == N4_PLAN_IMPOSSIBLE) ||
 			(b->disc && b->disc->d.plan.kind == N4_PLAN_IMPOSSIBLE);
-	if (!hopeless && lost < s->cfg.relay_after)
+	/* Two clients behind one NAT that swapped local addresses (PEERLOCAL)
+	 * try their LAN path first: only lost rounds send them to the relay. */
+	bool lan = (a->lan && a->lan->npeer) || (b->lan && b->lan->npeer);
+	if ((!hopeless || lan) && lost < s->cfg.relay_after)
 		return false;
 	struct n4_relay_side_in in[2] = { { .src = a->src, .udp_ip = a->pc.udp.sin_addr.s_addr },
 					  { .src = b->src, .udp_ip = b->pc.udp.sin_addr.s_addr } };
