@@ -124,9 +124,11 @@ int n4_client_main(const struct n4_opts *o)
 	unsigned port = ntohs(res.peer.sin_port);
 	n4_info("------");
 	n4_info("Local port:    %u", res.local_port);
-	n4_info("Peer address:  %s:%u", ip, port);
+	n4_info("Peer address:  %s:%u%s", ip, port, res.relayed ? " (the server's relay)" : "");
 	n4_info("------");
-	n4_info("[ WIN ]");
+	n4_info("[ WIN ]%s", res.relayed ? " relayed: no punch can join this pair; datagrams "
+					   "pass unchanged through the server"
+					 : "");
 	n4_info("> nc -u -p %u %s %u", res.local_port, ip, port);
 	n4_debug("round %u, %u ms from start to WIN, peer %s", res.rounds, res.elapsed_ms,
 		 res.peer_is_n4 ? "n4" : "original or unknown");

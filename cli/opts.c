@@ -32,6 +32,15 @@ enum {
 	OPT_DRAIN_TO,
 	OPT_IPV4_ONLY,
 	OPT_IPV6_ONLY,
+	OPT_NO_RELAY,
+	OPT_RELAY_AFTER,
+	OPT_RELAY_MAX,
+	OPT_RELAY_PER_IP,
+	OPT_RELAY_RATE,
+	OPT_RELAY_BURST,
+	OPT_RELAY_TOTAL,
+	OPT_RELAY_IDLE,
+	OPT_RELAY_PORTS,
 	OPT_MAX_PPS,
 	OPT_NO_SWEEP,
 	OPT_JSON,
@@ -73,6 +82,15 @@ static const struct option long_opts[] = {
 	{ "drain-timeout-ms", required_argument, NULL, OPT_DRAIN_TO },
 	{ "ipv4-only", no_argument, NULL, OPT_IPV4_ONLY },
 	{ "ipv6-only", no_argument, NULL, OPT_IPV6_ONLY },
+	{ "no-relay", no_argument, NULL, OPT_NO_RELAY },
+	{ "relay-after", required_argument, NULL, OPT_RELAY_AFTER },
+	{ "relay-max", required_argument, NULL, OPT_RELAY_MAX },
+	{ "relay-per-ip", required_argument, NULL, OPT_RELAY_PER_IP },
+	{ "relay-rate", required_argument, NULL, OPT_RELAY_RATE },
+	{ "relay-burst", required_argument, NULL, OPT_RELAY_BURST },
+	{ "relay-total", required_argument, NULL, OPT_RELAY_TOTAL },
+	{ "relay-idle", required_argument, NULL, OPT_RELAY_IDLE },
+	{ "relay-ports", required_argument, NULL, OPT_RELAY_PORTS },
 	{ "max-pps", required_argument, NULL, OPT_MAX_PPS },
 	{ "no-sweep", no_argument, NULL, OPT_NO_SWEEP },
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -119,6 +137,16 @@ void n4_opts_usage(FILE *f)
 	      "      --conn-rate N       new connections per second per source (20; 0 = no limit)\n"
 	      "      --conn-burst N      ... in bursts of up to N (64)\n"
 	      "      --port-budget N     NAT ports a punching plan may spend per side (512)\n"
+	      "      --no-relay          refuse pairs no punch can join instead of relaying\n"
+	      "      --relay-after N     relay a pair after N lost punching rounds (2; 0 = at\n"
+	      "                          once); unpunchable pairs are relayed at once\n"
+	      "      --relay-max N       relayed pairs at once (1000; 0 = no relay)\n"
+	      "      --relay-per-ip N    relayed pairs per client source (16; 0 = no cap)\n"
+	      "      --relay-rate KBIT   per pair and direction, kbit/s (1000; 0 = no limit)\n"
+	      "      --relay-burst KB    ... in bursts of up to KB KiB (64)\n"
+	      "      --relay-total KBIT  all relayed pairs together, kbit/s (0 = no limit)\n"
+	      "      --relay-idle S      free a relayed pair silent for S seconds (60)\n"
+	      "      --relay-ports LO-HI relay UDP ports from this range (any)\n"
 	      "      --max-pps N         PUNCH datagrams per second a client may send, told to\n"
 	      "                          our clients as a ceiling on theirs (0 = theirs)\n"
 	      "      --log-rate N        log lines per second at most (100; 0 = no cap)\n"
@@ -142,11 +170,12 @@ void n4_opts_usage(FILE *f)
 	      "      --ttl N             TTL of pre-opening packets (2; 0 = off)\n"
 	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
 	      "      --max-ports N       NAT ports one round may spend, plans are capped (512)\n"
+	      "      --no-relay          punch only: never accept the server's relay\n"
 	      "      --max-pps N         PUNCH datagrams per second at most; a sweep's first\n"
 	      "                          pass goes whole, so plans are capped at N/2 (1000;\n"
 	      "                          0 = unpaced)\n"
 	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
-	      "                          forbid it); other pairs exit 4\n"
+	      "                          forbid it); other pairs are relayed, else exit 4\n"
 	      "      --json              print one JSON object with the result on stdout\n"
 	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
 	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
@@ -350,6 +379,45 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 				return bad(err, err_len, "--bind", optarg, "empty or too long");
 			snprintf(o->bind, sizeof(o->bind), "%s", optarg);
 			break;
+		case OPT_NO_RELAY:
+			o->client.no_relay = true;
+			o->server.no_relay = true;
+			break;
+		case OPT_RELAY_AFTER:
+			NUM("--relay-after", 0, 255, o->server.relay_after, "rounds, 0-255");
+			break;
+		case OPT_RELAY_MAX:
+			NUM("--relay-max", 0, 100000, o->server.relay_max, "0-100000");
+			break;
+		case OPT_RELAY_PER_IP:
+			NUM("--relay-per-ip", 0, 100000, o->server.relay_per_ip, "0-100000");
+			break;
+		case OPT_RELAY_RATE:
+			NUM("--relay-rate", 0, 100000000, o->server.relay_rate_kbit,
+			    "kbit/s, 0-100000000");
+			break;
+		case OPT_RELAY_BURST:
+			NUM("--relay-burst", 2, 1048576, o->server.relay_burst_kb,
+			    "KiB, 2-1048576");
+			break;
+		case OPT_RELAY_TOTAL:
+			NUM("--relay-total", 0, 1000000000, o->server.relay_total_kbit,
+			    "kbit/s, 0-1000000000");
+			break;
+		case OPT_RELAY_IDLE:
+			NUM("--relay-idle", 5, 86400, o->server.relay_idle_s, "seconds, 5-86400");
+			break;
+		case OPT_RELAY_PORTS: {
+			unsigned lo, hi;
+			int used = 0;
+			if (sscanf(optarg, "%u-%u%n", &lo, &hi, &used) != 2 ||
+			    (size_t)used != strlen(optarg) || lo < 1 || hi > 65535 || lo > hi)
+				return bad(err, err_len, "--relay-ports", optarg,
+					   "LO-HI with 1 <= LO <= HI <= 65535");
+			o->server.relay_port_lo = (uint16_t)lo;
+			o->server.relay_port_hi = (uint16_t)hi;
+			break;
+		}
 		case OPT_JSON:
 			o->json = true;
 			break;

@@ -55,7 +55,7 @@ int n4_server_main(const struct n4_opts *o)
 	}
 	int err = n4_server_run(s, &stop_flag);
 	n4_metrics_free(m);
-	char line[512];
+	char line[1280];
 	n4_server_status(s, line, sizeof(line));
 	n4_info_uncapped("stopped: %s", line); /* never lost to the log cap */
 	n4_server_free(s);

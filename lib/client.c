@@ -16,6 +16,7 @@
 #include "log.h"
 #include "loop.h"
 #include "punch.h"
+#include "relay_reg.h"
 #include "rendezvous.h"
 #include "wire.h"
 
@@ -42,6 +43,9 @@
 #define LAN_ONLY_ROUND_MS 1000
 /* Discovery probes from extra sockets (each costs one NAT port). */
 #define NPROBES 4
+/* Both sides register at the relay within this long of its grant (the relay
+ * itself waits N4_RELAY_REG_TIMEOUT_S). */
+#define RELAY_REG_WAIT_MS 10000
 
 struct n4_client {
 	struct n4_client_cfg cfg;
@@ -52,9 +56,10 @@ struct n4_client {
 	struct sockaddr_in peer;
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	enum n4_confirm_mode confirm_mode;
-	bool won, confirmed, got_ack;
-	int stay_fd;	       /* N4_EXT_STAY: the server connection kept after the WIN */
-	unsigned ports_used;   /* local ports of the last round's pool */
+	bool won, confirmed, got_ack, relayed;
+	int stay_fd;	      /* N4_EXT_STAY: the server connection kept after the WIN */
+	unsigned ports_used;  /* local ports of the last round's pool */
+	unsigned lost_rounds; /* rounds that punched and lost, told to the server */
 	struct n4_pacer pacer; /* --max-pps, across rounds */
 	bool refused_nosweep;  /* the last refusal: a sweep that --no-sweep forbids */
 	/* With a key: what it derives (the key itself is wiped), and the
@@ -250,6 +255,48 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 	return 0;
 }
 
+/* The server relays this pair: register pool socket 0 at our relay port; WIN
+ * when both sides are up.  Same contract as run_round. */
+static int relay_round(n4_client *c, const struct sockaddr_in *server, const struct n4_rv *rv,
+		       uint64_t deadline, struct n4_result *res)
+{
+	struct sockaddr_in relay = *server;
+	char b[32];
+
+	relay.sin_port = htons(rv->relay_port);
+	n4_info(" => Relay: %s ", n4_addr_str(&relay, b, sizeof(b)));
+	/* One registration per round trip (plus slack), so that acks do not
+	 * arrive after the WIN, where they would reach the program. */
+	unsigned wait_ms = 2 * rv->rtt_ms + 50;
+	wait_ms = wait_ms < 100 ? 100 : wait_ms > 1000 ? 1000 : wait_ms;
+	uint64_t until = n4_now_ms() + RELAY_REG_WAIT_MS;
+	int err = n4_relay_register(c->pool.fds[0], &relay, rv->relay_token, wait_ms,
+				    until < deadline ? until : deadline, &c->ctx);
+	if (err) {
+		n4_warn("relay registration failed: %s", strerror(-err));
+		c->ports_used = c->pool.n;
+		n4_pool_close(&c->pool, -1);
+		return err;
+	}
+	n4_info(" => Relay up: the pair is relayed ");
+	c->win_fd = c->pool.fds[0];
+	c->ports_used = c->pool.n;
+	n4_pool_close(&c->pool, 0);
+	c->peer = relay;
+	c->won = c->relayed = true;
+	res->fd = c->win_fd;
+	res->peer = relay;
+	res->relayed = true;
+	res->peer_is_n4 = true;
+	memcpy(res->relay_token, rv->relay_token, N4_RELAY_TOKEN_SIZE);
+	struct sockaddr_in local;
+	socklen_t llen = sizeof(local);
+	res->local_port = getsockname(c->win_fd, (struct sockaddr *)&local, &llen)
+				  ? 0
+				  : ntohs(local.sin_port);
+	return 1;
+}
+
 /* One round: rendezvous, then sweep.  1 = WIN, 0 = lost round, <0 = error. */
 static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t src_port,
 		     uint64_t deadline, struct n4_result *res, bool *server_seen)
@@ -271,11 +318,14 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	n4_rv_init(&rv, server, c->ident,
-		   (uint8_t)(classic ? 0
-				     : N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | N4_EXT_LOCAL |
-					       (c->keyed ? N4_EXT_KEY : 0) |
-					       (cfg->stay ? N4_EXT_STAY : 0)));
+	/* Keyed clients are not relayed: their peer is proven only by an
+	 * authenticated PUNCH, which does not run through the relay yet. */
+	bool relay_ok = !cfg->no_relay && !c->keyed;
+	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | N4_EXT_LOCAL |
+				  (c->keyed ? N4_EXT_KEY : 0) | (relay_ok ? N4_EXT_RELAY : 0) |
+				  (cfg->stay ? N4_EXT_STAY : 0));
+	n4_rv_init(&rv, server, c->ident, classic ? 0 : offer);
+	rv.lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
 	rv.nosweep = cfg->no_sweep;
 	int probe_fds[NPROBES];
 	unsigned nprobes = 0;
@@ -320,6 +370,18 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	n4_rv_close(&rv);
 	if (err)
 		goto out;
+	if (rv.relay_port) {
+		err = relay_round(c, server, &rv, deadline, res);
+		if (err == 1) {
+			/* A relayed path recovers and upgrades through REPUNCH too. */
+			if (c->stay_fd >= 0)
+				close(c->stay_fd);
+			c->stay_fd = stay_fd;
+		} else if (stay_fd >= 0) {
+			close(stay_fd);
+		}
+		return err;
+	}
 	c->refused_nosweep = false;
 	/* Without a public plan, or with one that --no-sweep forbids, the LAN
 	 * path (a direct one: one port of the partner) may still do. */
@@ -508,6 +570,8 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 		}
 		if (err != -ENOTSUP)
 			unpunchable_rounds = 0;
+		if (err == 0 || err == -ENOTSUP)
+			c->lost_rounds++;
 		if (err == -EINTR || err == -ECANCELED || err == -EINVAL || err == -ENOMEM ||
 		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES)
 			return err;
@@ -549,8 +613,8 @@ int n4_client_confirm(n4_client *c)
 {
 	if (!c->won || c->win_fd < 0)
 		return -EINVAL;
-	if (c->confirmed)
-		return 0;
+	if (c->confirmed || c->relayed)
+		return 0; /* a relayed peer gets no PUNCH to confirm */
 	c->confirmed = true;
 	if (c->keyed) {
 		int ra = n4_confirm_auth(c->win_fd, &c->peer, &c->auth, c->cfg.confirm_ms, &c->ctx);

@@ -16,6 +16,8 @@
 #define N4_DEFAULT_PORT 1721
 #define N4_DEFAULT_IDENT "n4n4n4"
 #define N4_IDENT_MAX 6
+/* Random bytes that let one side of a relayed pair register (README "Relay"). */
+#define N4_RELAY_TOKEN_SIZE 10
 /* A home router survives it: README "Gentle sweeps". */
 #define N4_DEFAULT_MAX_PPS 1000
 
@@ -56,6 +58,11 @@ struct n4_client_cfg {
 	volatile sig_atomic_t *cancel; /* optional: set non-zero to abort with -ECANCELED */
 	bool stay;		       /* offer N4_EXT_STAY: keep the server connection after
 	                              * the WIN (n4_client_take_stay_fd) */
+	/* Never accept a relay: punch only (a pair no punch can join then ends
+	 * with -ENOTSUP).  A keeper that is relayed and retries punching in the
+	 * background sets this, so that its attempt either wins a direct path or
+	 * fails, and never lands on a second relay (README "Back to direct"). */
+	bool no_relay;
 	/* Pre-shared key (n4 genkey; -k): pair on an identifier derived from it
 	 * and ident, and accept only PUNCHes authenticated with it.  The key is
 	 * never sent; n4_client_new keeps only what it derives. */
@@ -77,7 +84,10 @@ struct n4_result {
 	unsigned rounds;	 /* rounds used, 1 = first */
 	unsigned elapsed_ms;	 /* from n4_client_run to WIN */
 	bool peer_is_n4;	 /* the peer negotiated our extensions */
-	bool relayed;
+	bool relayed;		 /* peer is the server's relay port for this side: datagrams
+	                          * sent there reach the peer unchanged */
+	/* When relayed: what re-registers this socket (n4_relay_refresh_build). */
+	uint8_t relay_token[N4_RELAY_TOKEN_SIZE];
 };
 
 typedef struct n4_client n4_client;
@@ -128,6 +138,17 @@ void n4_client_free(n4_client *c);
  * id, see n4 keyid): used to keep late PUNCHes away from programs. */
 bool n4_is_punch(const void *buf, size_t len, const char *ident);
 
+/* Relayed results (res->relayed): the registration that keeps res->fd's side
+ * of the relay alive and follows a NAT rebinding.  Send it to res->peer from
+ * res->fd when the path has been quiet for 15-25 s (the relay frees a pair after
+ * --relay-idle, 60 s by default, without a datagram from either side).  Writes
+ * N4_RELAY_REFRESH_SIZE bytes; returns that size. */
+#define N4_RELAY_REFRESH_SIZE (2 + N4_RELAY_TOKEN_SIZE)
+size_t n4_relay_refresh_build(const struct n4_result *res, uint8_t out[N4_RELAY_REFRESH_SIZE]);
+/* True when buf/len is the relay's answer to such a registration (it carries
+ * the result's token): keep it away from the program, as late PUNCHes. */
+bool n4_is_relay_ack(const void *buf, size_t len, const struct n4_result *res);
+
 /* ---------------------------------------------------------------- server --- */
 
 struct n4_server_cfg {
@@ -152,6 +173,18 @@ struct n4_server_cfg {
 	                              * n4_server_new: 100; 0 = no cap */
 	volatile sig_atomic_t *status_flag; /* set (e.g. by SIGUSR1): log status, clear */
 	unsigned port_budget;		    /* NAT ports a punching plan may spend per side: 512 */
+	/* Relay (relay.h, README "Relay"): pairs no punch can join, or whose punch
+	 * lost relay_after rounds, talk through two UDP ports of this server. */
+	bool no_relay;		   /* --no-relay: refuse such pairs as the original */
+	unsigned relay_after;	   /* lost punching rounds before relaying: 2; 0 = at once */
+	unsigned relay_max;	   /* relayed pairs at once: 1000 */
+	unsigned relay_per_ip;	   /* relayed pairs per client source: 16; 0 = no cap */
+	unsigned relay_rate_kbit;  /* per pair and direction, kbit/s: 1000; 0 = none */
+	unsigned relay_burst_kb;   /* ... in bursts of up to this many KiB: 64 */
+	unsigned relay_total_kbit; /* all pairs together, kbit/s: 0 = no cap */
+	unsigned relay_idle_s;	   /* a pair silent this long is freed: 60 */
+	uint16_t relay_port_lo;	   /* relay ports from this range; 0 = any */
+	uint16_t relay_port_hi;
 	unsigned max_pps;		    /* PUNCH datagrams per second a client may send, told
 	                                    * to N4_EXT_SEQ clients (a ceiling on theirs): 0 = theirs */
 };

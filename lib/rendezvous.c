@@ -207,6 +207,16 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 			return err;
 	}
 	n4_info(" => Ready ");
+	if (rv->granted & N4_EXT_RELAY) {
+		/* The server waits for this before PEERINFO: how many rounds this
+		 * attempt has lost decides between another punch and the relay. */
+		uint8_t buf[N4_MSG_SIZE];
+		n4_msg_init(&m, N4_CMD_RELAY, rv->lost_rounds, NULL);
+		n4_wire_encode(&m, buf);
+		err = send_all(rv->tcp_fd, buf, sizeof(buf));
+		if (err)
+			return err;
+	}
 	return 0;
 }
 
@@ -360,11 +370,24 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 	n4_info(" <= Exchange ");
 	sched.next_resend = sched.start + EXCHANGE_RESEND_MS;
 	memset(&rv->plan, 0, sizeof(rv->plan));
+	rv->relay_port = 0;
+	bool relay_seen = false, token_seen = false;
 	memset(&rv->tune, 0, sizeof(rv->tune));
 	for (;;) {
 		int err = recv_msg(rv, &m, deadline_ms, ctx, exchange_tick, udp_fd, &sched);
 		if (err)
 			return err;
+		if (m.cmd == N4_CMD_RELAY && (rv->granted & N4_EXT_RELAY) && !relay_seen) {
+			rv->relay_port = (uint16_t)(m.payload[0] << 8 | m.payload[1]);
+			memcpy(rv->relay_token, m.payload + 2, 4);
+			relay_seen = true;
+			continue;
+		}
+		if (m.cmd == N4_CMD_RELAY_TOKEN && relay_seen && !token_seen) {
+			memcpy(rv->relay_token + 4, m.payload, N4_RELAY_TOKEN_SIZE - 4);
+			token_seen = true;
+			continue;
+		}
 		if (m.cmd == N4_CMD_SELF && (rv->granted & N4_EXT_KEY)) {
 			if (m.ext == 0) {
 				rv->have_self = n4_peerinfo_decode(m.payload, &rv->self) == 0;
@@ -398,6 +421,10 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 			return -EPROTO;
 		}
 		break;
+	}
+	if (relay_seen && (!token_seen || rv->relay_port == 0)) {
+		n4_warn("server sent an incomplete relay grant");
+		return -EPROTO;
 	}
 	if (n4_peerinfo_decode(m.payload, &rv->peer)) {
 		n4_warn("server sent an invalid peer address");

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 
+#include "n4.h"
 #include "predict.h"
 #include "wait.h"
 #include "wire.h"
@@ -25,6 +26,11 @@ struct n4_rv {
 	const int *probe_fds;
 	unsigned nprobes;
 	struct n4_plan plan;
+	/* Relay (N4_EXT_RELAY): rounds lost so far, told to the server after READY;
+	 * when it relays the pair, the port and token (relay_port 0: punch). */
+	uint8_t lost_rounds;
+	uint16_t relay_port;
+	uint8_t relay_token[N4_RELAY_TOKEN_SIZE];
 	/* N4_EXT_SEQ: numbered probes (resent until PEERINFO) and the TUNE the
 	 * server sends before PLAN; nosweep is told to the server in each probe. */
 	bool nosweep;

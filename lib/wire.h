@@ -52,6 +52,15 @@ enum n4_cmd {
 	/* APUNCH: the authenticated PUNCH between keyed clients (auth.h), UDP,
 	 * N4_APUNCH_SIZE bytes: never an 8-byte message. */
 	N4_CMD_APUNCH = 0x09,
+	/* Relay (N4_EXT_RELAY, relay.h), only with clients granted the bit.
+	 * RELAY over TCP: client -> server right after READY, ext = punching
+	 * rounds this attempt has lost; server -> client before PEERINFO when the
+	 * pair is relayed, payload = relay port (2, big-endian) + token[0..3].
+	 * RELAY_REG: the UDP registration at the relay port (relay_reg.h).
+	 * RELAY_TOKEN over TCP, server -> client right after RELAY: token[4..9]. */
+	N4_CMD_RELAY = 0x0A,
+	N4_CMD_RELAY_REG = 0x0B,
+	N4_CMD_RELAY_TOKEN = 0x0C,
 	/* Same-LAN extension (N4_EXT_LOCAL), both over TCP.  LOCAL: client ->
 	 * server after READY, one local address of the client (payload as in
 	 * PEERINFO), N4_LOCAL_LAST on the last; an all-zero payload with
@@ -68,12 +77,16 @@ enum n4_cmd {
 	N4_CMD_PROBE = 0x11,
 	N4_CMD_TUNE = 0x12,
 };
+/* The highest command: 8-byte decoding accepts any up to it and each caller
+ * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte
+ * messages; their own decoders check them). */
 #define N4_CMD_MAX N4_CMD_PEERLOCAL
 
 /* Capability bits in HELLO/READY. */
 #define N4_EXT_TOKEN 0x01u /* token-tagged EXCHANGE, synchronised PEERINFO */
 #define N4_EXT_PROBE 0x02u /* NAT discovery: probe EXCHANGEs, PLAN before PEERINFO */
 #define N4_EXT_KEY 0x04u   /* long keyed pairing id (KEYID), SELF before PEERINFO */
+#define N4_EXT_RELAY 0x08u /* the server may relay the pair (RELAY before PEERINFO) */
 #define N4_EXT_LOCAL 0x10u /* same-LAN: LOCAL after READY, PEERLOCAL before PEERINFO */
 #define N4_EXT_SEQ 0x40u   /* numbered probes (N4_CMD_PROBE) and TUNE; rides on PROBE */
 #define N4_EXT_ALL N4_EXT_TOKEN

@@ -235,6 +235,10 @@ static void read_env(void)
 	v = c->any_peer_ip;
 	env_number("N4_ANY_PEER", 0, 1, &v);
 	c->any_peer_ip = v != 0;
+	/* N4_RELAY=0: punch only; a pair no punch can join then fails as before. */
+	v = !c->no_relay;
+	env_number("N4_RELAY", 0, 1, &v);
+	c->no_relay = v == 0;
 	v = 1; /* N4_SWEEP=0: direct paths only (n4 -c --no-sweep) */
 	env_number("N4_SWEEP", 0, 1, &v);
 	c->no_sweep = v == 0;

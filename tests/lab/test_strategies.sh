@@ -60,7 +60,8 @@ cell inc inc 20 300 sweep 10
 
 # --no-sweep: a direct pair still wins; a pair that needs a sweep is refused on
 # both sides (exit 4, the reason printed) and the refusing side never sent a
-# datagram to the peer's NAT.
+# datagram to the peer's NAT.  (Without --no-relay our server relays such a pair:
+# tests/lab/test_relay.sh.)
 lab_up --nat-a cone --nat-b cone --delay 10 >/dev/null || exit 1
 start_server || exit 1
 check "--no-sweep, cone/cone: both win (direct)" run_pair ns-cone -t 10 --no-sweep
@@ -69,9 +70,9 @@ stop_server
 lab_down
 lab_up --nat-a inc --nat-b inc >/dev/null || exit 1
 start_server || exit 1
-lab_bg b "$LAB_DIR/ns-b.log" "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw >/dev/null
+lab_bg b "$LAB_DIR/ns-b.log" "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw --no-relay >/dev/null
 start=$SECONDS
-lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw --no-sweep >"$LAB_DIR/ns-a.log" 2>&1
+lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 20 -a nosw --no-sweep --no-relay >"$LAB_DIR/ns-a.log" 2>&1
 rc=$?
 check "--no-sweep, inc/inc: refused with exit status 4 (got $rc)" bash -c "[[ $rc -eq 4 ]]"
 check "--no-sweep, inc/inc: refused within 5 s" bash -c "(( $SECONDS - $start <= 5 ))"
@@ -101,21 +102,22 @@ check "--max-pps 100: at most 100 PUNCHes a second left the prober (${sent:-0} i
 stop_server
 lab_down
 
-# random/random: refused at once, exit status 4, a clear reason.
+# random/random with --no-relay: refused at once, exit status 4, a clear reason
+# (relayed by default: tests/lab/test_relay.sh).
 lab_up --nat-a random --nat-b random >/dev/null || exit 1
 start_server || exit 1
 LOG_A=$LAB_DIR/rr-a.log
 LOG_B=$LAB_DIR/rr-b.log
 start=$SECONDS
-pa=$(client a "$LOG_A" -t 30)
-pb=$(client b "$LOG_B" -t 30)
+pa=$(client a "$LOG_A" -t 30 --no-relay)
+pb=$(client b "$LOG_B" -t 30 --no-relay)
 wait_pids 40 "$pa" "$pb"
 check "random/random: refused within 5 s, not after the 30 s timeout" \
 	bash -c "(( $SECONDS - $start <= 5 ))"
 check "random/random: the reason is printed" grep -q "cannot be punched without a relay" "$LOG_A"
 # exit status: run one more client pair in the foreground to read it
-lab_bg b "$LAB_DIR/rr-b2.log" "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 >/dev/null
-lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 >"$LAB_DIR/rr-a2.log" 2>&1
+lab_bg b "$LAB_DIR/rr-b2.log" "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 --no-relay >/dev/null
+lab_exec a "$N4" -c -h "$LAB_SRV_IP" -t 30 -a rr2 --no-relay >"$LAB_DIR/rr-a2.log" 2>&1
 rc=$?
 check "random/random: exit status 4 (got $rc)" bash -c "[[ $rc -eq 4 ]]"
 stop_server

@@ -1,0 +1,92 @@
+/* server_test.c - the entry points of server_test.h: drive the state machine without
+ * a network (unit tests and the fuzzer). */
+#include "n4.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "server_int.h"
+
+int n4_server_test_adopt(n4_server *s, int fd, const struct sockaddr *addr, socklen_t len)
+{
+	union n4_sa a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(&a, addr, len < sizeof(a) ? len : sizeof(a));
+	return n4_srv_conn_admit(s, fd, &a);
+}
+
+void n4_server_test_udp(n4_server *s, const void *buf, size_t len, const struct sockaddr *src,
+			socklen_t src_len)
+{
+	union n4_sa a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(&a, src, src_len < sizeof(a) ? src_len : sizeof(a));
+	s->rx_ms = n4_now_ms();
+	n4_srv_udp_datagram(s, buf, len, &a, false);
+	n4_srv_bury(s);
+}
+
+void n4_server_test_expire(n4_server *s)
+{
+	/* Firing one timer may close others (a partner): rescan from the start. */
+	for (bool fired = true; fired;) {
+		fired = false;
+		for (struct conn *c = s->live; c; c = c->next) {
+			struct n4_timer *t = c->peerinfo_timer.slot ? &c->peerinfo_timer
+					     : c->deadline.slot	    ? &c->deadline
+								    : NULL;
+			if (!t)
+				continue;
+			n4_timer_cancel(s->loop, t);
+			t->cb(s->loop, t);
+			fired = true;
+			break;
+		}
+	}
+	n4_srv_bury(s);
+}
+
+int n4_server_test_poll(n4_server *s)
+{
+	int n = n4_loop_run_once(s->loop, 0);
+
+	n4_srv_after_iteration(s);
+	return n;
+}
+
+void n4_server_test_drain(n4_server *s)
+{
+	n4_srv_begin_drain(s);
+	n4_srv_bury(s);
+}
+
+unsigned n4_server_test_clients(const n4_server *s)
+{
+	return s->nclients;
+}
+
+int n4_server_test_check(const n4_server *s)
+{
+	unsigned n = 0, waiting = 0;
+
+	for (const struct conn *c = s->live; c; c = c->next) {
+		n++;
+		if (c->closed || c->srv != s)
+			return -EFAULT;
+		if (c->pc.state == N4_P_WAITING)
+			waiting++;
+		/* exactly one deadline while live (PEERINFO timer aside) */
+		if (!c->deadline.slot)
+			return -EFAULT;
+		if (c->pc.state == N4_P_PAIRED && c->pc.partner && c->pc.partner->partner != &c->pc)
+			return -EFAULT;
+	}
+	if (n != s->nclients || waiting != n4_pairing_waiting(s->pairing))
+		return -EFAULT;
+	if (s->nclients > s->max_clients)
+		return -EFAULT;
+	return 0;
+}
