@@ -4,9 +4,11 @@
 #include "n4.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -255,8 +257,78 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 	return 0;
 }
 
+/* A keyed pair proves itself end to end through the relay, which forwards byte
+ * for byte: the APUNCHes of a punch, bound to the same server-reported
+ * addresses (the partner's observed address and our own, SELF) and this
+ * round's nonces, so both sides compute the MACs identically.  Only the relay
+ * may speak for the peer here.  1 = authenticated WIN, 0 = none (lost round),
+ * <0 = error. */
+static int relay_auth(n4_client *c, int fd, const struct sockaddr_in *relay, const struct n4_rv *rv,
+		      unsigned wait_ms, uint64_t deadline)
+{
+	uint8_t out[N4_APUNCH_SIZE];
+	uint64_t next_send = 0;
+
+	n4_auth_bind(&c->auth, &rv->peer, rv->have_self ? &rv->self : NULL,
+		     rv->have_peer_nonce ? rv->peer_nonce : NULL);
+	for (;;) {
+		uint64_t now = n4_now_ms();
+		if (now >= deadline)
+			return 0;
+		if (now >= next_send) {
+			n4_auth_encode(&c->auth, 0, out);
+			if (sendto(fd, out, sizeof(out), 0, (const struct sockaddr *)relay,
+				   sizeof(*relay)) < 0 &&
+			    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+				return -errno;
+			next_send = now + wait_ms;
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int n = n4_wait(&p, 1, next_send < deadline ? next_send : deadline, &c->ctx);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			continue;
+		uint8_t buf[128];
+		struct sockaddr_in from;
+		socklen_t flen = sizeof(from);
+		ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+				     &flen);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == ECONNREFUSED)
+				continue;
+			return -errno;
+		}
+		if (flen < sizeof(from) || from.sin_family != AF_INET ||
+		    from.sin_addr.s_addr != relay->sin_addr.s_addr || from.sin_port != relay->sin_port)
+			continue; /* only the relay speaks for the peer */
+		enum n4_auth_verdict v = n4_auth_check(&c->auth, buf, (size_t)r);
+		if (v == N4_AUTH_OTHER)
+			continue; /* a late registration ack, or noise */
+		if (v == N4_AUTH_BAD) {
+			if (c->auth.failures++ == 0)
+				n4_warn("datagram from the relay failed authentication (no key, "
+					"or another key)");
+			continue;
+		}
+		/* Authentic: answer at once, echoing the peer's nonce. */
+		n4_auth_encode(&c->auth, v == N4_AUTH_WIN ? N4_PUNCH_ACK : 0, out);
+		if (sendto(fd, out, sizeof(out), 0, (const struct sockaddr *)relay,
+			   sizeof(*relay)) < 0 &&
+		    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+			return -errno;
+		if (v == N4_AUTH_WIN) {
+			n4_info(" => Peer authenticated through the relay ");
+			return 1;
+		}
+		next_send = n4_now_ms() + wait_ms;
+	}
+}
+
 /* The server relays this pair: register pool socket 0 at our relay port; WIN
- * when both sides are up.  Same contract as run_round. */
+ * when both sides are up (keyed: and the peer proved itself through the
+ * relay).  Same contract as run_round. */
 static int relay_round(n4_client *c, const struct sockaddr_in *server, const struct n4_rv *rv,
 		       uint64_t deadline, struct n4_result *res)
 {
@@ -277,6 +349,23 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 		c->ports_used = c->pool.n;
 		n4_pool_close(&c->pool, -1);
 		return err;
+	}
+	if (c->keyed) {
+		until = n4_now_ms() + RELAY_REG_WAIT_MS;
+		err = relay_auth(c, c->pool.fds[0], &relay, rv, wait_ms,
+				 until < deadline ? until : deadline);
+		if (err <= 0) {
+			if (err == 0 && c->auth.failures)
+				n4_warn("peer failed authentication (%u datagrams through the "
+					"relay); asking the server for another partner",
+					c->auth.failures);
+			else if (err == 0)
+				n4_warn("no authenticated answer through the relay");
+			c->ports_used = c->pool.n;
+			n4_pool_close(&c->pool, -1);
+			return err;
+		}
+		c->got_ack = c->auth.peer_acked;
 	}
 	n4_info(" => Relay up: the pair is relayed ");
 	c->win_fd = c->pool.fds[0];
@@ -318,9 +407,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		return err;
 	}
 	/* classic = the original on the wire: no extension offered. */
-	/* Keyed clients are not relayed: their peer is proven only by an
-	 * authenticated PUNCH, which does not run through the relay yet. */
-	bool relay_ok = !cfg->no_relay && !c->keyed;
+	/* Keyed clients are relayed too: relay_auth proves the peer through it. */
+	bool relay_ok = !cfg->no_relay;
 	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | N4_EXT_LOCAL |
 				  (c->keyed ? N4_EXT_KEY : 0) | (relay_ok ? N4_EXT_RELAY : 0) |
 				  (cfg->stay ? N4_EXT_STAY : 0));
@@ -613,8 +701,8 @@ int n4_client_confirm(n4_client *c)
 {
 	if (!c->won || c->win_fd < 0)
 		return -EINVAL;
-	if (c->confirmed || c->relayed)
-		return 0; /* a relayed peer gets no PUNCH to confirm */
+	if (c->confirmed || (c->relayed && !c->keyed))
+		return 0; /* an unkeyed relayed peer gets no PUNCH to confirm */
 	c->confirmed = true;
 	if (c->keyed) {
 		int ra = n4_confirm_auth(c->win_fd, &c->peer, &c->auth, c->cfg.confirm_ms, &c->ctx);

@@ -139,9 +139,8 @@ void n4_srv_handle_hello(struct conn *c)
 	if ((m.ext & N4_EXT_PROBE) && (c->pc.ext & N4_EXT_TOKEN) && s->probe_io.fd >= 0)
 		c->pc.ext |= N4_EXT_PROBE;
 	/* The relay's registration rides on the token's pairing too.  Keyed
-	 * pairs are never relayed: only an authenticated PUNCH proves their peer. */
-	if ((m.ext & N4_EXT_RELAY) && !(m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN) &&
-	    s->relay)
+	 * pairs are relayed as well: they authenticate each other through it. */
+	if ((m.ext & N4_EXT_RELAY) && (c->pc.ext & N4_EXT_TOKEN) && s->relay)
 		c->pc.ext |= N4_EXT_RELAY;
 	if ((m.ext & N4_EXT_STAY) && (c->pc.ext & N4_EXT_TOKEN))
 		c->pc.ext |= N4_EXT_STAY;

@@ -269,3 +269,39 @@ TEST(auth_nonce_passed_on_by_the_server_wins_at_the_first_punch)
 	n4_auth_encode(&b, 0, m);
 	CHECK_EQ(n4_auth_check(&a, m, sizeof(m)), N4_AUTH_WIN);
 }
+
+/* Through the relay (client.c relay_auth) the datagrams come from the relay's
+ * address, never the peer's: the proof rests on the MAC alone, over the
+ * addresses the server reported to both sides (the same in relay mode) and this
+ * round's nonces.  An APUNCH of another pairing under the same key (two rooms of
+ * one key relayed at once, or a relay that crossed its ports) never wins. */
+TEST(auth_relayed_pair_proves_itself_and_rejects_another_pairings_punch)
+{
+	uint8_t key[32] = { 3 }, m[N4_APUNCH_SIZE];
+	struct n4_keyed k;
+	struct n4_auth a, b, c, d;
+	struct sockaddr_in pa = v4("1.1.1.1", 1000), pb = v4("2.2.2.2", 2000);
+	struct sockaddr_in pc = v4("1.1.1.1", 1001), pd = v4("2.2.2.2", 2001);
+
+	n4_key_derive(key, "n4n4n4", &k);
+	n4_auth_round(&a, &k);
+	n4_auth_round(&b, &k);
+	n4_auth_round(&c, &k);
+	n4_auth_round(&d, &k);
+	n4_auth_bind(&a, &pb, &pa, b.nonce);
+	n4_auth_bind(&b, &pa, &pb, a.nonce);
+	n4_auth_bind(&c, &pd, &pc, d.nonce);
+	n4_auth_bind(&d, &pc, &pd, c.nonce);
+	/* C's PUNCH echoing A's nonce (C learnt it from a forwarded datagram):
+	 * authentic under the key, but bound to C/D's addresses. */
+	memcpy(c.peer_nonce, a.nonce, N4_NONCE_SIZE);
+	n4_auth_encode(&c, 0, m);
+	CHECK_EQ(n4_auth_check(&a, m, sizeof(m)), N4_AUTH_OTHER);
+	CHECK(!a.peer_acked);
+	/* The pair's own exchange still wins at the first datagram each way. */
+	n4_auth_encode(&b, 0, m);
+	CHECK_EQ(n4_auth_check(&a, m, sizeof(m)), N4_AUTH_WIN);
+	n4_auth_encode(&a, N4_PUNCH_ACK, m);
+	CHECK_EQ(n4_auth_check(&b, m, sizeof(m)), N4_AUTH_WIN);
+	CHECK(b.peer_acked);
+}

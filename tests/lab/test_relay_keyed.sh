@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# test_relay_keyed.sh - keyed pairs are relayed too (issues 8 and 10): random/random,
+# `n4 -c -k` on both sides exits 0 with a relayed WIN that only an authenticated
+# datagram through the relay gave, and the printed nc lines carry data both ways; a
+# client with another key and the same -a gets no WIN and none of a keyed program's
+# data (captured on its host).
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/lib.sh"
+source "$HERE/punch_lib.sh"
+SHIM=$N4_BIN/libn4shim.so
+
+lab_with_server relayk --nat-a random --nat-b random
+
+K1=$LAB_DIR/k1
+K2=$LAB_DIR/k2
+(umask 077 && "$N4" genkey >"$K1" && "$N4" genkey >"$K2")
+
+# rclient NODE LOG args...: `n4 -c` in NODE; its exit status lands in LOG.
+rclient() {
+	local node=$1 log=$2
+	shift 2
+	lab_bg "$node" "$log" sh -c '"$0" "$@"; echo "exit status $?"' "$N4" -c -h "$LAB_SRV_IP" "$@"
+}
+nc_line() { sed -nE 's/.*> (nc -u -p [0-9]+ [0-9.]+ [0-9]+)$/\1/p' "$1" | tail -n 1; }
+relayed_ok() { grep -q '^exit status 0$' "$1" && grep -q '\[ WIN \] relayed' "$1"; }
+
+# ---- 1. a keyed pair: relayed WIN, exit 0, nc lines both ways ----
+A=$LAB_DIR/c-a.log B=$LAB_DIR/c-b.log
+pa=$(rclient a "$A" -k "$K1" -a rlyk -t 20)
+pb=$(rclient b "$B" -k "$K1" -a rlyk -t 20)
+wait_pids 30 "$pa" "$pb"
+grep -E "Relay|auth|WIN|ERROR|WARN" "$A" | sed 's/^/# a: /'
+check "keyed: A exits 0 with a relayed WIN" relayed_ok "$A"
+check "keyed: B exits 0 with a relayed WIN" relayed_ok "$B"
+check "keyed: the server relayed the keyed pair" grep -q "<= Relay ports" "$SRV_LOG"
+check "keyed: both sides authenticated the peer through the relay" \
+	bash -c "grep -q 'Peer authenticated through the relay' '$A' && grep -q 'Peer authenticated through the relay' '$B'"
+check "keyed: no authentication failure on either side" \
+	bash -c "! grep -q 'failed authentication' '$A' '$B'"
+
+nca=$(nc_line "$A") ncb=$(nc_line "$B")
+d=$LAB_DIR/nc
+mkdir -p "$d" && mkfifo "$d/in-a" "$d/in-b" && : >"$d/out-a" && : >"$d/out-b"
+exec {fa}<>"$d/in-a" {fb}<>"$d/in-b"
+pna=$(lab_bg a "$d/err-a" sh -c "exec $nca <'$d/in-a' >'$d/out-a'")
+pnb=$(lab_bg b "$d/err-b" sh -c "exec $ncb <'$d/in-b' >'$d/out-b'")
+lab_wait_for lab_exec b sh -c "ss -unH | grep -q ':${ncb##* }'" --timeout 5 >/dev/null
+echo "from a $RANDOM" >&"$fa"
+check "keyed nc lines: A's line reaches B" lab_wait_for grep -q "from a" "$d/out-b" --timeout 5
+echo "from b $RANDOM" >&"$fb"
+check "keyed nc lines: B's line reaches A" lab_wait_for grep -q "from b" "$d/out-a" --timeout 5
+check "keyed nc lines: no APUNCH reached the programs" \
+	bash -c "! grep -qaP '\\x09' '$d/out-a' '$d/out-b'"
+lab_stop_pid "$pna"
+lab_stop_pid "$pnb"
+exec {fa}>&- {fb}>&-
+
+# ---- 2. another key, same -a: no WIN, none of the keyed program's data ----
+lab_flush
+secret="SECRET-$RANDOM-$RANDOM-PAYLOAD"
+printf '%s\n' "$secret" >"$LAB_DIR/secret"
+CAP=$LAB_DIR/wrongkey.pcap
+: >"$LAB_DIR/tcpdump.log"
+CAP_PID=$(lab_bg b "$LAB_DIR/tcpdump.log" tcpdump -n -i eth0 -U -s 0 -w "$CAP" udp)
+lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+W=$LAB_DIR/wrong.log
+pw=$(rclient b "$W" -k "$K2" -a rlyk -t 6)
+lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_KEY_FILE="$K1" N4_IDENT=rlyk N4_TIMEOUT=6 \
+	N4_PEER=192.0.2.77:7777 LD_PRELOAD="$SHIM" \
+	socat -u STDIN UDP-SENDTO:192.0.2.77:7777 <"$LAB_DIR/secret" >/dev/null 2>"$LAB_DIR/keyed.log"
+rc=$?
+wait_pids 15 "$pw" || kill "$pw" 2>/dev/null
+lab_stop_pid "$CAP_PID"
+check "wrong key: no WIN for the client with the other key" bash -c "! grep -q '\[ WIN \]' '$W'"
+check "wrong key: it exits non-zero" bash -c "grep -q '^exit status [1-9]' '$W'"
+check "wrong key: no WIN for the keyed program, its send failed (status $rc)" \
+	bash -c "[ $rc -ne 0 ] && ! grep -q 'relayed\|punched' '$LAB_DIR/keyed.log'"
+check "wrong key: none of the keyed program's data reached its host" \
+	bash -c "! tcpdump -n -r '$CAP' -A 2>/dev/null | grep -qF '$secret'"
+
+stop_server
+summary relay_keyed
