@@ -340,6 +340,8 @@ int main(int argc, char **argv)
 			printf("got a PUNCH\n");
 		if (r == 12 && buf[0] == 0x0B)
 			printf("got a relay registration\n");
+		if (r == 68 && buf[0] == 0x09)
+			printf("got an APUNCH\n"); /* a keyed peer's late authenticated PUNCH */
 		got++;
 		if (!first_rx)
 			first_rx = now;

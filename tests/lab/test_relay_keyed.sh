@@ -56,7 +56,28 @@ lab_stop_pid "$pna"
 lab_stop_pid "$pnb"
 exec {fa}>&- {fb}>&-
 
-# ---- 2. another key, same -a: no WIN, none of the keyed program's data ----
+# ---- 2. two shimmed programs with the key: relayed, both ways, no APUNCH leaks ----
+lab_flush
+PROG=$N4_BIN/tests/shim_session PH=192.0.2.77:7777
+side() {
+	local node=$1 log=$2
+	shift 2
+	lab_bg "$node" "$log" env N4_SERVER="$LAB_SRV_IP" N4_KEY_FILE="$K1" N4_IDENT=rlyks \
+		N4_PEER="$PH" N4_LISTEN=5000 LD_PRELOAD="$SHIM" "$PROG" "$@"
+}
+la=$LAB_DIR/s-a.log lb=$LAB_DIR/s-b.log
+sa=$(side a "$la" -c "$PH" -d 6)
+sb=$(side b "$lb" -l 5000 -d 6)
+wait_pids 15 "$sa" "$sb" || { lab_stop_pid "$sa"; lab_stop_pid "$sb"; }
+check "shim, keyed: A's path is relayed" grep -q "punched: .*(relayed through the server)" "$la"
+check "shim, keyed: B's path is relayed" grep -q "punched: .*(relayed through the server)" "$lb"
+ga=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$la" | tail -n 1) gb=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb" | tail -n 1)
+check "shim, keyed: datagrams crossed both ways (a got ${ga:-0}, b got ${gb:-0})" \
+	test "${ga:-0}" -ge 10 -a "${gb:-0}" -ge 10
+check "shim, keyed: no APUNCH, PUNCH or relay ack reached either program" \
+	test -z "$(grep -h '^got a relay registration\|^got a PUNCH\|^got an APUNCH' "$la" "$lb")"
+
+# ---- 3. another key, same -a: no WIN, none of the keyed program's data ----
 lab_flush
 secret="SECRET-$RANDOM-$RANDOM-PAYLOAD"
 printf '%s\n' "$secret" >"$LAB_DIR/secret"
