@@ -48,6 +48,10 @@
 /* Both sides register at the relay within this long of its grant (the relay
  * itself waits N4_RELAY_REG_TIMEOUT_S). */
 #define RELAY_REG_WAIT_MS 10000
+/* Once both are registered, a keyed peer proves itself within a few round trips
+ * through the relay; after this long without proof, back to the server for
+ * another partner, as after a lost punching round. */
+#define RELAY_AUTH_MS 3000
 
 struct n4_client {
 	struct n4_client_cfg cfg;
@@ -351,7 +355,7 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 		return err;
 	}
 	if (c->keyed) {
-		until = n4_now_ms() + RELAY_REG_WAIT_MS;
+		until = n4_now_ms() + RELAY_AUTH_MS;
 		err = relay_auth(c, c->pool.fds[0], &relay, rv, wait_ms,
 				 until < deadline ? until : deadline);
 		if (err <= 0) {

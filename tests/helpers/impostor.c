@@ -4,7 +4,10 @@
  * paired with using plain PUNCHes and APUNCHes with made-up MACs, for a while,
  * from its EXCHANGE socket, and records every datagram it receives.
  *
- * usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE
+ * usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE [relay]
+ * With "relay" it also offers the relay (N4_EXT_RELAY); when the server relays the
+ * pair it registers at its relay port and sends all of the above through it
+ * ("impostor: relayed via port N").
  * Prints "impostor: paired with IP:PORT", then
  * "impostor: received N datagrams (A APUNCH, P PUNCH, O other), WIN-worthy 0"
  * and writes the received bytes to OUTFILE (so a test can look for a payload). */
@@ -20,6 +23,7 @@
 #include "auth.h"
 #include "key.h"
 #include "loop.h"
+#include "relay_reg.h"
 #include "rendezvous.h"
 #include "wire.h"
 
@@ -41,9 +45,11 @@ int main(int argc, char **argv)
 	uint8_t ident[N4_PAYLOAD_SIZE], long_id[N4_LONGID_SIZE];
 	struct sockaddr_in srv = { .sin_family = AF_INET };
 
-	if (argc != 7 || inet_pton(AF_INET, argv[1], &srv.sin_addr) != 1 ||
+	bool relay = argc == 8 && strcmp(argv[7], "relay") == 0;
+
+	if ((argc != 7 && !relay) || inet_pton(AF_INET, argv[1], &srv.sin_addr) != 1 ||
 	    n4_ident_encode(argv[3], ident) || unhex(argv[4], long_id, sizeof(long_id))) {
-		fprintf(stderr, "usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE\n");
+		fprintf(stderr, "usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE [relay]\n");
 		return 2;
 	}
 	srv.sin_port = htons((uint16_t)atoi(argv[2]));
@@ -57,8 +63,11 @@ int main(int argc, char **argv)
 	}
 	struct n4_rv rv;
 	uint64_t deadline = n4_now_ms() + secs * 1000ull;
-	n4_rv_init(&rv, &srv, ident, N4_EXT_TOKEN | N4_EXT_KEY);
+	n4_rv_init(&rv, &srv, ident,
+		   (uint8_t)(N4_EXT_TOKEN | N4_EXT_KEY | (relay ? N4_EXT_RELAY : 0)));
 	rv.long_id = long_id;
+	/* Claim lost rounds: the server relays such a pair at once. */
+	rv.lost_rounds = relay ? 255 : 0;
 	int err = n4_rv_hello(&rv, deadline, NULL);
 	if (!err)
 		err = n4_rv_ready(&rv, deadline, NULL);
@@ -72,6 +81,15 @@ int main(int argc, char **argv)
 	char b[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &rv.peer.sin_addr, b, sizeof(b));
 	printf("impostor: paired with %s:%u\n", b, ntohs(rv.peer.sin_port));
+	uint8_t reg[N4_RELAY_REG_SIZE];
+	struct sockaddr_in relay_to = srv;
+	if (rv.relay_port) {
+		struct n4_relay_reg r = { .flags = 0 };
+		memcpy(r.token, rv.relay_token, N4_RELAY_TOKEN_SIZE);
+		n4_relay_reg_encode(&r, reg);
+		relay_to.sin_port = htons(rv.relay_port);
+		printf("impostor: relayed via port %u\n", rv.relay_port);
+	}
 	fflush(stdout);
 
 	unsigned total = 0, apunch = 0, punch = 0, other = 0;
@@ -87,7 +105,15 @@ int main(int argc, char **argv)
 			forged[0] = N4_CMD_APUNCH;
 			forged[1] = 0;
 			memcpy(forged + 2, ident, N4_PAYLOAD_SIZE);
-			for (int d = 0; d <= 20; d++) {
+			if (rv.relay_port) {
+				sendto(udp, reg, sizeof(reg), 0, (struct sockaddr *)&relay_to,
+				       sizeof(relay_to));
+				sendto(udp, plain, sizeof(plain), 0, (struct sockaddr *)&relay_to,
+				       sizeof(relay_to));
+				sendto(udp, forged, sizeof(forged), 0,
+				       (struct sockaddr *)&relay_to, sizeof(relay_to));
+			}
+			for (int d = 0; d <= 20 && !rv.relay_port; d++) {
 				struct sockaddr_in to = rv.peer;
 				to.sin_port = htons((uint16_t)(ntohs(rv.peer.sin_port) + d));
 				sendto(udp, plain, sizeof(plain), 0, (struct sockaddr *)&to,

@@ -3,7 +3,9 @@
 # `n4 -c -k` on both sides exits 0 with a relayed WIN that only an authenticated
 # datagram through the relay gave, and the printed nc lines carry data both ways; a
 # client with another key and the same -a gets no WIN and none of a keyed program's
-# data (captured on its host).
+# data (captured on its host); an impostor presenting the key's identifiers without
+# the key, relayed with a keyed client, gets "peer failed authentication", no WIN and
+# none of the program's data.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
@@ -99,6 +101,36 @@ check "wrong key: no WIN for the keyed program, its send failed (status $rc)" \
 	bash -c "[ $rc -ne 0 ] && ! grep -q 'relayed\|punched' '$LAB_DIR/keyed.log'"
 check "wrong key: none of the keyed program's data reached its host" \
 	bash -c "! tcpdump -n -r '$CAP' -A 2>/dev/null | grep -qF '$secret'"
+
+# ---- 4. an impostor with the key's identifiers (not the key), relayed with it ----
+lab_flush
+ID=$("$N4" keyid "$K1" -a rlyk) LONG=$("$N4" keyid "$K1" -a rlyk --long)
+CAP=$LAB_DIR/impostor.pcap
+: >"$LAB_DIR/tcpdump.log"
+CAP_PID=$(lab_bg b "$LAB_DIR/tcpdump.log" tcpdump -n -i eth0 -U -s 0 -w "$CAP" udp)
+lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+n0=$(grep -c "=> Hello from" "$SRV_LOG")
+imp=$(lab_bg b "$LAB_DIR/imp.out" "$N4_BIN/tests/impostor" "$LAB_SRV_IP" 1721 "$ID" "$LONG" 6 \
+	"$LAB_DIR/imp.bytes" relay)
+lab_wait_for bash -c "[ \$(grep -c '=> Hello from' '$SRV_LOG') -gt $n0 ]" --timeout 5 >/dev/null
+lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_KEY_FILE="$K1" N4_IDENT=rlyk N4_TIMEOUT=6 \
+	N4_PEER=192.0.2.77:7777 LD_PRELOAD="$SHIM" \
+	socat -u STDIN UDP-SENDTO:192.0.2.77:7777 <"$LAB_DIR/secret" >/dev/null 2>"$LAB_DIR/keyed-imp.log"
+rc=$?
+wait_pids 15 "$imp" || kill "$imp" 2>/dev/null
+lab_stop_pid "$CAP_PID"
+sed 's/^/# /' "$LAB_DIR/imp.out"
+check "impostor: the server relayed it with the keyed client" grep -q "relayed via port" "$LAB_DIR/imp.out"
+check "impostor: 'peer failed authentication' through the relay" \
+	grep -q "peer failed authentication (.*through the relay)" "$LAB_DIR/keyed-imp.log"
+check "impostor: ... and the keyed client went back to the server for another partner" \
+	test "$(grep -c '<= Hello' "$LAB_DIR/keyed-imp.log")" -ge 2
+check "impostor: no WIN, the keyed program's send failed (status $rc)" \
+	bash -c "[ $rc -ne 0 ] && ! grep -q 'relayed through the server\|authenticated through' '$LAB_DIR/keyed-imp.log'"
+check "impostor: the keyed client's APUNCHes did reach it through the relay" \
+	bash -c "grep -q 'received [1-9][0-9]* datagrams ([1-9]' '$LAB_DIR/imp.out'"
+check "impostor: none of the program's data reached it (capture, socket)" \
+	bash -c "! tcpdump -n -r '$CAP' -A 2>/dev/null | grep -qF '$secret' && ! grep -qF '$secret' '$LAB_DIR/imp.bytes'"
 
 stop_server
 summary relay_keyed
