@@ -305,7 +305,8 @@ static int relay_auth(n4_client *c, int fd, const struct sockaddr_in *relay, con
 			return -errno;
 		}
 		if (flen < sizeof(from) || from.sin_family != AF_INET ||
-		    from.sin_addr.s_addr != relay->sin_addr.s_addr || from.sin_port != relay->sin_port)
+		    from.sin_addr.s_addr != relay->sin_addr.s_addr ||
+		    from.sin_port != relay->sin_port)
 			continue; /* only the relay speaks for the peer */
 		enum n4_auth_verdict v = n4_auth_check(&c->auth, buf, (size_t)r);
 		if (v == N4_AUTH_OTHER)

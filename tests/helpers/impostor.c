@@ -49,7 +49,8 @@ int main(int argc, char **argv)
 
 	if ((argc != 7 && !relay) || inet_pton(AF_INET, argv[1], &srv.sin_addr) != 1 ||
 	    n4_ident_encode(argv[3], ident) || unhex(argv[4], long_id, sizeof(long_id))) {
-		fprintf(stderr, "usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE [relay]\n");
+		fprintf(stderr,
+			"usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE [relay]\n");
 		return 2;
 	}
 	srv.sin_port = htons((uint16_t)atoi(argv[2]));
@@ -110,8 +111,8 @@ int main(int argc, char **argv)
 				       sizeof(relay_to));
 				sendto(udp, plain, sizeof(plain), 0, (struct sockaddr *)&relay_to,
 				       sizeof(relay_to));
-				sendto(udp, forged, sizeof(forged), 0,
-				       (struct sockaddr *)&relay_to, sizeof(relay_to));
+				sendto(udp, forged, sizeof(forged), 0, (struct sockaddr *)&relay_to,
+				       sizeof(relay_to));
 			}
 			for (int d = 0; d <= 20 && !rv.relay_port; d++) {
 				struct sockaddr_in to = rv.peer;
