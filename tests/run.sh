@@ -42,7 +42,7 @@ run_suite() { # name, command...
 run_suite unit "$BUILD/tests/unit"
 
 if [[ -x tests/fuzz/run.sh ]]; then
-	run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" tests/fuzz/run.sh
+	run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
 fi
 
 for t in tests/server/test_*.sh; do

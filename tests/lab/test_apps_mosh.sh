@@ -3,8 +3,11 @@
 # unmodified mosh-server on B (N4_LISTEN: it binds its UDP port, prints the key its
 # client needs, then detaches), an unmodified mosh-client on A (in a pseudo-terminal
 # made by script(1)) given the placeholder as the server's address.  Checked: the
-# server prints its key (its bind must not wait for a peer), both sides punch, and a
-# command typed on A runs on B and its output comes back to A's terminal.
+# server prints its key (its bind must not wait for a peer), both sides punch, a
+# command typed on A runs on B and its output comes back to A's terminal, and after
+# 20 s in which the WAN router drops every UDP datagram (mosh's own, the keeper's, a
+# recovery's rendezvous) a command typed afterwards comes back too; the time from the
+# end of the drop to that output is printed.
 # inc/inc and inc-linux/inc-linux, fresh NAT state and an identifier per case.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -12,6 +15,7 @@ source "$HERE/lib.sh"
 source "$HERE/punch_lib.sh"
 SHIM=$N4_BIN/libn4shim.so
 PH_PORT=5000
+DROP_S=20
 
 for tool in mosh-server mosh-client script; do
 	if ! command -v "$tool" >/dev/null; then
@@ -24,13 +28,36 @@ lab_with_server apps_mosh --nat-a inc --nat-b inc
 # mosh refuses to start without a UTF-8 locale; C.UTF-8 is built into glibc.
 LOC=(LANG=C.UTF-8 LC_ALL=C.UTF-8)
 
+# drop_udp on|off: the WAN router forwards no UDP at all while on (TCP, the shims'
+# kept connections to the server, still passes).  Its own table, so removing it
+# touches nothing else; lab_down removes it with the namespace if the test dies.
+drop_udp() {
+	if [[ $1 == on ]]; then
+		lab_exec wan nft -f - <<-'EOF'
+			table ip n4mosh_drop {
+				chain forward {
+					type filter hook forward priority -10; policy accept;
+					meta l4proto udp counter drop
+				}
+			}
+		EOF
+	else
+		lab_exec wan nft delete table ip n4mosh_drop 2>/dev/null
+	fi
+}
+# dropped_packets: what the drop rule counted.
+dropped_packets() {
+	lab_exec wan nft list table ip n4mosh_drop | sed -nE 's/.*counter packets ([0-9]+).*/\1/p'
+}
+now_ms() { date +%s%3N; }
+
 SERVER_PIDS=()
 stop_servers() {
 	local p
 	for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	SERVER_PIDS=()
 }
-trap 'stop_servers; lab_down' EXIT
+trap 'drop_udp off; stop_servers; lab_down' EXIT
 
 for flavor in ${FLAVORS:-inc inc-linux}; do
 	lab_set_nat a "$flavor" && lab_set_nat b "$flavor" && lab_flush
@@ -40,9 +67,12 @@ for flavor in ${FLAVORS:-inc inc-linux}; do
 	loga=$LAB_DIR/$id-a.log
 	term=$LAB_DIR/$id-a.term
 	: >"$term"
-	# The detached server exits on its own when its client has been gone 20 s.
+	# The detached server exits on its own when its client has been gone for
+	# MOSH_SERVER_NETWORK_TMOUT s: 60, well above the 20 s drop plus the path's
+	# recovery, so it is still there when the drop ends; if the test dies before
+	# stop_servers, it still goes away a minute later.
 	pb=$(lab_bg b "$logb" env "${LOC[@]}" N4_SERVER="$LAB_SRV_IP" N4_IDENT="$ident" \
-		N4_LISTEN=$PH_PORT MOSH_SERVER_NETWORK_TMOUT=20 LD_PRELOAD="$SHIM" \
+		N4_LISTEN=$PH_PORT MOSH_SERVER_NETWORK_TMOUT=60 LD_PRELOAD="$SHIM" \
 		mosh-server new -p $PH_PORT -- /bin/sh)
 	if lab_wait_for grep -q "^MOSH CONNECT" "$logb" --timeout 10; then
 		ok "mosh, $flavor/$flavor: mosh-server prints its key"
@@ -66,11 +96,30 @@ for flavor in ${FLAVORS:-inc inc-linux}; do
 		ok "mosh, $flavor/$flavor: both sides punched"
 		# The output (42) differs from what was typed (6*7): only B's shell makes it.
 		printf 'echo MOSH$((6*7))OK\r' >&"$keys"
-		check "mosh, $flavor/$flavor: a typed command's output comes back" \
-			lab_wait_for grep -qa "MOSH42OK" "$term" --timeout 10
+		if lab_wait_for grep -qa "MOSH42OK" "$term" --timeout 10; then
+			ok "mosh, $flavor/$flavor: a typed command's output comes back"
+			# The one deliberate wait: mosh's path is cut for DROP_S seconds.
+			drop_udp on && sleep $DROP_S
+			dropped=$(dropped_packets)
+			drop_udp off
+			t0=$(now_ms)
+			printf 'echo MOSH$((7*8))AFTER\r' >&"$keys"
+			if lab_wait_for grep -qa "MOSH56AFTER" "$term" --timeout 30; then
+				ok "mosh, $flavor/$flavor: after ${DROP_S} s of dropped UDP, a typed command's output comes back ($(($(now_ms) - t0)) ms after the drop)"
+			else
+				not_ok "mosh, $flavor/$flavor: after ${DROP_S} s of dropped UDP, a typed command's output comes back"
+			fi
+			# The drop must have cut mosh's path, not merely run beside it.
+			check "mosh, $flavor/$flavor: the drop cut the path (${dropped:-no} datagrams dropped)" \
+				test "${dropped:-0}" -gt 0
+		else
+			not_ok "mosh, $flavor/$flavor: a typed command's output comes back"
+			not_ok "mosh, $flavor/$flavor: after ${DROP_S} s of dropped UDP, a command's output comes back (no session)"
+		fi
 	else
 		not_ok "mosh, $flavor/$flavor: both sides punched"
 		not_ok "mosh, $flavor/$flavor: a typed command's output comes back (no path)"
+		not_ok "mosh, $flavor/$flavor: after ${DROP_S} s of dropped UDP, a command's output comes back (no path)"
 	fi
 	((fail)) && tail -n 20 "$loga" "$logb" | sed 's/^/# /'
 	exec {keys}>&-
