@@ -336,6 +336,31 @@ static uint64_t next_resend_ms(unsigned k)
  * 1000 probes a second (frp paces its range sends at 1-2 ms). */
 #define BDAY_CHUNK 8
 #define BDAY_TICK_MS 8
+/* One pending datagram from fd without blocking: its length, or -1 when nothing
+ * is left.  EINTR and the ICMP errors our own probes leave queued are skipped. */
+static ssize_t recv_pending(int fd, void *buf, size_t cap, struct sockaddr_in *from)
+{
+	for (;;) {
+		socklen_t flen = sizeof(*from);
+		ssize_t r = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &flen);
+		if (r >= 0)
+			return r;
+		if (errno != EINTR && errno != ECONNREFUSED && errno != EHOSTUNREACH)
+			return -1;
+	}
+}
+
+/* The peer acknowledges from the socket it kept (a range walker may keep another
+ * one than ours aimed at): that is where its program will be. */
+static void adopt_ack_port(struct sockaddr_in *peer, const struct sockaddr_in *from)
+{
+	if (from->sin_port == peer->sin_port)
+		return;
+	n4_info(" peer settled on port %u, not %u: adopting it ", ntohs(from->sin_port),
+		ntohs(peer->sin_port));
+	peer->sin_port = from->sin_port;
+}
+
 /* A listening side re-opens its mappings (low TTL) this often. */
 #define REOPEN_MS 1000
 
@@ -491,25 +516,13 @@ int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_
 		while (n > 0) {
 			uint8_t buf[64];
 			struct sockaddr_in from;
-			socklen_t flen = sizeof(from);
-			ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
-					     (struct sockaddr *)&from, &flen);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0 && (errno == ECONNREFUSED || errno == EHOSTUNREACH))
-				continue;
+			ssize_t r = recv_pending(fd, buf, sizeof(buf), &from);
 			if (r < 0)
 				break;
 			if (r == N4_MSG_SIZE && buf[0] == N4_CMD_PUNCH && (buf[1] & N4_PUNCH_ACK) &&
 			    memcmp(buf + 2, ident, N4_PAYLOAD_SIZE) == 0 &&
 			    from.sin_addr.s_addr == peer->sin_addr.s_addr && !acked) {
-				if (from.sin_port != peer->sin_port) {
-					/* It acknowledges from the socket it kept: that is
-					 * where its program will be. */
-					n4_info(" peer settled on port %u, not %u: adopting it ",
-						ntohs(from.sin_port), ntohs(peer->sin_port));
-					peer->sin_port = from.sin_port;
-				}
+				adopt_ack_port(peer, &from);
 				acked = true;
 				next = 0; /* answer it at once */
 			}
@@ -546,24 +559,14 @@ int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
 		while (n > 0) {
 			uint8_t buf[128];
 			struct sockaddr_in from;
-			socklen_t flen = sizeof(from);
-			ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
-					     (struct sockaddr *)&from, &flen);
-			if (r < 0 &&
-			    (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH))
-				continue;
+			ssize_t r = recv_pending(fd, buf, sizeof(buf), &from);
 			if (r < 0)
 				break;
 			if (from.sin_addr.s_addr != peer->sin_addr.s_addr)
 				continue;
 			if (n4_auth_check(auth, buf, (size_t)r) == N4_AUTH_WIN &&
 			    auth->peer_acked && !acked) {
-				if (from.sin_port != peer->sin_port) {
-					/* as n4_confirm: the socket the peer kept */
-					n4_info(" peer settled on port %u, not %u: adopting it ",
-						ntohs(from.sin_port), ntohs(peer->sin_port));
-					peer->sin_port = from.sin_port;
-				}
+				adopt_ack_port(peer, &from);
 				acked = true;
 				next = 0; /* answer it at once */
 			}
