@@ -11,16 +11,7 @@
 # Here both hosts live in the NAT lab (network namespaces, root needed).  Lines typed on
 # one side appear on the other; the script types a few itself and shows the result.
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../tests/lab/lib.sh"
-source "$here/../tests/lab/punch_lib.sh"
-WRAP=$N4_BIN/n4shim
-lab_require_root || exit 1
-trap lab_down EXIT
-lab_up --nat-a "${NAT:-inc}" --nat-b "${NAT:-inc}" || exit 1
-start_server || exit 1
-S=$LAB_SRV_IP
-d=$LAB_DIR
+source "$(dirname "$0")/lab_example.sh"
 mkfifo "$d/in-a" "$d/in-b"
 exec {fa}<>"$d/in-a" {fb}<>"$d/in-b"
 

@@ -20,16 +20,7 @@
 # Here both hosts live in the NAT lab (network namespaces, root needed); each pings
 # the other through the tunnel.
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../tests/lab/lib.sh"
-source "$here/../tests/lab/punch_lib.sh"
-WRAP=$N4_BIN/n4shim
-lab_require_root || exit 1
-trap lab_down EXIT
-lab_up --nat-a "${NAT:-inc}" --nat-b "${NAT:-inc}" || exit 1
-start_server || exit 1
-S=$LAB_SRV_IP
-d=$LAB_DIR
+source "$(dirname "$0")/lab_example.sh"
 openvpn --genkey secret "$d/static.key" || exit 1
 common="--dev tun --proto udp4 --secret $d/static.key --cipher AES-256-CBC --auth SHA256 --disable-dco --verb 3"
 

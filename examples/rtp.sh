@@ -15,16 +15,7 @@
 # Here both hosts live in the NAT lab (network namespaces, root needed); B counts the
 # RTP packets it receives instead of playing them.
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../tests/lab/lib.sh"
-source "$here/../tests/lab/punch_lib.sh"
-WRAP=$N4_BIN/n4shim
-lab_require_root || exit 1
-trap lab_down EXIT
-lab_up --nat-a "${NAT:-inc}" --nat-b "${NAT:-inc}" || exit 1
-start_server || exit 1
-S=$LAB_SRV_IP
-d=$LAB_DIR
+source "$(dirname "$0")/lab_example.sh"
 caps="application/x-rtp,media=audio,clock-rate=44100,encoding-name=L16,channels=1,payload=96"
 
 echo "host b: n4shim -s $S -L 5004 -- gst-launch-1.0 udpsrc port=5004 num-buffers=200 ... ! fakesink"
