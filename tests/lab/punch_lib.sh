@@ -18,6 +18,16 @@ summary() { # suite name
 	((fail == 0))
 }
 
+# status_field NAME: the value of NAME=... in a fresh SIGUSR1 status line of the
+# server started by start_server (relay counters, rejects...).
+status_field() {
+	local before
+	before=$(grep -c "status:.*relay:" "$SRV_LOG")
+	lab_exec srv kill -USR1 "$SRV_PID"
+	lab_wait_for bash -c "(( \$(grep -c 'status:.*relay:' '$SRV_LOG') > $before ))" --timeout 5 >/dev/null
+	grep "status:" "$SRV_LOG" | tail -n 1 | grep -oE " $1=[0-9]+" | tail -n 1 | cut -d= -f2
+}
+
 # Start `n4 -s` in srv; wait until it serves.  Extra args go to the server.
 SRV_N=0
 start_server() {

@@ -27,14 +27,6 @@ exited() { grep -q "^exit status $2\$" "$1"; }
 relayed() { grep -q '\[ WIN \] relayed' "$1"; }
 nc_line() { sed -nE 's/.*> (nc -u -p [0-9]+ [0-9.]+ [0-9]+)$/\1/p' "$1" | tail -n 1; }
 relay_ports() { sed -nE 's/.*<= Relay ports ([0-9]+)\/([0-9]+) .*/\1 \2/p' "$SRV_LOG" | tail -n 1; }
-status_lines() { grep -c "status:.*relay:" "$SRV_LOG"; }
-status_field() { # NAME: the value of NAME=... in a fresh SIGUSR1 status line
-	local before
-	before=$(status_lines)
-	lab_exec srv kill -USR1 "$SRV_PID"
-	lab_wait_for bash -c "(( \$(grep -c 'status:.*relay:' '$SRV_LOG') > $before ))" --timeout 5 >/dev/null
-	grep "status:" "$SRV_LOG" | tail -n 1 | grep -oE " $1=[0-9]+" | tail -n 1 | cut -d= -f2
-}
 at_least() { (($1 >= $2)); } # VALUE MIN
 
 # ---- 1. n4 -c on both sides: relayed WIN, exit 0 ----

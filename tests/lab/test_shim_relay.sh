@@ -42,7 +42,13 @@ lab_set_nat a inc && lab_set_nat b inc
 check "the next direct attempt moves A to a punched path" \
 	lab_wait_for grep -q "relayed path moved to direct" "$la" --timeout 15
 check "... and B" lab_wait_for grep -q "relayed path moved to direct" "$lb" --timeout 5
+# The effect, not only the log line: once both moved, the stream no longer passes
+# through the relay (a few datagrams in flight during the switch at most).
+f_moved=$(status_field relay_forwarded)
 wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+f_end=$(status_field relay_forwarded)
+check "after the move the relay forwarded ${f_moved:-?} -> ${f_end:-?} datagrams (<= 4 more)" \
+	test -n "$f_moved" -a -n "$f_end" -a $((${f_end:-0} - ${f_moved:-0})) -le 4
 grep -h "moved to direct" "$la" "$lb" | sed 's/^.*INFO/# /'
 ga=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$la") gb=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb")
 check "the stream went on throughout (a got $ga, b got $gb of ~215)" \
