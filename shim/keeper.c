@@ -35,6 +35,11 @@
 #define RETRY_FIRST_MS 2000
 /* A lost server connection for notices is registered again at most this often. */
 #define STAY_RETRY_MS 10000
+/* Without a key, a REPUNCH notice is acted on only once the peer has been silent
+ * this long, and forgotten if the peer keeps talking for NOTICE_KEEP_MS: anyone
+ * who knows the identifier can say HELLO and make the server send one. */
+#define NOTICE_SILENT_MS 1000
+#define NOTICE_KEEP_MS 5000
 
 struct shim_waiter {
 	int efd;
@@ -375,6 +380,8 @@ static void stay_again(struct shim_sock *p, uint64_t now)
 
 /* The server says our peer punches again (its program restarted, or its shim found
  * the path dead first): do the same, whatever our own counters say. */
+static void recover_told(struct shim_sock *p, uint64_t now);
+
 static void check_told(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
 {
 	int rc = n4_stay_poll(p->stay_fd, cfg->wire_ident);
@@ -390,11 +397,45 @@ static void check_told(struct shim_sock *p, const struct shim_config *cfg, uint6
 	}
 	if (!cfg->recover)
 		return;
+	if (!cfg->client.have_key) {
+		/* A stranger behind any NAT can cause this notice: a live session
+		 * moves only when its own peer has gone quiet too (check_notice).
+		 * A repeated notice (our kept connection registered again while
+		 * the peer waits) does not restart the wait. */
+		if (!p->notice_ms)
+			p->notice_ms = now;
+		return;
+	}
+	recover_told(p, now);
+}
+
+static void recover_told(struct shim_sock *p, uint64_t now)
+{
+	p->notice_ms = 0;
 	p->told = true;
 	p->silent_ms = 0;
 	n4_debug("fd %d: the peer punches again (server notice): so do we", first_fd(p));
 	if (shim_worker_start(p, SHIM_BY_RECOVER) < 0)
 		p->next_attempt_ms = now + RETRY_FIRST_MS;
+}
+
+/* An unproven notice (check_told): act once the peer is silent, drop it while the
+ * peer keeps talking (a restarted peer's old program says nothing any more). */
+static void check_notice(struct shim_sock *p, uint64_t now)
+{
+	if (!p->notice_ms)
+		return;
+	/* Quiet since the last datagram heard; a path that never heard its peer (a
+	 * one-way sender, or one just punched) since the notice. */
+	uint64_t quiet_since = p->live.heard ? p->live.last_heard_ms : p->notice_ms;
+	if (now - quiet_since >= NOTICE_SILENT_MS) {
+		recover_told(p, now);
+	} else if (now - p->notice_ms >= NOTICE_KEEP_MS) {
+		p->notice_ms = 0;
+		n4_info("fd %d: a re-punch notice ignored: the peer is still talking "
+			"(without a key, anyone with the identifier can cause one)",
+			first_fd(p));
+	}
 }
 
 static void tick(void)
@@ -428,6 +469,8 @@ static void tick(void)
 			continue;
 		}
 		check_alive(p, cfg, now);
+		if (!p->working)
+			check_notice(p, now);
 	}
 	shim_unlock();
 }

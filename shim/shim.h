@@ -169,6 +169,7 @@ struct shim_sock {
 	uint64_t next_keepalive_ms, next_attempt_ms, work_start_ms, settle_until_ms;
 	unsigned backoff_ms;
 	unsigned silent_ms; /* when the recovery started: how long the path was silent */
+	uint64_t notice_ms; /* an unproven REPUNCH (no key) waiting for the peer to fall silent */
 	bool told;	    /* ... or the server told us the peer punches again (REPUNCH) */
 	bool forked;	    /* inherited through fork(): the parent keeps it while alive */
 	int stay_fd;	    /* N4_EXT_STAY: our kept server connection, -1 = none */

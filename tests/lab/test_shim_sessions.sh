@@ -228,6 +228,31 @@ io_case() {
 }
 
 # ONLY=REGEX runs only the cases whose name matches (keepalive, recovery, rebind...).
+# --- a stranger behind the same NAT ----------------------------------------------
+# Without a key, anyone who knows the identifier can say HELLO, and the server then
+# tells the kept connections to punch again (N4_EXT_STAY).  A live two-way session
+# must not follow that notice to the stranger: it goes on both ways without a gap.
+# (The listening side may still punch with the stranger as its next partner, as a
+# serial listener does: without a key that is the documented risk.)
+stranger_case() {
+	local la=$LAB_DIR/st-a.log lb=$LAB_DIR/st-b.log ls=$LAB_DIR/st-s.log pa pb ps
+	lab_flush
+	pa=$(side a "$la" stx -c "$PH" -d 9)
+	pb=$(side b "$lb" stx -l 5000 -d 9)
+	lab_wait_for both_punched "$la" "$lb" --timeout 10
+	lab_wait_for grep -q "first send returned" "$la" --timeout 5
+	lab_wait_for grep -q "first send returned" "$lb" --timeout 5
+	ps=$(lab_bg a2 "$ls" "$N4" -c -h "$LAB_SRV_IP" -a stx -t 5)
+	wait_pids 25 "$pa" "$pb" "$ps" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; lab_stop_pid "$ps"; }
+	check "stranger: the server did tell the session to punch again" \
+		grep -q "<= Repunch to" "$SRV_LOG"
+	local gaps ga gb
+	gaps=$(awk '$1 == "gap" && $3 - $2 > 1000' "$la" "$lb" | wc -l)
+	ga=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$la") gb=$(sed -nE 's/.*got ([0-9]+).*/\1/p' "$lb")
+	check "stranger: the stream went on without a gap over 1 s (a got $ga, b got $gb)" \
+		test "$gaps" -eq 0 -a "${ga:-0}" -ge 60 -a "${gb:-0}" -ge 60
+}
+
 want() { [[ -z ${ONLY:-} || $1 =~ $ONLY ]]; }
 # net.ipv6.bindv6only=1: the program's AF_INET6 socket is v6-only; the socket the
 # shim puts under it must still reach the IPv4 peer.
@@ -303,6 +328,7 @@ for f in $flavors; do
 	[[ $f == inc ]] && want alone && alone_case
 	[[ $f == inc ]] && want v6only && v6only_case
 	[[ $f == inc ]] && want daemon && daemon_case
+	[[ $f == inc ]] && want stranger && stranger_case
 done
 
 summary shim-sessions
