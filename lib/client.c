@@ -38,6 +38,11 @@
 #define READY_WAIT_MS 65000
 #define EXCHANGE_WAIT_MS 10000
 #define RECONNECT_MS 1000
+/* run_round: the server called the pairing off (N4_CMD_AGAIN): HELLO again at
+ * once, not a lost round.  After AGAIN_FAST in a row, with RECONNECT_MS between
+ * (a server that says nothing else must not make us hammer it). */
+#define ROUND_AGAIN 2
+#define AGAIN_FAST 3
 /* Birthday rounds need about a second of probing per 98 %; give them three. */
 #define BDAY_ROUND_MS 4000
 /* A round with only the LAN path (the server found no public plan): a LAN
@@ -391,7 +396,8 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 	return 1;
 }
 
-/* One round: rendezvous, then sweep.  1 = WIN, 0 = lost round, <0 = error. */
+/* One round: rendezvous, then sweep.  1 = WIN, 0 = lost round, ROUND_AGAIN,
+ * <0 = error. */
 static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t src_port,
 		     uint64_t deadline, struct n4_result *res, bool *server_seen)
 {
@@ -456,6 +462,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	for (unsigned i = 0; i < nprobes; i++)
 		close(probe_fds[i]);
 	nprobes = 0;
+	if (err && rv.again)
+		err = ROUND_AGAIN;
 	if (!err && (rv.granted & N4_EXT_STAY)) {
 		stay_fd = rv.tcp_fd; /* kept for REPUNCH notices, if this round wins */
 		rv.tcp_fd = -1;
@@ -626,7 +634,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 	uint16_t src = cfg->src_port;
 	bool server_seen = false;
 	int err = 0, last_failure = 0;
-	unsigned unpunchable_rounds = 0;
+	unsigned unpunchable_rounds = 0, agains = 0;
 
 	if (c->won)
 		return -EALREADY;
@@ -648,6 +656,22 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 			res->elapsed_ms = (unsigned)(n4_now_ms() - start);
 			return 0;
 		}
+		if (err == ROUND_AGAIN) {
+			/* Same ports: nothing was sent to a peer in this round. */
+			if (n4_now_ms() >= deadline)
+				break;
+			n4_info("the server called this pairing off (its partner on the short "
+				"id had another key, or left); HELLO again");
+			if (++agains <= AGAIN_FAST)
+				continue;
+			struct pollfd none = { .fd = -1 };
+			uint64_t until = n4_now_ms() + RECONNECT_MS;
+			int w = n4_wait(&none, 1, until < deadline ? until : deadline, &c->ctx);
+			if (w < 0)
+				return w;
+			continue;
+		}
+		agains = 0;
 		/* One misjudged measurement (a port counter wrapping mid-probe) must
 		 * not end the attempt: refuse only when a second round agrees. */
 		if (err == -ENOTSUP && ++unpunchable_rounds >= 2 && c->refused_nosweep) {

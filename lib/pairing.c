@@ -63,12 +63,11 @@ static void make_key(uint8_t out[N4_HKEY_SIZE], const uint8_t id[N4_PAYLOAD_SIZE
 	memcpy(out + 1 + N4_LONGID_SIZE, &ip, 4);
 }
 
-static void make_long_key(uint8_t out[N4_HKEY_SIZE], const uint8_t id[N4_LONGID_SIZE])
-{
-	memset(out, 0, N4_HKEY_SIZE);
-	out[0] = 1;
-	memcpy(out + 1, id, N4_LONGID_SIZE);
-}
+/* The kind byte: keyed clients wait apart from unkeyed ones with the same
+ * identifier, and contested short ids are remembered apart from finished
+ * legacy clients (both in `recent`). */
+#define KIND_KEYED 2
+#define KIND_CONTESTED 3
 
 static struct n4_hnode **bucket(const struct htable *t, const uint8_t key[N4_HKEY_SIZE])
 {
@@ -256,31 +255,6 @@ struct n4_pclient *n4_pairing_release(n4_pairing *p, const struct n4_pclient *c)
 	return h;
 }
 
-struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c)
-{
-	uint8_t key[N4_HKEY_SIZE];
-
-	if (c->keyed)
-		make_long_key(key, c->long_id);
-	else
-		make_key(key, c->ident, 0);
-	struct n4_hnode *n = ht_first(&p->waiting, key);
-	if (!n) {
-		c->state = N4_P_WAITING;
-		ht_insert(&p->waiting, &c->wait_node, key);
-		p->nwaiting++;
-		return NULL;
-	}
-	struct n4_pclient *w = container_of(n, struct n4_pclient, wait_node);
-	ht_remove(&p->waiting, n);
-	p->nwaiting--;
-	w->partner = c;
-	c->partner = w;
-	enter_paired(p, w);
-	enter_paired(p, c);
-	return w;
-}
-
 /* The first of the RECENT_WAYS records (ident, IP) and port may sit in. */
 static struct recent *recent_set(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE],
 				 uint16_t port)
@@ -307,7 +281,8 @@ static bool recently_done(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], 
 
 /* Remember a finished legacy client: in its own record if it has one, else in an
  * expired one, else over the one that expires first. */
-static void recent_note(n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t port)
+static void recent_note(n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t port,
+			unsigned ms)
 {
 	struct recent *set = recent_set(p, key, port), *r = &set[0];
 	uint64_t now = n4_now_ms();
@@ -322,7 +297,115 @@ static void recent_note(n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t
 	}
 	memcpy(r->key, key, N4_HKEY_SIZE);
 	r->port = port;
-	r->until_ms = now + RECENT_MS;
+	r->until_ms = now + ms;
+}
+
+static void wait_key(uint8_t key[N4_HKEY_SIZE], const struct n4_pclient *c)
+{
+	make_key(key, c->ident, 0);
+	if (c->ext & N4_EXT_KEY)
+		key[0] = KIND_KEYED;
+}
+
+static void pair_up(n4_pairing *p, struct n4_pclient *w, struct n4_pclient *c)
+{
+	if (w->wait_node.linked) {
+		ht_remove(&p->waiting, &w->wait_node);
+		p->nwaiting--;
+	}
+	if (c->wait_node.linked) {
+		ht_remove(&p->waiting, &c->wait_node);
+		p->nwaiting--;
+	}
+	w->partner = c;
+	c->partner = w;
+	enter_paired(p, w);
+	enter_paired(p, c);
+}
+
+static void contested_key(uint8_t key[N4_HKEY_SIZE], const uint8_t ident[N4_PAYLOAD_SIZE])
+{
+	make_key(key, ident, 0);
+	key[0] = KIND_CONTESTED;
+}
+
+struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c)
+{
+	uint8_t key[N4_HKEY_SIZE], ckey[N4_HKEY_SIZE];
+
+	wait_key(key, c);
+	struct n4_hnode *n = ht_first(&p->waiting, key);
+	if (n && (c->ext & N4_EXT_KEY)) {
+		/* Rather a client whose long id is in: a mismatch is then known
+		 * one round trip from now.  One whose long id is still on its way
+		 * (both started together) will do too: a stranger who never sends
+		 * it holds the pair until the exchange deadline, which contests
+		 * the short id (n4_pairing_contest). */
+		for (struct n4_hnode *m = n; m; m = ht_next_same(m)) {
+			if (container_of(m, struct n4_pclient, wait_node)->keyed) {
+				n = m;
+				break;
+			}
+		}
+		contested_key(ckey, c->ident);
+		if (recently_done(p, ckey, 0))
+			n = NULL; /* paired on the long id alone (n4_pairing_long_id) */
+	}
+	if (!n) {
+		c->state = N4_P_WAITING;
+		ht_insert(&p->waiting, &c->wait_node, key);
+		p->nwaiting++;
+		return NULL;
+	}
+	struct n4_pclient *w = container_of(n, struct n4_pclient, wait_node);
+	pair_up(p, w, c);
+	return w;
+}
+
+void n4_pairing_contest(n4_pairing *p, const uint8_t ident[N4_PAYLOAD_SIZE])
+{
+	uint8_t key[N4_HKEY_SIZE];
+
+	contested_key(key, ident);
+	recent_note(p, key, 0, N4_CONTEST_MS);
+}
+
+bool n4_pairing_confirmed(const struct n4_pclient *c)
+{
+	const struct n4_pclient *w = c->partner;
+
+	return c->keyed && w && w->keyed && n4_ct_equal(c->long_id, w->long_id, N4_LONGID_SIZE);
+}
+
+enum n4_long_result n4_pairing_long_id(n4_pairing *p, struct n4_pclient *c,
+				       struct n4_pclient **partner)
+{
+	uint8_t key[N4_HKEY_SIZE];
+
+	c->keyed = true;
+	if (c->state != N4_P_WAITING) {
+		struct n4_pclient *w = c->partner;
+		*partner = w;
+		if (!w || !w->keyed)
+			return N4_LONG_PENDING;
+		if (n4_pairing_confirmed(c))
+			return N4_LONG_CONFIRMED;
+		n4_pairing_contest(p, c->ident);
+		return N4_LONG_MISMATCH;
+	}
+	/* Waiting: only a client whose long id is in and equal.  The chain holds
+	 * the keyed clients of one short id: one or two, unless strangers crowd
+	 * a short id they learnt (each costs them a connection, ipcap.h). */
+	wait_key(key, c);
+	for (struct n4_hnode *n = ht_first(&p->waiting, key); n; n = ht_next_same(n)) {
+		struct n4_pclient *w = container_of(n, struct n4_pclient, wait_node);
+		if (w != c && w->keyed && n4_ct_equal(w->long_id, c->long_id, N4_LONGID_SIZE)) {
+			pair_up(p, w, c);
+			*partner = w;
+			return N4_LONG_PAIRED;
+		}
+	}
+	return N4_LONG_WAIT;
 }
 
 static int attribute(struct n4_pclient *c, const struct sockaddr_in *src)
@@ -397,7 +480,7 @@ struct n4_pclient *n4_pairing_remove(n4_pairing *p, struct n4_pclient *c)
 	bool blocking = c->exch_node.linked && !c->observed;
 
 	if (c->exch_node.linked && c->observed) {
-		recent_note(p, c->exch_node.key, c->udp.sin_port);
+		recent_note(p, c->exch_node.key, c->udp.sin_port, RECENT_MS);
 	}
 
 	if (c->wait_node.linked) {

@@ -42,8 +42,10 @@ struct n4_pclient {
 	struct sockaddr_in udp; /* observed EXCHANGE source */
 	struct n4_hnode wait_node, exch_node, exch_id_node, token_node;
 	void *owner; /* the server's connection */
-	/* N4_EXT_KEY: paired on this long id (key.h), never with an unkeyed
-	 * client; the 6-byte ident above is then the short id, logged only. */
+	/* N4_EXT_KEY (in ext): never paired with an unkeyed client.  The 6-byte
+	 * ident above is then the short id derived from the key; the pair stands
+	 * only once both long ids (key.h) arrived and are equal (keyed: this
+	 * client's long id is in). */
 	bool keyed;
 	uint8_t long_id[N4_LONGID_SIZE];
 	/* Legacy client whose READY waits: another legacy client with the same
@@ -61,8 +63,40 @@ void n4_pairing_free(n4_pairing *p);
 
 /* A valid HELLO arrived for c (ident, ext, ip set by the caller).  Returns the
  * partner when c completes a pair (both are then N4_P_PAIRED, tokens assigned),
- * NULL when c now waits. */
+ * NULL when c now waits.
+ *
+ * A keyed client (N4_EXT_KEY) is paired at once with a keyed client waiting on
+ * the same short id (rather one whose long id is in), before the long ids
+ * arrive: they cost a round trip, which the exchange then overlaps (READY goes
+ * out with the request for it).
+ * Such a pair is tentative until n4_pairing_long_id has both long ids.  Once a
+ * short id has seen two different long ids (an impostor who knows it, or a
+ * collision) it is contested for N4_CONTEST_MS: keyed clients on it then wait
+ * for their long id and are paired on it alone. */
 struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c);
+
+#define N4_CONTEST_MS 60000
+
+enum n4_long_result {
+	N4_LONG_WAIT,	   /* c waits: no client with its long id */
+	N4_LONG_PAIRED,	   /* c was waiting and is now paired on its long id */
+	N4_LONG_PENDING,   /* c is paired, its partner's long id is not in yet */
+	N4_LONG_CONFIRMED, /* c's pair stands: both long ids are equal */
+	N4_LONG_MISMATCH,  /* c's partner has another long id: the short id is
+			    * now contested; both must start again */
+};
+
+/* c's long id (c->long_id, c->ext has N4_EXT_KEY) is complete.  *partner is set
+ * for every result but N4_LONG_WAIT. */
+enum n4_long_result n4_pairing_long_id(n4_pairing *p, struct n4_pclient *c,
+				       struct n4_pclient **partner);
+
+/* Pair keyed clients of this short id on their long ids alone for
+ * N4_CONTEST_MS (a paired client that never sent its long id). */
+void n4_pairing_contest(n4_pairing *p, const uint8_t ident[N4_PAYLOAD_SIZE]);
+
+/* A keyed client's pair stands (both long ids in and equal). */
+bool n4_pairing_confirmed(const struct n4_pclient *c);
 
 /* Attribute an EXCHANGE from src (IPv4: PEERINFO can carry nothing else).  0 and
  * *out on success (out->observed set).  -ENOENT: no pair knows this identifier or

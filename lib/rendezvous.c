@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,6 +68,13 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	if (soerr)
 		return -soerr;
 	rv->rtt_ms = (unsigned)(n4_now_ms() - t0);
+	/* Several small messages follow one another (a keyed client's nonce,
+	 * RELAY, LOCAL): Nagle would hold each behind the server's delayed ACK of
+	 * the one before, up to 40 ms, while the server waits for all of them
+	 * before PEERINFO. */
+	int one = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		n4_debug("TCP_NODELAY: %s", strerror(errno));
 	struct n4_msg m;
 	uint8_t buf[N4_MSG_SIZE];
 	n4_msg_init(&m, N4_CMD_HELLO, rv->offer, rv->ident);
@@ -408,6 +416,10 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 		if (m.cmd == N4_CMD_PEERLOCAL && (rv->granted & N4_EXT_LOCAL)) {
 			take_peer_local(rv, &m);
 			continue;
+		}
+		if (m.cmd == N4_CMD_AGAIN && (rv->granted & N4_EXT_KEY)) {
+			rv->again = true;
+			return -EAGAIN;
 		}
 		if (m.cmd == N4_CMD_TUNE && (rv->granted & N4_EXT_SEQ)) {
 			if (n4_tune_decode(m.ext, m.payload, &rv->tune)) {

@@ -46,6 +46,9 @@ struct n4_rv {
 	uint8_t peer_nonce[3 * N4_PAYLOAD_SIZE];
 	uint8_t peer_nonce_parts;
 	bool have_peer_nonce;
+	/* The server called this pairing off (N4_CMD_AGAIN, keyed only): the
+	 * exchange returned -EAGAIN, HELLO again at once. */
+	bool again;
 	/* Same LAN (N4_EXT_LOCAL): the local address we announced (family 0:
 	 * none) and the partner's, from PEERLOCAL (only when both sides share a
 	 * public IP). */
@@ -61,7 +64,8 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 /* Wait for READY.  -ECONNRESET when the server closed, -EPROTO on garbage. */
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
 /* Send EXCHANGE from udp_fd (three at once, then again every 250 ms against
- * loss) until PEERINFO arrives on TCP.  With N4_EXT_PROBE granted, also send the
+ * loss) until PEERINFO arrives on TCP (-EAGAIN and rv->again: the server called
+ * the pairing off, see N4_CMD_AGAIN).  With N4_EXT_PROBE granted, also send the
  * discovery probes and take the PLAN that precedes PEERINFO.  With N4_EXT_LOCAL
  * granted, first announce our local address (udp_fd's port) and take the
  * partner's PEERLOCALs. */

@@ -26,7 +26,7 @@
 const char *const n4_srv_reject_names[REJ_COUNT] = {
 	"bad_hello", "ident",	"hello_timeout", "wait_timeout", "exchange_timeout", "send_timeout",
 	"protocol",  "bad_udp", "spoofed_udp",	 "unknown_udp",	 "ipv6_udp",	     "full",
-	"per_ip",    "rate",	"partner_gone",	 "shutdown",
+	"per_ip",    "rate",	"partner_gone",	 "shutdown",	 "key_mismatch",
 };
 
 void n4_server_cfg_init(struct n4_server_cfg *cfg)
@@ -88,8 +88,13 @@ static void conn_flush(struct conn *c)
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
 		c->out_len = (uint8_t)(c->out_len - n);
 	}
-	if (c->close_after_flush)
+	if (c->close_after_flush) {
 		n4_srv_conn_close(c, false);
+	} else if (c->shut_after_flush) {
+		c->shut_after_flush = false;
+		if (shutdown(c->io.fd, SHUT_WR))
+			n4_srv_conn_close(c, false);
+	}
 }
 
 /* Append without sending yet: the next n4_srv_conn_send takes it along, in one
@@ -104,6 +109,12 @@ void n4_srv_conn_queue(struct conn *c, const struct n4_msg *m)
 	}
 	n4_wire_encode(m, c->out + c->out_len);
 	c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
+}
+
+void n4_srv_conn_flush(struct conn *c)
+{
+	if (!c->closed && c->out_len > 0)
+		conn_flush(c);
 }
 
 void n4_srv_conn_send(struct conn *c, const struct n4_msg *m)
@@ -165,7 +176,10 @@ void n4_srv_conn_close(struct conn *c, bool close_partner)
 		s->rejects[REJ_PARTNER_GONE]++;
 		n4_info("%s: partner left before the exchange completed",
 			n4_srv_conn_str(partner, b, sizeof(b)));
-		n4_srv_conn_close(partner, false);
+		if (partner->pc.ext & N4_EXT_KEY)
+			n4_srv_send_again(partner); /* it understands AGAIN */
+		else
+			n4_srv_conn_close(partner, false);
 	}
 	if (released)
 		n4_srv_send_ready(released->owner);
@@ -178,6 +192,20 @@ static void deadline_fired(n4_loop *loop, struct n4_timer *t)
 	char b[64];
 	(void)loop;
 
+	if ((c->pc.ext & N4_EXT_KEY) && !c->pc.keyed &&
+	    (c->pc.state == N4_P_WAITING || c->pc.state == N4_P_PAIRED)) {
+		/* Our client sends its long id the moment it is asked: this one
+		 * holds a short id it cannot prove.  If it was paired on it, the
+		 * partner is told AGAIN (n4_srv_conn_close) and the short id is
+		 * paired on long ids alone for a while. */
+		if (c->pc.state == N4_P_PAIRED)
+			n4_pairing_contest(s->pairing, c->pc.ident);
+		s->rejects[REJ_HELLO_TIMEOUT]++;
+		n4_info("%s: no keyed id within %u ms, dropped", n4_srv_conn_str(c, b, sizeof(b)),
+			n4_srv_keyid_wait_ms(s));
+		n4_srv_conn_close(c, true);
+		return;
+	}
 	switch (c->pc.state) {
 	case N4_P_NEW:
 		s->rejects[REJ_HELLO_TIMEOUT]++;
@@ -220,10 +248,13 @@ static void conn_readable(struct conn *c)
 {
 	for (;;) {
 		uint8_t extra[64];
-		/* After READY: a keyed client's nonce (three KEYID), with
+		/* After HELLO: a keyed client's long id (three KEYID); after
+		 * READY: its nonce (three more KEYID), with
 		 * N4_EXT_LOCAL its LOCAL messages, with N4_EXT_RELAY its RELAY. */
-		bool want_keyid = (c->pc.ext & N4_EXT_KEY) && c->pc.state == N4_P_PAIRED &&
-				  c->keyid_parts < 2 * N4_LONGID_PARTS;
+		bool want_keyid =
+			(c->pc.ext & N4_EXT_KEY) &&
+			((c->pc.state == N4_P_WAITING && c->keyid_parts < N4_LONGID_PARTS) ||
+			 (c->pc.state == N4_P_PAIRED && c->keyid_parts < 2 * N4_LONGID_PARTS));
 		bool want_local = c->pc.state == N4_P_PAIRED && c->lan && !c->lan->done;
 		bool want_ask = n4_srv_relay_wants_ask(c);
 		bool want_hello = c->pc.state == N4_P_NEW || want_keyid || want_local || want_ask;

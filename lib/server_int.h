@@ -58,6 +58,7 @@ enum reject {
 	REJ_RATE,
 	REJ_PARTNER_GONE,
 	REJ_SHUTDOWN,
+	REJ_KEY_MISMATCH,
 	REJ_COUNT
 };
 
@@ -78,6 +79,11 @@ struct conn {
 	uint8_t nonce[3 * N4_PAYLOAD_SIZE], peer_nonce[3 * N4_PAYLOAD_SIZE];
 	bool peer_nonce_ok;
 	bool close_after_flush, closed;
+	/* AGAIN: once it is out, only our side is shut (the client's nonce or
+	 * LOCAL may still be on its way: a close now would answer them with a
+	 * reset, and the client would lose AGAIN to "broken pipe"); the client's
+	 * EOF or the deadline closes the connection. */
+	bool shut_after_flush;
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */
@@ -146,6 +152,7 @@ void n4_srv_begin_drain(n4_server *s);
 void n4_srv_bury(n4_server *s);
 void n4_srv_close_reset(int fd);
 void n4_srv_conn_close(struct conn *c, bool close_partner);
+void n4_srv_conn_flush(struct conn *c);
 void n4_srv_conn_event(n4_loop *loop, struct n4_io *io, uint32_t events);
 void n4_srv_conn_queue(struct conn *c, const struct n4_msg *m);
 void n4_srv_conn_send(struct conn *c, const struct n4_msg *m);
@@ -178,6 +185,12 @@ void n4_srv_raise_fd_limit(n4_server *s, unsigned want_clients);
 /* server_pair.c */
 void n4_srv_handle_hello(struct conn *c);
 void n4_srv_handle_keyid(struct conn *c);
+void n4_srv_send_again(struct conn *c);
+/* How long a keyed client may take to send its long id after HELLO (and after
+ * READY when it was paired before it): a round trip and a retransmission or
+ * two, at most the HELLO deadline. */
+#define KEYID_WAIT_MS 3000u
+unsigned n4_srv_keyid_wait_ms(const struct n4_server *s);
 void n4_srv_handle_local(struct conn *c);
 void n4_srv_maybe_schedule(struct n4_server *s, struct conn *c);
 void n4_srv_send_peerinfo(struct conn *c);

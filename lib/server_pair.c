@@ -12,7 +12,20 @@
 #include "metrics.h"
 #include "server_int.h"
 
-static void pair_client(struct conn *c);
+static void send_ready_pair(struct conn *waiting, struct conn *c);
+
+unsigned n4_srv_keyid_wait_ms(const struct n4_server *s)
+{
+	return s->cfg.hello_timeout_ms < KEYID_WAIT_MS ? s->cfg.hello_timeout_ms : KEYID_WAIT_MS;
+}
+
+/* A keyed client whose long id is not in yet has until n4_srv_keyid_wait_ms. */
+static unsigned deadline_ms(const struct conn *c, unsigned ms)
+{
+	if ((c->pc.ext & N4_EXT_KEY) && !c->pc.keyed)
+		return n4_srv_keyid_wait_ms(c->srv);
+	return ms;
+}
 
 void n4_srv_send_ready(struct conn *c)
 {
@@ -31,10 +44,14 @@ void n4_srv_send_ready(struct conn *c)
 		if (!c->lan)
 			c->pc.ext &= (uint8_t)~N4_EXT_LOCAL; /* the public path only */
 	}
-	c->in_len = 0; /* the HELLO is handled: in[] now takes LOCAL messages */
+	/* The HELLO is handled: in[] now takes LOCAL messages.  A keyed client's
+	 * in[] may hold part of a KEYID (it was paired while sending its long id):
+	 * n4_srv_handle_keyid empties it after each message. */
+	if (!(c->pc.ext & N4_EXT_KEY))
+		c->in_len = 0;
 	n4_msg_init(&m, N4_CMD_READY, c->pc.ext, (c->pc.ext & N4_EXT_TOKEN) ? c->pc.token : NULL);
 	c->ready_ms = n4_now_ms();
-	n4_srv_arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
+	n4_srv_arm_deadline(c, deadline_ms(c, c->srv->cfg.exchange_timeout_ms));
 	n4_srv_conn_send(c, &m);
 }
 
@@ -151,36 +168,54 @@ void n4_srv_handle_hello(struct conn *c)
 		c->pc.ext |= N4_EXT_LOCAL;
 	n4_info(" => Hello from %s ident '%s'%s", n4_srv_conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
-	/* A keyed client pairs on its long id, which comes next (within the
-	 * HELLO deadline): ask for it. */
+	/* A keyed client's long id comes next: ask for it.  The pairing does
+	 * not wait for it (n4_pairing_hello): the request goes out in one
+	 * segment with READY when a partner waits, and PEERINFO waits for both
+	 * long ids instead. */
 	if ((m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN)) {
 		struct n4_msg ask;
 		c->pc.ext |= N4_EXT_KEY;
 		c->in_len = 0;
 		n4_msg_init(&ask, N4_CMD_KEYID, N4_EXT_KEY, NULL);
-		n4_srv_conn_send(c, &ask);
-		return;
+		n4_srv_conn_queue(c, &ask);
 	}
-	pair_client(c);
-}
-
-/* HELLO (and for keyed clients the long id) complete: pair or wait. */
-static void pair_client(struct conn *c)
-{
-	struct n4_server *s = c->srv;
-	char b[64];
-
-	n4_srv_conn_str(c, b, sizeof(b));
 	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
 	if (!w) {
-		n4_srv_arm_deadline(c, s->cfg.wait_timeout_ms);
+		n4_srv_arm_deadline(c, deadline_ms(c, s->cfg.wait_timeout_ms));
+		n4_srv_conn_flush(c);
 		return;
 	}
-	struct conn *partner = w->owner;
-	char b2[64];
-	n4_info(" <= Ready to %s and %s", n4_srv_conn_str(partner, b2, sizeof(b2)), b);
-	n4_srv_send_ready(partner);
+	send_ready_pair(w->owner, c);
+}
+
+static void send_ready_pair(struct conn *waiting, struct conn *c)
+{
+	char b[64], b2[64];
+
+	n4_info(" <= Ready to %s and %s", n4_srv_conn_str(waiting, b2, sizeof(b2)),
+		n4_srv_conn_str(c, b, sizeof(b)));
+	n4_srv_send_ready(waiting);
 	n4_srv_send_ready(c); /* if partner's send failed, c's READY fails too: c closed */
+}
+
+/* The pairing fell through for a keyed client (N4_CMD_AGAIN): its partner
+ * turned out to have another long id, or left.  Its client says HELLO again at
+ * once, on a new connection; this one ends with the client's EOF. */
+void n4_srv_send_again(struct conn *c)
+{
+	struct n4_msg m;
+	char b[64];
+
+	if (c->closed)
+		return;
+	(void)n4_pairing_remove(c->srv->pairing, &c->pc); /* keyed: never holds */
+	n4_timer_cancel(c->srv->loop, &c->peerinfo_timer);
+	c->pc.state = N4_P_DONE;
+	n4_info(" <= Again to %s", n4_srv_conn_str(c, b, sizeof(b)));
+	n4_srv_arm_deadline(c, c->srv->cfg.hello_timeout_ms);
+	c->shut_after_flush = true;
+	n4_msg_init(&m, N4_CMD_AGAIN, 0, c->pc.ident);
+	n4_srv_conn_send(c, &m);
 }
 
 /* A LOCAL message (N4_EXT_LOCAL, between READY and PEERINFO): one local
@@ -215,23 +250,26 @@ void n4_srv_handle_local(struct conn *c)
 	}
 }
 
-/* One of the N4_LONGID_PARTS KEYID messages after a keyed HELLO, in order. */
+/* One of the KEYID messages of a keyed client, in order: its long id (after
+ * HELLO, while waiting or already paired on the short id), then the round's
+ * nonce (after READY). */
 void n4_srv_handle_keyid(struct conn *c)
 {
 	struct n4_server *s = c->srv;
 	struct n4_msg m;
-	char b[64];
+	char b[64], b2[64];
 
 	c->in_len = 0;
+	bool nonce = c->keyid_parts >= N4_LONGID_PARTS;
 	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_KEYID, &m) || m.ext != c->keyid_parts ||
-	    (c->keyid_parts >= N4_LONGID_PARTS) != (c->pc.state == N4_P_PAIRED)) {
+	    (nonce && c->pc.state != N4_P_PAIRED)) {
 		s->rejects[REJ_BAD_HELLO]++;
 		n4_info("%s: malformed KEYID (%02x %02x ...), closed",
 			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
-		n4_srv_conn_close(c, false);
+		n4_srv_conn_close(c, true);
 		return;
 	}
-	if (c->keyid_parts >= N4_LONGID_PARTS) {
+	if (nonce) {
 		/* The round's nonce, passed on to the partner with its PEERINFO. */
 		memcpy(c->nonce + N4_PAYLOAD_SIZE * (c->keyid_parts - N4_LONGID_PARTS), m.payload,
 		       N4_PAYLOAD_SIZE);
@@ -241,9 +279,35 @@ void n4_srv_handle_keyid(struct conn *c)
 	memcpy(c->pc.long_id + N4_PAYLOAD_SIZE * c->keyid_parts, m.payload, N4_PAYLOAD_SIZE);
 	if (++c->keyid_parts < N4_LONGID_PARTS)
 		return;
-	c->pc.keyed = true;
-	n4_debug("%s: keyed pairing id received", n4_srv_conn_str(c, b, sizeof(b)));
-	pair_client(c);
+	struct n4_pclient *w = NULL;
+	n4_info(" => Keyid from %s", n4_srv_conn_str(c, b, sizeof(b)));
+	bool was_paired = c->pc.state == N4_P_PAIRED;
+	enum n4_long_result r = n4_pairing_long_id(s->pairing, &c->pc, &w);
+	/* Its long id is in: the usual deadlines from here on. */
+	n4_srv_arm_deadline(c, was_paired ? s->cfg.exchange_timeout_ms : s->cfg.wait_timeout_ms);
+	switch (r) {
+	case N4_LONG_WAIT:
+	case N4_LONG_PENDING:
+		return;
+	case N4_LONG_PAIRED:
+		send_ready_pair(w->owner, c);
+		return;
+	case N4_LONG_CONFIRMED:
+		n4_srv_maybe_schedule(s, c);
+		return;
+	case N4_LONG_MISMATCH:
+		break;
+	}
+	/* Two clients on one short id with different long ids: a stranger who
+	 * learnt the short id, or (rarely) two keys whose short ids collide.
+	 * Which one is ours cannot be told: both start again, and the short id
+	 * is now paired on long ids alone. */
+	struct conn *other = w->owner;
+	s->rejects[REJ_KEY_MISMATCH]++;
+	n4_info("%s and %s: same short id, different keyed ids; both start again",
+		n4_srv_conn_str(other, b2, sizeof(b2)), n4_srv_conn_str(c, b, sizeof(b)));
+	n4_srv_send_again(other);
+	n4_srv_send_again(c);
 }
 
 void n4_srv_send_peerinfo(struct conn *c)
@@ -391,6 +455,8 @@ void n4_srv_maybe_schedule(struct n4_server *s, struct conn *c)
 	if (!p || !c->pc.observed || !p->observed || c->pc.state != N4_P_PAIRED ||
 	    c->peer_udp.sin_family != 0)
 		return;
+	if ((c->pc.ext & N4_EXT_KEY) && !n4_pairing_confirmed(&c->pc))
+		return; /* paired on the short id: both long ids must agree first */
 	struct conn *other = p->owner;
 	if (!n4_srv_disc_complete(c) || !n4_srv_disc_complete(other))
 		return;

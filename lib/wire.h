@@ -76,6 +76,11 @@ enum n4_cmd {
 	 * 1..N4_CMD_MAX: n4_wire_decode accepts them by name. */
 	N4_CMD_PROBE = 0x11,
 	N4_CMD_TUNE = 0x12,
+	/* AGAIN (N4_EXT_KEY only): server -> client over TCP after READY, "this
+	 * pairing is off, say HELLO again at once" (not a lost round): the partner
+	 * it was paired with on the short id turned out to have another long id,
+	 * or it left before PEERINFO.  The server closes the connection after it. */
+	N4_CMD_AGAIN = 0x13,
 };
 /* The highest command: 8-byte decoding accepts any up to it and each caller
  * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte

@@ -4,10 +4,12 @@
  * paired with using plain PUNCHes and APUNCHes with made-up MACs, for a while,
  * from its EXCHANGE socket, and records every datagram it receives.
  *
- * usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE [relay]
+ * usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE [relay|leave]
  * With "relay" it also offers the relay (N4_EXT_RELAY); when the server relays the
  * pair it registers at its relay port and sends all of the above through it
- * ("impostor: relayed via port N").
+ * ("impostor: relayed via port N").  With "leave" it closes its connection as soon
+ * as it is paired (READY) and prints "impostor: left after READY".
+ * A pairing the server calls off (AGAIN) prints "impostor: rendezvous failed".
  * Prints "impostor: paired with IP:PORT", then
  * "impostor: received N datagrams (A APUNCH, P PUNCH, O other), WIN-worthy 0"
  * and writes the received bytes to OUTFILE (so a test can look for a payload). */
@@ -46,11 +48,13 @@ int main(int argc, char **argv)
 	struct sockaddr_in srv = { .sin_family = AF_INET };
 
 	bool relay = argc == 8 && strcmp(argv[7], "relay") == 0;
+	bool leave = argc == 8 && strcmp(argv[7], "leave") == 0;
 
-	if ((argc != 7 && !relay) || inet_pton(AF_INET, argv[1], &srv.sin_addr) != 1 ||
+	if ((argc != 7 && !relay && !leave) || inet_pton(AF_INET, argv[1], &srv.sin_addr) != 1 ||
 	    n4_ident_encode(argv[3], ident) || unhex(argv[4], long_id, sizeof(long_id))) {
 		fprintf(stderr,
-			"usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE [relay]\n");
+			"usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE "
+			"[relay|leave]\n");
 		return 2;
 	}
 	srv.sin_port = htons((uint16_t)atoi(argv[2]));
@@ -72,6 +76,11 @@ int main(int argc, char **argv)
 	int err = n4_rv_hello(&rv, deadline, NULL);
 	if (!err)
 		err = n4_rv_ready(&rv, deadline, NULL);
+	if (!err && leave) {
+		n4_rv_close(&rv);
+		printf("impostor: left after READY\n");
+		return 0;
+	}
 	if (!err)
 		err = n4_rv_exchange(&rv, udp, deadline, NULL);
 	n4_rv_close(&rv);

@@ -45,6 +45,53 @@ check "other key waiting first: it was never paired (no PEERINFO)" \
 	bash -c "! grep -q '=> Peer:' '$LAB_DIR/other.log'"
 check "other key waiting first: no WIN" bash -c "! grep -q '\[ WIN \]' '$LAB_DIR/other.log'"
 
+# 2b. A stranger who learnt the short id (any original server's log shows it) but not
+# the long id waits first.  The keyed client that comes next is paired with it on the
+# short id (the long ids are checked while the exchange runs); they differ, so the
+# server calls the pairing off for both (AGAIN), pairs this short id on long ids alone
+# from then on, and the keyed pair still wins.  The stranger never gets a PEERINFO.
+lab_flush
+n0=$(grep -c "=> Keyid from" "$SRV_LOG")
+fake=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+imp=$(lab_bg b "$LAB_DIR/imp-short.out" "$N4_BIN/tests/impostor" "$LAB_SRV_IP" 1721 "$ID1" \
+	"$fake" 8 "$LAB_DIR/imp-short.bytes")
+lab_wait_for bash -c "[ \$(grep -c '=> Keyid from' '$SRV_LOG') -gt $n0 ]" --timeout 5
+pa=$(client a "$LAB_DIR/short-a.log" -k "$K1" -a room -t 30)
+lab_wait_for grep -q "different keyed ids" "$SRV_LOG" --timeout 5
+pb=$(client b "$LAB_DIR/short-b.log" -k "$K1" -a room -t 30)
+wait_pids 40 "$pa" "$pb" || kill "$pa" "$pb" 2>/dev/null
+wait_pids 10 "$imp" || kill "$imp" 2>/dev/null
+grep -E "Hello|Ready|Peer:|off|WIN|WARN|ERROR" "$LAB_DIR/short-a.log" | sed 's/^/# a: /'
+check "short id only: the server found the long ids differ and called it off" \
+	grep -q "same short id, different keyed ids; both start again" "$SRV_LOG"
+check "short id only: the keyed client was told and said HELLO again" \
+	grep -q "called this pairing off" "$LAB_DIR/short-a.log"
+check "short id only: the keyed pair still wins (a)" won "$LAB_DIR/short-a.log"
+check "short id only: the keyed pair still wins (b)" won "$LAB_DIR/short-b.log"
+check "short id only: the stranger got no PEERINFO" \
+	bash -c "grep -q 'rendezvous failed' '$LAB_DIR/imp-short.out' && ! grep -q 'paired with' '$LAB_DIR/imp-short.out'"
+
+# 2c. A paired keyed client whose partner leaves before PEERINFO is told AGAIN and
+# starts over at once (no lost round), and wins with the next partner.
+lab_flush
+n0=$(grep -c "=> Keyid from" "$SRV_LOG")
+imp=$(lab_bg b "$LAB_DIR/imp-leave.out" "$N4_BIN/tests/impostor" "$LAB_SRV_IP" 1721 "$ID1" \
+	"$LONG1" 8 "$LAB_DIR/imp-leave.bytes" leave)
+lab_wait_for bash -c "[ \$(grep -c '=> Keyid from' '$SRV_LOG') -gt $n0 ]" --timeout 5
+pa=$(client a "$LAB_DIR/leave-a.log" -k "$K1" -a room -t 30)
+lab_wait_for grep -q "called this pairing off" "$LAB_DIR/leave-a.log" --timeout 10
+pb=$(client b "$LAB_DIR/leave-b.log" -k "$K1" -a room -t 30)
+wait_pids 40 "$pa" "$pb" || kill "$pa" "$pb" 2>/dev/null
+wait_pids 10 "$imp" || kill "$imp" 2>/dev/null
+grep -E "Hello|Ready|Peer:|off|WIN|WARN|ERROR" "$LAB_DIR/leave-a.log" | sed 's/^/# a: /'
+grep -E "Again|left|Ready to" "$SRV_LOG" | tail -5 | sed 's/^/# srv: /'
+check "partner left: it was paired, then left" grep -q "left after READY" "$LAB_DIR/imp-leave.out"
+check "partner left: the keyed client was told AGAIN" \
+	grep -q "called this pairing off" "$LAB_DIR/leave-a.log"
+check "partner left: not counted as a lost round" bash -c "! grep -q 'LOSE\|retrying' '$LAB_DIR/leave-a.log'"
+check "partner left: the keyed pair still wins (a)" won "$LAB_DIR/leave-a.log"
+check "partner left: the keyed pair still wins (b)" won "$LAB_DIR/leave-b.log"
+
 # The impostor cases use cone NATs, so that the impostor's datagrams and the keyed
 # client's surely reach each other: what is refused is refused for the key alone.
 # A WAN delay lets each side's own (low-TTL) packets open its NAT before the other

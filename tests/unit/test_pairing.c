@@ -277,25 +277,89 @@ TEST(pairing_legacy_pair_on_one_ip_gets_ready_one_after_the_other)
 	n4_pairing_free(p);
 }
 
-TEST(pairing_keyed_clients_pair_on_the_long_id_only)
+static void keyed(struct n4_pclient *c, uint32_t ip_host, uint8_t id_byte)
+{
+	client(c, "abcdef", ip_host, N4_EXT_TOKEN | N4_EXT_KEY);
+	memset(c->long_id, id_byte, sizeof(c->long_id)); /* arrives later */
+}
+
+TEST(pairing_keyed_clients_pair_on_the_short_id_and_stand_on_the_long_id)
 {
 	n4_pairing *p = n4_pairing_new(16);
-	struct n4_pclient k1, k2, plain, other;
+	struct n4_pclient k1, k2, plain, *w = NULL;
 
-	client(&k1, "abcdef", 0x0a000001, N4_EXT_TOKEN | N4_EXT_KEY);
-	client(&k2, "abcdef", 0x0a000002, N4_EXT_TOKEN | N4_EXT_KEY);
+	keyed(&k1, 0x0a000001, 0x11);
+	keyed(&k2, 0x0a000002, 0x11);
 	client(&plain, "abcdef", 0x0a000003, N4_EXT_TOKEN);
-	client(&other, "abcdef", 0x0a000004, N4_EXT_TOKEN | N4_EXT_KEY);
-	k1.keyed = k2.keyed = other.keyed = true;
-	memset(k1.long_id, 0x11, sizeof(k1.long_id));
-	memset(k2.long_id, 0x11, sizeof(k2.long_id));
-	memset(other.long_id, 0x22, sizeof(other.long_id));
 	CHECK(n4_pairing_hello(p, &k1) == NULL);
+	CHECK_EQ(n4_pairing_long_id(p, &k1, &w), N4_LONG_WAIT);
 	/* Same short id, no key: never paired with the keyed one. */
 	CHECK(n4_pairing_hello(p, &plain) == NULL);
-	/* Another key, same short id: neither. */
-	CHECK(n4_pairing_hello(p, &other) == NULL);
+	/* k2 is paired before its long id is in, but the pair does not stand. */
 	CHECK(n4_pairing_hello(p, &k2) == &k1);
-	CHECK_EQ(n4_pairing_waiting(p), 2);
+	CHECK(k2.state == N4_P_PAIRED && !n4_pairing_confirmed(&k2) &&
+	      !n4_pairing_confirmed(&k1));
+	CHECK_EQ(n4_pairing_long_id(p, &k2, &w), N4_LONG_CONFIRMED);
+	CHECK(w == &k1 && n4_pairing_confirmed(&k1) && n4_pairing_confirmed(&k2));
+	CHECK_EQ(n4_pairing_waiting(p), 1); /* plain */
+	n4_pairing_free(p);
+}
+
+TEST(pairing_keyed_mismatch_contests_the_short_id)
+{
+	n4_pairing *p = n4_pairing_new(16);
+	struct n4_pclient k1, imp, k1b, k2, imp2, *w = NULL;
+
+	keyed(&k1, 0x0a000001, 0x11);
+	keyed(&imp, 0x0a000009, 0x22); /* knows the short id, not the key */
+	CHECK(n4_pairing_hello(p, &imp) == NULL);
+	CHECK_EQ(n4_pairing_long_id(p, &imp, &w), N4_LONG_WAIT);
+	CHECK(n4_pairing_hello(p, &k1) == &imp);
+	CHECK_EQ(n4_pairing_long_id(p, &k1, &w), N4_LONG_MISMATCH);
+	CHECK(w == &imp && !n4_pairing_confirmed(&k1));
+	n4_pairing_remove(p, &imp);
+	n4_pairing_remove(p, &k1);
+	/* Contested: keyed clients now pair on the long id alone, whoever
+	 * waits on the short id. */
+	keyed(&imp2, 0x0a000009, 0x22);
+	keyed(&k1b, 0x0a000001, 0x11);
+	keyed(&k2, 0x0a000002, 0x11);
+	CHECK(n4_pairing_hello(p, &imp2) == NULL);
+	CHECK_EQ(n4_pairing_long_id(p, &imp2, &w), N4_LONG_WAIT);
+	CHECK(n4_pairing_hello(p, &k1b) == NULL);
+	CHECK_EQ(n4_pairing_long_id(p, &k1b, &w), N4_LONG_WAIT);
+	CHECK(n4_pairing_hello(p, &k2) == NULL);
+	CHECK_EQ(n4_pairing_long_id(p, &k2, &w), N4_LONG_PAIRED);
+	CHECK(w == &k1b && n4_pairing_confirmed(&k2) && k1b.state == N4_P_PAIRED);
+	CHECK(imp2.state == N4_P_WAITING && imp2.partner == NULL);
+	CHECK_EQ(n4_pairing_waiting(p), 1);
+	n4_pairing_free(p);
+}
+
+TEST(pairing_keyed_pairs_before_the_long_ids_unless_contested)
+{
+	n4_pairing *p = n4_pairing_new(16);
+	struct n4_pclient k3, k4, *w = NULL;
+
+	/* A waiter whose long id is on its way (both started together) is
+	 * taken; the pair stands once both are in. */
+	keyed(&k3, 0x0a000003, 0x33);
+	keyed(&k4, 0x0a000004, 0x33);
+	CHECK(n4_pairing_hello(p, &k3) == NULL);
+	CHECK(n4_pairing_hello(p, &k4) == &k3);
+	CHECK_EQ(n4_pairing_long_id(p, &k4, &w), N4_LONG_PENDING);
+	CHECK(!n4_pairing_confirmed(&k4));
+	CHECK_EQ(n4_pairing_long_id(p, &k3, &w), N4_LONG_CONFIRMED);
+	CHECK(w == &k4 && n4_pairing_confirmed(&k4));
+	/* A contested short id: no pairing before the long id. */
+	struct n4_pclient k5, k6;
+	keyed(&k5, 0x0a000005, 0x55);
+	keyed(&k6, 0x0a000006, 0x55);
+	n4_pairing_contest(p, k5.ident);
+	CHECK(n4_pairing_hello(p, &k5) == NULL);
+	CHECK(n4_pairing_hello(p, &k6) == NULL);
+	CHECK_EQ(n4_pairing_long_id(p, &k6, &w), N4_LONG_WAIT);
+	CHECK_EQ(n4_pairing_long_id(p, &k5, &w), N4_LONG_PAIRED);
+	CHECK(w == &k6);
 	n4_pairing_free(p);
 }
