@@ -83,6 +83,10 @@ int n4_server_test_check(const n4_server *s)
 			return -EFAULT;
 		if (c->pc.state == N4_P_PAIRED && c->pc.partner && c->pc.partner->partner != &c->pc)
 			return -EFAULT;
+		/* PEERINFO scheduled for a keyed client: only with its long id. */
+		if ((c->pc.ext & N4_EXT_KEY) && c->peer_udp.sin_family && c->pc.partner &&
+		    !n4_pairing_confirmed(&c->pc))
+			return -EFAULT;
 	}
 	if (n != s->nclients || waiting != n4_pairing_waiting(s->pairing))
 		return -EFAULT;
