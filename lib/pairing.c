@@ -281,8 +281,7 @@ static bool recently_done(const n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], 
 
 /* Remember a finished legacy client: in its own record if it has one, else in an
  * expired one, else over the one that expires first. */
-static void recent_note(n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t port,
-			unsigned ms)
+static void recent_note(n4_pairing *p, const uint8_t key[N4_HKEY_SIZE], uint16_t port, unsigned ms)
 {
 	struct recent *set = recent_set(p, key, port), *r = &set[0];
 	uint64_t now = n4_now_ms();

@@ -1,6 +1,7 @@
-/* server_pair.c - pairing on the wire: HELLO (and a keyed client's KEYID) to READY,
- * the LOCAL addresses of clients behind one NAT, EXCHANGEs attributed, PEERINFOs timed
- * to arrive together (pairing.c keeps the tables, this file talks). */
+/* server_pair.c - pairing on the wire: HELLO to READY, a keyed client's KEYID (the
+ * pair stands on it, or AGAIN), the LOCAL addresses of clients behind one NAT,
+ * EXCHANGEs attributed, PEERINFOs timed to arrive together (pairing.c keeps the
+ * tables, this file talks). */
 #include "n4.h"
 
 #include <errno.h>

@@ -39,10 +39,12 @@ enum n4_cmd {
 	N4_CMD_PLAN = 0x06,
 	/* Extensions with N4_EXT_KEY (key.h, auth.h), only between parties that
 	 * negotiated it.  KEYID: server -> client "send your long pairing id"
-	 * (granting N4_EXT_KEY in the reserved byte), then client -> server with
-	 * the part index in the reserved byte and 6 bytes each: parts 0..2 the
-	 * long id (after HELLO), parts 3..5 this round's PUNCH nonce (after READY,
-	 * 16 bytes and 2 zero bytes). */
+	 * (granting N4_EXT_KEY in the reserved byte) right after HELLO, in one
+	 * segment with READY when a partner waits on the short id; then client ->
+	 * server with the part index in the reserved byte and 6 bytes each: parts
+	 * 0..2 the long id (at once), parts 3..5 this round's PUNCH nonce (after
+	 * READY, 16 bytes and 2 zero bytes).  PEERINFO waits for both long ids to
+	 * match (else AGAIN). */
 	N4_CMD_KEYID = 0x07,
 	/* SELF: server -> client TCP, just before PEERINFO.  Reserved byte 0: the
 	 * client's own observed EXCHANGE address (PEERINFO layout), bound into the

@@ -52,9 +52,8 @@ int main(int argc, char **argv)
 
 	if ((argc != 7 && !relay && !leave) || inet_pton(AF_INET, argv[1], &srv.sin_addr) != 1 ||
 	    n4_ident_encode(argv[3], ident) || unhex(argv[4], long_id, sizeof(long_id))) {
-		fprintf(stderr,
-			"usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE "
-			"[relay|leave]\n");
+		fprintf(stderr, "usage: impostor HOST PORT SHORT_ID LONG_ID_HEX SECONDS OUTFILE "
+				"[relay|leave]\n");
 		return 2;
 	}
 	srv.sin_port = htons((uint16_t)atoi(argv[2]));

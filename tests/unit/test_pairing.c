@@ -297,8 +297,7 @@ TEST(pairing_keyed_clients_pair_on_the_short_id_and_stand_on_the_long_id)
 	CHECK(n4_pairing_hello(p, &plain) == NULL);
 	/* k2 is paired before its long id is in, but the pair does not stand. */
 	CHECK(n4_pairing_hello(p, &k2) == &k1);
-	CHECK(k2.state == N4_P_PAIRED && !n4_pairing_confirmed(&k2) &&
-	      !n4_pairing_confirmed(&k1));
+	CHECK(k2.state == N4_P_PAIRED && !n4_pairing_confirmed(&k2) && !n4_pairing_confirmed(&k1));
 	CHECK_EQ(n4_pairing_long_id(p, &k2, &w), N4_LONG_CONFIRMED);
 	CHECK(w == &k1 && n4_pairing_confirmed(&k1) && n4_pairing_confirmed(&k2));
 	CHECK_EQ(n4_pairing_waiting(p), 1); /* plain */
