@@ -60,15 +60,16 @@ resume_ms() {
 keepalive_case() {
 	local f=$1 la=$LAB_DIR/ka-$1-a.log lb=$LAB_DIR/ka-$1-b.log pa pb
 	lab_flush
-	set_udp_timeout 5
-	pa=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-2}" side a "$la" ka${f:4:1}x -c "$PH" -d 23 -q 1:21)
-	pb=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-2}" side b "$lb" ka${f:4:1}x -l 5000 -d 23 -q 1:21)
+	# NATs that forget after 3 s, 10 s of silence, a keepalive every second.
+	set_udp_timeout 3
+	pa=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-1}" side a "$la" ka${f:4:1}x -c "$PH" -d 13 -q 1:11)
+	pb=$(EXTRA_ENV="N4_RECOVER=0 N4_KEEPALIVE=${KA_S:-1}" side b "$lb" ka${f:4:1}x -l 5000 -d 13 -q 1:11)
 	wait_pids 40 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
 	set_udp_timeout 30
 	local ha hb
 	ha=$(field "$la" heard-after-quiet) hb=$(field "$lb" heard-after-quiet)
-	check "keepalive ($f): a hears b after 20 s of silence ($ha datagrams)" test "${ha:-0}" -ge 10
-	check "keepalive ($f): b hears a after 20 s of silence ($hb datagrams)" test "${hb:-0}" -ge 10
+	check "keepalive ($f): a hears b after 10 s of silence ($ha datagrams)" test "${ha:-0}" -ge 10
+	check "keepalive ($f): b hears a after 10 s of silence ($hb datagrams)" test "${hb:-0}" -ge 10
 }
 
 # --- recovery ---------------------------------------------------------------------
