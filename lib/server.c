@@ -228,6 +228,11 @@ static void deadline_fired(n4_loop *loop, struct n4_timer *t)
 				n4_srv_conn_str(c, b, sizeof(b)), STAY_MAX_MS / 1000);
 			break;
 		}
+		if (c->again_sent) {
+			n4_info("%s: its client did not close after AGAIN, closed",
+				n4_srv_conn_str(c, b, sizeof(b)));
+			break;
+		}
 		s->rejects[REJ_SEND_TIMEOUT]++;
 		n4_info("%s: PEERINFO could not be delivered, dropped",
 			n4_srv_conn_str(c, b, sizeof(b)));

@@ -83,7 +83,7 @@ struct conn {
 	 * LOCAL may still be on its way: a close now would answer them with a
 	 * reset, and the client would lose AGAIN to "broken pipe"); the client's
 	 * EOF or the deadline closes the connection. */
-	bool shut_after_flush;
+	bool shut_after_flush, again_sent;
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */

@@ -214,7 +214,7 @@ void n4_srv_send_again(struct conn *c)
 	c->pc.state = N4_P_DONE;
 	n4_info(" <= Again to %s", n4_srv_conn_str(c, b, sizeof(b)));
 	n4_srv_arm_deadline(c, c->srv->cfg.hello_timeout_ms);
-	c->shut_after_flush = true;
+	c->shut_after_flush = c->again_sent = true;
 	n4_msg_init(&m, N4_CMD_AGAIN, 0, c->pc.ident);
 	n4_srv_conn_send(c, &m);
 }
