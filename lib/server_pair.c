@@ -32,6 +32,9 @@ void n4_srv_send_ready(struct conn *c)
 {
 	struct n4_msg m;
 
+	/* Its partner's READY failed and it was told AGAIN (or closed) meanwhile. */
+	if (c->closed || c->pc.state != N4_P_PAIRED)
+		return;
 	if (c->pc.held) {
 		/* READY follows when the legacy client ahead of it is attributed
 		 * (pairing.h); the exchange deadline covers the wait. */
@@ -196,7 +199,7 @@ static void send_ready_pair(struct conn *waiting, struct conn *c)
 	n4_info(" <= Ready to %s and %s", n4_srv_conn_str(waiting, b2, sizeof(b2)),
 		n4_srv_conn_str(c, b, sizeof(b)));
 	n4_srv_send_ready(waiting);
-	n4_srv_send_ready(c); /* if partner's send failed, c's READY fails too: c closed */
+	n4_srv_send_ready(c); /* nothing if the first failed: c was closed or told AGAIN */
 }
 
 /* The pairing fell through for a keyed client (N4_CMD_AGAIN): its partner
