@@ -96,9 +96,17 @@ $(BUILD)/lab/%: tests/lab/tools/%.c
 
 lab-tools: $(LAB_BIN)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+# The library is compiled for fuzzing once, not once per target.
+FUZZFLAGS := $(CSTD) -g -O1 -Ilib
+FUZZ_OBJ  := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+
+$(BUILD)/fuzzobj/%.o: %.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
-	clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -Ilib -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 
 # Debian packages the tests and the demo need; installed only when missing.
 deps:
@@ -107,13 +115,19 @@ deps:
 unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
 
-test: deps all $(BUILD)/tests/unit lab-tools $(FUZZ_BIN)
+# The build runs on every core, after deps (the lab tools need its headers).
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
+test: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(BUILD)/tests/unit lab-tools $(FUZZ_BIN)
 	@tests/run.sh
 
-demo: deps all lab-tools
+demo: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all lab-tools
 	@examples/demo.sh
 
-fuzz: deps $(FUZZ_BIN)
+fuzz: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) $(FUZZ_BIN)
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
 
 bench: deps all lab-tools
