@@ -443,6 +443,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	now = n4_now_ms();
 	err = n4_rv_ready(&rv, now + READY_WAIT_MS < deadline ? now + READY_WAIT_MS : deadline,
 			  &c->ctx);
+	if (err && rv.again)
+		err = ROUND_AGAIN;
 	if (err)
 		goto out;
 	if (rv.granted & N4_EXT_PROBE) {

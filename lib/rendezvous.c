@@ -189,6 +189,10 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	}
 	if (err)
 		return err;
+	if (m.cmd == N4_CMD_AGAIN && (rv->offer & N4_EXT_KEY)) {
+		rv->again = true; /* paired, and the partner's READY failed */
+		return -EAGAIN;
+	}
 	if (m.cmd != N4_CMD_READY) {
 		n4_warn("server sent command %u where READY was expected", m.cmd);
 		return -EPROTO;

@@ -61,7 +61,8 @@ void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
 		const uint8_t ident[N4_PAYLOAD_SIZE], uint8_t offer);
 /* Connect and send HELLO.  -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT... */
 int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
-/* Wait for READY.  -ECONNRESET when the server closed, -EPROTO on garbage. */
+/* Wait for READY.  -ECONNRESET when the server closed, -EPROTO on garbage,
+ * -EAGAIN and rv->again when the server called the pairing off (N4_CMD_AGAIN). */
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
 /* Send EXCHANGE from udp_fd (three at once, then again every 250 ms against
  * loss) until PEERINFO arrives on TCP (-EAGAIN and rv->again: the server called
