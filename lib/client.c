@@ -627,6 +627,16 @@ out:
 	return err;
 }
 
+/* Do not hammer a server that refuses, is restarting, or calls every pairing
+ * off: RECONNECT_MS (at most until the deadline), interruptible like any wait. */
+static int reconnect_pause(n4_client *c, uint64_t deadline)
+{
+	struct pollfd none = { .fd = -1 };
+	uint64_t until = n4_now_ms() + RECONNECT_MS;
+
+	return n4_wait(&none, 1, until < deadline ? until : deadline, &c->ctx);
+}
+
 int n4_client_run(n4_client *c, struct n4_result *res)
 {
 	const struct n4_client_cfg *cfg = &c->cfg;
@@ -666,9 +676,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 				"id had another key, or left); HELLO again");
 			if (++agains <= AGAIN_FAST)
 				continue;
-			struct pollfd none = { .fd = -1 };
-			uint64_t until = n4_now_ms() + RECONNECT_MS;
-			int w = n4_wait(&none, 1, until < deadline ? until : deadline, &c->ctx);
+			int w = reconnect_pause(c, deadline);
 			if (w < 0)
 				return w;
 			continue;
@@ -704,10 +712,7 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 			char b[32];
 			n4_warn("round %u failed: %s (server %s); retrying", round, strerror(-err),
 				n4_addr_str(&server, b, sizeof(b)));
-			/* Do not hammer a server that refuses or is restarting. */
-			struct pollfd none = { .fd = -1 };
-			uint64_t until = n4_now_ms() + RECONNECT_MS;
-			int w = n4_wait(&none, 1, until < deadline ? until : deadline, &c->ctx);
+			int w = reconnect_pause(c, deadline);
 			if (w < 0)
 				return w;
 		}

@@ -177,6 +177,14 @@ static int send_long_id(struct n4_rv *rv)
 	return send_all(rv->tcp_fd, buf, sizeof(buf));
 }
 
+/* AGAIN (N4_CMD_AGAIN) from a server we offered N4_EXT_KEY: the pairing is off.
+ * Only our server sends it, and only to keyed clients. */
+static bool called_off(struct n4_rv *rv, const struct n4_msg *m)
+{
+	rv->again = m->cmd == N4_CMD_AGAIN && (rv->offer & N4_EXT_KEY);
+	return rv->again;
+}
+
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	struct n4_msg m;
@@ -189,10 +197,8 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	}
 	if (err)
 		return err;
-	if (m.cmd == N4_CMD_AGAIN && (rv->offer & N4_EXT_KEY)) {
-		rv->again = true; /* paired, and the partner's READY failed */
-		return -EAGAIN;
-	}
+	if (called_off(rv, &m))
+		return -EAGAIN; /* paired, and the partner's READY failed */
 	if (m.cmd != N4_CMD_READY) {
 		n4_warn("server sent command %u where READY was expected", m.cmd);
 		return -EPROTO;
@@ -421,10 +427,8 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 			take_peer_local(rv, &m);
 			continue;
 		}
-		if (m.cmd == N4_CMD_AGAIN && (rv->granted & N4_EXT_KEY)) {
-			rv->again = true;
+		if (called_off(rv, &m))
 			return -EAGAIN;
-		}
 		if (m.cmd == N4_CMD_TUNE && (rv->granted & N4_EXT_SEQ)) {
 			if (n4_tune_decode(m.ext, m.payload, &rv->tune)) {
 				n4_warn("server sent invalid timing; using the defaults");

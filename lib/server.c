@@ -119,15 +119,8 @@ void n4_srv_conn_flush(struct conn *c)
 
 void n4_srv_conn_send(struct conn *c, const struct n4_msg *m)
 {
-	if (c->closed)
-		return;
-	if ((size_t)c->out_len + N4_MSG_SIZE > sizeof(c->out)) {
-		n4_srv_conn_close(c, true); /* cannot happen with our message flow */
-		return;
-	}
-	n4_wire_encode(m, c->out + c->out_len);
-	c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
-	conn_flush(c);
+	n4_srv_conn_queue(c, m);
+	n4_srv_conn_flush(c);
 }
 
 void n4_srv_conn_close(struct conn *c, bool close_partner)

@@ -145,6 +145,19 @@ static ssize_t pump_recv(struct rig *g, int fd, uint8_t *buf, size_t len, uint16
 	return -1;
 }
 
+/* Both sides register and get their ack: a relay ready to forward.  0 or -1. */
+static int rig_register_both(struct rig *g)
+{
+	uint8_t buf[256];
+
+	reg(g->fa, &g->ga);
+	reg(g->fb, &g->gb);
+	if (pump_recv(g, g->fa, buf, sizeof(buf), NULL, 500) <= 0 ||
+	    pump_recv(g, g->fb, buf, sizeof(buf), NULL, 500) <= 0)
+		return -1;
+	return 0;
+}
+
 TEST(relay_registers_both_sides_and_forwards_byte_for_byte)
 {
 	struct rig g;
@@ -193,10 +206,7 @@ TEST(relay_drops_strangers_and_wrong_tokens)
 	uint8_t buf[256];
 
 	CHECK_EQ(rig_up(&g, &cfg), 0);
-	reg(g.fa, &g.ga);
-	reg(g.fb, &g.gb);
-	CHECK(pump_recv(&g, g.fa, buf, sizeof(buf), NULL, 500) > 0);
-	CHECK(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500) > 0);
+	CHECK_EQ(rig_register_both(&g), 0);
 	/* a stranger's data on either port reaches nobody */
 	send_to_port(g.fs, g.ga.port, "spray", 5);
 	send_to_port(g.fs, g.gb.port, "spray", 5);
@@ -234,10 +244,7 @@ TEST(relay_registration_moves_with_a_rebinding)
 	uint8_t buf[256];
 
 	CHECK_EQ(rig_up(&g, &cfg), 0);
-	reg(g.fa, &g.ga);
-	reg(g.fb, &g.gb);
-	CHECK(pump_recv(&g, g.fa, buf, sizeof(buf), NULL, 500) > 0);
-	CHECK(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500) > 0);
+	CHECK_EQ(rig_register_both(&g), 0);
 	/* A's NAT gave it a new port: the stranger socket stands in for it */
 	reg(g.fs, &g.ga);
 	CHECK_EQ(pump_recv(&g, g.fs, buf, sizeof(buf), NULL, 500), N4_RELAY_REG_SIZE);
@@ -257,10 +264,7 @@ TEST(relay_rate_limits_a_pair_to_its_bucket)
 	cfg.rate_kbit = 8; /* 1 byte per ms: negligible refill during the test */
 	cfg.burst_kb = 2;  /* 2048 bytes: four datagrams of 500 */
 	CHECK_EQ(rig_up(&g, &cfg), 0);
-	reg(g.fa, &g.ga);
-	reg(g.fb, &g.gb);
-	CHECK(pump_recv(&g, g.fa, buf, sizeof(buf), NULL, 500) > 0);
-	CHECK(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500) > 0);
+	CHECK_EQ(rig_register_both(&g), 0);
 	for (int i = 0; i < 20; i++)
 		send_to_port(g.fa, g.ga.port, blob, sizeof(blob));
 	int got = 0;
@@ -315,17 +319,13 @@ TEST(relay_sweep_frees_unregistered_and_idle_pairs)
 {
 	struct rig g;
 	struct n4_relay_cfg cfg = cfg_default();
-	uint8_t buf[256];
 
 	cfg.idle_s = 5;
 	CHECK_EQ(rig_up(&g, &cfg), 0);
 	struct n4_relay_side_in in = { .udp_ip = htonl(0x7f000001) };
 	struct n4_relay_grant a, b;
 	CHECK_EQ(n4_relay_alloc(g.relay, &in, &in, &a, &b), 0); /* never registers */
-	reg(g.fa, &g.ga);
-	reg(g.fb, &g.gb);
-	CHECK(pump_recv(&g, g.fa, buf, sizeof(buf), NULL, 500) > 0);
-	CHECK(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500) > 0);
+	CHECK_EQ(rig_register_both(&g), 0);
 	uint64_t now = n4_now_ms();
 	n4_relay_sweep(g.relay, now + 4000);
 	CHECK_EQ(n4_relay_pairs(g.relay), 2);
@@ -348,10 +348,7 @@ TEST(relay_batches_of_one_size_arrive_as_separate_datagrams)
 	const unsigned n = sizeof(sizes) / sizeof(sizes[0]);
 
 	CHECK_EQ(rig_up(&g, &cfg), 0);
-	reg(g.fa, &g.ga);
-	reg(g.fb, &g.gb);
-	CHECK(pump_recv(&g, g.fa, buf, sizeof(buf), NULL, 500) > 0);
-	CHECK(pump_recv(&g, g.fb, buf, sizeof(buf), NULL, 500) > 0);
+	CHECK_EQ(rig_register_both(&g), 0);
 	/* all queued before the relay reads: one batch, runs sent with GSO */
 	for (unsigned i = 0; i < n; i++) {
 		memset(d, (int)('a' + i), sizeof(d));
