@@ -21,6 +21,13 @@ ID1=$("$N4" keyid "$K1" -a room)
 LONG1=$("$N4" keyid "$K1" -a room --long)
 echo "# key id for -a room: $ID1 (long: $LONG1)"
 hellos() { grep -c "=> Hello from" "$SRV_LOG"; }
+# again_gap_ms LOG: ms from the client's AGAIN to its next HELLO (log timestamps).
+again_gap_ms() {
+	awk -F'[][ ,:]+' '
+		function ms() { return (($3 * 60 + $4) * 60 + $5) * 1000 + $6 }
+		/called this pairing off/ { t = ms(); next }
+		t && /<= Hello/ { print ms() - t; exit }' "$1"
+}
 
 # 1. A keyed pair wins through the inc NATs; the server sees the derived id only.
 lab_flush
@@ -64,8 +71,9 @@ wait_pids 10 "$imp" || kill "$imp" 2>/dev/null
 grep -E "Hello|Ready|Peer:|off|WIN|WARN|ERROR" "$LAB_DIR/short-a.log" | sed 's/^/# a: /'
 check "short id only: the server found the long ids differ and called it off" \
 	grep -q "same short id, different keyed ids; both start again" "$SRV_LOG"
-check "short id only: the keyed client was told and said HELLO again" \
-	grep -q "called this pairing off" "$LAB_DIR/short-a.log"
+gap=$(again_gap_ms "$LAB_DIR/short-a.log")
+check "short id only: the keyed client was told and said HELLO again at once (${gap:-never} ms)" \
+	test "${gap:-99999}" -lt 500
 check "short id only: the keyed pair still wins (a)" won "$LAB_DIR/short-a.log"
 check "short id only: the keyed pair still wins (b)" won "$LAB_DIR/short-b.log"
 check "short id only: the stranger got no PEERINFO" \
@@ -88,7 +96,9 @@ grep -E "Again|left|Ready to" "$SRV_LOG" | tail -5 | sed 's/^/# srv: /'
 check "partner left: it was paired, then left" grep -q "left after READY" "$LAB_DIR/imp-leave.out"
 check "partner left: the keyed client was told AGAIN" \
 	grep -q "called this pairing off" "$LAB_DIR/leave-a.log"
-check "partner left: not counted as a lost round" bash -c "! grep -q 'LOSE\|retrying' '$LAB_DIR/leave-a.log'"
+gap=$(again_gap_ms "$LAB_DIR/leave-a.log")
+check "partner left: HELLO again at once, not after a failed round's 1 s pause (${gap:-never} ms)" \
+	test "${gap:-99999}" -lt 500
 check "partner left: the keyed pair still wins (a)" won "$LAB_DIR/leave-a.log"
 check "partner left: the keyed pair still wins (b)" won "$LAB_DIR/leave-b.log"
 
