@@ -200,11 +200,13 @@ unsigned n4_path_tick(n4_path *p, uint64_t now_ms, uint64_t tx, uint64_t rx,
 							   : N4_PATH_KEEPALIVE;
 		}
 		if (p->attempt == N4_PATH_NO_ATTEMPT) {
-			if (p->stay == STAY_LOST && p->cfg.stay && now_ms >= p->next_stay_ms) {
+			act |= decide(p, now_ms, tx, rx);
+			/* An attempt opens a server connection of its own. */
+			if (p->attempt == N4_PATH_NO_ATTEMPT && p->stay == STAY_LOST &&
+			    p->cfg.stay && now_ms >= p->next_stay_ms) {
 				p->stay = STAY_REGISTERING;
 				act |= N4_PATH_REGISTER;
 			}
-			act |= decide(p, now_ms, tx, rx);
 		}
 	} else if (p->state == N4_PATH_GONE && !p->gone_said) {
 		p->gone_said = true;
