@@ -9,6 +9,7 @@
 #define N4_H
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -148,6 +149,121 @@ size_t n4_relay_refresh_build(const struct n4_result *res, uint8_t out[N4_RELAY_
 /* True when buf/len is the relay's answer to such a registration (it carries
  * the result's token): keep it away from the program, as late PUNCHes. */
 bool n4_is_relay_ack(const void *buf, size_t len, const struct n4_result *res);
+
+/* ------------------------------------------------------------------ path --- */
+
+/* Keeping a punched (or relayed) path for hours, for any caller that holds the
+ * winning socket: the shim, or a program of its own that took res->fd.
+ *
+ * n4_path decides and does no I/O.  The caller feeds it the clock and two counters
+ * it keeps (datagrams sent, datagrams received on the path's socket) at a steady
+ * tick, and what happened (a re-punch notice from the server, the end of an attempt,
+ * the kept server connection lost or registered again); n4_path_tick says what to do
+ * now and when to ask again.  The caller does it: sends the keepalive or the relay
+ * refresh, runs a new rendezvous for a recovery or an upgrade (make-before-break:
+ * the old socket carries the program's datagrams until the new one has won), and
+ * reports back.  The rules:
+ *   - keepalive: a low-TTL datagram every keepalive_s (it refreshes our own NAT's
+ *     mapping and dies before the peer's NAT); a relayed path re-registers with
+ *     the relay (n4_relay_refresh_build) instead;
+ *   - dead path: heard once, then 3 datagrams sent over 2 s with nothing back; or a
+ *     steady one-way stream (2 s without a gap over 500 ms) stopped for 2 s.  A
+ *     one-way sender is never judged: its receiver is, and the server tells it;
+ *   - a re-punch notice (the peer's side punches again, N4_EXT_STAY): with a key it
+ *     is proven and acted on at once; without one anyone who knows the identifier
+ *     can cause it, so it is acted on only once the peer has been silent for 1 s,
+ *     and dropped (N4_PATH_NOTICE_IGNORED) after 5 s of the peer talking;
+ *   - a failed recovery backs off 2, 4, 8 ... 60 s (the old path stays meanwhile);
+ *     give_up_after failures in a row end the path (N4_PATH_GIVE_UP);
+ *   - a relayed path tries a direct punch every upgrade_s;
+ *   - a lost kept server connection is registered again, then every 10 s.
+ * Not thread-safe: one caller (or one lock) per path. */
+typedef struct n4_path n4_path;
+
+struct n4_path_cfg {
+	unsigned keepalive_s;	/* refresh our NAT's mapping this often: 15; 0 = never */
+	unsigned upgrade_s;	/* relayed: try a direct punch this often: 60; 0 = never */
+	bool recover;		/* punch again on a dead path or a notice: true */
+	bool keyed;		/* the pair holds a key: notices are acted on at once */
+	bool stay;		/* register a lost server connection again: true */
+	unsigned give_up_after; /* failed recoveries in a row that end the path: 0 = never */
+};
+
+/* What n4_path_tick asks for (a bit set). */
+enum {
+	N4_PATH_KEEPALIVE = 1 << 0,	 /* send a keepalive to the peer */
+	N4_PATH_RELAY_REFRESH = 1 << 1,	 /* send the relay registration (relayed) */
+	N4_PATH_RECOVER = 1 << 2,	 /* start a new rendezvous; the old path stays */
+	N4_PATH_UPGRADE = 1 << 3,	 /* relayed: start a direct-only rendezvous */
+	N4_PATH_REGISTER = 1 << 4,	 /* register the kept server connection again */
+	N4_PATH_NOTICE_IGNORED = 1 << 5, /* an unproven notice was dropped: log it */
+	N4_PATH_GIVE_UP = 1 << 6,	 /* recovery failed give_up_after times: stop */
+};
+
+enum n4_path_state {
+	N4_PATH_IDLE = 0, /* not won yet */
+	N4_PATH_DIRECT,
+	N4_PATH_RELAYED,
+	N4_PATH_GONE, /* gave up */
+};
+
+enum n4_path_attempt {
+	N4_PATH_NO_ATTEMPT = 0,
+	N4_PATH_RECOVERING,
+	N4_PATH_UPGRADING,
+};
+
+struct n4_path_todo {
+	unsigned actions; /* N4_PATH_* bits */
+	uint64_t next_ms; /* call n4_path_tick again no later than this (the clock's) */
+};
+
+/* For log lines: why the current (or last) attempt started, how it went. */
+struct n4_path_info {
+	enum n4_path_state state;
+	enum n4_path_attempt attempt; /* running now */
+	bool told;		      /* the recovery follows a notice from the server */
+	bool by_stream;		      /* ... or a one-way stream that stopped */
+	unsigned silent_ms;	      /* ... or the peer was silent this long while we sent */
+	unsigned backoff_ms;	      /* after a failure: the wait before the next try */
+	unsigned failures;	      /* failed recoveries in a row */
+};
+
+/* The defaults above. */
+void n4_path_cfg_init(struct n4_path_cfg *cfg);
+/* NULL + errno on failure (EINVAL: a bad config). */
+n4_path *n4_path_new(const struct n4_path_cfg *cfg);
+void n4_path_free(n4_path *p);
+
+/* The rendezvous won (or a won path was adopted): start keeping it.  tx/rx: the
+ * counters now. */
+void n4_path_won(n4_path *p, uint64_t now_ms, bool relayed, uint64_t tx, uint64_t rx);
+/* What to do now.  Call it at a steady tick (every 100 ms is what the dead-path
+ * rule is tuned for) or at todo->next_ms at the latest.  Returns todo->actions.
+ * N4_PATH_RECOVER / N4_PATH_UPGRADE start an attempt: report its end with
+ * n4_path_attempt_done, or n4_path_attempt_not_started. */
+unsigned n4_path_tick(n4_path *p, uint64_t now_ms, uint64_t tx, uint64_t rx,
+		      struct n4_path_todo *todo);
+/* The attempt ended.  rc 0: it won, on a relay when relayed; the caller moved the
+ * path onto the new socket (an upgrade that came back relayed changes nothing,
+ * and the caller keeps the old socket).  rc < 0: it failed, the old path stays. */
+void n4_path_attempt_done(n4_path *p, uint64_t now_ms, int rc, bool relayed, uint64_t tx,
+			  uint64_t rx);
+/* The attempt asked for could not even start (no thread, no memory): 2 s later. */
+void n4_path_attempt_not_started(n4_path *p, uint64_t now_ms);
+/* The server says the peer punches again (n4_stay_poll returned 1). */
+void n4_path_notice(n4_path *p, uint64_t now_ms);
+/* The kept server connection: up (granted at the WIN, or registered again), or
+ * lost (closed, or registering failed: then tried again 10 s later). */
+void n4_path_stay_up(n4_path *p);
+void n4_path_stay_lost(n4_path *p, uint64_t now_ms);
+void n4_path_get_info(const n4_path *p, struct n4_path_info *info);
+
+/* Send one keepalive for ident from fd to peer (AF_INET, or AF_INET6 with a
+ * v4-mapped address) with IP TTL ttl, as ancillary data: the caller's own
+ * datagrams keep theirs.  Never blocks.  0 or -errno. */
+int n4_path_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
+			   const char *ident, int ttl);
 
 /* ---------------------------------------------------------------- server --- */
 

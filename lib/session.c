@@ -1,6 +1,8 @@
 /* session.c - keepalive datagrams and the dead-path rule (session.h). */
 #include "session.h"
 
+#include "n4.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -80,4 +82,14 @@ unsigned n4_liveness_silent_ms(const struct n4_liveness *l, uint64_t now_ms)
 	if (l->by_stream)
 		return (unsigned)(now_ms - l->last_heard_ms);
 	return l->unanswered_since_ms ? (unsigned)(now_ms - l->unanswered_since_ms) : 0;
+}
+
+int n4_path_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
+			   const char *ident, int ttl)
+{
+	uint8_t id[N4_PAYLOAD_SIZE];
+
+	if (!peer || ttl < 1 || ttl > 255 || n4_ident_encode(ident, id) < 0)
+		return -EINVAL;
+	return n4_keepalive_send(fd, peer, peer_len, id, ttl);
 }

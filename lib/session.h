@@ -3,7 +3,8 @@
  * Not about interposition: the shim and any embedder that keeps a punched socket
  * for long use the same rules.  A path is refreshed with low-TTL datagrams that
  * cross one's own NAT only, and is judged dead from two counters the caller
- * keeps (datagrams sent, datagrams received) sampled at a steady tick. */
+ * keeps (datagrams sent, datagrams received) sampled at a steady tick.  Embedders
+ * get these rules through the path module (n4.h "path", lib/path.c). */
 #ifndef N4_SESSION_H
 #define N4_SESSION_H
 

@@ -13,7 +13,8 @@
  *     FD_CLOEXEC, the options the program set, its epoll registrations).
  * A recovery or a relay-to-direct upgrade later swaps a new socket in the same way,
  * make-before-break: the old one carries the program's datagrams until then.
- * No protocol logic here: libn4 does the exchange; we only call it. */
+ * No protocol logic here: libn4 does the exchange, and its path rules (n4_path)
+ * decide when to recover or upgrade; we only call them. */
 #include "shim.h"
 
 #include <arpa/inet.h>
@@ -365,7 +366,7 @@ static int any_fd(const struct shim_sock *s)
 
 /* Lock held: the rendezvous of a path that was already punched ended (recovery or
  * upgrade).  On a WIN the new socket replaced the old one; otherwise the old one
- * stays and the keeper tries again later. */
+ * stays and the path's rules (n4_path) say when to try again. */
 static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int fd,
 			 const struct n4_result *res, const struct shim_config *cfg,
 			 bool was_relayed)
@@ -373,18 +374,17 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 	uint64_t now = shim_now_ms();
 	unsigned took = (unsigned)(now - s->work_start_ms);
 	char peer_str[INET_ADDRSTRLEN];
+	struct n4_path_info why, after;
 
+	n4_path_get_info(s->path, &why); /* what started it, before it is forgotten */
+	n4_path_attempt_done(s->path, now, rc, rc == 0 && res->relayed, shim_path_tx(s),
+			     shim_path_rx(s));
 	if (rc < 0) {
-		s->told = false;
-		s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 2000;
-		if (s->backoff_ms > 60000)
-			s->backoff_ms = 60000;
-		if (how == SHIM_BY_RECOVER) {
-			s->next_attempt_ms = now + s->backoff_ms;
+		n4_path_get_info(s->path, &after);
+		if (how == SHIM_BY_RECOVER)
 			n4_warn("fd %d: recovery failed after %u ms (%s); the old path stays, "
 				"next try in %u s",
-				fd, took, failure_reason(rc, cfg), s->backoff_ms / 1000);
-		}
+				fd, took, failure_reason(rc, cfg), after.backoff_ms / 1000);
 		return;
 	}
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
@@ -393,9 +393,9 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 	if (was_relayed && !res->relayed)
 		n4_info_uncapped("fd %d: relayed path moved to direct in %u ms%s: local port %u "
 				 "<-> peer %s:%u",
-				 fd, took, s->told ? " (the peer went first)" : "", res->local_port,
-				 peer_str, ntohs(res->peer.sin_port));
-	else if (how == SHIM_BY_RECOVER && s->told)
+				 fd, took, why.told ? " (the peer went first)" : "",
+				 res->local_port, peer_str, ntohs(res->peer.sin_port));
+	else if (how == SHIM_BY_RECOVER && why.told)
 		n4_info_uncapped(
 			"fd %d: path recovered (cause: the peer punched again, told by the "
 			"server) in %u ms: local port %u <-> peer %s:%u",
@@ -404,17 +404,13 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 		n4_info_uncapped(
 			"fd %d: path recovered (cause: nothing from the peer for %u ms %s) in "
 			"%u ms: local port %u <-> peer %s:%u",
-			fd, s->silent_ms,
-			s->live.by_stream ? "after a steady stream" : "while sending",
-			took + s->silent_ms, res->local_port, peer_str, ntohs(res->peer.sin_port));
+			fd, why.silent_ms, why.by_stream ? "after a steady stream" : "while sending",
+			took + why.silent_ms, res->local_port, peer_str,
+			ntohs(res->peer.sin_port));
 	else
 		n4_info_uncapped("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
 				 "peer %s:%u",
 				 fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
-	s->told = false;
-	s->backoff_ms = 0;
-	/* Landed on a relay (no direct path): try direct again later. */
-	s->next_attempt_ms = res->relayed ? now + cfg->upgrade_s * 1000ull : 0;
 }
 
 void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int winfd,
@@ -430,11 +426,14 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 			REAL(close)(winfd);
 		if (!again)
 			shim_set_state(s, SHIM_CANDIDATE);
+		else if (s->path)
+			n4_path_attempt_done(s->path, shim_now_ms(), -ECANCELED, false, 0, 0);
 		return;
 	}
 	/* An upgrade that came back relayed again changes nothing. */
 	if (rc == 0 && how == SHIM_BY_UPGRADE && res->relayed) {
 		REAL(close)(winfd);
+		n4_path_attempt_done(s->path, shim_now_ms(), 0, true, 0, 0);
 		return;
 	}
 	if (rc == 0) {
@@ -454,7 +453,6 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 			shim_seq_end(s);
 		}
 		finish_again(s, how, rc, fd, res, cfg, was_relayed);
-		n4_liveness_reset(&s->live, s->tx_count, s->rx_count + s->rx_queued_ticks);
 		return;
 	}
 	if (rc == -ECANCELED) {
@@ -479,9 +477,7 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
 	s->settle_until_ms = now + SHIM_SETTLE_MS;
-	s->next_keepalive_ms = now + cfg->keepalive_s * 1000ull;
-	s->next_attempt_ms = s->relayed ? now + cfg->upgrade_s * 1000ull : 0;
-	n4_liveness_reset(&s->live, s->tx_count, s->rx_count);
+	shim_path_keep(s, res->relayed);
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
 	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms%s", fd, res->local_port,
 		peer_str, ntohs(res->peer.sin_port), res->elapsed_ms,

@@ -133,6 +133,8 @@ void shim_sock_put(struct shim_sock *s)
 			REAL(close)(s->stay_fd);
 			s->stay_fd = -1;
 		}
+		n4_path_free(s->path);
+		s->path = NULL;
 		shim_seq_begin(s);
 		__atomic_store_n(&s->state, SHIM_CANDIDATE, __ATOMIC_RELEASE);
 		shim_seq_end(s);

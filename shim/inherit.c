@@ -47,7 +47,6 @@ static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
 	if (shim_sock_track(fd, family, type) < 0)
 		return;
 	struct shim_sock *s = shim_sock_get(fd);
-	const struct shim_config *cfg = shim_config_get();
 	char peer_str[INET_ADDRSTRLEN];
 	shim_seq_begin(s);
 	s->peer = *peer;
@@ -57,8 +56,7 @@ static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
 	s->prog_bound = true;
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
-	s->next_keepalive_ms = shim_now_ms() + cfg->keepalive_s * 1000ull;
-	n4_liveness_reset(&s->live, 0, 0);
+	shim_path_keep(s, false);
 	shim_path_add(s);
 	if (*n < INHERIT_MAX) {
 		by_ino[*n] = ino;

@@ -1,10 +1,12 @@
 /* keeper.c - the life of a path after its designation, off the program's threads.
  *
  * One keeper thread per process, started with the first designation, runs one
- * steady tick: keepalives for punched paths (a relay refresh for relayed ones), the
- * dead-path rule (session.h) and the server's notices (N4_EXT_STAY) that start a
- * recovery, the slow retry of a direct punch on a relayed path, the hand-over of
- * paths shared through fork(), and the deadlines of designating calls that wait.
+ * steady tick.  What to do for each punched path (keepalive or relay refresh,
+ * recovery on a dead path or a server notice, the slow retry of a direct punch on
+ * a relayed path, registering a lost server connection again) is libn4's decision
+ * (n4_path_tick, lib/path.c); the keeper does it: sends, spawns the rendezvous,
+ * swaps sockets.  It also hands over paths shared through fork() and ends the
+ * deadlines of designating calls that wait.
  * Each rendezvous (a listener's, a recovery's, a send's) runs in its own short-lived
  * worker thread, because libn4's client blocks; it installs its result under the
  * table lock (shim_path_finish) and wakes the waiters.  Keeper and workers run with
@@ -27,19 +29,10 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "session.h"
 
-/* Fine enough for the dead-path rule (N4_DEAD_MS) and for waiters' deadlines. */
+/* The pace at which libn4's path rules sample a path's counters (n4_path_tick),
+ * and waiters' deadlines are checked. */
 #define KEEPER_TICK_MS 100
-/* A recovery that could not even start is tried again after this. */
-#define RETRY_FIRST_MS 2000
-/* A lost server connection for notices is registered again at most this often. */
-#define STAY_RETRY_MS 10000
-/* Without a key, a REPUNCH notice is acted on only once the peer has been silent
- * this long, and forgotten if the peer keeps talking for NOTICE_KEEP_MS: anyone
- * who knows the identifier can say HELLO and make the server send one. */
-#define NOTICE_SILENT_MS 1000
-#define NOTICE_KEEP_MS 5000
 
 struct shim_waiter {
 	int efd;
@@ -221,7 +214,8 @@ out:
 	if (stay_fd >= 0) {
 		if (rc == 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0) {
 			s->stay_fd = stay_fd;
-			s->stay_granted = true;
+			if (s->path)
+				n4_path_stay_up(s->path);
 			int krc = n4_stay_keepalive(stay_fd, cfg->keepalive_s);
 			if (krc < 0)
 				n4_debug("server connection keepalive: %s", strerror(-krc));
@@ -285,20 +279,45 @@ int shim_worker_start(struct shim_sock *s, enum shim_trigger how)
 
 /* ------------------------------------------------------------------- keeper --- */
 
-static void keepalive(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
+void shim_path_keep(struct shim_sock *s, bool relayed)
+{
+	if (!s->path) {
+		const struct shim_config *cfg = shim_config_get();
+		struct n4_path_cfg pc;
+		n4_path_cfg_init(&pc);
+		pc.keepalive_s = cfg->keepalive_s;
+		pc.upgrade_s = cfg->upgrade_s;
+		pc.recover = cfg->recover;
+		pc.keyed = cfg->client.have_key;
+		pc.stay = cfg->stay;
+		s->path = n4_path_new(&pc);
+		if (!s->path) {
+			n4_warn("fd %d: %s: this path gets no keepalive or recovery", first_fd(s),
+				strerror(errno));
+			return;
+		}
+	}
+	n4_path_won(s->path, shim_now_ms(), relayed, shim_path_tx(s), shim_path_rx(s));
+}
+
+uint64_t shim_path_tx(const struct shim_sock *s)
+{
+	return __atomic_load_n(&s->tx_count, __ATOMIC_RELAXED);
+}
+
+/* Datagrams the program has not read yet count as heard (rx_queued_ticks). */
+uint64_t shim_path_rx(const struct shim_sock *s)
+{
+	return __atomic_load_n(&s->rx_count, __ATOMIC_RELAXED) + s->rx_queued_ticks;
+}
+
+static void send_keepalive(struct shim_sock *p, const struct shim_config *cfg, bool relayed)
 {
 	struct sockaddr_storage to;
-	uint8_t ident[N4_PAYLOAD_SIZE];
-
-	if (!cfg->keepalive_s || now < p->next_keepalive_ms)
-		return;
-	p->next_keepalive_ms = now + cfg->keepalive_s * 1000ull;
 	int fd = first_fd(p);
 	socklen_t len = shim_to_family(p->family, &p->peer, &to);
-#ifdef N4_RELAY_REFRESH_SIZE
-	if (p->relayed) {
-		/* The relay frees a quiet pair (--relay-idle, 60 s) and the NAT forgets:
-		 * re-register every interval (15 s; the relay asks for 15-25 s). */
+
+	if (relayed) {
 		uint8_t reg[N4_RELAY_REFRESH_SIZE];
 		size_t n = n4_relay_refresh_build(&p->res, reg);
 		if (sendto(fd, reg, n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&to, len) <
@@ -306,32 +325,10 @@ static void keepalive(struct shim_sock *p, const struct shim_config *cfg, uint64
 			n4_debug("fd %d: relay refresh: %s", fd, strerror(errno));
 		return;
 	}
-#endif
-	n4_ident_encode(cfg->wire_ident, ident);
-	int rc = n4_keepalive_send(fd, (struct sockaddr *)&to, len, ident,
-				   cfg->client.low_ttl > 0 ? cfg->client.low_ttl : 2);
+	int rc = n4_path_keepalive_send(fd, (struct sockaddr *)&to, len, cfg->wire_ident,
+					cfg->client.low_ttl > 0 ? cfg->client.low_ttl : 2);
 	if (rc < 0)
 		n4_debug("fd %d: keepalive: %s", fd, strerror(-rc));
-}
-
-static void check_alive(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
-{
-	int fd = first_fd(p), queued = 0;
-
-	/* Datagrams the program has not read yet are datagrams heard. */
-	if (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
-		p->rx_queued_ticks++;
-	uint64_t tx = __atomic_load_n(&p->tx_count, __ATOMIC_RELAXED);
-	uint64_t rx = __atomic_load_n(&p->rx_count, __ATOMIC_RELAXED) + p->rx_queued_ticks;
-	if (!n4_liveness_tick(&p->live, now, tx, rx) || !cfg->recover)
-		return;
-	if (now < p->next_attempt_ms)
-		return;
-	p->silent_ms = n4_liveness_silent_ms(&p->live, now);
-	n4_debug("fd %d: nothing from the peer for %u ms while sending: punching again", fd,
-		 p->silent_ms);
-	if (shim_worker_start(p, SHIM_BY_RECOVER) < 0)
-		p->next_attempt_ms = now + RETRY_FIRST_MS;
 }
 
 /* A kept connection was lost (our NAT forgot its TCP mapping, the server restarted):
@@ -346,8 +343,9 @@ static void *stay_main(void *arg)
 	shim_lock();
 	s->stay_busy = false;
 	if (fd >= 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0 &&
-	    !s->working) {
+	    !s->working && s->path) {
 		s->stay_fd = fd;
+		n4_path_stay_up(s->path);
 		int krc = n4_stay_keepalive(fd, cfg->keepalive_s);
 		if (krc < 0)
 			n4_debug("server connection keepalive: %s", strerror(-krc));
@@ -357,7 +355,8 @@ static void *stay_main(void *arg)
 			REAL(close)(fd);
 		else
 			n4_debug("server connection for notices: %s", strerror(-fd));
-		s->next_stay_ms = shim_now_ms() + STAY_RETRY_MS;
+		if (s->path)
+			n4_path_stay_lost(s->path, shim_now_ms());
 	}
 	shim_sock_put(s);
 	shim_unlock();
@@ -367,22 +366,20 @@ static void *stay_main(void *arg)
 
 static void stay_again(struct shim_sock *p, uint64_t now)
 {
-	if (p->stay_busy || now < p->next_stay_ms)
-		return;
+	if (p->stay_busy)
+		return; /* the one under way reports */
 	p->refs++;
 	p->stay_busy = true;
 	if (spawn(stay_main, p) < 0) {
 		p->stay_busy = false;
 		p->refs--;
-		p->next_stay_ms = now + STAY_RETRY_MS;
+		n4_path_stay_lost(p->path, now);
 	}
 }
 
-/* The server says our peer punches again (its program restarted, or its shim found
- * the path dead first): do the same, whatever our own counters say. */
-static void recover_told(struct shim_sock *p, uint64_t now);
-
-static void check_told(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
+/* The kept connection: a notice that the peer punches again (its program
+ * restarted, or its shim found the path dead first), or its loss. */
+static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
 {
 	int rc = n4_stay_poll(p->stay_fd, cfg->wire_ident);
 
@@ -390,52 +387,60 @@ static void check_told(struct shim_sock *p, const struct shim_config *cfg, uint6
 		return;
 	REAL(close)(p->stay_fd);
 	p->stay_fd = -1;
-	if (rc < 0) {
+	n4_path_stay_lost(p->path, now);
+	if (rc < 0)
 		n4_debug("fd %d: server connection for notices closed: %s", first_fd(p),
 			 strerror(-rc));
-		return;
-	}
-	if (!cfg->recover)
-		return;
-	if (!cfg->client.have_key) {
-		/* A stranger behind any NAT can cause this notice: a live session
-		 * moves only when its own peer has gone quiet too (check_notice).
-		 * A repeated notice (our kept connection registered again while
-		 * the peer waits) does not restart the wait. */
-		if (!p->notice_ms)
-			p->notice_ms = now;
-		return;
-	}
-	recover_told(p, now);
+	else
+		n4_path_notice(p->path, now);
 }
 
-static void recover_told(struct shim_sock *p, uint64_t now)
+static void start_attempt(struct shim_sock *p, enum shim_trigger how, uint64_t now)
 {
-	p->notice_ms = 0;
-	p->told = true;
-	p->silent_ms = 0;
-	n4_debug("fd %d: the peer punches again (server notice): so do we", first_fd(p));
-	if (shim_worker_start(p, SHIM_BY_RECOVER) < 0)
-		p->next_attempt_ms = now + RETRY_FIRST_MS;
+	struct n4_path_info info;
+	int fd = first_fd(p);
+
+	n4_path_get_info(p->path, &info);
+	if (how == SHIM_BY_UPGRADE)
+		n4_debug("fd %d: relayed: trying a direct punch", fd);
+	else if (info.told)
+		n4_debug("fd %d: the peer punches again (server notice): so do we", fd);
+	else
+		n4_debug("fd %d: nothing from the peer for %u ms while sending: punching again",
+			 fd, info.silent_ms);
+	if (shim_worker_start(p, how) < 0) {
+		n4_debug("fd %d: %s attempt not started", fd,
+			 how == SHIM_BY_UPGRADE ? "direct punch" : "recovery");
+		n4_path_attempt_not_started(p->path, now);
+	}
 }
 
-/* An unproven notice (check_told): act once the peer is silent, drop it while the
- * peer keeps talking (a restarted peer's old program says nothing any more). */
-static void check_notice(struct shim_sock *p, uint64_t now)
+/* Lock held: one path's tick, as libn4's rules say (n4_path_tick). */
+static void keep(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
 {
-	if (!p->notice_ms)
-		return;
-	/* Quiet since the last datagram heard; a path that never heard its peer (a
-	 * one-way sender, or one just punched) since the notice. */
-	uint64_t quiet_since = p->live.heard ? p->live.last_heard_ms : p->notice_ms;
-	if (now - quiet_since >= NOTICE_SILENT_MS) {
-		recover_told(p, now);
-	} else if (now - p->notice_ms >= NOTICE_KEEP_MS) {
-		p->notice_ms = 0;
+	int queued = 0;
+
+	if (!p->working) {
+		if (p->stay_fd >= 0)
+			poll_stay(p, cfg, now);
+		if (ioctl(first_fd(p), FIONREAD, &queued) == 0 && queued > 0)
+			p->rx_queued_ticks++;
+	}
+	unsigned act = n4_path_tick(p->path, now, shim_path_tx(p), shim_path_rx(p), NULL);
+	if (act & (N4_PATH_KEEPALIVE | N4_PATH_RELAY_REFRESH))
+		send_keepalive(p, cfg, act & N4_PATH_RELAY_REFRESH);
+	if (act & N4_PATH_REGISTER)
+		stay_again(p, now);
+	if (act & N4_PATH_NOTICE_IGNORED)
 		n4_info("fd %d: a re-punch notice ignored: the peer is still talking "
 			"(without a key, anyone with the identifier can cause one)",
 			first_fd(p));
-	}
+	if (act & N4_PATH_RECOVER)
+		start_attempt(p, SHIM_BY_RECOVER, now);
+	if (act & N4_PATH_UPGRADE)
+		start_attempt(p, SHIM_BY_UPGRADE, now);
+	if (act & N4_PATH_GIVE_UP)
+		n4_warn("fd %d: giving up on this path: recovery failed too often", first_fd(p));
 }
 
 static void tick(void)
@@ -450,27 +455,9 @@ static void tick(void)
 	for (struct shim_sock *p = paths; p; p = p->next_path) {
 		if (!has_fd(p) || !forked_path_ours(p, cfg))
 			continue;
-		if (shim_state_of(p) != SHIM_WON)
+		if (shim_state_of(p) != SHIM_WON || !p->path)
 			continue;
-		keepalive(p, cfg, now);
-		if (p->working)
-			continue;
-		if (p->stay_fd >= 0) {
-			check_told(p, cfg, now);
-			if (p->working)
-				continue;
-		} else if (p->stay_granted && cfg->stay && !p->working) {
-			stay_again(p, now);
-		}
-		if (p->relayed && now >= p->next_attempt_ms) {
-			p->next_attempt_ms = now + cfg->upgrade_s * 1000ull;
-			if (shim_worker_start(p, SHIM_BY_UPGRADE) < 0)
-				n4_debug("direct punch attempt not started");
-			continue;
-		}
-		check_alive(p, cfg, now);
-		if (!p->working)
-			check_notice(p, now);
+		keep(p, cfg, now);
 	}
 	shim_unlock();
 }
@@ -589,6 +576,7 @@ static bool forked_path_ours(struct shim_sock *p, const struct shim_config *cfg)
 			p->peer = peer;
 			shim_set_state(p, SHIM_WON);
 			shim_seq_end(p);
+			shim_path_keep(p, false);
 			shim_wake_all();
 			n4_info("fd %d: punched by the parent process", fd);
 		}

@@ -165,17 +165,13 @@ struct shim_sock {
 	int work;		     /* enum shim_trigger of the running worker */
 	uint64_t tx_count, rx_count; /* bumped by the fast paths (relaxed, may lose a few) */
 	uint64_t rx_queued_ticks;    /* keeper ticks that found datagrams waiting */
-	struct n4_liveness live;
-	uint64_t next_keepalive_ms, next_attempt_ms, work_start_ms, settle_until_ms;
-	unsigned backoff_ms;
-	unsigned silent_ms; /* when the recovery started: how long the path was silent */
-	uint64_t notice_ms; /* an unproven REPUNCH (no key) waiting for the peer to fall silent */
-	bool told;	    /* ... or the server told us the peer punches again (REPUNCH) */
+	/* What to do with the path after its WIN: libn4's rules (n4.h "path"); NULL
+	 * before the WIN, or when it could not be allocated (then not kept). */
+	n4_path *path;
+	uint64_t work_start_ms, settle_until_ms;
 	bool forked;	    /* inherited through fork(): the parent keeps it while alive */
 	int stay_fd;	    /* N4_EXT_STAY: our kept server connection, -1 = none */
-	bool stay_granted;  /* the server granted it: register again when it is lost */
 	bool stay_busy;	    /* a thread is registering again */
-	uint64_t next_stay_ms;
 	struct n4_result res; /* the last WIN (a relayed path refreshes with it) */
 };
 
@@ -298,6 +294,12 @@ void shim_wake_all(void);
 void shim_keeper_atfork_child(void);
 /* Lock held: make sure the keeper runs (inherited paths).  0 or -errno. */
 int shim_keeper_start(void);
+/* Lock held: `s` won (or was adopted): keep it from now on by libn4's path rules
+ * (n4_path_won), creating its n4_path on the first call. */
+void shim_path_keep(struct shim_sock *s, bool relayed);
+/* Lock held: the path's counters as the dead-path rule reads them. */
+uint64_t shim_path_tx(const struct shim_sock *s);
+uint64_t shim_path_rx(const struct shim_sock *s);
 
 /* Fast-path counters for the dead-path rule: a relaxed load and store, no lock. */
 static inline void shim_count(uint64_t *c, uint64_t n)
