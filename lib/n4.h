@@ -17,9 +17,9 @@
 #define N4_DEFAULT_PORT 1721
 #define N4_DEFAULT_IDENT "n4n4n4"
 #define N4_IDENT_MAX 6
-/* Random bytes that let one side of a relayed pair register (README "Relay"). */
+/* Random bytes that let one side of a relayed pair register (doc/PROTOCOL.md "Relay wire"). */
 #define N4_RELAY_TOKEN_SIZE 10
-/* A home router survives it: README "Gentle sweeps". */
+/* A home router survives it: doc/STRATEGIES.md "Gentle sweeps". */
 #define N4_DEFAULT_MAX_PPS 1000
 
 /* ---------------------------------------------------------------- client --- */
@@ -62,7 +62,7 @@ struct n4_client_cfg {
 	/* Never accept a relay: punch only (a pair no punch can join then ends
 	 * with -ENOTSUP).  A keeper that is relayed and retries punching in the
 	 * background sets this, so that its attempt either wins a direct path or
-	 * fails, and never lands on a second relay (README "Back to direct"). */
+	 * fails, and never lands on a second relay (doc/RELAY.md "Back to direct"). */
 	bool no_relay;
 	/* Pre-shared key (n4 genkey; -k): pair on an identifier derived from it
 	 * and ident, and accept only PUNCHes authenticated with it.  The key is
@@ -274,7 +274,7 @@ struct n4_server_cfg {
 	/* 0: one dual-stack IPv6 socket that also takes IPv4 (IPv4 only when the
 	 * host has no IPv6); AF_INET: IPv4 only; AF_INET6: IPv6 only.  PEERINFO can
 	 * carry only IPv4: a client whose TCP comes over IPv6 must send its EXCHANGE
-	 * over IPv4 with a token (our client's N4_EXT_TOKEN), see docs/server.md. */
+	 * over IPv4 with a token (our client's N4_EXT_TOKEN), see doc/PROTOCOL.md "IPv6". */
 	int family;
 	unsigned hello_timeout_ms;    /* connect to complete HELLO (slow or silent): 5000 */
 	unsigned wait_timeout_ms;     /* HELLO to a partner's HELLO: 60000 */
@@ -289,7 +289,7 @@ struct n4_server_cfg {
 	                              * n4_server_new: 100; 0 = no cap */
 	volatile sig_atomic_t *status_flag; /* set (e.g. by SIGUSR1): log status, clear */
 	unsigned port_budget;		    /* NAT ports a punching plan may spend per side: 512 */
-	/* Relay (relay.h, README "Relay"): pairs no punch can join, or whose punch
+	/* Relay (relay.h, doc/RELAY.md): pairs no punch can join, or whose punch
 	 * lost relay_after rounds, talk through two UDP ports of this server. */
 	bool no_relay;		   /* --no-relay: refuse such pairs as the original */
 	unsigned relay_after;	   /* lost punching rounds before relaying: 2; 0 = at once */

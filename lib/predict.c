@@ -2,7 +2,7 @@
  * plan per side.  The numbers behind the choices:
  *  - an incrementing NAT hands out `step` ports per new mapping; other hosts'
  *    new flows arrive as a Poisson process of rate r, so over dt ms the drift is
- *    r*dt +- sqrt(r*dt) (nat-traversal-notes.md: the original's fixed +20 over 25
+ *    r*dt +- sqrt(r*dt) (doc/STRATEGIES.md: the original's fixed +20 over 25
  *    sockets collapses once r*dt nears 15);
  *  - the rate itself is estimated from a few probes over tens of ms, so a further
  *    ~25 % of r*dt is allowed for, plus a few ms of jitter;

@@ -1,6 +1,6 @@
 /* predict.h - NAT behaviour from the server's view of a client's probes, and a
  * punching plan for a pair.  Pure computation: the server feeds observations,
- * the client executes plans (punch.c).  See README "Strategies". */
+ * the client executes plans (punch.c).  See doc/STRATEGIES.md. */
 #ifndef N4_PREDICT_H
 #define N4_PREDICT_H
 

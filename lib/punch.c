@@ -204,7 +204,7 @@ static uint64_t rng_next(uint64_t *s)
 
 /* A low TTL lets the packet cross our own NAT (creating the mapping) and die
  * before the peer's NAT, so that it cannot occupy the tuple the peer's NAT is
- * about to use (the conntrack clash, nat-lab.md).  -1 restores the default. */
+ * about to use (the conntrack clash, doc/STRATEGIES.md).  -1 restores the default. */
 static void set_ttl(const struct n4_pool *pool, int ttl)
 {
 	for (unsigned i = 0; i < pool->n; i++) {

@@ -11,7 +11,7 @@
  *  [12..27 MAC: reserved.  The pair key of N4_EXT_KEY never reaches the
  *         server, so it cannot key a MAC the relay checks; the token is the
  *         secret.  A MAC under a key server and client share (a signed relay
- *         allocation, README "Past one machine") would go here.]
+ *         allocation, doc/RELAY.md "Past one machine") would go here.]
  *
  * The relay answers each valid registration with one ack of the same size to
  * the registering address (never more bytes than it received), so a client

@@ -47,7 +47,7 @@ void n4_server_cfg_init(struct n4_server_cfg *cfg)
 	cfg->relay_per_ip = 16;
 	/* Voice (Opus with headers, 50 packets/s) needs about 100 kbit/s, game
 	 * state typically 50-500 kbit/s: 1 Mbit/s each way covers both with room,
-	 * while 1000 pairs stay within a 1 Gbit/s uplink.  README "Relay". */
+	 * while 1000 pairs stay within a 1 Gbit/s uplink.  doc/RELAY.md. */
 	cfg->relay_rate_kbit = 1000;
 	cfg->relay_burst_kb = 64;
 	cfg->relay_idle_s = 60;

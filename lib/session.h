@@ -15,7 +15,7 @@
 #include "wire.h"
 
 /* Linux forgets an unreplied UDP mapping after 30 s, Tailscale assumes the same of
- * real NATs, RFC 8445 keeps ICE alive every 15 s (paths-that-last.md): 15 s is
+ * real NATs, RFC 8445 keeps ICE alive every 15 s (doc/SHIM.md "Paths that last"): 15 s is
  * under every figure we know, at one 8-byte datagram per path per interval. */
 #define N4_KEEPALIVE_DEFAULT_S 15
 /* Sending for this long without hearing anything back means the path is dead.

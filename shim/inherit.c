@@ -7,7 +7,8 @@
  * one path, as they did before the exec.
  *
  * Only raw system calls until a socket is found: this runs in a constructor, where
- * resolving symbols has crashed debuggers for other interposers (preload-notes.md). */
+ * resolving symbols has crashed gdb and valgrind for another interposer (cwrap
+ * socket_wrapper, which resolved everything in its constructor). */
 #include "shim.h"
 
 #include <arpa/inet.h>
