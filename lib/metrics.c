@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "srv_sock.h"
 
 #define METRICS_HEAD_MAX 2048
 #define METRICS_CONNS 16
@@ -381,15 +382,6 @@ static void conn_event(n4_loop *loop, struct n4_io *io, uint32_t events)
 	conn_read(c);
 }
 
-/* Refused and expired connections are reset: no TIME_WAIT per flood connection. */
-static void close_reset(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(fd);
-}
-
 static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events);
 
 static void resume_listen(n4_loop *loop, struct n4_timer *t)
@@ -422,7 +414,7 @@ static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 		struct mconn *c = m->nconns < METRICS_CONNS ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
 			m->counts[MC_BUSY]++;
-			close_reset(fd);
+			n4_sock_close_reset(fd); /* no TIME_WAIT per flood connection */
 			continue;
 		}
 		c->m = m;
@@ -431,7 +423,7 @@ static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 		    n4_timer_arm(m->loop, &c->deadline, n4_now_ms() + METRICS_DEADLINE_MS,
 				 conn_expired, c)) {
 			n4_loop_del(m->loop, &c->io);
-			close_reset(fd);
+			n4_sock_close_reset(fd);
 			free(c);
 			continue;
 		}
