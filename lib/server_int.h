@@ -118,10 +118,10 @@ struct conn {
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */
 
 	/* Leaves' state. */
-	struct n4_srv_disc *disc;     /* N4_EXT_PROBE clients, from READY on */
+	struct n4_srv_disc *disc;	/* N4_EXT_PROBE clients, from READY on */
 	struct n4_srv_relay_side relay; /* N4_EXT_RELAY */
-	struct n4_srv_stay stay;      /* N4_EXT_STAY: kept after PEERINFO */
-	struct n4_srv_lan *lan;	      /* N4_EXT_LOCAL clients, from READY on */
+	struct n4_srv_stay stay;	/* N4_EXT_STAY: kept after PEERINFO */
+	struct n4_srv_lan *lan;		/* N4_EXT_LOCAL clients, from READY on */
 };
 
 struct n4_server {
@@ -147,9 +147,9 @@ struct n4_server {
 	struct conn *graveyard;
 	bool draining;
 	uint64_t next_sweep_ms;
-	n4_relay *relay;		  /* NULL: --no-relay, or no IPv4 to relay on */
+	n4_relay *relay;		 /* NULL: --no-relay, or no IPv4 to relay on */
 	struct n4_srv_stay_list staying; /* N4_EXT_STAY connections kept after PEERINFO */
-	uint64_t rx_ms;			  /* kernel receive time of the datagram being handled */
+	uint64_t rx_ms;			 /* kernel receive time of the datagram being handled */
 };
 
 /* server.c */

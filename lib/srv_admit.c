@@ -19,6 +19,9 @@ enum n4_admit n4_srv_admit(n4_ipcap *cap, const struct n4_admit_in *in, int *err
 	*err = n4_ipcap_admit(cap, &in->src, in->now_ms);
 	if (!*err)
 		return N4_ADMIT_OK;
-	return *err == -EMFILE ? N4_ADMIT_PER_IP : *err == -EAGAIN ? N4_ADMIT_RATE
-									     : N4_ADMIT_SOURCES;
+	if (*err == -EMFILE)
+		return N4_ADMIT_PER_IP;
+	if (*err == -EAGAIN)
+		return N4_ADMIT_RATE;
+	return N4_ADMIT_SOURCES;
 }

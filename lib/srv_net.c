@@ -159,16 +159,23 @@ static void conn_event(n4_loop *loop, struct n4_io *io, uint32_t events)
 		conn_readable(c);
 }
 
+static enum reject refusal(enum n4_admit v)
+{
+	switch (v) {
+	case N4_ADMIT_SHUTDOWN:
+		return REJ_SHUTDOWN;
+	case N4_ADMIT_PER_IP:
+		return REJ_PER_IP;
+	case N4_ADMIT_RATE:
+		return REJ_RATE;
+	default:
+		return REJ_FULL;
+	}
+}
+
 /* Applies srv_admit.c's verdict: a refused connection is reset at once. */
 static int admit(struct n4_server *s, int fd, const union n4_sa *a, struct n4_ipkey *src)
 {
-	static const enum reject why[] = {
-		[N4_ADMIT_SHUTDOWN] = REJ_SHUTDOWN,
-		[N4_ADMIT_FULL] = REJ_FULL,
-		[N4_ADMIT_SOURCES] = REJ_FULL,
-		[N4_ADMIT_PER_IP] = REJ_PER_IP,
-		[N4_ADMIT_RATE] = REJ_RATE,
-	};
 	struct n4_admit_in in = { .draining = s->draining,
 				  .nclients = s->nclients,
 				  .max_clients = s->max_clients,
@@ -181,12 +188,13 @@ static int admit(struct n4_server *s, int fd, const union n4_sa *a, struct n4_ip
 	enum n4_admit v = n4_srv_admit(s->ipcap, &in, &err);
 	if (v == N4_ADMIT_OK)
 		return 0;
-	s->rejects[why[v]]++;
+	enum reject why = refusal(v);
+	s->rejects[why]++;
 	if (v == N4_ADMIT_FULL)
 		n4_warn("%s: server full (%u clients), refused", n4_sa_str(a, b, sizeof(b)),
 			s->nclients);
 	else if (v != N4_ADMIT_SHUTDOWN)
-		n4_debug("%s: refused (%s)", n4_sa_str(a, b, sizeof(b)), n4_srv_reject_names[why[v]]);
+		n4_debug("%s: refused (%s)", n4_sa_str(a, b, sizeof(b)), n4_srv_reject_names[why]);
 	n4_sock_close_reset(fd);
 	return err;
 }
@@ -445,8 +453,8 @@ void n4_srv_net_stop_accepting(n4_server *s)
 
 void n4_srv_net_raise_fd_limit(n4_server *s, unsigned want_clients)
 {
-	unsigned long long want = want_clients ? (unsigned long long)want_clients + FD_HEADROOM
-					       : FD_TARGET;
+	unsigned long long want =
+		want_clients ? (unsigned long long)want_clients + FD_HEADROOM : FD_TARGET;
 
 	s->fd_limit = n4_sock_raise_fd_limit(want, &s->fd_limit_was);
 }

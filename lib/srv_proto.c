@@ -224,7 +224,6 @@ void n4_srv_proto_closed(struct conn *c, const struct n4_srv_detached *d, bool c
 {
 	struct n4_server *s = c->srv;
 	struct conn *partner = d->partner;
-	(void)c;
 
 	/* A partner still waiting for its PEERINFO can never get it now: close it
 	 * so that its client starts a new round at once instead of timing out. */
@@ -606,7 +605,8 @@ static void queue_self(struct conn *c)
 	n4_peerinfo_encode(&c->pc.udp, self.payload);
 	n4_srv_conn_queue(c, &self);
 	for (uint8_t i = 0; c->peer_nonce_ok && i < 3 && !c->closed; i++) {
-		n4_msg_init(&self, N4_CMD_SELF, (uint8_t)(i + 1), c->peer_nonce + i * N4_PAYLOAD_SIZE);
+		n4_msg_init(&self, N4_CMD_SELF, (uint8_t)(i + 1),
+			    c->peer_nonce + i * N4_PAYLOAD_SIZE);
 		n4_srv_conn_queue(c, &self);
 	}
 }
