@@ -187,10 +187,9 @@ static void conn_expired(n4_loop *loop, struct n4_timer *t)
 	(void)loop;
 
 	if (c->state != M_LINGER) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		c->m->counts[MC_TIMEOUT]++;
 		n4_debug("metrics: connection timed out after %u ms, reset", METRICS_DEADLINE_MS);
-		setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		n4_sock_reset_on_close(c->io.fd);
 	}
 	conn_free(c);
 }

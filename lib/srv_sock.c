@@ -11,11 +11,16 @@
 
 #include "loop.h"
 
-void n4_sock_close_reset(int fd)
+void n4_sock_reset_on_close(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void n4_sock_close_reset(int fd)
+{
+	n4_sock_reset_on_close(fd);
 	close(fd);
 }
 

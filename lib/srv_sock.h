@@ -13,6 +13,8 @@
 /* Close fd with a reset instead of a FIN: refused and broken connections leave no
  * TIME_WAIT behind (a flood would otherwise fill the table). */
 void n4_sock_close_reset(int fd);
+/* Only arm the reset: the owner's close (later, with its other cleanup) sends it. */
+void n4_sock_reset_on_close(int fd);
 /* A non-blocking socket bound to addr (listening, for SOCK_STREAM); dual: an IPv6
  * socket that takes IPv4 too.  The fd, or -errno. */
 int n4_sock_open(const union n4_sa *addr, int type, bool dual);
