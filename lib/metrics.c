@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "srv_sock.h"
 
 #define METRICS_HEAD_MAX 2048
 #define METRICS_CONNS 16
@@ -186,10 +187,9 @@ static void conn_expired(n4_loop *loop, struct n4_timer *t)
 	(void)loop;
 
 	if (c->state != M_LINGER) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		c->m->counts[MC_TIMEOUT]++;
 		n4_debug("metrics: connection timed out after %u ms, reset", METRICS_DEADLINE_MS);
-		setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		n4_sock_reset_on_close(c->io.fd);
 	}
 	conn_free(c);
 }
@@ -381,15 +381,6 @@ static void conn_event(n4_loop *loop, struct n4_io *io, uint32_t events)
 	conn_read(c);
 }
 
-/* Refused and expired connections are reset: no TIME_WAIT per flood connection. */
-static void close_reset(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(fd);
-}
-
 static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events);
 
 static void resume_listen(n4_loop *loop, struct n4_timer *t)
@@ -422,7 +413,7 @@ static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 		struct mconn *c = m->nconns < METRICS_CONNS ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
 			m->counts[MC_BUSY]++;
-			close_reset(fd);
+			n4_sock_close_reset(fd); /* no TIME_WAIT per flood connection */
 			continue;
 		}
 		c->m = m;
@@ -431,7 +422,7 @@ static void accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events)
 		    n4_timer_arm(m->loop, &c->deadline, n4_now_ms() + METRICS_DEADLINE_MS,
 				 conn_expired, c)) {
 			n4_loop_del(m->loop, &c->io);
-			close_reset(fd);
+			n4_sock_close_reset(fd);
 			free(c);
 			continue;
 		}

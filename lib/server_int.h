@@ -1,8 +1,25 @@
-/* server_int.h - what the files of the server share (server.c: the loop, connections,
- * listeners, lifecycle and status; server_pair.c: pairing on the wire;
- * server_discover.c: NAT discovery wiring; server_limits.c: admission and limits;
- * server_relay.c: the relay decision and grant; server_test.c: test entry points).
- * Internal: not part of n4.h. */
+/* server_int.h - what the layers of the server share.  Internal: not part of n4.h.
+ *
+ *   server.c     lifecycle: the public API (n4_server_new/run/free, status, stats)
+ *   srv_net.c    transport: listeners, accept, each connection's bytes in and out,
+ *                its close, the UDP read loop.  Knows no command.
+ *   srv_proto.c  protocol: decode and dispatch of every message, deadlines, close
+ *                rules, when PEERINFO may go out.  The only caller of the leaves.
+ *   leaves       pairing.c (tables), srv_disc.c (discovery), srv_relay.c (relay),
+ *                srv_stay.c (STAY/REPUNCH), srv_lan.c (LOCAL/PEERLOCAL), and
+ *                srv_admit.c (admission, called by the transport).
+ *
+ * Calls go down only: server.c -> srv_net.c / srv_proto.c; srv_net.c -> the
+ * protocol's hooks below (n4_srv_proto_*) and srv_admit.c; srv_proto.c -> the
+ * transport's connection functions (n4_srv_conn_*) and the leaves.
+ *
+ * Leaves: each keeps its own state (a struct embedded in, or allocated for, a
+ * connection), decodes its own messages from bytes and returns what to do: a
+ * result code and the messages to send (struct n4_msg).  A leaf never includes
+ * this header, never sends, closes or calls the protocol; the one timer a leaf
+ * arms (discovery's wait) calls back the function the protocol handed it.  A new
+ * extension (host rooms) is one more srv_X.[ch] of that shape, a field in struct
+ * conn, and its lines in srv_proto.c's dispatch. */
 #ifndef N4_SERVER_INT_H
 #define N4_SERVER_INT_H
 
@@ -13,19 +30,20 @@
 #include <stdint.h>
 
 #include "addr.h"
-#include "discover.h"
 #include "ipcap.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pairing.h"
 #include "relay.h"
+#include "srv_disc.h"
+#include "srv_lan.h"
+#include "srv_relay.h"
+#include "srv_stay.h"
 #include "wire.h"
 
-/* PEERINFOs to one pair are timed to arrive together (see schedule_peerinfo);
- * never hold one back longer than this. */
+/* PEERINFOs to one pair are timed to arrive together (srv_proto.c); never hold
+ * one back longer than this. */
 #define MAX_SYNC_DELAY_MS 500
-/* N4_EXT_STAY: how long a connection is kept after PEERINFO for a REPUNCH notice.
- * Sessions last hours; the client opens a new one with every rendezvous. */
-#define STAY_MAX_MS (6u * 3600u * 1000u)
 
 /* Accepts and datagrams handled per readiness event, so that a flood on one
  * socket cannot starve the other (epoll is level-triggered: the rest waits one
@@ -40,6 +58,11 @@
 /* When nothing caps it, aim for this many descriptors (root may raise the hard
  * limit up to fs.nr_open). */
 #define FD_TARGET 65536
+
+/* How long a keyed client may take to send its long id after HELLO (and after
+ * READY when it was paired before it): a round trip and a retransmission or
+ * two, at most the HELLO deadline. */
+#define KEYID_WAIT_MS 3000u
 
 enum reject {
 	REJ_BAD_HELLO,
@@ -63,58 +86,42 @@ enum reject {
 };
 
 struct conn {
-	struct n4_pclient pc;
+	/* Transport (srv_net.c): the socket, its bytes, its place in the lists. */
 	struct n4_io io;
 	struct n4_server *srv;
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
-	uint8_t in[N4_MSG_SIZE];
+	uint8_t in[N4_MSG_SIZE]; /* the message being read; the protocol consumes it */
 	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF, the PEERLOCALs and
 	 * PEERINFO at most */
 	uint8_t out[(8 + N4_LOCAL_MAX) * N4_MSG_SIZE];
 	uint8_t in_len, out_len;
-	/* N4_EXT_KEY: KEYID messages received (long id, then the round's nonce),
-	 * and the partner's nonce to pass on in SELF. */
-	uint8_t keyid_parts;
-	uint8_t nonce[3 * N4_PAYLOAD_SIZE], peer_nonce[3 * N4_PAYLOAD_SIZE];
-	bool peer_nonce_ok;
 	bool close_after_flush, closed;
 	/* AGAIN: once it is out, only our side is shut (the client's nonce or
 	 * LOCAL may still be on its way: a close now would answer them with a
 	 * reset, and the client would lose AGAIN to "broken pipe"); the client's
 	 * EOF or the deadline closes the connection. */
-	bool shut_after_flush, again_sent;
+	bool shut_after_flush;
+	struct conn *prev, *next; /* all live connections, or the graveyard */
+
+	/* Protocol (srv_proto.c). */
+	struct n4_pclient pc; /* pairing.c's part */
+	struct n4_timer deadline, peerinfo_timer;
+	/* N4_EXT_KEY: KEYID messages received (long id, then the round's nonce),
+	 * and the partner's nonce to pass on in SELF. */
+	uint8_t keyid_parts;
+	uint8_t nonce[3 * N4_PAYLOAD_SIZE], peer_nonce[3 * N4_PAYLOAD_SIZE];
+	bool peer_nonce_ok;
+	bool again_sent;
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */
-	struct n4_timer deadline, peerinfo_timer;
-	struct conn *prev, *next; /* all live connections, or the graveyard */
-	struct disc_state *disc;  /* N4_EXT_PROBE clients, from pairing on */
-	/* N4_EXT_RELAY: the client's lost rounds (its RELAY message), and the
-	 * relay port granted to it when its pair is relayed. */
-	uint8_t lost_rounds;
-	bool relay_heard, relayed;
-	struct n4_relay_grant grant;
-	bool staying; /* N4_EXT_STAY: kept after PEERINFO (stay list) */
-	struct conn *stay_prev, *stay_next;
-	struct lan_state *lan; /* N4_EXT_LOCAL clients, from pairing on */
-};
 
-/* Same-LAN state (N4_EXT_LOCAL), allocated only for paired clients that
- * negotiated it: the local addresses the client announced after READY, and
- * the partner's that precede its PEERINFO (only when both share a public IP). */
-struct lan_state {
-	struct sockaddr_in own[N4_LOCAL_MAX], peer[N4_LOCAL_MAX];
-	uint8_t nown, npeer, nmsgs;
-	bool done; /* the client's last LOCAL arrived */
-};
-
-/* NAT discovery state, allocated only for paired clients that asked for it, so
- * that waiting clients stay small. */
-struct disc_state {
-	struct n4_discovery d;
-	struct n4_timer timer;
-	struct conn *owner;
+	/* Leaves' state. */
+	struct n4_srv_disc *disc;	/* N4_EXT_PROBE clients, from READY on */
+	struct n4_srv_relay_side relay; /* N4_EXT_RELAY */
+	struct n4_srv_stay stay;	/* N4_EXT_STAY: kept after PEERINFO */
+	struct n4_srv_lan *lan;		/* N4_EXT_LOCAL clients, from READY on */
 };
 
 struct n4_server {
@@ -140,71 +147,60 @@ struct n4_server {
 	struct conn *graveyard;
 	bool draining;
 	uint64_t next_sweep_ms;
-	n4_relay *relay;      /* NULL: --no-relay, or no IPv4 to relay on */
-	struct conn *staying; /* N4_EXT_STAY connections kept after PEERINFO */
-	uint64_t rx_ms;	 /* kernel receive time of the datagram being handled */
+	n4_relay *relay;		 /* NULL: --no-relay, or no IPv4 to relay on */
+	struct n4_srv_stay_list staying; /* N4_EXT_STAY connections kept after PEERINFO */
+	uint64_t rx_ms;			 /* kernel receive time of the datagram being handled */
 };
 
 /* server.c */
-void n4_srv_after_iteration(n4_server *s);
-void n4_srv_arm_deadline(struct conn *c, unsigned ms);
-void n4_srv_begin_drain(n4_server *s);
-void n4_srv_bury(n4_server *s);
-void n4_srv_close_reset(int fd);
-void n4_srv_conn_close(struct conn *c, bool close_partner);
-void n4_srv_conn_flush(struct conn *c);
-void n4_srv_conn_event(n4_loop *loop, struct n4_io *io, uint32_t events);
-void n4_srv_conn_queue(struct conn *c, const struct n4_msg *m);
-void n4_srv_conn_send(struct conn *c, const struct n4_msg *m);
-const char *n4_srv_conn_str(const struct conn *c, char *buf, size_t len);
 extern const char *const n4_srv_reject_names[REJ_COUNT];
-/* server_discover.c */
-/* A client granted N4_EXT_PROBE gets its discovery state at READY (none when
- * memory is short: it then plans without discovery); freed when it closes. */
-void n4_srv_disc_start(struct conn *c);
-void n4_srv_disc_free(struct n4_server *s, struct conn *c);
-/* The pool's EXCHANGE arrived: record it, wait for the last probes. */
-void n4_srv_disc_exchange(struct n4_server *s, struct conn *c, const struct sockaddr_in *src);
-/* All probes in (or the wait ran out); true without discovery. */
-bool n4_srv_disc_complete(const struct conn *c);
-/* Plans for both sides, timed to when their sweeps will start. */
-void n4_srv_disc_plan(struct n4_server *s, struct conn *a, struct conn *b, uint64_t now,
-		      const uint64_t delay[2], uint64_t rtt_a, uint64_t rtt_b);
-/* TUNE (N4_EXT_SEQ) and PLAN before PEERINFO. */
-void n4_srv_disc_send_plan(struct conn *c);
-void n4_srv_discovery_expired(n4_loop *loop, struct n4_timer *t);
-uint64_t n4_srv_rx_time_ms(const struct msghdr *mh);
-void n4_srv_udp_probe(struct n4_server *s, const struct n4_msg *m, const struct sockaddr_in *src,
-		      bool second);
-void n4_srv_udp_seq_probe(struct n4_server *s, const uint8_t *buf, size_t len,
-			  const union n4_sa *from, bool second);
-/* server_limits.c */
-void n4_srv_accept_ready(n4_loop *loop, struct n4_io *io, uint32_t events);
-int n4_srv_conn_admit(struct n4_server *s, int fd, const union n4_sa *a);
-void n4_srv_raise_fd_limit(n4_server *s, unsigned want_clients);
-/* server_pair.c */
-void n4_srv_handle_hello(struct conn *c);
-void n4_srv_handle_keyid(struct conn *c);
-void n4_srv_send_again(struct conn *c);
-/* How long a keyed client may take to send its long id after HELLO (and after
- * READY when it was paired before it): a round trip and a retransmission or
- * two, at most the HELLO deadline. */
-#define KEYID_WAIT_MS 3000u
-unsigned n4_srv_keyid_wait_ms(const struct n4_server *s);
-void n4_srv_handle_local(struct conn *c);
-void n4_srv_maybe_schedule(struct n4_server *s, struct conn *c);
-void n4_srv_send_peerinfo(struct conn *c);
-/* N4_EXT_STAY (server_pair.c): keep a connection for a REPUNCH notice. */
-void n4_srv_start_staying(struct conn *c);
-void n4_srv_send_ready(struct conn *c);
-void n4_srv_udp_datagram(struct n4_server *s, const uint8_t *buf, size_t len,
-			 const union n4_sa *from, bool second);
-void n4_srv_udp_ready(n4_loop *loop, struct n4_io *io, uint32_t events);
-/* server_relay.c */
-void n4_srv_handle_relay_ask(struct conn *c);
-bool n4_srv_relay_wants_ask(const struct conn *c);
-bool n4_srv_relay_pair(struct n4_server *s, struct conn *a, struct conn *b);
-int n4_srv_relay_start(n4_server *s, const union n4_sa *addr);
-void n4_srv_send_relay(struct conn *c);
+void n4_srv_after_iteration(n4_server *s);
+void n4_srv_begin_drain(n4_server *s);
+
+/* srv_net.c: the transport, for server.c and the protocol. */
+int n4_srv_net_resolve(const struct n4_server_cfg *cfg, union n4_sa *addr, bool *dual);
+int n4_srv_net_listen(n4_server *s, union n4_sa *addr, bool dual);
+void n4_srv_net_stop_accepting(n4_server *s);
+void n4_srv_net_raise_fd_limit(n4_server *s, unsigned want_clients);
+/* As if fd had just been accepted from a: admission applied (reset when refused). */
+int n4_srv_conn_admit(n4_server *s, int fd, const union n4_sa *a);
+/* Append without sending yet: the next n4_srv_conn_send takes it along, in one
+ * segment with what follows. */
+void n4_srv_conn_queue(struct conn *c, const struct n4_msg *m);
+void n4_srv_conn_flush(struct conn *c);
+void n4_srv_conn_send(struct conn *c, const struct n4_msg *m);
+/* Closes the socket (reset unless the protocol is done and all bytes went out)
+ * after the protocol's detach hook; the protocol's closed hook runs last. */
+void n4_srv_conn_close(struct conn *c, bool close_partner);
+const char *n4_srv_conn_str(const struct conn *c, char *buf, size_t len);
+/* One datagram as if read from the UDP port (second: the discovery port). */
+void n4_srv_net_datagram(n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from,
+			 bool second, uint64_t rx_ms);
+void n4_srv_bury(n4_server *s);
+
+/* srv_proto.c: the hooks the transport calls, and the protocol's entry points. */
+void n4_srv_proto_opened(struct conn *c);
+/* Whether a message is expected now (its bytes go to c->in). */
+bool n4_srv_proto_wants(const struct conn *c);
+/* c->in holds a whole expected message. */
+void n4_srv_proto_message(struct conn *c);
+/* Bytes arrived when no message was expected. */
+void n4_srv_proto_stray(struct conn *c);
+/* The client closed (reset: with a reset). */
+void n4_srv_proto_eof(struct conn *c, bool reset);
+/* Closing: the protocol lets go of c (timers, leaves, pairing).  True when the
+ * exchange was done (the socket may close gracefully). */
+struct n4_srv_detached {
+	struct conn *partner;
+	struct n4_pclient *released;
+};
+bool n4_srv_proto_detach(struct conn *c, struct n4_srv_detached *d);
+/* After the socket is closed: the partner and the client released by it. */
+void n4_srv_proto_closed(struct conn *c, const struct n4_srv_detached *d, bool close_partner);
+void n4_srv_proto_datagram(n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from,
+			   bool second);
+/* Graceful shutdown: close what cannot finish soon; returns how many get
+ * drain_timeout_ms to finish their exchange. */
+unsigned n4_srv_proto_drain(n4_server *s);
 
 #endif

@@ -1,5 +1,6 @@
 /* server_test.c - the entry points of server_test.h: drive the state machine without
- * a network (unit tests and the fuzzer). */
+ * a network (unit tests and the fuzzer).  Enters where the transport would
+ * (srv_net.c) and reads the server's bookkeeping; no layer calls it. */
 #include "n4.h"
 
 #include <errno.h>
@@ -24,8 +25,7 @@ void n4_server_test_udp(n4_server *s, const void *buf, size_t len, const struct 
 
 	memset(&a, 0, sizeof(a));
 	memcpy(&a, src, src_len < sizeof(a) ? src_len : sizeof(a));
-	s->rx_ms = n4_now_ms();
-	n4_srv_udp_datagram(s, buf, len, &a, false);
+	n4_srv_net_datagram(s, buf, len, &a, false, n4_now_ms());
 	n4_srv_bury(s);
 }
 

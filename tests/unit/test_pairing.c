@@ -1,10 +1,14 @@
-/* test_pairing.c - the server's pairing tables and per-source limits. */
+/* test_pairing.c - the server's pairing tables, per-source limits and admission, and
+ * the STAY and same-LAN leaves' state. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
 #include "ipcap.h"
 #include "pairing.h"
+#include "srv_admit.h"
+#include "srv_lan.h"
+#include "srv_stay.h"
 #include "test.h"
 
 static void client(struct n4_pclient *c, const char *ident, uint32_t ip_host, uint8_t ext)
@@ -108,6 +112,111 @@ TEST(ipcap_caps_concurrent_connections_and_rate_per_source)
 	n4_ipcap_sweep(c, 1500);
 	CHECK_EQ(n4_ipcap_sources(c), 0);
 	n4_ipcap_free(c);
+}
+
+/* Admission is a check of counts, source and clock: the verdict and its -errno,
+ * in the order the server applies them (draining, capacity, then the source). */
+TEST(admission_refuses_for_shutdown_capacity_source_and_rate_in_that_order)
+{
+	n4_ipcap *c = n4_ipcap_new(1, 10, 2, 16);
+	union n4_sa a = { .v4 = v4(0x0a000002, 1) };
+	struct n4_admit_in in = { .nclients = 5, .max_clients = 6, .now_ms = 1000 };
+	int err = 0;
+	n4_ipkey_from_sa(&a, &in.src);
+	in.draining = true;
+	CHECK_EQ(n4_srv_admit(c, &in, &err), N4_ADMIT_SHUTDOWN);
+	CHECK_EQ(err, -ESHUTDOWN);
+	in.draining = false;
+	in.nclients = 6;
+	CHECK_EQ(n4_srv_admit(c, &in, &err), N4_ADMIT_FULL);
+	CHECK_EQ(err, -ENOSPC);
+	CHECK_EQ(n4_ipcap_sources(c), 0); /* refused before the source was counted */
+	in.nclients = 5;
+	CHECK_EQ(n4_srv_admit(c, &in, &err), N4_ADMIT_OK);
+	CHECK_EQ(err, 0);
+	CHECK_EQ(n4_srv_admit(c, &in, &err), N4_ADMIT_PER_IP);
+	CHECK_EQ(err, -EMFILE);
+	n4_ipcap_release(c, &in.src, 1000);
+	CHECK_EQ(n4_srv_admit(c, &in, &err), N4_ADMIT_OK); /* second token of the burst */
+	n4_ipcap_release(c, &in.src, 1000);
+	CHECK_EQ(n4_srv_admit(c, &in, &err), N4_ADMIT_RATE);
+	CHECK_EQ(err, -EAGAIN);
+	n4_ipcap_free(c);
+}
+
+/* Kept connections are found by identifier; removing one (a send failed and
+ * closed it) leaves the others findable, and removing twice is harmless. */
+TEST(stay_list_finds_every_kept_connection_of_an_identifier)
+{
+	struct n4_srv_stay_list l = { 0 };
+	struct n4_srv_stay n[3] = { { 0 } };
+	uint8_t x[N4_PAYLOAD_SIZE], y[N4_PAYLOAD_SIZE];
+	int owners[3];
+	n4_ident_encode("xxxxxx", x);
+	n4_ident_encode("yyyyyy", y);
+	n4_srv_stay_add(&l, &n[0], x, &owners[0]);
+	n4_srv_stay_add(&l, &n[1], y, &owners[1]);
+	n4_srv_stay_add(&l, &n[2], x, &owners[2]);
+	struct n4_srv_stay *f = n4_srv_stay_find(l.head, x);
+	CHECK(f == &n[2] && f->owner == &owners[2]);
+	f = n4_srv_stay_find(f->next, x);
+	CHECK(f == &n[0]);
+	CHECK(n4_srv_stay_find(f->next, x) == NULL);
+	n4_srv_stay_remove(&l, &n[2]);
+	n4_srv_stay_remove(&l, &n[2]);
+	CHECK(n4_srv_stay_find(l.head, x) == &n[0]);
+	CHECK(n4_srv_stay_find(l.head, y) == &n[1]);
+	n4_srv_stay_remove(&l, &n[0]);
+	n4_srv_stay_remove(&l, &n[1]);
+	CHECK(l.head == NULL);
+	/* STAY carries its identifier like HELLO; a server with one identifier
+	 * refuses the others. */
+	struct n4_msg m;
+	uint8_t wire[N4_MSG_SIZE], got[N4_PAYLOAD_SIZE];
+	char text[N4_PAYLOAD_SIZE + 1];
+	n4_msg_init(&m, N4_CMD_STAY, N4_EXT_STAY, x);
+	n4_wire_encode(&m, wire);
+	CHECK_EQ(n4_srv_stay_decode(wire, NULL, got, text), 0);
+	CHECK(memcmp(got, x, sizeof(x)) == 0 && strcmp(text, "xxxxxx") == 0);
+	CHECK_EQ(n4_srv_stay_decode(wire, y, got, text), -EINVAL);
+}
+
+/* A LOCAL announces one address; the last is flagged; a fourth unflagged one is
+ * a protocol error.  Shared addresses skip those the receiver announced itself. */
+TEST(lan_leaf_takes_locals_and_shares_only_foreign_addresses)
+{
+	struct n4_srv_lan *a = n4_srv_lan_new(), *b = n4_srv_lan_new();
+	struct sockaddr_in l1 = v4(0xc0a80002, 5000), l2 = v4(0xc0a80003, 5001), got;
+	struct n4_msg m;
+	uint8_t wire[N4_MSG_SIZE];
+	CHECK(a && b);
+	n4_local_encode(N4_CMD_LOCAL, &l1, false, &m);
+	n4_wire_encode(&m, wire);
+	CHECK_EQ(n4_srv_lan_local(a, wire, &got), 0);
+	CHECK(got.sin_addr.s_addr == l1.sin_addr.s_addr && n4_srv_lan_pending(a));
+	n4_local_encode(N4_CMD_LOCAL, &l2, true, &m);
+	n4_wire_encode(&m, wire);
+	CHECK_EQ(n4_srv_lan_local(a, wire, &got), 1);
+	CHECK(!n4_srv_lan_pending(a));
+	n4_local_encode(N4_CMD_LOCAL, &l1, true, &m); /* b shares l1 with a */
+	n4_wire_encode(&m, wire);
+	CHECK_EQ(n4_srv_lan_local(b, wire, &got), 1);
+	n4_srv_lan_share(b, a);
+	CHECK_EQ(n4_srv_lan_npeer(b), 1);
+	CHECK(b->peer[0].sin_addr.s_addr == l2.sin_addr.s_addr);
+	n4_srv_lan_peerlocal(b, 0, &m);
+	CHECK(m.cmd == N4_CMD_PEERLOCAL && (m.ext & N4_LOCAL_LAST));
+	CHECK_EQ(n4_srv_lan_npeer(NULL), 0);
+	n4_srv_lan_free(a);
+	n4_srv_lan_free(b);
+	struct n4_srv_lan *c = n4_srv_lan_new();
+	CHECK(c);
+	n4_local_encode(N4_CMD_LOCAL, &l1, false, &m);
+	n4_wire_encode(&m, wire);
+	for (int i = 0; i < N4_LOCAL_MAX - 1; i++)
+		CHECK_EQ(n4_srv_lan_local(c, wire, &got), 0);
+	CHECK_EQ(n4_srv_lan_local(c, wire, &got), -EPROTO);
+	n4_srv_lan_free(c);
 }
 
 TEST(ipcap_ipv6_sources_are_slash64)

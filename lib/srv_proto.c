@@ -1,0 +1,893 @@
+/* srv_proto.c - the server's protocol layer: decode and dispatch of every message
+ * on TCP (HELLO, STAY, KEYID, LOCAL, RELAY) and UDP (EXCHANGE, probes), the one
+ * deadline each connection has and what its expiry means, the close rules (a
+ * partner left alone is told AGAIN or closed), and the PEERINFO gate: when both
+ * EXCHANGEs, long ids, probes, LOCALs and lost-round counts are in, PEERINFOs are
+ * timed to arrive together.
+ *
+ * Every connection is in exactly one state (pairing.h) with exactly one deadline
+ * armed, so nothing a client does or fails to do can hold resources for longer
+ * than the sum of the configured timeouts.
+ *
+ * May call: the transport's connection functions (n4_srv_conn_*, srv_net.c), the
+ * leaves (pairing.c, srv_disc.c, srv_relay.c, srv_stay.c, srv_lan.c), loop.c's
+ * timers, wire.c, log.c.  Called by the transport through n4_srv_proto_*. */
+#include "n4.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "server_int.h"
+
+static void send_ready(struct conn *c);
+static void send_again(struct conn *c);
+static void maybe_schedule(struct n4_server *s, struct conn *c);
+
+/* --- deadlines --------------------------------------------------------- */
+
+static unsigned keyid_wait_ms(const struct n4_server *s)
+{
+	return s->cfg.hello_timeout_ms < KEYID_WAIT_MS ? s->cfg.hello_timeout_ms : KEYID_WAIT_MS;
+}
+
+/* A keyed client whose long id is not in yet has until keyid_wait_ms. */
+static unsigned deadline_ms(const struct conn *c, unsigned ms)
+{
+	if ((c->pc.ext & N4_EXT_KEY) && !c->pc.keyed)
+		return keyid_wait_ms(c->srv);
+	return ms;
+}
+
+/* Why a connection past its deadline is closed, counted and logged. */
+static void deadline_reason(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	char b[64];
+
+	switch (c->pc.state) {
+	case N4_P_NEW:
+		s->rejects[REJ_HELLO_TIMEOUT]++;
+		n4_info("%s: no HELLO within %u ms (%u bytes received), dropped",
+			n4_srv_conn_str(c, b, sizeof(b)), s->cfg.hello_timeout_ms, c->in_len);
+		break;
+	case N4_P_WAITING:
+		s->rejects[REJ_WAIT_TIMEOUT]++;
+		n4_info("%s: no partner within %u ms, dropped", n4_srv_conn_str(c, b, sizeof(b)),
+			s->cfg.wait_timeout_ms);
+		break;
+	case N4_P_PAIRED:
+		s->rejects[REJ_EXCH_TIMEOUT]++;
+		n4_info("%s: no EXCHANGE from the pair within %u ms, dropped",
+			n4_srv_conn_str(c, b, sizeof(b)), s->cfg.exchange_timeout_ms);
+		break;
+	default:
+		if (c->stay.on) {
+			n4_info("%s: kept connection closed after %u s",
+				n4_srv_conn_str(c, b, sizeof(b)), N4_STAY_MAX_MS / 1000);
+			break;
+		}
+		if (c->again_sent) {
+			n4_info("%s: its client did not close after AGAIN, closed",
+				n4_srv_conn_str(c, b, sizeof(b)));
+			break;
+		}
+		s->rejects[REJ_SEND_TIMEOUT]++;
+		n4_info("%s: PEERINFO could not be delivered, dropped",
+			n4_srv_conn_str(c, b, sizeof(b)));
+		break;
+	}
+}
+
+static void deadline_fired(n4_loop *loop, struct n4_timer *t)
+{
+	struct conn *c = t->arg;
+	struct n4_server *s = c->srv;
+	char b[64];
+	(void)loop;
+
+	if ((c->pc.ext & N4_EXT_KEY) && !c->pc.keyed &&
+	    (c->pc.state == N4_P_WAITING || c->pc.state == N4_P_PAIRED)) {
+		/* Our client sends its long id the moment it is asked: this one
+		 * holds a short id it cannot prove.  If it was paired on it, the
+		 * partner is told AGAIN (n4_srv_proto_closed) and the short id is
+		 * paired on long ids alone for a while. */
+		if (c->pc.state == N4_P_PAIRED)
+			n4_pairing_contest(s->pairing, c->pc.ident);
+		s->rejects[REJ_HELLO_TIMEOUT]++;
+		n4_info("%s: no keyed id within %u ms, dropped", n4_srv_conn_str(c, b, sizeof(b)),
+			keyid_wait_ms(s));
+		n4_srv_conn_close(c, true);
+		return;
+	}
+	deadline_reason(c);
+	n4_srv_conn_close(c, true);
+}
+
+static void arm_deadline(struct conn *c, unsigned ms)
+{
+	if (c->closed)
+		return;
+	if (n4_timer_arm(c->srv->loop, &c->deadline, n4_now_ms() + ms, deadline_fired, c))
+		n4_srv_conn_close(c, true);
+}
+
+/* --- the transport's hooks --------------------------------------------- */
+
+void n4_srv_proto_opened(struct conn *c)
+{
+	struct sockaddr_in v4;
+
+	if (n4_sa_to_v4(&c->tcp_addr, &v4))
+		c->pc.ip = v4.sin_addr.s_addr;
+	else
+		c->pc.tcp_v6 = true;
+	c->pc.owner = c;
+	arm_deadline(c, c->srv->cfg.hello_timeout_ms);
+}
+
+/* A client granted N4_EXT_RELAY sends one RELAY message right after READY. */
+static bool wants_relay_ask(const struct conn *c)
+{
+	return (c->pc.ext & N4_EXT_RELAY) && c->pc.state == N4_P_PAIRED && !c->relay.heard;
+}
+
+/* After HELLO: a keyed client's long id (three KEYID); after READY: its nonce
+ * (three more KEYID), with N4_EXT_LOCAL its LOCAL messages, with N4_EXT_RELAY its
+ * RELAY. */
+static bool wants_keyid(const struct conn *c)
+{
+	return (c->pc.ext & N4_EXT_KEY) &&
+	       ((c->pc.state == N4_P_WAITING && c->keyid_parts < N4_LONGID_PARTS) ||
+		(c->pc.state == N4_P_PAIRED && c->keyid_parts < 2 * N4_LONGID_PARTS));
+}
+
+static bool wants_local(const struct conn *c)
+{
+	return c->pc.state == N4_P_PAIRED && n4_srv_lan_pending(c->lan);
+}
+
+bool n4_srv_proto_wants(const struct conn *c)
+{
+	return c->pc.state == N4_P_NEW || wants_keyid(c) || wants_local(c) || wants_relay_ask(c);
+}
+
+static void handle_hello(struct conn *c);
+static void handle_keyid(struct conn *c);
+static void handle_local(struct conn *c);
+static void handle_relay_ask(struct conn *c);
+
+void n4_srv_proto_message(struct conn *c)
+{
+	bool want_keyid = wants_keyid(c), want_local = wants_local(c);
+
+	/* Several may follow READY: told apart by their command. */
+	if (wants_relay_ask(c) && (c->in[0] == N4_CMD_RELAY || (!want_local && !want_keyid))) {
+		c->in_len = 0;
+		handle_relay_ask(c); /* refuses anything but RELAY */
+	} else if (want_local && (c->in[0] == N4_CMD_LOCAL || !want_keyid)) {
+		c->in_len = 0;
+		handle_local(c);
+	} else if (c->pc.ext & N4_EXT_KEY) {
+		handle_keyid(c);
+	} else {
+		handle_hello(c);
+	}
+}
+
+/* Nothing else may follow a HELLO: the protocol has no other client-to-server
+ * TCP message. */
+void n4_srv_proto_stray(struct conn *c)
+{
+	char b[64];
+
+	if (c->pc.state == N4_P_DONE)
+		return; /* closing anyway once PEERINFO is out */
+	c->srv->rejects[REJ_PROTOCOL]++;
+	n4_info("%s: unexpected bytes after HELLO, closed", n4_srv_conn_str(c, b, sizeof(b)));
+	n4_srv_conn_close(c, true);
+}
+
+/* EOF or reset.  A client that half-closes after HELLO is treated as gone: the
+ * original never does, and a dead client must not be paired with a live one. */
+void n4_srv_proto_eof(struct conn *c, bool reset)
+{
+	char b[64];
+
+	if (c->pc.state != N4_P_DONE) {
+		c->srv->client_closed++;
+		n4_info("%s: connection closed by client%s", n4_srv_conn_str(c, b, sizeof(b)),
+			reset ? " (reset)" : "");
+	}
+	n4_srv_conn_close(c, true);
+}
+
+bool n4_srv_proto_detach(struct conn *c, struct n4_srv_detached *d)
+{
+	struct n4_server *s = c->srv;
+
+	d->partner = c->pc.partner ? c->pc.partner->owner : NULL;
+	n4_srv_stay_remove(&s->staying, &c->stay);
+	n4_timer_cancel(s->loop, &c->deadline);
+	n4_timer_cancel(s->loop, &c->peerinfo_timer);
+	n4_srv_disc_free(s->loop, c->disc);
+	c->disc = NULL;
+	n4_srv_lan_free(c->lan);
+	c->lan = NULL;
+	d->released = n4_pairing_remove(s->pairing, &c->pc);
+	return c->pc.state == N4_P_DONE;
+}
+
+void n4_srv_proto_closed(struct conn *c, const struct n4_srv_detached *d, bool close_partner)
+{
+	struct n4_server *s = c->srv;
+	struct conn *partner = d->partner;
+
+	/* A partner still waiting for its PEERINFO can never get it now: close it
+	 * so that its client starts a new round at once instead of timing out. */
+	if (close_partner && partner && partner->pc.state == N4_P_PAIRED) {
+		char b[64];
+		s->rejects[REJ_PARTNER_GONE]++;
+		n4_info("%s: partner left before the exchange completed",
+			n4_srv_conn_str(partner, b, sizeof(b)));
+		if (partner->pc.ext & N4_EXT_KEY)
+			send_again(partner); /* it understands AGAIN */
+		else
+			n4_srv_conn_close(partner, false);
+	}
+	if (d->released)
+		send_ready(d->released->owner);
+}
+
+/* Clients that are not in an exchange cannot finish soon: closed (their clients
+ * retry elsewhere or later); pairs in the exchange get drain_timeout_ms. */
+unsigned n4_srv_proto_drain(n4_server *s)
+{
+	unsigned finishing = 0;
+
+	for (struct conn *c = s->live, *next; c; c = next) {
+		next = c->next;
+		if (c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING || c->stay.on) {
+			s->rejects[REJ_SHUTDOWN]++;
+			n4_srv_conn_close(c, false);
+		} else {
+			finishing++;
+			uint64_t due = n4_now_ms() + s->cfg.drain_timeout_ms;
+			if (!c->deadline.slot || c->deadline.due_ms > due)
+				n4_timer_arm(s->loop, &c->deadline, due, deadline_fired, c);
+		}
+	}
+	return finishing;
+}
+
+/* --- STAY (srv_stay.c) ------------------------------------------------- */
+
+/* Kept for a REPUNCH notice (N4_EXT_STAY); out of the pairing tables. */
+static void start_staying(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+
+	n4_pairing_remove(s->pairing, &c->pc);
+	n4_srv_stay_add(&s->staying, &c->stay, c->pc.ident, c);
+	arm_deadline(c, N4_STAY_MAX_MS);
+}
+
+/* One REPUNCH, and the kept connection is closed; its client opens a new one
+ * with its next rendezvous. */
+static void send_repunch(struct conn *to)
+{
+	struct n4_msg m;
+	char b[64];
+
+	n4_srv_stay_repunch(to->pc.ident, &m);
+	n4_info(" <= Repunch to %s", n4_srv_conn_str(to, b, sizeof(b)));
+	to->close_after_flush = true;
+	n4_srv_conn_send(to, &m);
+}
+
+/* A HELLO for an identifier whose earlier pair kept connections: the peer of that
+ * pair came back, so tell the ones still running to punch again. */
+static void notify_staying(struct n4_server *s, const struct conn *hello)
+{
+	struct n4_srv_stay *n = n4_srv_stay_find(s->staying.head, hello->pc.ident), *next;
+
+	for (; n; n = next) {
+		next = n4_srv_stay_find(n->next, hello->pc.ident);
+		send_repunch(n->owner);
+	}
+}
+
+/* STAY as a connection's first message: a client whose kept connection was lost
+ * (its NAT forgot the TCP mapping) registers again for notices.  If a client with
+ * that identifier is already waiting for a partner, it is told at once.  The scan
+ * of waiting clients happens only for these rare registrations. */
+static void handle_stay(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	char ident[N4_PAYLOAD_SIZE + 1], b[64];
+
+	if (n4_srv_stay_decode(c->in, s->only_ident[0] ? s->only_ident_wire : NULL, c->pc.ident,
+			       ident)) {
+		s->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: STAY for a bad or refused identifier, closed",
+			n4_srv_conn_str(c, b, sizeof(b)));
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	c->pc.ext = N4_EXT_STAY;
+	c->pc.state = N4_P_DONE;
+	n4_info(" => Stay from %s ident '%s'", n4_srv_conn_str(c, b, sizeof(b)), ident);
+	start_staying(c);
+	for (struct conn *w = s->live; w; w = w->next) {
+		if (w != c && w->pc.state == N4_P_WAITING &&
+		    memcmp(w->pc.ident, c->pc.ident, N4_PAYLOAD_SIZE) == 0) {
+			send_repunch(c);
+			return;
+		}
+	}
+}
+
+/* --- HELLO, KEYID, READY, AGAIN ---------------------------------------- */
+
+static void send_ready(struct conn *c)
+{
+	struct n4_msg m;
+
+	/* Its partner's READY failed and it was told AGAIN (or closed) meanwhile. */
+	if (c->closed || c->pc.state != N4_P_PAIRED)
+		return;
+	if (c->pc.held) {
+		/* READY follows when the legacy client ahead of it is attributed
+		 * (pairing.h); the exchange deadline covers the wait. */
+		arm_deadline(c, c->srv->cfg.exchange_timeout_ms);
+		return;
+	}
+	if (c->pc.ext & N4_EXT_PROBE) {
+		c->disc = n4_srv_disc_new(c->pc.ext & N4_EXT_SEQ);
+		if (!c->disc)
+			c->pc.ext &= (uint8_t)~N4_EXT_PROBE; /* plan without discovery */
+	}
+	if (c->pc.ext & N4_EXT_LOCAL) {
+		c->lan = n4_srv_lan_new();
+		if (!c->lan)
+			c->pc.ext &= (uint8_t)~N4_EXT_LOCAL; /* the public path only */
+	}
+	/* The HELLO is handled: in[] now takes LOCAL messages.  A keyed client's
+	 * in[] may hold part of a KEYID (it was paired while sending its long id):
+	 * handle_keyid empties it after each message. */
+	if (!(c->pc.ext & N4_EXT_KEY))
+		c->in_len = 0;
+	n4_msg_init(&m, N4_CMD_READY, c->pc.ext, (c->pc.ext & N4_EXT_TOKEN) ? c->pc.token : NULL);
+	c->ready_ms = n4_now_ms();
+	arm_deadline(c, deadline_ms(c, c->srv->cfg.exchange_timeout_ms));
+	n4_srv_conn_send(c, &m);
+}
+
+static void send_ready_pair(struct conn *waiting, struct conn *c)
+{
+	char b[64], b2[64];
+
+	n4_info(" <= Ready to %s and %s", n4_srv_conn_str(waiting, b2, sizeof(b2)),
+		n4_srv_conn_str(c, b, sizeof(b)));
+	send_ready(waiting);
+	send_ready(c); /* nothing if the first failed: c was closed or told AGAIN */
+}
+
+/* The pairing fell through for a keyed client (N4_CMD_AGAIN): its partner
+ * turned out to have another long id, or left.  Its client says HELLO again at
+ * once, on a new connection; this one ends with the client's EOF. */
+static void send_again(struct conn *c)
+{
+	struct n4_msg m;
+	char b[64];
+
+	if (c->closed)
+		return;
+	(void)n4_pairing_remove(c->srv->pairing, &c->pc); /* keyed: never holds */
+	n4_timer_cancel(c->srv->loop, &c->peerinfo_timer);
+	c->pc.state = N4_P_DONE;
+	n4_info(" <= Again to %s", n4_srv_conn_str(c, b, sizeof(b)));
+	arm_deadline(c, c->srv->cfg.hello_timeout_ms);
+	c->shut_after_flush = c->again_sent = true;
+	n4_msg_init(&m, N4_CMD_AGAIN, 0, c->pc.ident);
+	n4_srv_conn_send(c, &m);
+}
+
+/* The extensions granted for what a HELLO asked (m->ext). */
+static uint8_t grant_ext(const struct n4_server *s, uint8_t asked)
+{
+	uint8_t ext = asked & N4_EXT_ALL;
+
+	/* Discovery rides on the token and needs the second UDP port. */
+	if ((asked & N4_EXT_PROBE) && (ext & N4_EXT_TOKEN) && s->probe_io.fd >= 0)
+		ext |= N4_EXT_PROBE;
+	/* The relay's registration rides on the token's pairing too.  Keyed
+	 * pairs are relayed as well: they authenticate each other through it. */
+	if ((asked & N4_EXT_RELAY) && (ext & N4_EXT_TOKEN) && s->relay)
+		ext |= N4_EXT_RELAY;
+	if ((asked & N4_EXT_STAY) && (ext & N4_EXT_TOKEN))
+		ext |= N4_EXT_STAY;
+	if ((asked & N4_EXT_SEQ) && (ext & N4_EXT_PROBE))
+		ext |= N4_EXT_SEQ; /* numbered probes: jitter and loss (discover.c) */
+	if ((asked & N4_EXT_LOCAL) && (ext & N4_EXT_TOKEN))
+		ext |= N4_EXT_LOCAL;
+	return ext;
+}
+
+static void handle_hello(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_msg m;
+	char ident[N4_PAYLOAD_SIZE + 1], b[64];
+
+	if (c->in[0] == N4_CMD_STAY) {
+		handle_stay(c);
+		return;
+	}
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_HELLO, &m) ||
+	    n4_ident_decode(m.payload, ident)) {
+		s->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: malformed HELLO (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	if (s->only_ident[0] && memcmp(m.payload, s->only_ident_wire, N4_PAYLOAD_SIZE) != 0) {
+		s->rejects[REJ_IDENT]++;
+		n4_info("%s: identifier '%s' is not '%s', closed", n4_srv_conn_str(c, b, sizeof(b)),
+			ident, s->only_ident);
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	memcpy(c->pc.ident, m.payload, N4_PAYLOAD_SIZE);
+	c->pc.ext = grant_ext(s, m.ext);
+	notify_staying(s, c);
+	n4_info(" => Hello from %s ident '%s'%s", n4_srv_conn_str(c, b, sizeof(b)), ident,
+		c->pc.ext ? " (n4 extensions)" : "");
+	/* A keyed client's long id comes next: ask for it.  The pairing does
+	 * not wait for it (n4_pairing_hello): the request goes out in one
+	 * segment with READY when a partner waits, and PEERINFO waits for both
+	 * long ids instead. */
+	if ((m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN)) {
+		struct n4_msg ask;
+		c->pc.ext |= N4_EXT_KEY;
+		c->in_len = 0;
+		n4_msg_init(&ask, N4_CMD_KEYID, N4_EXT_KEY, NULL);
+		n4_srv_conn_queue(c, &ask);
+	}
+	struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
+	if (!w) {
+		arm_deadline(c, deadline_ms(c, s->cfg.wait_timeout_ms));
+		n4_srv_conn_flush(c);
+		return;
+	}
+	send_ready_pair(w->owner, c);
+}
+
+/* Two clients on one short id with different long ids: a stranger who learnt the
+ * short id, or (rarely) two keys whose short ids collide.  Which one is ours
+ * cannot be told: both start again, and the short id is now paired on long ids
+ * alone. */
+static void key_mismatch(struct conn *other, struct conn *c)
+{
+	char b[64], b2[64];
+
+	c->srv->rejects[REJ_KEY_MISMATCH]++;
+	n4_info("%s and %s: same short id, different keyed ids; both start again",
+		n4_srv_conn_str(other, b2, sizeof(b2)), n4_srv_conn_str(c, b, sizeof(b)));
+	send_again(other);
+	send_again(c);
+}
+
+/* One of the KEYID messages of a keyed client, in order: its long id (after
+ * HELLO, while waiting or already paired on the short id), then the round's
+ * nonce (after READY). */
+static void handle_keyid(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_msg m;
+	char b[64];
+
+	c->in_len = 0;
+	bool nonce = c->keyid_parts >= N4_LONGID_PARTS;
+	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_KEYID, &m) || m.ext != c->keyid_parts ||
+	    (nonce && c->pc.state != N4_P_PAIRED)) {
+		s->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: malformed KEYID (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, true);
+		return;
+	}
+	if (nonce) {
+		/* The round's nonce, passed on to the partner with its PEERINFO. */
+		memcpy(c->nonce + N4_PAYLOAD_SIZE * (c->keyid_parts - N4_LONGID_PARTS), m.payload,
+		       N4_PAYLOAD_SIZE);
+		c->keyid_parts++;
+		return;
+	}
+	memcpy(c->pc.long_id + N4_PAYLOAD_SIZE * c->keyid_parts, m.payload, N4_PAYLOAD_SIZE);
+	if (++c->keyid_parts < N4_LONGID_PARTS)
+		return;
+	struct n4_pclient *w = NULL;
+	n4_info(" => Keyid from %s", n4_srv_conn_str(c, b, sizeof(b)));
+	bool was_paired = c->pc.state == N4_P_PAIRED;
+	enum n4_long_result r = n4_pairing_long_id(s->pairing, &c->pc, &w);
+	/* Its long id is in: the usual deadlines from here on. */
+	arm_deadline(c, was_paired ? s->cfg.exchange_timeout_ms : s->cfg.wait_timeout_ms);
+	switch (r) {
+	case N4_LONG_WAIT:
+	case N4_LONG_PENDING:
+		return;
+	case N4_LONG_PAIRED:
+		send_ready_pair(w->owner, c);
+		return;
+	case N4_LONG_CONFIRMED:
+		maybe_schedule(s, c);
+		return;
+	case N4_LONG_MISMATCH:
+		break;
+	}
+	key_mismatch(w->owner, c);
+}
+
+/* --- after READY: LOCAL, RELAY ----------------------------------------- */
+
+/* A LOCAL message (N4_EXT_LOCAL, between READY and PEERINFO): one local
+ * address of the client, at most N4_LOCAL_MAX messages, the last flagged. */
+static void handle_local(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct sockaddr_in a;
+	char b[64], b2[32];
+
+	int r = n4_srv_lan_local(c->lan, c->in, &a);
+	if (r < 0) {
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: malformed LOCAL (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, true);
+		return;
+	}
+	if (a.sin_family)
+		n4_debug("%s: local address %s", n4_srv_conn_str(c, b, sizeof(b)),
+			 n4_addr_str(&a, b2, sizeof(b2)));
+	if (r == 1)
+		maybe_schedule(s, c);
+}
+
+static void handle_relay_ask(struct conn *c)
+{
+	char b[64];
+
+	if (n4_srv_relay_ask(&c->relay, c->in)) {
+		c->srv->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: malformed RELAY message, closed", n4_srv_conn_str(c, b, sizeof(b)));
+		n4_srv_conn_close(c, true);
+		return;
+	}
+	maybe_schedule(c->srv, c);
+}
+
+/* --- PEERINFO ---------------------------------------------------------- */
+
+/* TUNE (N4_EXT_SEQ) and PLAN before PEERINFO: with TUNE both are queued, not
+ * flushed: TUNE, PLAN (SELF) and PEERINFO leave in one segment, so one lost
+ * segment (not one of three) delays them. */
+static void send_plan(struct conn *c)
+{
+	struct n4_msg out[2];
+	unsigned n = n4_srv_disc_plan_msgs(c->disc, (uint16_t)c->srv->cfg.max_pps, out);
+
+	for (unsigned i = 0; i < n; i++)
+		n4_srv_conn_queue(c, &out[i]);
+	if (n == 1)
+		n4_srv_conn_flush(c);
+}
+
+static void send_relay(struct conn *c)
+{
+	struct n4_msg out[2];
+
+	n4_srv_relay_msgs(&c->relay, out);
+	n4_srv_conn_send(c, &out[0]);
+	n4_srv_conn_send(c, &out[1]);
+}
+
+/* A keyed client's own observed address, bound into its PUNCH MAC, and its
+ * partner's nonce for this round. */
+static void queue_self(struct conn *c)
+{
+	struct n4_msg self;
+
+	n4_msg_init(&self, N4_CMD_SELF, 0, NULL);
+	n4_peerinfo_encode(&c->pc.udp, self.payload);
+	n4_srv_conn_queue(c, &self);
+	for (uint8_t i = 0; c->peer_nonce_ok && i < 3 && !c->closed; i++) {
+		n4_msg_init(&self, N4_CMD_SELF, (uint8_t)(i + 1),
+			    c->peer_nonce + i * N4_PAYLOAD_SIZE);
+		n4_srv_conn_queue(c, &self);
+	}
+}
+
+static void send_peerinfo(struct conn *c)
+{
+	struct n4_msg m;
+	char b[64], b2[64];
+
+	if (c->relay.relayed)
+		send_relay(c);
+	else
+		send_plan(c);
+	if (c->closed)
+		return;
+	if (c->pc.ext & N4_EXT_KEY) {
+		queue_self(c);
+		if (c->closed)
+			return;
+	}
+	unsigned npeer = n4_srv_lan_npeer(c->lan);
+	for (unsigned i = 0; i < npeer; i++) {
+		struct n4_msg lm;
+		n4_srv_lan_peerlocal(c->lan, i, &lm);
+		n4_srv_conn_queue(c, &lm); /* in PEERINFO's segment */
+		if (c->closed)
+			return;
+	}
+	if (npeer)
+		n4_info(" <= Peerlocal (%u address%s, same public IP) to %s", npeer,
+			npeer == 1 ? "" : "es", n4_srv_conn_str(c, b, sizeof(b)));
+	n4_msg_init(&m, N4_CMD_PEERINFO, c->pc.ext ? c->peer_flags : 0, NULL);
+	n4_peerinfo_encode(&c->peer_udp, m.payload);
+	n4_info(" <= Peerinfo %s to %s", n4_addr_str(&c->peer_udp, b2, sizeof(b2)),
+		n4_srv_conn_str(c, b, sizeof(b)));
+	c->pc.state = N4_P_DONE;
+	if (c->pc.ext & N4_EXT_STAY) {
+		start_staying(c);
+		n4_srv_conn_send(c, &m);
+		return;
+	}
+	/* It is sent; closing waits only for the kernel to take the bytes. */
+	arm_deadline(c, c->srv->cfg.hello_timeout_ms);
+	c->close_after_flush = true;
+	n4_srv_conn_send(c, &m);
+}
+
+static void peerinfo_fired(n4_loop *loop, struct n4_timer *t)
+{
+	(void)loop;
+	send_peerinfo(t->arg);
+}
+
+/* Local addresses cross only between partners behind one public IP: to anyone
+ * else they would only reveal the layout of a LAN it cannot reach. */
+static void share_local(struct conn *to, const struct conn *from)
+{
+	if (!to->lan || !from->lan || to->pc.udp.sin_addr.s_addr != from->pc.udp.sin_addr.s_addr)
+		return;
+	n4_srv_lan_share(to->lan, from->lan);
+}
+
+/* Both clients start punching the moment their PEERINFO arrives.  Sending both
+ * at once would let the nearer client's PUNCHes reach the farther NAT before
+ * that side has opened its mappings (the conntrack clash), so each PEERINFO is
+ * held back by half the difference of the measured READY->EXCHANGE round trips. */
+/* READY -> EXCHANGE is one round trip, unless READY was lost and resent (the
+ * TCP retransmission timeout, 200 ms and more, would be taken for distance and
+ * throw the plan's timing off): the kernel's RTT of the connection, which
+ * never samples a retransmitted segment, bounds it. */
+static uint64_t conn_rtt_ms(const struct conn *c)
+{
+	uint64_t rtt = c->exch_ms - c->ready_ms;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if ((c->pc.ext & N4_EXT_SEQ) && !getsockopt(c->io.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) &&
+	    len >= offsetof(struct tcp_info, tcpi_rttvar) && ti.tcpi_rtt > 0 &&
+	    ti.tcpi_rtt / 1000 < rtt)
+		rtt = ti.tcpi_rtt / 1000;
+	return rtt;
+}
+
+/* The relay leaf's decision for the pair (srv_relay.c). */
+static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
+{
+	char na[64], nb[64];
+	struct n4_srv_relay_cand ca = {
+		.side = &a->relay,
+		.granted = a->pc.ext & N4_EXT_RELAY,
+		.hopeless = n4_srv_disc_plan_kind(a->disc) == N4_PLAN_IMPOSSIBLE,
+		.lan = n4_srv_lan_npeer(a->lan) > 0,
+		.src = a->src,
+		.udp_ip = a->pc.udp.sin_addr.s_addr,
+		.name = n4_srv_conn_str(a, na, sizeof(na)),
+	};
+	struct n4_srv_relay_cand cb = {
+		.side = &b->relay,
+		.granted = b->pc.ext & N4_EXT_RELAY,
+		.hopeless = n4_srv_disc_plan_kind(b->disc) == N4_PLAN_IMPOSSIBLE,
+		.lan = n4_srv_lan_npeer(b->lan) > 0,
+		.src = b->src,
+		.udp_ip = b->pc.udp.sin_addr.s_addr,
+		.name = n4_srv_conn_str(b, nb, sizeof(nb)),
+	};
+
+	return n4_srv_relay_decide(s->relay, s->cfg.relay_after, &ca, &cb);
+}
+
+static void pass_on(struct conn *to, const struct conn *from)
+{
+	to->peer_udp = from->pc.udp;
+	to->peer_nonce_ok = from->keyid_parts == 2 * N4_LONGID_PARTS;
+	memcpy(to->peer_nonce, from->nonce, sizeof(to->peer_nonce));
+	to->peer_flags = from->pc.ext ? N4_PEER_N4 : 0;
+}
+
+static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *b)
+{
+	uint64_t rtt_a = conn_rtt_ms(a), rtt_b = conn_rtt_ms(b);
+	uint64_t now = n4_now_ms();
+	struct conn *pair[2] = { a, b };
+	uint64_t delay[2];
+
+	pass_on(a, b);
+	pass_on(b, a);
+	share_local(a, b);
+	share_local(b, a);
+	s->pairs_done++;
+	for (int i = 0; i < 2; i++) {
+		uint64_t mine = i == 0 ? rtt_a : rtt_b, other = i == 0 ? rtt_b : rtt_a;
+		delay[i] = mine < other ? (other - mine) / 2 : 0;
+		if (delay[i] > MAX_SYNC_DELAY_MS)
+			delay[i] = MAX_SYNC_DELAY_MS;
+	}
+	n4_srv_disc_plan(a->disc, b->disc, now, delay, rtt_a, rtt_b, s->cfg.port_budget);
+	if (relay_pair(s, a, b))
+		delay[0] = delay[1] = 0; /* no race to synchronise */
+	for (int i = 0; i < 2; i++) {
+		unsigned kind = n4_srv_disc_plan_kind(pair[i]->disc);
+		s->plans[kind < N4_STATS_PLANS ? kind : N4_PLAN_NONE]++;
+		if (pair[i]->closed)
+			continue; /* a failed send to the first closed the second */
+		if (delay[i] == 0 || n4_timer_arm(s->loop, &pair[i]->peerinfo_timer, now + delay[i],
+						  peerinfo_fired, pair[i]))
+			send_peerinfo(pair[i]);
+	}
+}
+
+/* The PEERINFO gate: PEERINFOs go out once both EXCHANGEs are in and, for
+ * clients doing discovery, their probes too (or the wait for them ran out). */
+static void maybe_schedule(struct n4_server *s, struct conn *c)
+{
+	struct n4_pclient *p = c->pc.partner;
+
+	if (!p || !c->pc.observed || !p->observed || c->pc.state != N4_P_PAIRED ||
+	    c->peer_udp.sin_family != 0)
+		return;
+	if ((c->pc.ext & N4_EXT_KEY) && !n4_pairing_confirmed(&c->pc))
+		return; /* paired on the short id: both long ids must agree first */
+	struct conn *other = p->owner;
+	if (!n4_srv_disc_complete(c->disc) || !n4_srv_disc_complete(other->disc))
+		return;
+	if (wants_relay_ask(c) || wants_relay_ask(other))
+		return; /* its lost-round count decides between punch and relay */
+	if (n4_srv_lan_pending(c->lan) || n4_srv_lan_pending(other->lan))
+		return; /* bounded by the exchange deadline */
+	schedule_peerinfo(s, c, other);
+}
+
+/* --- UDP: EXCHANGE and discovery probes -------------------------------- */
+
+static void discovery_expired(n4_loop *loop, struct n4_timer *t)
+{
+	struct conn *c = t->arg;
+	(void)loop;
+
+	n4_srv_disc_expire(c->disc);
+	maybe_schedule(c->srv, c);
+}
+
+/* A discovery probe: recorded for the plan, never taken as the EXCHANGE. */
+static void udp_probe(struct n4_server *s, const struct n4_msg *m, const struct sockaddr_in *src,
+		      bool second)
+{
+	struct n4_pclient *pc = n4_pairing_by_token(s->pairing, m->payload, src->sin_addr.s_addr);
+	struct conn *c = pc ? pc->owner : NULL;
+
+	if (!c || !c->disc || c->pc.state != N4_P_PAIRED) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
+	n4_srv_disc_probe(c->disc, ntohs(src->sin_port), second, m->ext & N4_EXCH_LAST, s->rx_ms);
+	maybe_schedule(s, c);
+}
+
+/* A numbered probe (N4_EXT_SEQ): like udp_probe, with its place in the client's
+ * send schedule, so that jitter cannot reorder what it tells. */
+static void udp_seq_probe(struct n4_server *s, const uint8_t *buf, size_t len,
+			  const union n4_sa *from, bool second)
+{
+	struct sockaddr_in src;
+	struct n4_seq_probe p;
+
+	if (len != N4_MSG_SIZE || !n4_sa_to_v4(from, &src) || n4_seq_probe_parse(buf[1], &p)) {
+		s->rejects[REJ_BAD_UDP]++;
+		return;
+	}
+	struct n4_pclient *pc = n4_pairing_by_token(s->pairing, buf + 2, src.sin_addr.s_addr);
+	struct conn *c = pc ? pc->owner : NULL;
+	if (!c || !c->disc || !n4_srv_disc_ordered(c->disc) || c->pc.state != N4_P_PAIRED) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
+	n4_srv_disc_seq_probe(c->disc, ntohs(src.sin_port), second, &p, s->rx_ms);
+	maybe_schedule(s, c);
+}
+
+/* The pool's EXCHANGE, attributed to its client. */
+static void exchange(struct n4_server *s, const struct n4_msg *m, const struct sockaddr_in *src,
+		     const union n4_sa *from)
+{
+	struct n4_pclient *pc = NULL;
+	char b[64], b2[64];
+
+	int err = n4_pairing_exchange(s->pairing, m, src, &pc);
+	if (err == -EALREADY)
+		return;
+	if (err) {
+		s->rejects[err == -EPERM ? REJ_SPOOFED_UDP : REJ_UNKNOWN_UDP]++;
+		N4_LOG_AT(err == -EPERM ? N4_LOG_INFO : N4_LOG_DEBUG, "%s: EXCHANGE %s, ignored",
+			  n4_sa_str(from, b, sizeof(b)),
+			  err == -EPERM ? "from an IP that is not its TCP client's"
+					: "for no waiting pair");
+		return;
+	}
+	struct conn *c = pc->owner;
+	c->exch_ms = n4_now_ms();
+	n4_info(" => Exchange from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
+		n4_srv_conn_str(c, b2, sizeof(b2)));
+	if (c->disc)
+		n4_srv_disc_exchange(s->loop, c->disc, ntohs(src->sin_port), c->exch_ms, s->rx_ms,
+				     discovery_expired, c);
+	maybe_schedule(s, c);
+	/* The next legacy client behind this IP and identifier may go now. */
+	struct n4_pclient *released = n4_pairing_release(s->pairing, pc);
+	if (released)
+		send_ready(released->owner);
+}
+
+void n4_srv_proto_datagram(n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from,
+			   bool second)
+{
+	struct n4_msg m;
+	struct sockaddr_in src;
+	char b[64];
+
+	if (len >= 1 && buf[0] == N4_CMD_PROBE) {
+		udp_seq_probe(s, buf, len, from, second);
+		return;
+	}
+	if (n4_wire_decode(buf, len, N4_CMD_EXCHANGE, &m)) {
+		s->rejects[REJ_BAD_UDP]++;
+		n4_debug("%s: malformed UDP datagram (%zu bytes), ignored",
+			 n4_sa_str(from, b, sizeof(b)), len);
+		return;
+	}
+	if (!n4_sa_to_v4(from, &src)) {
+		/* PEERINFO carries 4 address bytes: an IPv6 observation is useless. */
+		s->rejects[REJ_IPV6_UDP]++;
+		n4_debug("%s: EXCHANGE over IPv6 cannot be reported in PEERINFO, ignored",
+			 n4_sa_str(from, b, sizeof(b)));
+		return;
+	}
+	if ((m.ext & N4_EXT_TOKEN) && (second || (m.ext & N4_EXCH_PROBE))) {
+		udp_probe(s, &m, &src, second);
+		return;
+	}
+	if (second) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
+	exchange(s, &m, &src, from);
+}
