@@ -7,11 +7,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "blake2s.h"
+#include "rand.h"
 
 #define KEY_FILE_MAX 4096
 
@@ -19,17 +19,7 @@ static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 int n4_key_generate(uint8_t key[N4_KEY_SIZE])
 {
-	size_t have = 0;
-
-	while (have < N4_KEY_SIZE) {
-		ssize_t n = getrandom(key + have, N4_KEY_SIZE - have, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		have += (size_t)n;
-	}
-	return 0;
+	return n4_random_bytes(key, N4_KEY_SIZE);
 }
 
 void n4_key_encode(const uint8_t key[N4_KEY_SIZE], char out[N4_KEY_B64_LEN + 1])

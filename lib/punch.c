@@ -6,13 +6,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "log.h"
 #include "loop.h"
+#include "rand.h"
 
 static int open_one(struct n4_pool *pool, unsigned i)
 {
@@ -381,7 +381,7 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 	if (sw->auth)
 		n4_auth_encode(sw->auth, 0, sw->amsg);
 	sw->sent = 0;
-	if (getrandom(&rng, sizeof(rng), GRND_NONBLOCK) != sizeof(rng) || rng == 0)
+	if (n4_random_bytes_nowait(&rng, sizeof(rng)) < 0 || rng == 0)
 		rng = n4_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
 
 	uint64_t start = n4_now_ms(), first_full = start, next_send = start;
