@@ -160,6 +160,57 @@ out_close:
 	return err;
 }
 
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int n4_key_write_new(const char *path, const char *text, char *why, size_t why_len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+
+	if (fd < 0) {
+		int err = -errno;
+		if (err == -EEXIST)
+			snprintf(why, why_len,
+				 "'%s' exists: not overwriting it with a new key (remove it first)",
+				 path);
+		else
+			snprintf(why, why_len, "cannot create '%s': %s", path, strerror(-err));
+		return err;
+	}
+	int err = write_all(fd, text, strlen(text));
+	if (!err)
+		err = write_all(fd, "\n", 1);
+	if (close(fd) && !err)
+		err = -errno;
+	if (err) {
+		/* No half key left behind for a later -k to stumble on. */
+		snprintf(why, why_len, "cannot write '%s': %s%s", path, strerror(-err),
+			 unlink(path) ? " (remove it)" : "");
+	}
+	return err;
+}
+
+bool n4_key_fd_exposed(int fd, unsigned *mode)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return false;
+	*mode = (unsigned)(st.st_mode & 07777);
+	return (st.st_mode & (S_IRWXG | S_IRWXO)) != 0;
+}
+
 static void prf(const uint8_t key[N4_KEY_SIZE], const char *label, const char *ident, uint8_t *out,
 		size_t outlen)
 {
