@@ -32,7 +32,7 @@ const struct n4_opt_def n4_opt_table[N4_OPT_COUNT] = {
 	ENTRY(N4_OPT_PORT, 'p', "port", NULL, 1, 65535, 0, 1721, "port"),
 	ENTRY(N4_OPT_SHIM_TIMEOUT, 0, NULL, "N4_TIMEOUT", 1, 86400, 0, 30, "seconds"),
 	ENTRY(N4_OPT_SHIM_LISTEN, 0, NULL, "N4_LISTEN", 1, 65535, 0, 0, "port"),
-	ENTRY(N4_OPT_KEEPALIVE, 0, "keepalive", "N4_KEEPALIVE", 0, 3600, 0, 15, "seconds"),
+	ENTRY(N4_OPT_KEEPALIVE, 0, NULL, "N4_KEEPALIVE", 0, 3600, 0, 15, "seconds"),
 	ENTRY(N4_OPT_UPGRADE, 0, NULL, "N4_UPGRADE", 5, 86400, 0, 60, "seconds"),
 	ENTRY(N4_OPT_LISTEN, 'l', "listen", NULL, 0, 65535, 0, 1721, "port"),
 	ENTRY(N4_OPT_HELLO_TO, 0, "hello-timeout-ms", NULL, 100, 600000, 0, 5000,

@@ -52,7 +52,7 @@ enum n4_opt_id {
 struct n4_opt_def {
 	enum n4_opt_id id;
 	char short_name;       /* n4's letter, 0 if none */
-	const char *long_name; /* n4's --name (n4shim's for shim-only ones), or NULL */
+	const char *long_name; /* n4's --name, or NULL (n4shim --keepalive: its env) */
 	const char *env;       /* the shim's variable, or NULL */
 	long min, max;
 	long nonzero_min; /* > 0: besides 0, at least this (min is then 0) */
