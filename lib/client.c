@@ -20,6 +20,7 @@
 #include "punch.h"
 #include "relay_reg.h"
 #include "rendezvous.h"
+#include "resend.h"
 #include "wire.h"
 
 /* The final failure line: the caller's to write when it says so (the shim). */
@@ -272,68 +273,86 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
  * round's nonces, so both sides compute the MACs identically.  Only the relay
  * may speak for the peer here.  1 = authenticated WIN, 0 = none (lost round),
  * <0 = error. */
+struct relay_auth {
+	n4_client *c;
+	int fd;
+	const struct sockaddr_in *relay;
+	unsigned wait_ms;
+};
+
+static int relay_auth_send_flags(const struct relay_auth *a, uint8_t flags)
+{
+	uint8_t out[N4_APUNCH_SIZE];
+
+	n4_auth_encode(&a->c->auth, flags, out);
+	if (sendto(a->fd, out, sizeof(out), 0, (const struct sockaddr *)a->relay,
+		   sizeof(*a->relay)) < 0 &&
+	    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+		return -errno;
+	return 0;
+}
+
+static int relay_auth_send(void *arg)
+{
+	return relay_auth_send_flags(arg, 0);
+}
+
+/* One datagram: only the relay speaks for the peer. */
+static int relay_auth_readable(void *arg, uint64_t *next_send)
+{
+	struct relay_auth *a = arg;
+	uint8_t buf[128];
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	ssize_t r = recvfrom(a->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+			     &flen);
+
+	if (r < 0) {
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == ECONNREFUSED)
+			return 0;
+		return -errno;
+	}
+	if (flen < sizeof(from) || from.sin_family != AF_INET ||
+	    from.sin_addr.s_addr != a->relay->sin_addr.s_addr ||
+	    from.sin_port != a->relay->sin_port)
+		return 0;
+	enum n4_auth_verdict v = n4_auth_check(&a->c->auth, buf, (size_t)r);
+	if (v == N4_AUTH_OTHER)
+		return 0; /* a late registration ack, or noise */
+	if (v == N4_AUTH_BAD) {
+		if (a->c->auth.failures++ == 0)
+			n4_warn("datagram from the relay failed authentication (no key, "
+				"or another key)");
+		return 0;
+	}
+	/* Authentic: answer at once, echoing the peer's nonce. */
+	int err = relay_auth_send_flags(a, v == N4_AUTH_WIN ? N4_PUNCH_ACK : 0);
+	if (err)
+		return err;
+	if (v == N4_AUTH_WIN) {
+		n4_info(" => Peer authenticated through the relay ");
+		return 1;
+	}
+	*next_send = n4_now_ms() + a->wait_ms;
+	return 0;
+}
+
 static int relay_auth(n4_client *c, int fd, const struct sockaddr_in *relay, const struct n4_rv *rv,
 		      unsigned wait_ms, uint64_t deadline)
 {
-	uint8_t out[N4_APUNCH_SIZE];
-	uint64_t next_send = 0;
+	struct relay_auth a = { .c = c, .fd = fd, .relay = relay, .wait_ms = wait_ms };
+	struct n4_resend r = { .fd = fd,
+			       .interval_ms = wait_ms,
+			       .deadline_ms = deadline,
+			       .ctx = &c->ctx,
+			       .send = relay_auth_send,
+			       .readable = relay_auth_readable,
+			       .arg = &a };
 
 	n4_auth_bind(&c->auth, &rv->peer, rv->have_self ? &rv->self : NULL,
 		     rv->have_peer_nonce ? rv->peer_nonce : NULL);
-	for (;;) {
-		uint64_t now = n4_now_ms();
-		if (now >= deadline)
-			return 0;
-		if (now >= next_send) {
-			n4_auth_encode(&c->auth, 0, out);
-			if (sendto(fd, out, sizeof(out), 0, (const struct sockaddr *)relay,
-				   sizeof(*relay)) < 0 &&
-			    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
-				return -errno;
-			next_send = now + wait_ms;
-		}
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = n4_wait(&p, 1, next_send < deadline ? next_send : deadline, &c->ctx);
-		if (n < 0)
-			return n;
-		if (n == 0)
-			continue;
-		uint8_t buf[128];
-		struct sockaddr_in from;
-		socklen_t flen = sizeof(from);
-		ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
-				     &flen);
-		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == ECONNREFUSED)
-				continue;
-			return -errno;
-		}
-		if (flen < sizeof(from) || from.sin_family != AF_INET ||
-		    from.sin_addr.s_addr != relay->sin_addr.s_addr ||
-		    from.sin_port != relay->sin_port)
-			continue; /* only the relay speaks for the peer */
-		enum n4_auth_verdict v = n4_auth_check(&c->auth, buf, (size_t)r);
-		if (v == N4_AUTH_OTHER)
-			continue; /* a late registration ack, or noise */
-		if (v == N4_AUTH_BAD) {
-			if (c->auth.failures++ == 0)
-				n4_warn("datagram from the relay failed authentication (no key, "
-					"or another key)");
-			continue;
-		}
-		/* Authentic: answer at once, echoing the peer's nonce. */
-		n4_auth_encode(&c->auth, v == N4_AUTH_WIN ? N4_PUNCH_ACK : 0, out);
-		if (sendto(fd, out, sizeof(out), 0, (const struct sockaddr *)relay,
-			   sizeof(*relay)) < 0 &&
-		    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
-			return -errno;
-		if (v == N4_AUTH_WIN) {
-			n4_info(" => Peer authenticated through the relay ");
-			return 1;
-		}
-		next_send = n4_now_ms() + wait_ms;
-	}
+	return n4_resend_until(&r);
 }
 
 /* The kernel's port of fd, 0 if it cannot say. */
