@@ -40,18 +40,10 @@ static int set_error(int err, const char *fmt, const char *a, const char *b)
 	return err;
 }
 
-static bool parse_long(const char *s, long min, long max, long *out)
+/* A port in N4_SERVER or N4_PEER: n4's -p range (opttab.h). */
+static bool parse_port(const char *text, long *port)
 {
-	char *end;
-
-	if (!s || !*s)
-		return false;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
+	return n4_opt_parse(n4_opt_get(N4_OPT_PORT), text, port) == 0;
 }
 
 /* Optional numeric variable, its range from the table (opttab.h): absent
@@ -90,7 +82,7 @@ static void parse_server(const char *s)
 	long port = N4_DEFAULT_PORT;
 
 	if (colon) {
-		if (!parse_long(colon + 1, 1, 65535, &port)) {
+		if (!parse_port(colon + 1, &port)) {
 			set_error(-EINVAL, "N4_SERVER: bad port in '%s'%s", s, NULL);
 			return;
 		}
@@ -115,7 +107,7 @@ static void parse_peer(const char *s)
 	long port;
 
 	if (!colon || (size_t)(colon - s) >= sizeof(ip) ||
-	    !parse_long(colon + 1, 1, 65535, &port)) {
+	    !parse_port(colon + 1, &port)) {
 		set_error(-EINVAL, "N4_PEER: expected IPv4:PORT, got '%s'%s", s, NULL);
 		return;
 	}
