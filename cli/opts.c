@@ -1,6 +1,7 @@
 /* opts.c - parsing n4's command line into client and server configurations.
- * Short flags and defaults are the original n4's; every value is range-checked
- * and a bad one yields a message naming the flag. */
+ * Short flags and defaults are the original n4's; every number is range-checked
+ * against the option table (lib/opttab.c), and a bad one yields a message
+ * naming the flag and its range. */
 #include "opts.h"
 
 #include <errno.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "addr.h"
 #include "opttab.h"
 #include "wire.h"
 
