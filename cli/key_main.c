@@ -1,22 +1,45 @@
-/* key_main.c - `n4 genkey` and `n4 keyid FILE [-a IDENT]`. */
+/* key_main.c - `n4 genkey [-o FILE]` and `n4 keyid FILE [-a IDENT]`. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blake2s.h"
 #include "key.h"
 #include "main.h"
 
+#define GENKEY_USAGE "n4: usage: n4 genkey [-o KEYFILE]\n"
+
+/* Without -o the key goes to stdout, usually `> key`, which the shell creates
+ * with the umask (0644): -k then refuses the file.  Say so at once, as
+ * `wg genkey` does, instead of at the first -k. */
+static void warn_if_exposed(void)
+{
+	unsigned mode;
+
+	if (n4_key_fd_exposed(STDOUT_FILENO, &mode))
+		fprintf(stderr,
+			"n4: warning: the key goes to a file group or others can read (mode "
+			"%04o), which -k refuses: chmod 600 it, or use n4 genkey -o FILE\n",
+			mode);
+}
+
 int n4_genkey_main(int argc, char **argv)
 {
 	uint8_t key[N4_KEY_SIZE];
-	char text[N4_KEY_B64_LEN + 1];
+	char text[N4_KEY_B64_LEN + 1], why[512];
+	const char *out = NULL;
+	int ok;
 
-	(void)argv;
-	if (argc != 1) {
-		fprintf(stderr, "n4: usage: n4 genkey > KEYFILE (then chmod 600 KEYFILE)\n");
+	if (argc == 3 && (strcmp(argv[1], "-o") == 0 || strcmp(argv[1], "--output") == 0) &&
+	    argv[2][0])
+		out = argv[2];
+	else if (argc != 1) {
+		fputs(GENKEY_USAGE, stderr);
 		return 2;
 	}
+	if (!out)
+		warn_if_exposed();
 	int err = n4_key_generate(key);
 	if (err) {
 		fprintf(stderr, "n4: no randomness from the kernel: %s\n", strerror(-err));
@@ -24,7 +47,13 @@ int n4_genkey_main(int argc, char **argv)
 	}
 	n4_key_encode(key, text);
 	n4_wipe(key, sizeof(key));
-	int ok = printf("%s\n", text) > 0 && fflush(stdout) == 0;
+	if (out) {
+		ok = n4_key_write_new(out, text, why, sizeof(why)) == 0;
+		if (!ok)
+			fprintf(stderr, "n4: %s\n", why);
+	} else {
+		ok = printf("%s\n", text) > 0 && fflush(stdout) == 0;
+	}
 	n4_wipe(text, sizeof(text));
 	return ok ? 0 : 1;
 }

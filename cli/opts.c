@@ -1,6 +1,7 @@
 /* opts.c - parsing n4's command line into client and server configurations.
- * Short flags and defaults are the original n4's; every value is range-checked
- * and a bad one yields a message naming the flag. */
+ * Short flags and defaults are the original n4's; every number is range-checked
+ * against the option table (lib/opttab.c), and a bad one yields a message
+ * naming the flag and its range. */
 #include "opts.h"
 
 #include <errno.h>
@@ -9,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "addr.h"
+#include "opttab.h"
 #include "wire.h"
 
 enum {
@@ -106,7 +107,9 @@ void n4_opts_usage(FILE *f)
 	fputs("usage: n4 -s [-l PORT] [-a IDENT] [server options]\n"
 	      "       n4 -c -h HOST [-p PORT] [-a IDENT] [-k KEYFILE] [-b PORT] [-n COUNT]\n"
 	      "             [-o OFFSET] [-x] [--strategy auto|classic] [-t SECONDS] [client options]\n"
-	      "       n4 genkey                  print a new random key (base64, one line)\n"
+	      "       n4 genkey [-o FILE]        print a new random key (base64, one line);\n"
+	      "                                  -o: into a new FILE of mode 600 (never\n"
+	      "                                  overwritten), for -k\n"
 	      "       n4 keyid KEYFILE [-a IDENT] [--long]  the 6-character identifier the key\n"
 	      "                                  gives (for a private server: n4 -s -a $(n4 keyid F));\n"
 	      "                                  --long: the 144-bit one an n4 server pairs on\n"
@@ -159,21 +162,24 @@ void n4_opts_usage(FILE *f)
 	      "                          authenticated PUNCH; the server never sees the key.\n"
 	      "                          Without it anyone using the same -a can pair with you\n"
 	      "  -p, --port PORT         server port (1721)\n"
-	      "  -b, --src-port PORT     first local port of the socket pool (30000; 0 = any)\n"
-	      "  -n, --count N           pool size, local sockets per round (25)\n"
-	      "  -o, --offset N          added to the peer's observed port (20)\n"
+	      "  -b, --src-port PORT     first local port of the socket pool (30000; 0 = any;\n"
+	      "                          0-65535)\n"
+	      "  -n, --count N           pool size, local sockets per round (25; 1-4096)\n"
+	      "  -o, --offset N          added to the peer's observed port (20; -65535..65535)\n"
 	      "  -x, --any-ip            accept a PUNCH from any IP, not only the peer's\n"
 	      "  -S, --strategy S        auto (default): low-TTL pre-opening, synchronised start,\n"
 	      "                          short rounds, WIN at once; classic: exactly the original\n"
 	      "  -t, --timeout S         give up after S seconds (120; 0 = never)\n"
-	      "  -r, --round-ms MS       round length (auto 2500 with an n4 peer, else 10000)\n"
-	      "      --ttl N             TTL of pre-opening packets (2; 0 = off)\n"
-	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000)\n"
+	      "  -r, --round-ms MS       round length, 0 or 100-600000 (0, the default: 2500\n"
+	      "                          with an n4 peer, else 10000)\n"
+	      "      --ttl N             TTL of pre-opening packets (2; 0 = off; 0-255)\n"
+	      "      --confirm-ms MS     keep confirming after WIN at most this long (2000;\n"
+	      "                          0-60000)\n"
 	      "      --max-ports N       NAT ports one round may spend, plans are capped (512)\n"
 	      "      --no-relay          punch only: never accept the server's relay\n"
 	      "      --max-pps N         PUNCH datagrams per second at most; a sweep's first\n"
 	      "                          pass goes whole, so plans are capped at N/2 (1000;\n"
-	      "                          0 = unpaced)\n"
+	      "                          0 or 20-1000000, 0 = unpaced)\n"
 	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
 	      "                          forbid it); other pairs are relayed, else exit 4\n"
 	      "      --json              print one JSON object with the result on stdout\n"
@@ -205,252 +211,292 @@ static int bad(char *err, size_t len, const char *flag, const char *val, const c
 	return -EINVAL;
 }
 
-#define NUM(flag, lo, hi, dst, what)                                  \
-	do {                                                          \
-		unsigned long v_;                                     \
-		if (n4_parse_uint(optarg, (lo), (hi), &v_))           \
-			return bad(err, err_len, flag, optarg, what); \
-		dst = (__typeof__(dst))v_;                            \
-	} while (0)
+/* getopt's code of each numeric option -> its entry in the table (opttab.h). */
+static const struct {
+	int code;
+	enum n4_opt_id id;
+} numeric[] = {
+	{ 'p', N4_OPT_PORT },
+	{ 'l', N4_OPT_LISTEN },
+	{ 'b', N4_OPT_SRC_PORT },
+	{ 'n', N4_OPT_POOL },
+	{ 'o', N4_OPT_OFFSET },
+	{ 't', N4_OPT_TIMEOUT },
+	{ 'r', N4_OPT_ROUND_MS },
+	{ OPT_TTL, N4_OPT_TTL },
+	{ OPT_CONFIRM, N4_OPT_CONFIRM_MS },
+	{ OPT_HELLO_TO, N4_OPT_HELLO_TO },
+	{ OPT_WAIT_TO, N4_OPT_WAIT_TO },
+	{ OPT_EXCH_TO, N4_OPT_EXCH_TO },
+	{ OPT_MAX_CLIENTS, N4_OPT_MAX_CLIENTS },
+	{ OPT_MAX_PER_IP, N4_OPT_MAX_PER_IP },
+	{ OPT_CONN_RATE, N4_OPT_CONN_RATE },
+	{ OPT_CONN_BURST, N4_OPT_CONN_BURST },
+	{ OPT_DRAIN_TO, N4_OPT_DRAIN_TO },
+	{ OPT_LOG_RATE, N4_OPT_LOG_RATE },
+	{ OPT_MAX_PORTS, N4_OPT_MAX_PORTS },
+	{ OPT_PORT_BUDGET, N4_OPT_PORT_BUDGET },
+	{ OPT_MAX_PPS, N4_OPT_MAX_PPS },
+	{ OPT_RELAY_AFTER, N4_OPT_RELAY_AFTER },
+	{ OPT_RELAY_MAX, N4_OPT_RELAY_MAX },
+	{ OPT_RELAY_PER_IP, N4_OPT_RELAY_PER_IP },
+	{ OPT_RELAY_RATE, N4_OPT_RELAY_RATE },
+	{ OPT_RELAY_BURST, N4_OPT_RELAY_BURST },
+	{ OPT_RELAY_TOTAL, N4_OPT_RELAY_TOTAL },
+	{ OPT_RELAY_IDLE, N4_OPT_RELAY_IDLE },
+};
 
-int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t err_len)
+static const struct n4_opt_def *numeric_def(int code)
 {
-	int c;
-	bool have_ident = false;
+	for (size_t i = 0; i < sizeof(numeric) / sizeof(numeric[0]); i++)
+		if (numeric[i].code == code)
+			return n4_opt_get(numeric[i].id);
+	return NULL;
+}
 
-	memset(o, 0, sizeof(*o));
-	n4_client_cfg_init(&o->client);
-	n4_server_cfg_init(&o->server);
-	o->log_level = N4_LOG_INFO;
-	o->log_rate = 100;
-	optind = 0; /* full reset, so the parser can run more than once */
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":sch:p:l:a:k:b:n:o:xS:t:r:vq", long_opts, NULL)) !=
-	       -1) {
-		unsigned long v;
-		switch (c) {
-		case 's':
-		case 'c': {
-			enum n4_mode m = c == 's' ? N4_MODE_SERVER : N4_MODE_CLIENT;
-			if (o->mode != N4_MODE_NONE && o->mode != m) {
-				snprintf(err, err_len, "-s and -c are exclusive");
-				return -EINVAL;
-			}
-			o->mode = m;
-			break;
-		}
-		case 'h':
-			if (!*optarg || strlen(optarg) >= sizeof(o->host))
-				return bad(err, err_len, "-h", optarg, "empty or too long");
-			snprintf(o->host, sizeof(o->host), "%s", optarg);
-			break;
-		case 'p':
-			NUM("-p", 1, 65535, v, "port must be 1-65535");
-			o->client.server_port = (uint16_t)v;
-			o->server.port = (uint16_t)v;
-			break;
-		case 'l':
-			NUM("-l", 0, 65535, v, "port must be 0-65535");
-			o->server.port = (uint16_t)v;
-			break;
-		case 'a':
-			if (n4_ident_check(optarg))
-				return bad(err, err_len, "-a", optarg,
-					   "1 to 6 printable ASCII characters, no spaces");
-			snprintf(o->client.ident, sizeof(o->client.ident), "%s", optarg);
-			snprintf(o->server_ident, sizeof(o->server_ident), "%s", optarg);
-			have_ident = true;
-			break;
-		case 'k':
-			if (!*optarg || strlen(optarg) >= sizeof(o->key_file))
-				return bad(err, err_len, "-k", optarg, "empty or too long");
-			snprintf(o->key_file, sizeof(o->key_file), "%s", optarg);
-			break;
-		case 'b':
-			NUM("-b", 0, 65535, v, "port must be 0-65535");
-			o->client.src_port = (uint16_t)v;
-			break;
-		case 'n':
-			NUM("-n", 1, 4096, o->client.pool_size, "pool size must be 1-4096");
-			break;
-		case 'o': {
-			const char *s = optarg;
-			bool neg = *s == '-';
-			if (neg || *s == '+')
-				s++;
-			char *saved = optarg;
-			optarg = (char *)s;
-			NUM("-o", 0, 65535, v, "offset must be -65535..65535");
-			optarg = saved;
-			o->client.peer_offset = neg ? -(int)v : (int)v;
-			break;
-		}
-		case 'x':
-			o->client.any_peer_ip = true;
-			break;
-		case 'S':
-			if (strcmp(optarg, "auto") == 0)
-				o->client.strategy = N4_STRATEGY_AUTO;
-			else if (strcmp(optarg, "classic") == 0)
-				o->client.strategy = N4_STRATEGY_CLASSIC;
-			else
-				return bad(err, err_len, "--strategy", optarg, "auto or classic");
-			break;
-		case 't':
-			NUM("-t", 0, 86400, v, "seconds, 0-86400");
-			o->client.timeout_ms = (unsigned)v * 1000u;
-			break;
-		case 'r':
-			NUM("-r", 100, 600000, o->client.round_ms, "milliseconds, 100-600000");
-			break;
-		case OPT_TTL:
-			NUM("--ttl", 0, 255, o->client.low_ttl, "0-255");
-			break;
-		case OPT_CONFIRM:
-			NUM("--confirm-ms", 0, 60000, o->client.confirm_ms, "0-60000");
-			break;
-		case 'v':
-			o->log_level = N4_LOG_DEBUG;
-			break;
-		case 'q':
-			o->log_level = N4_LOG_WARN;
-			break;
-		case OPT_LOG:
-			if (n4_log_parse_level(optarg, &o->log_level))
-				return bad(err, err_len, "--log", optarg,
-					   "quiet, error, warn, info or debug");
-			break;
-		case OPT_HELLO_TO:
-			NUM("--hello-timeout-ms", 100, 600000, o->server.hello_timeout_ms,
-			    "100-600000");
-			break;
-		case OPT_WAIT_TO:
-			NUM("--wait-timeout", 1, 86400, v, "seconds, 1-86400");
-			o->server.wait_timeout_ms = (unsigned)v * 1000u;
-			break;
-		case OPT_EXCH_TO:
-			NUM("--exchange-timeout-ms", 100, 600000, o->server.exchange_timeout_ms,
-			    "100-600000");
-			break;
-		case OPT_MAX_CLIENTS:
-			NUM("--max-clients", 2, 10000000, o->server.max_clients, "2-10000000");
-			break;
-		case OPT_MAX_PER_IP:
-			NUM("--max-per-ip", 0, 10000000, o->server.max_per_ip, "0-10000000");
-			break;
-		case OPT_CONN_RATE:
-			NUM("--conn-rate", 0, 1000000, o->server.conn_rate_per_ip, "0-1000000");
-			break;
-		case OPT_CONN_BURST:
-			NUM("--conn-burst", 1, 1000000, o->server.conn_burst_per_ip, "1-1000000");
-			break;
-		case OPT_DRAIN_TO:
-			NUM("--drain-timeout-ms", 0, 600000, o->server.drain_timeout_ms,
-			    "0-600000");
-			break;
-		case OPT_IPV4_ONLY:
-			o->server.family = AF_INET;
-			break;
-		case OPT_IPV6_ONLY:
-			o->server.family = AF_INET6;
-			break;
-		case OPT_LOG_RATE:
-			NUM("--log-rate", 0, 1000000, o->log_rate, "0-1000000");
-			break;
-		case OPT_MAX_PORTS:
-			NUM("--max-ports", 1, 65535, o->client.max_ports, "1-65535");
-			break;
-		case OPT_PORT_BUDGET:
-			NUM("--port-budget", 6, 65535, o->server.port_budget, "6-65535");
-			break;
-		case OPT_MAX_PPS:
-			NUM("--max-pps", 0, 1000000, v, "0 (unpaced) or 20-1000000");
-			if (v && v < 20)
-				return bad(err, err_len, "--max-pps", optarg,
-					   "0 (unpaced) or 20-1000000");
-			o->client.max_pps = (unsigned)v;
-			o->server.max_pps = (unsigned)v;
-			break;
-		case OPT_NO_SWEEP:
-			o->client.no_sweep = true;
-			break;
-		case OPT_BIND:
-			if (!*optarg || strlen(optarg) >= sizeof(o->bind))
-				return bad(err, err_len, "--bind", optarg, "empty or too long");
-			snprintf(o->bind, sizeof(o->bind), "%s", optarg);
-			break;
-		case OPT_NO_RELAY:
-			o->client.no_relay = true;
-			o->server.no_relay = true;
-			break;
-		case OPT_RELAY_AFTER:
-			NUM("--relay-after", 0, 255, o->server.relay_after, "rounds, 0-255");
-			break;
-		case OPT_RELAY_MAX:
-			NUM("--relay-max", 0, 100000, o->server.relay_max, "0-100000");
-			break;
-		case OPT_RELAY_PER_IP:
-			NUM("--relay-per-ip", 0, 100000, o->server.relay_per_ip, "0-100000");
-			break;
-		case OPT_RELAY_RATE:
-			NUM("--relay-rate", 0, 100000000, o->server.relay_rate_kbit,
-			    "kbit/s, 0-100000000");
-			break;
-		case OPT_RELAY_BURST:
-			NUM("--relay-burst", 2, 1048576, o->server.relay_burst_kb,
-			    "KiB, 2-1048576");
-			break;
-		case OPT_RELAY_TOTAL:
-			NUM("--relay-total", 0, 1000000000, o->server.relay_total_kbit,
-			    "kbit/s, 0-1000000000");
-			break;
-		case OPT_RELAY_IDLE:
-			NUM("--relay-idle", 5, 86400, o->server.relay_idle_s, "seconds, 5-86400");
-			break;
-		case OPT_RELAY_PORTS: {
-			unsigned lo, hi;
-			int used = 0;
-			if (sscanf(optarg, "%u-%u%n", &lo, &hi, &used) != 2 ||
-			    (size_t)used != strlen(optarg) || lo < 1 || hi > 65535 || lo > hi)
-				return bad(err, err_len, "--relay-ports", optarg,
-					   "LO-HI with 1 <= LO <= HI <= 65535");
-			o->server.relay_port_lo = (uint16_t)lo;
-			o->server.relay_port_hi = (uint16_t)hi;
-			break;
-		}
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case OPT_EXEC:
-			if (!*optarg || !exec_template_ok(optarg))
-				return bad(err, err_len, "--exec", optarg,
-					   "a command; only %l, %h, %p and %% are substituted");
-			o->exec_cmd = optarg;
-			break;
-		case OPT_METRICS:
-			if (!*optarg || strlen(optarg) >= sizeof(o->metrics) ||
-			    !strchr(optarg, ':'))
-				return bad(err, err_len, "--metrics", optarg, "ADDR:PORT");
-			snprintf(o->metrics, sizeof(o->metrics), "%s", optarg);
-			break;
-		case OPT_HELP:
-			o->mode = N4_MODE_HELP;
-			return 0;
-		case OPT_VERSION:
-			o->mode = N4_MODE_VERSION;
-			return 0;
-		case ':':
-			snprintf(err, err_len, "option %s needs a value", argv[optind - 1]);
-			return -EINVAL;
-		default:
-			snprintf(err, err_len, "unknown option %s", argv[optind - 1]);
+static void set_server_number(struct n4_server_cfg *sv, unsigned *log_rate, enum n4_opt_id id,
+			      unsigned u)
+{
+	switch (id) {
+	case N4_OPT_HELLO_TO:
+		sv->hello_timeout_ms = u;
+		break;
+	case N4_OPT_WAIT_TO:
+		sv->wait_timeout_ms = u * 1000u;
+		break;
+	case N4_OPT_EXCH_TO:
+		sv->exchange_timeout_ms = u;
+		break;
+	case N4_OPT_DRAIN_TO:
+		sv->drain_timeout_ms = u;
+		break;
+	case N4_OPT_MAX_CLIENTS:
+		sv->max_clients = u;
+		break;
+	case N4_OPT_MAX_PER_IP:
+		sv->max_per_ip = u;
+		break;
+	case N4_OPT_CONN_RATE:
+		sv->conn_rate_per_ip = u;
+		break;
+	case N4_OPT_CONN_BURST:
+		sv->conn_burst_per_ip = u;
+		break;
+	case N4_OPT_LOG_RATE:
+		*log_rate = u;
+		break;
+	case N4_OPT_PORT_BUDGET:
+		sv->port_budget = u;
+		break;
+	case N4_OPT_RELAY_AFTER:
+		sv->relay_after = u;
+		break;
+	case N4_OPT_RELAY_MAX:
+		sv->relay_max = u;
+		break;
+	case N4_OPT_RELAY_PER_IP:
+		sv->relay_per_ip = u;
+		break;
+	case N4_OPT_RELAY_RATE:
+		sv->relay_rate_kbit = u;
+		break;
+	case N4_OPT_RELAY_BURST:
+		sv->relay_burst_kb = u;
+		break;
+	case N4_OPT_RELAY_TOTAL:
+		sv->relay_total_kbit = u;
+		break;
+	case N4_OPT_RELAY_IDLE:
+		sv->relay_idle_s = u;
+		break;
+	default:
+		break; /* client and shim settings are set_number's */
+	}
+}
+
+/* A value already range-checked against the table, into its field(s). */
+static void set_number(struct n4_opts *o, enum n4_opt_id id, long v)
+{
+	unsigned u = (unsigned)v;
+
+	switch (id) {
+	case N4_OPT_PORT:
+		o->client.server_port = (uint16_t)v;
+		o->server.port = (uint16_t)v;
+		break;
+	case N4_OPT_LISTEN:
+		o->server.port = (uint16_t)v;
+		break;
+	case N4_OPT_SRC_PORT:
+		o->client.src_port = (uint16_t)v;
+		break;
+	case N4_OPT_POOL:
+		o->client.pool_size = u;
+		break;
+	case N4_OPT_OFFSET:
+		o->client.peer_offset = (int)v;
+		break;
+	case N4_OPT_TIMEOUT:
+		o->client.timeout_ms = u * 1000u;
+		break;
+	case N4_OPT_ROUND_MS:
+		o->client.round_ms = u;
+		break;
+	case N4_OPT_TTL:
+		o->client.low_ttl = (int)v;
+		break;
+	case N4_OPT_CONFIRM_MS:
+		o->client.confirm_ms = u;
+		break;
+	case N4_OPT_MAX_PORTS:
+		o->client.max_ports = u;
+		break;
+	case N4_OPT_MAX_PPS:
+		o->client.max_pps = u;
+		o->server.max_pps = u;
+		break;
+	default:
+		set_server_number(&o->server, &o->log_rate, id, u);
+		break;
+	}
+}
+
+static int parse_number(struct n4_opts *o, const struct n4_opt_def *d, char *err, size_t err_len)
+{
+	char flag[32], range[48], what[96];
+	long v;
+
+	if (n4_opt_parse(d, optarg, &v) == 0) {
+		set_number(o, d->id, v);
+		return 0;
+	}
+	if (d->short_name)
+		snprintf(flag, sizeof(flag), "-%c", d->short_name);
+	else
+		snprintf(flag, sizeof(flag), "--%s", d->long_name);
+	snprintf(what, sizeof(what), "%s, %s", d->what, n4_opt_range(d, range, sizeof(range)));
+	return bad(err, err_len, flag, optarg, what);
+}
+
+/* A string into a fixed buffer: empty or too long is an error. */
+static int copy_arg(char *dst, size_t size, const char *flag, char *err, size_t err_len)
+{
+	if (!*optarg || strlen(optarg) >= size)
+		return bad(err, err_len, flag, optarg, "empty or too long");
+	snprintf(dst, size, "%s", optarg);
+	return 0;
+}
+
+static int parse_relay_ports(struct n4_server_cfg *sv, char *err, size_t err_len)
+{
+	unsigned lo, hi;
+	int used = 0;
+
+	if (sscanf(optarg, "%u-%u%n", &lo, &hi, &used) != 2 || (size_t)used != strlen(optarg) ||
+	    lo < 1 || hi > 65535 || lo > hi)
+		return bad(err, err_len, "--relay-ports", optarg,
+			   "LO-HI with 1 <= LO <= HI <= 65535");
+	sv->relay_port_lo = (uint16_t)lo;
+	sv->relay_port_hi = (uint16_t)hi;
+	return 0;
+}
+
+/* Options with a text value.  1: not one of them. */
+static int parse_text(struct n4_opts *o, int c, bool *have_ident, char *err, size_t err_len)
+{
+	switch (c) {
+	case 'h':
+		return copy_arg(o->host, sizeof(o->host), "-h", err, err_len);
+	case 'k':
+		return copy_arg(o->key_file, sizeof(o->key_file), "-k", err, err_len);
+	case OPT_BIND:
+		return copy_arg(o->bind, sizeof(o->bind), "--bind", err, err_len);
+	case 'a':
+		if (n4_ident_check(optarg))
+			return bad(err, err_len, "-a", optarg,
+				   "1 to 6 printable ASCII characters, no spaces");
+		snprintf(o->client.ident, sizeof(o->client.ident), "%s", optarg);
+		snprintf(o->server_ident, sizeof(o->server_ident), "%s", optarg);
+		*have_ident = true;
+		return 0;
+	case 'S':
+		if (strcmp(optarg, "auto") == 0)
+			o->client.strategy = N4_STRATEGY_AUTO;
+		else if (strcmp(optarg, "classic") == 0)
+			o->client.strategy = N4_STRATEGY_CLASSIC;
+		else
+			return bad(err, err_len, "--strategy", optarg, "auto or classic");
+		return 0;
+	case OPT_LOG:
+		if (n4_log_parse_level(optarg, &o->log_level))
+			return bad(err, err_len, "--log", optarg,
+				   "quiet, error, warn, info or debug");
+		return 0;
+	case OPT_RELAY_PORTS:
+		return parse_relay_ports(&o->server, err, err_len);
+	case OPT_EXEC:
+		if (!*optarg || !exec_template_ok(optarg))
+			return bad(err, err_len, "--exec", optarg,
+				   "a command; only %l, %h, %p and %% are substituted");
+		o->exec_cmd = optarg;
+		return 0;
+	case OPT_METRICS:
+		if (!*optarg || strlen(optarg) >= sizeof(o->metrics) || !strchr(optarg, ':'))
+			return bad(err, err_len, "--metrics", optarg, "ADDR:PORT");
+		snprintf(o->metrics, sizeof(o->metrics), "%s", optarg);
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* Options without a value.  1: not one of them. */
+static int parse_flag(struct n4_opts *o, int c, char *err, size_t err_len)
+{
+	switch (c) {
+	case 's':
+	case 'c': {
+		enum n4_mode m = c == 's' ? N4_MODE_SERVER : N4_MODE_CLIENT;
+		if (o->mode != N4_MODE_NONE && o->mode != m) {
+			snprintf(err, err_len, "-s and -c are exclusive");
 			return -EINVAL;
 		}
+		o->mode = m;
+		return 0;
 	}
-	if (optind < argc) {
-		snprintf(err, err_len, "unexpected argument '%s'", argv[optind]);
-		return -EINVAL;
+	case 'x':
+		o->client.any_peer_ip = true;
+		return 0;
+	case 'v':
+		o->log_level = N4_LOG_DEBUG;
+		return 0;
+	case 'q':
+		o->log_level = N4_LOG_WARN;
+		return 0;
+	case OPT_IPV4_ONLY:
+		o->server.family = AF_INET;
+		return 0;
+	case OPT_IPV6_ONLY:
+		o->server.family = AF_INET6;
+		return 0;
+	case OPT_NO_SWEEP:
+		o->client.no_sweep = true;
+		return 0;
+	case OPT_NO_RELAY:
+		o->client.no_relay = true;
+		o->server.no_relay = true;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	default:
+		return 1;
 	}
+}
+
+/* After the options: the mode's requirements. */
+static int check_mode(struct n4_opts *o, bool have_ident, char *err, size_t err_len)
+{
 	if (o->mode == N4_MODE_NONE) {
 		snprintf(err, err_len, "choose a mode: -s (server) or -c (client)");
 		return -EINVAL;
@@ -478,4 +524,44 @@ int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t er
 		o->server.bind_host = o->bind[0] ? o->bind : NULL;
 	}
 	return 0;
+}
+
+int n4_opts_parse(int argc, char **argv, struct n4_opts *o, char *err, size_t err_len)
+{
+	bool have_ident = false;
+	int c, rc;
+
+	memset(o, 0, sizeof(*o));
+	n4_client_cfg_init(&o->client);
+	n4_server_cfg_init(&o->server);
+	o->log_level = N4_LOG_INFO;
+	o->log_rate = 100;
+	optind = 0; /* full reset, so the parser can run more than once */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":sch:p:l:a:k:b:n:o:xS:t:r:vq", long_opts, NULL)) !=
+	       -1) {
+		const struct n4_opt_def *d = numeric_def(c);
+		if (c == OPT_HELP || c == OPT_VERSION) {
+			o->mode = c == OPT_HELP ? N4_MODE_HELP : N4_MODE_VERSION;
+			return 0;
+		}
+		if (c == ':') {
+			snprintf(err, err_len, "option %s needs a value", argv[optind - 1]);
+			return -EINVAL;
+		}
+		rc = d ? parse_number(o, d, err, err_len) : parse_flag(o, c, err, err_len);
+		if (rc == 1)
+			rc = parse_text(o, c, &have_ident, err, err_len);
+		if (rc == 1) {
+			snprintf(err, err_len, "unknown option %s", argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (rc)
+			return rc;
+	}
+	if (optind < argc) {
+		snprintf(err, err_len, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	return check_mode(o, have_ident, err, err_len);
 }

@@ -79,3 +79,39 @@ int n4_set_nonblock(int fd)
 		return -errno;
 	return 0;
 }
+
+bool n4_addr_to_v4(const struct sockaddr *a, socklen_t len, struct sockaddr_in *out)
+{
+	if (!a)
+		return false;
+	if (a->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		memcpy(out, a, sizeof(*out));
+		return true;
+	}
+	if (a->sa_family != AF_INET6 || len < sizeof(struct sockaddr_in6))
+		return false;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+	if (!IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = a6->sin6_port;
+	memcpy(&out->sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+	return true;
+}
+
+socklen_t n4_addr_from_v4(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = v4->sin_port;
+		a6->sin6_addr.s6_addr[10] = 0xff;
+		a6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(a6->sin6_addr.s6_addr + 12, &v4->sin_addr, 4);
+		return sizeof(*a6);
+	}
+	memcpy(out, v4, sizeof(*v4));
+	return sizeof(*v4);
+}

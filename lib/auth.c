@@ -3,9 +3,9 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "blake2s.h"
+#include "rand.h"
 
 #define MAC_OFF (N4_APUNCH_SIZE - N4_MAC_SIZE)
 
@@ -46,20 +46,10 @@ void n4_auth_bind(struct n4_auth *a, const struct sockaddr_in *peer, const struc
 
 int n4_auth_round(struct n4_auth *a, const struct n4_keyed *k)
 {
-	size_t have = 0;
-
 	memset(a, 0, sizeof(*a));
 	memcpy(a->mac_key, k->mac_key, sizeof(a->mac_key));
 	n4_ident_encode(k->short_id, a->ident);
-	while (have < sizeof(a->nonce)) {
-		ssize_t n = getrandom(a->nonce + have, sizeof(a->nonce) - have, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		have += (size_t)n;
-	}
-	return 0;
+	return n4_random_bytes(a->nonce, sizeof(a->nonce));
 }
 
 void n4_auth_encode(const struct n4_auth *a, uint8_t flags, uint8_t out[N4_APUNCH_SIZE])

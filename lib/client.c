@@ -20,6 +20,7 @@
 #include "punch.h"
 #include "relay_reg.h"
 #include "rendezvous.h"
+#include "resend.h"
 #include "wire.h"
 
 /* The final failure line: the caller's to write when it says so (the shim). */
@@ -272,68 +273,95 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
  * round's nonces, so both sides compute the MACs identically.  Only the relay
  * may speak for the peer here.  1 = authenticated WIN, 0 = none (lost round),
  * <0 = error. */
+struct relay_auth {
+	n4_client *c;
+	int fd;
+	const struct sockaddr_in *relay;
+	unsigned wait_ms;
+};
+
+static int relay_auth_send_flags(const struct relay_auth *a, uint8_t flags)
+{
+	uint8_t out[N4_APUNCH_SIZE];
+
+	n4_auth_encode(&a->c->auth, flags, out);
+	if (sendto(a->fd, out, sizeof(out), 0, (const struct sockaddr *)a->relay,
+		   sizeof(*a->relay)) < 0 &&
+	    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+		return -errno;
+	return 0;
+}
+
+static int relay_auth_send(void *arg)
+{
+	return relay_auth_send_flags(arg, 0);
+}
+
+/* One datagram: only the relay speaks for the peer. */
+static int relay_auth_readable(void *arg, uint64_t *next_send)
+{
+	struct relay_auth *a = arg;
+	uint8_t buf[128];
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	ssize_t r = recvfrom(a->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+			     &flen);
+
+	if (r < 0) {
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == ECONNREFUSED)
+			return 0;
+		return -errno;
+	}
+	if (flen < sizeof(from) || from.sin_family != AF_INET ||
+	    from.sin_addr.s_addr != a->relay->sin_addr.s_addr ||
+	    from.sin_port != a->relay->sin_port)
+		return 0;
+	enum n4_auth_verdict v = n4_auth_check(&a->c->auth, buf, (size_t)r);
+	if (v == N4_AUTH_OTHER)
+		return 0; /* a late registration ack, or noise */
+	if (v == N4_AUTH_BAD) {
+		if (a->c->auth.failures++ == 0)
+			n4_warn("datagram from the relay failed authentication (no key, "
+				"or another key)");
+		return 0;
+	}
+	/* Authentic: answer at once, echoing the peer's nonce. */
+	int err = relay_auth_send_flags(a, v == N4_AUTH_WIN ? N4_PUNCH_ACK : 0);
+	if (err)
+		return err;
+	if (v == N4_AUTH_WIN) {
+		n4_info(" => Peer authenticated through the relay ");
+		return 1;
+	}
+	*next_send = n4_now_ms() + a->wait_ms;
+	return 0;
+}
+
 static int relay_auth(n4_client *c, int fd, const struct sockaddr_in *relay, const struct n4_rv *rv,
 		      unsigned wait_ms, uint64_t deadline)
 {
-	uint8_t out[N4_APUNCH_SIZE];
-	uint64_t next_send = 0;
+	struct relay_auth a = { .c = c, .fd = fd, .relay = relay, .wait_ms = wait_ms };
+	struct n4_resend r = { .fd = fd,
+			       .interval_ms = wait_ms,
+			       .deadline_ms = deadline,
+			       .ctx = &c->ctx,
+			       .send = relay_auth_send,
+			       .readable = relay_auth_readable,
+			       .arg = &a };
 
 	n4_auth_bind(&c->auth, &rv->peer, rv->have_self ? &rv->self : NULL,
 		     rv->have_peer_nonce ? rv->peer_nonce : NULL);
-	for (;;) {
-		uint64_t now = n4_now_ms();
-		if (now >= deadline)
-			return 0;
-		if (now >= next_send) {
-			n4_auth_encode(&c->auth, 0, out);
-			if (sendto(fd, out, sizeof(out), 0, (const struct sockaddr *)relay,
-				   sizeof(*relay)) < 0 &&
-			    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
-				return -errno;
-			next_send = now + wait_ms;
-		}
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = n4_wait(&p, 1, next_send < deadline ? next_send : deadline, &c->ctx);
-		if (n < 0)
-			return n;
-		if (n == 0)
-			continue;
-		uint8_t buf[128];
-		struct sockaddr_in from;
-		socklen_t flen = sizeof(from);
-		ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
-				     &flen);
-		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == ECONNREFUSED)
-				continue;
-			return -errno;
-		}
-		if (flen < sizeof(from) || from.sin_family != AF_INET ||
-		    from.sin_addr.s_addr != relay->sin_addr.s_addr ||
-		    from.sin_port != relay->sin_port)
-			continue; /* only the relay speaks for the peer */
-		enum n4_auth_verdict v = n4_auth_check(&c->auth, buf, (size_t)r);
-		if (v == N4_AUTH_OTHER)
-			continue; /* a late registration ack, or noise */
-		if (v == N4_AUTH_BAD) {
-			if (c->auth.failures++ == 0)
-				n4_warn("datagram from the relay failed authentication (no key, "
-					"or another key)");
-			continue;
-		}
-		/* Authentic: answer at once, echoing the peer's nonce. */
-		n4_auth_encode(&c->auth, v == N4_AUTH_WIN ? N4_PUNCH_ACK : 0, out);
-		if (sendto(fd, out, sizeof(out), 0, (const struct sockaddr *)relay,
-			   sizeof(*relay)) < 0 &&
-		    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
-			return -errno;
-		if (v == N4_AUTH_WIN) {
-			n4_info(" => Peer authenticated through the relay ");
-			return 1;
-		}
-		next_send = n4_now_ms() + wait_ms;
-	}
+	return n4_resend_until(&r);
+}
+
+/* The kernel's port of fd, 0 if it cannot say. */
+static uint16_t local_port_of(int fd)
+{
+	struct sockaddr_in local;
+	socklen_t llen = sizeof(local);
+
+	return getsockname(fd, (struct sockaddr *)&local, &llen) ? 0 : ntohs(local.sin_port);
 }
 
 /* The server relays this pair: register pool socket 0 at our relay port; WIN
@@ -388,12 +416,196 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 	res->relayed = true;
 	res->peer_is_n4 = true;
 	memcpy(res->relay_token, rv->relay_token, N4_RELAY_TOKEN_SIZE);
-	struct sockaddr_in local;
-	socklen_t llen = sizeof(local);
-	res->local_port = getsockname(c->win_fd, (struct sockaddr *)&local, &llen)
-				  ? 0
-				  : ntohs(local.sin_port);
+	res->local_port = local_port_of(c->win_fd);
 	return 1;
+}
+
+/* This round's talk with the server up to the plan: HELLO, READY, then the
+ * EXCHANGEs (with discovery probes when granted).  When the server keeps the
+ * connection (N4_EXT_STAY) it is moved into *stay_fd; rv is closed on return.
+ * 0, ROUND_AGAIN (the server called the pairing off), or <0. */
+static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t deadline,
+		      struct n4_rv *rv, int *stay_fd, bool *server_seen)
+{
+	const struct n4_client_cfg *cfg = &c->cfg;
+	bool classic = cfg->strategy == N4_STRATEGY_CLASSIC;
+	int probe_fds[NPROBES], err;
+	unsigned nprobes = 0;
+
+	/* classic = the original on the wire: no extension offered. */
+	/* Keyed clients are relayed too: relay_auth proves the peer through it. */
+	bool relay_ok = !cfg->no_relay;
+	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | N4_EXT_LOCAL |
+				  (c->keyed ? N4_EXT_KEY : 0) | (relay_ok ? N4_EXT_RELAY : 0) |
+				  (cfg->stay ? N4_EXT_STAY : 0));
+	n4_rv_init(rv, server, c->ident, classic ? 0 : offer);
+	rv->lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
+	rv->nosweep = cfg->no_sweep;
+	if (c->keyed) {
+		rv->long_id = c->kid.long_id;
+		err = n4_auth_round(&c->auth, &c->kid); /* this round's nonce */
+		if (err)
+			return err;
+		rv->nonce = c->auth.nonce;
+	}
+	uint64_t now = n4_now_ms();
+	err = n4_rv_hello(rv, now + 5000 < deadline ? now + 5000 : deadline, &c->ctx);
+	if (err)
+		return err;
+	*server_seen = true;
+	now = n4_now_ms();
+	err = n4_rv_ready(rv, now + READY_WAIT_MS < deadline ? now + READY_WAIT_MS : deadline,
+			  &c->ctx);
+	if (err)
+		return rv->again ? ROUND_AGAIN : err;
+	if (rv->granted & N4_EXT_PROBE) {
+		while (nprobes < NPROBES) {
+			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (fd < 0)
+				break;
+			probe_fds[nprobes++] = fd;
+		}
+		rv->probe_fds = probe_fds;
+		rv->nprobes = nprobes;
+	}
+	now = n4_now_ms();
+	err = n4_rv_exchange(rv, c->pool.fds[0],
+			     now + EXCHANGE_WAIT_MS < deadline ? now + EXCHANGE_WAIT_MS : deadline,
+			     &c->ctx);
+	for (unsigned i = 0; i < nprobes; i++)
+		close(probe_fds[i]);
+	rv->probe_fds = NULL;
+	rv->nprobes = 0;
+	if (err && rv->again)
+		err = ROUND_AGAIN;
+	if (!err && (rv->granted & N4_EXT_STAY)) {
+		*stay_fd = rv->tcp_fd; /* kept for REPUNCH notices, if this round wins */
+		rv->tcp_fd = -1;
+	}
+	n4_rv_close(rv);
+	return err;
+}
+
+/* Whether this round's plan may be swept (-ENOTSUP: it cannot, or --no-sweep
+ * forbids it), at what pace, and whether the LAN path alone is tried. */
+static int accept_plan(n4_client *c, struct n4_rv *rv, bool *lan_only)
+{
+	const struct n4_client_cfg *cfg = &c->cfg;
+
+	c->refused_nosweep = false;
+	/* Without a public plan, or with one that --no-sweep forbids, the LAN
+	 * path (a direct one: one port of the partner) may still do. */
+	*lan_only = rv->npeer_local > 0 && (rv->plan.kind == N4_PLAN_IMPOSSIBLE ||
+					    (cfg->no_sweep && rv->plan.kind != N4_PLAN_DIRECT));
+	if (!*lan_only && rv->plan.kind == N4_PLAN_IMPOSSIBLE &&
+	    (rv->tune.flags & N4_TUNE_NOSWEEP)) {
+		n4_warn("this pair needs a sweep, which --no-sweep (here or at the peer) forbids");
+		c->refused_nosweep = true;
+		return -ENOTSUP;
+	}
+	if (!*lan_only && rv->plan.kind == N4_PLAN_IMPOSSIBLE) {
+		n4_warn("the server judged both NATs unpredictable in this round");
+		return -ENOTSUP;
+	}
+	if (!*lan_only && cfg->no_sweep && rv->plan.kind != N4_PLAN_DIRECT) {
+		/* Only a direct path sends nothing but to the peer's one port. */
+		n4_warn("the plan is a %s, and --no-sweep allows only direct paths",
+			plan_name(rv->plan.kind));
+		c->refused_nosweep = true;
+		return -ENOTSUP;
+	}
+	/* The server's pace, if it sets one, is a ceiling on ours. */
+	c->pacer.pps = cfg->max_pps;
+	if (rv->tune.max_pps && (!c->pacer.pps || rv->tune.max_pps < c->pacer.pps))
+		c->pacer.pps = rv->tune.max_pps;
+	if (c->pacer.tokens > c->pacer.pps)
+		c->pacer.tokens = c->pacer.pps;
+	if (*lan_only) {
+		n4_info(" Plan: none across the NAT; the LAN path alone ");
+		rv->plan.kind = N4_PLAN_IMPOSSIBLE; /* the sweep sends nothing across */
+		return n4_pool_resize(&c->pool, 1); /* only socket 0 punches the LAN */
+	}
+	return 0;
+}
+
+/* The sweep this round runs: target, plan, authentication, and how long
+ * (*round_ms) and in which confirmation mode, per strategy and peer. */
+static int prepare_sweep(n4_client *c, const struct n4_rv *rv, bool lan_only, bool peer_is_n4,
+			 struct n4_sweep *sw, unsigned *round_ms)
+{
+	const struct n4_client_cfg *cfg = &c->cfg;
+	bool classic = cfg->strategy == N4_STRATEGY_CLASSIC;
+	char b[32];
+
+	*sw = (struct n4_sweep){ .pool = &c->pool,
+				 .peer_ip = rv->peer.sin_addr,
+				 .any_ip = cfg->any_peer_ip,
+				 .plan = rv->plan,
+				 .pacer = &c->pacer };
+	memcpy(sw->ident, c->ident, N4_PAYLOAD_SIZE);
+	memcpy(sw->lan, rv->peer_local, sizeof(sw->lan));
+	sw->nlan = rv->npeer_local;
+	if (c->keyed) {
+		n4_auth_bind(&c->auth, &rv->peer, rv->have_self ? &rv->self : NULL,
+			     rv->have_peer_nonce ? rv->peer_nonce : NULL);
+		sw->auth = &c->auth;
+	}
+	sw->target = rv->peer;
+	sw->target.sin_port =
+		htons((uint16_t)target_port(ntohs(rv->peer.sin_port), cfg->peer_offset));
+	int err = apply_plan(c, sw);
+	if (err)
+		return err;
+	n4_info(" [ Target: %s ] ", n4_addr_str(&sw->target, b, sizeof(b)));
+
+	*round_ms = cfg->round_ms;
+	if (!*round_ms &&
+	    (rv->plan.kind == N4_PLAN_BDAY_LISTEN || rv->plan.kind == N4_PLAN_BDAY_PROBE))
+		*round_ms = BDAY_ROUND_MS;
+	if (!*round_ms && lan_only)
+		*round_ms = LAN_ONLY_ROUND_MS;
+	if (!*round_ms)
+		*round_ms = classic || !peer_is_n4 ? CLASSIC_ROUND_MS : AUTO_ROUND_MS;
+	if (classic) {
+		sw->classic = true;
+		c->confirm_mode = N4_CONFIRM_CLASSIC;
+	} else {
+		sw->low_ttl = cfg->low_ttl;
+		/* Jitter skews the two PEERINFOs' arrival: the server widens the
+		 * guard by what it measured (N4_EXT_SEQ). */
+		sw->guard_ms = rv->tune.guard_ms ? rv->tune.guard_ms : AUTO_GUARD_MS;
+		/* An original peer keeps its 10 s rounds and accepts only its exact
+		 * PUNCH bytes: stay in step with it (round_ms above) and speak v1. */
+		c->confirm_mode = peer_is_n4   ? N4_CONFIRM_ACK
+				  : rv->granted ? N4_CONFIRM_PLAIN
+						: N4_CONFIRM_UNKNOWN;
+	}
+	return 0;
+}
+
+/* The sweep won: keep the winning socket, confirm if the peer expects it. */
+static void take_win(n4_client *c, const struct n4_sweep *sw, bool peer_is_n4,
+		     struct n4_result *res)
+{
+	n4_info(" => Punch from peer ");
+	if (sw->via_lan)
+		n4_info(" [ Path: LAN, the partner's local address ] ");
+	c->win_fd = c->pool.fds[sw->winner];
+	c->ports_used = c->pool.n;
+	n4_pool_close(&c->pool, (int)sw->winner);
+	c->peer = sw->from;
+	c->got_ack = sw->got_ack;
+	c->won = true;
+	/* The original confirms before it reports; so does a RANGE walker, whose
+	 * peer may have settled on another socket than the one heard first: its
+	 * acknowledgement says which (n4_confirm). */
+	if (c->cfg.strategy == N4_STRATEGY_CLASSIC || sw->plan.kind == N4_PLAN_RANGE)
+		n4_client_confirm(c);
+	res->fd = c->win_fd;
+	res->peer = c->peer;
+	res->peer_is_n4 = peer_is_n4;
+	res->local_port = local_port_of(c->win_fd);
+	n4_debug("won with %u PUNCHes sent from %u sockets", sw->sent, c->ports_used);
 }
 
 /* One round: rendezvous, then sweep.  1 = WIN, 0 = lost round, ROUND_AGAIN,
@@ -402,8 +614,10 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		     uint64_t deadline, struct n4_result *res, bool *server_seen)
 {
 	const struct n4_client_cfg *cfg = &c->cfg;
-	bool classic = cfg->strategy == N4_STRATEGY_CLASSIC;
 	struct n4_rv rv;
+	struct n4_sweep sw;
+	unsigned round_ms;
+	bool lan_only;
 	int err, stay_fd = -1;
 
 	n4_info("==================");
@@ -417,60 +631,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			 strerror(-err));
 		return err;
 	}
-	/* classic = the original on the wire: no extension offered. */
-	/* Keyed clients are relayed too: relay_auth proves the peer through it. */
-	bool relay_ok = !cfg->no_relay;
-	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | N4_EXT_LOCAL |
-				  (c->keyed ? N4_EXT_KEY : 0) | (relay_ok ? N4_EXT_RELAY : 0) |
-				  (cfg->stay ? N4_EXT_STAY : 0));
-	n4_rv_init(&rv, server, c->ident, classic ? 0 : offer);
-	rv.lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
-	rv.nosweep = cfg->no_sweep;
-	int probe_fds[NPROBES];
-	unsigned nprobes = 0;
-	if (c->keyed) {
-		rv.long_id = c->kid.long_id;
-		err = n4_auth_round(&c->auth, &c->kid); /* this round's nonce */
-		if (err)
-			goto out;
-		rv.nonce = c->auth.nonce;
-	}
-	uint64_t now = n4_now_ms();
-	err = n4_rv_hello(&rv, now + 5000 < deadline ? now + 5000 : deadline, &c->ctx);
-	if (err)
-		goto out;
-	*server_seen = true;
-	now = n4_now_ms();
-	err = n4_rv_ready(&rv, now + READY_WAIT_MS < deadline ? now + READY_WAIT_MS : deadline,
-			  &c->ctx);
-	if (err && rv.again)
-		err = ROUND_AGAIN;
-	if (err)
-		goto out;
-	if (rv.granted & N4_EXT_PROBE) {
-		while (nprobes < NPROBES) {
-			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-			if (fd < 0)
-				break;
-			probe_fds[nprobes++] = fd;
-		}
-		rv.probe_fds = probe_fds;
-		rv.nprobes = nprobes;
-	}
-	now = n4_now_ms();
-	err = n4_rv_exchange(&rv, c->pool.fds[0],
-			     now + EXCHANGE_WAIT_MS < deadline ? now + EXCHANGE_WAIT_MS : deadline,
-			     &c->ctx);
-	for (unsigned i = 0; i < nprobes; i++)
-		close(probe_fds[i]);
-	nprobes = 0;
-	if (err && rv.again)
-		err = ROUND_AGAIN;
-	if (!err && (rv.granted & N4_EXT_STAY)) {
-		stay_fd = rv.tcp_fd; /* kept for REPUNCH notices, if this round wins */
-		rv.tcp_fd = -1;
-	}
-	n4_rv_close(&rv);
+	err = rendezvous(c, server, deadline, &rv, &stay_fd, server_seen);
 	if (err)
 		goto out;
 	if (rv.relay_port) {
@@ -485,92 +646,15 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		}
 		return err;
 	}
-	c->refused_nosweep = false;
-	/* Without a public plan, or with one that --no-sweep forbids, the LAN
-	 * path (a direct one: one port of the partner) may still do. */
-	bool nosweep = cfg->no_sweep || (rv.tune.flags & N4_TUNE_NOSWEEP);
-	bool lan_only = rv.npeer_local > 0 && (rv.plan.kind == N4_PLAN_IMPOSSIBLE ||
-					       (cfg->no_sweep && rv.plan.kind != N4_PLAN_DIRECT));
-	if (!lan_only && rv.plan.kind == N4_PLAN_IMPOSSIBLE && (rv.tune.flags & N4_TUNE_NOSWEEP)) {
-		n4_warn("this pair needs a sweep, which --no-sweep (here or at the peer) forbids");
-		c->refused_nosweep = true;
-		err = -ENOTSUP;
-		goto out;
-	}
-	if (!lan_only && rv.plan.kind == N4_PLAN_IMPOSSIBLE) {
-		n4_warn("the server judged both NATs unpredictable in this round");
-		err = -ENOTSUP;
-		goto out;
-	}
-	if (!lan_only && cfg->no_sweep && rv.plan.kind != N4_PLAN_DIRECT) {
-		/* Only a direct path sends nothing but to the peer's one port. */
-		n4_warn("the plan is a %s, and --no-sweep allows only direct paths",
-			plan_name(rv.plan.kind));
-		c->refused_nosweep = true;
-		err = -ENOTSUP;
-		goto out;
-	}
-	/* The server's pace, if it sets one, is a ceiling on ours. */
-	c->pacer.pps = cfg->max_pps;
-	if (rv.tune.max_pps && (!c->pacer.pps || rv.tune.max_pps < c->pacer.pps))
-		c->pacer.pps = rv.tune.max_pps;
-	if (c->pacer.tokens > c->pacer.pps)
-		c->pacer.tokens = c->pacer.pps;
-	if (lan_only) {
-		n4_info(" Plan: none across the NAT; the LAN path alone ");
-		rv.plan.kind = N4_PLAN_IMPOSSIBLE; /* the sweep sends nothing across */
-		err = n4_pool_resize(&c->pool, 1); /* only socket 0 punches the LAN */
-		if (err)
-			goto out;
-	}
-
-	struct n4_sweep sw = { .pool = &c->pool,
-			       .peer_ip = rv.peer.sin_addr,
-			       .any_ip = cfg->any_peer_ip,
-			       .plan = rv.plan,
-			       .pacer = &c->pacer };
-	memcpy(sw.ident, c->ident, N4_PAYLOAD_SIZE);
-	memcpy(sw.lan, rv.peer_local, sizeof(sw.lan));
-	sw.nlan = rv.npeer_local;
-	if (c->keyed) {
-		n4_auth_bind(&c->auth, &rv.peer, rv.have_self ? &rv.self : NULL,
-			     rv.have_peer_nonce ? rv.peer_nonce : NULL);
-		sw.auth = &c->auth;
-	}
-	sw.target = rv.peer;
-	sw.target.sin_port =
-		htons((uint16_t)target_port(ntohs(rv.peer.sin_port), cfg->peer_offset));
-	err = apply_plan(c, &sw);
+	err = accept_plan(c, &rv, &lan_only);
 	if (err)
 		goto out;
-	char b[32];
-	n4_info(" [ Target: %s ] ", n4_addr_str(&sw.target, b, sizeof(b)));
-
 	/* A keyed peer that passes authentication is ours by construction. */
 	bool peer_is_n4 = (rv.granted && (rv.peer_flags & N4_PEER_N4)) || c->keyed;
-	unsigned round_ms = cfg->round_ms;
-	if (!round_ms &&
-	    (rv.plan.kind == N4_PLAN_BDAY_LISTEN || rv.plan.kind == N4_PLAN_BDAY_PROBE))
-		round_ms = BDAY_ROUND_MS;
-	if (!round_ms && lan_only)
-		round_ms = LAN_ONLY_ROUND_MS;
-	if (!round_ms)
-		round_ms = classic || !peer_is_n4 ? CLASSIC_ROUND_MS : AUTO_ROUND_MS;
-	if (classic) {
-		sw.classic = true;
-		c->confirm_mode = N4_CONFIRM_CLASSIC;
-	} else {
-		sw.low_ttl = cfg->low_ttl;
-		/* Jitter skews the two PEERINFOs' arrival: the server widens the
-		 * guard by what it measured (N4_EXT_SEQ). */
-		sw.guard_ms = rv.tune.guard_ms ? rv.tune.guard_ms : AUTO_GUARD_MS;
-		/* An original peer keeps its 10 s rounds and accepts only its exact
-		 * PUNCH bytes: stay in step with it (round_ms above) and speak v1. */
-		c->confirm_mode = peer_is_n4   ? N4_CONFIRM_ACK
-				  : rv.granted ? N4_CONFIRM_PLAIN
-					       : N4_CONFIRM_UNKNOWN;
-	}
-	now = n4_now_ms();
+	err = prepare_sweep(c, &rv, lan_only, peer_is_n4, &sw, &round_ms);
+	if (err)
+		goto out;
+	uint64_t now = n4_now_ms();
 	int won = n4_sweep_run(&sw, now + round_ms < deadline ? now + round_ms : deadline, &c->ctx);
 	if (won == 0 && c->keyed && c->auth.failures) {
 		char pb[32];
@@ -582,7 +666,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		/* LAN alone lost: as unpunchable as without it (refused at two). */
 		err = won == 0 && lan_only ? -ENOTSUP : won;
 		if (err == -ENOTSUP) {
-			c->refused_nosweep = nosweep;
+			c->refused_nosweep = cfg->no_sweep || (rv.tune.flags & N4_TUNE_NOSWEEP);
 			n4_warn("no answer from the partner's local address, and no plan "
 				"across the NAT to fall back on");
 		}
@@ -591,36 +675,11 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	if (c->stay_fd >= 0)
 		close(c->stay_fd);
 	c->stay_fd = stay_fd;
-	stay_fd = -1;
-	n4_info(" => Punch from peer ");
-	if (sw.via_lan)
-		n4_info(" [ Path: LAN, the partner's local address ] ");
-	c->win_fd = c->pool.fds[sw.winner];
-	c->ports_used = c->pool.n;
-	n4_pool_close(&c->pool, (int)sw.winner);
-	c->peer = sw.from;
-	c->got_ack = sw.got_ack;
-	c->won = true;
-	/* The original confirms before it reports; so does a RANGE walker, whose
-	 * peer may have settled on another socket than the one heard first: its
-	 * acknowledgement says which (n4_confirm). */
-	if (classic || sw.plan.kind == N4_PLAN_RANGE)
-		n4_client_confirm(c);
-	res->fd = c->win_fd;
-	res->peer = c->peer;
-	res->peer_is_n4 = peer_is_n4;
-	struct sockaddr_in local;
-	socklen_t llen = sizeof(local);
-	res->local_port = getsockname(c->win_fd, (struct sockaddr *)&local, &llen)
-				  ? 0
-				  : ntohs(local.sin_port);
-	n4_debug("won with %u PUNCHes sent from %u sockets", sw.sent, c->ports_used);
+	take_win(c, &sw, peer_is_n4, res);
 	return 1;
 out:
 	if (stay_fd >= 0)
 		close(stay_fd);
-	for (unsigned i = 0; i < nprobes; i++)
-		close(probe_fds[i]);
 	n4_rv_close(&rv);
 	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, -1);

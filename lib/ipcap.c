@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
+
+#include "addr.h"
+#include "rand.h"
 
 /* ---- SipHash-2-4 (Aumasson and Bernstein), enough for keys of a few bytes ---- */
 
@@ -63,7 +65,7 @@ uint64_t n4_keyed_hash(const void *data, size_t len, const uint64_t key[2])
 
 void n4_hash_key_init(uint64_t key[2])
 {
-	if (getrandom(key, 2 * sizeof(key[0]), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(key[0])))
+	if (n4_random_bytes_nowait(key, 2 * sizeof(key[0])) == 0)
 		return;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -75,17 +77,7 @@ void n4_hash_key_init(uint64_t key[2])
 
 bool n4_sa_to_v4(const union n4_sa *a, struct sockaddr_in *out)
 {
-	if (a->sa.sa_family == AF_INET) {
-		*out = a->v4;
-		return true;
-	}
-	if (a->sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a->v6.sin6_addr))
-		return false;
-	memset(out, 0, sizeof(*out));
-	out->sin_family = AF_INET;
-	out->sin_port = a->v6.sin6_port;
-	memcpy(&out->sin_addr, a->v6.sin6_addr.s6_addr + 12, 4);
-	return true;
+	return n4_addr_to_v4(&a->sa, sizeof(*a), out);
 }
 
 const char *n4_sa_str(const union n4_sa *a, char *buf, size_t len)

@@ -7,11 +7,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "blake2s.h"
+#include "rand.h"
 
 #define KEY_FILE_MAX 4096
 
@@ -19,17 +19,7 @@ static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 int n4_key_generate(uint8_t key[N4_KEY_SIZE])
 {
-	size_t have = 0;
-
-	while (have < N4_KEY_SIZE) {
-		ssize_t n = getrandom(key + have, N4_KEY_SIZE - have, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		have += (size_t)n;
-	}
-	return 0;
+	return n4_random_bytes(key, N4_KEY_SIZE);
 }
 
 void n4_key_encode(const uint8_t key[N4_KEY_SIZE], char out[N4_KEY_B64_LEN + 1])
@@ -168,6 +158,57 @@ out_close:
 	if (!is_stdin)
 		close(fd);
 	return err;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int n4_key_write_new(const char *path, const char *text, char *why, size_t why_len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+
+	if (fd < 0) {
+		int err = -errno;
+		if (err == -EEXIST)
+			snprintf(why, why_len,
+				 "'%s' exists: not overwriting it with a new key (remove it first)",
+				 path);
+		else
+			snprintf(why, why_len, "cannot create '%s': %s", path, strerror(-err));
+		return err;
+	}
+	int err = write_all(fd, text, strlen(text));
+	if (!err)
+		err = write_all(fd, "\n", 1);
+	if (close(fd) && !err)
+		err = -errno;
+	if (err) {
+		/* No half key left behind for a later -k to stumble on. */
+		snprintf(why, why_len, "cannot write '%s': %s%s", path, strerror(-err),
+			 unlink(path) ? " (remove it)" : "");
+	}
+	return err;
+}
+
+bool n4_key_fd_exposed(int fd, unsigned *mode)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return false;
+	*mode = (unsigned)(st.st_mode & 07777);
+	return (st.st_mode & (S_IRWXG | S_IRWXO)) != 0;
 }
 
 static void prf(const uint8_t key[N4_KEY_SIZE], const char *label, const char *ident, uint8_t *out,

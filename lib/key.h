@@ -7,6 +7,7 @@
 #ifndef N4_KEY_H
 #define N4_KEY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,14 @@ int n4_key_decode(const void *text, size_t len, uint8_t key[N4_KEY_SIZE]);
  * read, as ssh does for private keys.  On error returns -errno and writes one
  * line naming the file and the reason into why. */
 int n4_key_load(const char *path, uint8_t key[N4_KEY_SIZE], char *why, size_t why_len);
+/* Write text and a newline to a new file at path with mode 0600 (less if the
+ * umask says so): O_CREAT|O_EXCL, so an existing file, a link among them, is
+ * never overwritten (-EEXIST).  On error returns -errno and writes one line
+ * into why; a partly written file is removed. */
+int n4_key_write_new(const char *path, const char *text, char *why, size_t why_len);
+/* True if fd is a regular file that group or others may access: a key written
+ * there is refused by n4_key_load (the shell's `> file` gives 0644). */
+bool n4_key_fd_exposed(int fd, unsigned *mode);
 /* Everything the identifier ident (1..6 characters) and the key give. */
 int n4_key_derive(const uint8_t key[N4_KEY_SIZE], const char *ident, struct n4_keyed *out);
 

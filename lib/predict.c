@@ -102,11 +102,109 @@ static const char *order_by_ports(struct n4_obs *obs, unsigned n, uint16_t s0_po
 	return NULL;
 }
 
+/* Ordered observations: sorted by send order, and their allocation times
+ * placed on the server's clock.  The client's send schedule sits at the
+ * least-delayed probe (jitter only ever adds to the one-way delay's floor),
+ * and the spread of the rest is the jitter.  *base: that least delay. */
+static int place_in_time(struct n4_obs *obs, unsigned n, struct n4_nat_model *m, uint64_t *base)
+{
+	uint64_t worst = 0;
+
+	*base = UINT64_MAX;
+	qsort(obs, n, sizeof(*obs), cmp_order);
+	for (unsigned i = 0; i < n; i++) {
+		if (i && obs[i].order == obs[i - 1].order)
+			return -EINVAL; /* one allocation reported twice */
+		if (!obs[i].timed || obs[i].t_ms < obs[i].send_ms)
+			continue;
+		uint64_t z = obs[i].t_ms - obs[i].send_ms;
+		*base = z < *base ? z : *base;
+		worst = z > worst ? z : worst;
+	}
+	if (*base == UINT64_MAX)
+		return -EINVAL;
+	m->jitter_ms = (unsigned)(worst - *base > 60000 ? 60000 : worst - *base);
+	return 0;
+}
+
+struct steps {
+	unsigned g; /* the step, unsigned */
+	int sign;
+	unsigned wraps, wrap_at;
+};
+
+/* Consecutive allocations: all one sign, a multiple of one step apart
+ * (other hosts' mappings in between), except at most one jump of the
+ * other sign where the counter wrapped inside its port block.  NULL, or
+ * why the ports fit no counter. */
+static const char *fit_steps(const struct n4_obs *obs, unsigned n, bool ordered, struct steps *st)
+{
+	unsigned n_up = 0, n_down = 0;
+
+	memset(st, 0, sizeof(*st));
+	for (unsigned i = 0; i + 1 < n; i++) {
+		long d = (long)obs[i + 1].port - (long)obs[i].port;
+		if (d == 0)
+			return "two mappings on one port";
+		if (d > INC_MAX_GAP || d < -INC_MAX_GAP) {
+			st->wraps++;
+			st->wrap_at = i;
+			continue;
+		}
+		if (d > 0)
+			n_up++;
+		else
+			n_down++;
+		st->g = gcd(st->g, (unsigned)(d > 0 ? d : -d));
+	}
+	if (n_up && n_down)
+		return "ports go both up and down";
+	if (!n_up && !n_down)
+		return "ports too far apart";
+	st->sign = n_up ? 1 : -1;
+	if (st->wraps > 1 ||
+	    (st->wraps == 1 &&
+	     (!ordered ||
+	      ((long)obs[st->wrap_at + 1].port - (long)obs[st->wrap_at].port) * st->sign > 0)))
+		return "ports too far apart";
+	return NULL;
+}
+
+/* Other hosts' allocations per ms between ours, and when our last one was. */
+static void fit_rate(const struct n4_obs *obs, unsigned n, bool ordered, uint64_t base,
+		     const struct steps *st, uint16_t pmin, uint16_t pmax, struct n4_nat_model *m)
+{
+	double foreign = 0, span = 0;
+
+	if (ordered) {
+		for (unsigned i = 0; i + 1 < n; i++) {
+			if (st->wraps && i == st->wrap_at)
+				continue; /* how many ports the wrap skipped is unknown */
+			long d = (long)obs[i + 1].port - (long)obs[i].port;
+			foreign += (double)(d > 0 ? d : -d) / st->g - 1.0;
+			span += (double)obs[i + 1].send_ms - (double)obs[i].send_ms;
+		}
+		m->last_ms = base + obs[n - 1].send_ms;
+	} else {
+		uint64_t t_min = obs[0].t_ms, t_max = obs[0].t_ms;
+		for (unsigned i = 1; i < n; i++) {
+			t_min = obs[i].t_ms < t_min ? obs[i].t_ms : t_min;
+			t_max = obs[i].t_ms > t_max ? obs[i].t_ms : t_max;
+		}
+		foreign = (double)(pmax - pmin) / st->g - (double)(n - 1);
+		span = (double)(t_max - t_min);
+		m->last_ms = t_max;
+	}
+	m->rate_per_ms = span >= 1.0 && foreign > 0 ? foreign / span : 0.0;
+}
+
 int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 {
 	struct n4_obs obs[N4_OBS_MAX];
 	const struct n4_obs *s0 = NULL, *s0b = NULL;
 	bool ordered = true;
+	struct steps st;
+	uint64_t base = 0;
 
 	memset(m, 0, sizeof(*m));
 	if (n < 2 || n > N4_OBS_MAX)
@@ -130,59 +228,20 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 		m->last_ms = s0->t_ms;
 		return 0;
 	}
-	/* Allocation times on the server's clock.  Ordered: the client's send
-	 * schedule placed at the least-delayed probe (jitter only ever adds to the
-	 * one-way delay's floor), and the spread of the rest is the jitter. */
-	uint64_t base = UINT64_MAX, worst = 0;
 	if (ordered) {
-		qsort(obs, n, sizeof(*obs), cmp_order);
-		for (unsigned i = 0; i < n; i++) {
-			if (i && obs[i].order == obs[i - 1].order)
-				return -EINVAL; /* one allocation reported twice */
-			if (!obs[i].timed || obs[i].t_ms < obs[i].send_ms)
-				continue;
-			uint64_t z = obs[i].t_ms - obs[i].send_ms;
-			base = z < base ? z : base;
-			worst = z > worst ? z : worst;
-		}
-		if (base == UINT64_MAX)
-			return -EINVAL;
-		m->jitter_ms = (unsigned)(worst - base > 60000 ? 60000 : worst - base);
+		int err = place_in_time(obs, n, m, &base);
+		if (err)
+			return err;
 	} else {
 		const char *why = order_by_ports(obs, n, s0->port);
 		if (why)
 			return fit_nothing(m, why);
 	}
-	/* Consecutive allocations: all one sign, a multiple of one step apart
-	 * (other hosts' mappings in between), except at most one jump of the
-	 * other sign where the counter wrapped inside its port block. */
-	unsigned g = 0, n_up = 0, n_down = 0, wraps = 0, wrap_at = 0;
-	for (unsigned i = 0; i + 1 < n; i++) {
-		long d = (long)obs[i + 1].port - (long)obs[i].port;
-		if (d == 0)
-			return fit_nothing(m, "two mappings on one port");
-		if (d > INC_MAX_GAP || d < -INC_MAX_GAP) {
-			wraps++;
-			wrap_at = i;
-			continue;
-		}
-		if (d > 0)
-			n_up++;
-		else
-			n_down++;
-		g = gcd(g, (unsigned)(d > 0 ? d : -d));
-	}
-	if (n_up && n_down)
-		return fit_nothing(m, "ports go both up and down");
-	if (!n_up && !n_down)
-		return fit_nothing(m, "ports too far apart");
-	int sign = n_up ? 1 : -1;
-	if (wraps > 1 ||
-	    (wraps == 1 &&
-	     (!ordered || ((long)obs[wrap_at + 1].port - (long)obs[wrap_at].port) * sign > 0)))
-		return fit_nothing(m, "ports too far apart");
+	const char *why = fit_steps(obs, n, ordered, &st);
+	if (why)
+		return fit_nothing(m, why);
 	m->kind = N4_NAT_INC;
-	m->step = sign * (int)g;
+	m->step = st.sign * (int)st.g;
 	m->last_port = obs[n - 1].port;
 	m->block_lo = RANDOM_LO;
 	m->block_hi = 65535;
@@ -191,7 +250,7 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 		pmin = obs[i].port < pmin ? obs[i].port : pmin;
 		pmax = obs[i].port > pmax ? obs[i].port : pmax;
 	}
-	if (wraps) {
+	if (st.wraps) {
 		/* The block's edges lie at or beyond what we saw: assume the
 		 * tightest block, so predictions wrap where the counter did. */
 		m->block_lo = pmin;
@@ -199,27 +258,7 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 	} else if (pmin < m->block_lo) {
 		m->block_lo = pmin;
 	}
-	double foreign = 0, span = 0;
-	if (ordered) {
-		for (unsigned i = 0; i + 1 < n; i++) {
-			if (wraps && i == wrap_at)
-				continue; /* how many ports the wrap skipped is unknown */
-			long d = (long)obs[i + 1].port - (long)obs[i].port;
-			foreign += (double)(d > 0 ? d : -d) / g - 1.0;
-			span += (double)obs[i + 1].send_ms - (double)obs[i].send_ms;
-		}
-		m->last_ms = base + obs[n - 1].send_ms;
-	} else {
-		uint64_t t_min = obs[0].t_ms, t_max = obs[0].t_ms;
-		for (unsigned i = 1; i < n; i++) {
-			t_min = obs[i].t_ms < t_min ? obs[i].t_ms : t_min;
-			t_max = obs[i].t_ms > t_max ? obs[i].t_ms : t_max;
-		}
-		foreign = (double)(pmax - pmin) / g - (double)(n - 1);
-		span = (double)(t_max - t_min);
-		m->last_ms = t_max;
-	}
-	m->rate_per_ms = span >= 1.0 && foreign > 0 ? foreign / span : 0.0;
+	fit_rate(obs, n, ordered, base, &st, pmin, pmax, m);
 	return 0;
 }
 

@@ -6,13 +6,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "log.h"
 #include "loop.h"
+#include "rand.h"
+#include "resend.h"
 
 static int open_one(struct n4_pool *pool, unsigned i)
 {
@@ -364,13 +365,115 @@ static void adopt_ack_port(struct sockaddr_in *peer, const struct sockaddr_in *f
 /* A listening side re-opens its mappings (low TTL) this often. */
 #define REOPEN_MS 1000
 
+/* When each kind of send of a sweep is due. */
+struct sweep_clock {
+	uint64_t start, first_full, next_send;
+	uint64_t lan_next;  /* the LAN path's next resend */
+	uint64_t pub_start; /* the public plan's first send */
+	uint64_t pass_wait; /* a paced pass resumes then */
+	unsigned passes, lan_passes;
+	bool pub_started, low_ttl;
+	uint64_t rng;
+};
+
+static void sweep_clock_init(const struct n4_sweep *sw, struct sweep_clock *k)
+{
+	enum n4_plan_kind kind = sw->plan.kind;
+
+	memset(k, 0, sizeof(*k));
+	if (n4_random_bytes_nowait(&k->rng, sizeof(k->rng)) < 0 || k->rng == 0)
+		k->rng = n4_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
+	k->start = k->first_full = n4_now_ms();
+	k->low_ttl = sw->low_ttl > 0 && kind != N4_PLAN_BDAY_PROBE;
+	/* The LAN path first (see N4_LAN_FIRST_MS), on the same resend schedule
+	 * and unpaced (it crosses no NAT and no uplink); both sides of a pair get
+	 * the same head start, so the public plan stays synchronised.  No plan
+	 * (both NATs random): the LAN path alone. */
+	k->lan_next = sw->nlan ? k->start : UINT64_MAX;
+	k->pub_start = kind == N4_PLAN_IMPOSSIBLE ? UINT64_MAX
+		       : sw->nlan		  ? k->start + N4_LAN_FIRST_MS
+						  : k->start;
+	k->next_send = k->pub_start;
+	k->pass_wait = UINT64_MAX;
+}
+
+/* The public plan's first send: the original's five passes, or the
+ * low-TTL pre-opening followed by a guard. */
+static void sweep_start_public(struct n4_sweep *sw, struct sweep_clock *k, const uint8_t *msg,
+			       uint64_t now)
+{
+	k->pub_started = true;
+	k->first_full = k->next_send = now;
+	if (sw->classic) {
+		/* exactly the original: five passes at once, unpaced */
+		sw->pacer = NULL;
+		for (int pass = 0; pass < 5; pass++)
+			send_pass(sw, msg, false);
+		n4_info(" <= Punch ");
+		k->next_send = UINT64_MAX;
+	} else if (k->low_ttl) {
+		preopen_pass(sw, msg);
+		k->first_full = k->next_send = now + sw->guard_ms;
+	}
+}
+
+/* A pass of the public plan, by its kind. */
+static void sweep_pass(struct n4_sweep *sw, struct sweep_clock *k, const uint8_t *msg,
+		       uint64_t now)
+{
+	enum n4_plan_kind kind = sw->plan.kind;
+
+	if (k->passes++ == 0)
+		n4_info(" <= Punch ");
+	if (kind == N4_PLAN_BDAY_LISTEN && k->low_ttl) {
+		/* Full-TTL packets would reach the peer's NAT and, on a
+		 * stateful NAT, occupy the very tuple its probes need:
+		 * only keep our mappings open and wait to be found. */
+		preopen_pass(sw, msg);
+		k->next_send = now + REOPEN_MS;
+	} else if (kind == N4_PLAN_BDAY_PROBE) {
+		for (int i = 0; i < BDAY_CHUNK && pacer_take(sw->pacer); i++) {
+			uint64_t r = rng_next(&k->rng) % sw->plan.count;
+			send_one(sw, 0, (uint16_t)(sw->plan.lo + r), msg);
+		}
+		k->next_send = now + BDAY_TICK_MS;
+	} else {
+		/* the first full-TTL pass goes whole, as the pre-opening */
+		if (!send_pass(sw, msg, k->passes == 1))
+			k->pass_wait = pacer_next_ms(sw->pacer);
+		k->next_send = k->first_full + next_resend_ms(k->passes - 1);
+	}
+}
+
+/* Everything due now; returns when to wake for the next send. */
+static uint64_t sweep_send_due(struct n4_sweep *sw, struct sweep_clock *k, const uint8_t *msg)
+{
+	uint64_t now = n4_now_ms();
+
+	if (now >= k->lan_next) {
+		if (k->lan_passes == 0)
+			n4_info(" <= Punch (local address) ");
+		send_lan(sw, msg);
+		k->lan_next = k->start + next_resend_ms(k->lan_passes++);
+	}
+	if (!k->pub_started && now >= k->pub_start)
+		sweep_start_public(sw, k, msg, now);
+	if (sw->pass_pos < sw->pass_len)
+		k->pass_wait =
+			send_pass_from(sw, msg, false) ? UINT64_MAX : pacer_next_ms(sw->pacer);
+	else if (now >= k->next_send)
+		sweep_pass(sw, k, msg, now);
+	/* A paced pass still going: the next one waits for it. */
+	uint64_t until = sw->pass_pos < sw->pass_len ? k->pass_wait : k->next_send;
+	return k->lan_next < until ? k->lan_next : until;
+}
+
 int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	const struct n4_pool *pool = sw->pool;
-	enum n4_plan_kind kind = sw->plan.kind;
 	uint8_t msg[N4_MSG_SIZE];
 	struct pollfd *pfd = calloc(pool->n, sizeof(*pfd));
-	uint64_t rng = 0;
+	struct sweep_clock k;
 	int ret = 0;
 
 	if (!pfd)
@@ -381,75 +484,9 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 	if (sw->auth)
 		n4_auth_encode(sw->auth, 0, sw->amsg);
 	sw->sent = 0;
-	if (getrandom(&rng, sizeof(rng), GRND_NONBLOCK) != sizeof(rng) || rng == 0)
-		rng = n4_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
-
-	uint64_t start = n4_now_ms(), first_full = start, next_send = start;
-	unsigned passes = 0, lan_passes = 0;
-	bool low_ttl = sw->low_ttl > 0 && kind != N4_PLAN_BDAY_PROBE;
-	/* The LAN path first (see N4_LAN_FIRST_MS), on the same resend schedule
-	 * and unpaced (it crosses no NAT and no uplink); both sides of a pair get
-	 * the same head start, so the public plan stays synchronised.  No plan
-	 * (both NATs random): the LAN path alone. */
-	uint64_t lan_next = sw->nlan ? start : UINT64_MAX;
-	uint64_t pub_start = kind == N4_PLAN_IMPOSSIBLE ? UINT64_MAX
-			     : sw->nlan			? start + N4_LAN_FIRST_MS
-							: start;
-	bool pub_started = false;
-	next_send = pub_start;
-	uint64_t pass_wait = UINT64_MAX; /* a paced pass resumes then */
+	sweep_clock_init(sw, &k);
 	for (;;) {
-		uint64_t now = n4_now_ms();
-		if (now >= lan_next) {
-			if (lan_passes == 0)
-				n4_info(" <= Punch (local address) ");
-			send_lan(sw, msg);
-			lan_next = start + next_resend_ms(lan_passes++);
-		}
-		if (!pub_started && now >= pub_start) {
-			pub_started = true;
-			first_full = next_send = now;
-			if (sw->classic) {
-				/* exactly the original: five passes at once, unpaced */
-				sw->pacer = NULL;
-				for (int pass = 0; pass < 5; pass++)
-					send_pass(sw, msg, false);
-				n4_info(" <= Punch ");
-				next_send = UINT64_MAX;
-			} else if (low_ttl) {
-				preopen_pass(sw, msg);
-				first_full = next_send = now + sw->guard_ms;
-			}
-		}
-		if (sw->pass_pos < sw->pass_len) {
-			pass_wait = send_pass_from(sw, msg, false) ? UINT64_MAX
-								   : pacer_next_ms(sw->pacer);
-		} else if (now >= next_send) {
-			if (passes++ == 0)
-				n4_info(" <= Punch ");
-			if (kind == N4_PLAN_BDAY_LISTEN && low_ttl) {
-				/* Full-TTL packets would reach the peer's NAT and, on a
-				 * stateful NAT, occupy the very tuple its probes need:
-				 * only keep our mappings open and wait to be found. */
-				preopen_pass(sw, msg);
-				next_send = now + REOPEN_MS;
-			} else if (kind == N4_PLAN_BDAY_PROBE) {
-				for (int k = 0; k < BDAY_CHUNK && pacer_take(sw->pacer); k++) {
-					uint64_t r = rng_next(&rng) % sw->plan.count;
-					send_one(sw, 0, (uint16_t)(sw->plan.lo + r), msg);
-				}
-				next_send = now + BDAY_TICK_MS;
-			} else {
-				/* the first full-TTL pass goes whole, as the pre-opening */
-				if (!send_pass(sw, msg, passes == 1))
-					pass_wait = pacer_next_ms(sw->pacer);
-				next_send = first_full + next_resend_ms(passes - 1);
-			}
-		}
-		/* A paced pass still going: the next one waits for it. */
-		uint64_t until = sw->pass_pos < sw->pass_len ? pass_wait : next_send;
-		if (lan_next < until)
-			until = lan_next;
+		uint64_t until = sweep_send_due(sw, &k, msg);
 		if (until > deadline_ms)
 			until = deadline_ms;
 		int n = n4_wait(pfd, pool->n, until, ctx);
@@ -477,100 +514,131 @@ out:
 	return ret;
 }
 
+/* The state n4_confirm's resend loop works on (resend.h). */
+struct confirm {
+	int fd;
+	struct sockaddr_in *peer;
+	const uint8_t *ident;
+	enum n4_confirm_mode mode;
+	uint8_t plain[N4_MSG_SIZE], ack[N4_MSG_SIZE];
+	unsigned sent;
+	bool acked;
+};
+
+static int confirm_send(void *arg)
+{
+	struct confirm *k = arg;
+	bool last = k->acked && k->mode != N4_CONFIRM_CLASSIC && k->mode != N4_CONFIRM_PLAIN;
+
+	if (k->mode != N4_CONFIRM_ACK)
+		sendto(k->fd, k->plain, sizeof(k->plain), 0, (const struct sockaddr *)k->peer,
+		       sizeof(*k->peer));
+	if (k->mode == N4_CONFIRM_ACK || k->mode == N4_CONFIRM_UNKNOWN)
+		sendto(k->fd, k->ack, sizeof(k->ack), 0, (const struct sockaddr *)k->peer,
+		       sizeof(*k->peer));
+	k->sent++;
+	/* One acknowledgement answers the peer's: then both know. */
+	return last || (k->mode == N4_CONFIRM_CLASSIC && k->sent >= 10);
+}
+
+static int confirm_readable(void *arg, uint64_t *next_send)
+{
+	struct confirm *k = arg;
+	uint8_t buf[64];
+	struct sockaddr_in from;
+	ssize_t r;
+
+	while ((r = recv_pending(k->fd, buf, sizeof(buf), &from)) >= 0) {
+		if (r == N4_MSG_SIZE && buf[0] == N4_CMD_PUNCH &&
+		    (buf[1] & N4_PUNCH_ACK) && memcmp(buf + 2, k->ident, N4_PAYLOAD_SIZE) == 0 &&
+		    from.sin_addr.s_addr == k->peer->sin_addr.s_addr && !k->acked) {
+			adopt_ack_port(k->peer, &from);
+			k->acked = true;
+			*next_send = 0; /* answer it at once */
+		}
+	}
+	return 0;
+}
+
 int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
 	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
 	       const struct n4_waitctx *ctx)
 {
-	uint8_t plain[N4_MSG_SIZE], ack[N4_MSG_SIZE];
-	uint64_t start = n4_now_ms(), end = start + confirm_ms;
-	unsigned tick_ms = (mode == N4_CONFIRM_ACK || mode == N4_CONFIRM_UNKNOWN) ? 100 : 200;
-	unsigned sent = 0;
-	bool acked = already_acked;
+	struct confirm k = { .fd = fd, .peer = peer, .ident = ident, .mode = mode,
+			     .acked = already_acked };
+	struct n4_resend r = {
+		.fd = fd,
+		.interval_ms = (mode == N4_CONFIRM_ACK || mode == N4_CONFIRM_UNKNOWN) ? 100 : 200,
+		/* classic: exactly ten, however long they take */
+		.deadline_ms = mode == N4_CONFIRM_CLASSIC ? UINT64_MAX : n4_now_ms() + confirm_ms,
+		.send_at_deadline = true,
+		.ctx = ctx,
+		.send = confirm_send,
+		.readable = confirm_readable,
+		.arg = &k,
+	};
 
-	n4_punch_bytes(ident, 0, plain);
-	n4_punch_bytes(ident, N4_PUNCH_ACK, ack);
-	if (mode == N4_CONFIRM_CLASSIC)
-		end = UINT64_MAX; /* exactly ten, however long they take */
-	for (uint64_t next = start;;) {
-		uint64_t now = n4_now_ms();
-		if (now >= next) {
-			bool last = acked && mode != N4_CONFIRM_CLASSIC && mode != N4_CONFIRM_PLAIN;
-			if (mode != N4_CONFIRM_ACK)
-				sendto(fd, plain, sizeof(plain), 0, (const struct sockaddr *)peer,
-				       sizeof(*peer));
-			if (mode == N4_CONFIRM_ACK || mode == N4_CONFIRM_UNKNOWN)
-				sendto(fd, ack, sizeof(ack), 0, (const struct sockaddr *)peer,
-				       sizeof(*peer));
-			sent++;
-			next = now + tick_ms;
-			/* One acknowledgement answers the peer's: then both know. */
-			if (last || (mode == N4_CONFIRM_CLASSIC && sent >= 10))
-				break;
-		}
-		if (now >= end)
-			break;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = n4_wait(&p, 1, next < end ? next : end, ctx);
-		if (n < 0)
-			return n;
-		while (n > 0) {
-			uint8_t buf[64];
-			struct sockaddr_in from;
-			ssize_t r = recv_pending(fd, buf, sizeof(buf), &from);
-			if (r < 0)
-				break;
-			if (r == N4_MSG_SIZE && buf[0] == N4_CMD_PUNCH && (buf[1] & N4_PUNCH_ACK) &&
-			    memcmp(buf + 2, ident, N4_PAYLOAD_SIZE) == 0 &&
-			    from.sin_addr.s_addr == peer->sin_addr.s_addr && !acked) {
-				adopt_ack_port(peer, &from);
-				acked = true;
-				next = 0; /* answer it at once */
-			}
-		}
-	}
+	n4_punch_bytes(ident, 0, k.plain);
+	n4_punch_bytes(ident, N4_PUNCH_ACK, k.ack);
+	int rc = n4_resend_until(&r);
+	if (rc < 0)
+		return rc;
 	if (mode == N4_CONFIRM_CLASSIC)
 		n4_info(" <= Punch ");
-	return acked ? 1 : 0;
+	return k.acked ? 1 : 0;
+}
+
+struct confirm_auth {
+	int fd;
+	struct sockaddr_in *peer;
+	struct n4_auth *auth;
+	bool acked;
+};
+
+static int confirm_auth_send(void *arg)
+{
+	struct confirm_auth *k = arg;
+	uint8_t ack[N4_APUNCH_SIZE];
+
+	n4_auth_encode(k->auth, N4_PUNCH_ACK, ack);
+	sendto(k->fd, ack, sizeof(ack), 0, (const struct sockaddr *)k->peer, sizeof(*k->peer));
+	return k->acked; /* one acknowledgement answers the peer's */
+}
+
+static int confirm_auth_readable(void *arg, uint64_t *next_send)
+{
+	struct confirm_auth *k = arg;
+	uint8_t buf[128];
+	struct sockaddr_in from;
+	ssize_t r;
+
+	while ((r = recv_pending(k->fd, buf, sizeof(buf), &from)) >= 0) {
+		if (from.sin_addr.s_addr != k->peer->sin_addr.s_addr)
+			continue;
+		if (n4_auth_check(k->auth, buf, (size_t)r) == N4_AUTH_WIN &&
+		    k->auth->peer_acked && !k->acked) {
+			adopt_ack_port(k->peer, &from);
+			k->acked = true;
+			*next_send = 0; /* answer it at once */
+		}
+	}
+	return 0;
 }
 
 int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
 		    unsigned confirm_ms, const struct n4_waitctx *ctx)
 {
-	uint8_t ack[N4_APUNCH_SIZE];
-	uint64_t end = n4_now_ms() + confirm_ms;
-	bool acked = auth->peer_acked;
+	struct confirm_auth k = { .fd = fd, .peer = peer, .auth = auth,
+				  .acked = auth->peer_acked };
+	struct n4_resend r = { .fd = fd,
+			       .interval_ms = 100,
+			       .deadline_ms = n4_now_ms() + confirm_ms,
+			       .send_at_deadline = true,
+			       .ctx = ctx,
+			       .send = confirm_auth_send,
+			       .readable = confirm_auth_readable,
+			       .arg = &k };
+	int rc = n4_resend_until(&r);
 
-	for (uint64_t next = 0;;) {
-		uint64_t now = n4_now_ms();
-		if (now >= next) {
-			n4_auth_encode(auth, N4_PUNCH_ACK, ack);
-			sendto(fd, ack, sizeof(ack), 0, (const struct sockaddr *)peer,
-			       sizeof(*peer));
-			next = now + 100;
-			if (acked)
-				break; /* one acknowledgement answers the peer's */
-		}
-		if (now >= end)
-			break;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = n4_wait(&p, 1, next < end ? next : end, ctx);
-		if (n < 0)
-			return n;
-		while (n > 0) {
-			uint8_t buf[128];
-			struct sockaddr_in from;
-			ssize_t r = recv_pending(fd, buf, sizeof(buf), &from);
-			if (r < 0)
-				break;
-			if (from.sin_addr.s_addr != peer->sin_addr.s_addr)
-				continue;
-			if (n4_auth_check(auth, buf, (size_t)r) == N4_AUTH_WIN &&
-			    auth->peer_acked && !acked) {
-				adopt_ack_port(peer, &from);
-				acked = true;
-				next = 0; /* answer it at once */
-			}
-		}
-	}
-	return acked ? 1 : 0;
+	return rc < 0 ? rc : k.acked ? 1 : 0;
 }

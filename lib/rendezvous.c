@@ -350,12 +350,10 @@ static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
 	return next;
 }
 
-int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const struct n4_waitctx *ctx)
+/* The first sends of the exchange: LOCAL, three EXCHANGEs, the first probe,
+ * and the schedule of the rest (exchange_tick). */
+static int exchange_start(struct n4_rv *rv, int udp_fd, bool probing, struct exch_sched *sched)
 {
-	struct n4_msg m;
-	bool probing = (rv->granted & N4_EXT_PROBE) && rv->nprobes > 0;
-	struct exch_sched sched = { .start = n4_now_ms() };
-
 	rv->npeer_local = 0;
 	/* Over TCP before the EXCHANGE, so the server has it when the pair is
 	 * complete; it waits for it from clients that negotiated it. */
@@ -373,76 +371,102 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 	/* Spread the probes over about one round trip (5..40 ms apart): long
 	 * enough to see other hosts' traffic, short enough not to delay.  A
 	 * multiple of 5, as numbered probes carry it (predict.h). */
-	sched.spacing_ms = rv->rtt_ms / 2 < 5 ? 5 : rv->rtt_ms / 2 > 40 ? 40 : rv->rtt_ms / 2;
-	sched.spacing_ms -= sched.spacing_ms % 5;
-	sched.udp_fd = udp_fd;
-	sched.probe_resend_ms = rv->rtt_ms + 20 < 60	? 60
-				: rv->rtt_ms + 20 > 250 ? 250
-							: rv->rtt_ms + 20;
+	sched->spacing_ms = rv->rtt_ms / 2 < 5 ? 5 : rv->rtt_ms / 2 > 40 ? 40 : rv->rtt_ms / 2;
+	sched->spacing_ms -= sched->spacing_ms % 5;
+	sched->udp_fd = udp_fd;
+	sched->probe_resend_ms = rv->rtt_ms + 20 < 60	  ? 60
+				 : rv->rtt_ms + 20 > 250 ? 250
+							 : rv->rtt_ms + 20;
 	if (!probing)
 		rv->nprobes = 0;
 	else if (rv->granted & N4_EXT_SEQ)
-		send_seq_probe(rv, udp_fd, 0, sched.spacing_ms, false);
+		send_seq_probe(rv, udp_fd, 0, sched->spacing_ms, false);
 	else if (send_exchange(rv, udp_fd, N4_EXCH_PROBE, true))
 		n4_debug("probe to the second port failed");
 	n4_info(" <= Exchange ");
-	sched.next_resend = sched.start + EXCHANGE_RESEND_MS;
+	sched->next_resend = sched->start + EXCHANGE_RESEND_MS;
 	memset(&rv->plan, 0, sizeof(rv->plan));
 	rv->relay_port = 0;
-	bool relay_seen = false, token_seen = false;
 	memset(&rv->tune, 0, sizeof(rv->tune));
-	for (;;) {
-		int err = recv_msg(rv, &m, deadline_ms, ctx, exchange_tick, udp_fd, &sched);
+	return 0;
+}
+
+struct exch_seen {
+	bool relay, token;
+};
+
+/* A message before PEERINFO: 1 taken (RELAY, RELAY_TOKEN, SELF, PLAN,
+ * PEERLOCAL, TUNE), 0 it is PEERINFO, -EAGAIN called off, -EPROTO another. */
+static int exchange_take(struct n4_rv *rv, const struct n4_msg *m, bool probing,
+			 struct exch_seen *seen)
+{
+	if (m->cmd == N4_CMD_RELAY && (rv->granted & N4_EXT_RELAY) && !seen->relay) {
+		rv->relay_port = (uint16_t)(m->payload[0] << 8 | m->payload[1]);
+		memcpy(rv->relay_token, m->payload + 2, 4);
+		seen->relay = true;
+		return 1;
+	}
+	if (m->cmd == N4_CMD_RELAY_TOKEN && seen->relay && !seen->token) {
+		memcpy(rv->relay_token + 4, m->payload, N4_RELAY_TOKEN_SIZE - 4);
+		seen->token = true;
+		return 1;
+	}
+	if (m->cmd == N4_CMD_SELF && (rv->granted & N4_EXT_KEY)) {
+		if (m->ext == 0) {
+			rv->have_self = n4_peerinfo_decode(m->payload, &rv->self) == 0;
+		} else if (m->ext == rv->peer_nonce_parts + 1 && m->ext <= 3) {
+			memcpy(rv->peer_nonce + N4_PAYLOAD_SIZE * rv->peer_nonce_parts, m->payload,
+			       N4_PAYLOAD_SIZE);
+			rv->have_peer_nonce = ++rv->peer_nonce_parts == 3;
+		}
+		return 1;
+	}
+	if (m->cmd == N4_CMD_PLAN && probing) {
+		if (n4_plan_decode(m->ext, m->payload, &rv->plan)) {
+			n4_warn("server sent an invalid plan; using the original's guess");
+			memset(&rv->plan, 0, sizeof(rv->plan));
+		}
+		return 1;
+	}
+	if (m->cmd == N4_CMD_PEERLOCAL && (rv->granted & N4_EXT_LOCAL)) {
+		take_peer_local(rv, m);
+		return 1;
+	}
+	if (called_off(rv, m))
+		return -EAGAIN;
+	if (m->cmd == N4_CMD_TUNE && (rv->granted & N4_EXT_SEQ)) {
+		if (n4_tune_decode(m->ext, m->payload, &rv->tune)) {
+			n4_warn("server sent invalid timing; using the defaults");
+			memset(&rv->tune, 0, sizeof(rv->tune));
+		}
+		return 1;
+	}
+	if (m->cmd != N4_CMD_PEERINFO) {
+		n4_warn("server sent command %u where PEERINFO was expected", m->cmd);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const struct n4_waitctx *ctx)
+{
+	struct n4_msg m;
+	bool probing = (rv->granted & N4_EXT_PROBE) && rv->nprobes > 0;
+	struct exch_sched sched = { .start = n4_now_ms() };
+	struct exch_seen seen = { false, false };
+	int err = exchange_start(rv, udp_fd, probing, &sched);
+
+	if (err)
+		return err;
+	do {
+		err = recv_msg(rv, &m, deadline_ms, ctx, exchange_tick, udp_fd, &sched);
 		if (err)
 			return err;
-		if (m.cmd == N4_CMD_RELAY && (rv->granted & N4_EXT_RELAY) && !relay_seen) {
-			rv->relay_port = (uint16_t)(m.payload[0] << 8 | m.payload[1]);
-			memcpy(rv->relay_token, m.payload + 2, 4);
-			relay_seen = true;
-			continue;
-		}
-		if (m.cmd == N4_CMD_RELAY_TOKEN && relay_seen && !token_seen) {
-			memcpy(rv->relay_token + 4, m.payload, N4_RELAY_TOKEN_SIZE - 4);
-			token_seen = true;
-			continue;
-		}
-		if (m.cmd == N4_CMD_SELF && (rv->granted & N4_EXT_KEY)) {
-			if (m.ext == 0) {
-				rv->have_self = n4_peerinfo_decode(m.payload, &rv->self) == 0;
-			} else if (m.ext == rv->peer_nonce_parts + 1 && m.ext <= 3) {
-				memcpy(rv->peer_nonce + N4_PAYLOAD_SIZE * rv->peer_nonce_parts,
-				       m.payload, N4_PAYLOAD_SIZE);
-				rv->have_peer_nonce = ++rv->peer_nonce_parts == 3;
-			}
-			continue;
-		}
-		if (m.cmd == N4_CMD_PLAN && probing) {
-			if (n4_plan_decode(m.ext, m.payload, &rv->plan)) {
-				n4_warn("server sent an invalid plan; using the original's guess");
-				memset(&rv->plan, 0, sizeof(rv->plan));
-			}
-			continue;
-		}
-		if (m.cmd == N4_CMD_PEERLOCAL && (rv->granted & N4_EXT_LOCAL)) {
-			take_peer_local(rv, &m);
-			continue;
-		}
-		if (called_off(rv, &m))
-			return -EAGAIN;
-		if (m.cmd == N4_CMD_TUNE && (rv->granted & N4_EXT_SEQ)) {
-			if (n4_tune_decode(m.ext, m.payload, &rv->tune)) {
-				n4_warn("server sent invalid timing; using the defaults");
-				memset(&rv->tune, 0, sizeof(rv->tune));
-			}
-			continue;
-		}
-		if (m.cmd != N4_CMD_PEERINFO) {
-			n4_warn("server sent command %u where PEERINFO was expected", m.cmd);
-			return -EPROTO;
-		}
-		break;
-	}
-	if (relay_seen && (!token_seen || rv->relay_port == 0)) {
+		err = exchange_take(rv, &m, probing, &seen);
+		if (err < 0)
+			return err;
+	} while (err == 1);
+	if (seen.relay && (!seen.token || rv->relay_port == 0)) {
 		n4_warn("server sent an incomplete relay grant");
 		return -EPROTO;
 	}

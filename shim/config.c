@@ -20,6 +20,7 @@
 #include "blake2s.h"
 #include "key.h"
 #include "log.h"
+#include "opttab.h"
 #include "wire.h"
 
 #define SHIM_DEFAULT_TIMEOUT_S 30
@@ -39,29 +40,39 @@ static int set_error(int err, const char *fmt, const char *a, const char *b)
 	return err;
 }
 
-static bool parse_long(const char *s, long min, long max, long *out)
+/* A port in N4_SERVER or N4_PEER: n4's -p range (opttab.h). */
+static bool parse_port(const char *text, long *port)
 {
-	char *end;
-
-	if (!s || !*s)
-		return false;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
+	return n4_opt_parse(n4_opt_get(N4_OPT_PORT), text, port) == 0;
 }
 
-/* Optional numeric variable: absent leaves *out alone. */
-static void env_number(const char *name, long min, long max, long *out)
+/* Optional numeric variable, its range from the table (opttab.h): absent
+ * leaves *out alone. */
+static void env_number(enum n4_opt_id id, long *out)
+{
+	const struct n4_opt_def *d = n4_opt_get(id);
+	const char *s = getenv(d->env);
+	char range[48], msg[sizeof(config.why)];
+
+	if (!s || n4_opt_parse(d, s, out) == 0)
+		return;
+	snprintf(msg, sizeof(msg), "%s: bad value '%s' (want %s)", d->env, s,
+		 n4_opt_range(d, range, sizeof(range)));
+	set_error(-EINVAL, "%s%s", msg, NULL);
+}
+
+/* Optional 0/1 variable: absent leaves the default. */
+static bool env_flag(const char *name, bool def)
 {
 	const char *s = getenv(name);
 
 	if (!s)
-		return;
-	if (!parse_long(s, min, max, out))
-		set_error(-EINVAL, "%s: bad value '%s'", name, s);
+		return def;
+	if (strcmp(s, "0") != 0 && strcmp(s, "1") != 0) {
+		set_error(-EINVAL, "%s: bad value '%s' (want 0 or 1)", name, s);
+		return def;
+	}
+	return s[0] == '1';
 }
 
 static void parse_server(const char *s)
@@ -71,7 +82,7 @@ static void parse_server(const char *s)
 	long port = N4_DEFAULT_PORT;
 
 	if (colon) {
-		if (!parse_long(colon + 1, 1, 65535, &port)) {
+		if (!parse_port(colon + 1, &port)) {
 			set_error(-EINVAL, "N4_SERVER: bad port in '%s'%s", s, NULL);
 			return;
 		}
@@ -96,7 +107,7 @@ static void parse_peer(const char *s)
 	long port;
 
 	if (!colon || (size_t)(colon - s) >= sizeof(ip) ||
-	    !parse_long(colon + 1, 1, 65535, &port)) {
+	    !parse_port(colon + 1, &port)) {
 		set_error(-EINVAL, "N4_PEER: expected IPv4:PORT, got '%s'%s", s, NULL);
 		return;
 	}
@@ -165,14 +176,106 @@ static void read_key(struct n4_client_cfg *c)
 	}
 }
 
+/* N4_SERVER, N4_PEER, N4_LISTEN, N4_IDENT: where and with whom. */
+static void read_endpoints(const char *server, const char *peer, const char *listen)
+{
+	const char *s;
+	long v;
+
+	if (server && *server)
+		parse_server(server);
+	else
+		set_error(-EINVAL, "N4_SERVER is not set (want HOST[:PORT])%s%s", "", NULL);
+	if (peer)
+		parse_peer(peer);
+	if (listen) {
+		v = 0;
+		env_number(N4_OPT_SHIM_LISTEN, &v);
+		config.listen_port = (uint16_t)v;
+	}
+	s = getenv("N4_IDENT");
+	if (s) {
+		if (n4_ident_check(s) < 0)
+			set_error(
+				-EINVAL,
+				"N4_IDENT: '%s' is not 1 to 6 printable characters without spaces%s",
+				s, NULL);
+		else
+			snprintf(config.ident, sizeof(config.ident), "%s", s);
+	}
+	snprintf(config.wire_ident, sizeof(config.wire_ident), "%s", config.ident);
+}
+
+/* The punch settings n4 -c takes as options, from their N4_ variables. */
+static void read_punch(struct n4_client_cfg *c)
+{
+	const char *s;
+	long v;
+
+	v = SHIM_DEFAULT_TIMEOUT_S;
+	env_number(N4_OPT_SHIM_TIMEOUT, &v);
+	c->timeout_ms = (unsigned)v * 1000u;
+	v = c->pool_size;
+	env_number(N4_OPT_POOL, &v);
+	c->pool_size = (unsigned)v;
+	v = c->peer_offset;
+	env_number(N4_OPT_OFFSET, &v);
+	c->peer_offset = (int)v;
+	v = 0;
+	env_number(N4_OPT_SRC_PORT, &v);
+	c->src_port = (uint16_t)v;
+	v = c->round_ms;
+	env_number(N4_OPT_ROUND_MS, &v);
+	c->round_ms = (unsigned)v;
+	v = c->confirm_ms;
+	env_number(N4_OPT_CONFIRM_MS, &v);
+	c->confirm_ms = (unsigned)v;
+	v = c->low_ttl;
+	env_number(N4_OPT_TTL, &v);
+	c->low_ttl = (int)v;
+	v = c->max_pps;
+	env_number(N4_OPT_MAX_PPS, &v);
+	c->max_pps = (unsigned)v;
+	c->any_peer_ip = env_flag("N4_ANY_PEER", c->any_peer_ip);
+	/* N4_RELAY=0: punch only; a pair no punch can join then fails as before. */
+	c->no_relay = !env_flag("N4_RELAY", !c->no_relay);
+	/* N4_SWEEP=0: direct paths only (n4 -c --no-sweep) */
+	c->no_sweep = !env_flag("N4_SWEEP", true);
+	s = getenv("N4_STRATEGY");
+	if (s) {
+		if (strcasecmp(s, "auto") == 0)
+			c->strategy = N4_STRATEGY_AUTO;
+		else if (strcasecmp(s, "classic") == 0)
+			c->strategy = N4_STRATEGY_CLASSIC;
+		else
+			set_error(-EINVAL, "N4_STRATEGY: expected auto or classic, got '%s'%s", s,
+				  NULL);
+	}
+}
+
+/* What the shim does with the path once it is up. */
+static void read_upkeep(struct n4_client_cfg *c)
+{
+	long v;
+
+	v = N4_KEEPALIVE_DEFAULT_S;
+	env_number(N4_OPT_KEEPALIVE, &v);
+	config.keepalive_s = (unsigned)v;
+	config.recover = env_flag("N4_RECOVER", true);
+	/* Relayed: try direct once a minute (Tailscale re-probes every minute). */
+	v = 60;
+	env_number(N4_OPT_UPGRADE, &v);
+	config.upgrade_s = (unsigned)v;
+	config.stay = env_flag("N4_STAY", true);
+	c->stay = config.stay;
+}
+
 static void read_env(void)
 {
 	struct n4_client_cfg *c = &config.client;
 	const char *server = getenv("N4_SERVER");
 	const char *peer = getenv("N4_PEER");
 	const char *listen = getenv("N4_LISTEN");
-	const char *s;
-	long v;
 
 	shim_guard++;
 	setup_log();
@@ -187,88 +290,10 @@ static void read_env(void)
 	config.active = server || peer || listen;
 	if (!config.active)
 		goto out;
-	if (server && *server)
-		parse_server(server);
-	else
-		set_error(-EINVAL, "N4_SERVER is not set (want HOST[:PORT])%s%s", "", NULL);
-	if (peer)
-		parse_peer(peer);
-	if (listen) {
-		if (parse_long(listen, 1, 65535, &v))
-			config.listen_port = (uint16_t)v;
-		else
-			set_error(-EINVAL, "N4_LISTEN: bad port '%s'%s", listen, NULL);
-	}
-	s = getenv("N4_IDENT");
-	if (s) {
-		if (n4_ident_check(s) < 0)
-			set_error(
-				-EINVAL,
-				"N4_IDENT: '%s' is not 1 to 6 printable characters without spaces%s",
-				s, NULL);
-		else
-			snprintf(config.ident, sizeof(config.ident), "%s", s);
-	}
-	snprintf(config.wire_ident, sizeof(config.wire_ident), "%s", config.ident);
+	read_endpoints(server, peer, listen);
 	read_key(c);
-	v = SHIM_DEFAULT_TIMEOUT_S;
-	env_number("N4_TIMEOUT", 1, 86400, &v);
-	c->timeout_ms = (unsigned)v * 1000u;
-	v = c->pool_size;
-	env_number("N4_POOL", 1, 1024, &v);
-	c->pool_size = (unsigned)v;
-	v = c->peer_offset;
-	env_number("N4_OFFSET", -65535, 65535, &v);
-	c->peer_offset = (int)v;
-	v = 0;
-	env_number("N4_SRC_PORT", 0, 65535, &v);
-	c->src_port = (uint16_t)v;
-	v = c->round_ms;
-	env_number("N4_ROUND_MS", 0, 600000, &v);
-	c->round_ms = (unsigned)v;
-	v = c->confirm_ms;
-	env_number("N4_CONFIRM_MS", 0, 60000, &v);
-	c->confirm_ms = (unsigned)v;
-	v = c->low_ttl;
-	env_number("N4_LOW_TTL", 0, 255, &v);
-	c->low_ttl = (int)v;
-	v = c->any_peer_ip;
-	env_number("N4_ANY_PEER", 0, 1, &v);
-	c->any_peer_ip = v != 0;
-	/* N4_RELAY=0: punch only; a pair no punch can join then fails as before. */
-	v = !c->no_relay;
-	env_number("N4_RELAY", 0, 1, &v);
-	c->no_relay = v == 0;
-	v = 1; /* N4_SWEEP=0: direct paths only (n4 -c --no-sweep) */
-	env_number("N4_SWEEP", 0, 1, &v);
-	c->no_sweep = v == 0;
-	v = c->max_pps;
-	env_number("N4_MAX_PPS", 0, 1000000, &v);
-	c->max_pps = (unsigned)v;
-	s = getenv("N4_STRATEGY");
-	if (s) {
-		if (strcasecmp(s, "auto") == 0)
-			c->strategy = N4_STRATEGY_AUTO;
-		else if (strcasecmp(s, "classic") == 0)
-			c->strategy = N4_STRATEGY_CLASSIC;
-		else
-			set_error(-EINVAL, "N4_STRATEGY: expected auto or classic, got '%s'%s", s,
-				  NULL);
-	}
-	v = N4_KEEPALIVE_DEFAULT_S;
-	env_number("N4_KEEPALIVE", 0, 3600, &v);
-	config.keepalive_s = (unsigned)v;
-	v = 1;
-	env_number("N4_RECOVER", 0, 1, &v);
-	config.recover = v != 0;
-	/* Relayed: try direct once a minute (Tailscale re-probes every minute). */
-	v = 60;
-	env_number("N4_UPGRADE", 5, 86400, &v);
-	config.upgrade_s = (unsigned)v;
-	v = 1;
-	env_number("N4_STAY", 0, 1, &v);
-	config.stay = v != 0;
-	c->stay = config.stay;
+	read_punch(c);
+	read_upkeep(c);
 	memcpy(c->ident, config.ident, sizeof(c->ident));
 	c->server_host = config.server_host;
 	c->server_port = config.server_port;

@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "relay_reg.h"
 #include "wire.h"
 
 #define UDP_HDR 8
@@ -35,9 +36,6 @@
 #define ACCEPT 21 /* index of the accepting return */
 /* Offset of a jump at instruction `at` to instruction `to` (forward only). */
 #define J(at, to) ((to) - (at)-1)
-/* A relay's answer to a registration: 0x0B, flags, the side's 10-byte token. */
-#define RELAY_ACK_LEN 12
-#define CMD_RELAY_REG 0x0B
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -48,7 +46,7 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token,
 		       const struct sock_fprog *user)
 {
-	uint8_t id[N4_PAYLOAD_SIZE], tok[10] = { 0 };
+	uint8_t id[N4_PAYLOAD_SIZE], tok[N4_RELAY_TOKEN_SIZE] = { 0 };
 	unsigned char buf[N4_APUNCH_SIZE + 1];
 
 	if (n4_ident_encode(ident, id) < 0)
@@ -58,7 +56,8 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 	uint32_t w = be32(id), h = (uint32_t)id[4] << 8 | id[5];
 	/* Relayed path: its relay's acks go too.  Otherwise a length no UDP datagram
 	 * has (the header alone is 8), so that block never matches. */
-	uint32_t ack_len = relay_token ? UDP_HDR + RELAY_ACK_LEN : 0;
+	/* A relay's ack is a registration of the same size (relay_reg.h). */
+	uint32_t ack_len = relay_token ? UDP_HDR + N4_RELAY_REG_SIZE : 0;
 	struct sock_filter code[FILTER_LEN] = {
 		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
 		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDP_HDR + N4_MSG_SIZE, J(1, 3), 0),
@@ -75,7 +74,7 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		/* 11, A = length */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ack_len, 0, J(11, ACCEPT)),
 		/* 12 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
-		/* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CMD_RELAY_REG, 0, J(13, ACCEPT)),
+		/* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_RELAY_REG, 0, J(13, ACCEPT)),
 		/* 14 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
 		/* 15 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, be32(tok), 0, J(15, ACCEPT)),
 		/* 16 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 6),

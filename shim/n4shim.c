@@ -57,14 +57,17 @@ static const char usage_text[] =
 	"                                        unset: any UDP port on the server's IP except\n"
 	"                                        the rendezvous port and 53 (DNS)\n"
 	"  -L, --listen PORT         N4_LISTEN   a UDP socket bound to PORT is designated too\n"
-	"                                        (programs that receive first: nc -u -l PORT)\n"
-	"  -t, --timeout SECONDS     N4_TIMEOUT  give up punching after this long (30)\n"
+	"                                        (1-65535; programs that receive first:\n"
+	"                                        nc -u -l PORT)\n"
+	"  -t, --timeout SECONDS     N4_TIMEOUT  give up punching after this long (30; 1-86400)\n"
 	"  -S, --strategy S          N4_STRATEGY auto (default) or classic (the original n4)\n"
-	"  -n, --count N             N4_POOL     local sockets per round (25)\n"
-	"  -o, --offset N            N4_OFFSET   added to the peer's observed port (20)\n"
-	"  -b, --src-port PORT       N4_SRC_PORT first local pool port (0: kernel-chosen)\n"
+	"  -n, --count N             N4_POOL     local sockets per round (25; 1-4096)\n"
+	"  -o, --offset N            N4_OFFSET   added to the peer's observed port\n"
+	"                                        (20; -65535..65535)\n"
+	"  -b, --src-port PORT       N4_SRC_PORT first local pool port (0: kernel-chosen;\n"
+	"                                        0-65535)\n"
 	"      --keepalive SECONDS   N4_KEEPALIVE refresh our NAT's mapping this often\n"
-	"                                        (15; 0 = off)\n"
+	"                                        (15; 0 = off; 0-3600)\n"
 	"  -R, --no-recover          N4_RECOVER=0 do not punch again when the path dies\n"
 	"  -v, --verbose             N4_LOG=debug\n"
 	"  -q, --quiet               N4_LOG=quiet\n"
@@ -77,18 +80,19 @@ static const char usage_text[] =
 	"  N4_KEY         the key itself (base64, as 'n4 genkey' prints) instead of a file\n"
 	"  N4_LOG         quiet, error, warn, info (default) or debug; lines go to stderr,\n"
 	"                 prefixed \"n4shim[PID]\"\n"
-	"  N4_ROUND_MS    punch round length in ms (0: per strategy)\n"
-	"  N4_CONFIRM_MS  keep confirming after the WIN at most this long (2000)\n"
-	"  N4_LOW_TTL     TTL of the pre-opening packets (2; 0 = off)\n"
+	"  N4_ROUND_MS    punch round length in ms, 0 or 100-600000 (0: per strategy)\n"
+	"  N4_CONFIRM_MS  keep confirming after the WIN at most this long (2000; 0-60000)\n"
+	"  N4_LOW_TTL     TTL of the pre-opening packets (2; 0 = off; 0-255)\n"
 	"  N4_ANY_PEER    1: accept a PUNCH from any IP (the n4 client's -x)\n"
 	"  N4_KEEPALIVE   seconds between keepalives (15; 0 = off)\n"
 	"  N4_RECOVER     1 (default): when the peer falls silent while the program sends,\n"
 	"                 punch again with the same identifier and move the new socket in\n"
 	"  N4_STAY        1 (default): keep the server connection after the WIN, so the\n"
 	"                 server can tell us when the peer punches again (restarts)\n"
-	"  N4_UPGRADE     relayed path: seconds between direct punch attempts (60)\n"
+	"  N4_UPGRADE     relayed path: seconds between direct punch attempts (60; 5-86400)\n"
 	"  N4_SWEEP       0: direct paths only, never sweep ports (n4 -c --no-sweep)\n"
-	"  N4_MAX_PPS     PUNCH datagrams per second at most (1000; 0 = unpaced)\n"
+	"  N4_MAX_PPS     PUNCH datagrams per second at most (1000; 0 or 20-1000000,\n"
+	"                 0 = unpaced)\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"
@@ -256,6 +260,67 @@ static void set_key(const char *file)
 	n4_wipe(key, sizeof(key));
 }
 
+/* Options that only set their variable, value as given: the shim checks it
+ * (its range from lib/opttab.c) and reports a bad one at the first designated
+ * call, as it does for the variable set directly. */
+static const struct {
+	int code;
+	const char *env;
+} passthrough[] = {
+	{ 's', "N4_SERVER" }, { 'a', "N4_IDENT" },    { 'P', "N4_PEER" },
+	{ 'L', "N4_LISTEN" }, { 't', "N4_TIMEOUT" },  { 'S', "N4_STRATEGY" },
+	{ 'n', "N4_POOL" },   { 'o', "N4_OFFSET" },   { 'b', "N4_SRC_PORT" },
+	{ OPT_KEEPALIVE, "N4_KEEPALIVE" },
+};
+
+/* One option: -1 to go on, else the exit status. */
+static int take_option(int c, const char *arg)
+{
+	for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++) {
+		if (passthrough[i].code == c) {
+			set(passthrough[i].env, arg);
+			return -1;
+		}
+	}
+	switch (c) {
+	case 'k':
+		set_key(arg);
+		return -1;
+	case 'R':
+		set("N4_RECOVER", "0");
+		return -1;
+	case 'v':
+		set("N4_LOG", "debug");
+		return -1;
+	case 'q':
+		set("N4_LOG", "quiet");
+		return -1;
+	case 'h':
+		fputs(usage_text, stdout);
+		return 0;
+	case 'V':
+		printf("n4shim %s\n", N4_VERSION);
+		return 0;
+	default:
+		fputs(usage_text, stderr);
+		return 2;
+	}
+}
+
+/* LD_PRELOAD = our library, then what the caller had. */
+static void set_preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	size_t len = strlen(lib) + (old ? strlen(old) + 1 : 0) + 1;
+	char *preload = malloc(len);
+
+	if (!preload)
+		die("out of memory%s%s", "", NULL);
+	snprintf(preload, len, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+	set("LD_PRELOAD", preload);
+	free(preload);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -278,62 +343,12 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	char lib[PATH_MAX], prog[PATH_MAX];
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "+s:a:k:P:L:t:S:n:o:b:Rvqh", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			set("N4_SERVER", optarg);
-			break;
-		case 'a':
-			set("N4_IDENT", optarg);
-			break;
-		case 'k':
-			set_key(optarg);
-			break;
-		case 'P':
-			set("N4_PEER", optarg);
-			break;
-		case 'L':
-			set("N4_LISTEN", optarg);
-			break;
-		case 't':
-			set("N4_TIMEOUT", optarg);
-			break;
-		case 'S':
-			set("N4_STRATEGY", optarg);
-			break;
-		case 'n':
-			set("N4_POOL", optarg);
-			break;
-		case 'o':
-			set("N4_OFFSET", optarg);
-			break;
-		case 'b':
-			set("N4_SRC_PORT", optarg);
-			break;
-		case OPT_KEEPALIVE:
-			set("N4_KEEPALIVE", optarg);
-			break;
-		case 'R':
-			set("N4_RECOVER", "0");
-			break;
-		case 'v':
-			set("N4_LOG", "debug");
-			break;
-		case 'q':
-			set("N4_LOG", "quiet");
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		case 'V':
-			printf("n4shim %s\n", N4_VERSION);
-			return 0;
-		default:
-			fputs(usage_text, stderr);
-			return 2;
-		}
+		rc = take_option(c, optarg);
+		if (rc >= 0)
+			return rc;
 	}
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
@@ -350,15 +365,7 @@ int main(int argc, char **argv)
 		return 127;
 	}
 	check_program(prog);
-
-	const char *old = getenv("LD_PRELOAD");
-	size_t len = strlen(lib) + (old ? strlen(old) + 1 : 0) + 1;
-	char *preload = malloc(len);
-	if (!preload)
-		die("out of memory%s%s", "", NULL);
-	snprintf(preload, len, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
-	set("LD_PRELOAD", preload);
-	free(preload);
+	set_preload(lib);
 	execv(prog, argv + optind);
 	fprintf(stderr, "n4shim: cannot run %s: %s\n", prog, strerror(errno));
 	return errno == ENOENT ? 127 : 126;

@@ -73,6 +73,54 @@ else
 	notok "n4shim(1) lacks ${missing[*]}"
 fi
 
+# n4shim --help states, beside each N4_ variable of the option table
+# (lib/opttab.c), the table's range (n4 --help and the pages: tests/unit/test_opttab.c).
+"$BUILD/n4shim" --help >"$TMP/shim.text"
+checked=0
+missing=()
+while IFS=, read -r env lo hi nz; do
+	if ((nz > 0)); then range="0 or $nz-$hi"; elif ((lo < 0)); then range="$lo..$hi"; else range="$lo-$hi"; fi
+	# The first line naming the variable and the lines continuing it.
+	entry=$(awk -v v="$env" 'found && /^                 +[^ ]/ { print; next } found { exit }
+		index($0, v) { print; found = 1 }' "$TMP/shim.text")
+	grep -qF -- "$range" <<<"$entry" || missing+=("$env ($range)")
+	checked=$((checked + 1))
+done < <(sed -nE 's/^\s*ENTRY\(N4_OPT_[A-Z_]+, [^,]+, [^,]+, "(N4_[A-Z_0-9]+)", (-?[0-9]+), (-?[0-9]+), (-?[0-9]+),.*/\1,\2,\3,\4/p' lib/opttab.c)
+if ((checked > 0 && ${#missing[@]} == 0)); then
+	ok "n4shim --help states the table's range for all $checked of its N4_ variables"
+else
+	notok "n4shim --help lacks the table's range for ${missing[*]:-every variable (table not read)}"
+fi
+
+# n4 genkey: -o makes a new mode-600 file that -k accepts and never overwrites
+# one; `> file` (umask 022) warns at once that -k will refuse it.
+(
+	cd "$TMP" || exit 1
+	umask 022
+	N4=$OLDPWD/$BUILD/n4
+	"$N4" genkey -o k.o 2>k.err || exit 2
+	[[ $(stat -c %a k.o) == 600 && ! -s k.err ]] || exit 3
+	"$N4" keyid k.o >/dev/null 2>&1 || exit 4
+	# -k takes it: the client goes on to the (closed) server port, exit 3, not 2
+	"$N4" -c -h 127.0.0.1 -p 9 -k k.o -t 1 -q 2>k.run
+	(($? == 3)) || exit 5
+	before=$(cat k.o)
+	"$N4" genkey -o k.o 2>k.err && exit 6
+	grep -q "exists" k.err && [[ $(cat k.o) == "$before" ]] || exit 7
+	"$N4" genkey >k.sh 2>k.err || exit 8
+	[[ $(wc -l <k.err) == 1 ]] && grep -q "warning.*0644.*genkey -o" k.err || exit 9
+	"$N4" keyid k.sh >/dev/null 2>&1 && exit 10
+	"$N4" genkey 2>k.err | cat >/dev/null
+	[[ ! -s k.err ]] || exit 11
+	exit 0
+)
+rc=$?
+if ((rc == 0)); then
+	ok "n4 genkey -o: a new mode-600 key -k accepts, never overwritten; genkey > file (644) warns on one line"
+else
+	notok "n4 genkey -o / the > file warning (step $rc)"
+fi
+
 # Every function declared in the public header is in libn4(3).
 grep -oE '\bn4_[a-z0-9_]+\(' lib/n4.h | tr -d '(' | sort -u >"$TMP/api"
 missing=()
