@@ -1,15 +1,61 @@
 #!/usr/bin/env bash
-# tests/run.sh - everything `make test` runs: unit tests (ASan+UBSan), a short fuzz run,
-# server tests on loopback, and the NAT lab tests.  Each suite prints
-# "NAME: N passed, N failed"; this adds them up and ends with the same kind of line.
+# tests/run.sh - runs the test suites and adds up their results.
+#
+#   tests/run.sh            the full run (`make test`): everything, as root
+#   tests/run.sh --check    what needs no root (`make check`): unit, fuzz smoke,
+#                           server suites, loopback shim suites, docs
+#   tests/run.sh [--check] SUITE...   only these (paths, or "unit", "fuzz")
+#
+# The protocol a suite follows (tests/README.md):
+#   - one line per case, "ok - ..." or "not ok - ...";
+#   - "skip - REASON" for each case it could not run, REASON saying what is missing
+#     ("needs root: ...", "needs clang: ...", "valgrind not installed: ...");
+#   - last, "NAME: N passed, N failed" (", N skipped" may follow);
+#   - exit status 0 only when nothing failed.
+# A suite that reports 0 passed and 0 failed ran nothing: that is a skip too.
+# Skips are counted and shown.  Only the classes of skip listed in allowed_skip
+# pass: "needs root" and "needs clang" in --check, none in the full run, where a
+# fresh Debian 12 machine with tests/deps.sh run as root has everything.  Any other
+# skip fails the run.  N4_ALLOW_SKIP (an extended regex on REASON) adds to the list,
+# e.g. on a CI runner that cannot create network namespaces.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${N4_BUILD:-build}
 export N4_BUILD=$BUILD
 
+mode=full
+if [[ ${1:-} == --check ]]; then
+	mode=check
+	shift
+fi
+export N4_TEST_MODE=$mode
+
 total_pass=0
 total_fail=0
+total_skip=0
 failed_suites=()
+skip_lines=()
+
+# allowed_skip REASON: whether this run may skip for REASON.
+allowed_skip() {
+	if [[ $mode == check ]] && [[ $1 =~ ^needs\ (root|clang) ]]; then
+		return 0
+	fi
+	[[ -n ${N4_ALLOW_SKIP:-} ]] && [[ $1 =~ $N4_ALLOW_SKIP ]]
+}
+
+# note_skip NAME REASON: count one skip; one that is not allowed fails the suite.
+# Returns 1 for a skip that is not allowed.
+note_skip() {
+	local name=$1 reason=$2
+	((total_skip += 1))
+	skip_lines+=("$name: $reason")
+	if allowed_skip "$reason"; then
+		return 0
+	fi
+	echo "!!! $name skipped \"$reason\": not allowed in the $mode run (install what is missing: tests/deps.sh)"
+	return 1
+}
 
 run_suite() { # name, command...
 	local name=$1
@@ -20,67 +66,130 @@ run_suite() { # name, command...
 	local start=$SECONDS
 	timeout --kill-after=10 600 "$@" 2>&1 | tee "$log"
 	local rc=${PIPESTATUS[0]}
-	local line p f
-	line=$(grep -E '^[A-Za-z_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	local line p=0 f=0 s=0 declared=0 bad=0 reason
+	line=$(grep -E '^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [[ -n $line ]]; then
-		p=$(sed -E 's/^[^:]+: ([0-9]+) passed, ([0-9]+) failed.*/\1/' <<<"$line")
-		f=$(sed -E 's/^[^:]+: ([0-9]+) passed, ([0-9]+) failed.*/\2/' <<<"$line")
-	else
-		p=0
-		f=0
+		p=$(sed -E 's/^[^:]+: ([0-9]+) passed.*/\1/' <<<"$line")
+		f=$(sed -E 's/^[^:]+: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
+		[[ $line =~ ,\ ([0-9]+)\ skipped ]] && declared=${BASH_REMATCH[1]}
+	fi
+	while IFS= read -r reason; do
+		((s += 1))
+		note_skip "$name" "$reason" || ((bad += 1))
+	done < <(sed -n 's/^skip - //p' "$log")
+	if ((declared > s)); then # counted by the suite without a reason line
+		for ((; s < declared; s++)); do
+			note_skip "$name" "unnamed skip" || ((bad += 1))
+		done
+	fi
+	if ((p == 0 && f == 0 && s == 0 && rc == 0)); then
+		s=1
+		note_skip "$name" "ran nothing (0 passed, 0 failed)" || ((bad += 1))
 	fi
 	if ((rc != 0 && f == 0)); then
 		echo "!!! $name exited with status $rc without reporting a failure: counted as one"
 		f=1
 	fi
+	((f += bad))
 	((total_pass += p, total_fail += f))
 	((f > 0)) && failed_suites+=("$name")
-	echo "=== $name: $p passed, $f failed ($((SECONDS - start)) s)"
+	echo "=== $name: $p passed, $f failed, $s skipped ($((SECONDS - start)) s)"
 	rm -f "$log"
 }
 
-run_suite unit "$BUILD/tests/unit"
+# skip_suite NAME REASON: a suite this run does not start.
+skip_suite() {
+	echo "=== $1: skipped ($2)"
+	if ! note_skip "$1" "$2"; then
+		((total_fail += 1))
+		failed_suites+=("$1")
+	fi
+}
 
-if [[ -x tests/fuzz/run.sh ]]; then
-	run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
-fi
+# Root suites: the NAT lab (namespaces, nftables) and the package install.
+needs_root() {
+	[[ $1 == tests/lab/* || $1 == tests/pkg/test_deb.sh ]]
+}
 
-for t in tests/server/test_*.sh; do
-	[[ -e $t ]] || continue
-	run_suite "$(basename "$t" .sh)" bash "$t"
-done
-
-# Packaging: builds, installs and purges the Debian packages (needs root).
-for t in tests/pkg/test_*.sh; do
-	[[ -e $t ]] || continue
-	run_suite "$(basename "$t" .sh)" bash "$t"
-done
-
-# The lab needs root and network namespaces.  Without them the run fails loudly:
-# a green result must mean the NAT claims were actually checked.
-lab_ok=1
-if [[ $(id -u) -ne 0 ]]; then
-	echo "!!! LAB TESTS NEED ROOT AND NETWORK NAMESPACES: not running as root"
-	lab_ok=0
-elif ! ip netns add "n4-probe-$$" 2>/dev/null; then
-	echo "!!! LAB TESTS NEED ROOT AND NETWORK NAMESPACES: 'ip netns add' failed"
-	lab_ok=0
-else
+# can_root: root, and network namespaces can be made (the lab's own probe).
+can_root() {
+	[[ $(id -u) -eq 0 ]] || {
+		root_why="not root (uid $(id -u))"
+		return 1
+	}
+	if ! ip netns add "n4-probe-$$" 2>/dev/null; then
+		root_why="'ip netns add' failed"
+		return 1
+	fi
 	ip netns del "n4-probe-$$"
-fi
-if ((lab_ok)); then
-	for t in tests/lab/test_*.sh; do
-		[[ -e $t ]] || continue
-		run_suite "$(basename "$t" .sh)" bash "$t"
-	done
+}
+
+# The suites in the order they run; the name printed is the file's, without .sh, and
+# must be unique (tests/README.md: each says its layer).
+shopt -s nullglob
+if (($#)); then
+	suites=("$@")
 else
-	((total_fail += 1))
-	failed_suites+=("lab (not run)")
+	suites=(unit fuzz tests/server/test_*.sh tests/shim/test_*.sh tests/pkg/test_*.sh tests/lab/test_*.sh)
 fi
+declare -A seen=()
+for t in "${suites[@]}"; do
+	n=$(basename "$t" .sh)
+	if [[ -n ${seen[$n]:-} ]]; then
+		echo "!!! two suites are named $n: ${seen[$n]} and $t (rename one: tests/README.md)"
+		exit 1
+	fi
+	seen[$n]=$t
+done
+
+# The IPv6 cases of the server suites need ::1, which some images turn off.
+if [[ $(id -u) -eq 0 && $(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null) == 1 ]]; then
+	echo "# enabling IPv6 on lo for the IPv6 cases (net.ipv6.conf.lo.disable_ipv6=0)"
+	sysctl -qw net.ipv6.conf.lo.disable_ipv6=0 || echo "!!! could not enable IPv6 on lo"
+fi
+
+root_checked=0
+root_ok=0
+root_why=
+for t in "${suites[@]}"; do
+	name=$(basename "$t" .sh)
+	if [[ $t == unit ]]; then
+		run_suite unit "$BUILD/tests/unit"
+	elif [[ $t == fuzz ]]; then
+		if [[ $mode == check ]]; then
+			run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-2}" tests/fuzz/run.sh
+		else
+			run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
+		fi
+	elif needs_root "$t"; then
+		if [[ $mode == check ]]; then
+			skip_suite "$name" "needs root: make check runs no root suite"
+			continue
+		fi
+		if ((!root_checked)); then
+			root_checked=1
+			can_root && root_ok=1
+		fi
+		if ((root_ok)); then
+			run_suite "$name" bash "$t"
+		else
+			skip_suite "$name" "needs root and network namespaces: $root_why"
+		fi
+	elif [[ -f $t ]]; then
+		run_suite "$name" bash "$t"
+	else
+		echo "!!! no such suite: $t"
+		((total_fail += 1))
+		failed_suites+=("$t")
+	fi
+done
 
 echo
+if ((${#skip_lines[@]})); then
+	printf 'SKIPPED: %s\n' "${skip_lines[@]}"
+fi
 if ((${#failed_suites[@]})); then
 	echo "FAILED: ${failed_suites[*]}"
 fi
-echo "tests: $total_pass passed, $total_fail failed"
+echo "tests: $total_pass passed, $total_fail failed, $total_skip skipped"
 ((total_fail == 0))
