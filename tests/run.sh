@@ -57,15 +57,9 @@ note_skip() {
 	return 1
 }
 
-run_suite() { # name, command...
-	local name=$1
-	shift
-	local log
-	log=$(mktemp)
-	echo "=== $name"
-	local start=$SECONDS
-	timeout --kill-after=10 600 "$@" 2>&1 | tee "$log"
-	local rc=${PIPESTATUS[0]}
+# tally NAME LOG RC SECONDS: count what the suite's output says.
+tally() {
+	local name=$1 log=$2 rc=$3 secs=$4
 	local line p=0 f=0 s=0 declared=0 bad=0 reason
 	line=$(grep -E '^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [[ -n $line ]]; then
@@ -93,8 +87,67 @@ run_suite() { # name, command...
 	((f += bad))
 	((total_pass += p, total_fail += f))
 	((f > 0)) && failed_suites+=("$name")
-	echo "=== $name: $p passed, $f failed, $s skipped ($((SECONDS - start)) s)"
+	echo "=== $name: $p passed, $f failed, $s skipped ($secs s)"
+}
+
+# run_suite NAME CMD...: run one suite now, its output shown as it comes.
+run_suite() {
+	local name=$1
+	shift
+	local log start=$SECONDS
+	log=$(mktemp)
+	echo "=== $name"
+	timeout --kill-after=10 600 "$@" 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	tally "$name" "$log" "$rc" $((SECONDS - start))
 	rm -f "$log"
+}
+
+# Suites that need no root mostly wait on sockets and timers, so make check runs
+# N4_TEST_JOBS of them at once (3 by default; 1 in the full run), each into its own
+# log, and prints them in order once all are done.
+jobs_max=${N4_TEST_JOBS:-$([[ $mode == check ]] && echo 3 || echo 1)}
+pool=$(mktemp -d)
+trap 'rm -rf "$pool"' EXIT
+pooled=()
+pool_running=0
+
+# pool_suite NAME CMD...: start the suite (or run it now with one job at a time).
+pool_suite() {
+	local name=$1
+	shift
+	if ((jobs_max <= 1)); then
+		run_suite "$name" "$@"
+		return
+	fi
+	if ((pool_running >= jobs_max)); then
+		wait -n
+		((pool_running -= 1))
+	fi
+	(
+		start=$SECONDS
+		timeout --kill-after=10 600 "$@" >"$pool/$name.log" 2>&1
+		echo "$? $((SECONDS - start))" >"$pool/$name.rc"
+	) &
+	((pool_running += 1))
+	pooled+=("$name")
+}
+
+# pool_report: wait for the pooled suites and report them in the order they started.
+pool_report() {
+	local name rc secs
+	wait
+	pool_running=0
+	for name in "${pooled[@]}"; do
+		echo "=== $name"
+		cat "$pool/$name.log"
+		read -r rc secs <"$pool/$name.rc" 2>/dev/null || {
+			rc=1
+			secs=?
+		}
+		tally "$name" "$pool/$name.log" "$rc" "$secs"
+	done
+	pooled=()
 }
 
 # skip_suite NAME REASON: a suite this run does not start.
@@ -130,7 +183,13 @@ shopt -s nullglob
 if (($#)); then
 	suites=("$@")
 else
-	suites=(unit fuzz tests/server/test_*.sh tests/shim/test_*.sh tests/pkg/test_*.sh tests/lab/test_*.sh)
+	suites=()
+	for t in unit fuzz tests/server/test_*.sh tests/shim/test_*.sh tests/pkg/test_*.sh; do
+		needs_root "$t" || suites+=("$t")
+	done
+	for t in tests/pkg/test_*.sh tests/lab/test_*.sh; do # root suites last
+		needs_root "$t" && suites+=("$t")
+	done
 fi
 declare -A seen=()
 for t in "${suites[@]}"; do
@@ -154,14 +213,17 @@ root_why=
 for t in "${suites[@]}"; do
 	name=$(basename "$t" .sh)
 	if [[ $t == unit ]]; then
-		run_suite unit "$BUILD/tests/unit"
+		pool_suite unit "$BUILD/tests/unit"
 	elif [[ $t == fuzz ]]; then
+		# One fuzz target per core in the full run; in the pool, one in all.
+		fuzz_jobs=${FUZZ_JOBS:-$( ((jobs_max > 1)) && echo 1 || nproc)}
 		if [[ $mode == check ]]; then
-			run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-2}" tests/fuzz/run.sh
+			pool_suite fuzz env FUZZ_JOBS="$fuzz_jobs" FUZZ_SECONDS="${FUZZ_SECONDS:-1}" tests/fuzz/run.sh
 		else
-			run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
+			pool_suite fuzz env FUZZ_JOBS="$fuzz_jobs" FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
 		fi
 	elif needs_root "$t"; then
+		pool_report # the lab runs alone, its output as it comes
 		if [[ $mode == check ]]; then
 			skip_suite "$name" "needs root: make check runs no root suite"
 			continue
@@ -176,17 +238,23 @@ for t in "${suites[@]}"; do
 			skip_suite "$name" "needs root and network namespaces: $root_why"
 		fi
 	elif [[ -f $t ]]; then
-		run_suite "$name" bash "$t"
+		pool_suite "$name" bash "$t"
 	else
 		echo "!!! no such suite: $t"
 		((total_fail += 1))
 		failed_suites+=("$t")
 	fi
 done
+pool_report
 
 echo
+# One line per reason, with the suites that gave it.
 if ((${#skip_lines[@]})); then
-	printf 'SKIPPED: %s\n' "${skip_lines[@]}"
+	printf '%s\n' "${skip_lines[@]}" | awk '{
+		i = index($0, ": "); n = substr($0, 1, i - 1); r = substr($0, i + 2)
+		if (!(r in who)) order[++k] = r
+		who[r] = who[r] " " n
+	} END { for (j = 1; j <= k; j++) printf "SKIPPED (%s):%s\n", order[j], who[order[j]] }'
 fi
 if ((${#failed_suites[@]})); then
 	echo "FAILED: ${failed_suites[*]}"
