@@ -103,10 +103,28 @@ run_suite() {
 	rm -f "$log"
 }
 
-# Suites that need no root mostly wait on sockets and timers, so make check runs
-# N4_TEST_JOBS of them at once (3 by default; 1 in the full run), each into its own
-# log, and prints them in order once all are done.
+# The suites that need no root run on loopback: each gets a network namespace of its
+# own (unshare -rn: a user namespace makes it without root), with lo up (127.0.0.1
+# and ::1), so no port of theirs meets another suite's or another run's (a server
+# on port 0 takes the UDP port of its TCP one: a loopback full of other suites'
+# sockets made it fail).  Without namespaces they run as they are, one at a time.
+netns=()
+if unshare -rn true 2>/dev/null; then
+	netns=(unshare -rn)
+elif [[ $(id -u) -eq 0 ]] && unshare -n true 2>/dev/null; then
+	netns=(unshare -n)
+fi
+# The command prefix that runs a suite in such a namespace (none without one).
+((${#netns[@]})) && netns+=(bash -c 'ip link set lo up && exec "$@"' in_netns)
+
+# They mostly wait on sockets and timers, so make check runs N4_TEST_JOBS of them at
+# once (3 by default; 1 in the full run), each into its own log, and prints them in
+# order once all are done.
 jobs_max=${N4_TEST_JOBS:-$([[ $mode == check ]] && echo 3 || echo 1)}
+if ((!${#netns[@]} && jobs_max > 1)); then
+	echo "# no network namespaces (unshare -rn): the loopback suites run one at a time"
+	jobs_max=1
+fi
 pool=$(mktemp -d)
 trap 'rm -rf "$pool"' EXIT
 pooled=()
@@ -213,7 +231,7 @@ root_why=
 for t in "${suites[@]}"; do
 	name=$(basename "$t" .sh)
 	if [[ $t == unit ]]; then
-		pool_suite unit "$BUILD/tests/unit"
+		pool_suite unit "${netns[@]}" "$BUILD/tests/unit"
 	elif [[ $t == fuzz ]]; then
 		# One fuzz target per core in the full run; in the pool, one in all.
 		fuzz_jobs=${FUZZ_JOBS:-$( ((jobs_max > 1)) && echo 1 || nproc)}
@@ -238,7 +256,7 @@ for t in "${suites[@]}"; do
 			skip_suite "$name" "needs root and network namespaces: $root_why"
 		fi
 	elif [[ -f $t ]]; then
-		pool_suite "$name" bash "$t"
+		pool_suite "$name" "${netns[@]}" bash "$t"
 	else
 		echo "!!! no such suite: $t"
 		((total_fail += 1))
