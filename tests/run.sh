@@ -182,6 +182,12 @@ needs_root() {
 	[[ $1 == tests/lab/* || $1 == tests/pkg/test_deb.sh ]]
 }
 
+# The suites that load both cores (thousands of clients, ASan servers under attack)
+# run alone: beside others, their deadlines and the others' would be missed.
+runs_alone() {
+	[[ $1 == tests/server/test_load.sh || $1 == tests/server/test_hostile.sh ]]
+}
+
 # can_root: root, and network namespaces can be made (the lab's own probe).
 can_root() {
 	[[ $(id -u) -eq 0 ]] || {
@@ -203,7 +209,10 @@ if (($#)); then
 else
 	suites=()
 	for t in unit fuzz tests/server/test_*.sh tests/shim/test_*.sh tests/pkg/test_*.sh; do
-		needs_root "$t" || suites+=("$t")
+		needs_root "$t" || runs_alone "$t" || suites+=("$t")
+	done
+	for t in tests/server/test_*.sh; do # then the heavy ones
+		runs_alone "$t" && suites+=("$t")
 	done
 	for t in tests/pkg/test_*.sh tests/lab/test_*.sh; do # root suites last
 		needs_root "$t" && suites+=("$t")
@@ -255,6 +264,9 @@ for t in "${suites[@]}"; do
 		else
 			skip_suite "$name" "needs root and network namespaces: $root_why"
 		fi
+	elif [[ -f $t ]] && runs_alone "$t"; then
+		pool_report
+		run_suite "$name" "${netns[@]}" bash "$t"
 	elif [[ -f $t ]]; then
 		pool_suite "$name" "${netns[@]}" bash "$t"
 	else
