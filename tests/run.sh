@@ -28,7 +28,6 @@ if [[ ${1:-} == --check ]]; then
 	mode=check
 	shift
 fi
-export N4_TEST_MODE=$mode
 
 total_pass=0
 total_fail=0
