@@ -1,7 +1,9 @@
 # n4 - punching UDP through two NAT4s.  Plain make; everything lands in build/.
 #
 #   make            libn4.a, n4, libn4shim.so, n4shim, test helpers
-#   make test       unit tests (ASan+UBSan), short fuzz, NAT lab tests (root)
+#   make check      what needs no root: unit tests (ASan+UBSan), fuzz replay and smoke,
+#                   server, loopback shim and docs suites (tests/README.md)
+#   make test       everything make check runs, plus the NAT lab and packaging (root)
 #   make demo       NAT lab demo: two unmodified nc talking through two NAT4s
 #   make fuzz       longer fuzz runs
 #   make bench      benchmarks (not tests)
@@ -45,7 +47,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 SHIM_TARGETS := $(if $(SHIM_SRC),$(BUILD)/libn4shim.so) $(if $(wildcard shim/n4shim.c),$(BUILD)/n4shim)
 
-.PHONY: all test unit demo fuzz bench install clean deps lab-tools helpers format
+.PHONY: all check test unit demo fuzz bench install clean deps lab-tools helpers format
 all: $(BUILD)/libn4.a $(BUILD)/n4 $(SHIM_TARGETS) helpers
 
 helpers: $(HELP_BIN) $(BENCH_BIN)
@@ -121,6 +123,17 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(BUILD)/tests/unit lab-tools $(FUZZ_BIN)
 	@tests/run.sh
+
+# No deps (installing needs root): the fuzz targets are built only when clang links
+# a libFuzzer program; without it tests/fuzz/run.sh reports a visible skip.
+LIBFUZZER_PROBE = mkdir -p $(BUILD) && printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n > 1000000; }\n' | \
+	clang -fsanitize=fuzzer,address,undefined -x c -o $(BUILD)/libfuzzer-probe - >/dev/null 2>&1
+
+check:
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(BUILD)/tests/unit
+	@if $(LIBFUZZER_PROBE); then $(MAKE) --no-print-directory -j$(NPROC) $(FUZZ_BIN); \
+	else echo "# clang with libFuzzer not found: the fuzz targets are not built"; fi
+	@tests/run.sh --check
 
 demo: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all lab-tools

@@ -10,6 +10,11 @@ packages=(
 	dpkg-dev debhelper lintian pkgconf curl prometheus jq
 )
 
+# The server suites' leak check (test_ops.sh runs the server under valgrind) and the
+# man pages' rendering check (tests/pkg/test_docs.sh): without them these were
+# skipped, and a skip fails `make test` (tests/run.sh).
+packages+=(valgrind man-db)
+
 # Real programs the shim is tested with (tests/lab/test_apps_*.sh, examples/).
 packages+=(
 	openvpn mosh gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good

@@ -1,86 +1,292 @@
 #!/usr/bin/env bash
-# tests/run.sh - everything `make test` runs: unit tests (ASan+UBSan), a short fuzz run,
-# server tests on loopback, and the NAT lab tests.  Each suite prints
-# "NAME: N passed, N failed"; this adds them up and ends with the same kind of line.
+# tests/run.sh - runs the test suites and adds up their results.
+#
+#   tests/run.sh            the full run (`make test`): everything, as root
+#   tests/run.sh --check    what needs no root (`make check`): unit, fuzz smoke,
+#                           server suites, loopback shim suites, docs
+#   tests/run.sh [--check] SUITE...   only these (paths, or "unit", "fuzz")
+#
+# The protocol a suite follows (tests/README.md):
+#   - one line per case, "ok - ..." or "not ok - ...";
+#   - "skip - REASON" for each case it could not run, REASON saying what is missing
+#     ("needs root: ...", "needs clang: ...", "valgrind not installed: ...");
+#   - last, "NAME: N passed, N failed" (", N skipped" may follow);
+#   - exit status 0 only when nothing failed.
+# A suite that reports 0 passed and 0 failed ran nothing: that is a skip too.
+# Skips are counted and shown.  Only the classes of skip listed in allowed_skip
+# pass: "needs root" and "needs clang" in --check, none in the full run, where a
+# fresh Debian 12 machine with tests/deps.sh run as root has everything.  Any other
+# skip fails the run.  N4_ALLOW_SKIP (an extended regex on REASON) adds to the list,
+# e.g. on a CI runner that cannot create network namespaces.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${N4_BUILD:-build}
 export N4_BUILD=$BUILD
 
+mode=full
+if [[ ${1:-} == --check ]]; then
+	mode=check
+	shift
+fi
+
 total_pass=0
 total_fail=0
+total_skip=0
 failed_suites=()
+skip_lines=()
 
-run_suite() { # name, command...
-	local name=$1
-	shift
-	local log
-	log=$(mktemp)
-	echo "=== $name"
-	local start=$SECONDS
-	timeout --kill-after=10 600 "$@" 2>&1 | tee "$log"
-	local rc=${PIPESTATUS[0]}
-	local line p f
-	line=$(grep -E '^[A-Za-z_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+# allowed_skip REASON: whether this run may skip for REASON.
+allowed_skip() {
+	if [[ $mode == check ]] && [[ $1 =~ ^needs\ (root|clang) ]]; then
+		return 0
+	fi
+	[[ -n ${N4_ALLOW_SKIP:-} ]] && [[ $1 =~ $N4_ALLOW_SKIP ]]
+}
+
+# note_skip NAME REASON: count one skip; one that is not allowed fails the suite.
+# Returns 1 for a skip that is not allowed.
+note_skip() {
+	local name=$1 reason=$2
+	((total_skip += 1))
+	skip_lines+=("$name: $reason")
+	if allowed_skip "$reason"; then
+		return 0
+	fi
+	echo "!!! $name skipped \"$reason\": not allowed in the $mode run (install what is missing: tests/deps.sh)"
+	return 1
+}
+
+# tally NAME LOG RC SECONDS: count what the suite's output says.
+tally() {
+	local name=$1 log=$2 rc=$3 secs=$4
+	local line p=0 f=0 s=0 declared=0 bad=0 reason
+	line=$(grep -E '^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [[ -n $line ]]; then
-		p=$(sed -E 's/^[^:]+: ([0-9]+) passed, ([0-9]+) failed.*/\1/' <<<"$line")
-		f=$(sed -E 's/^[^:]+: ([0-9]+) passed, ([0-9]+) failed.*/\2/' <<<"$line")
-	else
-		p=0
-		f=0
+		p=$(sed -E 's/^[^:]+: ([0-9]+) passed.*/\1/' <<<"$line")
+		f=$(sed -E 's/^[^:]+: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
+		[[ $line =~ ,\ ([0-9]+)\ skipped ]] && declared=${BASH_REMATCH[1]}
+	fi
+	while IFS= read -r reason; do
+		((s += 1))
+		note_skip "$name" "$reason" || ((bad += 1))
+	done < <(sed -n 's/^skip - //p' "$log")
+	if ((declared > s)); then # counted by the suite without a reason line
+		for ((; s < declared; s++)); do
+			note_skip "$name" "unnamed skip" || ((bad += 1))
+		done
+	fi
+	if ((p == 0 && f == 0 && s == 0 && rc == 0)); then
+		s=1
+		note_skip "$name" "ran nothing (0 passed, 0 failed)" || ((bad += 1))
 	fi
 	if ((rc != 0 && f == 0)); then
 		echo "!!! $name exited with status $rc without reporting a failure: counted as one"
 		f=1
 	fi
+	((f += bad))
 	((total_pass += p, total_fail += f))
 	((f > 0)) && failed_suites+=("$name")
-	echo "=== $name: $p passed, $f failed ($((SECONDS - start)) s)"
+	echo "=== $name: $p passed, $f failed, $s skipped ($secs s)"
+}
+
+# run_suite NAME CMD...: run one suite now, its output shown as it comes.
+run_suite() {
+	local name=$1
+	shift
+	local log start=$SECONDS
+	log=$(mktemp)
+	echo "=== $name"
+	timeout --kill-after=10 600 "$@" 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	tally "$name" "$log" "$rc" $((SECONDS - start))
 	rm -f "$log"
 }
 
-run_suite unit "$BUILD/tests/unit"
-
-if [[ -x tests/fuzz/run.sh ]]; then
-	run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
+# The suites that need no root run on loopback: each gets a network namespace of its
+# own (unshare -rn: a user namespace makes it without root), with lo up (127.0.0.1
+# and ::1), so no port of theirs meets another suite's or another run's (a server
+# on port 0 takes the UDP port of its TCP one: a loopback full of other suites'
+# sockets made it fail).  Without namespaces they run as they are, one at a time.
+netns=()
+if unshare -rn true 2>/dev/null; then
+	netns=(unshare -rn)
+elif [[ $(id -u) -eq 0 ]] && unshare -n true 2>/dev/null; then
+	netns=(unshare -n)
 fi
+# The command prefix that runs a suite in such a namespace (none without one).
+((${#netns[@]})) && netns+=(bash -c 'ip link set lo up && exec "$@"' in_netns)
 
-for t in tests/server/test_*.sh; do
-	[[ -e $t ]] || continue
-	run_suite "$(basename "$t" .sh)" bash "$t"
-done
-
-# Packaging: builds, installs and purges the Debian packages (needs root).
-for t in tests/pkg/test_*.sh; do
-	[[ -e $t ]] || continue
-	run_suite "$(basename "$t" .sh)" bash "$t"
-done
-
-# The lab needs root and network namespaces.  Without them the run fails loudly:
-# a green result must mean the NAT claims were actually checked.
-lab_ok=1
-if [[ $(id -u) -ne 0 ]]; then
-	echo "!!! LAB TESTS NEED ROOT AND NETWORK NAMESPACES: not running as root"
-	lab_ok=0
-elif ! ip netns add "n4-probe-$$" 2>/dev/null; then
-	echo "!!! LAB TESTS NEED ROOT AND NETWORK NAMESPACES: 'ip netns add' failed"
-	lab_ok=0
-else
-	ip netns del "n4-probe-$$"
+# They mostly wait on sockets and timers, so make check runs N4_TEST_JOBS of them at
+# once (3 by default; 1 in the full run), each into its own log, and prints them in
+# order once all are done.
+jobs_max=${N4_TEST_JOBS:-$([[ $mode == check ]] && echo 3 || echo 1)}
+if ((!${#netns[@]} && jobs_max > 1)); then
+	echo "# no network namespaces (unshare -rn): the loopback suites run one at a time"
+	jobs_max=1
 fi
-if ((lab_ok)); then
-	for t in tests/lab/test_*.sh; do
-		[[ -e $t ]] || continue
-		run_suite "$(basename "$t" .sh)" bash "$t"
+pool=$(mktemp -d)
+trap 'rm -rf "$pool"' EXIT
+pooled=()
+pool_running=0
+
+# pool_suite NAME CMD...: start the suite (or run it now with one job at a time).
+pool_suite() {
+	local name=$1
+	shift
+	if ((jobs_max <= 1)); then
+		run_suite "$name" "$@"
+		return
+	fi
+	if ((pool_running >= jobs_max)); then
+		wait -n
+		((pool_running -= 1))
+	fi
+	(
+		start=$SECONDS
+		timeout --kill-after=10 600 "$@" >"$pool/$name.log" 2>&1
+		echo "$? $((SECONDS - start))" >"$pool/$name.rc"
+	) &
+	((pool_running += 1))
+	pooled+=("$name")
+}
+
+# pool_report: wait for the pooled suites and report them in the order they started.
+pool_report() {
+	local name rc secs
+	wait
+	pool_running=0
+	for name in "${pooled[@]}"; do
+		echo "=== $name"
+		cat "$pool/$name.log"
+		read -r rc secs <"$pool/$name.rc" 2>/dev/null || {
+			rc=1
+			secs=?
+		}
+		tally "$name" "$pool/$name.log" "$rc" "$secs"
 	done
+	pooled=()
+}
+
+# skip_suite NAME REASON: a suite this run does not start.
+skip_suite() {
+	echo "=== $1: skipped ($2)"
+	if ! note_skip "$1" "$2"; then
+		((total_fail += 1))
+		failed_suites+=("$1")
+	fi
+}
+
+# Root suites: the NAT lab (namespaces, nftables) and the package install.
+needs_root() {
+	[[ $1 == tests/lab/* || $1 == tests/pkg/test_deb.sh ]]
+}
+
+# The suites that load both cores (thousands of clients, ASan servers under attack)
+# run alone: beside others, their deadlines and the others' would be missed.
+runs_alone() {
+	[[ $1 == tests/server/test_load.sh || $1 == tests/server/test_hostile.sh ]]
+}
+
+# can_root: root, and network namespaces can be made (the lab's own probe).
+can_root() {
+	[[ $(id -u) -eq 0 ]] || {
+		root_why="not root (uid $(id -u))"
+		return 1
+	}
+	if ! ip netns add "n4-probe-$$" 2>/dev/null; then
+		root_why="'ip netns add' failed"
+		return 1
+	fi
+	ip netns del "n4-probe-$$"
+}
+
+# The suites in the order they run; the name printed is the file's, without .sh, and
+# must be unique (tests/README.md: each says its layer).
+shopt -s nullglob
+if (($#)); then
+	suites=("$@")
 else
-	((total_fail += 1))
-	failed_suites+=("lab (not run)")
+	suites=()
+	for t in unit fuzz tests/server/test_*.sh tests/shim/test_*.sh tests/pkg/test_*.sh; do
+		needs_root "$t" || runs_alone "$t" || suites+=("$t")
+	done
+	for t in tests/server/test_*.sh; do # then the heavy ones
+		runs_alone "$t" && suites+=("$t")
+	done
+	for t in tests/pkg/test_*.sh tests/lab/test_*.sh; do # root suites last
+		needs_root "$t" && suites+=("$t")
+	done
 fi
+declare -A seen=()
+for t in "${suites[@]}"; do
+	n=$(basename "$t" .sh)
+	if [[ -n ${seen[$n]:-} ]]; then
+		echo "!!! two suites are named $n: ${seen[$n]} and $t (rename one: tests/README.md)"
+		exit 1
+	fi
+	seen[$n]=$t
+done
+
+# The IPv6 cases of the server suites need ::1, which some images turn off.
+if [[ $(id -u) -eq 0 && $(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null) == 1 ]]; then
+	echo "# enabling IPv6 on lo for the IPv6 cases (net.ipv6.conf.lo.disable_ipv6=0)"
+	sysctl -qw net.ipv6.conf.lo.disable_ipv6=0 || echo "!!! could not enable IPv6 on lo"
+fi
+
+root_checked=0
+root_ok=0
+root_why=
+for t in "${suites[@]}"; do
+	name=$(basename "$t" .sh)
+	if [[ $t == unit ]]; then
+		pool_suite unit "${netns[@]}" "$BUILD/tests/unit"
+	elif [[ $t == fuzz ]]; then
+		# One fuzz target per core in the full run; in the pool, one in all.
+		fuzz_jobs=${FUZZ_JOBS:-$( ((jobs_max > 1)) && echo 1 || nproc)}
+		if [[ $mode == check ]]; then
+			pool_suite fuzz env FUZZ_JOBS="$fuzz_jobs" FUZZ_SECONDS="${FUZZ_SECONDS:-1}" tests/fuzz/run.sh
+		else
+			pool_suite fuzz env FUZZ_JOBS="$fuzz_jobs" FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
+		fi
+	elif needs_root "$t"; then
+		pool_report # the lab runs alone, its output as it comes
+		if [[ $mode == check ]]; then
+			skip_suite "$name" "needs root: make check runs no root suite"
+			continue
+		fi
+		if ((!root_checked)); then
+			root_checked=1
+			can_root && root_ok=1
+		fi
+		if ((root_ok)); then
+			run_suite "$name" bash "$t"
+		else
+			skip_suite "$name" "needs root and network namespaces: $root_why"
+		fi
+	elif [[ -f $t ]] && runs_alone "$t"; then
+		pool_report
+		run_suite "$name" "${netns[@]}" bash "$t"
+	elif [[ -f $t ]]; then
+		pool_suite "$name" "${netns[@]}" bash "$t"
+	else
+		echo "!!! no such suite: $t"
+		((total_fail += 1))
+		failed_suites+=("$t")
+	fi
+done
+pool_report
 
 echo
+# One line per reason, with the suites that gave it.
+if ((${#skip_lines[@]})); then
+	printf '%s\n' "${skip_lines[@]}" | awk '{
+		i = index($0, ": "); n = substr($0, 1, i - 1); r = substr($0, i + 2)
+		if (!(r in who)) order[++k] = r
+		who[r] = who[r] " " n
+	} END { for (j = 1; j <= k; j++) printf "SKIPPED (%s):%s\n", order[j], who[order[j]] }'
+fi
 if ((${#failed_suites[@]})); then
 	echo "FAILED: ${failed_suites[*]}"
 fi
-echo "tests: $total_pass passed, $total_fail failed"
+echo "tests: $total_pass passed, $total_fail failed, $total_skip skipped"
 ((total_fail == 0))

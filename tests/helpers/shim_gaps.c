@@ -1,5 +1,5 @@
 /* shim_gaps.c - small programs that drive the shim into the corners of issues 8 and 9,
- * one per mode; tests/lab/test_shim_gaps.sh runs them under LD_PRELOAD on loopback and
+ * one per mode; tests/shim/test_shim_gaps.sh runs them under LD_PRELOAD on loopback and
  * checks what they print and what reaches the placeholder and the peer.
  *
  *   peer PORT                 the other side (N4_LISTEN=PORT): prints "got DATA" per

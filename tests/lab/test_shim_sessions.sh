@@ -254,7 +254,11 @@ stranger_case() {
 		test "$gaps" -eq 0 -a "${ga:-0}" -ge 60 -a "${gb:-0}" -ge 60
 }
 
-want() { [[ -z ${ONLY:-} || $1 =~ $ONLY ]]; }
+want() {
+	[[ -z ${ONLY:-} || $1 =~ $ONLY ]] && return 0
+	echo "skip - not selected by ONLY=$ONLY: $1"
+	return 1
+}
 # net.ipv6.bindv6only=1: the program's AF_INET6 socket is v6-only; the socket the
 # shim puts under it must still reach the IPv4 peer.
 v6only_case() {

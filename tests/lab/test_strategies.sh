@@ -61,7 +61,7 @@ cell inc inc 20 300 sweep 10
 # --no-sweep: a direct pair still wins; a pair that needs a sweep is refused on
 # both sides (exit 4, the reason printed) and the refusing side never sent a
 # datagram to the peer's NAT.  (Without --no-relay our server relays such a pair:
-# tests/lab/test_relay.sh.)
+# tests/lab/test_lab_relay.sh.)
 lab_up --nat-a cone --nat-b cone --delay 10 >/dev/null || exit 1
 start_server || exit 1
 check "--no-sweep, cone/cone: both win (direct)" run_pair ns-cone -t 10 --no-sweep
@@ -103,7 +103,7 @@ stop_server
 lab_down
 
 # random/random with --no-relay: refused at once, exit status 4, a clear reason
-# (relayed by default: tests/lab/test_relay.sh).
+# (relayed by default: tests/lab/test_lab_relay.sh).
 lab_up --nat-a random --nat-b random >/dev/null || exit 1
 start_server || exit 1
 LOG_A=$LAB_DIR/rr-a.log

@@ -151,7 +151,7 @@ if command -v man >/dev/null; then
 		if [[ -z $warn ]]; then ok "$page renders without warnings"; else notok "$page: $warn"; fi
 	done
 else
-	echo "# man not installed: rendering not checked"
+	echo "skip - man not installed: rendering not checked (tests/deps.sh installs man-db)"
 fi
 
 VERSION=$(sed -n 's/^VERSION *:= *//p' Makefile)

@@ -22,7 +22,7 @@ if [[ -e /proc/net/if_inet6 ]] && ping -6 -c1 -W1 ::1 >/dev/null 2>&1 || ip -6 a
 	out=$("$LG" -p "$SPORT" -H 127.0.0.1 -c 20 -n 200 -q -t 20 --legacy)
 	check "clients over IPv4 on the same dual-stack socket pair" grep -q "ok=200 bad=0 failed=0" <<<"$out"
 else
-	echo "# no IPv6 loopback here: IPv6 cases skipped"
+	echo "skip - needs root: no IPv6 loopback (::1) for the IPv6 cases (tests/run.sh enables it as root)"
 fi
 
 # Graceful shutdown: a pair in the exchange finishes, waiting clients are closed,
@@ -74,6 +74,6 @@ if command -v valgrind >/dev/null; then
 		notok "valgrind: server did not start"
 	fi
 else
-	echo "# valgrind not installed: leak check skipped"
+	echo "skip - valgrind not installed: leak check (tests/deps.sh installs it)"
 fi
 finish

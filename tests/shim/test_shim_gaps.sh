@@ -17,12 +17,22 @@
 # N4_SHIM=path runs the same cases against another build of the library (e.g. the one
 # before a fix: each case fails there).
 set -u
+# The namespace is unshare(1)'s: a user namespace makes it without root (make check).
+if [[ -z ${N4_GAPS_NETNS:-} ]]; then
+	uflag=-rn
+	unshare -rn true 2>/dev/null || uflag=-n
+	if ! unshare "$uflag" true 2>/dev/null; then
+		echo "skip - needs root: no user namespaces here, and unshare -n needs root"
+		echo "shim_gaps: 0 passed, 0 failed, 1 skipped"
+		exit 0
+	fi
+	exec unshare "$uflag" env N4_GAPS_NETNS=1 bash "$0" "$@"
+fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=${N4_BUILD:-$HERE/../../build}
 SHIM=${N4_SHIM:-$BUILD/libn4shim.so}
 GAPS=$BUILD/tests/shim_gaps
 N4=$BUILD/n4
-NS=n4gaps-$$
 PH=127.0.0.2
 PH_PORT=5000
 LISTEN=6000
@@ -41,18 +51,12 @@ cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-if [[ $(id -u) -ne 0 ]] || ! ip netns add "$NS" 2>/dev/null; then
-	echo "needs root and network namespaces"
-	echo "shim_gaps: 0 passed, 1 failed"
-	exit 1
-fi
-ip -n "$NS" link set lo up
-in_ns() { ip netns exec "$NS" "$@"; }
+ip link set lo up
+in_ns() { "$@"; }
 # wait_for SECONDS CMD...: poll until CMD succeeds.
 wait_for() {
 	local end=$((SECONDS + $1))

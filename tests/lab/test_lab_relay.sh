@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_relay.sh - pairs no punch can join talk through the server's relay (issue:
+# test_lab_relay.sh - pairs no punch can join talk through the server's relay (issue:
 # every pair connects).  random/random: `n4 -c` on both sides exits 0 with a relayed
 # WIN and the printed nc lines carry data both ways; two shimmed netcats exchange
 # both ways; a stranger spraying the relay's ports reaches neither program; a pair

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_trust.sh - keys (issue 8): a keyed pair wins and the server only ever sees the
+# test_lab_trust.sh - keys (issue 8): a keyed pair wins and the server only ever sees the
 # derived identifier; a client with another key and the same -a, waiting first, is
 # never paired with them; an impostor presenting the key's identifiers (to our server
 # with a test client, and an original-protocol client on an original-protocol server)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_relay.sh - the relay under hostile input, in the server built with
+# test_srv_relay.sh - the relay under hostile input, in the server built with
 # ASan+UBSan: a relayed pair on loopback, then junk of every size on both relay
 # ports, registrations with wrong tokens and from another IP, an oversize datagram
 # from a registered address, a malformed RELAY message over TCP.  The session must

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_metrics.sh - `n4 -s --metrics`: the endpoint's output passes
+# test_srv_metrics.sh - `n4 -s --metrics`: the endpoint's output passes
 # `promtool check metrics`, and hostile HTTP clients (slow, oversized, garbage,
 # more connections than the cap, a connect flood) cannot hurt the rendezvous: real
 # pairs complete meanwhile, every hostile connection is closed in time, no

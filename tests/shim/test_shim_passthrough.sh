@@ -42,6 +42,16 @@ free_port() {
 		}
 	done
 }
+# has_lines FILE N: wait (at most 15 s) until FILE has N lines.
+has_lines() {
+	local i n
+	for ((i = 0; i < 750; i++)); do
+		n=$(wc -l 2>/dev/null <"$1")
+		((${n:-0} >= $2)) && return 0
+		sleep 0.02
+	done
+	return 1
+}
 exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 	local proto=$1 pre=$2 out=$3 port u=() envs=()
 	port=$(free_port)
@@ -49,8 +59,11 @@ exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 	((pre)) && envs=("${shim_env[@]}")
 	seq 1 200 >"$TMP/in-client"
 	seq 1000 1100 >"$TMP/in-server"
-	# The server answers after the client's data arrived; both quit when stdin ends.
-	(sleep 0.3; cat "$TMP/in-server") | env "${envs[@]}" timeout 5 nc "${u[@]}" -q 1 -l 127.0.0.1 "$port" \
+	# The server answers after the client's data arrived; both quit (-q 1) when their
+	# stdin ends, which is once the other side's bytes have all arrived: on a loaded
+	# machine a fixed pause ended the server's input before the client had sent.
+	(sleep 0.3; cat "$TMP/in-server"; has_lines "$out.server" 200) |
+		env "${envs[@]}" timeout 20 nc "${u[@]}" -q 1 -l 127.0.0.1 "$port" \
 		>"$out.server" 2>"$out.server.err" &
 	local spid=$!
 	local i
@@ -58,7 +71,8 @@ exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 		ss -Hln"${proto:0:1}" "sport = :$port" | grep -q . && break
 		sleep 0.02
 	done
-	(cat "$TMP/in-client"; sleep 1) | env "${envs[@]}" timeout 5 nc "${u[@]}" -q 1 127.0.0.1 "$port" \
+	(cat "$TMP/in-client"; has_lines "$out.client" 101) |
+		env "${envs[@]}" timeout 20 nc "${u[@]}" -q 1 127.0.0.1 "$port" \
 		>"$out.client" 2>"$out.client.err"
 	wait "$spid"
 	cmp -s "$out.server" "$TMP/in-client" && cmp -s "$out.client" "$TMP/in-server"

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# tests/fuzz/seeds.sh - writes the committed seed inputs of tests/fuzz/corpus/<target>/,
+# one small file per case, from the formats in lib/wire.h (8-byte messages),
+# lib/stay.h (REPUNCH), lib/predict.h (PLAN, TUNE, numbered probes), lib/relay_reg.h,
+# the metrics endpoint's HTTP head (lib/metrics.c) and the event scripts the
+# targets read (each fuzz_*.c says its format).  Seeds let the fuzzer start past the
+# first length and command checks, where a random input almost never gets.
+# Run it after changing a format, check the coverage (tests/README.md), commit the
+# files.  Seeds found by hand or kept from a run live beside these (not rewritten).
+set -euo pipefail
+cd "$(dirname "$0")/corpus"
+
+# seed TARGET NAME HEX...: the bytes given in hex (spaces ignored) as TARGET/NAME.
+seed() {
+	local dir=$1 name=$2 hex
+	shift 2
+	hex=$(tr -d ' \n' <<<"$*")
+	mkdir -p "$dir"
+	printf '%b' "$(sed 's/../\\x&/g' <<<"$hex")" >"$dir/$name"
+}
+# text TARGET NAME STRING: STRING with printf escapes (\r, \n) as TARGET/NAME.
+text() {
+	mkdir -p "$1"
+	printf '%b' "$3" >"$1/$2"
+}
+
+# ---- fuzz_wire: one 8-byte message per command, cmd | ext | 6-byte payload ----
+ID=6e346e346e34 # "n4n4n4"
+seed fuzz_wire hello "01 00 $ID"
+seed fuzz_wire hello-all-ext "01 7f $ID"
+seed fuzz_wire ready-token "02 01 a1b2c3d4e5f6"
+seed fuzz_wire exchange "03 00 $ID"
+seed fuzz_wire exchange-token "03 01 a1b2c3d4e5f6"
+seed fuzz_wire peerinfo "04 00 c6336402 4e20"     # 198.51.100.2:20000
+seed fuzz_wire peerinfo-port0 "04 00 c6336402 0000" # no port: rejected
+seed fuzz_wire punch "05 00 $ID"
+seed fuzz_wire plan-sweep "06 02 4e20 0000 0040"
+seed fuzz_wire keyid "07 00 111111111111"
+seed fuzz_wire self "08 00 cb007102 5dc0"
+seed fuzz_wire relay "0a 00 c0000202 9c40"
+seed fuzz_wire relay-token "0c 00 0102030405 06"
+seed fuzz_wire local-last "0d 01 0a010002 4e20"      # 10.1.0.2:20000, the last one
+seed fuzz_wire local-more "0d 00 0a010003 4e21"
+seed fuzz_wire local-none "0d 01 000000000000"       # "no address": only as the last
+seed fuzz_wire local-none-notlast "0d 00 000000000000"
+seed fuzz_wire local-loopback "0d 01 7f000001 1388"  # loopback: no other host can use it
+seed fuzz_wire local-multicast "0d 01 e0000001 1388"
+seed fuzz_wire local-broadcast "0d 01 ffffffff 1388"
+seed fuzz_wire local-port0 "0d 01 0a010002 0000"
+seed fuzz_wire peerlocal "0e 01 c0a80105 1388"
+seed fuzz_wire repunch "0f 00 $ID"
+seed fuzz_wire stay "10 20 $ID"
+seed fuzz_wire unknown-cmd "7f 00 $ID"
+seed fuzz_wire short "01 00 6e346e346e"
+seed fuzz_wire ident-bad-char "01 00 6e34 0a 346e34"
+seed fuzz_wire peerinfo-as-head "c6336402 4e20 0000" # the first 6 bytes as a PEERINFO payload
+
+# ---- fuzz_stay: REPUNCH = 0x0F, any reserved byte, the identifier "n4n4n4" ----
+seed fuzz_stay repunch "0f 00 $ID"
+seed fuzz_stay repunch-reserved "0f ff $ID"
+seed fuzz_stay repunch-other-ident "0f 00 6e346e346e35"
+seed fuzz_stay repunch-long "0f 00 $ID 00"
+seed fuzz_stay repunch-short "0f 00 6e346e346e"
+seed fuzz_stay punch "05 00 $ID"
+seed fuzz_stay self-ident "0f 00 0f 00 0f 00 0f 00" # the target's second check: ident = bytes 0..5
+
+# ---- fuzz_apunch: 68-byte APUNCH (auth.h): cmd 0x09, flags, the rest random ----
+seed fuzz_apunch apunch-ack "09 01 $(printf '%0132d' 0)"
+seed fuzz_apunch apunch-bad-flags "09 80 $(printf '%0132d' 0)"
+seed fuzz_apunch apunch-short "09 00 $(printf '%0130d' 0)"
+
+# ---- fuzz_key: base64 of 32 bytes, as `n4 genkey` prints it ----
+K=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA= # bytes 1..32
+text fuzz_key key-lf "$K\n"
+text fuzz_key key-crlf-spaces "  \t$K\r\n"
+text fuzz_key key-no-padding "${K%=}"
+text fuzz_key key-bad-char "${K:0:20}*${K:21}"
+text fuzz_key key-short "${K:0:40}"
+text fuzz_key key-long "${K}AAAA"
+text fuzz_key key-noncanonical "${K:0:42}B="
+text fuzz_key key-inner-space "${K:0:20} ${K:20}"
+
+# ---- fuzz_http: heads a scraper, a browser or an attacker sends ----
+text fuzz_http get-metrics "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\n"
+text fuzz_http get-metrics-lf "GET /metrics HTTP/1.0\n\n"
+text fuzz_http get-metrics-query "GET /metrics?name[]=n4 HTTP/1.1\r\n\r\n"
+text fuzz_http head-metrics "HEAD /metrics HTTP/1.1\r\n\r\n"
+text fuzz_http post "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+text fuzz_http not-found "GET /favicon.ico HTTP/1.1\r\n\r\n"
+text fuzz_http bad-version "GET /metrics SPDY/3\r\n\r\n"
+text fuzz_http nul-in-line "GET /met\0rics HTTP/1.1\r\n\r\n"
+text fuzz_http incomplete "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+text fuzz_http cr-only "GET /metrics HTTP/1.1\r\r\n\r\r\n"
+# a request line over the 256 bytes n4_http_request reads: 414
+text fuzz_http long-line "GET /$(printf 'a%.0s' {1..300}) HTTP/1.1\r\n\r\n"
+# a head over the endpoint's 2048-byte limit (METRICS_HEAD_MAX): 431; run.sh's
+# -max_len for fuzz_http is above it
+text fuzz_http huge-head "GET /metrics HTTP/1.1\r\n$(for i in {1..60}; do printf 'X-Filler-%02d: %s\\r\\n' "$i" "$(printf 'b%.0s' {1..30})"; done)\r\n"
+
+# ---- fuzz_plan: byte 0 PLAN/TUNE ext, bytes 1..6 payload (big-endian fields);
+# the whole input also read as 5-byte observations: port (LE), flags, dt ms (LE);
+# flags: 1 side B, 2 second port, 4 socket 0, 8 ordered (first of each side),
+# 16 last ----
+seed fuzz_plan plan-direct "01 4e20 0000 0000"
+seed fuzz_plan plan-sweep "02 4e20 0000 0040"
+seed fuzz_plan plan-range "03 4e20 1040 0000"    # step 1, 64 ports
+seed fuzz_plan plan-range-step2 "03 4e20 2020 0000"
+seed fuzz_plan plan-range-wraps "03 fff0 1040 0000" # past 65535: rejected
+seed fuzz_plan plan-bday-listen "04 4e20 0000 0100"
+seed fuzz_plan plan-bday-probe "05 2710 c350 0040"
+seed fuzz_plan plan-impossible "06 0000 0000 0000"
+seed fuzz_plan tune "00 001e 0064 0005"  # guard 30 ms, 100 pps, jitter 5 ms
+seed fuzz_plan tune-nosweep "01 00fa 0000 0000"
+seed fuzz_plan tune-guard-too-long "00 0100 0000 0000"
+# obs PORT FLAGS DT: one observation, little-endian fields.
+obs() { printf '%02x%02x %02x %02x%02x ' $(($1 & 255)) $(($1 >> 8)) "$2" $(($3 & 255)) $(($3 >> 8)); }
+# Two port-incrementing NATs (+1 per mapping), A from 20000 and B from 24000,
+# probes interleaved: socket 0 first, then the second port, the last marked.
+inc=""
+for i in 0 1 2 3 4; do
+	fa=0
+	fb=1
+	((i == 0)) && fa=4 fb=5
+	((i == 1)) && fa=2 fb=3
+	((i == 4)) && fa=16 fb=17
+	inc+=$(obs $((20000 + i)) $fa 20)$(obs $((24000 + i)) $fb 20)
+done
+seed fuzz_plan obs-inc-inc "$inc"
+# +2 on A, -1 on B.
+mixed=""
+for i in 0 1 2 3 4; do
+	mixed+=$(obs $((30000 + 2 * i)) $((i == 0 ? 4 : 0)) 15)$(obs $((40000 - i)) $((i == 0 ? 5 : 1)) 15)
+done
+seed fuzz_plan obs-inc2-dec "$mixed"
+# A cone NAT (one port for every destination) and a random one.
+seed fuzz_plan obs-cone-random "$(obs 5000 4 10)$(obs 31337 5 10)$(obs 5000 2 10)$(obs 1234 3 10)$(obs 5000 16 10)$(obs 50999 17 10)"
+# Ordered (N4_EXT_SEQ) clients: flag 8 on each side's first entry; numbered
+# probes (seq in the low bits) as the server records them.
+seed fuzz_plan obs-ordered "$(obs 20000 12 5)$(obs 24000 13 5)$(obs 20001 0 5)$(obs 24001 1 5)$(obs 20002 2 5)$(obs 24002 3 5)"
+
+# ---- fuzz_relay_reg: first the decoder (0x0B, flags, 10-byte token), then the
+# input as a script of (op, sel, len) triples: op%4 0 raw bytes (len of them
+# follow), 1 registration with the own token, 2 with the other side's, 3 time
+# passes (len*500 ms); sel bit 0 side, bit 1 source .1/.2, bits 2-3 source port,
+# bit 6 v4-mapped; registration flags len&3, len&0x80 damages the token ----
+seed fuzz_relay_reg reg "0b 00 0102030405060708090a"
+seed fuzz_relay_reg reg-ack-peerup "0b 03 0102030405060708090a"
+seed fuzz_relay_reg reg-bad-flags "0b 80 0102030405060708090a"
+# both sides register, data both ways, a refresh, time passes
+seed fuzz_relay_reg both-then-data "01 00 00  01 01 00  00 00 08 6461746120612d3e  00 01 08 6461746120622d3e  01 00 01  03 00 04  00 00 04 6d6f7265"
+# a registration from a new address moves the side; a stranger's does not
+seed fuzz_relay_reg rebind "01 00 00  01 01 00  01 06 00  00 06 04 61626364  02 02 00  00 02 04 78787878"
+# damaged and the other side's tokens, v4-mapped sources
+seed fuzz_relay_reg bad-tokens "01 00 85  02 01 00  01 41 00  01 40 00  00 41 03 616263"
+# idle: both up, then past the idle timeout, then data
+seed fuzz_relay_reg idle-expiry "01 00 00  01 01 00  03 00 ff  03 00 ff  00 00 04 6c617465  01 00 00"
+# data before any registration, then raw bytes shaped like a registration
+seed fuzz_relay_reg data-first "00 00 05 68656c6c6f  00 01 0c 0b000102030405060708090a"
+
+# ---- fuzz_server: byte 0 bit 0 = --ident n4n4n4, then events op%10, arg
+# (k = arg%8): 0 connect (sel: bit 7 IPv6, 6 v4-mapped, 0-1 address), 1 HELLO
+# (ext, b, len: 1+len%8 bytes; arg&8: STAY), 2 raw (n, bytes), 3 close,
+# 4 EXCHANGE (sel, ext, t, [token], cut), 5 deadlines fire, 6 clients read,
+# 7 graceful shutdown, 8 LOCAL (f, [ext], port), 9 KEYID (f, [n]) ----
+# Two legacy clients from two IPs pair: HELLO, READY, EXCHANGE each, PEERINFO.
+seed fuzz_server legacy-pair "00  00 00 00  00 01 01  01 00 00 00 07  01 01 00 00 07  06 00  04 00 00 00 00 01  04 08 01 00 00 01  06 00  05 00  06 00"
+# Token clients: the EXCHANGE carries the token each read in its READY.
+seed fuzz_server token-pair "00  00 00 00  00 01 01  01 00 01 00 07  01 01 01 00 07  06 00  04 00 00 01 80 01  04 08 01 01 81 01  06 00  05 00  06 00"
+# Discovery: numbered probes (arg&7 == 7: PROBE) from both, then EXCHANGEs.
+seed fuzz_server probe-pair "00  00 00 00  00 01 01  01 00 43 00 07  01 01 43 00 07  06 00  04 07 00 00 80 01  04 0f 01 01 81 01  04 17 00 00 80 01  04 1f 01 01 81 01  04 00 00 43 80 01  04 08 01 43 81 01  06 00  05 00  06 00  05 00  06 00"
+# Relay: two clients asking for everything (token, probe, relay, local), foreign EXCHANGE, deadlines.
+seed fuzz_server relay-pair "00  00 00 00  00 01 01  01 00 1b 00 07  01 01 1b 00 07  06 00  08 00 00 13 88  08 01 00 13 89  04 00 00 1b 80 01  04 08 01 1b 81 01  04 10 02 1b 00 a1a2a3a4a5a6 01  06 00  05 00  06 00  05 00  06 00"
+# IPv6 and v4-mapped clients, a cut HELLO, junk, a reset, a shutdown with one waiting.
+seed fuzz_server v6-junk-shutdown "00  00 00 80  00 01 c1  00 02 02  01 00 01 00 07  01 01 01 00 03  02 02 05 ff00ff0001  03 02  06 00  04 00 80 01 80 01  07 00  06 00  05 00"
+# STAY registrations (arg&8) next to a pair, and only_ident with another ident.
+seed fuzz_server stay-ident "01  00 00 00  00 01 01  01 08 20 00 07  01 01 00 01 07  01 09 00 00 07  06 00  05 00  03 00  03 01  06 00"
