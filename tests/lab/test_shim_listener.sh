@@ -39,7 +39,7 @@ listener() { # LOG IDENT ARGS...: binds 5000, N4_LISTEN, no N4_PEER, latched
 }
 field() { sed -nE "s/^$2 ([-0-9]+).*/\1/p" "$1" | tail -n 1; }
 both_punched() { grep -q "punched" "$1" && grep -q "punched" "$2"; }
-streaming() { (($(grep -c . "$1") > 3)); }
+streaming() { grep -q "^first heard from" "$1"; }
 set_udp_timeout() { # SECONDS on both NATs (unreplied and stream)
 	local n
 	for n in nata natb; do
@@ -112,6 +112,10 @@ flush_case() { # FLAVOR
 	check "flush ($f): the listener hears the dialler again and to the end (${rb:-never} ms, last at $(last_rx "$lb") ms)" \
 		test -n "$rb" -a "$(last_rx "$lb")" -ge 15000
 	alias_checks "flush ($f)" "$la" "$lb"
+	if [[ -z $ra || -z $rb ]]; then # what the two sides saw, for the failure report
+		tail -n 12 "$la" | sed 's/^/# a: /'
+		tail -n 12 "$lb" | sed 's/^/# b: /'
+	fi
 	[[ $f != inc ]] && { lab_set_nat a inc; lab_set_nat b inc; }
 }
 
