@@ -85,6 +85,17 @@ bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *a
 	       v4->sin_port != htons(cfg->server_port) && v4->sin_port != htons(SHIM_DNS_PORT);
 }
 
+bool shim_names_peer(const struct shim_sock *s, const struct shim_config *cfg,
+		     const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4)
+{
+	if (shim_is_placeholder(cfg, addr, len, v4))
+		return true;
+	if (!__atomic_load_n(&s->alias_ph, __ATOMIC_ACQUIRE) || !shim_to_v4(addr, len, v4))
+		return false;
+	return v4->sin_addr.s_addr == __atomic_load_n(&s->ph.sin_addr.s_addr, __ATOMIC_RELAXED) &&
+	       v4->sin_port == __atomic_load_n(&s->ph.sin_port, __ATOMIC_RELAXED);
+}
+
 /* `v4` in the family of the program's socket (v4-mapped for AF_INET6). */
 socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out)
 {
@@ -474,6 +485,13 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 	s->relayed = res->relayed;
 	s->res = *res;
 	s->filter_until_ms = now + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
+	if (!s->have_ph) {
+		/* A listener without N4_PEER knows its peer by the address it first
+		 * hears it from: keep that one for the session (alias_ph). */
+		s->ph = res->peer;
+		s->have_ph = true;
+		__atomic_store_n(&s->alias_ph, true, __ATOMIC_RELEASE);
+	}
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
 	s->settle_until_ms = now + SHIM_SETTLE_MS;

@@ -240,7 +240,8 @@ int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		addr = shim_as_family(__atomic_load_n(&t->family, __ATOMIC_RELAXED), addr, &len,
 				      &mapped);
 	struct sockaddr_in ph;
-	bool is_ph = addr && shim_is_placeholder(shim_config_get(), addr, len, &ph);
+	bool is_ph = addr && (t ? shim_names_peer(t, shim_config_get(), addr, len, &ph)
+				: shim_is_placeholder(shim_config_get(), addr, len, &ph));
 	socklen_t real_len = 0;
 	int rc;
 

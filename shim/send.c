@@ -71,7 +71,7 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 	struct sockaddr_storage mapped;
 	dest = shim_as_family(family_of(s), dest, &dest_len, &mapped);
-	bool is_ph = dest && shim_is_placeholder(shim_config_get(), dest, dest_len, &ph);
+	bool is_ph = dest && shim_names_peer(s, shim_config_get(), dest, dest_len, &ph);
 	if (pass(s, is_ph))
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 	struct sockaddr_in peer;
@@ -111,7 +111,7 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 		msg = &mm;
 	}
 	bool is_ph = msg->msg_name &&
-		     shim_is_placeholder(shim_config_get(), msg->msg_name, msg->msg_namelen, &ph);
+		     shim_names_peer(s, shim_config_get(), msg->msg_name, msg->msg_namelen, &ph);
 	if (pass(s, is_ph))
 		return REAL(sendmsg)(fd, msg, flags);
 	int rc = prepare(fd, msg->msg_name, msg->msg_namelen, is_ph, &ph, &rewrite, &rd, &rl);
@@ -147,7 +147,7 @@ static int sendmmsg_as_given(int fd, struct mmsghdr *vec, unsigned vlen, int fla
 	for (unsigned i = 0; i < vlen; i++) {
 		const struct msghdr *m = &vec[i].msg_hdr;
 		if (m->msg_name &&
-		    shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, is_ph ? &any : &ph)) {
+		    shim_names_peer(s, cfg, m->msg_name, m->msg_namelen, is_ph ? &any : &ph)) {
 			if (!is_ph) {
 				first = m->msg_name;
 				first_len = m->msg_namelen;
@@ -176,7 +176,7 @@ static int sendmmsg_as_given(int fd, struct mmsghdr *vec, unsigned vlen, int fla
 	for (unsigned i = 0; i < vlen; i++) {
 		v[i] = vec[i];
 		struct msghdr *m = &v[i].msg_hdr;
-		if (m->msg_name && shim_is_placeholder(cfg, m->msg_name, m->msg_namelen, &any)) {
+		if (m->msg_name && shim_names_peer(s, cfg, m->msg_name, m->msg_namelen, &any)) {
 			m->msg_name = &rd;
 			m->msg_namelen = rl;
 		}

@@ -147,6 +147,10 @@ struct shim_sock {
 	ino_t ino;
 	bool connected_ph;	      /* the program connect()ed to the placeholder */
 	bool have_ph;		      /* ph known: rewrite peer <-> placeholder */
+	/* ph is the address the peer first had (a listener without N4_PEER): it stands
+	 * for the peer for the whole session, whatever recovery and relays change
+	 * under it, as a placeholder does for the side that dialled. */
+	bool alias_ph;
 	struct sockaddr_in ph;	      /* the placeholder this socket was designated with */
 	struct sockaddr_in peer;      /* the real peer (SHIM_WON) */
 	uint16_t local_port;	      /* the winning port */
@@ -229,6 +233,10 @@ void shim_fdtab_atfork_child(void);
 /* Does `addr` (family-aware, v4-mapped included) name a placeholder?  Fills v4. */
 bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr, socklen_t len,
 			 struct sockaddr_in *v4);
+/* ... or, on a punched socket whose peer has an alias (alias_ph), that alias:
+ * the address the program knows its peer by.  Lock-free. */
+bool shim_names_peer(const struct shim_sock *s, const struct shim_config *cfg,
+		     const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4);
 /* `v4` in a socket family's terms (v4-mapped for AF_INET6); returns the length. */
 socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out);
 /* Convert a sockaddr (AF_INET or v4-mapped AF_INET6) to AF_INET. */

@@ -26,9 +26,13 @@
  *   -6           (client) an AF_INET6 socket the program binds to [::]:0 itself,
  *                sending to the v4-mapped placeholder
  *   -1           ping: send until one answer arrives, then exit
+ *   -L           (listener) latch: answer only the address first heard from, as game
+ *                servers and VoIP tools that key their peers by address do; datagrams
+ *                from any other source are counted ("others N" at the end)
  * Prints (stdout): "bind MS" (how long bind took), "gap FROM TO" (realtime ms) for
  * each silence of more than 500 ms between received datagrams, "heard-after-quiet N",
- * and at the end "done sent N got M readblock MS". Exit status 0 unless a call failed. */
+ * and at the end "done sent N got M readblock MS first-rx MS last-rx MS" (first and last
+ * datagram received, from the start). Exit status 0 unless a call failed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -154,13 +158,13 @@ int main(int argc, char **argv)
 	struct sockaddr_in peer;
 	bool have_peer = false, client = false, poll_read = false, sa_restart = false;
 	bool dups = false, ping = false, handler_io = false, reexec = false, sink = false;
-	bool daemonize = false, fake_punch = false;
+	bool daemonize = false, fake_punch = false, latch = false;
 	int inherited = -1;
 	const char *ph_arg = NULL;
 	int port = 0, interval = 100, duration = 10, hop_s = 0, rebinds = 0, opt;
 	double quiet_from = -1, quiet_to = -1;
 
-	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z6FK1")) != -1) {
+	while ((opt = getopt(argc, argv, "c:l:p:i:d:q:PRSH:XEI:B:Z6FK1L")) != -1) {
 		switch (opt) {
 		case 'c':
 			if (parse_addr(optarg, &peer))
@@ -209,6 +213,9 @@ int main(int argc, char **argv)
 			break;
 		case 'B':
 			rebinds = atoi(optarg);
+			break;
+		case 'L':
+			latch = true;
 			break;
 		case '1':
 			ping = true;
@@ -260,7 +267,7 @@ int main(int argc, char **argv)
 	long long start = now_ms(), end = start + duration * 1000LL, last_rx = 0;
 	long long next_send = start, next_hop = hop_s ? start + hop_s * 1000LL : 0;
 	long long readblock = 0, heard_after_quiet = 0, first_rx = 0;
-	unsigned long sent = 0, got = 0;
+	unsigned long sent = 0, got = 0, others = 0;
 	bool failed = false, duped = false;
 	printf("start %lld\n", start);
 	while (now_ms() < end) {
@@ -350,7 +357,15 @@ int main(int argc, char **argv)
 		last_rx = now;
 		if (quiet_to > 0 && (double)(now - start) / 1000.0 >= quiet_to)
 			heard_after_quiet++;
-		if (!client && !poll_read && !sink) {
+		bool latched_elsewhere = latch && have_peer &&
+					 (from.sin_addr.s_addr != peer.sin_addr.s_addr ||
+					  from.sin_port != peer.sin_port);
+		if (latched_elsewhere)
+			others++;
+		if (!client && !poll_read && !sink && !latched_elsewhere) {
+			if (!have_peer)
+				printf("first heard from %s:%u\n", inet_ntoa(from.sin_addr),
+				       ntohs(from.sin_port));
 			peer = from; /* answer the latest source, as servers that roam do */
 			have_peer = true;
 			if (!interval && sendto(fd, buf, (size_t)r, 0, (struct sockaddr *)&peer,
@@ -390,7 +405,9 @@ int main(int argc, char **argv)
 	}
 	if (quiet_to > 0)
 		printf("heard-after-quiet %lld\n", heard_after_quiet);
-	printf("done sent %lu got %lu readblock %lld first-rx %lld\n", sent, got, readblock,
-	       first_rx ? first_rx - start : -1);
+	if (latch)
+		printf("others %lu\n", others);
+	printf("done sent %lu got %lu readblock %lld first-rx %lld last-rx %lld\n", sent, got,
+	       readblock, first_rx ? first_rx - start : -1, last_rx ? last_rx - start : -1);
 	return failed ? 1 : 0;
 }
