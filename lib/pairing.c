@@ -11,11 +11,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "blake2s.h"
 #include "ipcap.h"
 #include "loop.h"
+#include "rand.h"
 
 /* Legacy clients that finished, remembered briefly by (identifier, IP, port): a
  * late copy of their EXCHANGE must not be taken for the next legacy client
@@ -149,14 +149,10 @@ n4_pairing *n4_pairing_new(size_t expected_clients)
 	}
 	n4_hash_key_init(p->recent_hash_key);
 	/* No weaker fallback: without a secret, tokens would be guessable. */
-	ssize_t n;
-	do
-		n = getrandom(p->token_secret, sizeof(p->token_secret), 0);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(p->token_secret)) {
-		int err = n < 0 ? errno : EIO;
+	int rc = n4_random_bytes(p->token_secret, sizeof(p->token_secret));
+	if (rc < 0) {
 		n4_pairing_free(p);
-		errno = err;
+		errno = -rc;
 		return NULL;
 	}
 	return p;

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "rand.h"
 #include "relay_reg.h"
 #include "wire.h"
 
@@ -269,7 +269,7 @@ int n4_relay_alloc(n4_relay *r, const struct n4_relay_side_in *a, const struct n
 			goto out_free;
 		}
 		/* The token is what keeps strangers out: never from a weak source. */
-		if (getrandom(s->token, sizeof(s->token), 0) != (ssize_t)sizeof(s->token)) {
+		if (n4_random_bytes(s->token, sizeof(s->token)) < 0) {
 			err = -EIO;
 			r->refused_other++;
 			n4_ipcap_release(r->cap, &s->src, now);

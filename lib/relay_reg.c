@@ -3,6 +3,8 @@
  * bytes: fuzzed by tests/fuzz/fuzz_relay_reg.c. */
 #include "relay_reg.h"
 
+#include "resend.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -68,69 +70,86 @@ static bool from_relay(const struct sockaddr_in *from, socklen_t flen,
 	       from->sin_addr.s_addr == relay->sin_addr.s_addr && from->sin_port == relay->sin_port;
 }
 
+struct reg_run {
+	int fd;
+	const struct sockaddr_in *relay;
+	const uint8_t *token;
+	uint8_t out[N4_RELAY_REG_SIZE];
+	unsigned wait_ms, sent;
+};
+
+static int reg_send(void *arg)
+{
+	struct reg_run *g = arg;
+
+	if (sendto(g->fd, g->out, sizeof(g->out), 0, (const struct sockaddr *)g->relay,
+		   sizeof(*g->relay)) < 0 &&
+	    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+		return -errno;
+	g->sent++;
+	return 0;
+}
+
+/* 1: registered (the peer is up, or its data already arrives), 0: go on. */
+static int reg_readable(void *arg, uint64_t *next_send_ms)
+{
+	struct reg_run *g = arg;
+	uint8_t buf[64];
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	/* Peek first: the peer's first datagram must stay for the program. */
+	ssize_t r = recvfrom(g->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT,
+			     (struct sockaddr *)&from, &flen);
+	if (r < 0) {
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == ECONNREFUSED)
+			return 0;
+		return -errno;
+	}
+	struct n4_relay_reg ack;
+	bool is_ack = from_relay(&from, flen, g->relay) &&
+		      n4_relay_reg_decode(buf, (size_t)r, &ack) == 0 &&
+		      (ack.flags & N4_RELAY_ACK) && n4_relay_token_equal(ack.token, g->token);
+	if (from_relay(&from, flen, g->relay) && !is_ack) {
+		n4_debug("relay: data before the ack: both sides are up");
+		return 1;
+	}
+	/* Ours, or a stranger's / a late PUNCH: take it out of the way. */
+	if (recv(g->fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno != EAGAIN &&
+	    errno != EWOULDBLOCK && errno != EINTR && errno != ECONNREFUSED)
+		return -errno;
+	if (!is_ack)
+		return 0;
+	if (ack.flags & N4_RELAY_PEER_UP) {
+		n4_debug("relay: registered after %u registration(s), peer up", g->sent);
+		return 1;
+	}
+	/* Registered; the peer is not yet: ask again after a short pause rather
+	 * than a whole wait, its registration is on the way. */
+	uint64_t soon = n4_now_ms() + (g->wait_ms < 50 ? g->wait_ms : 50);
+	if (soon < *next_send_ms)
+		*next_send_ms = soon;
+	return 0;
+}
+
 int n4_relay_register(int fd, const struct sockaddr_in *relay,
 		      const uint8_t token[N4_RELAY_TOKEN_SIZE], unsigned wait_ms,
 		      uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	struct n4_relay_reg reg = { .flags = 0 };
-	uint8_t out[N4_RELAY_REG_SIZE];
-	uint64_t next_send = 0;
-	unsigned sent = 0;
+	struct reg_run g = { .fd = fd, .relay = relay, .token = token, .wait_ms = wait_ms };
 
 	memcpy(reg.token, token, N4_RELAY_TOKEN_SIZE);
-	n4_relay_reg_encode(&reg, out);
-	for (;;) {
-		uint64_t now = n4_now_ms();
-		if (now >= deadline_ms)
-			return -ETIMEDOUT;
-		if (now >= next_send) {
-			if (sendto(fd, out, sizeof(out), 0, (const struct sockaddr *)relay,
-				   sizeof(*relay)) < 0 &&
-			    errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
-				return -errno;
-			sent++;
-			next_send = now + wait_ms;
-		}
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = n4_wait(&p, 1, next_send < deadline_ms ? next_send : deadline_ms, ctx);
-		if (n < 0)
-			return n;
-		if (n == 0)
-			continue;
-		uint8_t buf[64];
-		struct sockaddr_in from;
-		socklen_t flen = sizeof(from);
-		/* Peek first: the peer's first datagram must stay for the program. */
-		ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT,
-				     (struct sockaddr *)&from, &flen);
-		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == ECONNREFUSED)
-				continue;
-			return -errno;
-		}
-		struct n4_relay_reg ack;
-		bool is_ack = from_relay(&from, flen, relay) &&
-			      n4_relay_reg_decode(buf, (size_t)r, &ack) == 0 &&
-			      (ack.flags & N4_RELAY_ACK) && n4_relay_token_equal(ack.token, token);
-		if (from_relay(&from, flen, relay) && !is_ack) {
-			n4_debug("relay: data before the ack: both sides are up");
-			return 0;
-		}
-		/* Ours, or a stranger's / a late PUNCH: take it out of the way. */
-		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno != EAGAIN &&
-		    errno != EWOULDBLOCK && errno != EINTR && errno != ECONNREFUSED)
-			return -errno;
-		if (!is_ack)
-			continue;
-		if (ack.flags & N4_RELAY_PEER_UP) {
-			n4_debug("relay: registered after %u registration(s), peer up", sent);
-			return 0;
-		}
-		/* Registered; the peer is not yet: ask again after a short pause
-		 * rather than a whole wait, its registration is on the way. */
-		uint64_t soon = n4_now_ms() + (wait_ms < 50 ? wait_ms : 50);
-		if (soon < next_send)
-			next_send = soon;
-	}
+	n4_relay_reg_encode(&reg, g.out);
+	struct n4_resend r = { .fd = fd,
+			       .interval_ms = wait_ms,
+			       .deadline_ms = deadline_ms,
+			       .ctx = ctx,
+			       .send = reg_send,
+			       .readable = reg_readable,
+			       .arg = &g };
+	int rc = n4_resend_until(&r);
+	if (rc == 0)
+		return -ETIMEDOUT;
+	return rc < 0 ? rc : 0;
 }

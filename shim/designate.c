@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "log.h"
 
 /* Late PUNCHes: the peer confirms for up to its confirm_ms after its own WIN, which
@@ -49,23 +50,7 @@ uint64_t shim_now_ms(void)
 
 bool shim_to_v4(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4)
 {
-	if (!addr)
-		return false;
-	if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		memcpy(v4, addr, sizeof(*v4));
-		return true;
-	}
-	if (addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)addr;
-		if (!IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-			return false;
-		memset(v4, 0, sizeof(*v4));
-		v4->sin_family = AF_INET;
-		v4->sin_port = a6->sin6_port;
-		memcpy(&v4->sin_addr, &a6->sin6_addr.s6_addr[12], 4);
-		return true;
-	}
-	return false;
+	return addr && n4_addr_to_v4(addr, len, v4);
 }
 
 bool shim_is_placeholder(const struct shim_config *cfg, const struct sockaddr *addr, socklen_t len,
@@ -99,18 +84,7 @@ bool shim_names_peer(const struct shim_sock *s, const struct shim_config *cfg,
 /* `v4` in the family of the program's socket (v4-mapped for AF_INET6). */
 socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out)
 {
-	memset(out, 0, sizeof(*out));
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = v4->sin_port;
-		a6->sin6_addr.s6_addr[10] = 0xff;
-		a6->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&a6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-		return sizeof(*a6);
-	}
-	memcpy(out, v4, sizeof(*v4));
-	return sizeof(*v4);
+	return n4_addr_from_v4(family, v4, out);
 }
 
 void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,

@@ -292,19 +292,7 @@ int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		}
 		/* Already punched: connect to the real peer behind the placeholder. */
 		struct sockaddr_in peer = s->peer;
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&real;
-		memset(&real, 0, sizeof(real));
-		if (s->family == AF_INET6) {
-			a6->sin6_family = AF_INET6;
-			a6->sin6_port = peer.sin_port;
-			a6->sin6_addr.s6_addr[10] = 0xff;
-			a6->sin6_addr.s6_addr[11] = 0xff;
-			memcpy(&a6->sin6_addr.s6_addr[12], &peer.sin_addr, 4);
-			real_len = sizeof(*a6);
-		} else {
-			memcpy(&real, &peer, sizeof(peer));
-			real_len = sizeof(peer);
-		}
+		real_len = shim_to_family(s->family, &peer, &real);
 		s->connected_ph = true;
 		break;
 	}
