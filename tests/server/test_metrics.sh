@@ -7,6 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 need_bins
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
+check "the server under test is the ASan+UBSan build" sanitized "$N4SAN"
 LG=$BUILD/tests/loadgen
 
 start_server "$N4SAN" --metrics 127.0.0.1:0 || exit 1

@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 need_bins
 make -s "$BUILD/tests/udpflow" >/dev/null || exit 1
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
+check "the server under test is the ASan+UBSan build" sanitized "$N4SAN"
 FLOW=$BUILD/tests/udpflow
 
 start_server "$N4SAN" --relay-after 0 --relay-idle 5 --log-rate 0 || exit 1
