@@ -174,3 +174,15 @@ tcp_payloads() {
 }
 # hex_of: stdin as lowercase hex digits on one line.
 hex_of() { od -An -v -tx1 | tr -d ' \n'; }
+
+# need_up SUITE WHAT CMD...: run CMD (lab_up, start_server); when it fails, WHAT is a
+# "not ok" and the suite ends with its summary: a part that could not run is counted,
+# never a silent exit.
+need_up() {
+	local suite=$1 what=$2
+	shift 2
+	"$@" && return 0
+	not_ok "$what came up"
+	summary "$suite"
+	exit 1
+}
