@@ -42,6 +42,15 @@ free_port() {
 		}
 	done
 }
+# lines_within FILE N: poll (up to 5 s) until FILE has N lines.
+lines_within() {
+	local i
+	for ((i = 0; i < 250; i++)); do
+		[[ -e $1 ]] && (($(wc -l <"$1") >= $2)) && return 0
+		sleep 0.02
+	done
+	return 1
+}
 exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 	local proto=$1 pre=$2 out=$3 port u=() envs=()
 	port=$(free_port)
@@ -49,8 +58,12 @@ exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 	((pre)) && envs=("${shim_env[@]}")
 	seq 1 200 >"$TMP/in-client"
 	seq 1000 1100 >"$TMP/in-server"
-	# The server answers after the client's data arrived; both quit when stdin ends.
-	(sleep 0.3; cat "$TMP/in-server") | env "${envs[@]}" timeout 5 nc "${u[@]}" -q 1 -l 127.0.0.1 "$port" \
+	: >"$out.server"
+	: >"$out.client"
+	# The server answers once the client's data arrived; the client's stdin stays
+	# open until the answer is in (at most 5 s: polled, not slept on); both quit when
+	# their stdin ends.
+	(lines_within "$out.server" 200; cat "$TMP/in-server") | env "${envs[@]}" timeout 5 nc "${u[@]}" -q 1 -l 127.0.0.1 "$port" \
 		>"$out.server" 2>"$out.server.err" &
 	local spid=$!
 	local i
@@ -58,7 +71,7 @@ exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 		ss -Hln"${proto:0:1}" "sport = :$port" | grep -q . && break
 		sleep 0.02
 	done
-	(cat "$TMP/in-client"; sleep 1) | env "${envs[@]}" timeout 5 nc "${u[@]}" -q 1 127.0.0.1 "$port" \
+	(cat "$TMP/in-client"; lines_within "$out.client" 101) | env "${envs[@]}" timeout 5 nc "${u[@]}" -q 1 127.0.0.1 "$port" \
 		>"$out.client" 2>"$out.client.err"
 	wait "$spid"
 	cmp -s "$out.server" "$TMP/in-client" && cmp -s "$out.client" "$TMP/in-server"
