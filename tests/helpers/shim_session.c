@@ -26,7 +26,8 @@
  *   -6           (client) an AF_INET6 socket the program binds to [::]:0 itself,
  *                sending to the v4-mapped placeholder
  *   -1           ping: send until one answer arrives, then exit
- * Prints (stdout): "bind MS" (how long bind took), "gap FROM TO" (realtime ms) for
+ * Prints (stdout): "bind MS" (how long bind took), "heard 10" and "heard 25" as the count passes,
+ * "gap FROM TO" (realtime ms) for
  * each silence of more than 500 ms between received datagrams, "heard-after-quiet N",
  * and at the end "done sent N got M readblock MS". Exit status 0 unless a call failed. */
 #include <arpa/inet.h>
@@ -343,6 +344,8 @@ int main(int argc, char **argv)
 		if (r == 68 && buf[0] == 0x09)
 			printf("got an APUNCH\n"); /* a keyed peer's late authenticated PUNCH */
 		got++;
+		if (got == 10 || got == 25)
+			printf("heard %lu\n", got); /* a steady stream: what tests wait for */
 		if (!first_rx)
 			first_rx = now;
 		if (last_rx && now - last_rx > 500)

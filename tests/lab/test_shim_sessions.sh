@@ -54,6 +54,7 @@ both_punched() { grep -q "punched" "$1" && grep -q "punched" "$2"; }
 # lines_over LOG N: LOG has more than N lines now (a function, so that a wait
 # re-counts at every poll).
 lines_over() { (($(grep -c . "$1") > $2)); }
+both_heard() { grep -q "^heard 10" "$1" && grep -q "^heard 10" "$2"; }
 # two_way_at_nata: NAT A's conntrack holds a UDP flow toward NAT B that has seen
 # replies (ASSURED): the stream runs both ways through it.
 two_way_at_nata() {
@@ -91,7 +92,10 @@ recovery_case() {
 	check "recovery ($f, $how$tag): both sides punched" \
 		lab_wait_for both_punched "$la" "$lb" --timeout 10
 	check "recovery ($f, $how$tag): a is streaming" lab_wait_for lines_over "$la" 3 --timeout 5
-	# A steady two-way stream before NAT A forgets: NAT A has seen it both ways.
+	# A steady two-way stream before NAT A forgets: ten datagrams heard on each side
+	# (a second of it), and NAT A has seen it both ways.
+	check "recovery ($f, $how$tag): each side heard ten datagrams" \
+		lab_wait_for both_heard "$la" "$lb" --timeout 5
 	check "recovery ($f, $how$tag): the stream runs both ways through NAT A" \
 		lab_wait_for two_way_at_nata --timeout 5
 	if [[ $how == reload ]]; then
@@ -121,8 +125,11 @@ oneway_case() {
 	lab_flush
 	pa=$(EXTRA_ENV=N4_KEEPALIVE=2 side a "$la" ow${f:4:1}x -c "$PH" -d 8)
 	pb=$(side b "$lb" ow${f:4:1}x -l 5000 -Z -d 8)
-	lab_wait_for both_punched "$la" "$lb" --timeout 10
-	sleep 2.5 # a steady one-way stream first
+	check "one-way stream ($f): both sides punched" \
+		lab_wait_for both_punched "$la" "$lb" --timeout 10
+	# A steady one-way stream first (25 datagrams at the sink, 2.5 s of it).
+	check "one-way stream ($f): the sink heard 25 datagrams" \
+		lab_wait_for grep -q "^heard 25" "$lb" --timeout 10
 	t=$(now_ms)
 	lab_exec ${OW_NAT:-nata} conntrack -F >/dev/null 2>&1 # the sender's NAT: its kept server connection too
 	wait_pids 20 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
