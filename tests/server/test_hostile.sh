@@ -13,7 +13,7 @@ H=$BUILD/tests/hostile
 LG=$BUILD/tests/loadgen
 
 start_server "$N4SAN" --hello-timeout-ms 1000 --wait-timeout 2 --exchange-timeout-ms 1000 \
-	--log-rate 0 || exit 1
+	--log-rate 0 || { notok "the server started"; finish; exit 1; }
 fds0=$(fd_count)
 
 legit() { # a legitimate pair (ours, then an original one) must complete meanwhile

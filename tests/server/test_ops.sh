@@ -7,7 +7,7 @@ need_bins
 H=$BUILD/tests/hostile
 LG=$BUILD/tests/loadgen
 
-start_server "$BUILD/n4" || exit 1
+start_server "$BUILD/n4" || { notok "the server started"; finish; exit 1; }
 st=$(status)
 echo "# $st"
 check "SIGUSR1 logs one status line with waiting, pairs and rejects by reason" \
@@ -59,7 +59,7 @@ SPID=
 check "server exits 0 after SIGTERM (status $rc)" [ "$rc" = 0 ]
 check "the last line is the final status" bash -c "tail -1 '$SLOG' | grep -q 'stopped: clients='"
 
-start_server "$BUILD/n4" --ipv4-only || exit 1
+start_server "$BUILD/n4" --ipv4-only || { notok "the server started"; finish; exit 1; }
 check "--ipv4-only listens on IPv4 only" grep -q "(IPv4)" "$SLOG"
 out=$("$LG" -p "$SPORT" -c 5 -n 20 -q -t 10)
 check "--ipv4-only serves IPv4 clients" grep -q "ok=20 bad=0 failed=0" <<<"$out"

@@ -7,12 +7,12 @@
 # must be freed with its descriptors, and ASan must stay silent.
 source "$(dirname "$0")/lib.sh"
 need_bins
-make -s "$BUILD/tests/udpflow" >/dev/null || exit 1
+make -s "$BUILD/tests/udpflow" >/dev/null || { notok "building udpflow"; finish; exit 1; }
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
 check "the server under test is the ASan+UBSan build" sanitized "$N4SAN"
 FLOW=$BUILD/tests/udpflow
 
-start_server "$N4SAN" --relay-after 0 --relay-idle 5 --log-rate 0 || exit 1
+start_server "$N4SAN" --relay-after 0 --relay-idle 5 --log-rate 0 || { notok "the server started"; finish; exit 1; }
 fds0=$(fd_count)
 
 "$BUILD/n4" -c -h 127.0.0.1 -p "$SPORT" -a hrly -b 0 -n 1 -t 20 >"$TMP/a.log" 2>&1 &
