@@ -48,7 +48,7 @@ check "before SIGTERM: the whole-HELLO client is waiting" wait_until 5 at_least 
 kill -TERM "$SPID"
 check "SIGTERM: the server says it is shutting down" wait_until 5 grep -q "shutting down" "$SLOG"
 check "after SIGTERM no new connection is accepted" bash -c "! exec 3<>/dev/tcp/127.0.0.1/$SPORT" 2>/dev/null
-check "after SIGTERM the waiting client's connection is closed ($(head -c 80 "$TMP/waiter.err"))" \
+check "after SIGTERM the waiting client's connection is closed (its socat ends)" \
 	wait_until 5 bash -c "! kill -0 $waiter 2>/dev/null"
 wait "$hp"
 check "after SIGTERM a pair in the exchange still completes" grep -q "^ok" "$TMP/slow.out"
