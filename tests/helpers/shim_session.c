@@ -29,7 +29,8 @@
  *   -L           (listener) latch: answer only the address first heard from, as game
  *                servers and VoIP tools that key their peers by address do; datagrams
  *                from any other source are counted ("others N" at the end)
- * Prints (stdout): "bind MS" (how long bind took), "gap FROM TO" (realtime ms) for
+ * Prints (stdout): "bind MS" (how long bind took), "heard 10" and "heard 25" as the count
+ * passes, "gap FROM TO" (realtime ms) for
  * each silence of more than 500 ms between received datagrams, "heard-after-quiet N",
  * and at the end "done sent N got M readblock MS first-rx MS last-rx MS" (first and last
  * datagram received, from the start). Exit status 0 unless a call failed. */
@@ -350,6 +351,8 @@ int main(int argc, char **argv)
 		if (r == 68 && buf[0] == 0x09)
 			printf("got an APUNCH\n"); /* a keyed peer's late authenticated PUNCH */
 		got++;
+		if (got == 10 || got == 25)
+			printf("heard %lu\n", got); /* a steady stream: what tests wait for */
 		if (!first_rx)
 			first_rx = now;
 		if (last_rx && now - last_rx > 500)

@@ -34,14 +34,16 @@ static int tcp_msg(uint8_t cmd, const char *ident, uint8_t ext)
 	uint8_t buf[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
 
 	if (fd < 0 || connect(fd, (struct sockaddr *)&srv, sizeof(srv)) < 0) {
-		perror("connect");
+		printf("FAIL connecting to the server: %s\n", strerror(errno));
 		exit(1);
 	}
 	n4_ident_encode(ident, id);
 	n4_msg_init(&m, cmd, ext, id);
 	n4_wire_encode(&m, buf);
-	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+		printf("FAIL writing a message to the server: %s\n", strerror(errno));
 		exit(1);
+	}
 	return fd;
 }
 
@@ -52,14 +54,16 @@ static int tcp_hello(const char *ident, uint8_t ext)
 	uint8_t buf[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
 
 	if (fd < 0 || connect(fd, (struct sockaddr *)&srv, sizeof(srv)) < 0) {
-		perror("connect");
+		printf("FAIL connecting to the server: %s\n", strerror(errno));
 		exit(1);
 	}
 	n4_ident_encode(ident, id);
 	n4_msg_init(&m, N4_CMD_HELLO, ext, id);
 	n4_wire_encode(&m, buf);
-	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+		printf("FAIL writing HELLO to the server: %s\n", strerror(errno));
 		exit(1);
+	}
 	return fd;
 }
 
@@ -85,8 +89,10 @@ int main(int argc, char **argv)
 	uint8_t buf[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
 	int tcp[2], udp[2];
 
-	if (argc < 3)
+	if (argc < 3) {
+		printf("FAIL usage: stay_probe PORT IDENT\n");
 		return 2;
+	}
 	srv.sin_family = AF_INET;
 	srv.sin_port = htons((uint16_t)atoi(argv[1]));
 	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -94,6 +100,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 2; i++) {
 		tcp[i] = tcp_hello(argv[2], N4_EXT_TOKEN | N4_EXT_STAY);
 		udp[i] = socket(AF_INET, SOCK_DGRAM, 0);
+		if (udp[i] < 0) {
+			printf("FAIL a UDP socket: %s\n", strerror(errno));
+			return 1;
+		}
 	}
 	bool granted = true;
 	for (int i = 0; i < 2; i++) {
@@ -106,7 +116,9 @@ int main(int argc, char **argv)
 		n4_msg_init(&m, N4_CMD_EXCHANGE, N4_EXT_TOKEN, m.payload);
 		n4_wire_encode(&m, buf);
 		for (int k = 0; k < 3; k++)
-			sendto(udp[i], buf, sizeof(buf), 0, (struct sockaddr *)&srv, sizeof(srv));
+			if (sendto(udp[i], buf, sizeof(buf), 0, (struct sockaddr *)&srv,
+				   sizeof(srv)) != (ssize_t)sizeof(buf))
+				printf("FAIL sending EXCHANGE: %s\n", strerror(errno));
 	}
 	result(granted, "the server grants N4_EXT_STAY to clients that offer it");
 	bool peerinfo = true;
@@ -136,12 +148,16 @@ int main(int argc, char **argv)
 	bool plain_closed = true;
 	for (int i = 0; i < 2; i++) {
 		struct n4_msg m;
-		if (read_msg(plain[i], buf, 3000) != 1 || n4_wire_decode(buf, 8, N4_CMD_READY, &m))
+		if (read_msg(plain[i], buf, 3000) != 1 || n4_wire_decode(buf, 8, N4_CMD_READY, &m)) {
+			result(false, "READY for a client that did not offer it");
 			return 1;
+		}
 		plain_closed &= !(m.ext & N4_EXT_STAY);
 		n4_msg_init(&m, N4_CMD_EXCHANGE, N4_EXT_TOKEN, m.payload);
 		n4_wire_encode(&m, buf);
-		sendto(udp[i], buf, sizeof(buf), 0, (struct sockaddr *)&srv, sizeof(srv));
+		if (sendto(udp[i], buf, sizeof(buf), 0, (struct sockaddr *)&srv, sizeof(srv)) !=
+		    (ssize_t)sizeof(buf))
+			printf("FAIL sending EXCHANGE: %s\n", strerror(errno));
 	}
 	for (int i = 0; i < 2; i++)
 		plain_closed &= read_msg(plain[i], buf, 3000) == 1 && buf[0] == N4_CMD_PEERINFO &&

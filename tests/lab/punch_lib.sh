@@ -8,10 +8,13 @@ pass=0
 fail=0
 ok() { echo "ok - $*"; pass=$((pass + 1)); }
 not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
-check() { # description, command...
+check() { # description, command...; fails when the check does (check ... || cleanup)
 	local what=$1
 	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
+	if "$@"; then ok "$what"; else
+		not_ok "$what"
+		return 1
+	fi
 }
 summary() { # suite name
 	echo "$1: $pass passed, $fail failed"
@@ -126,4 +129,60 @@ lab_with_server() {
 		echo "$suite: 0 passed, 1 failed"
 		exit 1
 	fi
+}
+
+# capture_start NODE IFACE PCAP FILTER...: tcpdump in NODE writing PCAP (its own log
+# beside it); succeeds only once tcpdump says it is listening, so that a capture that
+# shows nothing is known to have been running.  Sets CAP_PID; capture_stop ends it.
+capture_start() {
+	local node=$1 ifc=$2 pcap=$3
+	shift 3
+	: >"$pcap.log"
+	CAP_PID=$(lab_bg "$node" "$pcap.log" tcpdump -n -i "$ifc" -U -s 0 -w "$pcap" "$@") || return 1
+	lab_wait_for grep -q "listening on" "$pcap.log" --timeout 5
+}
+capture_stop() {
+	[[ -n ${CAP_PID:-} ]] && lab_stop_pid "$CAP_PID"
+	CAP_PID=
+	return 0
+}
+
+# tcp_payloads PCAP FILTER: the TCP payload of each matching packet, one line of hex
+# digits per packet (empty payloads skipped).
+tcp_payloads() {
+	tcpdump -r "$1" -n -x "$2" 2>/dev/null | awk '
+	function hex(s,   i, v) {
+		v = 0
+		for (i = 1; i <= length(s); i++)
+			v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+		return v
+	}
+	function flush(   i, ihl, doff, tot, p) {
+		if (nb == 0) return
+		ihl = (hex(b[0]) % 16) * 4
+		tot = hex(b[2] b[3])
+		doff = int(hex(b[ihl + 12]) / 16) * 4
+		p = ""
+		for (i = ihl + doff; i < tot; i++)
+			p = p b[i]
+		if (p != "") print p
+		nb = 0
+	}
+	/^[0-9]/ { flush() }
+	/^\t0x/ { for (i = 2; i <= NF; i++) { b[nb++] = substr($i, 1, 2); if (length($i) > 2) b[nb++] = substr($i, 3, 2) } }
+	END { flush() }'
+}
+# hex_of: stdin as lowercase hex digits on one line.
+hex_of() { od -An -v -tx1 | tr -d ' \n'; }
+
+# need_up SUITE WHAT CMD...: run CMD (lab_up, start_server); when it fails, WHAT is a
+# "not ok" and the suite ends with its summary: a part that could not run is counted,
+# never a silent exit.
+need_up() {
+	local suite=$1 what=$2
+	shift 2
+	"$@" && return 0
+	not_ok "$what came up"
+	summary "$suite"
+	exit 1
 }

@@ -242,9 +242,11 @@ EOF
 	lab_set_delay 0
 	min=$(sort -n <<<"$samples" | head -n1)
 	max=$(sort -n <<<"$samples" | tail -n1)
-	check "delay 20: round trip >= 40 and < 100 ms (samples: $(echo "$samples" | tr '\n' ' '))" \
-		awk -v a="${min:-0}" -v b="${max:-0}" -v s="$samples" \
-		'BEGIN { exit !(s != "" && a >= 40 && b < 100) }'
+	# Load only adds time: the fastest sample says the delay is applied once each way
+	# (>= 40), not twice (>= 80).  The figures are bench/timing.sh's to print.
+	check "delay 20: the fastest round trip is >= 40 and < 80 ms (samples: $(echo "$samples" | tr '\n' ' '))" \
+		awk -v a="${min:-0}" -v s="$samples" \
+		'BEGIN { exit !(s != "" && a >= 40 && a < 80) }'
 
 	# (7) noise: 500 flows/s for ~1 s from a2 moves nata's next port by ~500
 	lab_flush

@@ -45,7 +45,7 @@ mkdir -p "$d" && mkfifo "$d/in-a" "$d/in-b" && : >"$d/out-a" && : >"$d/out-b"
 exec {fa}<>"$d/in-a" {fb}<>"$d/in-b"
 pna=$(lab_bg a "$d/err-a" sh -c "exec $nca <'$d/in-a' >'$d/out-a'")
 pnb=$(lab_bg b "$d/err-b" sh -c "exec $ncb <'$d/in-b' >'$d/out-b'")
-lab_wait_for lab_exec b sh -c "ss -unH | grep -q ':${ncb##* }'" --timeout 5 >/dev/null
+check "nc lines: B's nc is up" lab_wait_for lab_exec b sh -c "ss -unH | grep -q ':${ncb##* }'" --timeout 5
 echo "from a $RANDOM" >&"$fa"
 check "nc lines: A's line reaches B" lab_wait_for grep -q "from a" "$d/out-b" --timeout 5
 echo "from b $RANDOM" >&"$fb"
@@ -110,7 +110,7 @@ lab_stop_pid "$psb"
 # ---- 6. a pair over its rate is limited, another is not ----
 stop_server
 lab_flush
-start_server --relay-rate 400 --relay-burst 8 || exit 1
+need_up relay "the server (--relay-rate 400)" start_server --relay-rate 400 --relay-burst 8
 R1A=$LAB_DIR/r1-a.log R1B=$LAB_DIR/r1-b.log R2A=$LAB_DIR/r2-a.log R2B=$LAB_DIR/r2-b.log
 pids=("$(rclient a "$R1A" -a rly6 -t 30 -b 31000)" "$(rclient b "$R1B" -a rly6 -t 30 -b 31000)"
 	"$(rclient a2 "$R2A" -a rly7 -t 30 -b 32000)" "$(rclient b2 "$R2B" -a rly7 -t 30 -b 32000)")
@@ -119,8 +119,10 @@ if relayed "$R1A" && relayed "$R1B" && relayed "$R2A" && relayed "$R2B"; then
 	ok "rate: both pairs relayed"
 	rx1=$(lab_bg b "$LAB_DIR/rx1" "$FLOW" recv "$(local_port "$R1B")" 1000 8)
 	rx2=$(lab_bg b2 "$LAB_DIR/rx2" "$FLOW" recv "$(local_port "$R2B")" 1000 8)
-	lab_wait_for lab_exec b sh -c "ss -ulnH | grep -q ':$(local_port "$R1B") '" --timeout 5 >/dev/null
-	lab_wait_for lab_exec b2 sh -c "ss -ulnH | grep -q ':$(local_port "$R2B") '" --timeout 5 >/dev/null
+	check "rate: pair 1's receiver is up" \
+		lab_wait_for lab_exec b sh -c "ss -ulnH | grep -q ':$(local_port "$R1B") '" --timeout 5
+	check "rate: pair 2's receiver is up" \
+		lab_wait_for lab_exec b2 sh -c "ss -ulnH | grep -q ':$(local_port "$R2B") '" --timeout 5
 	# pair 1: 1000 x 1000 bytes at 2000/s (16 Mbit/s) against 400 kbit/s;
 	# pair 2: 100 x 200 bytes at 100/s (160 kbit/s), within its rate
 	lab_bg a "$LAB_DIR/tx1" "$FLOW" send "$(local_port "$R1A")" "$(peer_addr "$R1A")" 1000 1000 2000 >/dev/null
@@ -141,7 +143,7 @@ fi
 # ---- 7. a full relay refuses the next pair as before (exit 4), and counts it ----
 stop_server
 lab_flush
-start_server --relay-max 1 || exit 1
+need_up relay "the server (--relay-max 1)" start_server --relay-max 1
 F1A=$LAB_DIR/f1-a.log F1B=$LAB_DIR/f1-b.log F2A=$LAB_DIR/f2-a.log F2B=$LAB_DIR/f2-b.log
 pids=("$(rclient a "$F1A" -a rly8 -t 30 -b 33000)" "$(rclient b "$F1B" -a rly8 -t 30 -b 33000)")
 wait_pids 40 "${pids[@]}"
@@ -156,7 +158,7 @@ check "--relay-max 1: the refusal is counted (${n:-?})" at_least "${n:-0}" 1
 # ---- 8. --no-sweep: a pair that would need a sweep is relayed, nothing sent to B's NAT ----
 stop_server
 lab_set_nat a inc && lab_set_nat b inc && lab_flush
-start_server || exit 1
+need_up relay "the server" start_server
 N1=$LAB_DIR/ns-a.log N2=$LAB_DIR/ns-b.log
 pids=("$(rclient a "$N1" -a rlyns -t 30 --no-sweep)" "$(rclient b "$N2" -a rlyns -t 30)")
 wait_pids 40 "${pids[@]}"

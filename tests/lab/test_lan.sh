@@ -57,10 +57,12 @@ cli_pair() {
 	fi
 	local ma mb
 	ma=$(win_ms "$la") mb=$(win_ms "$lb")
-	if ((ma >= 0 && ma < 1000 && mb >= 0 && mb < 1000)); then
-		ok "n4 -c, one $flavor NAT: WIN within 1 s ($ma ms, $mb ms)"
+	# The LAN path is checked above; how fast it wins is bench/lan.sh's figure.  Here
+	# only a bound a loaded machine keeps: well under the 10 s timeout.
+	if ((ma >= 0 && ma < 5000 && mb >= 0 && mb < 5000)); then
+		ok "n4 -c, one $flavor NAT: WIN within 5 s ($ma ms, $mb ms)"
 	else
-		not_ok "n4 -c, one $flavor NAT: WIN within 1 s ($ma ms, $mb ms)"
+		not_ok "n4 -c, one $flavor NAT: WIN within 5 s ($ma ms, $mb ms)"
 	fi
 	check "n4 -c, one $flavor NAT: a datagram crosses the LAN path" \
 		message_crosses a "$la" a2 "$lb"
@@ -81,10 +83,10 @@ nc_pair() {
 	local ls=$LAB_DIR/$ident-s.log ll=$LAB_DIR/$ident-l.log
 	if lab_wait_for punched "$ls" --timeout 15 && lab_wait_for punched "$ll" --timeout 5 &&
 		is_lan_ip "$(shim_peer "$ls")" && is_lan_ip "$(shim_peer "$ll")" &&
-		(($(shim_ms "$ls") < 1000 && $(shim_ms "$ll") < 1000)); then
-		ok "$name: both punched over the LAN within 1 s ($(shim_ms "$ls") ms, $(shim_ms "$ll") ms)"
+		(($(shim_ms "$ls") < 5000 && $(shim_ms "$ll") < 5000)); then
+		ok "$name: both punched over the LAN within 5 s ($(shim_ms "$ls") ms, $(shim_ms "$ll") ms)"
 	else
-		not_ok "$name: both punched over the LAN within 1 s"
+		not_ok "$name: both punched over the LAN within 5 s"
 		tail -n 5 "$ls" "$ll" >&2
 	fi
 	echo "line from the sender $RANDOM" >&"$fs"

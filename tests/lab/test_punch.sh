@@ -11,8 +11,8 @@ lab_require_root || exit 1
 trap 'lab_down' EXIT
 
 # ---------------------------------------------------------------- inc / inc
-lab_up --nat-a inc --nat-b inc || exit 1
-start_server || exit 1
+need_up punch "the lab (inc/inc)" lab_up --nat-a inc --nat-b inc
+need_up punch "the server" start_server
 
 check "inc/inc: both n4 clients report [ WIN ]" run_pair incinc -t 30
 check "inc/inc: a datagram crosses a -> b on the punched ports" \
@@ -67,7 +67,7 @@ kill "${h[@]}" 2>/dev/null
 
 lab_flush
 stop_server
-start_server || exit 1 # a fresh server log for the next case
+need_up punch "a fresh server" start_server # a fresh server log for the next case
 # Two clients behind the same NAT (and so one public IP) are each told the
 # other's address, not their own.
 sa=$(client a "$LAB_DIR/same-a.log" -a same -t 3 -b 35000)
@@ -99,8 +99,9 @@ lab_down
 
 # ------------------------------------------- inc-linux / inc-linux (conntrack clash)
 for delay in 0 20; do
-	lab_up --nat-a inc-linux --nat-b inc-linux --delay "$delay" || exit 1
-	start_server || exit 1
+	need_up punch "the lab (inc-linux/inc-linux, $delay ms)" \
+		lab_up --nat-a inc-linux --nat-b inc-linux --delay "$delay"
+	need_up punch "the server" start_server
 	check "inc-linux/inc-linux, ${delay} ms: both win (default strategy)" run_pair "il$delay" -t 30
 	check "inc-linux/inc-linux, ${delay} ms: first round" \
 		bash -c "[[ \$(grep -c 'Source port' '$LOG_A') -eq 1 ]]"
@@ -111,8 +112,8 @@ done
 # ------------------------------------------------------------ cone / cone, cone / inc
 for flavours in "cone cone" "cone inc"; do
 	set -- $flavours
-	lab_up --nat-a "$1" --nat-b "$2" || exit 1
-	start_server || exit 1
+	need_up punch "the lab ($1/$2)" lab_up --nat-a "$1" --nat-b "$2"
+	need_up punch "the server" start_server
 	check "$1/$2: both win" run_pair "$1$2" -t 30
 	check "$1/$2: a datagram crosses a -> b" message_crosses a "$LOG_A" b "$LOG_B"
 	stop_server

@@ -47,7 +47,8 @@ mkdir -p "$d" && mkfifo "$d/in-a" "$d/in-b" && : >"$d/out-a" && : >"$d/out-b"
 exec {fa}<>"$d/in-a" {fb}<>"$d/in-b"
 pna=$(lab_bg a "$d/err-a" sh -c "exec $nca <'$d/in-a' >'$d/out-a'")
 pnb=$(lab_bg b "$d/err-b" sh -c "exec $ncb <'$d/in-b' >'$d/out-b'")
-lab_wait_for lab_exec b sh -c "ss -unH | grep -q ':${ncb##* }'" --timeout 5 >/dev/null
+check "keyed nc lines: B's nc is up" \
+	lab_wait_for lab_exec b sh -c "ss -unH | grep -q ':${ncb##* }'" --timeout 5
 echo "from a $RANDOM" >&"$fa"
 check "keyed nc lines: A's line reaches B" lab_wait_for grep -q "from a" "$d/out-b" --timeout 5
 echo "from b $RANDOM" >&"$fb"
@@ -79,22 +80,34 @@ check "shim, keyed: datagrams crossed both ways (a got ${ga:-0}, b got ${gb:-0})
 check "shim, keyed: no APUNCH, PUNCH or relay ack reached either program" \
 	test -z "$(grep -h '^got a relay registration\|^got a PUNCH\|^got an APUNCH' "$la" "$lb")"
 
+# control_captured WHAT: a datagram sent on purpose from b (to the server's port 7009,
+# where nothing listens) shows in the capture, payload and all: the capture ran and
+# its payloads can be searched.  Sent just before the capture stops.
+control_captured() {
+	local control="CONTROL-$RANDOM-$RANDOM"
+	lab_exec b sh -c "printf '%s\n' '$control' | socat -u STDIN UDP4-SENDTO:$LAB_SRV_IP:7009"
+	check "$1: a control datagram shows in the capture on b" \
+		lab_wait_for bash -c "tcpdump -n -r '$CAP' -A 2>/dev/null | grep -qF '$control'" --timeout 5
+}
+
 # ---- 3. another key, same -a: no WIN, none of the keyed program's data ----
 lab_flush
 secret="SECRET-$RANDOM-$RANDOM-PAYLOAD"
 printf '%s\n' "$secret" >"$LAB_DIR/secret"
 CAP=$LAB_DIR/wrongkey.pcap
-: >"$LAB_DIR/tcpdump.log"
-CAP_PID=$(lab_bg b "$LAB_DIR/tcpdump.log" tcpdump -n -i eth0 -U -s 0 -w "$CAP" udp)
-lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+check "wrong key: the capture on b is up" capture_start b eth0 "$CAP" udp
 W=$LAB_DIR/wrong.log
+ID2=$("$N4" keyid "$K2" -a rlyk)
 pw=$(rclient b "$W" -k "$K2" -a rlyk -t 6)
+check "wrong key: the server took the other key's HELLO (id '$ID2')" \
+	lab_wait_for grep -q "Hello from $LAB_NATB_IP:[0-9]* ident '$ID2'" "$SRV_LOG" --timeout 5
 lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_KEY_FILE="$K1" N4_IDENT=rlyk N4_TIMEOUT=6 \
 	N4_PEER=192.0.2.77:7777 LD_PRELOAD="$SHIM" \
 	socat -u STDIN UDP-SENDTO:192.0.2.77:7777 <"$LAB_DIR/secret" >/dev/null 2>"$LAB_DIR/keyed.log"
 rc=$?
 wait_pids 15 "$pw" || kill "$pw" 2>/dev/null
-lab_stop_pid "$CAP_PID"
+control_captured "wrong key"
+capture_stop
 check "wrong key: no WIN for the client with the other key" bash -c "! grep -q '\[ WIN \]' '$W'"
 check "wrong key: it exits non-zero" bash -c "grep -q '^exit status [1-9]' '$W'"
 check "wrong key: no WIN for the keyed program, its send failed (status $rc)" \
@@ -106,19 +119,19 @@ check "wrong key: none of the keyed program's data reached its host" \
 lab_flush
 ID=$("$N4" keyid "$K1" -a rlyk) LONG=$("$N4" keyid "$K1" -a rlyk --long)
 CAP=$LAB_DIR/impostor.pcap
-: >"$LAB_DIR/tcpdump.log"
-CAP_PID=$(lab_bg b "$LAB_DIR/tcpdump.log" tcpdump -n -i eth0 -U -s 0 -w "$CAP" udp)
-lab_wait_for grep -q "listening on" "$LAB_DIR/tcpdump.log" --timeout 5
+check "impostor: the capture on b is up" capture_start b eth0 "$CAP" udp
 n0=$(grep -c "=> Hello from" "$SRV_LOG")
 imp=$(lab_bg b "$LAB_DIR/imp.out" "$N4_BIN/tests/impostor" "$LAB_SRV_IP" 1721 "$ID" "$LONG" 6 \
 	"$LAB_DIR/imp.bytes" relay)
-lab_wait_for bash -c "[ \$(grep -c '=> Hello from' '$SRV_LOG') -gt $n0 ]" --timeout 5 >/dev/null
+check "impostor: the server took its HELLO" \
+	lab_wait_for bash -c "[ \$(grep -c '=> Hello from' '$SRV_LOG') -gt $n0 ]" --timeout 5
 lab_exec a env N4_SERVER="$LAB_SRV_IP" N4_KEY_FILE="$K1" N4_IDENT=rlyk N4_TIMEOUT=6 \
 	N4_PEER=192.0.2.77:7777 LD_PRELOAD="$SHIM" \
 	socat -u STDIN UDP-SENDTO:192.0.2.77:7777 <"$LAB_DIR/secret" >/dev/null 2>"$LAB_DIR/keyed-imp.log"
 rc=$?
-wait_pids 15 "$imp" || kill "$imp" 2>/dev/null
-lab_stop_pid "$CAP_PID"
+check "impostor: it ended by itself" wait_pids 15 "$imp" || kill "$imp" 2>/dev/null
+control_captured "impostor"
+capture_stop
 sed 's/^/# /' "$LAB_DIR/imp.out"
 check "impostor: the server relayed it with the keyed client" grep -q "relayed via port" "$LAB_DIR/imp.out"
 check "impostor: 'peer failed authentication' through the relay" \
@@ -129,6 +142,8 @@ check "impostor: no WIN, the keyed program's send failed (status $rc)" \
 	bash -c "[ $rc -ne 0 ] && ! grep -q 'relayed through the server\|authenticated through' '$LAB_DIR/keyed-imp.log'"
 check "impostor: the keyed client's APUNCHes did reach it through the relay" \
 	bash -c "grep -q 'received [1-9][0-9]* datagrams ([1-9]' '$LAB_DIR/imp.out'"
+check "impostor: the capture holds the relayed datagrams ($(tcpdump -n -r "$CAP" "src host $LAB_SRV_IP" 2>/dev/null | wc -l) from the server)" \
+	test "$(tcpdump -n -r "$CAP" "src host $LAB_SRV_IP" 2>/dev/null | wc -l)" -gt 0
 check "impostor: none of the program's data reached it (capture, socket)" \
 	bash -c "! tcpdump -n -r '$CAP' -A 2>/dev/null | grep -qF '$secret' && ! grep -qF '$secret' '$LAB_DIR/imp.bytes'"
 

@@ -103,7 +103,8 @@ lport=$(local_port "$LAB_DIR/cli-b.log")
 peer=$(peer_addr "$LAB_DIR/cli-b.log")
 : >"$d/out-b"
 pr=$(lab_bg b "$d/out-b" timeout 20 socat -u "UDP4-RECV:${lport:-1},reuseaddr" STDOUT)
-lab_wait_for lab_exec b sh -c "ss -ulnH 'sport = :${lport:-1}' | grep -q ." --timeout 5
+check "shim + n4 -c: the receiver on the CLI's port is up" \
+	lab_wait_for lab_exec b sh -c "ss -ulnH 'sport = :${lport:-1}' | grep -q ." --timeout 5
 echo "shimmed nc to the CLI's port" >&"$fa"
 check "shim + n4 -c: the shimmed program reaches the port the CLI printed" \
 	lab_wait_for grep -q "shimmed nc to the CLI" "$d/out-b" --timeout 5

@@ -52,8 +52,17 @@ san_n4() {
 	local lib
 	lib=$(ls lib/*.c | sed 's/\.c$//')
 	make -s $(printf "$BUILD/san/%s.o " "${objs[@]}" $lib) >/dev/null || return 1
-	cc -fsanitize=address,undefined -o "$BUILD/san/n4" $(printf "$BUILD/san/%s.o " "${objs[@]}" $lib) -lpthread
+	cc -fsanitize=address,undefined -o "$BUILD/san/n4" $(printf "$BUILD/san/%s.o " "${objs[@]}" $lib) -lpthread ||
+		return 1
 	echo "$BUILD/san/n4"
+}
+
+# sanitized BINARY: BINARY carries ASan and UBSan, so that "no sanitizer report" is a
+# statement about a run that could have made one.
+sanitized() {
+	local syms
+	syms=$(nm "$1" 2>/dev/null) || return 1
+	grep -q __asan_init <<<"$syms" && grep -q __ubsan_ <<<"$syms"
 }
 
 # start_server BINARY [ARGS...]: SPID, SPORT, SLOG.

@@ -8,11 +8,12 @@
 source "$(dirname "$0")/lib.sh"
 need_bins
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
+check "the server under test is the ASan+UBSan build" sanitized "$N4SAN"
 H=$BUILD/tests/hostile
 LG=$BUILD/tests/loadgen
 
 start_server "$N4SAN" --hello-timeout-ms 1000 --wait-timeout 2 --exchange-timeout-ms 1000 \
-	--log-rate 0 || exit 1
+	--log-rate 0 || { notok "the server started"; finish; exit 1; }
 fds0=$(fd_count)
 
 legit() { # a legitimate pair (ours, then an original one) must complete meanwhile
@@ -29,6 +30,8 @@ alongside() {
 	sleep 0.1
 	check "$d: a legitimate pair completes alongside" legit
 	wait "$hp"
+	local rc=$?
+	check "$d: the hostile client ran to its end (status $rc)" [ "$rc" = 0 ]
 	if [[ -n $counter ]]; then
 		local v=0 end=$((SECONDS + 5))
 		while ((SECONDS < end)); do

@@ -8,7 +8,7 @@ need_bins
 N4=$BUILD/n4
 command -v jq >/dev/null || { notok "jq missing (tests/deps.sh installs it)"; finish; exit 1; }
 
-start_server "$N4" || exit 1
+start_server "$N4" || { notok "the server started"; finish; exit 1; }
 
 # A pair of clients; CMD_A / CMD_B are --exec commands (empty: none).
 pair() { # IDENT [EXEC_A [EXEC_B]]

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 need_bins
 
-start_server "$BUILD/n4" || exit 1
+start_server "$BUILD/n4" || { notok "the server started"; finish; exit 1; }
 fds0=$(fd_count)
 LG=$BUILD/tests/loadgen
 
@@ -54,9 +54,9 @@ check "server exits 0 on SIGTERM" stop_server
 # Original clients that really share one IP and the identifier (all from 127.0.0.1,
 # per-source caps off): their READYs go out one at a time per IP, late copies of a
 # finished client's EXCHANGE are recognised by their port, and no PEERINFO is crossed.
-start_server "$BUILD/n4" --max-per-ip 0 --conn-rate 0 || exit 1
+start_server "$BUILD/n4" --max-per-ip 0 --conn-rate 0 || { notok "the server started"; finish; exit 1; }
 out=$("$LG" -p "$SPORT" -c 20 -n 400 -q -t 40 --legacy -a n4n4n4 --ips 1)
 echo "# $out"
 check "40 v1 clients on one IP, all n4n4n4: 400 pairs, zero wrong PEERINFOs" grep -q "ok=400 bad=0 failed=0" <<<"$out"
-stop_server
+check "server (no limits) exits 0 on SIGTERM" stop_server
 finish

@@ -7,9 +7,10 @@
 source "$(dirname "$0")/lib.sh"
 need_bins
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
+check "the server under test is the ASan+UBSan build" sanitized "$N4SAN"
 LG=$BUILD/tests/loadgen
 
-start_server "$N4SAN" --metrics 127.0.0.1:0 || exit 1
+start_server "$N4SAN" --metrics 127.0.0.1:0 || { notok "the server started"; finish; exit 1; }
 MPORT=$(sed -n 's/.*metrics on .*, TCP \([0-9]*\): GET \/metrics.*/\1/p' "$SLOG" | head -1)
 check "the server logs the metrics port" [ -n "$MPORT" ]
 URL=http://127.0.0.1:$MPORT/metrics

@@ -7,11 +7,12 @@
 # must be freed with its descriptors, and ASan must stay silent.
 source "$(dirname "$0")/lib.sh"
 need_bins
-make -s "$BUILD/tests/udpflow" >/dev/null || exit 1
+make -s "$BUILD/tests/udpflow" >/dev/null || { notok "building udpflow"; finish; exit 1; }
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
+check "the server under test is the ASan+UBSan build" sanitized "$N4SAN"
 FLOW=$BUILD/tests/udpflow
 
-start_server "$N4SAN" --relay-after 0 --relay-idle 5 --log-rate 0 || exit 1
+start_server "$N4SAN" --relay-after 0 --relay-idle 5 --log-rate 0 || { notok "the server started"; finish; exit 1; }
 fds0=$(fd_count)
 
 "$BUILD/n4" -c -h 127.0.0.1 -p "$SPORT" -a hrly -b 0 -n 1 -t 20 >"$TMP/a.log" 2>&1 &
@@ -46,7 +47,7 @@ check "registrations with wrong tokens or flags counted ($v)" [ "${v:-0}" -ge 6 
 # an oversize datagram from A's registered address is dropped, not truncated
 "$FLOW" recv "$lb" 1000 5 >"$TMP/rx" &
 rx=$!
-wait_until 5 bash -c "ss -ulnH | grep -q ':$lb '"
+check "the receiver on B's port is up" wait_until 5 bash -c "ss -ulnH | grep -q ':$lb '"
 "$FLOW" send "$la" "$peer_a" 1 20000 0 >/dev/null
 "$FLOW" send "$la" "$peer_a" 5 1000 0 >/dev/null
 wait "$rx"
@@ -59,9 +60,20 @@ hello() { printf '\001\011hbad  ' >&"$1"; }
 exec {t1}<>/dev/tcp/127.0.0.1/"$SPORT" {t2}<>/dev/tcp/127.0.0.1/"$SPORT"
 hello "$t1"
 hello "$t2"
-wait_until 5 bash -c "[ \"\$(grep -c 'Ready to' '$SLOG')\" -ge 2 ]"
+check "two raw clients are paired (READY to both)" \
+	wait_until 5 bash -c "[ \"\$(grep -c 'Ready to' '$SLOG')\" -ge 2 ]"
 printf '\007\000garbag' >&"$t1"
 check "a malformed RELAY message is refused" wait_until 5 grep -q "malformed RELAY message" "$SLOG"
+# closed_within FD: reading FD to its end takes under 5 s: the server closed it (EOF,
+# or a reset: it does not linger), where timeout's 124 means it was left open.
+closed_within() {
+	local rc
+	timeout 5 cat <&"$1" >/dev/null 2>"$TMP/closed.err"
+	rc=$?
+	[[ $rc == 0 ]] || { [[ $rc == 1 ]] && grep -q "reset by peer" "$TMP/closed.err"; }
+}
+check "... and its sender's connection is closed (EOF or reset)" closed_within "$t1"
+check "... and so is its partner's" closed_within "$t2"
 exec {t1}>&- {t2}>&-
 
 check "the idle pair is freed after --relay-idle" wait_until 12 grep -q "idle for 5 s, freed" "$SLOG"

@@ -42,12 +42,11 @@ free_port() {
 		}
 	done
 }
-# has_lines FILE N: wait (at most 15 s) until FILE has N lines.
-has_lines() {
-	local i n
+# lines_within FILE N: poll (up to 15 s: a loaded machine) until FILE has N lines.
+lines_within() {
+	local i
 	for ((i = 0; i < 750; i++)); do
-		n=$(wc -l 2>/dev/null <"$1")
-		((${n:-0} >= $2)) && return 0
+		[[ -e $1 ]] && (($(wc -l <"$1") >= $2)) && return 0
 		sleep 0.02
 	done
 	return 1
@@ -59,11 +58,12 @@ exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 	((pre)) && envs=("${shim_env[@]}")
 	seq 1 200 >"$TMP/in-client"
 	seq 1000 1100 >"$TMP/in-server"
-	# The server answers after the client's data arrived; both quit (-q 1) when their
-	# stdin ends, which is once the other side's bytes have all arrived: on a loaded
-	# machine a fixed pause ended the server's input before the client had sent.
-	(sleep 0.3; cat "$TMP/in-server"; has_lines "$out.server" 200) |
-		env "${envs[@]}" timeout 20 nc "${u[@]}" -q 1 -l 127.0.0.1 "$port" \
+	: >"$out.server"
+	: >"$out.client"
+	# The server answers once the client's data arrived; the client's stdin stays
+	# open until the answer is in (at most 15 s: polled, not slept on); both quit when
+	# their stdin ends.
+	(lines_within "$out.server" 200; cat "$TMP/in-server") | env "${envs[@]}" timeout 20 nc "${u[@]}" -q 1 -l 127.0.0.1 "$port" \
 		>"$out.server" 2>"$out.server.err" &
 	local spid=$!
 	local i
@@ -71,8 +71,7 @@ exchange() { # PROTO(tcp|udp) PRELOAD(0|1) OUT
 		ss -Hln"${proto:0:1}" "sport = :$port" | grep -q . && break
 		sleep 0.02
 	done
-	(cat "$TMP/in-client"; has_lines "$out.client" 101) |
-		env "${envs[@]}" timeout 20 nc "${u[@]}" -q 1 127.0.0.1 "$port" \
+	(cat "$TMP/in-client"; lines_within "$out.client" 101) | env "${envs[@]}" timeout 20 nc "${u[@]}" -q 1 127.0.0.1 "$port" \
 		>"$out.client" 2>"$out.client.err"
 	wait "$spid"
 	cmp -s "$out.server" "$TMP/in-client" && cmp -s "$out.client" "$TMP/in-server"
