@@ -3,7 +3,7 @@
 # (issue 23: speed belongs here, the tests keep bounds a loaded machine cannot break).
 # Not a test: it prints numbers and never fails on them.  In one NAT lab (inc/inc):
 #  1. AGAIN -> next HELLO: a keyed client whose partner leaves before PEERINFO is told
-#     AGAIN; ms until it says HELLO again (test_trust.sh bounds it below a failed
+#     AGAIN; ms until it says HELLO again (test_lab_trust.sh bounds it below a failed
 #     round's 1 s pause);
 #  2. bind() under N4_LISTEN with no client anywhere, in ms (test_shim_sessions.sh
 #     requires only that it returns);
