@@ -256,17 +256,18 @@ static void read_punch(struct n4_client_cfg *c)
 /* What the shim does with the path once it is up. */
 static void read_upkeep(struct n4_client_cfg *c)
 {
+	struct n4_path_cfg defaults; /* the path module's (lib/path.c says why) */
 	long v;
 
-	v = N4_KEEPALIVE_DEFAULT_S;
+	n4_path_cfg_init(&defaults);
+	v = defaults.keepalive_s;
 	env_number(N4_OPT_KEEPALIVE, &v);
 	config.keepalive_s = (unsigned)v;
-	config.recover = env_flag("N4_RECOVER", true);
-	/* Relayed: try direct once a minute (Tailscale re-probes every minute). */
-	v = 60;
+	config.recover = env_flag("N4_RECOVER", defaults.recover);
+	v = defaults.upgrade_s;
 	env_number(N4_OPT_UPGRADE, &v);
 	config.upgrade_s = (unsigned)v;
-	config.stay = env_flag("N4_STAY", true);
+	config.stay = env_flag("N4_STAY", defaults.stay);
 	c->stay = config.stay;
 }
 

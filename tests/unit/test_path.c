@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "n4.h"
+#include "opttab.h"
 #include "test.h"
 
 struct sim {
@@ -439,4 +440,14 @@ TEST(path_a_stopped_stream_whose_recovery_failed_is_tried_again)
 	uint64_t gap = s.first_at[bit(N4_PATH_RECOVER)] - failed;
 	CHECK(gap >= 2000 && gap <= 2100);
 	n4_path_free(p);
+}
+
+TEST(path_defaults_are_the_ones_the_option_table_states)
+{
+	struct n4_path_cfg cfg;
+
+	n4_path_cfg_init(&cfg);
+	CHECK_EQ(n4_opt_get(N4_OPT_KEEPALIVE)->def, cfg.keepalive_s);
+	CHECK_EQ(n4_opt_get(N4_OPT_UPGRADE)->def, cfg.upgrade_s);
+	CHECK(n4_opt_get(N4_OPT_UPGRADE)->min <= (long)cfg.upgrade_s);
 }
