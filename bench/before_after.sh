@@ -271,12 +271,14 @@ for side in $(sides); do
 done
 
 # --- table -------------------------------------------------------------------
-ratio() { # BASE HEAD: head/base, "-" when either is not a number or base is 0
+ratio() { # BASE HEAD: head/base; "-" when either is not a number or base alone is 0
 	awk -v b="$1" -v h="$2" 'function val(s, p) {
 		if (s ~ /^[0-9.]+\/[0-9]+$/) { split(s, p, "/"); return p[2] ? p[1] / p[2] : "x" }
 		return s ~ /^-?[0-9.]+$/ ? s + 0 : "x" }
 		BEGIN { vb = val(b); vh = val(h)
-			if (vb == "x" || vh == "x" || vb == 0) print "-"; else printf "%.2f\n", vh / vb }'
+			if (vb == "x" || vh == "x") print "-"
+			else if (vb == 0) print (vh == 0 ? "same" : "-")
+			else printf "%.2f\n", vh / vb }'
 }
 
 elapsed=$((SECONDS - t0))
