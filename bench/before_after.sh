@@ -38,7 +38,7 @@ CELLS=(inc/inc/0/0 inc/inc/20/0)
 # bench/RESULTS.md).  sessions.sh always spends 60 s on its keepalive part;
 # shim.sh's sendto part runs best-of-(3*R+4) and its datagram part R rounds.
 if ((QUICK)); then
-	PUNCH_K=3 SESS_N=1 SHIM_SEND_R=0 SHIM_FLOOD_R=1 SHIM_SECS=1
+	PUNCH_K=2 SESS_N=1 SHIM_SEND_R=0 SHIM_FLOOD_R=1 SHIM_SECS=1
 else
 	PUNCH_K=15 SESS_N=8 SHIM_SEND_R=2 SHIM_FLOOD_R=3 SHIM_SECS=3
 fi
@@ -228,8 +228,8 @@ run_sessions() { # SIDE
 
 if ((QUICK)); then
 	# Quick mode only: both sessions runs at once in the background (separate labs,
-	# named by pid) while punch runs: their 60 s of keepalive silence would otherwise
-	# take most of the budget.  Their figures are timer-bound, not CPU-bound.
+	# named by pid) while punch and the sendto part of shim run: their 60 s of keepalive
+	# silence would otherwise take most of the budget.  Their figures are timer-bound.
 	say "sessions base and head, in parallel, $SESS_N trial(s) each"
 	bench_start base sessions sessions.sh -n "$SESS_N" &
 	sess_base=$!
@@ -248,6 +248,12 @@ for cell in "${CELLS[@]}"; do
 	done
 done
 
+for side in $(sides); do
+	bench "$side" shim-sendto shim.sh -p 2 -r "$SHIM_SEND_R"
+	shim_send_figures "$side" "$LOGS/shim-sendto.$side.out"
+	say "shim sendto $side: ${FIG[shim.ns.$side]} ns shimmed, ${FIG[shim.ns0.$side]} ns plain"
+done
+
 if ((QUICK)); then
 	bench_wait "$sess_base" base sessions sessions.sh -n "$SESS_N"
 	bench_wait "$sess_head" head sessions sessions.sh -n "$SESS_N"
@@ -259,11 +265,6 @@ else
 	for side in $(sides); do run_sessions "$side"; done
 fi
 
-for side in $(sides); do
-	bench "$side" shim-sendto shim.sh -p 2 -r "$SHIM_SEND_R"
-	shim_send_figures "$side" "$LOGS/shim-sendto.$side.out"
-	say "shim sendto $side: ${FIG[shim.ns.$side]} ns shimmed, ${FIG[shim.ns0.$side]} ns plain"
-done
 for side in $(sides); do
 	bench "$side" shim-flood shim.sh -p 1 -r "$SHIM_FLOOD_R" -t "$SHIM_SECS"
 	shim_flood_figures "$side" "$LOGS/shim-flood.$side.out"
