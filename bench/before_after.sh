@@ -34,13 +34,13 @@ shift $((OPTIND - 1))
 
 # Cells of bench/punch.sh, default strategy only: one without and one with WAN delay.
 CELLS=(inc/inc/0/0 inc/inc/20/0)
-# Trial counts: full mode about 13 minutes on the 2 shared cores, quick under 4 (see
+# Trial counts: full mode about 12-13 minutes on the 2 shared cores, quick under 4 (see
 # bench/RESULTS.md).  sessions.sh always spends 60 s on its keepalive part;
 # shim.sh's sendto part runs best-of-(3*R+4) and its datagram part R rounds.
 if ((QUICK)); then
 	PUNCH_K=2 SESS_N=1 SHIM_SEND_R=0 SHIM_FLOOD_R=1 SHIM_SECS=1
 else
-	PUNCH_K=15 SESS_N=8 SHIM_SEND_R=2 SHIM_FLOOD_R=3 SHIM_SECS=3
+	PUNCH_K=20 SESS_N=8 SHIM_SEND_R=2 SHIM_FLOOD_R=3 SHIM_SECS=3
 fi
 
 t0=$SECONDS
