@@ -53,7 +53,9 @@ base_sha=$(git -C "$repo" rev-parse --verify --quiet "$BASE_REV^{commit}") ||
 head_sha=$(git -C "$repo" rev-parse --verify HEAD) || die "$repo is not a git checkout"
 base_name=$(git -C "$repo" rev-parse --short "$base_sha")
 head_name=$(git -C "$repo" rev-parse --short "$head_sha")
-[[ -n $(git -C "$repo" status --porcelain --untracked-files=no) ]] && head_name+="+changes"
+head_changes=
+[[ -n $(git -C "$repo" status --porcelain --untracked-files=no) ]] && head_changes="+changes"
+head_name+=$head_changes
 
 TMP=$(mktemp -d /tmp/n4-before-after.XXXXXX) || die "mktemp failed"
 WT=$TMP/base
@@ -131,8 +133,9 @@ bench_wait() { # PID SIDE NAME SCRIPT ARGS...
 # Interleaving: each unit runs on both sides back to back, and which side goes first
 # alternates from unit to unit (base head, head base, ...) so that a drift in the
 # machine's load hits both sides alike.
+# (A variable, not $(...): a command substitution's subshell would not count the units.)
 UNIT=0
-sides() { UNIT=$((UNIT + 1)); if ((UNIT % 2)); then echo base head; else echo head base; fi; }
+next_unit() { UNIT=$((UNIT + 1)); if ((UNIT % 2)); then ORDER="base head"; else ORDER="head base"; fi; }
 
 # --- figures -----------------------------------------------------------------
 # FIG[key.side] = value; ROWS = keys in table order; LABEL[key] = row label
@@ -239,7 +242,8 @@ if ((QUICK)); then
 fi
 
 for cell in "${CELLS[@]}"; do
-	for side in $(sides); do
+	next_unit
+	for side in $ORDER; do
 		tsv=$LOGS/punch.${cell//\//_}.$side.tsv
 		: >"$tsv"
 		bench "$side" "punch.${cell//\//_}" punch.sh -s auto -k "$PUNCH_K" -d "$tsv" "$cell"
@@ -248,7 +252,8 @@ for cell in "${CELLS[@]}"; do
 	done
 done
 
-for side in $(sides); do
+next_unit
+for side in $ORDER; do
 	bench "$side" shim-sendto shim.sh -p 2 -r "$SHIM_SEND_R"
 	shim_send_figures "$side" "$LOGS/shim-sendto.$side.out"
 	say "shim sendto $side: ${FIG[shim.ns.$side]} ns shimmed, ${FIG[shim.ns0.$side]} ns plain"
@@ -262,10 +267,12 @@ if ((QUICK)); then
 		say "sessions $side: recovery p50 ${FIG[sess.p50.$side]} ms, keepalive ${FIG[sess.ka.$side]} datagrams"
 	done
 else
-	for side in $(sides); do run_sessions "$side"; done
+	next_unit
+	for side in $ORDER; do run_sessions "$side"; done
 fi
 
-for side in $(sides); do
+next_unit
+for side in $ORDER; do
 	bench "$side" shim-flood shim.sh -p 1 -r "$SHIM_FLOOD_R" -t "$SHIM_SECS"
 	shim_flood_figures "$side" "$LOGS/shim-flood.$side.out"
 	say "shim datagrams/s $side: ratio ${FIG[shim.rx.$side]} received"
@@ -295,7 +302,7 @@ table=$(
 	done
 )
 echo "$table"
-echo "(base = $base_sha, head = $head_sha${head_name//[^+]/}; $mode; took $elapsed s)"
+echo "(base = $base_sha, head = $head_sha$head_changes; $mode; took $elapsed s)"
 if [[ -n $OUT ]]; then
 	{
 		echo
