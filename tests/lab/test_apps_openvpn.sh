@@ -29,6 +29,11 @@ COMMON=(openvpn --dev tun --proto udp4 --secret "$KEY" --cipher AES-256-CBC --au
 
 pings() { lab_exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
 
+# FLAVORS narrows the run (debugging): each flavour left out is a visible skip.
+for flavor in inc inc-linux; do
+	[[ " ${FLAVORS:-inc inc-linux} " == *" $flavor "* ]] && continue
+	echo "skip - $flavor: not selected by FLAVORS=${FLAVORS:-}"
+done
 for flavor in ${FLAVORS:-inc inc-linux}; do
 	lab_set_nat a "$flavor" && lab_set_nat b "$flavor" && lab_flush
 	id=ovpn${flavor:4:1}

@@ -22,6 +22,11 @@ fi
 lab_with_server apps_rtp --nat-a inc --nat-b inc
 CAPS="application/x-rtp,media=audio,clock-rate=44100,encoding-name=L16,channels=1,payload=96"
 
+# FLAVORS narrows the run (debugging): each flavour left out is a visible skip.
+for flavor in inc inc-linux; do
+	[[ " ${FLAVORS:-inc inc-linux} " == *" $flavor "* ]] && continue
+	echo "skip - $flavor: not selected by FLAVORS=${FLAVORS:-}"
+done
 for flavor in ${FLAVORS:-inc inc-linux}; do
 	lab_set_nat a "$flavor" && lab_set_nat b "$flavor" && lab_flush
 	id=rtp${flavor:4:1}

@@ -12,7 +12,9 @@ N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
 check "the server under test is the ASan+UBSan build" sanitized "$N4SAN"
 FLOW=$BUILD/tests/udpflow
 
-start_server "$N4SAN" --relay-after 0 --relay-idle 5 --log-rate 0 || { notok "the server started"; finish; exit 1; }
+# A long exchange deadline: the raw pair below must be closed by the malformed-RELAY
+# rule, not by its exchange timing out while the checks wait.
+start_server "$N4SAN" --relay-after 0 --relay-idle 5 --log-rate 0 --exchange-timeout-ms 60000 || { notok "the server started"; finish; exit 1; }
 fds0=$(fd_count)
 
 "$BUILD/n4" -c -h 127.0.0.1 -p "$SPORT" -a hrly -b 0 -n 1 -t 20 >"$TMP/a.log" 2>&1 &

@@ -23,6 +23,11 @@ check() {
 # Active but nothing matches: the server is elsewhere, loopback is not a placeholder.
 shim_env=(N4_SERVER=192.0.2.1 N4_LISTEN=5999 LD_PRELOAD="$SHIM")
 
+# Control: with this environment the shim really is in the process (else every
+# "same as without it" below would pass for nothing).
+check "control: the shim is loaded with this environment" \
+	env "${shim_env[@]}" grep -q libn4shim.so /proc/self/maps
+
 timeout 20 "$PASS_PROG" >"$TMP/plain.txt" 2>&1
 check "transcript program passes without the shim" test $? -eq 0
 timeout 20 env "${shim_env[@]}" "$PASS_PROG" >"$TMP/shim.txt" 2>&1
