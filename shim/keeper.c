@@ -542,6 +542,10 @@ void shim_keeper_atfork_child(void)
 			p->working = false;
 			p->refs--; /* the worker's reference, in the parent */
 			server_conns = true;
+			/* Its attempt (a recovery, an upgrade) ran in the parent's worker:
+			 * none runs here, so the child's copy of the path may start one. */
+			if (p->path)
+				n4_path_attempt_not_started(p->path, shim_now_ms());
 		}
 		if (p->stay_fd >= 0) {
 			p->stay_fd = -1; /* the parent's; ours is registered when we take over */
