@@ -285,6 +285,8 @@ void n4_path_stay_up(n4_path *p)
 
 void n4_path_stay_lost(n4_path *p, uint64_t now_ms)
 {
+	if (p->stay == STAY_NONE)
+		return; /* never granted: nothing to register again */
 	/* A connection that was never up (the first registration) waits as long. */
 	p->next_stay_ms = p->stay == STAY_REGISTERING ? now_ms + STAY_RETRY_MS : now_ms;
 	p->stay = STAY_LOST;

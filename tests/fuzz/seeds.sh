@@ -174,3 +174,17 @@ seed fuzz_server relay-pair "00  00 00 00  00 01 01  01 00 1b 00 07  01 01 1b 00
 seed fuzz_server v6-junk-shutdown "00  00 00 80  00 01 c1  00 02 02  01 00 01 00 07  01 01 01 00 03  02 02 05 ff00ff0001  03 02  06 00  04 00 80 01 80 01  07 00  06 00  05 00"
 # STAY registrations (arg&8) next to a pair, and only_ident with another ident.
 seed fuzz_server stay-ident "01  00 00 00  00 01 01  01 08 20 00 07  01 01 00 01 07  01 09 00 00 07  06 00  05 00  03 00  03 01  06 00"
+
+# ---- fuzz_path: byte 0 = configuration (bit 0 keyed, 1 recover off, 2 stay off,
+# 3 keepalive off, 4-5 give_up_after, 6 relayed), then (op%8, arg): 0 tick after
+# arg*10 ms (arg%4 sent, (arg/4)%4 received), 1 attempt done (bit 0 failed, bit 1
+# relayed), 2 not started, 3 notice, 4 stay up, 5 stay lost, 6 pause arg s + tick,
+# 7 won again (arg bit 0 relayed) ----
+# A stream, NAT state lost (sending, nothing back), a recovery that fails twice and
+# gives up (give_up_after 2).
+seed fuzz_path dead-backoff-giveup "20  00 05 00 05 00 05 00 05  00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a 00 0a  01 01  06 03 00 0a 00 0a 00 0a  01 01  06 05"
+# Relayed: upgrade after its interval, comes back relayed, then direct.
+seed fuzz_path relayed-upgrade "40  00 05 06 06  01 02  06 06  01 00  00 05 06 10"
+# Unkeyed notice while talking, then silent; keyed notice at once; stay lost and back.
+seed fuzz_path notices-stay "00  04 00  00 05 03 00 00 05 00 05 00 05  06 01  05 00  00 05  02 00  04 00  03 00  06 02"
+seed fuzz_path keyed-notice "01  04 00  03 00  00 05  01 00  05 00  06 0b  07 01  00 05"

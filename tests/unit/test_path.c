@@ -361,7 +361,9 @@ TEST(path_lost_server_connection_is_registered_again_then_every_ten_seconds)
 	n4_path *p = new_path(15, false);
 
 	sim_start(&s, p, false);
-	/* never granted: nothing to register */
+	/* never granted: nothing to register, even when told it was lost */
+	CHECK(!(sim_run(&s, 20000, 1, 1, 0) & N4_PATH_REGISTER));
+	n4_path_stay_lost(p, s.t);
 	CHECK(!(sim_run(&s, 20000, 1, 1, 0) & N4_PATH_REGISTER));
 	n4_path_stay_up(p);
 	CHECK(!(sim_run(&s, 5000, 1, 1, 0) & N4_PATH_REGISTER));
