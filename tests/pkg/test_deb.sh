@@ -124,6 +124,17 @@ int main(void)
 	cfg.server_host = "127.0.0.1";
 	if (n4_client_cfg_check(&cfg, why, sizeof(why)) != 0)
 		return 1;
+	/* The path rules are installed too: a won path keeps itself alive. */
+	struct n4_path_cfg pc;
+	n4_path_cfg_init(&pc);
+	n4_path *p = n4_path_new(&pc);
+	if (!p)
+		return 1;
+	n4_path_won(p, 1000, false, 0, 0);
+	unsigned a = n4_path_tick(p, 1000 + 1000u * pc.keepalive_s, 0, 0, NULL);
+	n4_path_free(p);
+	if (!(a & N4_PATH_KEEPALIVE))
+		return 1;
 	printf("%u\n", cfg.server_port);
 	return 0;
 }
@@ -131,7 +142,7 @@ EOF
 if command -v pkg-config >/dev/null; then
 	# shellcheck disable=SC2046
 	cc -o "$TMP/use" "$TMP/use.c" $(pkg-config --cflags --libs libn4) 2>"$TMP/cc.log"
-	check "a program builds against libn4-dev with pkg-config and runs" \
+	check "a program builds against libn4-dev with pkg-config and runs (client config, path rules)" \
 		bash -c "[ \"\$('$TMP/use')\" = 1721 ]"
 else
 	notok "pkg-config missing (tests/deps.sh installs pkgconf)"
