@@ -418,8 +418,7 @@ static void sweep_start_public(struct n4_sweep *sw, struct sweep_clock *k, const
 }
 
 /* A pass of the public plan, by its kind. */
-static void sweep_pass(struct n4_sweep *sw, struct sweep_clock *k, const uint8_t *msg,
-		       uint64_t now)
+static void sweep_pass(struct n4_sweep *sw, struct sweep_clock *k, const uint8_t *msg, uint64_t now)
 {
 	enum n4_plan_kind kind = sw->plan.kind;
 
@@ -549,8 +548,8 @@ static int confirm_readable(void *arg, uint64_t *next_send)
 	ssize_t r;
 
 	while ((r = recv_pending(k->fd, buf, sizeof(buf), &from)) >= 0) {
-		if (r == N4_MSG_SIZE && buf[0] == N4_CMD_PUNCH &&
-		    (buf[1] & N4_PUNCH_ACK) && memcmp(buf + 2, k->ident, N4_PAYLOAD_SIZE) == 0 &&
+		if (r == N4_MSG_SIZE && buf[0] == N4_CMD_PUNCH && (buf[1] & N4_PUNCH_ACK) &&
+		    memcmp(buf + 2, k->ident, N4_PAYLOAD_SIZE) == 0 &&
 		    from.sin_addr.s_addr == k->peer->sin_addr.s_addr && !k->acked) {
 			adopt_ack_port(k->peer, &from);
 			k->acked = true;
@@ -564,8 +563,9 @@ int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_
 	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
 	       const struct n4_waitctx *ctx)
 {
-	struct confirm k = { .fd = fd, .peer = peer, .ident = ident, .mode = mode,
-			     .acked = already_acked };
+	struct confirm k = {
+		.fd = fd, .peer = peer, .ident = ident, .mode = mode, .acked = already_acked
+	};
 	struct n4_resend r = {
 		.fd = fd,
 		.interval_ms = (mode == N4_CONFIRM_ACK || mode == N4_CONFIRM_UNKNOWN) ? 100 : 200,
@@ -615,8 +615,8 @@ static int confirm_auth_readable(void *arg, uint64_t *next_send)
 	while ((r = recv_pending(k->fd, buf, sizeof(buf), &from)) >= 0) {
 		if (from.sin_addr.s_addr != k->peer->sin_addr.s_addr)
 			continue;
-		if (n4_auth_check(k->auth, buf, (size_t)r) == N4_AUTH_WIN &&
-		    k->auth->peer_acked && !k->acked) {
+		if (n4_auth_check(k->auth, buf, (size_t)r) == N4_AUTH_WIN && k->auth->peer_acked &&
+		    !k->acked) {
 			adopt_ack_port(k->peer, &from);
 			k->acked = true;
 			*next_send = 0; /* answer it at once */
@@ -625,11 +625,10 @@ static int confirm_auth_readable(void *arg, uint64_t *next_send)
 	return 0;
 }
 
-int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
-		    unsigned confirm_ms, const struct n4_waitctx *ctx)
+int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth, unsigned confirm_ms,
+		    const struct n4_waitctx *ctx)
 {
-	struct confirm_auth k = { .fd = fd, .peer = peer, .auth = auth,
-				  .acked = auth->peer_acked };
+	struct confirm_auth k = { .fd = fd, .peer = peer, .auth = auth, .acked = auth->peer_acked };
 	struct n4_resend r = { .fd = fd,
 			       .interval_ms = 100,
 			       .deadline_ms = n4_now_ms() + confirm_ms,

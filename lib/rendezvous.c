@@ -374,7 +374,7 @@ static int exchange_start(struct n4_rv *rv, int udp_fd, bool probing, struct exc
 	sched->spacing_ms = rv->rtt_ms / 2 < 5 ? 5 : rv->rtt_ms / 2 > 40 ? 40 : rv->rtt_ms / 2;
 	sched->spacing_ms -= sched->spacing_ms % 5;
 	sched->udp_fd = udp_fd;
-	sched->probe_resend_ms = rv->rtt_ms + 20 < 60	  ? 60
+	sched->probe_resend_ms = rv->rtt_ms + 20 < 60	 ? 60
 				 : rv->rtt_ms + 20 > 250 ? 250
 							 : rv->rtt_ms + 20;
 	if (!probing)

@@ -106,8 +106,7 @@ static void parse_peer(const char *s)
 	const char *colon = strrchr(s, ':');
 	long port;
 
-	if (!colon || (size_t)(colon - s) >= sizeof(ip) ||
-	    !parse_port(colon + 1, &port)) {
+	if (!colon || (size_t)(colon - s) >= sizeof(ip) || !parse_port(colon + 1, &port)) {
 		set_error(-EINVAL, "N4_PEER: expected IPv4:PORT, got '%s'%s", s, NULL);
 		return;
 	}

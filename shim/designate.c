@@ -389,9 +389,9 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 		n4_info_uncapped(
 			"fd %d: path recovered (cause: nothing from the peer for %u ms %s) in "
 			"%u ms: local port %u <-> peer %s:%u",
-			fd, why.silent_ms, why.by_stream ? "after a steady stream" : "while sending",
-			took + why.silent_ms, res->local_port, peer_str,
-			ntohs(res->peer.sin_port));
+			fd, why.silent_ms,
+			why.by_stream ? "after a steady stream" : "while sending",
+			took + why.silent_ms, res->local_port, peer_str, ntohs(res->peer.sin_port));
 	else
 		n4_info_uncapped("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
 				 "peer %s:%u",

@@ -56,8 +56,9 @@ static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
 	/* A placeholder the configuration does not name is a listener's alias for its
 	 * peer (designate.c): it goes on standing for the peer. */
 	struct sockaddr_in v4;
-	s->alias_ph = have_ph && !shim_is_placeholder(shim_config_get(), (const struct sockaddr *)ph,
-						      sizeof(*ph), &v4);
+	s->alias_ph =
+		have_ph && !shim_is_placeholder(shim_config_get(), (const struct sockaddr *)ph,
+						sizeof(*ph), &v4);
 	s->connected_ph = connected;
 	s->prog_bound = true;
 	shim_set_state(s, SHIM_WON);

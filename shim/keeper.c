@@ -406,8 +406,8 @@ static void start_attempt(struct shim_sock *p, enum shim_trigger how, uint64_t n
 	else if (info.told)
 		n4_debug("fd %d: the peer punches again (server notice): so do we", fd);
 	else
-		n4_debug("fd %d: nothing from the peer for %u ms while sending: punching again",
-			 fd, info.silent_ms);
+		n4_debug("fd %d: nothing from the peer for %u ms while sending: punching again", fd,
+			 info.silent_ms);
 	if (shim_worker_start(p, how) < 0) {
 		n4_debug("fd %d: %s attempt not started", fd,
 			 how == SHIM_BY_UPGRADE ? "direct punch" : "recovery");

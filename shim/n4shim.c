@@ -267,10 +267,11 @@ static const struct {
 	int code;
 	const char *env;
 } passthrough[] = {
-	{ 's', "N4_SERVER" }, { 'a', "N4_IDENT" },    { 'P', "N4_PEER" },
-	{ 'L', "N4_LISTEN" }, { 't', "N4_TIMEOUT" },  { 'S', "N4_STRATEGY" },
-	{ 'n', "N4_POOL" },   { 'o', "N4_OFFSET" },   { 'b', "N4_SRC_PORT" },
-	{ OPT_KEEPALIVE, "N4_KEEPALIVE" },
+	{ 's', "N4_SERVER" },	{ 'a', "N4_IDENT" },
+	{ 'P', "N4_PEER" },	{ 'L', "N4_LISTEN" },
+	{ 't', "N4_TIMEOUT" },	{ 'S', "N4_STRATEGY" },
+	{ 'n', "N4_POOL" },	{ 'o', "N4_OFFSET" },
+	{ 'b', "N4_SRC_PORT" }, { OPT_KEEPALIVE, "N4_KEEPALIVE" },
 };
 
 /* One option: -1 to go on, else the exit status. */

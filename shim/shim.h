@@ -145,8 +145,8 @@ struct shim_sock {
 	 * close) no longer matches it (fdops.c). */
 	dev_t dev;
 	ino_t ino;
-	bool connected_ph;	      /* the program connect()ed to the placeholder */
-	bool have_ph;		      /* ph known: rewrite peer <-> placeholder */
+	bool connected_ph; /* the program connect()ed to the placeholder */
+	bool have_ph;	   /* ph known: rewrite peer <-> placeholder */
 	/* ph is the address the peer first had (a listener without N4_PEER): it stands
 	 * for the peer for the whole session, whatever recovery and relays change
 	 * under it, as a placeholder does for the side that dialled. */
@@ -173,9 +173,9 @@ struct shim_sock {
 	 * before the WIN, or when it could not be allocated (then not kept). */
 	n4_path *path;
 	uint64_t work_start_ms, settle_until_ms;
-	bool forked;	    /* inherited through fork(): the parent keeps it while alive */
-	int stay_fd;	    /* N4_EXT_STAY: our kept server connection, -1 = none */
-	bool stay_busy;	    /* a thread is registering again */
+	bool forked;	      /* inherited through fork(): the parent keeps it while alive */
+	int stay_fd;	      /* N4_EXT_STAY: our kept server connection, -1 = none */
+	bool stay_busy;	      /* a thread is registering again */
 	struct n4_result res; /* the last WIN (a relayed path refreshes with it) */
 };
 

@@ -148,7 +148,8 @@ int main(int argc, char **argv)
 	bool plain_closed = true;
 	for (int i = 0; i < 2; i++) {
 		struct n4_msg m;
-		if (read_msg(plain[i], buf, 3000) != 1 || n4_wire_decode(buf, 8, N4_CMD_READY, &m)) {
+		if (read_msg(plain[i], buf, 3000) != 1 ||
+		    n4_wire_decode(buf, 8, N4_CMD_READY, &m)) {
 			result(false, "READY for a client that did not offer it");
 			return 1;
 		}
