@@ -34,14 +34,10 @@ side() {
 	lab_bg "$node" "$log" env N4_SERVER="$LAB_SRV_IP" N4_IDENT="$ident" N4_PEER="$PH" \
 		N4_LISTEN=5000 LD_PRELOAD="$SHIM" ${EXTRA_ENV:-} "$PROG" "$@"
 }
-resume_ms() {
-	awk -v t="$2" '$1 == "gap" && $2 <= t + 200 && $3 >= t { print $3 - t; exit }' "$1"
-}
 pct() { # P: percentile of stdin (nearest rank)
 	sort -g | awk -v p="$1" '{ v[NR] = $1 } END { if (!NR) { print "-"; exit }
 		i = int((p / 100) * NR + 0.999); if (i < 1) i = 1; print v[i] }'
 }
-both_punched() { grep -q "punched" "$1" && grep -q "punched" "$2"; }
 
 for f in $FLAVORS; do
 	[[ $f != inc ]] && { lab_set_nat a "$f"; lab_set_nat b "$f"; }

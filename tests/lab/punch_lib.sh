@@ -186,3 +186,19 @@ need_up() {
 	summary "$suite"
 	exit 1
 }
+
+# --- shim sessions (test_shim_sessions, test_shim_listener, bench/sessions.sh) -----
+# field LOG NAME: the number after "NAME " on the last such line of LOG.
+field() { sed -nE "s/^$2 ([-0-9]+).*/\1/p" "$1" | tail -n 1; }
+both_punched() { grep -q "punched" "$1" && grep -q "punched" "$2"; }
+# resume_ms LOG T: ms from T to the end of the first silence ("gap" line) that spans T.
+resume_ms() {
+	awk -v t="$2" '$1 == "gap" && $2 <= t + 200 && $3 >= t { print $3 - t; exit }' "$1"
+}
+set_udp_timeout() { # SECONDS on both NATs (unreplied and stream)
+	local n
+	for n in nata natb; do
+		lab_exec $n sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$1" \
+			net.netfilter.nf_conntrack_udp_timeout_stream="$1"
+	done
+}

@@ -165,30 +165,7 @@ lab_stop_pid "$tcpdump_pid"
 
 # tcp_msgs PCAP FILTER: the 8-byte messages in the TCP payloads of the matching packets,
 # one per line as 16 hex digits (the server writes whole messages, TCP_NODELAY).
-tcp_msgs() {
-	tcpdump -r "$1" -n -x "$2" 2>/dev/null | awk '
-	function hex(s,   i, v) {
-		v = 0
-		for (i = 1; i <= length(s); i++)
-			v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
-		return v
-	}
-	function flush(   i, ihl, doff, tot, p) {
-		if (nb == 0) return
-		ihl = (hex(b[0]) % 16) * 4
-		tot = hex(b[2] b[3])
-		doff = int(hex(b[ihl + 12]) / 16) * 4
-		p = ""
-		for (i = ihl + doff; i < tot; i++) {
-			p = p b[i]
-			if (length(p) == 16) { print p; p = "" }
-		}
-		nb = 0
-	}
-	/^[0-9]/ { flush() }
-	/^\t0x/ { for (i = 2; i <= NF; i++) { b[nb++] = substr($i, 1, 2); if (length($i) > 2) b[nb++] = substr($i, 3, 2) } }
-	END { flush() }'
-}
+tcp_msgs() { tcp_payloads "$1" "$2" | fold -w 16 | grep -xE '[0-9a-f]{16}'; }
 hexip() { printf '%02x%02x%02x%02x' ${1//./ }; }
 to_a=$(tcp_msgs "$LAB_DIR/srv.pcap" "src port 1721 and dst host $LAB_NATA_IP")
 to_b=$(tcp_msgs "$LAB_DIR/srv.pcap" "src port 1721 and dst host $LAB_NATB_IP")

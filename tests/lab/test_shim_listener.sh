@@ -37,16 +37,7 @@ listener() { # LOG IDENT ARGS...: binds 5000, N4_LISTEN, no N4_PEER, latched
 	lab_bg b "$log" env N4_SERVER="$LAB_SRV_IP" N4_IDENT="$ident" N4_LISTEN=5000 \
 		LD_PRELOAD="$SHIM" "$PROG" -l 5000 -L "$@"
 }
-field() { sed -nE "s/^$2 ([-0-9]+).*/\1/p" "$1" | tail -n 1; }
-both_punched() { grep -q "punched" "$1" && grep -q "punched" "$2"; }
 streaming() { grep -q "^first heard from" "$1"; }
-set_udp_timeout() { # SECONDS on both NATs (unreplied and stream)
-	local n
-	for n in nata natb; do
-		lab_exec $n sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$1" \
-			net.netfilter.nf_conntrack_udp_timeout_stream="$1"
-	done
-}
 # The peer's real address at the WIN, and after the last recovery (the shim's log).
 first_peer() { sed -nE 's/.*punched: local port [0-9]+ <-> peer ([0-9.]+:[0-9]+).*/\1/p' "$1" | head -n 1; }
 last_peer() { sed -nE 's/.*path recovered .*<-> peer ([0-9.]+:[0-9]+).*/\1/p' "$1" | tail -n 1; }
@@ -82,9 +73,6 @@ silence_case() {
 }
 
 # NAT A (the far side) loses its state mid-stream.
-resume_ms() { # LOG T: ms from T to the end of the silence that spans T
-	awk -v t="$2" '$1 == "gap" && $2 <= t + 200 && $3 >= t { print $3 - t; exit }' "$1"
-}
 last_rx() { sed -nE 's/^done .* last-rx ([-0-9]+).*/\1/p' "$1"; }
 flush_case() { # FLAVOR
 	local f=$1 la=$LAB_DIR/fl-$1-a.log lb=$LAB_DIR/fl-$1-b.log pa pb t

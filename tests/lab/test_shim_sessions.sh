@@ -41,16 +41,7 @@ side() {
 	lab_bg "$node" "$log" env N4_SERVER="$LAB_SRV_IP" N4_IDENT="$ident" N4_PEER="$PH" \
 		N4_LISTEN=5000 LD_PRELOAD="$SHIM" ${EXTRA_ENV:-} "$PROG" "$@"
 }
-field() { sed -nE "s/^$2 ([-0-9]+).*/\1/p" "$1" | tail -n 1; }
 now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
-set_udp_timeout() { # SECONDS on both NATs (unreplied and stream)
-	local n
-	for n in nata natb; do
-		lab_exec $n sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$1" \
-			net.netfilter.nf_conntrack_udp_timeout_stream="$1"
-	done
-}
-both_punched() { grep -q "punched" "$1" && grep -q "punched" "$2"; }
 # lines_over LOG N: LOG has more than N lines now (a function, so that a wait
 # re-counts at every poll).
 lines_over() { (($(grep -c . "$1") > $2)); }
@@ -59,10 +50,6 @@ both_heard() { grep -q "^heard 10" "$1" && grep -q "^heard 10" "$2"; }
 # replies (ASSURED): the stream runs both ways through it.
 two_way_at_nata() {
 	lab_exec nata conntrack -L -p udp -d "$LAB_NATB_IP" 2>/dev/null | grep -q ASSURED
-}
-# resume_ms LOG T: ms from T to the end of the first gap that spans T.
-resume_ms() {
-	awk -v t="$2" '$1 == "gap" && $2 <= t + 200 && $3 >= t { print $3 - t; exit }' "$1"
 }
 
 # --- keepalive --------------------------------------------------------------------
