@@ -237,13 +237,13 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 
 	if (!is_bound(fd)) {
 		REAL(close)(winfd); /* its siblings went with n4_client_free() */
-		filtered = shim_filter_attach(fd, ident, &res->peer, ph, s->connected_ph,
+		filtered = shim_filter_attach(fd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
 					      relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(fd, s, res->local_port);
 		if (rc < 0)
 			return rc;
 	} else if (s->family == AF_INET) {
-		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->connected_ph,
+		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
 					      relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = swap_in(s, winfd);
 		REAL(close)(winfd);
@@ -260,7 +260,7 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (REAL(setsockopt)(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
 			n4_warn("cannot make the replacement socket dual-stack: %s",
 				strerror(errno));
-		filtered = shim_filter_attach(nfd, ident, &res->peer, ph, s->connected_ph,
+		filtered = shim_filter_attach(nfd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
 					      relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(nfd, s, res->local_port);
 		if (rc == 0)
@@ -421,6 +421,16 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 		n4_path_attempt_done(s->path, shim_now_ms(), 0, true, 0, 0);
 		return;
 	}
+	if (rc == 0 && !again && !s->have_ph) {
+		/* A listener without N4_PEER knows its peer by the address it first
+		 * hears it from: keep that one for the session (alias_ph).  Before the
+		 * take-over, so the filter carries it across exec and fork. */
+		shim_seq_begin(s);
+		s->ph = res->peer;
+		s->have_ph = true;
+		__atomic_store_n(&s->alias_ph, true, __ATOMIC_RELEASE);
+		shim_seq_end(s);
+	}
 	if (rc == 0) {
 		rc = take_over(fd, s, winfd, res, cfg->wire_ident);
 		if (rc < 0)
@@ -459,13 +469,6 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 	s->relayed = res->relayed;
 	s->res = *res;
 	s->filter_until_ms = now + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
-	if (!s->have_ph) {
-		/* A listener without N4_PEER knows its peer by the address it first
-		 * hears it from: keep that one for the session (alias_ph). */
-		s->ph = res->peer;
-		s->have_ph = true;
-		__atomic_store_n(&s->alias_ph, true, __ATOMIC_RELEASE);
-	}
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
 	s->settle_until_ms = now + SHIM_SETTLE_MS;
@@ -569,6 +572,9 @@ int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const str
 	shim_set_state(s, SHIM_PENDING);
 	s->cancel = 0;
 	s->listener = how == SHIM_BY_BIND;
+	/* A new designation: an alias learnt from an earlier peer names nobody now
+	 * (sends to it must not wait for, and go to, the next peer). */
+	__atomic_store_n(&s->alias_ph, false, __ATOMIC_RELEASE);
 	s->have_ph = ph != NULL;
 	if (ph)
 		s->ph = *ph;

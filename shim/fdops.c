@@ -359,7 +359,7 @@ static void refilter(int fd, struct shim_sock *s)
 	if (shim_state_of(s) != SHIM_WON || s->filter)
 		return;
 	if (shim_filter_attach(fd, shim_config_get()->ident, &s->peer, s->have_ph ? &s->ph : NULL,
-			       s->connected_ph, NULL, shim_sock_prog_filter(s)) < 0)
+			       s->alias_ph, s->connected_ph, NULL, shim_sock_prog_filter(s)) < 0)
 		s->filter = true; /* peek instead */
 }
 

@@ -12,8 +12,8 @@
  * 0x0B, with the path's token.
  *
  * The filter also carries the path across exec(): after its last reachable return it
- * holds a few never-executed load instructions with the peer, the placeholder and the
- * connected flag, which the new image reads back with SO_GET_FILTER (inherit.c).  The
+ * holds a few never-executed load instructions with the peer, the placeholder (or a
+ * listener's alias for its peer) and the connected flag, which the new image reads back with SO_GET_FILTER (inherit.c).  The
  * descriptor carries its own designation: no environment to edit, no exec() hook. */
 #include "shim.h"
 
@@ -43,8 +43,8 @@ static uint32_t be32(const uint8_t *p)
 }
 
 int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token,
-		       const struct sock_fprog *user)
+		       const struct sockaddr_in *ph, bool alias, bool connected,
+		       const uint8_t *relay_token, const struct sock_fprog *user)
 {
 	uint8_t id[N4_PAYLOAD_SIZE], tok[N4_RELAY_TOKEN_SIZE] = { 0 };
 	unsigned char buf[N4_APUNCH_SIZE + 1];
@@ -92,7 +92,9 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		BPF_STMT(BPF_LD | BPF_IMM,
 			 (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
 		/* 25 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
-		/* 26 */ BPF_STMT(BPF_LD | BPF_IMM, (ph ? 1u : 0u) | (connected ? 2u : 0u)),
+		/* 26 */ BPF_STMT(BPF_LD | BPF_IMM,
+					  (ph ? 1u : 0u) | (connected ? 2u : 0u) |
+						  (ph && alias ? 4u : 0u)),
 		/* 27 */ BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
@@ -139,8 +141,7 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 	return 0;
 }
 
-bool shim_filter_read(int fd, struct sockaddr_in *peer, struct sockaddr_in *ph, bool *have_ph,
-		      bool *connected)
+bool shim_filter_read(int fd, struct shim_filter_state *st)
 {
 	struct sock_filter code[BPF_MAXINSNS]; /* ours, maybe followed by the program's */
 	socklen_t len = BPF_MAXINSNS;	       /* in instructions, for SO_GET_FILTER */
@@ -149,14 +150,14 @@ bool shim_filter_read(int fd, struct sockaddr_in *peer, struct sockaddr_in *ph, 
 	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_GET_FILTER, code, &len) < 0 ||
 	    len < FILTER_LEN || code[STATE_AT].k != STATE_MAGIC)
 		return false;
-	memset(peer, 0, sizeof(*peer));
-	memset(ph, 0, sizeof(*ph));
-	peer->sin_family = ph->sin_family = AF_INET;
-	peer->sin_addr.s_addr = code[STATE_AT + 1].k;
-	peer->sin_port = (uint16_t)(code[STATE_AT + 2].k >> 16);
-	ph->sin_port = (uint16_t)(code[STATE_AT + 2].k & 0xffff);
-	ph->sin_addr.s_addr = code[STATE_AT + 3].k;
-	*have_ph = code[STATE_AT + 4].k & 1;
-	*connected = code[STATE_AT + 4].k & 2;
+	memset(st, 0, sizeof(*st));
+	st->peer.sin_family = st->ph.sin_family = AF_INET;
+	st->peer.sin_addr.s_addr = code[STATE_AT + 1].k;
+	st->peer.sin_port = (uint16_t)(code[STATE_AT + 2].k >> 16);
+	st->ph.sin_port = (uint16_t)(code[STATE_AT + 2].k & 0xffff);
+	st->ph.sin_addr.s_addr = code[STATE_AT + 3].k;
+	st->have_ph = code[STATE_AT + 4].k & 1;
+	st->connected = code[STATE_AT + 4].k & 2;
+	st->alias = st->have_ph && (code[STATE_AT + 4].k & 4);
 	return true;
 }

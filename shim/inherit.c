@@ -33,8 +33,7 @@ static int raw_sockopt(int fd, int name, int *val)
 	return (int)syscall(SYS_getsockopt, fd, SOL_SOCKET, name, val, &len);
 }
 
-static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
-		  const struct sockaddr_in *ph, bool have_ph, bool connected,
+static void adopt(int fd, int family, int type, const struct shim_filter_state *st,
 		  struct shim_sock **by_ino_sock, ino_t *by_ino, unsigned *n, ino_t ino)
 {
 	for (unsigned i = 0; i < *n; i++) {
@@ -50,16 +49,11 @@ static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
 	struct shim_sock *s = shim_sock_get(fd);
 	char peer_str[INET_ADDRSTRLEN];
 	shim_seq_begin(s);
-	s->peer = *peer;
-	s->have_ph = have_ph;
-	s->ph = *ph;
-	/* A placeholder the configuration does not name is a listener's alias for its
-	 * peer (designate.c): it goes on standing for the peer. */
-	struct sockaddr_in v4;
-	s->alias_ph =
-		have_ph && !shim_is_placeholder(shim_config_get(), (const struct sockaddr *)ph,
-						sizeof(*ph), &v4);
-	s->connected_ph = connected;
+	s->peer = st->peer;
+	s->have_ph = st->have_ph;
+	s->ph = st->ph;
+	s->alias_ph = st->alias; /* a listener's peer keeps its first address */
+	s->connected_ph = st->connected;
 	s->prog_bound = true;
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
@@ -69,9 +63,9 @@ static void adopt(int fd, int family, int type, const struct sockaddr_in *peer,
 		by_ino[*n] = ino;
 		by_ino_sock[(*n)++] = s;
 	}
-	inet_ntop(AF_INET, &peer->sin_addr, peer_str, sizeof(peer_str));
+	inet_ntop(AF_INET, &st->peer.sin_addr, peer_str, sizeof(peer_str));
 	n4_info("fd %d: punched path inherited across exec (peer %s:%u)", fd, peer_str,
-		ntohs(peer->sin_port));
+		ntohs(st->peer.sin_port));
 }
 
 __attribute__((constructor)) static void inherit_paths(void)
@@ -85,13 +79,12 @@ __attribute__((constructor)) static void inherit_paths(void)
 		return;
 	for (int fd = 0; fd < INHERIT_SCAN_MAX; fd++) {
 		int type, family;
-		struct sockaddr_in peer, ph;
-		bool have_ph, connected;
+		struct shim_filter_state fs;
 		struct stat st;
 		if (raw_sockopt(fd, SO_TYPE, &type) < 0 || type != SOCK_DGRAM ||
 		    raw_sockopt(fd, SO_DOMAIN, &family) < 0 ||
 		    (family != AF_INET && family != AF_INET6) ||
-		    !shim_filter_read(fd, &peer, &ph, &have_ph, &connected) ||
+		    !shim_filter_read(fd, &fs) ||
 		    syscall(SYS_fstat, fd, &st) < 0)
 			continue;
 		if (!locked) {
@@ -100,7 +93,7 @@ __attribute__((constructor)) static void inherit_paths(void)
 			shim_lock();
 			locked = true;
 		}
-		adopt(fd, family, type, &peer, &ph, have_ph, connected, socks, inos, &n, st.st_ino);
+		adopt(fd, family, type, &fs, socks, inos, &n, st.st_ino);
 	}
 	if (!locked)
 		return;

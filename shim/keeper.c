@@ -570,14 +570,16 @@ static bool forked_path_ours(struct shim_sock *p, const struct shim_config *cfg)
 	if (!p->forked)
 		return true;
 	if (getppid() == fork_parent) {
-		struct sockaddr_in peer, ph;
-		bool have_ph, connected;
+		struct shim_filter_state fs;
 		int fd = first_fd(p);
-		/* The parent won on the shared socket: take what it left in the filter. */
-		if (shim_state_of(p) == SHIM_PENDING &&
-		    shim_filter_read(fd, &peer, &ph, &have_ph, &connected)) {
+		/* The parent won on the shared socket: take what it left in the filter
+		 * (a listener's alias for its peer included). */
+		if (shim_state_of(p) == SHIM_PENDING && shim_filter_read(fd, &fs)) {
 			shim_seq_begin(p);
-			p->peer = peer;
+			p->peer = fs.peer;
+			p->ph = fs.ph;
+			p->have_ph = fs.have_ph;
+			__atomic_store_n(&p->alias_ph, fs.alias, __ATOMIC_RELEASE);
 			shim_set_state(p, SHIM_WON);
 			shim_seq_end(p);
 			shim_path_keep(p, false);

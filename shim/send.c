@@ -294,7 +294,17 @@ bool shim_refuse_reentry(int fd, const struct sockaddr *dest, socklen_t len)
 
 	if (!shim_tracked(fd) || !dest || !shim_to_v4(dest, len, &v4))
 		return false;
+	const struct shim_sock *s = __atomic_load_n((struct shim_sock **)&shim_fdtab[fd],
+						    __ATOMIC_ACQUIRE);
 	const struct shim_config *cfg = shim_config_get();
+	/* A listener's alias for its peer, once the peer has moved (recovery, relay):
+	 * raw, it would go to the peer's old address. */
+	if (s && __atomic_load_n(&s->alias_ph, __ATOMIC_ACQUIRE) &&
+	    v4.sin_addr.s_addr == __atomic_load_n(&s->ph.sin_addr.s_addr, __ATOMIC_RELAXED) &&
+	    v4.sin_port == __atomic_load_n(&s->ph.sin_port, __ATOMIC_RELAXED))
+		return v4.sin_addr.s_addr !=
+			       __atomic_load_n(&s->peer.sin_addr.s_addr, __ATOMIC_RELAXED) ||
+		       v4.sin_port != __atomic_load_n(&s->peer.sin_port, __ATOMIC_RELAXED);
 	if (cfg->have_peer)
 		return v4.sin_addr.s_addr == cfg->peer_ph.sin_addr.s_addr &&
 		       v4.sin_port == cfg->peer_ph.sin_port;

@@ -324,11 +324,15 @@ const struct sock_fprog *shim_sock_prog_filter(const struct shim_sock *s);
  * already queued at the head.  0 or -errno (the caller falls back to peeking).
  * `user`: the program's own classic filter, combined with ours (NULL: none). */
 int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool connected, const uint8_t *relay_token,
-		       const struct sock_fprog *user);
+		       const struct sockaddr_in *ph, bool alias, bool connected,
+		       const uint8_t *relay_token, const struct sock_fprog *user);
+/* The path state a filter carries (exec, fork). */
+struct shim_filter_state {
+	struct sockaddr_in peer, ph;
+	bool have_ph, alias, connected;
+};
 /* The path state an earlier image left in fd's filter (exec): false if none. */
-bool shim_filter_read(int fd, struct sockaddr_in *peer, struct sockaddr_in *ph, bool *have_ph,
-		      bool *connected);
+bool shim_filter_read(int fd, struct shim_filter_state *st);
 
 /* ------------------------------------------ send.c, recv.c, fdops.c (the calls) --- */
 

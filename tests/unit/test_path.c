@@ -66,6 +66,14 @@ static unsigned sim_run(struct sim *s, unsigned ms, unsigned out, unsigned in, u
 	return s->seen;
 }
 
+/* 3 s of two-way stream, then the NAT forgets (we send, nothing comes back) until
+ * the path asks for a recovery: true when it did. */
+static bool sim_lose_path(struct sim *s)
+{
+	sim_run(s, 3000, 1, 1, 0);
+	return sim_run(s, 5000, 1, 0, N4_PATH_RECOVER) & N4_PATH_RECOVER;
+}
+
 static unsigned bit(unsigned action)
 {
 	return (unsigned)__builtin_ctz(action);
@@ -271,8 +279,7 @@ TEST(path_recovery_that_lands_on_a_relay_schedules_an_upgrade)
 	n4_path *p = new_path(15, false);
 
 	sim_start(&s, p, false);
-	sim_run(&s, 3000, 1, 1, 0);
-	CHECK(sim_run(&s, 5000, 1, 0, N4_PATH_RECOVER) & N4_PATH_RECOVER);
+	CHECK(sim_lose_path(&s));
 	n4_path_attempt_done(p, s.t, 0, true, s.tx, s.rx);
 	n4_path_get_info(p, &info);
 	CHECK_EQ(info.state, N4_PATH_RELAYED);
@@ -290,8 +297,7 @@ TEST(path_repeated_failures_back_off_to_a_minute)
 	const unsigned want[] = { 2000, 4000, 8000, 16000, 32000, 60000, 60000 };
 
 	sim_start(&s, p, false);
-	sim_run(&s, 3000, 1, 1, 0);
-	CHECK(sim_run(&s, 5000, 1, 0, N4_PATH_RECOVER) & N4_PATH_RECOVER);
+	CHECK(sim_lose_path(&s));
 	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		n4_path_attempt_done(p, s.t, -ETIMEDOUT, false, s.tx, s.rx);
 		n4_path_get_info(p, &info);
@@ -324,8 +330,7 @@ TEST(path_gives_up_after_the_configured_failures)
 	cfg.give_up_after = 2;
 	n4_path *p = n4_path_new(&cfg);
 	sim_start(&s, p, false);
-	sim_run(&s, 3000, 1, 1, 0);
-	CHECK(sim_run(&s, 5000, 1, 0, N4_PATH_RECOVER) & N4_PATH_RECOVER);
+	CHECK(sim_lose_path(&s));
 	n4_path_attempt_done(p, s.t, -ETIMEDOUT, false, s.tx, s.rx);
 	CHECK(sim_run(&s, 10000, 1, 0, N4_PATH_RECOVER) & N4_PATH_RECOVER);
 	n4_path_attempt_done(p, s.t, -ETIMEDOUT, false, s.tx, s.rx);
@@ -345,8 +350,7 @@ TEST(path_attempt_not_started_retries_after_two_seconds)
 	n4_path *p = new_path(15, false);
 
 	sim_start(&s, p, false);
-	sim_run(&s, 3000, 1, 1, 0);
-	CHECK(sim_run(&s, 5000, 1, 0, N4_PATH_RECOVER) & N4_PATH_RECOVER);
+	CHECK(sim_lose_path(&s));
 	n4_path_attempt_not_started(p, s.t);
 	uint64_t at = s.t;
 	CHECK(sim_run(&s, 5000, 1, 0, N4_PATH_RECOVER) & N4_PATH_RECOVER);
