@@ -18,6 +18,7 @@
 #include "log.h"
 #include "loop.h"
 #include "punch.h"
+#include "rand.h"
 #include "relay_reg.h"
 #include "rendezvous.h"
 #include "resend.h"
@@ -67,6 +68,7 @@ struct n4_client {
 	int win_fd;
 	struct sockaddr_in peer;
 	uint8_t ident[N4_PAYLOAD_SIZE];
+	uint8_t peer_id[N4_PAYLOAD_SIZE]; /* rooms: who we are to a host */
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack, relayed;
 	int stay_fd;	      /* N4_EXT_STAY: the server connection kept after the WIN */
@@ -95,6 +97,7 @@ void n4_client_cfg_init(struct n4_client_cfg *cfg)
 	cfg->confirm_ms = 2000;
 	cfg->max_ports = 512;
 	cfg->max_pps = N4_DEFAULT_MAX_PPS;
+	cfg->host_fd = -1;
 }
 
 int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_len)
@@ -121,6 +124,8 @@ int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_l
 		w = "max packets per second must be 0 (unpaced) or 20-1000000";
 	else if (cfg->no_sweep && cfg->strategy == N4_STRATEGY_CLASSIC)
 		w = "no-sweep needs the auto strategy (classic always sweeps)";
+	else if (cfg->room_answer && (cfg->host_fd < 0 || cfg->strategy == N4_STRATEGY_CLASSIC))
+		w = "a room's answer needs the host's socket and the auto strategy";
 	if (w && why)
 		snprintf(why, why_len, "%s", w);
 	return w ? -EINVAL : 0;
@@ -157,6 +162,10 @@ n4_client *n4_client_new(const struct n4_client_cfg *cfg)
 		n4_ident_encode(cfg->ident, c->ident);
 	}
 	n4_pacer_init(&c->pacer, cfg->max_pps);
+	if (cfg->have_peer_id)
+		memcpy(c->peer_id, cfg->peer_id, sizeof(c->peer_id));
+	else if (n4_random_bytes(c->peer_id, sizeof(c->peer_id)) < 0)
+		memset(c->peer_id, 0, sizeof(c->peer_id)); /* none: a host sees a new peer */
 	return c;
 }
 
@@ -165,7 +174,7 @@ void n4_client_free(n4_client *c)
 	if (!c)
 		return;
 	n4_pool_close(&c->pool, -1);
-	if (c->win_fd >= 0)
+	if (c->win_fd >= 0 && !(c->cfg.room_answer && c->win_fd == c->cfg.host_fd))
 		close(c->win_fd);
 	if (c->stay_fd >= 0)
 		close(c->stay_fd);
@@ -206,7 +215,7 @@ static const char *plan_name(enum n4_plan_kind k)
 {
 	static const char *const names[] = {
 		"original guess",    "direct",		 "sweep",     "range",
-		"birthday (listen)", "birthday (probe)", "impossible"
+		"birthday (listen)", "birthday (probe)", "impossible", "walk"
 	};
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
@@ -230,7 +239,8 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 		break;
 	case N4_PLAN_RANGE:
 	case N4_PLAN_BDAY_PROBE:
-		pool = 1; /* endpoint-independent: socket 0 reaches every peer port */
+	case N4_PLAN_WALK:
+		pool = 1; /* socket 0 reaches every peer port (WALK: a room's host) */
 		sw->target.sin_port = htons(p->lo);
 		break;
 	default:
@@ -249,7 +259,7 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 			c->pacer.pps);
 		pool = pass_cap;
 	}
-	if (p->kind == N4_PLAN_RANGE && sw->plan.count > pass_cap)
+	if ((p->kind == N4_PLAN_RANGE || p->kind == N4_PLAN_WALK) && sw->plan.count > pass_cap)
 		sw->plan.count = (uint16_t)pass_cap;
 	int err = n4_pool_resize(&c->pool, pool);
 	c->ports_used = c->pool.n;
@@ -260,6 +270,9 @@ static int apply_plan(n4_client *c, struct n4_sweep *sw)
 	if (p->kind == N4_PLAN_RANGE)
 		n4_info(" Plan: %s, %u peer ports from %u step %u ", plan_name(p->kind), p->count,
 			p->lo, p->step);
+	else if (p->kind == N4_PLAN_WALK)
+		n4_info(" Plan: %s, %u peer ports from %u step %d ", plan_name(p->kind), p->count,
+			p->lo, p->walk_step);
 	else if (p->kind == N4_PLAN_BDAY_PROBE)
 		n4_info(" Plan: %s, %u random ports a second ", plan_name(p->kind), p->pool);
 	else
@@ -437,8 +450,13 @@ static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t d
 	bool relay_ok = !cfg->no_relay;
 	uint8_t offer = (uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | N4_EXT_LOCAL |
 				  (c->keyed ? N4_EXT_KEY : 0) | (relay_ok ? N4_EXT_RELAY : 0) |
-				  (cfg->stay ? N4_EXT_STAY : 0));
+				  (cfg->stay ? N4_EXT_STAY : 0) | N4_EXT_ROOM);
 	n4_rv_init(rv, server, c->ident, classic ? 0 : offer);
+	/* Rooms: the host's answer names its joiner; any other client says who it
+	 * is, for a host to know it again after its recovery. */
+	rv->room_sub = cfg->room_answer ? N4_ROOM_ANSWER : N4_ROOM_JOINER;
+	memcpy(rv->room_payload, cfg->room_answer ? cfg->room_ticket : c->peer_id,
+	       N4_PAYLOAD_SIZE);
 	rv->lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
 	rv->nosweep = cfg->no_sweep;
 	if (c->keyed) {
@@ -625,7 +643,10 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		n4_info("Source port: %u-%u", src_port, src_port + cfg->pool_size);
 	else
 		n4_info("Source port: %u kernel-chosen ports", cfg->pool_size);
-	err = n4_pool_open(&c->pool, src_port, cfg->pool_size);
+	if (cfg->room_answer)
+		err = n4_pool_borrow(&c->pool, cfg->host_fd);
+	else
+		err = n4_pool_open(&c->pool, src_port, cfg->pool_size);
 	if (err) {
 		n4_error("cannot open %u UDP sockets from port %u: %s", cfg->pool_size, src_port,
 			 strerror(-err));

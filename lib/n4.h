@@ -69,6 +69,17 @@ struct n4_client_cfg {
 	 * never sent; n4_client_new keeps only what it derives. */
 	bool have_key;
 	uint8_t key[32];
+	/* Rooms (N4_EXT_ROOM, doc/PROTOCOL.md "Rooms").  room_answer: this run is a
+	 * host answering one joiner (the ticket from n4_room_poll); its only socket is
+	 * host_fd, which the client neither closes nor hands over: the WIN's fd is
+	 * host_fd.  host_fd is -1 otherwise. */
+	bool room_answer;
+	uint8_t room_ticket[6];
+	int host_fd;
+	/* A joiner's peer id (random, kept across its recoveries): a host shows each
+	 * peer id at one address for the whole session. */
+	bool have_peer_id;
+	uint8_t peer_id[6];
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */
@@ -149,6 +160,35 @@ size_t n4_relay_refresh_build(const struct n4_result *res, uint8_t out[N4_RELAY_
 /* True when buf/len is the relay's answer to such a registration (it carries
  * the result's token): keep it away from the program, as late PUNCHes. */
 bool n4_is_relay_ack(const void *buf, size_t len, const struct n4_result *res);
+
+/* ----------------------------------------------------------------- rooms --- */
+
+/* A room: one host and any number of joiners, who pair only with the host.  The
+ * host keeps one connection to the server (the room connection) and answers
+ * each joiner it is told about with a run of n4_client (cfg.room_answer). */
+#define N4_ROOM_ID_SIZE 6
+struct n4_join {
+	uint8_t ticket[N4_ROOM_ID_SIZE];  /* single use, for cfg.room_ticket */
+	uint8_t peer_id[N4_ROOM_ID_SIZE]; /* all zero: the joiner sent none */
+};
+/* What n4_room_poll has read of a message split across segments. */
+struct n4_room_rx {
+	uint8_t buf[16];
+	unsigned n;
+	bool have_ticket;
+	struct n4_join join;
+};
+/* Register a room for cfg's identifier (and key) with at most max_joiners at
+ * once; blocks up to cfg->timeout_ms (0: 10 s).  Returns the room connection
+ * (non-blocking, close-on-exec), or -errno with a one-line reason in why:
+ * -ENOTSUP the server does not support hosting, -EADDRINUSE the room has a host,
+ * -EACCES the server refused it (its limits), others: no connection. */
+int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *why,
+		 size_t why_len);
+/* Read what the server sent on a room connection, without blocking: 1 = a joiner
+ * waits (*j), 0 = nothing more for now, -errno = the connection is gone (its room
+ * with it) or spoke nonsense (-EPROTO). */
+int n4_room_poll(int fd, struct n4_room_rx *rx, struct n4_join *j);
 
 /* ------------------------------------------------------------------ path --- */
 

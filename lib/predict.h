@@ -53,6 +53,8 @@ enum n4_plan_kind {
 	N4_PLAN_BDAY_LISTEN = 4, /* `pool` sockets -> the peer's observed port, then wait */
 	N4_PLAN_BDAY_PROBE = 5,	 /* socket 0 -> `pool` random ports per pass in [lo, lo+count) */
 	N4_PLAN_IMPOSSIBLE = 6,	 /* this pair cannot be punched */
+	N4_PLAN_WALK = 7,	 /* a room's host: socket 0 -> `count` peer ports from lo,
+				  * every walk_step (signed), in that order */
 };
 
 struct n4_plan {
@@ -61,6 +63,7 @@ struct n4_plan {
 	uint16_t count; /* RANGE/BDAY_PROBE: ports in the range */
 	uint16_t pool;	/* SWEEP/BDAY_LISTEN: sockets; BDAY_PROBE: probes per pass */
 	uint8_t step;	/* RANGE: step between ports */
+	int16_t walk_step; /* WALK: the peer NAT's step, sign included */
 };
 
 /* Plans for both sides.  dt_a_ms / dt_b_ms: time from each side's last observed

@@ -45,8 +45,10 @@ int n4_pool_resize(struct n4_pool *pool, unsigned n)
 {
 	if (n == 0 || (pool->first_port && (unsigned)pool->first_port + n - 1 > 65535))
 		return -ERANGE;
+	if (pool->borrowed)
+		n = 1; /* one socket, ours to use, not to multiply */
 	for (unsigned i = n; i < pool->n; i++) {
-		close(pool->fds[i]);
+		close(pool->fds[i]); /* i >= n >= 1: never the borrowed socket 0 */
 		pool->fds[i] = -1;
 	}
 	if (n <= pool->n) {
@@ -71,22 +73,36 @@ int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n)
 	pool->fds = NULL;
 	pool->n = 0;
 	pool->first_port = first_port;
+	pool->borrowed = false;
 	int err = n4_pool_resize(pool, n);
 	if (err)
 		n4_pool_close(pool, -1);
 	return err;
 }
 
+int n4_pool_borrow(struct n4_pool *pool, int fd)
+{
+	pool->fds = malloc(sizeof(*pool->fds));
+	if (!pool->fds)
+		return -ENOMEM;
+	pool->fds[0] = fd;
+	pool->borrowed = true;
+	pool->n = 1;
+	pool->first_port = 0;
+	return 0;
+}
+
 void n4_pool_close(struct n4_pool *pool, int keep)
 {
 	for (unsigned i = 0; i < pool->n; i++) {
-		if ((int)i != keep && pool->fds[i] >= 0)
+		if ((int)i != keep && pool->fds[i] >= 0 && !(i == 0 && pool->borrowed))
 			close(pool->fds[i]);
 		pool->fds[i] = -1;
 	}
 	free(pool->fds);
 	pool->fds = NULL;
 	pool->n = 0;
+	pool->borrowed = false;
 }
 
 uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i)
@@ -172,7 +188,16 @@ static bool send_pass_from(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE], 
 			return false;
 		}
 		sw->pass_pos++;
-		if (sw->plan.kind == N4_PLAN_RANGE) {
+		if (sw->plan.kind == N4_PLAN_WALK) {
+			/* In the peer NAT's allocation order: our NAT gives our k-th
+			 * destination its k-th port (predict.c, n4_plan_host). */
+			long port = (long)sw->plan.lo + (long)k * sw->plan.walk_step;
+			if (port < 1 || port > 65535) {
+				sw->pass_pos = sw->pass_len;
+				break;
+			}
+			send_one(sw, 0, (uint16_t)port, msg);
+		} else if (sw->plan.kind == N4_PLAN_RANGE) {
 			unsigned port = sw->plan.lo + k * sw->plan.step;
 			if (port > 65535) {
 				sw->pass_pos = sw->pass_len;
@@ -189,7 +214,9 @@ static bool send_pass_from(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE], 
 static bool send_pass(struct n4_sweep *sw, const uint8_t msg[N4_MSG_SIZE], bool burst)
 {
 	sw->pass_pos = 0;
-	sw->pass_len = sw->plan.kind == N4_PLAN_RANGE ? sw->plan.count : sw->pool->n;
+	sw->pass_len = sw->plan.kind == N4_PLAN_RANGE || sw->plan.kind == N4_PLAN_WALK
+			       ? sw->plan.count
+			       : sw->pool->n;
 	return send_pass_from(sw, msg, burst);
 }
 

@@ -16,6 +16,9 @@ struct n4_pool {
 	int *fds;
 	unsigned n;
 	uint16_t first_port; /* 0: kernel-chosen ports */
+	/* Socket 0 is the caller's (a room's host punches from the program's own
+	 * port): the pool never closes it and never grows past it. */
+	bool borrowed;
 };
 
 /* Grow or shrink the pool to n sockets (new ones follow the old ports). */
@@ -23,7 +26,9 @@ int n4_pool_resize(struct n4_pool *pool, unsigned n);
 /* Open n UDP sockets bound to first_port.. first_port+n-1 (SO_REUSEADDR and
  * SO_REUSEPORT, as the original) or to kernel-chosen ports when first_port is 0. */
 int n4_pool_open(struct n4_pool *pool, uint16_t first_port, unsigned n);
-/* Close every socket except index keep (-1: all). */
+/* A pool of one socket the caller owns (borrowed). */
+int n4_pool_borrow(struct n4_pool *pool, int fd);
+/* Close every socket except index keep (-1: all); never a borrowed one. */
 void n4_pool_close(struct n4_pool *pool, int keep);
 uint16_t n4_pool_local_port(const struct n4_pool *pool, unsigned i);
 

@@ -225,6 +225,14 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 			return err;
 	}
 	n4_info(" => Ready ");
+	if ((rv->granted & N4_EXT_ROOM) && rv->room_sub) {
+		uint8_t buf[N4_MSG_SIZE];
+		n4_msg_init(&m, N4_CMD_ROOM, rv->room_sub, rv->room_payload);
+		n4_wire_encode(&m, buf);
+		err = send_all(rv->tcp_fd, buf, sizeof(buf));
+		if (err)
+			return err;
+	}
 	if (rv->granted & N4_EXT_RELAY) {
 		/* The server waits for this before PEERINFO: how many rounds this
 		 * attempt has lost decides between another punch and the relay. */

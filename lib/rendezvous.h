@@ -55,6 +55,10 @@ struct n4_rv {
 	struct sockaddr_in own_local;
 	struct sockaddr_in peer_local[N4_LOCAL_MAX];
 	unsigned npeer_local;
+	/* Rooms (N4_EXT_ROOM): sent right after READY when granted: a host's
+	 * ANSWER (the ticket) or anyone else's JOINER (its peer id). */
+	uint8_t room_sub;
+	uint8_t room_payload[N4_PAYLOAD_SIZE];
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,

@@ -96,6 +96,7 @@ enum n4_cmd {
 #define N4_EXT_RELAY 0x08u /* the server may relay the pair (RELAY before PEERINFO) */
 #define N4_EXT_LOCAL 0x10u /* same-LAN: LOCAL after READY, PEERLOCAL before PEERINFO */
 #define N4_EXT_SEQ 0x40u   /* numbered probes (N4_CMD_PROBE) and TUNE; rides on PROBE */
+#define N4_EXT_ROOM 0x80u  /* rooms: a host and its joiners (N4_CMD_ROOM) */
 #define N4_EXT_ALL N4_EXT_TOKEN
 /* Shim sessions (lib/stay.h): after PEERINFO the client keeps its TCP connection;
  * when a client with the same identifier says HELLO, the server sends REPUNCH on
@@ -108,6 +109,17 @@ enum n4_cmd {
  * from a client granted N4_EXT_STAY before, whose kept connection was lost: keep this
  * one for REPUNCH instead (payload: the identifier). */
 #define N4_CMD_STAY 0x10
+/* Rooms (N4_EXT_ROOM only): one 8-byte command, what it says in the reserved byte
+ * (doc/PROTOCOL.md "Rooms"). */
+#define N4_CMD_ROOM 0x14
+#define N4_ROOM_HOST 0x01	/* host -> server: host this room (max joiners, 2 bytes) */
+#define N4_ROOM_JOINER 0x02	/* client -> server: my peer id */
+#define N4_ROOM_ANSWER 0x03	/* host -> server, new connection: the join ticket */
+#define N4_ROOM_HOSTED 0x10	/* server -> host: the room is yours */
+#define N4_ROOM_TAKEN 0x11	/* server -> host: the room has a host already */
+#define N4_ROOM_REFUSED 0x12	/* server -> client: refused, reason in payload[0] */
+#define N4_ROOM_JOIN 0x20	/* server -> host: a joiner waits (the ticket) */
+#define N4_ROOM_JOIN_PEER 0x21	/* server -> host, right after JOIN: its peer id */
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */
 #define N4_EXCH_LAST 0x04u  /* the last probe of this client */

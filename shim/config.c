@@ -175,6 +175,34 @@ static void read_key(struct n4_client_cfg *c)
 	}
 }
 
+/* N4_HOST, N4_MAX_PEERS, N4_PEER_TIMEOUT, N4_STATUS: hosting a room (host.c). */
+static void read_host(void)
+{
+	const char *st = getenv("N4_STATUS");
+	long v = 0;
+
+	if (getenv("N4_HOST")) {
+		env_number(N4_OPT_SHIM_HOST, &v);
+		config.host_port = (uint16_t)v;
+	}
+	v = n4_opt_get(N4_OPT_MAX_PEERS)->def;
+	env_number(N4_OPT_MAX_PEERS, &v);
+	config.max_peers = (unsigned)v;
+	v = n4_opt_get(N4_OPT_PEER_TIMEOUT)->def;
+	env_number(N4_OPT_PEER_TIMEOUT, &v);
+	config.peer_timeout_s = (unsigned)v;
+	if (st && *st) {
+		if (strlen(st) >= sizeof(config.status_path))
+			set_error(-EINVAL, "N4_STATUS: '%s' is longer than 255 bytes%s", st, NULL);
+		else
+			snprintf(config.status_path, sizeof(config.status_path), "%s", st);
+	}
+	if (config.host_port && config.host_port == config.listen_port)
+		set_error(-EINVAL, "N4_HOST and N4_LISTEN name the same port %s%s: a socket "
+				   "either hosts a room or listens for one peer",
+			  getenv("N4_HOST"), "");
+}
+
 /* N4_SERVER, N4_PEER, N4_LISTEN, N4_IDENT: where and with whom. */
 static void read_endpoints(const char *server, const char *peer, const char *listen)
 {
@@ -192,6 +220,7 @@ static void read_endpoints(const char *server, const char *peer, const char *lis
 		env_number(N4_OPT_SHIM_LISTEN, &v);
 		config.listen_port = (uint16_t)v;
 	}
+	read_host();
 	s = getenv("N4_IDENT");
 	if (s) {
 		if (n4_ident_check(s) < 0)
@@ -287,7 +316,7 @@ static void read_env(void)
 	c->return_on_eintr = true;
 	snprintf(config.ident, sizeof(config.ident), "%s", N4_DEFAULT_IDENT);
 
-	config.active = server || peer || listen;
+	config.active = server || peer || listen || getenv("N4_HOST");
 	if (!config.active)
 		goto out;
 	read_endpoints(server, peer, listen);

@@ -221,6 +221,19 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 		}
 		return 0;
 	}
+	if (cfg->host_port && addr && t && addr->sa_family == t->family &&
+	    port_of(addr, len) == cfg->host_port) {
+		shim_lock();
+		struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));
+		if (s && shim_state_of(s) == SHIM_CANDIDATE && !s->host) {
+			rc = shim_host_bind(fd, s, addr, len);
+			if (rc == 0)
+				remember_bind(s, addr, len);
+			shim_unlock();
+			return rc;
+		}
+		shim_unlock();
+	}
 	rc = REAL(bind)(fd, addr, len);
 	if (rc == 0) {
 		shim_lock();

@@ -128,6 +128,7 @@ int shim_sock_attach(int fd, struct shim_sock *s)
 void shim_sock_put(struct shim_sock *s)
 {
 	if (--s->refs == 0) {
+		shim_host_release(s);
 		shim_path_remove(s);
 		if (s->stay_fd >= 0) {
 			REAL(close)(s->stay_fd);

@@ -231,7 +231,7 @@ out:
 	return NULL;
 }
 
-static int spawn(void *(*fn)(void *), void *arg)
+int shim_spawn(void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
 	pthread_t t;
@@ -264,7 +264,7 @@ int shim_worker_start(struct shim_sock *s, enum shim_trigger how)
 	s->work = (int)how;
 	s->work_start_ms = shim_now_ms();
 	shim_path_add(s);
-	int rc = spawn(worker_main, w);
+	int rc = shim_spawn(worker_main, w);
 	if (rc < 0) {
 		free(w);
 		s->working = false;
@@ -370,7 +370,7 @@ static void stay_again(struct shim_sock *p, uint64_t now)
 		return; /* the one under way reports */
 	p->refs++;
 	p->stay_busy = true;
-	if (spawn(stay_main, p) < 0) {
+	if (shim_spawn(stay_main, p) < 0) {
 		p->stay_busy = false;
 		p->refs--;
 		n4_path_stay_lost(p->path, now);
@@ -459,6 +459,7 @@ static void tick(void)
 			continue;
 		keep(p, cfg, now);
 	}
+	shim_hosts_tick(now);
 	shim_unlock();
 }
 
@@ -484,7 +485,7 @@ static int keeper_ensure(void)
 		return 0;
 	if (!atfork_set && pthread_atfork(keeper_atfork_prepare, NULL, NULL) == 0)
 		atfork_set = true;
-	int rc = spawn(keeper_main, NULL);
+	int rc = shim_spawn(keeper_main, NULL);
 	if (rc < 0)
 		return rc;
 	keeper_running = true;

@@ -155,6 +155,28 @@ static bool late_punch(const struct rcall *c, ssize_t n)
 	return n4_is_punch(data, (size_t)n, shim_config_get()->wire_ident);
 }
 
+/* A host's socket: the kernel's receive, then a peer's real address becomes its
+ * alias.  Our datagrams never reach this socket (host.c steers them away). */
+static ssize_t host_recv(int fd, const struct shim_sock *s, struct shim_host *h, struct rcall *c)
+{
+	socklen_t cap = 0;
+
+	if (c->kind == RC_RECVFROM && c->from && c->from_len)
+		cap = *c->from_len;
+	else if (c->kind == RC_RECVMSG && c->msg->msg_name)
+		cap = c->msg->msg_namelen;
+	ssize_t n = call_real(fd, c);
+	int err = errno;
+	if (n >= 0 && cap) {
+		if (c->kind == RC_RECVFROM)
+			shim_host_in(h, s->family, c->from, c->from_len, cap);
+		else
+			shim_host_in(h, s->family, c->msg->msg_name, &c->msg->msg_namelen, cap);
+	}
+	errno = err;
+	return n;
+}
+
 static ssize_t do_recv(int fd, struct rcall *c)
 {
 	struct rview v;
@@ -163,6 +185,9 @@ static ssize_t do_recv(int fd, struct rcall *c)
 		return call_real(fd, c);
 	for (;;) {
 		struct shim_sock *s = shim_sock_get(fd);
+		struct shim_host *h = s ? shim_host_of(s) : NULL;
+		if (h)
+			return host_recv(fd, s, h, c);
 		int st = s ? shim_state_of(s) : SHIM_CANDIDATE;
 		if (st == SHIM_CANDIDATE || st == SHIM_FAILED)
 			return call_real(fd, c);
@@ -264,8 +289,25 @@ int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags, struct 
 {
 	struct shim_sock *s = shim_sock_get(fd);
 	struct rview v;
+	struct shim_host *h = s ? shim_host_of(s) : NULL;
 	int st = s ? shim_state_of(s) : SHIM_CANDIDATE;
 
+	if (h && vec && !(flags & MSG_ERRQUEUE)) {
+		socklen_t caps[64];
+		unsigned ncap = vlen < 64 ? vlen : 64;
+		for (unsigned i = 0; i < ncap; i++)
+			caps[i] = vec[i].msg_hdr.msg_name ? vec[i].msg_hdr.msg_namelen : 0;
+		int n = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+		int err = errno;
+		for (int i = 0; i < n; i++) {
+			struct msghdr *m = &vec[i].msg_hdr;
+			socklen_t cap = (unsigned)i < ncap ? caps[i] : m->msg_namelen;
+			if (m->msg_name && cap)
+				shim_host_in(h, s->family, m->msg_name, &m->msg_namelen, cap);
+		}
+		errno = err;
+		return n;
+	}
 	if (st == SHIM_CANDIDATE || st == SHIM_FAILED || !vec || (flags & MSG_ERRQUEUE))
 		return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
 	view_of(fd, &v);

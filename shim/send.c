@@ -69,6 +69,13 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 
 	if (!s)
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
+	struct shim_host *h = shim_host_of(s);
+	if (h) {
+		/* A host's socket: a peer's alias is where that peer really is now. */
+		if (shim_host_out(h, family_of(s), dest, dest_len, &rd, &rl))
+			return REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl);
+		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
+	}
 	struct sockaddr_storage mapped;
 	dest = shim_as_family(family_of(s), dest, &dest_len, &mapped);
 	bool is_ph = dest && shim_names_peer(s, shim_config_get(), dest, dest_len, &ph);
@@ -101,6 +108,15 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	if (!s || !msg)
 		return REAL(sendmsg)(fd, msg, flags);
+	struct shim_host *h = shim_host_of(s);
+	if (h) {
+		if (!shim_host_out(h, family_of(s), msg->msg_name, msg->msg_namelen, &rd, &rl))
+			return REAL(sendmsg)(fd, msg, flags);
+		struct msghdr hm = *msg;
+		hm.msg_name = &rd;
+		hm.msg_namelen = rl;
+		return REAL(sendmsg)(fd, &hm, flags);
+	}
 	struct sockaddr_storage mapped;
 	struct msghdr mm;
 	socklen_t nl = msg->msg_namelen;
@@ -129,6 +145,41 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 #define SHIM_MMSG_MAX 1024 /* UIO_MAXIOV: the kernel sends at most this many per call */
 
+/* A host's socket: each alias becomes where its peer really is (headers copied,
+ * never the data). */
+static int host_sendmmsg(int fd, struct shim_host *h, int family, struct mmsghdr *vec,
+			 unsigned vlen, int flags)
+{
+	struct mmsghdr v[32];
+	struct sockaddr_storage names[32];
+	unsigned done = 0;
+
+	while (done < vlen) {
+		unsigned k = vlen - done < 32 ? vlen - done : 32;
+		bool any = false;
+		for (unsigned i = 0; i < k; i++) {
+			v[i] = vec[done + i];
+			struct msghdr *m = &v[i].msg_hdr;
+			socklen_t nl;
+			if (shim_host_out(h, family, m->msg_name, m->msg_namelen, &names[i], &nl)) {
+				m->msg_name = &names[i];
+				m->msg_namelen = nl;
+				any = true;
+			}
+		}
+		int n = any ? REAL(sendmmsg)(fd, v, k, flags)
+			    : REAL(sendmmsg)(fd, vec + done, k, flags);
+		if (n < 0)
+			return done ? (int)done : -1;
+		for (int i = 0; any && i < n; i++)
+			vec[done + (unsigned)i].msg_len = v[i].msg_len;
+		done += (unsigned)n;
+		if ((unsigned)n < k)
+			break;
+	}
+	return (int)done;
+}
+
 static int sendmmsg_as_given(int fd, struct mmsghdr *vec, unsigned vlen, int flags)
 {
 	struct shim_sock *s = shim_sock_get(fd);
@@ -143,6 +194,9 @@ static int sendmmsg_as_given(int fd, struct mmsghdr *vec, unsigned vlen, int fla
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
 	if (vlen > SHIM_MMSG_MAX)
 		vlen = SHIM_MMSG_MAX;
+	struct shim_host *h = shim_host_of(s);
+	if (h)
+		return host_sendmmsg(fd, h, family_of(s), vec, vlen, flags);
 	const struct shim_config *cfg = shim_config_get();
 	for (unsigned i = 0; i < vlen; i++) {
 		const struct msghdr *m = &vec[i].msg_hdr;
@@ -297,6 +351,16 @@ bool shim_refuse_reentry(int fd, const struct sockaddr *dest, socklen_t len)
 	const struct shim_sock *s = __atomic_load_n((struct shim_sock **)&shim_fdtab[fd],
 						    __ATOMIC_ACQUIRE);
 	const struct shim_config *cfg = shim_config_get();
+	struct shim_host *h = s ? shim_host_of(s) : NULL;
+	if (h) {
+		/* A host's peer, raw to its alias: refused when that is not where it is. */
+		struct sockaddr_storage real;
+		socklen_t rl;
+		struct sockaddr_in r;
+		return shim_host_out(h, AF_INET, dest, len, &real, &rl) &&
+		       shim_to_v4((struct sockaddr *)&real, rl, &r) &&
+		       (r.sin_addr.s_addr != v4.sin_addr.s_addr || r.sin_port != v4.sin_port);
+	}
 	/* A listener's alias for its peer, once the peer has moved (recovery, relay):
 	 * raw, it would go to the peer's old address. */
 	if (s && __atomic_load_n(&s->alias_ph, __ATOMIC_ACQUIRE) &&

@@ -75,6 +75,10 @@ struct shim_config {
 	struct in_addr server_ip;
 	uint16_t server_port;
 	uint16_t listen_port;	     /* N4_LISTEN, 0 = none */
+	uint16_t host_port;	     /* N4_HOST: the socket bound to it hosts a room, 0 = none */
+	unsigned max_peers;	     /* N4_MAX_PEERS: a host's peers at once */
+	unsigned peer_timeout_s;     /* N4_PEER_TIMEOUT: a host forgets a silent peer */
+	char status_path[256];	     /* N4_STATUS: a host's list of peers, rewritten each second */
 	struct n4_client_cfg client; /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
@@ -177,6 +181,8 @@ struct shim_sock {
 	int stay_fd;	      /* N4_EXT_STAY: our kept server connection, -1 = none */
 	bool stay_busy;	      /* a thread is registering again */
 	struct n4_result res; /* the last WIN (a relayed path refreshes with it) */
+	/* host.c: bound to N4_HOST, this socket hosts a room (never designated). */
+	struct shim_host *host;
 };
 
 /* The table: one slot per descriptor, read without the lock for the O(1) check. */
@@ -313,6 +319,31 @@ uint64_t shim_path_rx(const struct shim_sock *s);
 static inline void shim_count(uint64_t *c, uint64_t n)
 {
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* Lock held.  Start a thread with every signal blocked.  0 or -errno. */
+int shim_spawn(void *(*fn)(void *), void *arg);
+
+/* ------------------------------------------------------------------ host.c --- */
+
+struct shim_host;
+/* Lock held.  The program binds its N4_HOST socket: bind it (joining a reuseport
+ * group with our helper) and start hosting.  The bind's own result: 0, or -1 and
+ * errno; hosting that cannot start leaves a plain bound socket and one line. */
+int shim_host_bind(int fd, struct shim_sock *s, const struct sockaddr *addr, socklen_t len);
+/* Lock held: the last descriptor of s is gone. */
+void shim_host_release(struct shim_sock *s);
+/* Lock-free.  dest is a peer's alias: *out is where it really is now. */
+bool shim_host_out(struct shim_host *h, int family, const struct sockaddr *dest, socklen_t len,
+		   struct sockaddr_storage *out, socklen_t *out_len);
+/* Lock-free.  from is a peer's real address: rewrite it to its alias. */
+void shim_host_in(struct shim_host *h, int family, struct sockaddr *from, socklen_t *len,
+		  socklen_t cap);
+/* Lock held, from the keeper's tick. */
+void shim_hosts_tick(uint64_t now);
+static inline struct shim_host *shim_host_of(const struct shim_sock *s)
+{
+	return __atomic_load_n(&s->host, __ATOMIC_ACQUIRE);
 }
 
 /* ---------------------------------------------------------------- filter.c --- */
