@@ -575,6 +575,7 @@ int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const str
 	/* A new designation: an alias learnt from an earlier peer names nobody now
 	 * (sends to it must not wait for, and go to, the next peer). */
 	__atomic_store_n(&s->alias_ph, false, __ATOMIC_RELEASE);
+	s->have_peer_id = false; /* and to a host, this is a new peer */
 	s->have_ph = ph != NULL;
 	if (ph)
 		s->ph = *ph;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rand.h"
 
 /* The pace at which libn4's path rules sample a path's counters (n4_path_tick),
  * and waiters' deadlines are checked. */
@@ -174,6 +175,12 @@ static void *worker_main(void *arg)
 	}
 	ccfg = cfg->client;
 	ccfg.cancel = &s->cancel;
+	shim_lock();
+	if (!s->have_peer_id && n4_random_bytes(s->peer_id, sizeof(s->peer_id)) == 0)
+		s->have_peer_id = true;
+	ccfg.have_peer_id = s->have_peer_id;
+	memcpy(ccfg.peer_id, s->peer_id, sizeof(ccfg.peer_id));
+	shim_unlock();
 	ccfg.caller_reports = true;
 	ccfg.return_on_eintr = false; /* no signal ever reaches this thread */
 	/* A listener waits for its peer as long as a bound socket would. */

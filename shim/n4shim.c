@@ -34,9 +34,11 @@
 #define SHIM_LIB "libn4shim.so"
 /* Long options without a letter of their own (-k is the key file). */
 #define OPT_KEEPALIVE 0x100
+#define OPT_MAX_PEERS 0x101
+#define OPT_STATUS 0x102
 
 static const char usage_text[] =
-	"usage: n4shim [-s HOST[:PORT]] [-a IDENT] [-k KEYFILE] [-P IP:PORT] [-L PORT] [-t SECONDS]\n"
+	"usage: n4shim [-s HOST[:PORT]] [-a IDENT] [-k KEYFILE] [-P IP:PORT] [-L PORT] [-H PORT] [-t SECONDS]\n"
 	"              [-S auto|classic] [-n COUNT] [-o OFFSET] [-b PORT] [--keepalive SECONDS] [-R]\n"
 	"              [-v|-q] -- program [args]\n"
 	"\n"
@@ -59,6 +61,13 @@ static const char usage_text[] =
 	"  -L, --listen PORT         N4_LISTEN   a UDP socket bound to PORT is designated too\n"
 	"                                        (1-65535; programs that receive first:\n"
 	"                                        nc -u -l PORT)\n"
+	"  -H, --host PORT           N4_HOST     the UDP socket bound to PORT hosts a room:\n"
+	"                                        every client with the identifier (and key)\n"
+	"                                        joins it, each at one address (1-65535)\n"
+	"      --max-peers N         N4_MAX_PEERS a host's peers at once (64; 1-1024)\n"
+	"      --status FILE         N4_STATUS   a host rewrites FILE each second: one line\n"
+	"                                        per peer (address, real address, direct or\n"
+	"                                        relayed, RTT, since when)\n"
 	"  -t, --timeout SECONDS     N4_TIMEOUT  give up punching after this long (30; 1-86400)\n"
 	"  -S, --strategy S          N4_STRATEGY auto (default) or classic (the original n4)\n"
 	"  -n, --count N             N4_POOL     local sockets per round (25; 1-4096)\n"
@@ -93,6 +102,7 @@ static const char usage_text[] =
 	"  N4_SWEEP       0: direct paths only, never sweep ports (n4 -c --no-sweep)\n"
 	"  N4_MAX_PPS     PUNCH datagrams per second at most (1000; 0 or 20-1000000,\n"
 	"                 0 = unpaced)\n"
+	"  N4_PEER_TIMEOUT a host forgets a peer silent this long (180 s; 10-86400)\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"
@@ -272,6 +282,8 @@ static const struct {
 	{ 't', "N4_TIMEOUT" },	{ 'S', "N4_STRATEGY" },
 	{ 'n', "N4_POOL" },	{ 'o', "N4_OFFSET" },
 	{ 'b', "N4_SRC_PORT" }, { OPT_KEEPALIVE, "N4_KEEPALIVE" },
+	{ 'H', "N4_HOST" },	{ OPT_MAX_PEERS, "N4_MAX_PEERS" },
+	{ OPT_STATUS, "N4_STATUS" },
 };
 
 /* One option: -1 to go on, else the exit status. */
@@ -330,6 +342,9 @@ int main(int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "peer", required_argument, NULL, 'P' },
 		{ "listen", required_argument, NULL, 'L' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "max-peers", required_argument, NULL, OPT_MAX_PEERS },
+		{ "status", required_argument, NULL, OPT_STATUS },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "strategy", required_argument, NULL, 'S' },
 		{ "count", required_argument, NULL, 'n' },
@@ -346,7 +361,7 @@ int main(int argc, char **argv)
 	char lib[PATH_MAX], prog[PATH_MAX];
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "+s:a:k:P:L:t:S:n:o:b:Rvqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:a:k:P:L:H:t:S:n:o:b:Rvqh", opts, NULL)) != -1) {
 		rc = take_option(c, optarg);
 		if (rc >= 0)
 			return rc;

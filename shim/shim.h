@@ -181,6 +181,10 @@ struct shim_sock {
 	int stay_fd;	      /* N4_EXT_STAY: our kept server connection, -1 = none */
 	bool stay_busy;	      /* a thread is registering again */
 	struct n4_result res; /* the last WIN (a relayed path refreshes with it) */
+	/* Who this path's side is to a room's host: random, kept across recoveries
+	 * and upgrades, so the host shows us at one address throughout. */
+	bool have_peer_id;
+	uint8_t peer_id[6];
 	/* host.c: bound to N4_HOST, this socket hosts a room (never designated). */
 	struct shim_host *host;
 };

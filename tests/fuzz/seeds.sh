@@ -188,3 +188,12 @@ seed fuzz_path relayed-upgrade "40  00 05 06 06  01 02  06 06  01 00  00 05 06 1
 # Unkeyed notice while talking, then silent; keyed notice at once; stay lost and back.
 seed fuzz_path notices-stay "00  04 00  00 05 03 00 00 05 00 05 00 05  06 01  05 00  00 05  02 00  04 00  03 00  06 02"
 seed fuzz_path keyed-notice "01  04 00  03 00  00 05  01 00  05 00  06 0b  07 01  00 05"
+
+# ---- fuzz_room: a room connection's bytes (lib/room.c); byte 0 also sets the cut ----
+seed fuzz_room join "14 20 010203040506 14 21 090807060504"
+seed fuzz_room join-split-1 "00 14 20 010203040506 14 21 090807060504"
+seed fuzz_room two-joins "14 20 010203040506 14 21 090807060504 14 20 111111111111 14 21 222222222222"
+seed fuzz_room peer-first "14 21 090807060504"
+seed fuzz_room refused "14 12 020000000000"
+seed fuzz_room not-room "0f 00 $ID"
+seed fuzz_room unknown-sub "14 7f 000000000000 14 20 010203040506 14 21 090807060504"
