@@ -691,19 +691,14 @@ void shim_hosts_tick(uint64_t now)
 static int helper_open(const struct shim_sock *s, const struct sockaddr *addr, socklen_t len)
 {
 	int one = 1;
-	int fd = REAL(socket)(s->family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* libn4 punches over IPv4 from an AF_INET socket, and an AF_INET socket cannot
+	 * share a port with a dual-stack one. */
+	if (s->family != AF_INET)
+		return -EAFNOSUPPORT;
+	int fd = REAL(socket)(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return -errno;
-	if (s->family == AF_INET6) {
-		int v6only = 0;
-		socklen_t l = sizeof(v6only);
-		int pfd = -1;
-		for (unsigned i = 0; i < s->fd_cap && pfd < 0; i++)
-			pfd = s->fds[i];
-		if (pfd >= 0 && getsockopt(pfd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l) == 0)
-			(void)REAL(setsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-	}
 	if (REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    REAL(bind)(fd, addr, len) < 0) {
 		int e = errno;
@@ -741,6 +736,12 @@ int shim_host_bind(int fd, struct shim_sock *s, const struct sockaddr *addr, soc
 		shim_config_report(cfg);
 		return REAL(bind)(fd, addr, len); /* a plain socket, as without us */
 	}
+	if (s->family != AF_INET) {
+		n4_error("host: port %u is not hosted: only an AF_INET socket can host (this "
+			 "one is IPv6)",
+			 cfg->host_port);
+		return REAL(bind)(fd, addr, len);
+	}
 	struct shim_host *h = host_new(s, cfg);
 	if (!h) {
 		n4_error("host: out of memory: port %u is not hosted", cfg->host_port);
@@ -773,8 +774,9 @@ int shim_host_bind(int fd, struct shim_sock *s, const struct sockaddr *addr, soc
 	}
 	if (hfd < 0 || src < 0) {
 		/* The program's bind stands: it gets a plain socket and one clear line. */
-		n4_error("host: cannot set up hosting on port %u: %s", cfg->host_port,
-			 strerror(-(hfd < 0 ? hfd : src)));
+		n4_error("host: cannot set up hosting on port %u: %s%s", cfg->host_port,
+			 strerror(-(hfd < 0 ? hfd : src)),
+			 hfd == -EAFNOSUPPORT ? " (only an AF_INET socket can host)" : "");
 		if (hfd >= 0)
 			REAL(close)(hfd);
 		free(h->peers);
