@@ -34,6 +34,7 @@ enum {
 	OPT_IPV4_ONLY,
 	OPT_IPV6_ONLY,
 	OPT_NO_RELAY,
+	OPT_NO_ROOMS,
 	OPT_RELAY_AFTER,
 	OPT_RELAY_MAX,
 	OPT_RELAY_PER_IP,
@@ -84,6 +85,7 @@ static const struct option long_opts[] = {
 	{ "ipv4-only", no_argument, NULL, OPT_IPV4_ONLY },
 	{ "ipv6-only", no_argument, NULL, OPT_IPV6_ONLY },
 	{ "no-relay", no_argument, NULL, OPT_NO_RELAY },
+	{ "no-rooms", no_argument, NULL, OPT_NO_ROOMS },
 	{ "relay-after", required_argument, NULL, OPT_RELAY_AFTER },
 	{ "relay-max", required_argument, NULL, OPT_RELAY_MAX },
 	{ "relay-per-ip", required_argument, NULL, OPT_RELAY_PER_IP },
@@ -141,6 +143,7 @@ void n4_opts_usage(FILE *f)
 	      "      --conn-burst N      ... in bursts of up to N (64)\n"
 	      "      --port-budget N     NAT ports a punching plan may spend per side (512)\n"
 	      "      --no-relay          refuse pairs no punch can join instead of relaying\n"
+	      "      --no-rooms          refuse hosts of rooms (their clients pair as equals)\n"
 	      "      --relay-after N     relay a pair after N lost punching rounds (2; 0 = at\n"
 	      "                          once); unpunchable pairs are relayed at once\n"
 	      "      --relay-max N       relayed pairs at once (1000; 0 = no relay)\n"
@@ -485,6 +488,9 @@ static int parse_flag(struct n4_opts *o, int c, char *err, size_t err_len)
 	case OPT_NO_RELAY:
 		o->client.no_relay = true;
 		o->server.no_relay = true;
+		return 0;
+	case OPT_NO_ROOMS:
+		o->server.no_rooms = true;
 		return 0;
 	case OPT_JSON:
 		o->json = true;

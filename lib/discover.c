@@ -138,7 +138,12 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 		return false;
 	log_model('A', a, &ma);
 	log_model('B', b, &mb);
-	n4_plan_pair(&ma, &mb, dt_a_ms, dt_b_ms, budget, &a->plan, &b->plan);
+	if (a->room_host)
+		n4_plan_host(&ma, &mb, dt_a_ms, dt_b_ms, budget, &a->plan, &b->plan);
+	else if (b->room_host)
+		n4_plan_host(&mb, &ma, dt_b_ms, dt_a_ms, budget, &b->plan, &a->plan);
+	else
+		n4_plan_pair(&ma, &mb, dt_a_ms, dt_b_ms, budget, &a->plan, &b->plan);
 	unsigned guard = n4_guard_ms(N4_GUARD_BASE_MS, ma.jitter_ms, mb.jitter_ms);
 	unsigned jitter = ma.jitter_ms > mb.jitter_ms ? ma.jitter_ms : mb.jitter_ms;
 	a->tune.guard_ms = b->tune.guard_ms = (uint16_t)guard;

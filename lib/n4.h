@@ -332,6 +332,7 @@ struct n4_server_cfg {
 	/* Relay (relay.h, doc/RELAY.md): pairs no punch can join, or whose punch
 	 * lost relay_after rounds, talk through two UDP ports of this server. */
 	bool no_relay;		   /* --no-relay: refuse such pairs as the original */
+	bool no_rooms;		   /* --no-rooms: no hosts (N4_EXT_ROOM never granted) */
 	unsigned relay_after;	   /* lost punching rounds before relaying: 2; 0 = at once */
 	unsigned relay_max;	   /* relayed pairs at once: 1000 */
 	unsigned relay_per_ip;	   /* relayed pairs per client source: 16; 0 = no cap */

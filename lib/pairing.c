@@ -493,6 +493,22 @@ struct n4_pclient *n4_pairing_remove(n4_pairing *p, struct n4_pclient *c)
 	return blocking ? n4_pairing_release(p, c) : NULL;
 }
 
+void n4_pairing_solo(n4_pairing *p, struct n4_pclient *c)
+{
+	if (c->wait_node.linked) {
+		ht_remove(&p->waiting, &c->wait_node);
+		p->nwaiting--;
+	}
+	c->partner = NULL;
+	enter_paired(p, c); /* room clients always have a token: never held */
+}
+
+void n4_pairing_link(struct n4_pclient *a, struct n4_pclient *b)
+{
+	a->partner = b;
+	b->partner = a;
+}
+
 size_t n4_pairing_waiting(const n4_pairing *p)
 {
 	return p->nwaiting;

@@ -121,6 +121,11 @@ struct n4_pclient *n4_pairing_remove(n4_pairing *p, struct n4_pclient *c);
  * that may now get its READY, or NULL.  It is no longer held. */
 struct n4_pclient *n4_pairing_release(n4_pairing *p, const struct n4_pclient *c);
 
+/* Rooms (srv_room.h): c gets its READY without a partner (N4_EXT_TOKEN: a token,
+ * state N4_P_PAIRED); n4_pairing_link later makes a and b (both solo) partners. */
+void n4_pairing_solo(n4_pairing *p, struct n4_pclient *c);
+void n4_pairing_link(struct n4_pclient *a, struct n4_pclient *b);
+
 size_t n4_pairing_waiting(const n4_pairing *p);
 
 #endif

@@ -439,6 +439,63 @@ void n4_plan_pair(const struct n4_nat_model *a, const struct n4_nat_model *b, do
 	}
 }
 
+/* A room's host punches every joiner from one socket (its program's port), so it
+ * cannot burst a pool.  Against an incrementing joiner it walks instead: its k-th
+ * PUNCH goes to the joiner NAT's k-th predicted allocation, and its own NAT gives
+ * that PUNCH its k-th new port.  The joiner's pool of M sockets all aim at the
+ * host's port after M/2 allocations; they meet at the walk step k = M/2 - dh, on
+ * the joiner's socket M/2 - dh - dj, whatever the two drifts dh and dj are while
+ * |dh + dj| < M/2. */
+static void plan_walk(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h,
+		      double dt_j, unsigned budget, struct n4_plan *ph, struct n4_plan *pj)
+{
+	unsigned pool = clampu(2 * (drift_width(h, dt_h) + drift_width(j, dt_j)) + SWEEP_MIN_POOL,
+			       SWEEP_MIN_POOL, budget);
+	long first = wrap_block(j, expected_start(j, dt_j));
+	/* The walk stays in the port space (it stops at its edge, punch.c). */
+	long last = first + (long)j->step * (long)(pool - 1);
+	if (last > 65535 || last < 1)
+		pool = clampu((unsigned)((j->step > 0 ? 65535 - first : first - 1) / abs_step(j)) + 1,
+			      1, pool);
+
+	*ph = (struct n4_plan){ .kind = N4_PLAN_WALK,
+				.lo = (uint16_t)first,
+				.count = (uint16_t)pool,
+				.walk_step = (int16_t)j->step };
+	*pj = (struct n4_plan){ .kind = N4_PLAN_SWEEP,
+				.pool = (uint16_t)pool,
+				.lo = sweep_center(h, dt_h, pool) };
+}
+
+void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h_ms,
+		  double dt_j_ms, unsigned budget, struct n4_plan *ph, struct n4_plan *pj)
+{
+	memset(ph, 0, sizeof(*ph));
+	memset(pj, 0, sizeof(*pj));
+	if (budget < SWEEP_MIN_POOL)
+		budget = SWEEP_MIN_POOL;
+	if (h->kind == N4_NAT_UNKNOWN || j->kind == N4_NAT_UNKNOWN)
+		return;
+	if (h->kind == N4_NAT_EIM) {
+		/* Every plan of an EIM side uses its socket 0 only. */
+		n4_plan_pair(h, j, dt_h_ms, dt_j_ms, budget, ph, pj);
+		return;
+	}
+	if (h->kind == N4_NAT_INC && j->kind == N4_NAT_INC &&
+	    h->step >= -255 && h->step <= 255 && j->step >= -255 && j->step <= 255) {
+		plan_walk(h, j, dt_h_ms, dt_j_ms, budget, ph, pj);
+		return;
+	}
+	if (h->kind == N4_NAT_INC && j->kind == N4_NAT_EIM) {
+		/* The joiner walks the host's next allocations (one PUNCH from the
+		 * host opens one) from its socket 0. */
+		plan_eim_inc(j, h, dt_h_ms, budget, pj, ph);
+		*ph = (struct n4_plan){ .kind = N4_PLAN_DIRECT, .lo = j->first_port, .pool = 1 };
+		return;
+	}
+	ph->kind = pj->kind = N4_PLAN_IMPOSSIBLE; /* random: the relay */
+}
+
 static void put16(uint8_t *p, unsigned v)
 {
 	p[0] = (uint8_t)(v >> 8);
@@ -458,7 +515,8 @@ void n4_plan_encode(const struct n4_plan *p, uint8_t *ext, uint8_t payload[6])
 	*ext = (uint8_t)p->kind;
 	put16(payload, p->lo);
 	put16(payload + 2, count);
-	put16(payload + 4, p->pool);
+	/* WALK: the signed step, two's complement, where the others have a pool. */
+	put16(payload + 4, p->kind == N4_PLAN_WALK ? (uint16_t)p->walk_step : p->pool);
 }
 
 int n4_plan_decode(uint8_t ext, const uint8_t payload[6], struct n4_plan *p)
@@ -499,6 +557,17 @@ int n4_plan_decode(uint8_t ext, const uint8_t payload[6], struct n4_plan *p)
 		p->count = (uint16_t)count;
 		p->pool = (uint16_t)pool;
 		return 0;
+	case N4_PLAN_WALK: {
+		int step = pool >= 0x8000u ? (int)pool - 0x10000 : (int)pool;
+		long last = (long)lo + (long)(count ? count - 1 : 0) * step;
+		if (lo == 0 || count == 0 || count > 4096 || step == 0 || step < -255 ||
+		    step > 255 || last < 1 || last > 65535)
+			return -EINVAL;
+		p->lo = (uint16_t)lo;
+		p->count = (uint16_t)count;
+		p->walk_step = (int16_t)step;
+		return 0;
+	}
 	default:
 		return -EINVAL;
 	}

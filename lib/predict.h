@@ -72,6 +72,12 @@ struct n4_plan {
 void n4_plan_pair(const struct n4_nat_model *a, const struct n4_nat_model *b, double dt_a_ms,
 		  double dt_b_ms, unsigned budget, struct n4_plan *plan_a, struct n4_plan *plan_b);
 
+/* Plans for a room's host h (one socket: its program's port) and a joiner j:
+ * against an incrementing joiner the host walks (N4_PLAN_WALK), else the host's
+ * plan uses its socket 0 only.  Arguments as n4_plan_pair. */
+void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h_ms,
+		  double dt_j_ms, unsigned budget, struct n4_plan *plan_h, struct n4_plan *plan_j);
+
 /* PLAN message payload (wire.h N4_CMD_PLAN): kind in the reserved byte. */
 void n4_plan_encode(const struct n4_plan *p, uint8_t *ext, uint8_t payload[6]);
 int n4_plan_decode(uint8_t ext, const uint8_t payload[6], struct n4_plan *p);

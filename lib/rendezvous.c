@@ -76,10 +76,19 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		n4_debug("TCP_NODELAY: %s", strerror(errno));
 	struct n4_msg m;
-	uint8_t buf[N4_MSG_SIZE];
+	uint8_t buf[2 * N4_MSG_SIZE], *at = buf;
+	if (rv->host_max) {
+		/* Before HELLO: an original server closes the connection on it,
+		 * instead of pairing the host 1:1 with a joiner. */
+		uint8_t pl[N4_PAYLOAD_SIZE] = { (uint8_t)(rv->host_max >> 8), (uint8_t)rv->host_max };
+		n4_msg_init(&m, N4_CMD_ROOM, N4_ROOM_HOST, pl);
+		n4_wire_encode(&m, at);
+		at += N4_MSG_SIZE;
+	}
 	n4_msg_init(&m, N4_CMD_HELLO, rv->offer, rv->ident);
-	n4_wire_encode(&m, buf);
-	int err = send_all(fd, buf, sizeof(buf));
+	n4_wire_encode(&m, at);
+	at += N4_MSG_SIZE;
+	int err = send_all(fd, buf, (size_t)(at - buf));
 	if (err)
 		return err;
 	n4_info(" <= Hello ");
@@ -185,6 +194,25 @@ static bool called_off(struct n4_rv *rv, const struct n4_msg *m)
 	return rv->again;
 }
 
+int n4_rv_host_reply(struct n4_rv *rv, uint64_t deadline_ms, uint8_t *sub, uint8_t *reason)
+{
+	struct n4_msg m;
+	int err = recv_msg(rv, &m, deadline_ms, NULL, NULL, -1, NULL);
+
+	if (!err && m.cmd == N4_CMD_KEYID && (rv->offer & N4_EXT_KEY) && rv->long_id) {
+		err = send_long_id(rv);
+		if (!err)
+			err = recv_msg(rv, &m, deadline_ms, NULL, NULL, -1, NULL);
+	}
+	if (err)
+		return err;
+	if (m.cmd != N4_CMD_ROOM)
+		return -EPROTO;
+	*sub = m.ext;
+	*reason = m.payload[0];
+	return 0;
+}
+
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	struct n4_msg m;
@@ -199,6 +227,13 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 		return err;
 	if (called_off(rv, &m))
 		return -EAGAIN; /* paired, and the partner's READY failed */
+	if (m.cmd == N4_CMD_ROOM && m.ext == N4_ROOM_REFUSED && (rv->offer & N4_EXT_ROOM)) {
+		n4_warn("the server refused this client in the identifier's room (%s)",
+			m.payload[0] == 3   ? "its key is not the room's"
+			: m.payload[0] == 2 ? "too many joins a second"
+					    : "the room is full");
+		return -EACCES;
+	}
 	if (m.cmd != N4_CMD_READY) {
 		n4_warn("server sent command %u where READY was expected", m.cmd);
 		return -EPROTO;

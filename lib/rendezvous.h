@@ -59,6 +59,9 @@ struct n4_rv {
 	 * ANSWER (the ticket) or anyone else's JOINER (its peer id). */
 	uint8_t room_sub;
 	uint8_t room_payload[N4_PAYLOAD_SIZE];
+	/* A room's registration (n4_room_host): n4_rv_hello sends ROOM HOST with
+	 * this many joiners before HELLO (0: an ordinary client). */
+	uint16_t host_max;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
@@ -67,6 +70,10 @@ void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
 int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
 /* Wait for READY.  -ECONNRESET when the server closed, -EPROTO on garbage,
  * -EAGAIN and rv->again when the server called the pairing off (N4_CMD_AGAIN). */
+/* After a registration's HELLO: answer the server's KEYID request (keyed), then
+ * read its ROOM answer: 0 and *sub (HOSTED, TAKEN, REFUSED) and *reason, or
+ * -errno (-ECONNRESET: the server closed the connection: no rooms there). */
+int n4_rv_host_reply(struct n4_rv *rv, uint64_t deadline_ms, uint8_t *sub, uint8_t *reason);
 int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx *ctx);
 /* Send EXCHANGE from udp_fd (three at once, then again every 250 ms against
  * loss) until PEERINFO arrives on TCP (-EAGAIN and rv->again: the server called

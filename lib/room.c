@@ -28,36 +28,37 @@ static void why_set(char *why, size_t len, const char *fmt, const char *a)
 		snprintf(why, len, fmt, a);
 }
 
-/* The server's answer to HOST: 0 hosted, or -errno with the reason. */
-static int host_answer(int fd, uint64_t deadline, const char *server, char *why, size_t len)
+/* The server's answer to the registration: 0 hosted, or -errno with the reason. */
+static int host_answer(struct n4_rv *rv, uint64_t deadline, const char *server, char *why,
+		       size_t len)
 {
-	uint8_t b[N4_MSG_SIZE];
-	size_t got = 0;
+	uint8_t sub = 0, reason = 0;
+	int err = n4_rv_host_reply(rv, deadline, &sub, &reason);
 
-	while (got < sizeof(b)) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int n = n4_wait(&p, 1, deadline, NULL);
-		if (n <= 0) {
-			why_set(why, len, "no answer from %s to the room's registration", server);
-			return n ? n : -ETIMEDOUT;
-		}
-		ssize_t r = recv(fd, b + got, sizeof(b) - got, 0);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-			why_set(why, len, "%s closed the connection instead of answering", server);
-			return -ECONNRESET;
-		}
-		if (r > 0)
-			got += (size_t)r;
+	if (err == -ECONNRESET) {
+		/* An original server closes a connection whose first message is
+		 * not HELLO; so does ours with --no-rooms. */
+		why_set(why, len,
+			"%s does not support hosting (an original n4 server, or one run with "
+			"--no-rooms): refusing to pair as two equals instead",
+			server);
+		return -ENOTSUP;
 	}
-	if (b[0] == N4_CMD_ROOM && b[1] == N4_ROOM_HOSTED)
+	if (err) {
+		why_set(why, len, "no answer from %s to the room's registration", server);
+		return err;
+	}
+	if (sub == N4_ROOM_HOSTED)
 		return 0;
-	if (b[0] == N4_CMD_ROOM && b[1] == N4_ROOM_TAKEN) {
+	if (sub == N4_ROOM_TAKEN) {
 		why_set(why, len, "the room already has a host (another program hosts this "
 				  "identifier at %s)", server);
 		return -EADDRINUSE;
 	}
-	if (b[0] == N4_CMD_ROOM && b[1] == N4_ROOM_REFUSED) {
-		why_set(why, len, "%s refused the room (its limits: rooms per address, or full)",
+	if (sub == N4_ROOM_REFUSED) {
+		why_set(why, len,
+			reason == 3 ? "%s refused the room: another key's room holds this short id"
+				    : "%s refused the room (its limits: rooms per address)",
 			server);
 		return -EACCES;
 	}
@@ -93,34 +94,15 @@ int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *wh
 		   (uint8_t)(N4_EXT_TOKEN | N4_EXT_ROOM | (cfg->have_key ? N4_EXT_KEY : 0)));
 	if (cfg->have_key)
 		rv.long_id = kid.long_id;
+	rv.host_max = (uint16_t)(max_joiners < 1 ? 1 : max_joiners > 1024 ? 1024 : max_joiners);
 	err = n4_rv_hello(&rv, deadline, NULL);
-	if (!err)
-		err = n4_rv_ready(&rv, deadline, NULL);
 	if (err) {
 		char e[400];
 		snprintf(e, sizeof(e), "%s: %s", sname, strerror(-err));
 		why_set(why, why_len, "%s", e);
 		goto out;
 	}
-	if (!(rv.granted & N4_EXT_ROOM)) {
-		why_set(why, why_len,
-			"%s does not support hosting (an original n4 server?): refusing to "
-			"pair as two equals instead",
-			sname);
-		err = -ENOTSUP;
-		goto out;
-	}
-	uint8_t pl[N4_PAYLOAD_SIZE] = { (uint8_t)(max_joiners >> 8), (uint8_t)max_joiners };
-	uint8_t buf[N4_MSG_SIZE];
-	struct n4_msg m;
-	n4_msg_init(&m, N4_CMD_ROOM, N4_ROOM_HOST, pl);
-	n4_wire_encode(&m, buf);
-	if (send(rv.tcp_fd, buf, sizeof(buf), MSG_NOSIGNAL) != (ssize_t)sizeof(buf)) {
-		err = -errno;
-		why_set(why, why_len, "cannot write to %s", sname);
-		goto out;
-	}
-	err = host_answer(rv.tcp_fd, deadline, sname, why, why_len);
+	err = host_answer(&rv, deadline, sname, why, why_len);
 	if (!err) {
 		int fd = rv.tcp_fd;
 		rv.tcp_fd = -1;

@@ -87,7 +87,8 @@ n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 	s->pairing = n4_pairing_new(s->max_clients);
 	s->ipcap = n4_ipcap_new(cfg->max_per_ip, cfg->conn_rate_per_ip, cfg->conn_burst_per_ip,
 				s->max_clients);
-	if (!s->loop || !s->pairing || !s->ipcap) {
+	s->rooms = cfg->no_rooms ? NULL : n4_srv_rooms_new(s->max_clients / 4);
+	if (!s->loop || !s->pairing || !s->ipcap || (!cfg->no_rooms && !s->rooms)) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -123,6 +124,8 @@ void n4_srv_after_iteration(n4_server *s)
 		n4_ipcap_sweep(s->ipcap, now);
 		if (s->relay)
 			n4_relay_sweep(s->relay, now);
+		if (s->rooms)
+			n4_srv_rooms_sweep(s->rooms, now);
 		s->next_sweep_ms = now + 1000;
 	}
 	if (s->cfg.status_flag && *s->cfg.status_flag) {
@@ -191,6 +194,10 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 	for (int i = 0; i < REJ_COUNT && n > 0 && (size_t)n < len; i++)
 		n += snprintf(buf + n, len - (size_t)n, " %s=%lu", n4_srv_reject_names[i],
 			      s->rejects[i]);
+	if (s->rooms && n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " rooms=%u hosted=%lu joins=%lu refused=%lu",
+			      n4_srv_rooms_count(s->rooms), s->rooms_hosted, s->room_joins,
+			      s->room_refused);
 	if (s->relay && n > 0 && (size_t)n < len)
 		n4_relay_status(s->relay, buf + n, len - (size_t)n);
 }
@@ -247,5 +254,6 @@ void n4_server_free(n4_server *s)
 	n4_loop_free(s->loop);
 	n4_pairing_free(s->pairing);
 	n4_ipcap_free(s->ipcap);
+	n4_srv_rooms_free(s->rooms);
 	free(s);
 }

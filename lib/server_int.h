@@ -38,6 +38,7 @@
 #include "srv_disc.h"
 #include "srv_lan.h"
 #include "srv_relay.h"
+#include "srv_room.h"
 #include "srv_stay.h"
 #include "wire.h"
 
@@ -122,6 +123,10 @@ struct conn {
 	struct n4_srv_relay_side relay; /* N4_EXT_RELAY */
 	struct n4_srv_stay stay;	/* N4_EXT_STAY: kept after PEERINFO */
 	struct n4_srv_lan *lan;		/* N4_EXT_LOCAL clients, from READY on */
+	struct n4_srv_room_side room;	/* N4_EXT_ROOM: its part in a room */
+	bool room_heard;		/* N4_EXT_ROOM: its ROOM message after READY is in */
+	bool room_keyed_wait;		/* keyed, a room has its short id: its long id
+					 * decides between the room and a pair */
 };
 
 struct n4_server {
@@ -149,6 +154,8 @@ struct n4_server {
 	uint64_t next_sweep_ms;
 	n4_relay *relay;		 /* NULL: --no-relay, or no IPv4 to relay on */
 	struct n4_srv_stay_list staying; /* N4_EXT_STAY connections kept after PEERINFO */
+	n4_srv_rooms *rooms;		 /* N4_EXT_ROOM; NULL: no rooms */
+	unsigned long rooms_hosted, room_joins, room_refused;
 	uint64_t rx_ms;			 /* kernel receive time of the datagram being handled */
 };
 

@@ -21,6 +21,12 @@ void n4_srv_disc_free(n4_loop *loop, struct n4_srv_disc *ds)
 	free(ds);
 }
 
+void n4_srv_disc_room_host(struct n4_srv_disc *ds)
+{
+	if (ds)
+		ds->d.room_host = true;
+}
+
 bool n4_srv_disc_ordered(const struct n4_srv_disc *ds)
 {
 	return ds->d.ordered;

@@ -26,6 +26,8 @@ struct n4_srv_disc {
 struct n4_srv_disc *n4_srv_disc_new(bool ordered);
 /* NULL is fine. */
 void n4_srv_disc_free(n4_loop *loop, struct n4_srv_disc *ds);
+/* This side is a room's host answering a joiner: planned with n4_plan_host. */
+void n4_srv_disc_room_host(struct n4_srv_disc *ds);
 bool n4_srv_disc_ordered(const struct n4_srv_disc *ds);
 /* A probe from source port port (second: to the discovery port), at rx_ms. */
 void n4_srv_disc_probe(struct n4_srv_disc *ds, uint16_t port, bool second, bool last,

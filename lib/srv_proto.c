@@ -10,7 +10,7 @@
  * than the sum of the configured timeouts.
  *
  * May call: the transport's connection functions (n4_srv_conn_*, srv_net.c), the
- * leaves (pairing.c, srv_disc.c, srv_relay.c, srv_stay.c, srv_lan.c), loop.c's
+ * leaves (pairing.c, srv_disc.c, srv_relay.c, srv_stay.c, srv_lan.c, srv_room.c), loop.c's
  * timers, wire.c, log.c.  Called by the transport through n4_srv_proto_*. */
 #include "n4.h"
 
@@ -19,12 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blake2s.h"
 #include "log.h"
 #include "server_int.h"
 
 static void send_ready(struct conn *c);
 static void send_again(struct conn *c);
 static void maybe_schedule(struct n4_server *s, struct conn *c);
+static void handle_room_first(struct conn *c);
+static void host_hello(struct conn *c, const struct n4_msg *m);
+static void register_host(struct conn *c);
+static bool room_hello(struct conn *c, bool asked_key);
+static bool room_long_id(struct conn *c);
+static void handle_room_msg(struct conn *c);
 
 /* --- deadlines --------------------------------------------------------- */
 
@@ -60,10 +67,19 @@ static void deadline_reason(struct conn *c)
 		break;
 	case N4_P_PAIRED:
 		s->rejects[REJ_EXCH_TIMEOUT]++;
-		n4_info("%s: no EXCHANGE from the pair within %u ms, dropped",
-			n4_srv_conn_str(c, b, sizeof(b)), s->cfg.exchange_timeout_ms);
+		if (c->room.role == N4_ROLE_HELD || c->room.role == N4_ROLE_MEMBER)
+			n4_info("%s: the room's host did not answer within %u ms, dropped",
+				n4_srv_conn_str(c, b, sizeof(b)), s->cfg.exchange_timeout_ms);
+		else
+			n4_info("%s: no EXCHANGE from the pair within %u ms, dropped",
+				n4_srv_conn_str(c, b, sizeof(b)), s->cfg.exchange_timeout_ms);
 		break;
 	default:
+		if (c->room.role == N4_ROLE_HOST) {
+			n4_info("%s: room connection closed after %u h (its host registers again)",
+				n4_srv_conn_str(c, b, sizeof(b)), N4_ROOM_MAX_MS / 3600000u);
+			break;
+		}
 		if (c->stay.on) {
 			n4_info("%s: kept connection closed after %u s",
 				n4_srv_conn_str(c, b, sizeof(b)), N4_STAY_MAX_MS / 1000);
@@ -125,6 +141,7 @@ void n4_srv_proto_opened(struct conn *c)
 	else
 		c->pc.tcp_v6 = true;
 	c->pc.owner = c;
+	c->room.owner = c;
 	arm_deadline(c, c->srv->cfg.hello_timeout_ms);
 }
 
@@ -144,6 +161,13 @@ static bool wants_keyid(const struct conn *c)
 		(c->pc.state == N4_P_PAIRED && c->keyid_parts < 2 * N4_LONGID_PARTS));
 }
 
+/* A client granted N4_EXT_ROOM sends one ROOM message right after READY (after
+ * a keyed client's nonce): a joiner's peer id, or a host's answer's ticket. */
+static bool wants_room(const struct conn *c)
+{
+	return (c->pc.ext & N4_EXT_ROOM) && c->pc.state == N4_P_PAIRED && !c->room_heard;
+}
+
 static bool wants_local(const struct conn *c)
 {
 	return c->pc.state == N4_P_PAIRED && n4_srv_lan_pending(c->lan);
@@ -151,7 +175,8 @@ static bool wants_local(const struct conn *c)
 
 bool n4_srv_proto_wants(const struct conn *c)
 {
-	return c->pc.state == N4_P_NEW || wants_keyid(c) || wants_local(c) || wants_relay_ask(c);
+	return c->pc.state == N4_P_NEW || wants_keyid(c) || wants_local(c) || wants_relay_ask(c) ||
+	       wants_room(c);
 }
 
 static void handle_hello(struct conn *c);
@@ -163,8 +188,12 @@ void n4_srv_proto_message(struct conn *c)
 {
 	bool want_keyid = wants_keyid(c), want_local = wants_local(c);
 
-	/* Several may follow READY: told apart by their command. */
-	if (wants_relay_ask(c) && (c->in[0] == N4_CMD_RELAY || (!want_local && !want_keyid))) {
+	/* Several may follow READY: told apart by their command.  ROOM comes
+	 * first (after a keyed client's nonce). */
+	if (wants_room(c) && (c->in[0] == N4_CMD_ROOM || !want_keyid)) {
+		c->in_len = 0;
+		handle_room_msg(c);
+	} else if (wants_relay_ask(c) && (c->in[0] == N4_CMD_RELAY || (!want_local && !want_keyid))) {
 		c->in_len = 0;
 		handle_relay_ask(c); /* refuses anything but RELAY */
 	} else if (want_local && (c->in[0] == N4_CMD_LOCAL || !want_keyid)) {
@@ -216,6 +245,13 @@ bool n4_srv_proto_detach(struct conn *c, struct n4_srv_detached *d)
 	c->disc = NULL;
 	n4_srv_lan_free(c->lan);
 	c->lan = NULL;
+	if (c->room.role == N4_ROLE_HOST) {
+		char b[64];
+		n4_info("%s: the room's host left (the room waits %u s for it)",
+			n4_srv_conn_str(c, b, sizeof(b)), N4_ROOM_LINGER_MS / 1000);
+	}
+	if (s->rooms)
+		n4_srv_room_leave(s->rooms, &c->room, n4_now_ms());
 	d->released = n4_pairing_remove(s->pairing, &c->pc);
 	return c->pc.state == N4_P_DONE;
 }
@@ -413,6 +449,8 @@ static uint8_t grant_ext(const struct n4_server *s, uint8_t asked)
 		ext |= N4_EXT_SEQ; /* numbered probes: jitter and loss (discover.c) */
 	if ((asked & N4_EXT_LOCAL) && (ext & N4_EXT_TOKEN))
 		ext |= N4_EXT_LOCAL;
+	if ((asked & N4_EXT_ROOM) && (ext & N4_EXT_TOKEN) && s->rooms)
+		ext |= N4_EXT_ROOM;
 	return ext;
 }
 
@@ -424,6 +462,10 @@ static void handle_hello(struct conn *c)
 
 	if (c->in[0] == N4_CMD_STAY) {
 		handle_stay(c);
+		return;
+	}
+	if (c->in[0] == N4_CMD_ROOM && c->room.role == N4_ROLE_NONE && c->srv->rooms) {
+		handle_room_first(c);
 		return;
 	}
 	if (n4_wire_decode(c->in, N4_MSG_SIZE, N4_CMD_HELLO, &m) ||
@@ -442,7 +484,13 @@ static void handle_hello(struct conn *c)
 		return;
 	}
 	memcpy(c->pc.ident, m.payload, N4_PAYLOAD_SIZE);
+	if (c->room.role == N4_ROLE_HOSTING) {
+		host_hello(c, &m);
+		return;
+	}
 	c->pc.ext = grant_ext(s, m.ext);
+	if (room_hello(c, (m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN)))
+		return;
 	notify_staying(s, c);
 	n4_info(" => Hello from %s ident '%s'%s", n4_srv_conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
@@ -512,6 +560,13 @@ static void handle_keyid(struct conn *c)
 		return;
 	struct n4_pclient *w = NULL;
 	n4_info(" => Keyid from %s", n4_srv_conn_str(c, b, sizeof(b)));
+	if (c->room.role == N4_ROLE_HOSTING) {
+		c->pc.keyed = true;
+		register_host(c);
+		return;
+	}
+	if (room_long_id(c))
+		return;
 	bool was_paired = c->pc.state == N4_P_PAIRED;
 	enum n4_long_result r = n4_pairing_long_id(s->pairing, &c->pc, &w);
 	/* Its long id is in: the usual deadlines from here on. */
@@ -568,6 +623,318 @@ static void handle_relay_ask(struct conn *c)
 		return;
 	}
 	maybe_schedule(c->srv, c);
+}
+
+/* --- rooms (srv_room.c) ------------------------------------------------- */
+
+static const char *refusal_str(uint8_t reason)
+{
+	switch (reason) {
+	case N4_ROOM_R_RATE:
+		return "the room takes no more joins this second";
+	case N4_ROOM_R_KEY:
+		return "its keyed id is not the room's";
+	case N4_ROOM_R_TICKET:
+		return "an answer for no joiner held";
+	default:
+		return "the room is full, or its source hosts too many rooms";
+	}
+}
+
+/* REFUSED, and the connection ends (its client says why and retries later). */
+static void room_refuse(struct conn *c, uint8_t reason)
+{
+	struct n4_server *s = c->srv;
+	struct n4_msg r;
+	char b[64];
+
+	s->room_refused++;
+	n4_info("%s: %s: refused", n4_srv_conn_str(c, b, sizeof(b)), refusal_str(reason));
+	(void)n4_pairing_remove(s->pairing, &c->pc);
+	c->pc.state = N4_P_DONE;
+	n4_srv_room_reply(N4_ROOM_REFUSED, reason, &r);
+	arm_deadline(c, s->cfg.hello_timeout_ms);
+	c->close_after_flush = true;
+	n4_srv_conn_send(c, &r);
+}
+
+/* ROOM HOST as a connection's first message: the HELLO that follows registers a
+ * room instead of pairing. */
+static void handle_room_first(struct conn *c)
+{
+	struct n4_room_msg m;
+	char b[64];
+
+	if (n4_srv_room_decode(c->in, &m) || m.sub != N4_ROOM_HOST) {
+		c->srv->rejects[REJ_BAD_HELLO]++;
+		n4_info("%s: malformed ROOM before HELLO (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	c->room.role = N4_ROLE_HOSTING;
+	c->room.max_joiners = m.max_joiners;
+	c->in_len = 0; /* the HELLO comes next */
+}
+
+static void host_hello(struct conn *c, const struct n4_msg *m)
+{
+	struct n4_server *s = c->srv;
+	char b[64];
+
+	if (!(m->ext & N4_EXT_ROOM) || !(m->ext & N4_EXT_TOKEN)) {
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: a host's HELLO without the room extension, closed",
+			n4_srv_conn_str(c, b, sizeof(b)));
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	c->pc.ext = N4_EXT_TOKEN | N4_EXT_ROOM;
+	c->pc.state = N4_P_WAITING; /* in no table: never paired */
+	c->in_len = 0;
+	if (m->ext & N4_EXT_KEY) {
+		/* A keyed room: its long id is what joiners must match. */
+		struct n4_msg ask;
+		c->pc.ext |= N4_EXT_KEY;
+		n4_msg_init(&ask, N4_CMD_KEYID, N4_EXT_KEY, NULL);
+		arm_deadline(c, keyid_wait_ms(s));
+		n4_srv_conn_send(c, &ask);
+		return;
+	}
+	register_host(c);
+}
+
+/* A host's TCP connection lives for hours with nothing to say: keepalives find a
+ * host that vanished (its room then lingers), within about two minutes. */
+static void room_keepalive(struct conn *c)
+{
+	int on = 1, idle = 60, intvl = 10, cnt = 6;
+
+	(void)setsockopt(c->io.fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(c->io.fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(c->io.fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(c->io.fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+static void room_member(struct conn *c, struct n4_srv_room *room);
+
+/* Clients of this room that said HELLO before it had a host and still wait for a
+ * partner: joiners now.  A scan, for a rare event (a registration). */
+static void adopt_waiting(struct conn *h)
+{
+	struct n4_server *s = h->srv;
+	bool keyed = h->pc.ext & N4_EXT_KEY;
+
+	for (struct conn *w = s->live, *next; w; w = next) {
+		next = w->next;
+		if (w == h || w->closed || w->pc.state != N4_P_WAITING ||
+		    !(w->pc.ext & N4_EXT_ROOM) || w->room.role != N4_ROLE_NONE ||
+		    memcmp(w->pc.ident, h->pc.ident, N4_PAYLOAD_SIZE) != 0 ||
+		    keyed != ((w->pc.ext & N4_EXT_KEY) != 0))
+			continue;
+		if (keyed && (!w->pc.keyed ||
+			      !n4_ct_equal(w->pc.long_id, h->pc.long_id, N4_LONGID_SIZE)))
+			continue; /* its long id decides when it arrives (room_long_id) */
+		room_member(w, h->room.room);
+	}
+}
+
+static void register_host(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	bool keyed = c->pc.ext & N4_EXT_KEY;
+	uint8_t reason = 0;
+	struct n4_msg r, out[2];
+	char b[64], ident[N4_PAYLOAD_SIZE + 1] = "";
+
+	int rc = n4_srv_room_host(s->rooms, &c->room, keyed, c->pc.ident, keyed ? c->pc.long_id : NULL,
+				  c->src.b, n4_now_ms(), &reason);
+	c->pc.state = N4_P_DONE;
+	if (!keyed && n4_ident_decode(c->pc.ident, ident))
+		ident[0] = 0;
+	if (rc) {
+		s->room_refused++;
+		n4_info("%s: room '%s'%s %s", n4_srv_conn_str(c, b, sizeof(b)), ident,
+			keyed ? " (keyed)" : "",
+			rc == -EADDRINUSE ? "has a host already: refused" : refusal_str(reason));
+		n4_srv_room_reply(rc == -EADDRINUSE ? N4_ROOM_TAKEN : N4_ROOM_REFUSED, reason, &r);
+		arm_deadline(c, s->cfg.hello_timeout_ms);
+		c->close_after_flush = true;
+		n4_srv_conn_send(c, &r);
+		return;
+	}
+	s->rooms_hosted++;
+	n4_info(" => Host from %s: room '%s'%s, up to %u joiners at once",
+		n4_srv_conn_str(c, b, sizeof(b)), ident, keyed ? " (keyed)" : "", c->room.max_joiners);
+	arm_deadline(c, N4_ROOM_MAX_MS);
+	room_keepalive(c);
+	n4_srv_room_reply(N4_ROOM_HOSTED, 0, &r);
+	n4_srv_conn_queue(c, &r);
+	/* Joiners held while the room had no host (it came back). */
+	while (!c->closed && n4_srv_room_next_unannounced(c->room.room, out)) {
+		n4_srv_conn_queue(c, &out[0]);
+		n4_srv_conn_send(c, &out[1]);
+	}
+	n4_srv_conn_flush(c);
+	if (!c->closed)
+		adopt_waiting(c);
+}
+
+/* READY at once, without a partner: the client's ROOM message says whether it
+ * joins or answers a joiner. */
+static void room_member(struct conn *c, struct n4_srv_room *room)
+{
+	char b[64];
+
+	n4_srv_room_enter(room, &c->room);
+	/* No REPUNCH in a room: a joiner's path recovers through a new join. */
+	c->pc.ext &= (uint8_t)~N4_EXT_STAY;
+	n4_pairing_solo(c->srv->pairing, &c->pc);
+	n4_info(" <= Ready to %s (room%s)", n4_srv_conn_str(c, b, sizeof(b)),
+		n4_srv_room_hosted(room) ? "" : ", its host is away");
+	send_ready(c);
+}
+
+/* A HELLO (with N4_EXT_ROOM granted): true when a room took it. */
+static bool room_hello(struct conn *c, bool asked_key)
+{
+	struct n4_server *s = c->srv;
+	bool wrong = false;
+	char b[64];
+
+	if (!(c->pc.ext & N4_EXT_ROOM))
+		return false;
+	struct n4_srv_room *room =
+		n4_srv_room_find(s->rooms, asked_key, c->pc.ident, NULL, &wrong, n4_now_ms());
+	if (asked_key) {
+		if (!wrong)
+			return false; /* no keyed room on this short id */
+		/* Its long id decides (room_long_id): the room's, or refused. */
+		struct n4_msg ask;
+		c->pc.ext |= N4_EXT_KEY;
+		c->room_keyed_wait = true;
+		c->pc.state = N4_P_WAITING; /* in no table until then */
+		c->in_len = 0;
+		n4_info(" => Hello from %s for a keyed room", n4_srv_conn_str(c, b, sizeof(b)));
+		n4_msg_init(&ask, N4_CMD_KEYID, N4_EXT_KEY, NULL);
+		arm_deadline(c, keyid_wait_ms(s));
+		n4_srv_conn_send(c, &ask);
+		return true;
+	}
+	if (!room)
+		return false;
+	n4_info(" => Hello from %s for a room", n4_srv_conn_str(c, b, sizeof(b)));
+	room_member(c, room);
+	return true;
+}
+
+/* A keyed client's long id is in, and it asked for rooms: true when that settled
+ * it (a member of its room, or refused). */
+static bool room_long_id(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	bool wrong = false;
+
+	if (!s->rooms || !(c->pc.ext & N4_EXT_ROOM) || c->pc.state != N4_P_WAITING)
+		return false;
+	struct n4_srv_room *room =
+		n4_srv_room_find(s->rooms, true, c->pc.ident, c->pc.long_id, &wrong, n4_now_ms());
+	c->pc.keyed = true;
+	if (room) {
+		c->room_keyed_wait = false;
+		room_member(c, room);
+		return true;
+	}
+	if (wrong) {
+		/* A stranger who learnt the short id: never announced. */
+		room_refuse(c, N4_ROOM_R_KEY);
+		return true;
+	}
+	if (c->room_keyed_wait) {
+		/* The room went away meanwhile: pair as an equal. */
+		c->room_keyed_wait = false;
+		arm_deadline(c, s->cfg.wait_timeout_ms);
+		struct n4_pclient *w = n4_pairing_hello(s->pairing, &c->pc);
+		if (w)
+			send_ready_pair(w->owner, c);
+	}
+	return false;
+}
+
+static void room_joiner(struct conn *c, const struct n4_room_msg *m)
+{
+	struct n4_server *s = c->srv;
+	struct n4_srv_room_side *host;
+	struct n4_msg out[2];
+	uint8_t reason = 0;
+	char b[64], b2[64];
+
+	int rc = n4_srv_room_joiner(s->rooms, &c->room, m->id, n4_now_ms(), &host, out, &reason);
+	if (rc < 0) {
+		room_refuse(c, reason);
+		return;
+	}
+	s->room_joins++;
+	if (rc == 0) {
+		n4_info(" => Joiner %s held: the room's host is away", n4_srv_conn_str(c, b, sizeof(b)));
+		return;
+	}
+	struct conn *h = host->owner;
+	n4_info(" <= Join to host %s for %s", n4_srv_conn_str(h, b2, sizeof(b2)),
+		n4_srv_conn_str(c, b, sizeof(b)));
+	n4_srv_conn_queue(h, &out[0]);
+	n4_srv_conn_send(h, &out[1]);
+}
+
+static void room_answer(struct conn *c, const struct n4_room_msg *m)
+{
+	struct n4_server *s = c->srv;
+	char b[64], b2[64];
+
+	struct n4_srv_room_side *j = n4_srv_room_answer(&c->room, m->id);
+	if (!j) {
+		room_refuse(c, N4_ROOM_R_TICKET);
+		return;
+	}
+	struct conn *jc = j->owner;
+	n4_pairing_link(&c->pc, &jc->pc);
+	n4_srv_disc_room_host(c->disc);
+	n4_info(" => Answer from %s for joiner %s", n4_srv_conn_str(c, b, sizeof(b)),
+		n4_srv_conn_str(jc, b2, sizeof(b2)));
+	/* The joiner waited for the host: the exchange starts now for both. */
+	arm_deadline(jc, deadline_ms(jc, s->cfg.exchange_timeout_ms));
+	maybe_schedule(s, c);
+	if (!jc->closed)
+		maybe_schedule(s, jc);
+}
+
+/* The ROOM message after READY. */
+static void handle_room_msg(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_room_msg m;
+	char b[64];
+
+	c->room_heard = true;
+	if (n4_srv_room_decode(c->in, &m) || m.sub == N4_ROOM_HOST) {
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: malformed ROOM message (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, true);
+		return;
+	}
+	if (c->room.role == N4_ROLE_MEMBER) {
+		if (m.sub == N4_ROOM_JOINER)
+			room_joiner(c, &m);
+		else
+			room_answer(c, &m);
+		return;
+	}
+	if (m.sub == N4_ROOM_ANSWER) {
+		room_refuse(c, N4_ROOM_R_TICKET); /* no room: nobody to answer */
+		return;
+	}
+	maybe_schedule(s, c); /* a pair of equals: the peer id is not needed */
 }
 
 /* --- PEERINFO ---------------------------------------------------------- */
@@ -772,6 +1139,8 @@ static void maybe_schedule(struct n4_server *s, struct conn *c)
 		return;
 	if (wants_relay_ask(c) || wants_relay_ask(other))
 		return; /* its lost-round count decides between punch and relay */
+	if (wants_room(c) || wants_room(other))
+		return;
 	if (n4_srv_lan_pending(c->lan) || n4_srv_lan_pending(other->lan))
 		return; /* bounded by the exchange deadline */
 	schedule_peerinfo(s, c, other);
