@@ -178,6 +178,7 @@ check "impostor (our server): none of the program's data reached it (capture)" n
 check "impostor (our server): none of the program's data reached it (its socket)" \
 	bash -c "! grep -qF '$secret' '$LAB_DIR/imp.bytes'"
 
+lab_flush # the impostor case above left mappings on both NATs
 # 4. An original-protocol client presenting the key's id on an original-protocol
 # server (bench/server_baseline, one pair at a time on one identifier; not on 1722,
 # which is our server's second UDP port).
