@@ -56,10 +56,9 @@ static int host_answer(struct n4_rv *rv, uint64_t deadline, const char *server, 
 		return -EADDRINUSE;
 	}
 	if (sub == N4_ROOM_REFUSED) {
-		why_set(why, len,
-			reason == 3 ? "%s refused the room: another key's room holds this short id"
-				    : "%s refused the room (its limits: rooms per address)",
+		why_set(why, len, "%s refused the room (its limits: rooms per address, or memory)",
 			server);
+		(void)reason;
 		return -EACCES;
 	}
 	why_set(why, len, "%s answered the room's registration with nonsense", server);

@@ -135,11 +135,15 @@ static struct n4_srv_room **room_slot(n4_srv_rooms *r, bool keyed,
 	return &r->rooms[slot(r, keyed ? 2 : 1, ident, N4_PAYLOAD_SIZE)];
 }
 
+/* A keyed room is its short id and its long id: a stranger who learnt the short id
+ * and registers a room of its own blocks nobody.  long_id NULL (keyed): any room on
+ * that short id. */
 static struct n4_srv_room *room_lookup(n4_srv_rooms *r, bool keyed,
-				       const uint8_t ident[N4_PAYLOAD_SIZE])
+				       const uint8_t ident[N4_PAYLOAD_SIZE], const uint8_t *long_id)
 {
 	for (struct n4_srv_room *m = *room_slot(r, keyed, ident); m; m = m->next)
-		if (m->keyed == keyed && memcmp(m->ident, ident, N4_PAYLOAD_SIZE) == 0)
+		if (m->keyed == keyed && memcmp(m->ident, ident, N4_PAYLOAD_SIZE) == 0 &&
+		    (!keyed || !long_id || n4_ct_equal(m->long_id, long_id, N4_LONGID_SIZE)))
 			return m;
 	return NULL;
 }
@@ -204,18 +208,19 @@ struct n4_srv_room *n4_srv_room_find(n4_srv_rooms *r, bool keyed,
 				     const uint8_t ident[N4_PAYLOAD_SIZE],
 				     const uint8_t *long_id, bool *wrong_key, uint64_t now_ms)
 {
-	struct n4_srv_room *room = room_lookup(r, keyed, ident);
-
 	*wrong_key = false;
-	if (!room)
-		return NULL;
-	if (!room->host && now_ms >= room->linger_until) {
+	struct n4_srv_room *room = room_lookup(r, keyed, ident, long_id);
+	if (room && !room->host && now_ms >= room->linger_until) {
 		if (room->refs == 0)
 			room_free(r, room);
-		return NULL; /* its host is gone for good: ordinary pairing again */
+		room = NULL; /* its host is gone for good */
 	}
-	if (keyed && (!long_id || !n4_ct_equal(long_id, room->long_id, N4_LONGID_SIZE))) {
-		*wrong_key = true;
+	if (keyed && (!room || !long_id)) {
+		/* Another live keyed room on this short id? */
+		for (struct n4_srv_room *m = *room_slot(r, true, ident); m; m = m->next)
+			if (m->keyed && memcmp(m->ident, ident, N4_PAYLOAD_SIZE) == 0 &&
+			    (m->host || now_ms < m->linger_until))
+				*wrong_key = true;
 		return NULL;
 	}
 	return room;
@@ -230,20 +235,11 @@ int n4_srv_room_host(n4_srv_rooms *r, struct n4_srv_room_side *side, bool keyed,
 		     const uint8_t ident[N4_PAYLOAD_SIZE], const uint8_t *long_id,
 		     const uint8_t src[16], uint64_t now_ms, uint8_t *reason)
 {
-	struct n4_srv_room *room = room_lookup(r, keyed, ident);
+	struct n4_srv_room *room = room_lookup(r, keyed, ident, keyed ? long_id : NULL);
+	(void)now_ms;
 
 	if (room && room->host)
 		return -EADDRINUSE;
-	if (room && keyed && !n4_ct_equal(long_id, room->long_id, N4_LONGID_SIZE)) {
-		/* Another key's room lingers on this short id (a collision, or a
-		 * stranger who learnt it): its joiners are not this host's. */
-		if (!room_idle(room, now_ms)) {
-			*reason = N4_ROOM_R_KEY;
-			return -EACCES;
-		}
-		room_free(r, room);
-		room = NULL;
-	}
 	int rc = src_take(r, src);
 	if (rc) {
 		*reason = N4_ROOM_R_LIMITS;

@@ -83,9 +83,10 @@ struct n4_room_msg {
  * N4_ROOM_MAX_JOINERS joiners). */
 int n4_srv_room_decode(const uint8_t *msg, struct n4_room_msg *m);
 
-/* The live room for this identifier (keyed: the short id, and long_id must be
- * its long id, else *wrong_key is set), or NULL.  A room whose host left less
- * than N4_ROOM_LINGER_MS ago counts. */
+/* The live room for this identifier (keyed: the short id and the long id), or
+ * NULL.  A room whose host left less than N4_ROOM_LINGER_MS ago counts.  Keyed, when
+ * no room has long_id (or long_id is NULL), *wrong_key tells whether a live keyed
+ * room holds the short id: the client must then prove it has that room's key. */
 struct n4_srv_room *n4_srv_room_find(n4_srv_rooms *r, bool keyed,
 				     const uint8_t ident[N4_PAYLOAD_SIZE],
 				     const uint8_t *long_id, bool *wrong_key, uint64_t now_ms);
@@ -94,7 +95,8 @@ bool n4_srv_room_hosted(const struct n4_srv_room *room);
 
 /* Register side (HOSTING, owner set) as the host.  0: hosted (a lingering room is
  * taken over: its held joiners wait for n4_srv_room_next_unannounced);
- * -EADDRINUSE: the room has a host; -EACCES: refused, *reason set.  src: the
+ * -EADDRINUSE: the room (keyed: that short and long id) has a host; -EACCES:
+ * refused (N4_ROOMS_PER_SOURCE, memory), *reason set.  src: the
  * host's source address (16 bytes, ipcap.h n4_ipkey). */
 int n4_srv_room_host(n4_srv_rooms *r, struct n4_srv_room_side *side, bool keyed,
 		     const uint8_t ident[N4_PAYLOAD_SIZE], const uint8_t *long_id,
