@@ -45,6 +45,7 @@ enum {
 	OPT_RELAY_PORTS,
 	OPT_MAX_PPS,
 	OPT_NO_SWEEP,
+	OPT_JOIN,
 	OPT_JSON,
 	OPT_EXEC,
 	OPT_METRICS,
@@ -96,6 +97,7 @@ static const struct option long_opts[] = {
 	{ "relay-ports", required_argument, NULL, OPT_RELAY_PORTS },
 	{ "max-pps", required_argument, NULL, OPT_MAX_PPS },
 	{ "no-sweep", no_argument, NULL, OPT_NO_SWEEP },
+	{ "join", no_argument, NULL, OPT_JOIN },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "exec", required_argument, NULL, OPT_EXEC },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
@@ -185,6 +187,8 @@ void n4_opts_usage(FILE *f)
 	      "                          0 or 20-1000000, 0 = unpaced)\n"
 	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
 	      "                          forbid it); other pairs are relayed, else exit 4\n"
+	      "      --join              pair only with the host of the identifier's room\n"
+	      "                          (n4shim --host); wait for one, never pair as equals\n"
 	      "      --json              print one JSON object with the result on stdout\n"
 	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
 	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
@@ -481,6 +485,9 @@ static int parse_flag(struct n4_opts *o, int c, char *err, size_t err_len)
 		return 0;
 	case OPT_IPV6_ONLY:
 		o->server.family = AF_INET6;
+		return 0;
+	case OPT_JOIN:
+		o->client.room_only = true;
 		return 0;
 	case OPT_NO_SWEEP:
 		o->client.no_sweep = true;

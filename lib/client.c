@@ -457,6 +457,7 @@ static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t d
 	rv->room_sub = cfg->room_answer ? N4_ROOM_ANSWER : N4_ROOM_JOINER;
 	memcpy(rv->room_payload, cfg->room_answer ? cfg->room_ticket : c->peer_id,
 	       N4_PAYLOAD_SIZE);
+	rv->join_first = cfg->room_only && !cfg->room_answer && !classic;
 	rv->lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
 	rv->nosweep = cfg->no_sweep;
 	if (c->keyed) {
@@ -474,6 +475,11 @@ static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t d
 	now = n4_now_ms();
 	err = n4_rv_ready(rv, now + READY_WAIT_MS < deadline ? now + READY_WAIT_MS : deadline,
 			  &c->ctx);
+	if (err == -ECONNRESET && rv->join_first) {
+		n4_error("the server closed the connection at the room's join: it does not "
+			 "support rooms (an original n4 server, or one run with --no-rooms)");
+		return -EPROTONOSUPPORT;
+	}
 	if (err)
 		return rv->again ? ROUND_AGAIN : err;
 	if (rv->granted & N4_EXT_PROBE) {
@@ -780,7 +786,8 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 		if (err == 0 || err == -ENOTSUP)
 			c->lost_rounds++;
 		if (err == -EINTR || err == -ECANCELED || err == -EINVAL || err == -ENOMEM ||
-		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES)
+		    err == -EADDRINUSE || err == -ERANGE || err == -EACCES ||
+		    err == -EPROTONOSUPPORT)
 			return err;
 		if (err < 0 && err != -ETIMEDOUT)
 			last_failure = err;

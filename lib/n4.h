@@ -80,6 +80,10 @@ struct n4_client_cfg {
 	 * peer id at one address for the whole session. */
 	bool have_peer_id;
 	uint8_t peer_id[6];
+	/* Pair only with the host of the identifier's room (JOINER before HELLO):
+	 * wait for one rather than pair as an equal.  Our server only: an original
+	 * one closes the connection (-ENOTSUP). */
+	bool room_only;
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */

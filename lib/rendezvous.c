@@ -84,6 +84,10 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 		n4_msg_init(&m, N4_CMD_ROOM, N4_ROOM_HOST, pl);
 		n4_wire_encode(&m, at);
 		at += N4_MSG_SIZE;
+	} else if (rv->join_first) {
+		n4_msg_init(&m, N4_CMD_ROOM, N4_ROOM_JOINER, rv->room_payload);
+		n4_wire_encode(&m, at);
+		at += N4_MSG_SIZE;
 	}
 	n4_msg_init(&m, N4_CMD_HELLO, rv->offer, rv->ident);
 	n4_wire_encode(&m, at);
@@ -260,7 +264,7 @@ int n4_rv_ready(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 			return err;
 	}
 	n4_info(" => Ready ");
-	if ((rv->granted & N4_EXT_ROOM) && rv->room_sub) {
+	if ((rv->granted & N4_EXT_ROOM) && rv->room_sub && !rv->join_first) {
 		uint8_t buf[N4_MSG_SIZE];
 		n4_msg_init(&m, N4_CMD_ROOM, rv->room_sub, rv->room_payload);
 		n4_wire_encode(&m, buf);

@@ -62,6 +62,8 @@ struct n4_rv {
 	/* A room's registration (n4_room_host): n4_rv_hello sends ROOM HOST with
 	 * this many joiners before HELLO (0: an ordinary client). */
 	uint16_t host_max;
+	/* A join-only client: ROOM JOINER (room_payload) before HELLO, none after READY. */
+	bool join_first;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,

@@ -665,15 +665,22 @@ static void handle_room_first(struct conn *c)
 	struct n4_room_msg m;
 	char b[64];
 
-	if (n4_srv_room_decode(c->in, &m) || m.sub != N4_ROOM_HOST) {
+	if (n4_srv_room_decode(c->in, &m) || m.sub == N4_ROOM_ANSWER) {
 		c->srv->rejects[REJ_BAD_HELLO]++;
 		n4_info("%s: malformed ROOM before HELLO (%02x %02x ...), closed",
 			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
 		n4_srv_conn_close(c, false);
 		return;
 	}
-	c->room.role = N4_ROLE_HOSTING;
-	c->room.max_joiners = m.max_joiners;
+	if (m.sub == N4_ROOM_HOST) {
+		c->room.role = N4_ROLE_HOSTING;
+		c->room.max_joiners = m.max_joiners;
+	} else {
+		/* A joiner that pairs with a room's host only (a LAN game's
+		 * listener): it waits for one rather than pair as an equal. */
+		c->room.role = N4_ROLE_JOINING;
+		memcpy(c->room.peer_id, m.id, N4_PAYLOAD_SIZE);
+	}
 	c->in_len = 0; /* the HELLO comes next */
 }
 
@@ -717,6 +724,8 @@ static void room_keepalive(struct conn *c)
 }
 
 static void room_member(struct conn *c, struct n4_srv_room *room);
+static void room_joiner(struct conn *c, const struct n4_room_msg *m);
+static void wait_for_host(struct conn *c);
 
 /* Clients of this room that said HELLO before it had a host and still wait for a
  * partner: joiners now.  A scan, for a rare event (a registration). */
@@ -728,7 +737,8 @@ static void adopt_waiting(struct conn *h)
 	for (struct conn *w = s->live, *next; w; w = next) {
 		next = w->next;
 		if (w == h || w->closed || w->pc.state != N4_P_WAITING ||
-		    !(w->pc.ext & N4_EXT_ROOM) || w->room.role != N4_ROLE_NONE ||
+		    !(w->pc.ext & N4_EXT_ROOM) ||
+		    (w->room.role != N4_ROLE_NONE && w->room.role != N4_ROLE_JOINING) ||
 		    memcmp(w->pc.ident, h->pc.ident, N4_PAYLOAD_SIZE) != 0 ||
 		    keyed != ((w->pc.ext & N4_EXT_KEY) != 0))
 			continue;
@@ -786,6 +796,8 @@ static void room_member(struct conn *c, struct n4_srv_room *room)
 {
 	char b[64];
 
+	bool joining = c->room.role == N4_ROLE_JOINING;
+
 	n4_srv_room_enter(room, &c->room);
 	/* No REPUNCH in a room: a joiner's path recovers through a new join. */
 	c->pc.ext &= (uint8_t)~N4_EXT_STAY;
@@ -793,6 +805,25 @@ static void room_member(struct conn *c, struct n4_srv_room *room)
 	n4_info(" <= Ready to %s (room%s)", n4_srv_conn_str(c, b, sizeof(b)),
 		n4_srv_room_hosted(room) ? "" : ", its host is away");
 	send_ready(c);
+	if (joining && !c->closed) {
+		/* Its JOINER came before HELLO: none follows READY. */
+		struct n4_room_msg m = { .sub = N4_ROOM_JOINER };
+		memcpy(m.id, c->room.peer_id, N4_PAYLOAD_SIZE);
+		c->room_heard = true;
+		room_joiner(c, &m);
+	}
+}
+
+/* A join-only client (N4_ROLE_JOINING) whose room has no host yet: it waits, in
+ * no table, until a host registers (adopt_waiting) or its wait runs out. */
+static void wait_for_host(struct conn *c)
+{
+	char b[64];
+
+	c->pc.state = N4_P_WAITING;
+	n4_info("%s: waits for its room's host", n4_srv_conn_str(c, b, sizeof(b)));
+	arm_deadline(c, deadline_ms(c, c->srv->cfg.wait_timeout_ms));
+	n4_srv_conn_flush(c);
 }
 
 /* A HELLO (with N4_EXT_ROOM granted): true when a room took it. */
@@ -802,12 +833,21 @@ static bool room_hello(struct conn *c, bool asked_key)
 	bool wrong = false;
 	char b[64];
 
-	if (!(c->pc.ext & N4_EXT_ROOM))
-		return false;
+	bool joining = c->room.role == N4_ROLE_JOINING;
+
+	if (!(c->pc.ext & N4_EXT_ROOM)) {
+		if (!joining)
+			return false;
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: a joiner's HELLO without the room extension, closed",
+			n4_srv_conn_str(c, b, sizeof(b)));
+		n4_srv_conn_close(c, false);
+		return true;
+	}
 	struct n4_srv_room *room =
 		n4_srv_room_find(s->rooms, asked_key, c->pc.ident, NULL, &wrong, n4_now_ms());
 	if (asked_key) {
-		if (!wrong)
+		if (!wrong && !joining)
 			return false; /* no keyed room on this short id */
 		/* Its long id decides (room_long_id): the room's, or refused. */
 		struct n4_msg ask;
@@ -821,10 +861,13 @@ static bool room_hello(struct conn *c, bool asked_key)
 		n4_srv_conn_send(c, &ask);
 		return true;
 	}
-	if (!room)
+	if (!room && !joining)
 		return false;
 	n4_info(" => Hello from %s for a room", n4_srv_conn_str(c, b, sizeof(b)));
-	room_member(c, room);
+	if (room)
+		room_member(c, room);
+	else
+		wait_for_host(c);
 	return true;
 }
 
@@ -848,6 +891,11 @@ static bool room_long_id(struct conn *c)
 	if (wrong) {
 		/* A stranger who learnt the short id: never announced. */
 		room_refuse(c, N4_ROOM_R_KEY);
+		return true;
+	}
+	if (c->room.role == N4_ROLE_JOINING) {
+		c->room_keyed_wait = false;
+		wait_for_host(c);
 		return true;
 	}
 	if (c->room_keyed_wait) {

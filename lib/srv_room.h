@@ -43,6 +43,7 @@ enum n4_room_refusal {
 enum n4_room_role {
 	N4_ROLE_NONE = 0,  /* not in a room */
 	N4_ROLE_HOSTING,   /* ROOM HOST came first: registration after HELLO (and long id) */
+	N4_ROLE_JOINING,   /* ROOM JOINER came first: a joiner of a room, or nothing */
 	N4_ROLE_HOST,	   /* the room's connection */
 	N4_ROLE_MEMBER,	   /* READY sent in the room, its ROOM message not in yet */
 	N4_ROLE_HELD,	   /* a joiner waiting for the host's answer */
