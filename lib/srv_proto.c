@@ -645,6 +645,7 @@ static const char *refusal_str(uint8_t reason)
 static void room_refuse(struct conn *c, uint8_t reason)
 {
 	struct n4_server *s = c->srv;
+	struct n4_pclient *p = c->pc.partner;
 	struct n4_msg r;
 	char b[64];
 
@@ -656,6 +657,20 @@ static void room_refuse(struct conn *c, uint8_t reason)
 	arm_deadline(c, s->cfg.hello_timeout_ms);
 	c->close_after_flush = true;
 	n4_srv_conn_send(c, &r);
+	/* An ANSWER from one of two equals (no room: its host's room expired
+	 * while the answer connected): the partner's PEERINFO can never come,
+	 * and the unlink above hid it from the close rules (n4_srv_proto_closed):
+	 * told here, as they would, instead of at its exchange deadline. */
+	if (p && p->owner && p->state == N4_P_PAIRED) {
+		struct conn *pc = p->owner;
+		s->rejects[REJ_PARTNER_GONE]++;
+		n4_info("%s: partner refused before the exchange completed",
+			n4_srv_conn_str(pc, b, sizeof(b)));
+		if (pc->pc.ext & N4_EXT_KEY)
+			send_again(pc);
+		else
+			n4_srv_conn_close(pc, false);
+	}
 }
 
 /* ROOM HOST as a connection's first message: the HELLO that follows registers a
