@@ -278,14 +278,23 @@ void n4_srv_proto_closed(struct conn *c, const struct n4_srv_detached *d, bool c
 }
 
 /* Clients that are not in an exchange cannot finish soon: closed (their clients
- * retry elsewhere or later); pairs in the exchange get drain_timeout_ms. */
+ * retry elsewhere or later); pairs in the exchange get drain_timeout_ms.  So are
+ * a room's connection (it lives for hours) and the joiners its host has not
+ * answered (no answer connection is accepted any more). */
+static bool cannot_finish(const struct conn *c)
+{
+	return c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING || c->stay.on ||
+	       c->room.role == N4_ROLE_HOST || c->room.role == N4_ROLE_MEMBER ||
+	       c->room.role == N4_ROLE_HELD;
+}
+
 unsigned n4_srv_proto_drain(n4_server *s)
 {
 	unsigned finishing = 0;
 
 	for (struct conn *c = s->live, *next; c; c = next) {
 		next = c->next;
-		if (c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING || c->stay.on) {
+		if (cannot_finish(c)) {
 			s->rejects[REJ_SHUTDOWN]++;
 			n4_srv_conn_close(c, false);
 		} else {

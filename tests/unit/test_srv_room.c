@@ -1392,3 +1392,37 @@ TEST(server_room_full_room_refuses_joiners)
 	for (unsigned i = 0; i < 4; i++)
 		close(j[i].fd);
 }
+
+TEST(server_room_shutdown_closes_the_room_and_its_waiting_joiners)
+{
+	n4_server *s = server(false);
+	struct cl h = { .fd = -1 }, j, a, b;
+	const uint8_t pid[N4_PAYLOAD_SIZE] = { 'd' };
+	uint8_t ticket[N4_ROOM_TICKET_SIZE];
+	struct n4_msg m[2];
+	bool closed;
+
+	CHECK(s != NULL);
+	CHECK_EQ(host_and_joiner(s, &h, &j, "rms", "203.0.113.7", pid, ticket), 0);
+	/* A pair of equals in the exchange: it may finish. */
+	CHECK_EQ(conn(s, "198.51.100.2", 40000, &a), 0);
+	CHECK_EQ(conn(s, "192.0.2.2", 40000, &b), 0);
+	CHECK_EQ(hello(s, &a, "eq", N4_EXT_TOKEN), 0);
+	CHECK_EQ(hello(s, &b, "eq", N4_EXT_TOKEN), 0);
+	CHECK(ready(&a) >= 0 && ready(&b) >= 0);
+	CHECK_EQ(n4_server_test_clients(s), 4);
+	n4_server_test_drain(s);
+	/* The room's connection lives for hours and its joiner waits for an answer
+	 * that cannot come: both closed at once; the pair stays. */
+	CHECK_EQ(n4_server_test_clients(s), 2);
+	CHECK_EQ(msgs(h.fd, m, 2, &closed), 0);
+	CHECK(closed);
+	CHECK_EQ(msgs(j.fd, m, 2, &closed), 0);
+	CHECK(closed);
+	CHECK_EQ(n4_server_test_check(s), 0);
+	n4_server_free(s);
+	close(h.fd);
+	close(j.fd);
+	close(a.fd);
+	close(b.fd);
+}
