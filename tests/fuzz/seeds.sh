@@ -183,6 +183,12 @@ seed fuzz_server relay-pair "00  00 00 00  00 01 01  01 00 1b 00 07  01 01 1b 00
 seed fuzz_server v6-junk-shutdown "00  00 00 80  00 01 c1  00 02 02  01 00 01 00 07  01 01 01 00 03  02 02 05 ff00ff0001  03 02  06 00  04 00 80 01 80 01  07 00  06 00  05 00"
 # STAY registrations (arg&8) next to a pair, and only_ident with another ident.
 seed fuzz_server stay-ident "01  00 00 00  00 01 01  01 08 20 00 07  01 01 00 01 07  01 09 00 00 07  06 00  05 00  03 00  03 01  06 00"
+# Rooms: ROOM HOST (raw) then HELLO granting ROOM registers a room; a client of
+# its identifier is READY at once, its JOINER announced; EXCHANGE, deadlines.
+seed fuzz_server room-host-joiner "00  00 00 00  02 00 08 14 01 00 08 00 00 00 00  01 00 81 00 07  00 01 01  01 01 81 00 07  06 00  02 01 08 14 02 aa bb cc dd ee ff  04 08 01 01 81 01  06 00  05 00  06 00"
+# A keyed room: the host's long id, a joiner with it (and its nonce), one with
+# the other long id (REFUSED(3)), a host that leaves while its joiner is held.
+seed fuzz_server room-keyed "00  00 00 00  02 00 08 14 01 00 04 00 00 00 00  01 00 85 00 07  06 00  09 00 00  00 01 01  01 01 85 00 07  09 01 00  06 00  09 01 80  02 01 08 14 02 01 02 03 04 05 06  00 02 02  01 02 85 00 07  09 02 01  06 00  03 00  06 00  05 00"
 
 # ---- fuzz_path: byte 0 = configuration (bit 0 keyed, 1 recover off, 2 stay off,
 # 3 keepalive off, 4-5 give_up_after, 6 relayed), then (op%8, arg): 0 tick after

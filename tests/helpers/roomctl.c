@@ -4,7 +4,7 @@
  * the test can poll a log for it:
  *   HOSTED | TAKEN | REFUSED <reason> | CLOSED         the registration
  *   JOIN <ticket> <peer id> <ms since HOSTED>          a joiner announced
- *   ANSWERED <peer id> <ip:port>                       an answer's PEERINFO
+ *   ANSWERED <peer id> <ip:port> from <ip:port>        an answer's PEERINFO
  *   ANSWER_REFUSED <peer id> <reason>
  *   READY <ext> | UDP <ip:port> | PEERINFO <ip:port>   a joiner
  *   REFUSED <reason> | CLOSED | TIMEOUT
@@ -19,10 +19,14 @@
  *   join IDENT [-k B] [-p PEERID] [-f IP] [-t S] [-n]
  *        HELLO, READY, JOINER, EXCHANGE every 250 ms (none with -n) until
  *        PEERINFO, a refusal, the end of the connection or S seconds (10)
- *   flood IDENT N [-t S]
- *        N joiners at once, each from its own 127.88.x.y; for S seconds (3)
- *        prints when each was READY, announced or refused, then a summary:
- *        "flood: ready=R refused1=A refused2=B refused3=C closed=D open=E"
+ *   answer IDENT [-k B] [-f IP] TICKET
+ *        HELLO, READY, ANSWER with TICKET (hex): prints what comes back
+ *        (REFUSED <reason>, then CLOSED)
+ *   flood IDENT N [-t S] [-i MS]
+ *        N joiners, one each MS ms (all at once: 0), each from its own
+ *        127.88.x.y; for S seconds (3) prints when each was refused or closed,
+ *        then a summary: "flood: ready=R refused1=A refused2=B refused3=C
+ *        closed=D open=E span=<ms from the first joiner to the last>"
  *   libhost IDENT [-K KEYFILE] [-m MAX] [-s S]
  *        n4_room_host: "libhost rc=<-errno> why=<its message>", then holds the
  *        room connection for S seconds (0) */
@@ -283,17 +287,18 @@ static void answer_one(const struct host_opts *o, const uint8_t ticket[N4_ROOM_I
 	n4_msg_init(&m, N4_CMD_ROOM, N4_ROOM_ANSWER, ticket);
 	(void)send_msgs(fd, &m, 1);
 	if (o->answer == 'A') {
-		/* Freed or refused within a moment: a refusal is worth a line. */
-		if (read_msg(fd, &m, 30) == 0 && m.cmd == N4_CMD_ROOM && m.ext == N4_ROOM_REFUSED)
-			say("ANSWER_REFUSED %s %u", pid, m.payload[0]);
+		/* The server reads the ANSWER before the end of the connection:
+		 * the joiner's slot is free at once (and the joiner is closed). */
 		close(fd);
 		return;
 	}
 	int u = udp_from(ip, &self);
 	uint8_t reason = 0;
+	char b2[64];
 	int rc = until_peerinfo(fd, u, token, 5000, &peer, &reason, true);
 	if (rc == 0)
-		say("ANSWERED %s %s", pid, addr_str(&peer, b, sizeof(b)));
+		say("ANSWERED %s %s from %s", pid, addr_str(&peer, b, sizeof(b)),
+		    addr_str(&self, b2, sizeof(b2)));
 	else if (rc == -3)
 		say("ANSWER_REFUSED %s %u", pid, reason);
 	else
@@ -420,6 +425,38 @@ static int join_main(const char *ident, int keyb, const uint8_t pid[N4_PAYLOAD_S
 	return 0;
 }
 
+/* ---- answer: an ANSWER naming any ticket ---- */
+
+static int answer_main(const char *ident, int keyb, const uint8_t ticket[N4_ROOM_ID_SIZE],
+		       const char *from)
+{
+	int fd = tcp_from(ip_of(from));
+	uint8_t token[N4_TOKEN_SIZE];
+	struct n4_msg m;
+
+	if (fd < 0) {
+		say("CLOSED connect: %s", strerror(errno));
+		return 1;
+	}
+	int ext = hello_ready(fd, ident, keyb, token, 3000);
+	if (ext < 0) {
+		say(ext <= -100 ? "REFUSED" : ext == -2 ? "TIMEOUT" : "CLOSED");
+		return 0;
+	}
+	say("READY 0x%02x", (unsigned)ext);
+	n4_msg_init(&m, N4_CMD_ROOM, N4_ROOM_ANSWER, ticket);
+	(void)send_msgs(fd, &m, 1);
+	for (;;) {
+		int rc = read_msg(fd, &m, 3000);
+		if (rc) {
+			say(rc == -2 ? "TIMEOUT" : "CLOSED");
+			return 0;
+		}
+		if (m.cmd == N4_CMD_ROOM && m.ext == N4_ROOM_REFUSED)
+			say("REFUSED %u", m.payload[0]);
+	}
+}
+
 /* ---- flood ---- */
 
 struct fj {
@@ -430,34 +467,40 @@ struct fj {
 	uint8_t reason;
 };
 
-static int flood_main(const char *ident, unsigned n, unsigned secs)
+static int flood_main(const char *ident, unsigned n, unsigned secs, unsigned interval_ms)
 {
 	struct fj *j = calloc(n, sizeof(*j));
 	struct pollfd *p = calloc(n, sizeof(*p));
 	uint8_t id[N4_PAYLOAD_SIZE];
-	unsigned ready = 0, refused[4] = { 0 }, closed = 0;
-	uint64_t t0 = now_ms();
+	unsigned ready = 0, refused[4] = { 0 }, closed = 0, started = 0;
+	uint64_t t0 = now_ms(), last_start = t0;
 
 	if (!j || !p)
 		return 1;
 	n4_ident_encode(ident, id);
-	for (unsigned i = 0; i < n; i++) {
-		uint32_t ip = htonl(0x7f580000u | ((i / 250u + 1u) << 8) | (i % 250u + 1u));
-		struct n4_msg m;
-		j[i].fd = tcp_from(ip);
-		n4_msg_init(&m, N4_CMD_HELLO, N4_EXT_TOKEN | N4_EXT_ROOM, id);
-		if (j[i].fd < 0 || send_msgs(j[i].fd, &m, 1)) {
-			j[i].state = 3;
-			closed++;
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		j[i].fd = -1;
 	for (;;) {
 		uint64_t t = now_ms();
 		if (t >= t0 + (uint64_t)secs * 1000u)
 			break;
+		/* The next joiner, each interval_ms (all at once with 0). */
+		while (started < n && t >= t0 + (uint64_t)started * interval_ms) {
+			unsigned i = started++;
+			uint32_t ip = htonl(0x7f580000u | ((i / 250u + 1u) << 8) | (i % 250u + 1u));
+			struct n4_msg m;
+			j[i].fd = tcp_from(ip);
+			n4_msg_init(&m, N4_CMD_HELLO, N4_EXT_TOKEN | N4_EXT_ROOM, id);
+			if (j[i].fd < 0 || send_msgs(j[i].fd, &m, 1)) {
+				j[i].state = 3;
+				closed++;
+			}
+			last_start = now_ms();
+		}
 		for (unsigned i = 0; i < n; i++)
 			p[i] = (struct pollfd){ .fd = j[i].state < 2 ? j[i].fd : -1, .events = POLLIN };
-		if (poll(p, n, 50) <= 0)
+		int wait = started < n ? (int)interval_ms : 50;
+		if (poll(p, n, wait > 50 ? 50 : wait) <= 0)
 			continue;
 		for (unsigned i = 0; i < n; i++) {
 			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -497,8 +540,9 @@ static int flood_main(const char *ident, unsigned n, unsigned secs)
 	unsigned open = 0;
 	for (unsigned i = 0; i < n; i++)
 		open += j[i].state == 1;
-	say("flood: ready=%u refused1=%u refused2=%u refused3=%u closed=%u open=%u", ready,
-	    refused[1], refused[2], refused[3], closed, open);
+	say("flood: ready=%u refused1=%u refused2=%u refused3=%u closed=%u open=%u span=%llu",
+	    ready, refused[1], refused[2], refused[3], closed, open,
+	    (unsigned long long)(last_start - t0));
 	for (unsigned i = 0; i < n; i++)
 		if (j[i].fd >= 0)
 			close(j[i].fd);
@@ -556,7 +600,7 @@ static int libhost_main(const char *ident, const char *keyfile, unsigned max, un
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: roomctl PORT host|join|flood|libhost ... (see tests/helpers/roomctl.c)\n");
+	fprintf(stderr, "usage: roomctl PORT host|join|answer|flood|libhost ... (tests/helpers/roomctl.c)\n");
 	exit(2);
 }
 
@@ -583,7 +627,8 @@ int main(int argc, char **argv)
 	} else {
 		optind = 4;
 	}
-	while ((opt = getopt(argc, argv, "k:K:m:aAs:f:p:t:n")) != -1) {
+	unsigned interval = 0;
+	while ((opt = getopt(argc, argv, "k:K:m:aAs:f:p:t:ni:")) != -1) {
 		switch (opt) {
 		case 'k':
 			keyb = (int)strtol(optarg, NULL, 0) & 0xff;
@@ -612,6 +657,9 @@ int main(int argc, char **argv)
 		case 'n':
 			no_exchange = true;
 			break;
+		case 'i':
+			interval = (unsigned)atoi(optarg);
+			break;
 		default:
 			usage();
 		}
@@ -628,7 +676,13 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "join") == 0)
 		return join_main(ident, keyb, pid, from, secs ? secs : 10, no_exchange);
 	if (strcmp(mode, "flood") == 0)
-		return flood_main(ident, n, secs ? secs : 3);
+		return flood_main(ident, n, secs ? secs : 3, interval);
+	if (strcmp(mode, "answer") == 0) {
+		uint8_t ticket[N4_ROOM_ID_SIZE];
+		if (argc <= optind || unhex(argv[optind], ticket, sizeof(ticket)))
+			usage();
+		return answer_main(ident, keyb, ticket, from);
+	}
 	if (strcmp(mode, "libhost") == 0)
 		return libhost_main(ident, keyfile, max, secs);
 	usage();
