@@ -7,7 +7,7 @@
 # joiner's address), a wrong ticket is REFUSED(4); keyed rooms admit only their
 # long id (REFUSED(3), never announced); 20 joins/s with a burst of 40 and 32 held
 # per room; a host that vanishes finds its held joiners when it registers again;
-# 8 rooms per source; the status line counts rooms; SIGTERM does not wait for a
+# 8 rooms per source (a lingering one counts); the status line counts rooms; SIGTERM does not wait for a
 # room's connection.  tests/helpers/roomctl.c speaks the wire.
 source "$(dirname "$0")/lib.sh"
 need_bins
@@ -182,9 +182,14 @@ out=$("$R" "$SPORT" host rs9 -f 127.0.0.50 -s 1)
 check "the 9th from that source: REFUSED(1) ($out)" grep -q "^REFUSED 1$" <<<"$out"
 out=$("$R" "$SPORT" host rs9 -f 127.0.0.51 -s 1)
 check "the 9th from another source: HOSTED" grep -q "^HOSTED$" <<<"$out"
+left=$(grep -c "the room's host left" "$SLOG")
 stop_bg s1
-check "one of the 8 closed: its source may host one more" \
-	wait_until 5 bash -c "'$R' '$SPORT' host rs10 -f 127.0.0.50 -s 1 | grep -q '^HOSTED$'"
+check "one of the 8 closed: the server sees it leave" \
+	wait_until 5 bash -c "(( \$(grep -c \"the room's host left\" '$SLOG') > $left ))"
+out=$("$R" "$SPORT" host rs10 -f 127.0.0.50 -s 1)
+check "... its lingering room keeps the slot: another is REFUSED(1) ($out)" grep -q "^REFUSED 1$" <<<"$out"
+out=$("$R" "$SPORT" host rs1 -f 127.0.0.50 -s 1)
+check "... and its host coming back takes the room again ($out)" grep -q "^HOSTED$" <<<"$out"
 
 # ---- status ----
 st=$(status)

@@ -204,44 +204,53 @@ TEST(srv_room_one_host_per_room)
 	n4_srv_rooms_free(r);
 }
 
-TEST(srv_room_rooms_per_source_capped_and_released)
+TEST(srv_room_rooms_per_source_capped_lingering_too)
 {
 	n4_srv_rooms *r = n4_srv_rooms_new(16);
-	struct n4_srv_room_side h[N4_ROOMS_PER_SOURCE + 2];
+	struct n4_srv_room_side h[N4_ROOMS_PER_SOURCE + 3];
 	uint8_t ident[N4_PAYLOAD_SIZE] = { 'c', 'a', 'p', '0', '0', '0' }, reason = 0;
+	const unsigned X = N4_ROOMS_PER_SOURCE, Y = X + 1, Z = X + 2;
 
 	CHECK(r != NULL);
 	memset(h, 0, sizeof(h));
-	for (unsigned i = 0; i < N4_ROOMS_PER_SOURCE; i++) {
+	for (unsigned i = 0; i < X; i++) {
 		ident[5] = (uint8_t)('a' + i);
 		CHECK_EQ(host(r, &h[i], false, ident, 0, 7, 0, &reason), 0);
 	}
 	ident[5] = 'z';
 	reason = 0;
-	CHECK_EQ(host(r, &h[N4_ROOMS_PER_SOURCE], false, ident, 0, 7, 0, &reason), -EACCES);
+	CHECK_EQ(host(r, &h[X], false, ident, 0, 7, 0, &reason), -EACCES);
 	CHECK_EQ(reason, N4_ROOM_R_LIMITS);
-	CHECK_EQ(n4_srv_rooms_count(r), N4_ROOMS_PER_SOURCE); /* the refused one left nothing */
+	CHECK_EQ(n4_srv_rooms_count(r), X); /* the refused one left nothing */
 	/* Another source is not held back. */
-	CHECK_EQ(host(r, &h[N4_ROOMS_PER_SOURCE + 1], false, ident, 0, 8, 0, &reason), 0);
-	/* A host that left frees its source's slot at once (its room lingers). */
+	CHECK_EQ(host(r, &h[Z], false, ident, 0, 8, 0, &reason), 0);
+	/* A host that left keeps its slot while its room lingers: closing and
+	 * registering anew in a loop piles up nothing... */
 	n4_srv_room_leave(r, &h[0], 10);
 	ident[5] = 'y';
-	CHECK_EQ(host(r, &h[N4_ROOMS_PER_SOURCE], false, ident, 0, 7, 10, &reason), 0);
-	/* Taking over the lingering room counts again: the source is full. */
+	CHECK_EQ(host(r, &h[X], false, ident, 0, 7, 10, &reason), -EACCES);
+	/* ... and coming back it takes its room, in that same slot. */
 	ident[5] = 'a';
-	struct n4_srv_room_side again;
-	memset(&again, 0, sizeof(again));
-	CHECK_EQ(host(r, &again, false, ident, 0, 7, 20, &reason), -EACCES);
-	CHECK_EQ(host(r, &again, false, ident, 0, 9, 20, &reason), 0); /* from elsewhere */
-	for (unsigned i = 1; i < N4_ROOMS_PER_SOURCE + 2; i++)
-		n4_srv_room_leave(r, &h[i], 30);
-	n4_srv_room_leave(r, &again, 30);
-	n4_srv_rooms_sweep(r, 30 + N4_ROOM_LINGER_MS);
+	CHECK_EQ(host(r, &h[0], false, ident, 0, 7, 20, &reason), 0);
+	/* Taken over from another source: the slot moves with it. */
+	n4_srv_room_leave(r, &h[0], 30);
+	CHECK_EQ(host(r, &h[Y], false, ident, 0, 9, 40, &reason), 0);
+	ident[5] = 'y';
+	CHECK_EQ(host(r, &h[X], false, ident, 0, 7, 40, &reason), 0);
+	/* The linger over (the sweep frees the room), the slot is free. */
+	n4_srv_room_leave(r, &h[1], 50);
+	ident[5] = 'x';
+	CHECK_EQ(host(r, &h[0], false, ident, 0, 7, 60, &reason), -EACCES);
+	n4_srv_rooms_sweep(r, 50 + N4_ROOM_LINGER_MS);
+	CHECK_EQ(host(r, &h[0], false, ident, 0, 7, 50 + N4_ROOM_LINGER_MS, &reason), 0);
+	for (unsigned i = 0; i < Z + 1; i++)
+		n4_srv_room_leave(r, &h[i], 40000);
+	n4_srv_rooms_sweep(r, 40000 + N4_ROOM_LINGER_MS);
 	CHECK_EQ(n4_srv_rooms_count(r), 0);
 	/* Every source count went back to zero: 8 more from the same source. */
-	for (unsigned i = 0; i < N4_ROOMS_PER_SOURCE; i++) {
+	for (unsigned i = 0; i < X; i++) {
 		ident[5] = (uint8_t)('a' + i);
-		CHECK_EQ(host(r, &h[i], false, ident, 0, 7, 40000, &reason), 0);
+		CHECK_EQ(host(r, &h[i], false, ident, 0, 7, 80000, &reason), 0);
 	}
 	n4_srv_rooms_free(r); /* with live rooms: frees them all (LeakSanitizer) */
 }
