@@ -23,7 +23,7 @@ struct n4_srv_room {
 	uint64_t tokens_ms;
 };
 
-/* Rooms hosted by one source address, for N4_ROOMS_PER_SOURCE. */
+/* Rooms held (hosted or lingering) by one source address, for N4_ROOMS_PER_SOURCE. */
 struct src_count {
 	struct src_count *next;
 	uint8_t src[16];

@@ -183,7 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       N4_ROOM_TICKET_SIZE);
 				}
 			} else {
-				if ((rc != -EADDRINUSE && rc != -EACCES) || s->role != N4_ROLE_HOSTING ||
+				if ((rc != -EADDRINUSE && rc != -EACCES) ||
+				    s->role != N4_ROLE_HOSTING ||
 				    (rc == -EACCES && reason != N4_ROOM_R_LIMITS &&
 				     reason != N4_ROOM_R_KEY) ||
 				    (reason == N4_ROOM_R_KEY && !keyed))
@@ -196,9 +197,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 2: { /* ... and its ROOM message */
 			if (s->role != N4_ROLE_NONE)
 				break;
-			struct n4_srv_room *room = n4_srv_room_find(r, keyed, ident,
-								     (sel & 0x20) ? NULL : l,
-								     &wrong, now);
+			struct n4_srv_room *room = n4_srv_room_find(
+				r, keyed, ident, (sel & 0x20) ? NULL : l, &wrong, now);
 			if (wrong && (room || !keyed))
 				abort();
 			if (!room)
@@ -240,7 +240,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			} else {
 				uint8_t t[N4_ROOM_TICKET_SIZE];
 				if ((how & 2) && nt) {
-					memcpy(t, tickets[take(&in) % (nt < NTICKETS ? nt : NTICKETS)],
+					memcpy(t,
+					       tickets[take(&in) % (nt < NTICKETS ? nt : NTICKETS)],
 					       sizeof(t));
 				} else {
 					for (unsigned i = 0; i < sizeof(t); i++)

@@ -498,7 +498,8 @@ static int flood_main(const char *ident, unsigned n, unsigned secs, unsigned int
 			last_start = now_ms();
 		}
 		for (unsigned i = 0; i < n; i++)
-			p[i] = (struct pollfd){ .fd = j[i].state < 2 ? j[i].fd : -1, .events = POLLIN };
+			p[i] = (struct pollfd){ .fd = j[i].state < 2 ? j[i].fd : -1,
+						.events = POLLIN };
 		int wait = started < n ? (int)interval_ms : 50;
 		if (poll(p, n, wait > 50 ? 50 : wait) <= 0)
 			continue;
@@ -574,23 +575,23 @@ static int libhost_main(const char *ident, const char *keyfile, unsigned max, un
 	say("libhost rc=%d why=%s", rc >= 0 ? 0 : rc, rc >= 0 ? "" : why);
 	if (rc >= 0) {
 		uint64_t end = now_ms() + (uint64_t)secs * 1000u;
+		struct n4_room_rx rx;
+		memset(&rx, 0, sizeof(rx));
 		while (now_ms() < end) {
 			struct pollfd p = { .fd = rc, .events = POLLIN };
-			if (poll(&p, 1, 100) > 0) {
-				struct n4_room_rx rx;
-				struct n4_join jn;
-				memset(&rx, 0, sizeof(rx));
-				int r = n4_room_poll(rc, &rx, &jn);
-				if (r < 0) {
-					say("CLOSED");
-					break;
-				}
-				if (r == 1) {
-					char t_hex[13], p_hex[13];
-					hex(jn.ticket, sizeof(jn.ticket), t_hex);
-					hex(jn.peer_id, sizeof(jn.peer_id), p_hex);
-					say("JOIN %s %s", t_hex, p_hex);
-				}
+			if (poll(&p, 1, 100) <= 0)
+				continue;
+			struct n4_join jn;
+			int r;
+			while ((r = n4_room_poll(rc, &rx, &jn)) == 1) {
+				char t_hex[13], p_hex[13];
+				hex(jn.ticket, sizeof(jn.ticket), t_hex);
+				hex(jn.peer_id, sizeof(jn.peer_id), p_hex);
+				say("JOIN %s %s", t_hex, p_hex);
+			}
+			if (r < 0) {
+				say("CLOSED");
+				break;
 			}
 		}
 		close(rc);
@@ -600,7 +601,8 @@ static int libhost_main(const char *ident, const char *keyfile, unsigned max, un
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: roomctl PORT host|join|answer|flood|libhost ... (tests/helpers/roomctl.c)\n");
+	fprintf(stderr,
+		"usage: roomctl PORT host|join|answer|flood|libhost ... (tests/helpers/roomctl.c)\n");
 	exit(2);
 }
 

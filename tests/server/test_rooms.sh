@@ -121,6 +121,18 @@ check "keyed: a later joiner with the long id is announced" \
 	wait_until 5 log_has hk "^JOIN [0-9a-f]{12} 00000000cccc "
 check "keyed: ... and the refused one never was" bash -c "! grep -q 00000000bbbb '$TMP/hk.log'"
 
+# Keyed with a real key: n4_room_host and n4 -c -k derive the same long id.
+"$BUILD/n4" genkey -o "$TMP/key1" >/dev/null
+bg hl libhost rkl -K "$TMP/key1" -s 30
+check "keyed n4_room_host: registered (rc 0)" wait_until 5 log_has hl "^libhost rc=0 "
+"$BUILD/n4" -c -h 127.0.0.1 -p "$SPORT" -a rkl -k "$TMP/key1" -b 0 -t 3 -v >"$TMP/n4k1.log" 2>&1 &
+n4k=$!
+check "keyed: n4 -c with the room's key is announced to n4_room_host's connection" \
+	wait_until 5 log_has hl "^JOIN [0-9a-f]{12} [0-9a-f]{12}$"
+kill "$n4k" 2>/dev/null
+wait "$n4k" 2>/dev/null
+stop_bg hl
+
 # ---- rate and held ----
 bg hf host rf -A -s 120
 check "host rf (answers at once): HOSTED" wait_until 5 log_has hf "^HOSTED$"
