@@ -76,7 +76,10 @@ int n4_server_test_check(const n4_server *s)
 		n++;
 		if (c->closed || c->srv != s)
 			return -EFAULT;
-		if (c->pc.state == N4_P_WAITING)
+		/* A room's host and a keyed client of a keyed room wait for their
+		 * long id in N4_P_WAITING, in no pairing table (srv_proto.c). */
+		if (c->pc.state == N4_P_WAITING && c->room.role != N4_ROLE_HOSTING &&
+		    !c->room_keyed_wait)
 			waiting++;
 		/* exactly one deadline while live (PEERINFO timer aside) */
 		if (!c->deadline.slot)

@@ -278,14 +278,23 @@ void n4_srv_proto_closed(struct conn *c, const struct n4_srv_detached *d, bool c
 }
 
 /* Clients that are not in an exchange cannot finish soon: closed (their clients
- * retry elsewhere or later); pairs in the exchange get drain_timeout_ms. */
+ * retry elsewhere or later); pairs in the exchange get drain_timeout_ms.  So are
+ * a room's connection (it lives for hours) and the joiners its host has not
+ * answered (no answer connection is accepted any more). */
+static bool cannot_finish(const struct conn *c)
+{
+	return c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING || c->stay.on ||
+	       c->room.role == N4_ROLE_HOST || c->room.role == N4_ROLE_MEMBER ||
+	       c->room.role == N4_ROLE_HELD;
+}
+
 unsigned n4_srv_proto_drain(n4_server *s)
 {
 	unsigned finishing = 0;
 
 	for (struct conn *c = s->live, *next; c; c = next) {
 		next = c->next;
-		if (c->pc.state == N4_P_NEW || c->pc.state == N4_P_WAITING || c->stay.on) {
+		if (cannot_finish(c)) {
 			s->rejects[REJ_SHUTDOWN]++;
 			n4_srv_conn_close(c, false);
 		} else {
@@ -645,6 +654,7 @@ static const char *refusal_str(uint8_t reason)
 static void room_refuse(struct conn *c, uint8_t reason)
 {
 	struct n4_server *s = c->srv;
+	struct n4_pclient *p = c->pc.partner;
 	struct n4_msg r;
 	char b[64];
 
@@ -656,6 +666,20 @@ static void room_refuse(struct conn *c, uint8_t reason)
 	arm_deadline(c, s->cfg.hello_timeout_ms);
 	c->close_after_flush = true;
 	n4_srv_conn_send(c, &r);
+	/* An ANSWER from one of two equals (no room: its host's room expired
+	 * while the answer connected): the partner's PEERINFO can never come,
+	 * and the unlink above hid it from the close rules (n4_srv_proto_closed):
+	 * told here, as they would, instead of at its exchange deadline. */
+	if (p && p->owner && p->state == N4_P_PAIRED) {
+		struct conn *pc = p->owner;
+		s->rejects[REJ_PARTNER_GONE]++;
+		n4_info("%s: partner refused before the exchange completed",
+			n4_srv_conn_str(pc, b, sizeof(b)));
+		if (pc->pc.ext & N4_EXT_KEY)
+			send_again(pc);
+		else
+			n4_srv_conn_close(pc, false);
+	}
 }
 
 /* ROOM HOST as a connection's first message: the HELLO that follows registers a

@@ -17,13 +17,13 @@ struct n4_srv_room {
 	struct n4_srv_room_side *held; /* joiners waiting for the host's answer */
 	unsigned nheld, refs;	       /* refs: MEMBER and HELD sides pointing here */
 	uint16_t max_joiners;
-	uint8_t src[16];	/* the host's source (while hosted) */
+	uint8_t src[16];	/* its (last) host's source: it holds one of its slots */
 	uint64_t linger_until;	/* hostless: visible until then */
 	double tokens;		/* joins left in the bucket */
 	uint64_t tokens_ms;
 };
 
-/* Rooms hosted by one source address, for N4_ROOMS_PER_SOURCE. */
+/* Rooms held (hosted or lingering) by one source address, for N4_ROOMS_PER_SOURCE. */
 struct src_count {
 	struct src_count *next;
 	uint8_t src[16];
@@ -148,9 +148,13 @@ static struct n4_srv_room *room_lookup(n4_srv_rooms *r, bool keyed,
 	return NULL;
 }
 
+static void src_release(n4_srv_rooms *r, const uint8_t src[16]);
+
 static void room_free(n4_srv_rooms *r, struct n4_srv_room *room)
 {
 	struct n4_srv_room **pp = room_slot(r, room->keyed, room->ident);
+
+	src_release(r, room->src);
 
 	while (*pp && *pp != room)
 		pp = &(*pp)->next;
@@ -236,15 +240,20 @@ int n4_srv_room_host(n4_srv_rooms *r, struct n4_srv_room_side *side, bool keyed,
 		     const uint8_t src[16], uint64_t now_ms, uint8_t *reason)
 {
 	struct n4_srv_room *room = room_lookup(r, keyed, ident, keyed ? long_id : NULL);
-	(void)now_ms;
 
 	if (room && room->host)
 		return -EADDRINUSE;
-	int rc = src_take(r, src);
+	/* Every room holds one slot of its source, hosted or lingering: a room
+	 * taken back from the same source keeps its slot, one taken over from
+	 * another moves it. */
+	bool same_src = room && memcmp(room->src, src, 16) == 0;
+	int rc = same_src ? 0 : src_take(r, src);
 	if (rc) {
 		*reason = N4_ROOM_R_LIMITS;
 		return -EACCES;
 	}
+	if (room && !same_src)
+		src_release(r, room->src);
 	if (!room) {
 		room = calloc(1, sizeof(*room));
 		if (!room) {
@@ -403,7 +412,9 @@ void n4_srv_room_leave(n4_srv_rooms *r, struct n4_srv_room_side *side, uint64_t 
 	case N4_ROLE_HOST:
 		room->host = NULL;
 		room->linger_until = now_ms + N4_ROOM_LINGER_MS;
-		src_release(r, room->src);
+		/* Its source's slot stays taken while the room lingers (room_free
+		 * gives it back): a source cannot pile up lingering rooms by
+		 * registering and closing in a loop. */
 		/* Joiners announced to it are announced again to its successor. */
 		for (struct n4_srv_room_side *j = room->held; j; j = j->next)
 			j->announced = false;

@@ -4,10 +4,11 @@
  * (JOIN, JOIN_PEER) until the host's answer connection names their ticket; joiners
  * never pair with each other.  Wire: doc/PROTOCOL.md "Rooms".
  *
- * Memory is bounded: rooms by the connections that host them (at most
- * N4_ROOMS_PER_SOURCE per source address), plus those lingering for
- * N4_ROOM_LINGER_MS after their host left (so that joiners are not paired with
- * each other while it comes back); held joiners by N4_ROOM_HELD_MAX per room.
+ * Memory is bounded: rooms by N4_ROOMS_PER_SOURCE per source address, counting
+ * both those hosted and those lingering for N4_ROOM_LINGER_MS after their host
+ * left (so that joiners are not paired with each other while it comes back; a
+ * host that comes back takes its room and its slot again); held joiners by
+ * N4_ROOM_HELD_MAX per room.
  *
  * Layer: leaf (see server_int.h "Leaves"): own state, decode of its messages,
  * messages to send as return values; never sends, closes or calls the protocol.
@@ -23,7 +24,7 @@
 #include "wire.h"
 
 #define N4_ROOM_TICKET_SIZE 6
-#define N4_ROOMS_PER_SOURCE 8	 /* rooms one source address may host at once */
+#define N4_ROOMS_PER_SOURCE 8	 /* rooms one source address may hold at once, lingering too */
 #define N4_ROOM_HELD_MAX 32	 /* joiners held (announced, unanswered) per room */
 #define N4_ROOM_JOIN_RATE 20	 /* joins per second per room ... */
 #define N4_ROOM_JOIN_BURST 40	 /* ... with this burst */

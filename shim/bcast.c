@@ -35,13 +35,24 @@ static void if_refresh(uint64_t now)
 		return; /* keep what we knew */
 	__atomic_add_fetch(&if_gen, 1, __ATOMIC_RELEASE);
 	unsigned n = 0;
-	for (struct ifaddrs *i = ifs; i && n < IF_MAX; i = i->ifa_next) {
+	for (struct ifaddrs *i = ifs; i && n + 1 < IF_MAX; i = i->ifa_next) {
 		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-		    !(i->ifa_flags & IFF_BROADCAST) || !i->ifa_broadaddr)
+		    !(i->ifa_flags & IFF_BROADCAST))
 			continue;
-		__atomic_store_n(&if_bcast[n++],
-				 ((const struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr,
-				 __ATOMIC_RELAXED);
+		in_addr_t a = ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+		/* The subnet's all-ones address: the kernel routes it as a broadcast
+		 * even for an address added without "brd" (getifaddrs then reports
+		 * the address itself as the broadcast one). */
+		if (i->ifa_netmask && i->ifa_netmask->sa_family == AF_INET) {
+			in_addr_t m = ((const struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
+			if (~ntohl(m) >= 3u)
+				__atomic_store_n(&if_bcast[n++], a | ~m, __ATOMIC_RELAXED);
+		}
+		if (i->ifa_broadaddr) {
+			in_addr_t b = ((const struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
+			if (b != a)
+				__atomic_store_n(&if_bcast[n++], b, __ATOMIC_RELAXED);
+		}
 	}
 	__atomic_store_n(&if_n, n, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&if_gen, 1, __ATOMIC_RELEASE);

@@ -1,7 +1,8 @@
 /* fuzz_plan.c - libFuzzer target for the discovery path: PLAN and TUNE payloads
- * from the server (untrusted for the client), numbered probes (untrusted for the
- * server), and NAT classification / planning from any observations a client's
- * probes can produce (attacker-chosen ports, numbers and times). */
+ * from the server (untrusted for the client; WALK's signed step included),
+ * numbered probes (untrusted for the server), and NAT classification / planning
+ * from any observations a client's probes can produce (attacker-chosen ports,
+ * numbers and times), for a pair of equals and for a room's host (n4_plan_host). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,14 @@ static void check_plan(const struct n4_plan *p, unsigned budget)
 	if ((p->kind == N4_PLAN_SWEEP || p->kind == N4_PLAN_BDAY_LISTEN) &&
 	    (p->pool == 0 || p->pool > budget))
 		abort();
-	if (p->kind == N4_PLAN_RANGE && (p->count == 0 || p->count > budget))
+	if ((p->kind == N4_PLAN_RANGE || p->kind == N4_PLAN_WALK) &&
+	    (p->count == 0 || p->count > budget))
 		abort(); /* never more mappings than the budget */
+	if (p->kind == N4_PLAN_WALK) {
+		long last = (long)p->lo + (long)(p->count - 1) * p->walk_step;
+		if (p->walk_step == 0 || last < 1 || last > 65535)
+			abort(); /* the walk stays in the port space */
+	}
 	n4_plan_encode(p, &ext, payload);
 	if (n4_plan_decode(ext, payload, &back) != 0)
 		abort(); /* what we send must decode */
@@ -38,6 +45,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct n4_plan q;
 		if (n4_plan_decode(ext, payload, &q) != 0 || memcmp(&p, &q, sizeof(p)) != 0)
 			abort();
+		/* A WALK the client accepts never leaves the port space (punch.c
+		 * computes lo + k * step for k < count). */
+		if (p.kind == N4_PLAN_WALK) {
+			long last = (long)p.lo + (long)(p.count - 1) * p.walk_step;
+			if (p.count == 0 || p.count > 4096 || p.walk_step == 0 ||
+			    p.walk_step < -255 || p.walk_step > 255 || last < 1 || last > 65535)
+				abort();
+		}
 	}
 	if (size >= 7 && n4_tune_decode(data[0], data + 1, &t) == 0) {
 		uint8_t ext, payload[6];
@@ -87,6 +102,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 3 && n4_discovery_plan(&d[0], &d[1], dt, dt / 2, budget)) {
 		check_plan(&d[0].plan, budget < 6 ? 6 : budget);
 		check_plan(&d[1].plan, budget < 6 ? 6 : budget);
+	}
+	/* A room's host (one socket) answering the other side, either way round:
+	 * its plan never asks for a pool, and both plans go on the wire. */
+	struct n4_plan ph, pj;
+	n4_plan_host(&ma, &mb, dt, dt / 2, budget, &ph, &pj);
+	check_plan(&ph, budget < 6 ? 6 : budget);
+	check_plan(&pj, budget < 6 ? 6 : budget);
+	if (ph.kind == N4_PLAN_SWEEP || ph.kind == N4_PLAN_BDAY_LISTEN)
+		abort();
+	if (ph.kind == N4_PLAN_WALK && (pj.kind != N4_PLAN_SWEEP || ph.count != pj.pool))
+		abort();
+	if (size > 4) {
+		d[data[4] & 1u].room_host = true;
+		if (n4_discovery_plan(&d[0], &d[1], dt, dt / 2, budget)) {
+			const struct n4_plan *h = &d[data[4] & 1u].plan;
+			check_plan(&d[0].plan, budget < 6 ? 6 : budget);
+			check_plan(&d[1].plan, budget < 6 ? 6 : budget);
+			if (h->kind == N4_PLAN_SWEEP || h->kind == N4_PLAN_BDAY_LISTEN)
+				abort();
+		}
 	}
 	return 0;
 }

@@ -109,6 +109,15 @@ seed fuzz_plan plan-range-wraps "03 fff0 1040 0000" # past 65535: rejected
 seed fuzz_plan plan-bday-listen "04 4e20 0000 0100"
 seed fuzz_plan plan-bday-probe "05 2710 c350 0040"
 seed fuzz_plan plan-impossible "06 0000 0000 0000"
+# WALK (a room's host): lo, count, the signed step in two's complement
+seed fuzz_plan plan-walk-up "07 4e20 0040 0001"
+seed fuzz_plan plan-walk-down-step2 "07 4e20 0040 fffe"
+seed fuzz_plan plan-walk-max "07 0001 1000 000f"      # 4096 ports, step 15
+seed fuzz_plan plan-walk-past-65535 "07 fff0 0040 0001" # rejected
+seed fuzz_plan plan-walk-below-1 "07 0010 0040 ffff"    # rejected
+seed fuzz_plan plan-walk-step0 "07 4e20 0040 0000"      # rejected
+seed fuzz_plan plan-walk-step256 "07 4e20 0040 0100"    # rejected
+seed fuzz_plan plan-walk-count4097 "07 0001 1001 0001"  # rejected
 seed fuzz_plan tune "00 001e 0064 0005"  # guard 30 ms, 100 pps, jitter 5 ms
 seed fuzz_plan tune-nosweep "01 00fa 0000 0000"
 seed fuzz_plan tune-guard-too-long "00 0100 0000 0000"
@@ -174,6 +183,12 @@ seed fuzz_server relay-pair "00  00 00 00  00 01 01  01 00 1b 00 07  01 01 1b 00
 seed fuzz_server v6-junk-shutdown "00  00 00 80  00 01 c1  00 02 02  01 00 01 00 07  01 01 01 00 03  02 02 05 ff00ff0001  03 02  06 00  04 00 80 01 80 01  07 00  06 00  05 00"
 # STAY registrations (arg&8) next to a pair, and only_ident with another ident.
 seed fuzz_server stay-ident "01  00 00 00  00 01 01  01 08 20 00 07  01 01 00 01 07  01 09 00 00 07  06 00  05 00  03 00  03 01  06 00"
+# Rooms: ROOM HOST (raw) then HELLO granting ROOM registers a room; a client of
+# its identifier is READY at once, its JOINER announced; EXCHANGE, deadlines.
+seed fuzz_server room-host-joiner "00  00 00 00  02 00 08 14 01 00 08 00 00 00 00  01 00 81 00 07  00 01 01  01 01 81 00 07  06 00  02 01 08 14 02 aa bb cc dd ee ff  04 08 01 01 81 01  06 00  05 00  06 00"
+# A keyed room: the host's long id, a joiner with it (and its nonce), one with
+# the other long id (REFUSED(3)), a host that leaves while its joiner is held.
+seed fuzz_server room-keyed "00  00 00 00  02 00 08 14 01 00 04 00 00 00 00  01 00 85 00 07  06 00  09 00 00  00 01 01  01 01 85 00 07  09 01 00  06 00  09 01 80  02 01 08 14 02 01 02 03 04 05 06  00 02 02  01 02 85 00 07  09 02 01  06 00  03 00  06 00  05 00"
 
 # ---- fuzz_path: byte 0 = configuration (bit 0 keyed, 1 recover off, 2 stay off,
 # 3 keepalive off, 4-5 give_up_after, 6 relayed), then (op%8, arg): 0 tick after
@@ -188,6 +203,36 @@ seed fuzz_path relayed-upgrade "40  00 05 06 06  01 02  06 06  01 00  00 05 06 1
 # Unkeyed notice while talking, then silent; keyed notice at once; stay lost and back.
 seed fuzz_path notices-stay "00  04 00  00 05 03 00 00 05 00 05 00 05  06 01  05 00  00 05  02 00  04 00  03 00  06 02"
 seed fuzz_path keyed-notice "01  04 00  03 00  00 05  01 00  05 00  06 0b  07 01  00 05"
+
+# ---- fuzz_srv_room: the first 8 bytes also go to the ROOM decoder; then byte 0
+# sizes the table, then (op, arg = side, sel, ...); sel: bits 0-3 identifier, 4
+# long id, 5-6 a host's source (bit 5: a member's long id not in yet), 7 keyed.
+# op 0 host (then max joiners, 2 bytes), 1 member, 2 member + ROOM message, 3 a
+# member's ROOM message (1 JOINER + 2 bytes of peer id; 2 ANSWER with the n-th
+# ticket announced; 0 ANSWER with 6 guessed bytes), 4 close, 5 time (sel bit 0:
+# arg s, else arg*10 ms), 6 sweep, 7 keyed HELLO before the long id ----
+H="00 00 01 00 08"            # side 0 hosts room "roombz", up to 8
+J1="02 01 01 01 aa bb"        # side 1 joins it
+J2="02 05 01 01 cc dd"        # side 5 too
+A1="02 02 01 02 00"           # side 2 answers the first ticket
+A9="02 03 01 00 010203040506" # side 3 answers a guessed one: refused
+seed fuzz_srv_room decode-host "14 01 0008 00000000"
+seed fuzz_srv_room decode-joiner "14 02 010203040506"
+seed fuzz_srv_room decode-answer "14 03 a1b2c3d4e5f6"
+seed fuzz_srv_room decode-server-sub "14 20 010203040506"
+seed fuzz_srv_room decode-host-too-many "14 01 0401 00000000"
+seed fuzz_srv_room host-join-answer "10 $H $J1 $J2 $A1 $A9 04 01 00 04 05 00"
+seed fuzz_srv_room host-leaves-held-then-next-host "10 $H $J1 04 00 00 $J2 05 05 00 00 06 01 00 08 02 02 01 02 01"
+# keyed: host long id 0, a joiner with it, one with long id 1 (never a member),
+# one before its long id, an answer
+seed fuzz_srv_room keyed "00 00 81 00 04  02 01 81 01 11 11  02 02 91 01 22 22  02 03 a1 01 33 33  07 00 81  02 04 81 02 00"
+seed fuzz_srv_room linger-expires "00 $H 04 00 00 05 1f 01 06 00 00 02 01 01 01 aa bb 05 ff 01 06 00 00"
+perm=""
+for i in $(seq 0 9); do perm+="00 $(printf %02x $((i + 10))) $(printf %02x "$i") 00 08 "; done
+seed fuzz_srv_room per-source "00 $perm"
+flood=""
+for i in $(seq 6 45); do flood+="02 $(printf %02x "$i") 01 01 $(printf %02x "$i") 00 "; done
+seed fuzz_srv_room flood "10 $H $flood"
 
 # ---- fuzz_room: a room connection's bytes (lib/room.c); byte 0 also sets the cut ----
 seed fuzz_room join "14 20 010203040506 14 21 090807060504"

@@ -20,6 +20,17 @@
  *                  pair must still get the right PEERINFOs, the third must wait
  *   reset          a pair gets READY, one side resets: the other must be closed
  *   slowpair MS    a pair gets READY, waits MS, then completes: must get PEERINFOs
+ * Rooms (N4_EXT_ROOM):
+ *   roomflood N    N room registrations from one source (127.203.0.1), each held:
+ *                  exactly N4_ROOMS_PER_SOURCE (8) HOSTED, the rest REFUSED(1)
+ *   roomjunk N     N connections that open like a host and go wrong: no joiners,
+ *                  a server's subcode, HOST twice, a HELLO without the room
+ *                  extension, half a ROOM HOST then silence, a keyed host that
+ *                  never sends its long id
+ *   roomchurn N    a host registers; N joiners join, half of them reset at once,
+ *                  some send a malformed ROOM message; then the host resets too
+ *   roomticket N   a host and one held joiner; N answers with guessed tickets: each
+ *                  REFUSED(4), and the joiner is never paired with a guesser
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -168,6 +179,223 @@ static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
+}
+
+/* ---- rooms ---- */
+
+static void room_bytes(uint8_t out[N4_MSG_SIZE], uint8_t sub, const uint8_t payload[6])
+{
+	struct n4_msg m;
+
+	n4_msg_init(&m, N4_CMD_ROOM, sub, payload);
+	n4_wire_encode(&m, out);
+}
+
+/* ROOM HOST + HELLO for ident from ip: the connection, or -1. */
+static int room_register(uint32_t ip, const char *ident, uint8_t ext)
+{
+	uint8_t b[2 * N4_MSG_SIZE], pl[6] = { 0, 8 };
+	int fd = tcp_connect_from(ip);
+
+	if (fd < 0)
+		return -1;
+	room_bytes(b, N4_ROOM_HOST, pl);
+	hello_bytes(b + N4_MSG_SIZE, ident, ext);
+	if (send(fd, b, sizeof(b), MSG_NOSIGNAL) != (ssize_t)sizeof(b)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A joiner: HELLO, READY, JOINER.  The connection, or -1. */
+static int room_join(uint32_t ip, const char *ident, const uint8_t pid[6])
+{
+	uint8_t b[N4_MSG_SIZE];
+	int fd = tcp_connect_from(ip);
+
+	if (fd < 0)
+		return -1;
+	hello_bytes(b, ident, N4_EXT_TOKEN | N4_EXT_ROOM);
+	if (send(fd, b, sizeof(b), MSG_NOSIGNAL) != (ssize_t)sizeof(b) || read_msg(fd, b, 3000) ||
+	    b[0] != N4_CMD_READY) {
+		close(fd);
+		return -1;
+	}
+	room_bytes(b, N4_ROOM_JOINER, pid);
+	send(fd, b, sizeof(b), MSG_NOSIGNAL);
+	return fd;
+}
+
+static void reset_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static int room_case(const char *what, long n)
+{
+	uint8_t b[64], pl[6] = { 0 };
+	char id[7];
+
+	if (strcmp(what, "roomflood") == 0) {
+		int *fds = calloc((size_t)n, sizeof(int));
+		long hosted = 0, refused = 0;
+		for (long i = 0; i < n; i++) {
+			rand_ident(id);
+			fds[i] = room_register(htonl(0x7fcb0001u), id, N4_EXT_TOKEN | N4_EXT_ROOM);
+			if (fds[i] >= 0 && read_msg(fds[i], b, 3000) == 0 && b[0] == N4_CMD_ROOM) {
+				hosted += b[1] == N4_ROOM_HOSTED;
+				refused += b[1] == N4_ROOM_REFUSED && b[2] == 1;
+			}
+		}
+		for (long i = 0; i < n; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(fds);
+		printf("hostile: %ld registrations from one source: %ld hosted, %ld refused\n", n,
+		       hosted, refused);
+		return verdict(hosted == 8 && refused == n - 8,
+			       "roomflood: 8 rooms per source, the rest refused");
+	}
+	if (strcmp(what, "roomjunk") == 0) {
+		for (long i = 0; i < n; i++) {
+			uint32_t ip = htonl(0x7fcc0000u | (unsigned)(i % 200 + 1));
+			int fd = tcp_connect_from(ip);
+			if (fd < 0)
+				continue;
+			size_t len = N4_MSG_SIZE;
+			rand_ident(id);
+			switch (i % 6) {
+			case 0: /* a host for no joiner at all */
+				room_bytes(b, N4_ROOM_HOST, pl);
+				break;
+			case 1: /* what only the server sends */
+				room_bytes(b, (uint8_t)(N4_ROOM_HOSTED + rand() % 0x20), pl);
+				break;
+			case 2: /* HOST twice */
+				pl[1] = 4;
+				room_bytes(b, N4_ROOM_HOST, pl);
+				room_bytes(b + N4_MSG_SIZE, N4_ROOM_HOST, pl);
+				len = 2 * N4_MSG_SIZE;
+				break;
+			case 3: /* HOST, then a HELLO without the room extension */
+				pl[1] = 4;
+				room_bytes(b, N4_ROOM_HOST, pl);
+				hello_bytes(b + N4_MSG_SIZE, id, N4_EXT_TOKEN);
+				len = 2 * N4_MSG_SIZE;
+				break;
+			case 4: /* half a ROOM HOST, then silence until the deadline */
+				room_bytes(b, N4_ROOM_HOST, pl);
+				len = 3;
+				break;
+			default: /* a keyed host that never sends its long id */
+				close(fd);
+				fd = room_register(ip, id, N4_EXT_TOKEN | N4_EXT_ROOM | N4_EXT_KEY);
+				len = 0;
+				break;
+			}
+			if (fd < 0)
+				continue;
+			if (len)
+				send(fd, b, len, MSG_NOSIGNAL);
+			if (i % 6 >= 4) {
+				/* held open: only the server's deadline ends it */
+				sleep_ms(2);
+				continue;
+			}
+			close(fd);
+		}
+		return 0;
+	}
+	if (strcmp(what, "roomchurn") == 0) {
+		rand_ident(id);
+		int h = room_register(htonl(0x7fcd0001u), id, N4_EXT_TOKEN | N4_EXT_ROOM);
+		if (h < 0 || read_msg(h, b, 3000) || b[1] != N4_ROOM_HOSTED)
+			return verdict(false, "roomchurn: the host registers");
+		int *fds = calloc((size_t)n, sizeof(int));
+		for (long i = 0; i < n; i++) {
+			uint8_t pid[6] = { 'c', 'h', (uint8_t)(i >> 8), (uint8_t)i };
+			uint32_t ip = htonl(0x7fcd0100u + (unsigned)(i % 200) + 2u);
+			if (i % 5 == 4) {
+				/* a malformed ROOM message after READY */
+				fds[i] = tcp_connect_from(ip);
+				hello_bytes(b, id, N4_EXT_TOKEN | N4_EXT_ROOM);
+				if (fds[i] >= 0 && send(fds[i], b, 8, MSG_NOSIGNAL) == 8 &&
+				    read_msg(fds[i], b, 3000) == 0) {
+					room_bytes(b, N4_ROOM_HOST, pid);
+					send(fds[i], b, 8, MSG_NOSIGNAL);
+				}
+			} else {
+				fds[i] = room_join(ip, id, pid);
+			}
+			if (fds[i] >= 0 && i % 2) {
+				reset_close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+		/* The host drains what it was told, then vanishes with a reset. */
+		while (read_msg(h, b, 100) == 0)
+			;
+		reset_close(h);
+		sleep_ms(100);
+		for (long i = 0; i < n; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(fds);
+		return 0;
+	}
+	if (strcmp(what, "roomticket") == 0) {
+		rand_ident(id);
+		int h = room_register(htonl(0x7fce0001u), id, N4_EXT_TOKEN | N4_EXT_ROOM);
+		if (h < 0 || read_msg(h, b, 3000) || b[1] != N4_ROOM_HOSTED)
+			return verdict(false, "roomticket: the host registers");
+		uint8_t pid[6] = { 'v', 'i', 'c', 't', 'i', 'm' };
+		int j = room_join(htonl(0x7fce0002u), id, pid);
+		if (j < 0 || read_msg(h, b, 3000) || b[1] != N4_ROOM_JOIN)
+			return verdict(false, "roomticket: the joiner is announced");
+		uint8_t ticket[6];
+		memcpy(ticket, b + 2, 6);
+		long refused = 0;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (long i = 0; i < n; i++) {
+			int g = tcp_connect_from(htonl(0x7fce0100u + (unsigned)(i % 200) + 3u));
+			if (g < 0)
+				continue;
+			hello_bytes(b, id, N4_EXT_TOKEN | N4_EXT_ROOM);
+			if (send(g, b, 8, MSG_NOSIGNAL) == 8 && read_msg(g, b, 3000) == 0 &&
+			    b[0] == N4_CMD_READY) {
+				uint8_t guess[6];
+				for (int k = 0; k < 6; k++)
+					guess[k] = (uint8_t)rand();
+				if (memcmp(guess, ticket, 6) == 0)
+					guess[0] ^= 1;
+				room_bytes(b, N4_ROOM_ANSWER, guess);
+				send(g, b, 8, MSG_NOSIGNAL);
+				if (read_msg(g, b, 3000) == 0 && b[0] == N4_CMD_ROOM &&
+				    b[1] == N4_ROOM_REFUSED && b[2] == 4 && read_msg(g, b, 3000) == -1)
+					refused++;
+			}
+			close(g);
+		}
+		/* The joiner heard nothing: no guess paired it (a guesser linked
+		 * with it would have closed it on leaving).  Its own exchange
+		 * deadline may have closed it if the guesses took that long. */
+		int r = read_msg(j, b, 200);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		/* the exchange deadline of test_hostile.sh's server: 1000 ms */
+		bool late = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 900;
+		close(j);
+		close(h);
+		printf("hostile: %ld guessed tickets, %ld refused\n", n, refused);
+		return verdict(refused == n && (r == -2 || (r == -1 && late)),
+			       "roomticket: guessed tickets are refused and pair nobody");
+	}
+	fprintf(stderr, "hostile: unknown case %s\n", what);
+	return 2;
 }
 
 int main(int argc, char **argv)
@@ -362,6 +590,8 @@ int main(int argc, char **argv)
 		sleep_ms((unsigned)n);
 		return verdict(pair_complete(&p, id), "slowpair: a pair in the exchange completes");
 	}
+	if (strncmp(what, "room", 4) == 0)
+		return room_case(what, n);
 	fprintf(stderr, "hostile: unknown case %s\n", what);
 	return 2;
 }

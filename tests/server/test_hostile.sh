@@ -2,9 +2,11 @@
 # test_hostile.sh - every hostile input of issue 5 against the server built with
 # ASan+UBSan, each while a legitimate pair completes alongside: random bytes,
 # partial messages, slow senders, HELLO floods, spoofed EXCHANGEs, junk datagrams,
-# a third client for a paired identifier, half-open TCP, resets mid-pairing.  The
-# server must stay up, count each case, close everything in time and leak no
-# descriptor (and ASan must stay silent).
+# a third client for a paired identifier, half-open TCP, resets mid-pairing, and
+# rooms: registrations flooding from one source, broken registrations, joiners
+# churning under a host that resets, guessed tickets.  The server must stay up,
+# count each case, close everything in time and leak no descriptor (and ASan must
+# stay silent).
 source "$(dirname "$0")/lib.sh"
 need_bins
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
@@ -67,6 +69,21 @@ echo "# $out"
 check "a reset mid-pairing closes the partner at once" grep -q "^ok" <<<"$out"
 v=$(stat partner_gone)
 check "reset mid-pairing counted as partner_gone ($v)" [ "${v:-0}" -gt 0 ]
+
+# Rooms.
+out=$("$H" "$SPORT" roomflood 20)
+echo "# $out"
+check "room registrations from one source: 8 hosted, the rest refused" grep -q "^ok" <<<"$out"
+v=$(stat refused)
+check "... counted as room refusals ($v)" [ "${v:-0}" -ge 12 ]
+alongside "broken room registrations (bad, twice, no extension, cut, no long id)" "" roomjunk 60
+alongside "joiners churning (resets, malformed ROOM) under a host that resets" "" roomchurn 40
+out=$("$H" "$SPORT" roomticket 30)
+echo "# $out"
+check "guessed tickets are refused and pair nobody with the held joiner" grep -q "^ok" <<<"$out"
+st=$(status)
+check "the status line counts the rooms and their refusals" \
+	grep -qE " rooms=[0-9]+ hosted=[1-9][0-9]* joins=[1-9][0-9]* refused=[1-9][0-9]+" <<<"$st"
 
 check "every hostile client is gone after the deadlines" wait_until 8 bash -c \
 	"[ \"\$(ls /proc/$SPID/fd | wc -l)\" -le $fds0 ]"

@@ -434,3 +434,422 @@ TEST(discovery_numbered_probes_complete_and_plan)
 	CHECK_EQ(b.plan.kind, N4_PLAN_IMPOSSIBLE);
 	CHECK(b.tune.flags & N4_TUNE_NOSWEEP);
 }
+
+/* ---- rooms: n4_plan_host (the host punches from one socket) ---- */
+
+/* An incrementing NAT's n-th allocation after last (n >= 1), wrapped inside
+ * its block as the NAT does it (block 0: 1024..65535, as predict.c assumes). */
+static long nat_alloc(const struct n4_nat_model *m, long n)
+{
+	long lo = m->block_lo ? m->block_lo : 1024, hi = m->block_hi ? m->block_hi : 65535;
+	long size = hi - lo + 1, p = (long)m->last_port + (long)m->step * n;
+
+	if (p > hi)
+		p = lo + (p - lo) % size;
+	if (p < lo)
+		p = hi - (hi - p) % size;
+	return p;
+}
+
+static long round_ms(double x)
+{
+	return x <= 0 ? 0 : (long)(x + 0.5);
+}
+
+/* The walk meets the sweep: the host's k-th PUNCH leaves from the port the
+ * joiner's sockets aim at and reaches the port of one of them.  dh, dj: the
+ * NATs' foreign allocations beyond what the plan expected. */
+static bool walk_meets(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h,
+		       double dt_j, const struct n4_plan *ph, const struct n4_plan *pj, long dh,
+		       long dj)
+{
+	long mh = round_ms(h->rate_per_ms * dt_h), mj = round_ms(j->rate_per_ms * dt_j);
+
+	for (long k = 0; k < ph->count; k++) {
+		long dst = (long)ph->lo + k * ph->walk_step;
+		if (nat_alloc(h, 1 + mh + dh + k) != pj->lo)
+			continue;
+		for (long i = 0; i < pj->pool; i++)
+			if (nat_alloc(j, 1 + mj + dj + i) == dst)
+				return true;
+	}
+	return false;
+}
+
+static bool plan_roundtrips(const struct n4_plan *p)
+{
+	uint8_t ext, payload[6];
+	struct n4_plan back;
+
+	n4_plan_encode(p, &ext, payload);
+	return n4_plan_decode(ext, payload, &back) == 0 && memcmp(&back, p, sizeof(back)) == 0;
+}
+
+/* Every drift with |dh| < M/2 and |dh + dj| < M/2 (and no fewer foreign
+ * allocations than none) meets; returns the cases tried, or -1 at a miss.
+ * Where the joiner's NAT wraps inside its block before the port the walk
+ * would meet it at, no one walk can follow: those drifts are skipped. */
+static long walk_all_drifts(const struct n4_nat_model *h, const struct n4_nat_model *j,
+			    double dt_h, double dt_j, unsigned budget)
+{
+	struct n4_plan ph, pj;
+	long tried = 0;
+
+	n4_plan_host(h, j, dt_h, dt_j, budget, &ph, &pj);
+	if (ph.kind != N4_PLAN_WALK || pj.kind != N4_PLAN_SWEEP || ph.count != pj.pool ||
+	    ph.walk_step != j->step || pj.pool > budget || !plan_roundtrips(&ph) ||
+	    !plan_roundtrips(&pj))
+		return -1;
+	long half = pj.pool / 2;
+	long mh = round_ms(h->rate_per_ms * dt_h), mj = round_ms(j->rate_per_ms * dt_j);
+	for (long dh = -(half - 1); dh <= half - 1; dh++) {
+		for (long dj = -(half - 1) - dh; dj <= half - 1 - dh; dj++) {
+			if (mh + dh < 0 || mj + dj < 0)
+				continue;
+			/* the joiner's allocation met, half - dh after the walk's first */
+			long n = 1 + mj + half - dh;
+			if (nat_alloc(j, n) != (long)ph.lo + (long)j->step * (half - dh))
+				continue;
+			if (!walk_meets(h, j, dt_h, dt_j, &ph, &pj, dh, dj))
+				return -1;
+			tried++;
+		}
+	}
+	return tried;
+}
+
+TEST(plan_host_walk_meets_the_sweep_for_every_drift_within_half_the_pool)
+{
+	const int steps[] = { 1, 2, -1, -2, 3 };
+	const double rates[][2] = { { 0, 0 }, { 0.05, 0.02 }, { 0.5, 0.2 }, { 2.0, 1.5 } };
+	long cases = 0;
+
+	for (unsigned a = 0; a < 5; a++) {
+		for (unsigned b = 0; b < 5; b++) {
+			for (unsigned r = 0; r < 4; r++) {
+				struct n4_nat_model h = { .kind = N4_NAT_INC,
+							  .step = steps[a],
+							  .rate_per_ms = rates[r][0],
+							  .first_port = 20000,
+							  .last_port = 20010 };
+				struct n4_nat_model j = { .kind = N4_NAT_INC,
+							  .step = steps[b],
+							  .rate_per_ms = rates[r][1],
+							  .first_port = 30000,
+							  .last_port = 30020 };
+				long n = walk_all_drifts(&h, &j, 60.0, 90.0, 512);
+				if (n < 0) {
+					char what[96];
+					snprintf(what, sizeof(what),
+						 "walk misses: steps %d/%d, rates %.2f/%.2f",
+						 steps[a], steps[b], rates[r][0], rates[r][1]);
+					n4_test_fail(__FILE__, __LINE__, what);
+					return;
+				}
+				cases += n;
+			}
+		}
+	}
+	CHECK(cases > 10000); /* the loops ran */
+}
+
+TEST(plan_host_walk_pool_grows_with_both_drifts_within_the_budget)
+{
+	struct n4_nat_model quiet = { .kind = N4_NAT_INC, .step = 1, .last_port = 20000 };
+	struct n4_nat_model busy = { .kind = N4_NAT_INC,
+				     .step = 1,
+				     .rate_per_ms = 1.0,
+				     .last_port = 30000 };
+	struct n4_plan ph, pj, ph2, pj2;
+
+	n4_plan_host(&quiet, &quiet, 50, 50, 512, &ph, &pj);
+	CHECK_EQ(ph.kind, N4_PLAN_WALK);
+	CHECK(pj.pool >= 6 && pj.pool <= 16);
+	/* The walk starts at the joiner's next allocation, the sweep aims at the
+	 * host's allocation half a pool later. */
+	CHECK_EQ(ph.lo, 20001);
+	CHECK_EQ(pj.lo, 20001 + pj.pool / 2);
+	n4_plan_host(&busy, &quiet, 50, 50, 512, &ph2, &pj2);
+	CHECK(pj2.pool > pj.pool);
+	CHECK_EQ(pj2.lo, 30000 + 1 + 50 + pj2.pool / 2);
+	n4_plan_host(&quiet, &busy, 50, 50, 512, &ph2, &pj2);
+	CHECK(pj2.pool > pj.pool);
+	CHECK_EQ(ph2.lo, 30000 + 1 + 50);
+	/* The budget bounds the host's walk and the joiner's pool alike. */
+	n4_plan_host(&busy, &busy, 500, 500, 64, &ph2, &pj2);
+	CHECK_EQ(ph2.count, 64);
+	CHECK_EQ(pj2.pool, 64);
+	n4_plan_host(&busy, &busy, 500, 500, 1, &ph2, &pj2); /* at least 6 */
+	CHECK_EQ(ph2.count, 6);
+	CHECK_EQ(pj2.pool, 6);
+}
+
+TEST(plan_host_walk_stays_in_the_port_space)
+{
+	/* A joiner counting up near 65535 or down near 1: the walk stops at the
+	 * edge (and the joiner's pool with it), whatever the drift. */
+	const int steps[] = { 1, 2, -1, -2 };
+	const uint16_t lasts[] = { 65530, 65534, 1030, 1026 };
+
+	for (unsigned a = 0; a < 4; a++) {
+		struct n4_nat_model h = { .kind = N4_NAT_INC,
+					  .step = 1,
+					  .rate_per_ms = 0.2,
+					  .last_port = 20000 };
+		struct n4_nat_model j = { .kind = N4_NAT_INC,
+					  .step = steps[a],
+					  .rate_per_ms = 0.01,
+					  .last_port = lasts[a] };
+		if (steps[a] < 0)
+			j.block_lo = 1; /* a NAT allocating below 1024 */
+		struct n4_plan ph, pj;
+		n4_plan_host(&h, &j, 40, 40, 512, &ph, &pj);
+		CHECK_EQ(ph.kind, N4_PLAN_WALK);
+		long last = (long)ph.lo + (long)(ph.count - 1) * ph.walk_step;
+		CHECK(last >= 1 && last <= 65535);
+		CHECK_EQ(ph.count, pj.pool);
+		CHECK(plan_roundtrips(&ph));
+		CHECK(plan_roundtrips(&pj));
+	}
+}
+
+TEST(plan_host_wraps_the_hosts_block_for_the_sweep)
+{
+	/* The host's NAT wraps inside 30000..30099 (seen in its probes): the
+	 * joiner aims past the wrap, where the host's walk will be. */
+	struct n4_nat_model h = { .kind = N4_NAT_INC,
+				  .step = 1,
+				  .rate_per_ms = 0.05,
+				  .last_port = 30095,
+				  .block_lo = 30000,
+				  .block_hi = 30099 };
+	struct n4_nat_model j = { .kind = N4_NAT_INC, .step = 1, .last_port = 40000 };
+	struct n4_plan ph, pj;
+
+	n4_plan_host(&h, &j, 60, 60, 512, &ph, &pj);
+	CHECK(pj.lo >= 30000 && pj.lo <= 30099);
+	CHECK(walk_all_drifts(&h, &j, 60, 60, 512) > 0);
+	h.step = -1;
+	h.last_port = 30003;
+	CHECK(walk_all_drifts(&h, &j, 60, 60, 512) > 0);
+}
+
+TEST(plan_host_walk_near_the_joiners_block_edge)
+{
+	/* The joiner's NAT wraps inside 30000..30099 (seen in its probes): the
+	 * walk starts inside the block and meets the sweep wherever the port it
+	 * meets at comes before the wrap.  (It does not stop at the block's edge:
+	 * the ports past it are wasted PUNCHes, not a wrong meeting.) */
+	struct n4_nat_model h = { .kind = N4_NAT_INC, .step = 1, .last_port = 20000 };
+	struct n4_nat_model j = { .kind = N4_NAT_INC,
+				  .step = 1,
+				  .rate_per_ms = 0.2,
+				  .last_port = 30080,
+				  .block_lo = 30000,
+				  .block_hi = 30099 };
+	struct n4_plan ph, pj;
+
+	for (int s = 0; s < 4; s++) {
+		n4_plan_host(&h, &j, 40, 40, 512, &ph, &pj);
+		CHECK_EQ(ph.kind, N4_PLAN_WALK);
+		CHECK(ph.lo >= 30000 && ph.lo <= 30099);
+		CHECK_EQ(ph.count, pj.pool);
+		CHECK(walk_all_drifts(&h, &j, 40, 40, 512) > 0);
+		/* counting down, and starting past the edge (wrapped to the start) */
+		j.step = s & 1 ? 1 : -1;
+		j.last_port = s == 0 ? 30019 : s == 1 ? 30099 : 30000;
+	}
+}
+
+TEST(plan_host_every_nat_kind_pair)
+{
+	struct n4_nat_model eim = { .kind = N4_NAT_EIM, .first_port = 40000, .last_port = 40000 };
+	struct n4_nat_model eim2 = { .kind = N4_NAT_EIM, .first_port = 41000, .last_port = 41000 };
+	struct n4_nat_model inc = { .kind = N4_NAT_INC,
+				    .step = 1,
+				    .rate_per_ms = 0.1,
+				    .first_port = 19990,
+				    .last_port = 20000 };
+	struct n4_nat_model inc_down = inc, inc_wide = inc;
+	struct n4_nat_model rnd = { .kind = N4_NAT_RANDOM, .first_port = 33333 };
+	struct n4_nat_model unk = { .kind = N4_NAT_UNKNOWN };
+	struct n4_plan ph, pj;
+
+	inc_down.step = -2;
+	inc_wide.step = 300; /* no 16-bit signed walk step encodes it */
+	/* EIM host: as n4_plan_pair, socket 0 only. */
+	n4_plan_host(&eim, &eim2, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_DIRECT && pj.kind == N4_PLAN_DIRECT);
+	CHECK_EQ(ph.lo, 41000);
+	CHECK_EQ(pj.lo, 40000);
+	n4_plan_host(&eim, &inc, 10, 50, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_RANGE && pj.kind == N4_PLAN_SWEEP);
+	CHECK_EQ(pj.lo, 40000);
+	/* every port the joiner's sweep takes, within its drift, is walked */
+	long m = round_ms(inc.rate_per_ms * 50);
+	for (long d = 0; d <= 2 * m; d++)
+		for (long i = 0; i < pj.pool; i++) {
+			long p = nat_alloc(&inc, 1 + d + i);
+			CHECK(p >= ph.lo && p < (long)ph.lo + (long)ph.count * ph.step &&
+			      (p - ph.lo) % ph.step == 0);
+		}
+	n4_plan_host(&eim, &rnd, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_BDAY_PROBE && pj.kind == N4_PLAN_BDAY_LISTEN);
+	CHECK_EQ(pj.lo, 40000);
+	/* Incrementing host, EIM joiner: the host's one PUNCH to the joiner's port
+	 * opens its next allocation, which the joiner walks over. */
+	const struct n4_nat_model *hosts[] = { &inc, &inc_down };
+	for (unsigned k = 0; k < 2; k++) {
+		const struct n4_nat_model *h = hosts[k];
+		n4_plan_host(h, &eim, 50, 10, 512, &ph, &pj);
+		CHECK(ph.kind == N4_PLAN_DIRECT && pj.kind == N4_PLAN_RANGE);
+		CHECK_EQ(ph.lo, 40000);
+		CHECK_EQ(ph.pool, 1);
+		CHECK(pj.count <= 512);
+		CHECK(plan_roundtrips(&ph) && plan_roundtrips(&pj));
+		long mh = round_ms(h->rate_per_ms * 50);
+		for (long d = -mh; d <= mh + 3; d++) {
+			long p = nat_alloc(h, 1 + mh + d);
+			CHECK(p >= pj.lo && p < (long)pj.lo + (long)pj.count * pj.step &&
+			      (p - pj.lo) % pj.step == 0);
+		}
+	}
+	/* Incrementing both: the walk. */
+	n4_plan_host(&inc, &inc_down, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_WALK && pj.kind == N4_PLAN_SWEEP);
+	CHECK_EQ(ph.walk_step, -2);
+	/* A joiner step no WALK message carries: the relay. */
+	n4_plan_host(&inc, &inc_wide, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_IMPOSSIBLE && pj.kind == N4_PLAN_IMPOSSIBLE);
+	/* Random on either side: nothing to aim at from one socket (relay). */
+	n4_plan_host(&inc, &rnd, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_IMPOSSIBLE && pj.kind == N4_PLAN_IMPOSSIBLE);
+	n4_plan_host(&rnd, &eim, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_IMPOSSIBLE && pj.kind == N4_PLAN_IMPOSSIBLE);
+	n4_plan_host(&rnd, &inc, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_IMPOSSIBLE && pj.kind == N4_PLAN_IMPOSSIBLE);
+	n4_plan_host(&rnd, &rnd, 10, 10, 512, &ph, &pj);
+	CHECK(ph.kind == N4_PLAN_IMPOSSIBLE && pj.kind == N4_PLAN_IMPOSSIBLE);
+	/* Unknown on either side: the original's guess. */
+	const struct n4_nat_model *all[] = { &eim, &inc, &rnd, &unk };
+	for (unsigned k = 0; k < 4; k++) {
+		n4_plan_host(&unk, all[k], 10, 10, 512, &ph, &pj);
+		CHECK(ph.kind == N4_PLAN_NONE && pj.kind == N4_PLAN_NONE);
+		n4_plan_host(all[k], &unk, 10, 10, 512, &ph, &pj);
+		CHECK(ph.kind == N4_PLAN_NONE && pj.kind == N4_PLAN_NONE);
+	}
+}
+
+TEST(plan_host_never_asks_the_host_for_more_than_one_socket)
+{
+	/* Whatever the NATs, the host's plan uses its socket 0 alone: no SWEEP
+	 * or BDAY_LISTEN pool for it. */
+	struct n4_nat_model models[] = {
+		{ .kind = N4_NAT_EIM, .first_port = 40000, .last_port = 40000 },
+		{ .kind = N4_NAT_INC, .step = 1, .rate_per_ms = 0.3, .last_port = 20000 },
+		{ .kind = N4_NAT_INC, .step = -1, .rate_per_ms = 0.3, .last_port = 50000 },
+		{ .kind = N4_NAT_RANDOM, .first_port = 33333 },
+	};
+	for (unsigned a = 0; a < 4; a++) {
+		for (unsigned b = 0; b < 4; b++) {
+			struct n4_plan ph, pj;
+			n4_plan_host(&models[a], &models[b], 30, 30, 512, &ph, &pj);
+			CHECK(ph.kind != N4_PLAN_SWEEP && ph.kind != N4_PLAN_BDAY_LISTEN);
+			CHECK(plan_roundtrips(&ph));
+			CHECK(plan_roundtrips(&pj));
+		}
+	}
+}
+
+TEST(plan_walk_wire_roundtrip_and_rejects)
+{
+	const struct n4_plan ok[] = {
+		{ .kind = N4_PLAN_WALK, .lo = 20000, .count = 64, .walk_step = 1 },
+		{ .kind = N4_PLAN_WALK, .lo = 20000, .count = 64, .walk_step = -1 },
+		{ .kind = N4_PLAN_WALK, .lo = 20000, .count = 64, .walk_step = 2 },
+		{ .kind = N4_PLAN_WALK, .lo = 20000, .count = 64, .walk_step = -2 },
+		{ .kind = N4_PLAN_WALK, .lo = 1, .count = 1, .walk_step = -255 },
+		{ .kind = N4_PLAN_WALK, .lo = 65535, .count = 1, .walk_step = 255 },
+		{ .kind = N4_PLAN_WALK, .lo = 1, .count = 4096, .walk_step = 15 },
+		{ .kind = N4_PLAN_WALK, .lo = 65535, .count = 257, .walk_step = -255 },
+		{ .kind = N4_PLAN_WALK, .lo = 65535 - 4095, .count = 4096, .walk_step = 1 },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		CHECK(plan_roundtrips(&ok[i]));
+	/* The bytes: lo, count, the step in two's complement. */
+	uint8_t ext, payload[6];
+	n4_plan_encode(&ok[3], &ext, payload);
+	const uint8_t want[6] = { 0x4e, 0x20, 0x00, 0x40, 0xff, 0xfe };
+	CHECK_EQ(ext, N4_PLAN_WALK);
+	CHECK(memcmp(payload, want, sizeof(want)) == 0);
+
+	struct {
+		unsigned lo, count;
+		int step;
+	} bad[] = {
+		{ 0, 64, 1 },	     /* no port 0 */
+		{ 20000, 0, 1 },     /* nothing to walk */
+		{ 20000, 4097, 1 },  /* more than a plan may */
+		{ 20000, 64, 0 },    /* standing still */
+		{ 20000, 64, 256 },  /* beyond any NAT's step */
+		{ 20000, 64, -256 },
+		{ 20000, 64, 0x7fff },
+		{ 20000, 64, -0x8000 },
+		{ 65535, 2, 1 },     /* past 65535 */
+		{ 1, 2, -1 },	     /* below 1 */
+		{ 65000, 300, 2 },
+		{ 500, 300, -2 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t pl[6] = { (uint8_t)(bad[i].lo >> 8), (uint8_t)bad[i].lo,
+				  (uint8_t)(bad[i].count >> 8), (uint8_t)bad[i].count,
+				  (uint8_t)((unsigned)bad[i].step >> 8), (uint8_t)bad[i].step };
+		struct n4_plan out;
+		if (n4_plan_decode(N4_PLAN_WALK, pl, &out) != -EINVAL) {
+			char what[80];
+			snprintf(what, sizeof(what), "WALK lo %u count %u step %d decoded",
+				 bad[i].lo, bad[i].count, bad[i].step);
+			n4_test_fail(__FILE__, __LINE__, what);
+			return;
+		}
+	}
+	/* Every decodable WALK stays in the port space and encodes back to itself. */
+	for (unsigned lo = 1; lo < 65536; lo += 4093) {
+		for (int step = -255; step <= 255; step += 17) {
+			for (unsigned count = 1; count <= 4096; count = count * 3 + 1) {
+				uint8_t pl[6] = { (uint8_t)(lo >> 8),	   (uint8_t)lo,
+						  (uint8_t)(count >> 8),   (uint8_t)count,
+						  (uint8_t)((unsigned)step >> 8), (uint8_t)step };
+				struct n4_plan out;
+				if (n4_plan_decode(N4_PLAN_WALK, pl, &out))
+					continue;
+				long last = (long)out.lo + (long)(out.count - 1) * out.walk_step;
+				CHECK(last >= 1 && last <= 65535 && out.walk_step != 0);
+				CHECK(plan_roundtrips(&out));
+			}
+		}
+	}
+}
+
+TEST(discovery_plans_a_room_host_with_plan_host)
+{
+	/* Two incrementing NATs seen through the probes: with room_host set on
+	 * either side, that side walks and the other sweeps. */
+	for (int side = 0; side < 2; side++) {
+		struct n4_discovery d[2];
+		memset(d, 0, sizeof(d));
+		for (int k = 0; k < 2; k++) {
+			uint16_t base = k ? 30000 : 20000;
+			n4_discovery_record(&d[k], base, false, true, false, 1000);
+			n4_discovery_record(&d[k], (uint16_t)(base + 1), true, true, false, 1002);
+			n4_discovery_record(&d[k], (uint16_t)(base + 2), false, false, false, 1004);
+			n4_discovery_record(&d[k], (uint16_t)(base + 3), false, false, true, 1006);
+		}
+		d[side].room_host = true;
+		CHECK(n4_discovery_plan(&d[0], &d[1], 20, 20, 512));
+		CHECK_EQ(d[side].plan.kind, N4_PLAN_WALK);
+		CHECK_EQ(d[1 - side].plan.kind, N4_PLAN_SWEEP);
+		CHECK_EQ(d[side].plan.lo, (side ? 20000 : 30000) + 4);
+		CHECK_EQ(d[side].plan.count, d[1 - side].plan.pool);
+	}
+}
