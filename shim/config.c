@@ -176,6 +176,59 @@ static void read_key(struct n4_client_cfg *c)
 }
 
 /* N4_HOST, N4_MAX_PEERS, N4_PEER_TIMEOUT, N4_STATUS: hosting a room (host.c). */
+static const char *jstr(uint16_t port)
+{
+	static char b[8];
+
+	snprintf(b, sizeof(b), "%u", port);
+	return b;
+}
+
+/* N4_JOIN=PORT[,PORT...]: this process is a joiner of the room N4_IDENT names. */
+static void read_join(const char *s)
+{
+	const char *p = s;
+
+	config.njoin = 0;
+	while (*p) {
+		char *end;
+		errno = 0;
+		long v = strtol(p, &end, 10);
+		if (end == p || errno || v < 1 || v > 65535 || (*end && *end != ',') ||
+		    config.njoin >= SHIM_JOIN_MAX) {
+			set_error(-EINVAL,
+				  "N4_JOIN: '%s' is not a list of 1 to 8 ports (1-65535) separated "
+				  "by commas%s",
+				  s, NULL);
+			config.njoin = 0;
+			return;
+		}
+		config.join_ports[config.njoin++] = (uint16_t)v;
+		p = *end ? end + 1 : end;
+	}
+	if (!config.njoin) {
+		set_error(-EINVAL, "N4_JOIN is empty (want PORT[,PORT...])%s%s", "", NULL);
+		return;
+	}
+	for (unsigned i = 0; i < config.njoin; i++) {
+		if (config.join_ports[i] == config.host_port || config.join_ports[i] == config.listen_port)
+			set_error(-EINVAL,
+				  "N4_JOIN: port %s is also N4_HOST's or N4_LISTEN's: a socket joins "
+				  "a room, hosts one or listens for one peer%s",
+				  jstr(config.join_ports[i]), "");
+	}
+	/* A joiner pairs with its room's host only, never with another joiner. */
+	config.client.room_only = true;
+}
+
+bool shim_join_port(const struct shim_config *cfg, uint16_t port)
+{
+	for (unsigned i = 0; i < cfg->njoin; i++)
+		if (cfg->join_ports[i] == port)
+			return true;
+	return false;
+}
+
 static void read_host(void)
 {
 	const char *st = getenv("N4_STATUS");
@@ -197,6 +250,9 @@ static void read_host(void)
 		else
 			snprintf(config.status_path, sizeof(config.status_path), "%s", st);
 	}
+	const char *jn = getenv("N4_JOIN");
+	if (jn)
+		read_join(jn);
 	if (config.host_port && config.host_port == config.listen_port)
 		set_error(-EINVAL, "N4_HOST and N4_LISTEN name the same port %s%s: a socket "
 				   "either hosts a room or listens for one peer",

@@ -544,6 +544,21 @@ static int join_path(int fd, struct shim_sock *s, struct shim_sock *p)
 	return 0;
 }
 
+int shim_room_join(int fd, struct shim_sock *s, const struct sockaddr_in *ph, uint16_t bound_port,
+		   const struct sockaddr *bind_addr, socklen_t bind_len)
+{
+	/* A listener's rendezvous: in the background, waiting for the host as long
+	 * as it takes (cfg.room_only: never another joiner). */
+	int rc = shim_designate(fd, s, SHIM_BY_BIND, ph, bind_addr, bind_len);
+	if (rc < 0)
+		return rc;
+	s->room = true;
+	s->room_port = bound_port;
+	/* ph names the host for this socket's sends, like a placeholder. */
+	__atomic_store_n(&s->alias_ph, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
 int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
 		   const struct sockaddr *bind_addr, socklen_t bind_len)
 {

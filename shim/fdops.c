@@ -221,6 +221,27 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 		}
 		return 0;
 	}
+	struct sockaddr_in rph;
+	if (cfg->njoin && addr && t && addr->sa_family == t->family &&
+	    shim_join_port(cfg, port_of(addr, len)) && shim_room_ph(cfg, port_of(addr, len), &rph)) {
+		/* A joiner's socket on a room port: it hears the host's broadcasts. */
+		shim_lock();
+		struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));
+		if (!s || shim_state_of(s) != SHIM_CANDIDATE) {
+			shim_unlock();
+			return REAL(bind)(fd, addr, len);
+		}
+		remember_bind(s, addr, len);
+		rc = shim_room_join(fd, s, &rph, port_of(addr, len), addr, len);
+		if (rc < 0)
+			s->prog_bound = false;
+		shim_unlock();
+		if (rc < 0) {
+			errno = -rc;
+			return -1;
+		}
+		return 0;
+	}
 	if (cfg->host_port && addr && t && addr->sa_family == t->family &&
 	    port_of(addr, len) == cfg->host_port) {
 		shim_lock();

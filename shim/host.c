@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,8 @@ struct shim_peer {
 	time_t since;		   /* wall clock of its first WIN */
 	time_t path_since;	   /* ... of its current path */
 	unsigned rtt_ms;	   /* 0: not measured */
+	uint16_t room_port;	   /* its socket listens for the room's broadcasts on this
+				    * port (its peer id's last two bytes), 0: none */
 };
 
 struct shim_host {
@@ -77,6 +80,12 @@ struct shim_host {
 	volatile sig_atomic_t cancel;
 	uint64_t retry_ms, retry_wait_ms, status_ms;
 	unsigned synth; /* 198.18.x.y aliases handed out */
+	/* Broadcast fan-out: a token bucket (FANOUT_RATE a second), under its own
+	 * spin of atomics: the send calls run in the program's threads. */
+	double fan_tokens;
+	uint64_t fan_ms;
+	unsigned long fan_dropped;
+	bool fan_warned;
 	unsigned status_peers;
 };
 
@@ -135,6 +144,85 @@ bool shim_host_out(struct shim_host *h, int family, const struct sockaddr *dest,
 		return false;
 	*out_len = shim_to_family(family, &v4, out);
 	return true;
+}
+
+/* The room is one broadcast domain: the host's broadcast or multicast to port P
+ * also reaches every peer whose socket listens on P (a joiner bound to one of its
+ * N4_JOIN ports), one unicast datagram each, from the program's own socket: the
+ * kernel carries them, zero bytes added.  At most FANOUT_RATE a second (a host that
+ * announces in a tight loop must not flood every joiner's uplink); beyond that its
+ * broadcasts stay on its LAN. */
+#define FANOUT_RATE 20.0
+#define FANOUT_BURST 40.0
+
+static pthread_mutex_t fan_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool fanout_take(struct shim_host *h)
+{
+	bool ok;
+
+	pthread_mutex_lock(&fan_mu);
+	uint64_t now = shim_now_ms();
+	if (!h->fan_ms)
+		h->fan_tokens = FANOUT_BURST;
+	else
+		h->fan_tokens += (double)(now - h->fan_ms) * FANOUT_RATE / 1000.0;
+	h->fan_ms = now;
+	if (h->fan_tokens > FANOUT_BURST)
+		h->fan_tokens = FANOUT_BURST;
+	ok = h->fan_tokens >= 1.0;
+	if (ok)
+		h->fan_tokens -= 1.0;
+	else
+		h->fan_dropped++;
+	bool warn = !ok && !h->fan_warned;
+	if (warn)
+		h->fan_warned = true;
+	pthread_mutex_unlock(&fan_mu);
+	if (warn)
+		n4_warn("host: more than %.0f broadcasts a second: the rest stay on this LAN "
+			"(joiners do not get them)",
+			FANOUT_RATE);
+	return ok;
+}
+
+unsigned shim_host_fanout(struct shim_host *h, int fd, int family, const struct msghdr *msg,
+			  int flags)
+{
+	struct sockaddr_in v4;
+	struct sockaddr_in to[64];
+	unsigned n = 0;
+
+	if (!msg->msg_name || !shim_to_v4(msg->msg_name, msg->msg_namelen, &v4) ||
+	    (!shim_is_multicast(v4.sin_addr.s_addr) && !shim_is_broadcast(v4.sin_addr.s_addr)))
+		return 0;
+	uint16_t port = ntohs(v4.sin_port);
+	for (;;) {
+		unsigned g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+		if (g & 1)
+			continue;
+		unsigned hi = __atomic_load_n(&h->hi, __ATOMIC_RELAXED);
+		n = 0;
+		for (unsigned i = 0; i < hi && n < sizeof(to) / sizeof(to[0]); i++) {
+			struct shim_peer *p = &h->peers[i];
+			if (__atomic_load_n(&p->used, __ATOMIC_RELAXED) && p->room_port == port)
+				to[n++] = p->real;
+		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&h->gen, __ATOMIC_RELAXED) == g)
+			break;
+	}
+	if (!n || !fanout_take(h))
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct sockaddr_storage a;
+		struct msghdr m = *msg;
+		to[i].sin_family = AF_INET;
+		m.msg_name = &a;
+		m.msg_namelen = shim_to_family(family, &to[i], &a);
+		(void)REAL(sendmsg)(fd, &m, flags | MSG_DONTWAIT);
+	}
+	return n;
 }
 
 void shim_host_in(struct shim_host *h, int family, struct sockaddr *from, socklen_t *len,
@@ -233,7 +321,7 @@ static void log_peer(const struct shim_peer *p, const char *what)
 {
 	char a[32], r[32];
 
-	n4_info("host: peer %s %s (%s, real %s)", n4_addr_str(&p->alias, a, sizeof(a)), what,
+	n4_info_uncapped("host: peer %s %s (%s, real %s)", n4_addr_str(&p->alias, a, sizeof(a)), what,
 		p->relayed ? "relayed" : "direct", n4_addr_str(&p->real, r, sizeof(r)));
 }
 
@@ -351,6 +439,7 @@ static void peer_won(struct shim_host *h, const struct n4_join *j, const struct 
 		}
 		p->have_id = !id_zero(j->peer_id);
 		memcpy(p->id, j->peer_id, sizeof(p->id));
+		p->room_port = (uint16_t)(j->peer_id[4] << 8 | j->peer_id[5]);
 		p->since = time(NULL);
 		p->heard_ms = shim_now_ms();
 	}

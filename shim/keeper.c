@@ -178,6 +178,9 @@ static void *worker_main(void *arg)
 	shim_lock();
 	if (!s->have_peer_id && n4_random_bytes(s->peer_id, sizeof(s->peer_id)) == 0)
 		s->have_peer_id = true;
+	/* Its last two bytes: the port this socket hears the room's broadcasts on. */
+	s->peer_id[4] = (uint8_t)(s->room_port >> 8);
+	s->peer_id[5] = (uint8_t)s->room_port;
 	ccfg.have_peer_id = s->have_peer_id;
 	memcpy(ccfg.peer_id, s->peer_id, sizeof(ccfg.peer_id));
 	shim_unlock();

@@ -35,6 +35,7 @@
 /* Long options without a letter of their own (-k is the key file). */
 #define OPT_KEEPALIVE 0x100
 #define OPT_MAX_PEERS 0x101
+#define OPT_JOIN 0x1f0
 #define OPT_STATUS 0x102
 
 static const char usage_text[] =
@@ -68,6 +69,9 @@ static const char usage_text[] =
 	"      --status FILE         N4_STATUS   a host rewrites FILE each second: one line\n"
 	"                                        per peer (address, real address, direct or\n"
 	"                                        relayed, RTT, since when)\n"
+	"      --join PORT[,PORT..]  N4_JOIN     join the identifier's room: a broadcast to\n"
+	"                                        PORT reaches its host, a socket bound to PORT\n"
+	"                                        hears the host's broadcasts (1-65535, up to 8)\n"
 	"  -t, --timeout SECONDS     N4_TIMEOUT  give up punching after this long (30; 1-86400)\n"
 	"  -S, --strategy S          N4_STRATEGY auto (default) or classic (the original n4)\n"
 	"  -n, --count N             N4_POOL     local sockets per round (25; 1-4096)\n"
@@ -283,7 +287,7 @@ static const struct {
 	{ 'n', "N4_POOL" },	{ 'o', "N4_OFFSET" },
 	{ 'b', "N4_SRC_PORT" }, { OPT_KEEPALIVE, "N4_KEEPALIVE" },
 	{ 'H', "N4_HOST" },	{ OPT_MAX_PEERS, "N4_MAX_PEERS" },
-	{ OPT_STATUS, "N4_STATUS" },
+	{ OPT_STATUS, "N4_STATUS" }, { OPT_JOIN, "N4_JOIN" },
 };
 
 /* One option: -1 to go on, else the exit status. */
@@ -345,6 +349,7 @@ int main(int argc, char **argv)
 		{ "host", required_argument, NULL, 'H' },
 		{ "max-peers", required_argument, NULL, OPT_MAX_PEERS },
 		{ "status", required_argument, NULL, OPT_STATUS },
+		{ "join", required_argument, NULL, OPT_JOIN },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "strategy", required_argument, NULL, 'S' },
 		{ "count", required_argument, NULL, 'n' },

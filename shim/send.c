@@ -7,6 +7,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include "log.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,55 @@ static int prepare(int fd, const struct sockaddr *dest, socklen_t dest_len, bool
 	return rc;
 }
 
+/* N4_JOIN: a broadcast on one of the room's ports.  It goes out on this LAN exactly
+ * as without the shim (its result is the call's); once the socket is in the room it
+ * also goes to the room's host over the path, and until then the socket joins in the
+ * background (the next broadcast reaches the host). */
+static ssize_t room_bcast_send(int fd, struct shim_sock *s, const struct msghdr *msg, int flags,
+			       const struct sockaddr_in *ph)
+{
+	ssize_t n = REAL(sendmsg)(fd, msg, flags);
+	struct sockaddr_in peer;
+	int family;
+
+	if (n < 0)
+		return n;
+	if (shim_read_won(s, &peer, NULL, &family)) {
+		struct sockaddr_storage rd;
+		struct msghdr m = *msg;
+		m.msg_name = &rd;
+		m.msg_namelen = shim_to_family(family, &peer, &rd);
+		shim_count(&s->tx_count, 1);
+		(void)REAL(sendmsg)(fd, &m, flags | MSG_DONTWAIT);
+		return n;
+	}
+	int err = errno;
+	shim_lock();
+	struct shim_sock *t = shim_sock_get(fd);
+	if (t && shim_state_of(t) == SHIM_CANDIDATE) {
+		t = shim_sock_fresh(fd, t);
+		if (t && shim_state_of(t) == SHIM_CANDIDATE) {
+			int rc = shim_room_join(fd, t, ph, 0, NULL, 0);
+			if (rc < 0)
+				n4_debug("fd %d: cannot join the room: %s", fd, strerror(-rc));
+		}
+	}
+	shim_unlock();
+	errno = err;
+	return n;
+}
+
+/* A host's send that went out: a broadcast or multicast reaches the room too. */
+static void host_fanout(struct shim_host *h, int fd, int family, const void *buf, size_t len,
+			int flags, const struct sockaddr *dest, socklen_t dest_len)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr m = { .msg_name = (void *)dest, .msg_namelen = dest_len,
+			    .msg_iov = &iov, .msg_iovlen = 1 };
+
+	(void)shim_host_fanout(h, fd, family, &m, flags);
+}
+
 ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *dest,
 		    socklen_t dest_len)
 {
@@ -74,7 +124,20 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 		/* A host's socket: a peer's alias is where that peer really is now. */
 		if (shim_host_out(h, family_of(s), dest, dest_len, &rd, &rl))
 			return REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl);
-		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
+		ssize_t r = REAL(sendto)(fd, buf, len, flags, dest, dest_len);
+		if (r >= 0 && dest) {
+			int err = errno;
+			host_fanout(h, fd, family_of(s), buf, len, flags, dest, dest_len);
+			errno = err;
+		}
+		return r;
+	}
+	const struct shim_config *jc = shim_config_get();
+	if (jc->njoin && shim_room_bcast(jc, dest, dest_len, &ph)) {
+		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+		struct msghdr m = { .msg_name = (void *)dest, .msg_namelen = dest_len,
+				    .msg_iov = &iov, .msg_iovlen = 1 };
+		return room_bcast_send(fd, s, &m, flags, &ph);
 	}
 	struct sockaddr_storage mapped;
 	dest = shim_as_family(family_of(s), dest, &dest_len, &mapped);
@@ -110,13 +173,23 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 		return REAL(sendmsg)(fd, msg, flags);
 	struct shim_host *h = shim_host_of(s);
 	if (h) {
-		if (!shim_host_out(h, family_of(s), msg->msg_name, msg->msg_namelen, &rd, &rl))
-			return REAL(sendmsg)(fd, msg, flags);
+		if (!shim_host_out(h, family_of(s), msg->msg_name, msg->msg_namelen, &rd, &rl)) {
+			ssize_t r = REAL(sendmsg)(fd, msg, flags);
+			if (r >= 0) {
+				int err = errno;
+				(void)shim_host_fanout(h, fd, family_of(s), msg, flags);
+				errno = err;
+			}
+			return r;
+		}
 		struct msghdr hm = *msg;
 		hm.msg_name = &rd;
 		hm.msg_namelen = rl;
 		return REAL(sendmsg)(fd, &hm, flags);
 	}
+	const struct shim_config *jc = shim_config_get();
+	if (jc->njoin && msg->msg_name && shim_room_bcast(jc, msg->msg_name, msg->msg_namelen, &ph))
+		return room_bcast_send(fd, s, msg, flags, &ph);
 	struct sockaddr_storage mapped;
 	struct msghdr mm;
 	socklen_t nl = msg->msg_namelen;
@@ -171,6 +244,13 @@ static int host_sendmmsg(int fd, struct shim_host *h, int family, struct mmsghdr
 			    : REAL(sendmmsg)(fd, vec + done, k, flags);
 		if (n < 0)
 			return done ? (int)done : -1;
+		/* Broadcasts among them reach the room too (aliases are no broadcast). */
+		int err = errno;
+		for (int i = 0; i < n; i++)
+			if (v[i].msg_hdr.msg_name != &names[i])
+				(void)shim_host_fanout(h, fd, family, &vec[done + (unsigned)i].msg_hdr,
+						       flags);
+		errno = err;
 		for (int i = 0; any && i < n; i++)
 			vec[done + (unsigned)i].msg_len = v[i].msg_len;
 		done += (unsigned)n;

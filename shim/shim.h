@@ -65,6 +65,8 @@ extern __thread int shim_guard __attribute__((tls_model("initial-exec")));
 
 /* ---------------------------------------------------------------- config.c --- */
 
+#define SHIM_JOIN_MAX 8 /* N4_JOIN's ports */
+
 struct shim_config {
 	bool active;		    /* something can be designated at all */
 	int error;		    /* 0, or the -errno every designated call fails with */
@@ -79,6 +81,8 @@ struct shim_config {
 	unsigned max_peers;	     /* N4_MAX_PEERS: a host's peers at once */
 	unsigned peer_timeout_s;     /* N4_PEER_TIMEOUT: a host forgets a silent peer */
 	char status_path[256];	     /* N4_STATUS: a host's list of peers, rewritten each second */
+	uint16_t join_ports[SHIM_JOIN_MAX]; /* N4_JOIN: this process joins the room; the */
+	unsigned njoin;			    /* room's broadcast ports */
 	struct n4_client_cfg client; /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
@@ -88,6 +92,9 @@ struct shim_config {
 	unsigned upgrade_s;   /* N4_UPGRADE: relayed path, direct punch tried this often */
 	char wire_ident[N4_IDENT_MAX + 1]; /* what PUNCHes carry: ident, or the key's id */
 };
+
+/* Whether port is one of N4_JOIN's. */
+bool shim_join_port(const struct shim_config *cfg, uint16_t port);
 
 /* Parsed on first need: cheap part (environment only) on the first socket(), the
  * server name resolved on the first UDP destination seen.  Never NULL. */
@@ -185,6 +192,11 @@ struct shim_sock {
 	 * and upgrades, so the host shows us at one address throughout. */
 	bool have_peer_id;
 	uint8_t peer_id[6];
+	/* N4_JOIN: this socket is in the room (a broadcast to, or a bind on, one of
+	 * its ports); bound to it: that port, which the host reads from our peer id's
+	 * last two bytes to send us its broadcasts.  0 otherwise. */
+	bool room;
+	uint16_t room_port;
 	/* host.c: bound to N4_HOST, this socket hosts a room (never designated). */
 	struct shim_host *host;
 };
@@ -265,6 +277,10 @@ enum shim_trigger {
  * punched (or being punched) for the same placeholder; waits for the WIN unless it
  * is a bind.  0 or -errno (-EINTR when a handler without SA_RESTART interrupted the
  * wait: the rendezvous goes on, and a retry waits for it again). */
+/* Lock held.  N4_JOIN: the socket joins its room in the background (a broadcast to
+ * ph's port, or bound to it: bound_port), the host appearing at ph.  0 or -errno. */
+int shim_room_join(int fd, struct shim_sock *s, const struct sockaddr_in *ph, uint16_t bound_port,
+		   const struct sockaddr *bind_addr, socklen_t bind_len);
 int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
 		   const struct sockaddr *bind_addr, socklen_t bind_len);
 
@@ -343,8 +359,25 @@ bool shim_host_out(struct shim_host *h, int family, const struct sockaddr *dest,
 /* Lock-free.  from is a peer's real address: rewrite it to its alias. */
 void shim_host_in(struct shim_host *h, int family, struct sockaddr *from, socklen_t *len,
 		  socklen_t cap);
+/* Lock-free.  msg goes to a broadcast or multicast address: send it to every peer
+ * listening on its port too (rate-limited); how many. */
+unsigned shim_host_fanout(struct shim_host *h, int fd, int family, const struct msghdr *msg,
+			  int flags);
 /* Lock held, from the keeper's tick. */
 void shim_hosts_tick(uint64_t now);
+
+/* ----------------------------------------------------------------- bcast.c --- */
+
+/* The limited broadcast, or the directed broadcast of one of this host's
+ * interfaces (looked up at most every 5 s). */
+bool shim_is_broadcast(in_addr_t a);
+bool shim_is_multicast(in_addr_t a);
+/* A joiner (N4_JOIN): dest is a broadcast on one of the room's ports; *ph is where
+ * the room's host appears (the placeholder's IP, that port). */
+bool shim_room_bcast(const struct shim_config *cfg, const struct sockaddr *dest, socklen_t len,
+		     struct sockaddr_in *ph);
+/* The placeholder a room's host appears at on `port`. */
+bool shim_room_ph(const struct shim_config *cfg, uint16_t port, struct sockaddr_in *ph);
 static inline struct shim_host *shim_host_of(const struct shim_sock *s)
 {
 	return __atomic_load_n(&s->host, __ATOMIC_ACQUIRE);
