@@ -11,11 +11,15 @@
 #             port; then PLAY/ACK by unicast to that address (>= 90%); the host hears
 #             it at one address; its broadcasts still go out raw on its own LAN (a
 #             capture on NAT B's LAN, a plain program beside it hears them all);
-#   two:      two browsers at once behind B (inc-linux, 255.255.255.255) and C (dec, a
-#             directed broadcast, N4_PEER set: its placeholder is N4_PEER's IP), both
+#   two:      two browsers at once behind B (inc-linux, 255.255.255.255) and C (dec, its
+#             LAN's directed broadcast, its address configured with it as DHCP does;
+#             N4_PEER set: its placeholder is N4_PEER's IP), both
 #             answered and playing; a joined listener of the room behind D hears the
 #             host's announcements but never a browser's query, and neither browser
 #             hears the other's (joiners never reach joiners);
+#   nobrd:    a browser broadcasting to its LAN's directed broadcast address on an
+#             interface whose address was added without an explicit broadcast (as the
+#             lab's are): the kernel broadcasts it, and it is answered as in two;
 #   announce: a keyed room whose host broadcasts ANN every 500 ms: two joined
 #             listeners behind B and C each hear >= 90% of them after their first, all
 #             from the placeholder; a plain program on the host's LAN hears them raw; a
@@ -172,6 +176,8 @@ shim_lines() {
 }
 # pcap_count PCAP FILTER: the packets of PCAP that match FILTER.
 pcap_count() { tcpdump -r "$1" -n "$2" 2>/dev/null | wc -l; }
+# pcap_has PCAP FILTER N: at least N of them (a capture catching up before it stops).
+pcap_has() { (($(pcap_count "$1" "$2") >= $3)); }
 # an address regex: the IP's dots literal, any port or the one given
 re_of() { local ip=${1//./\\.}; echo "^$ip:${2:-[0-9]+}\$"; }
 
@@ -198,11 +204,14 @@ browse_case() {
 	if ! lab_wait_for finished "$bl" --timeout 40; then
 		lab_stop_pid "$PID" 5
 	fi
+	local filter="src host $LAB_B_IP and dst host 255.255.255.255 and udp dst port $PORT"
+	q=$(done_of "$bl" queries)
+	lab_wait_for pcap_has "$pcap" "$filter" "${q:-0}" --timeout 2 >/dev/null
 	capture_stop
 	stop_all
 
 	ms=$(first_answer_ms "$bl") from=$(first_answer_from "$bl")
-	q=$(done_of "$bl" queries) plays=$(done_of "$bl" plays) acks=$(done_of "$bl" acks)
+	plays=$(done_of "$bl" plays) acks=$(done_of "$bl" acks)
 	echo "# browse: $(grep '^done' "$bl")"
 	echo "# browse: the host heard queries from $(addrs "$hl" q)"
 	check "browse: the browser is answered within 3 s of its first query (${ms:-never} ms)" \
@@ -219,7 +228,7 @@ browse_case() {
 	check "browse: the host answered queries ($(done_of "$hl" q)) and PLAYs ($(done_of "$hl" play)) from it" \
 		test "$(done_of "$hl" q)" -ge 1 -a "$(done_of "$hl" play)" -ge 45
 	local seen raw
-	seen=$(pcap_count "$pcap" "src host $LAB_B_IP and dst host 255.255.255.255 and udp dst port $PORT")
+	seen=$(pcap_count "$pcap" "$filter")
 	check "browse: NAT B's LAN carried each of its $q broadcast queries raw ($seen captured)" \
 		test "${q:-0}" -ge 1 -a "$seen" -eq "${q:-0}"
 	raw=$(count_rx "$nl" q "$(re_of "$LAB_B_IP")")
@@ -232,6 +241,15 @@ two_case() {
 	local hl=$LAB_DIR/two-host.log b1=$LAB_DIR/two-b.log b2=$LAB_DIR/two-c.log
 	local ll=$LAB_DIR/two-d.log pcap=$LAB_DIR/two-lanc.pcap p1 p2 l
 	lab_flush
+	# C's address with its broadcast address set, as DHCP clients and networkd set it
+	# (the lab's addresses have none: see nobrd)
+	# (ip addr replace keeps the old broadcast: add it again, and the route it took along)
+	if [[ -z $(lab_exec c ip -4 -o addr show dev eth0 | grep -F " brd ") ]]; then
+		{ lab_exec c ip addr del "$LAB_C_IP/24" dev eth0 &&
+			lab_exec c ip addr add "$LAB_C_IP/24" brd + dev eth0 &&
+			lab_exec c ip route add default via 10.4.0.1; } ||
+			not_ok "two: C's address has its broadcast address"
+	fi
 	# the host announces too: the listener behind D proves it has joined by hearing it
 	if ! room_host a "$hl" dsc2 -- -a -b -T dsc2; then
 		not_ok "two: the host's room opened"
@@ -247,6 +265,9 @@ two_case() {
 	lab_wait_for finished "$b1" --timeout 40 || lab_stop_pid "$p1" 5
 	lab_wait_for finished "$b2" --timeout 10 || lab_stop_pid "$p2" 5
 	lab_wait_for got_ann "$ll" --timeout 5 >/dev/null
+	local q2 filter="ether broadcast and src host $LAB_C_IP and dst host 10.4.0.255 and udp dst port $PORT"
+	q2=$(done_of "$b2" queries)
+	lab_wait_for pcap_has "$pcap" "$filter" "${q2:-0}" --timeout 2 >/dev/null
 	capture_stop
 	stop_all
 
@@ -267,9 +288,8 @@ two_case() {
 	heard=$(host_new "$hl" "$LAB_A_IP:$PORT")
 	check "two: the host program heard two joiners, behind B and C (${heard:-none})" \
 		behind "$heard" "$LAB_NATB_IP" "$LAB_NATC_IP"
-	local seen q2
-	q2=$(done_of "$b2" queries)
-	seen=$(pcap_count "$pcap" "src host $LAB_C_IP and dst host 10.4.0.255 and udp dst port $PORT")
+	local seen
+	seen=$(pcap_count "$pcap" "$filter")
 	check "two: the directed broadcast went out raw on NAT C's LAN too ($seen of ${q2:-0})" \
 		test "${q2:-0}" -ge 1 -a "$seen" -eq "${q2:-0}"
 	# joiners never reach joiners
@@ -282,6 +302,40 @@ two_case() {
 		"$(count_rx "$hl" q "^($LAB_NATB_IP|$LAB_NATC_IP):")" -ge 2 -a -n "$(first_answer_ms "$b1")"
 	check "two: neither browser heard anything but its answers (foreign $(done_of "$b1" foreign), $(done_of "$b2" foreign))" \
 		test "$(done_of "$b1" foreign)$(done_of "$b2" foreign)" = 00 -a -n "$(first_answer_ms "$b2")"
+}
+
+# --- nobrd: a directed broadcast on an interface configured without one -------------
+# `ip addr add 10.6.0.2/24` (the lab, many scripts) sets no broadcast address:
+# getifaddrs then reports the interface's own address as its ifa_broadaddr.  The kernel
+# still installs the broadcast route for 10.6.0.255 and sends there as a link-layer
+# broadcast: for the program it is its LAN's directed broadcast as on any other.
+nobrd_case() {
+	local hl=$LAB_DIR/nobrd-host.log bl=$LAB_DIR/nobrd-e.log pcap=$LAB_DIR/nobrd-lane.pcap
+	local q seen ms acks plays
+	local filter="ether broadcast and src host $LAB_E_IP and dst host 10.6.0.255 and udp dst port $PORT"
+	lab_flush
+	if ! room_host a "$hl" dsc3 -- -a; then
+		not_ok "nobrd: the host's room opened"
+		stop_all
+		return
+	fi
+	capture_start nate br0 "$pcap" udp and dst port $PORT || not_ok "nobrd: capture on NAT E's LAN"
+	browser e "$bl" dsc3 -- -b 10.6.0.255 -p -n 20 -t 10
+	lab_wait_for finished "$bl" --timeout 15 || lab_stop_pid "$PID" 5
+	q=$(done_of "$bl" queries)
+	lab_wait_for pcap_has "$pcap" "$filter" "${q:-0}" --timeout 2 >/dev/null
+	capture_stop
+	stop_all
+	seen=$(pcap_count "$pcap" "$filter")
+	ms=$(first_answer_ms "$bl") plays=$(done_of "$bl" plays) acks=$(done_of "$bl" acks)
+	echo "# nobrd: E's address: $(lab_exec e ip -4 -o addr show dev eth0 | awk '{ print $4, $5, $6 }')"
+	echo "# nobrd: $(grep '^done' "$bl")"
+	check "nobrd: the kernel sends to 10.6.0.255 as a broadcast on E's LAN ($seen of ${q:-0} queries captured)" \
+		test "${q:-0}" -ge 1 -a "$seen" -eq "${q:-0}"
+	check "nobrd: the browser is answered within 3 s of its first query (${ms:-never} ms)" \
+		test -n "$ms" -a "${ms:-99999}" -le 3000 || shim_lines "$bl"
+	check "nobrd: ... and plays: ${acks:-0} of ${plays:-0} PLAYs acked (>= 90%)" \
+		test "${plays:-0}" -ge 20 -a "$(pct_of "${acks:-0}" "${plays:-0}")" -ge 90
 }
 
 # --- announce / multicast: the host's broadcasts reach the joined listeners ------------
@@ -360,6 +414,7 @@ ann_case() {
 
 want browse && browse_case
 want two && two_case
+want nobrd && nobrd_case
 want announce && ann_case announce "" ""
 want multicast && ann_case multicast "-m $GROUP" "-j $GROUP"
 summary room-discovery
