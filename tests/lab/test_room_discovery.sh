@@ -25,7 +25,9 @@
 #             from the placeholder; a plain program on the host's LAN hears them raw; a
 #             listener with another key hears none; a listener of another room (its own
 #             host behind D, broadcasting too) hears its own room only;
-#   multicast: the same with the announcements sent to a group the listeners joined.
+#   multicast: the same with the announcements sent to a group the listeners joined;
+#   rate:     a host announcing 50 times a second: a joined listener gets 20 a second
+#             (after a burst), the host's LAN all of them, and one warning line.
 # Every case has its own identifiers and fresh NAT state.  ONLY=REGEX runs the cases
 # whose name matches; KEEP_LOGS=DIR keeps the logs.
 set -u
@@ -244,7 +246,7 @@ two_case() {
 	# C's address with its broadcast address set, as DHCP clients and networkd set it
 	# (the lab's addresses have none: see nobrd)
 	# (ip addr replace keeps the old broadcast: add it again, and the route it took along)
-	if [[ -z $(lab_exec c ip -4 -o addr show dev eth0 | grep -F " brd ") ]]; then
+	if ! lab_exec c ip -4 -o addr show dev eth0 | grep -qF " brd "; then
 		{ lab_exec c ip addr del "$LAB_C_IP/24" dev eth0 &&
 			lab_exec c ip addr add "$LAB_C_IP/24" brd + dev eth0 &&
 			lab_exec c ip route add default via 10.4.0.1; } ||
@@ -412,9 +414,47 @@ ann_case() {
 		test "$own" -gt 0 -a "$other" -eq 0
 }
 
+# --- rate: a host announcing in a tight loop -----------------------------------------
+# 50 a second: the joiner gets at most 20 a second of them after a burst (doc/SHIM.md), the
+# host's LAN all of them, and the host's shim says so once.
+rate_case() {
+	local hl=$LAB_DIR/rate-host.log ll=$LAB_DIR/rate-b.log raw=$LAB_DIR/rate-a2.log hpid
+	lab_flush
+	if ! room_host a "$hl" rate1 -- -b -i 20 -T rate1; then
+		not_ok "rate: the host's room opened"
+		stop_all
+		return
+	fi
+	hpid=${PIDS[0]}
+	if ! plain a2 "$raw" || ! joined_listener b "$ll" rate1 --; then
+		not_ok "rate: the listeners are bound"
+	fi
+	lab_wait_for got_ann "$ll" --timeout 20 >/dev/null
+	# five seconds from the listener's first
+	local t0 now
+	t0=$(awk '$1 == "rx" && $2 == "ann" { print $NF; exit }' "$ll")
+	lab_wait_for bash -c "(( \${EPOCHREALTIME/[.,]/} / 1000 >= ${t0:-0} + 5000 ))" --timeout 25 >/dev/null
+	lab_stop_pid "$hpid" 5
+	stop_all
+	local sent n rate raw_n
+	sent=$(done_of "$hl" sent) raw_n=$(count_rx "$raw" ann "$(re_of "$LAB_A_IP" $PORT)")
+	# the rate once the burst (40) is spent: from the listener's 3rd second to its last
+	rate=$(awk -v t0="${t0:-0}" '$1 == "rx" && $2 == "ann" { t = $NF; if (t >= t0 + 2000) { n++; if (!f) f = t; l = t } }
+		END { if (n > 1 && l > f) printf "%.1f", (n - 1) * 1000 / (l - f); else print 0 }' "$ll")
+	n=$(count_rx "$ll" ann)
+	echo "# rate: the host sent ${sent:-?}; the listener heard $n, at $rate/s after its first 2 s; its LAN $raw_n"
+	check "rate: the joined listener hears them at most 20 a second after the burst ($rate/s)" \
+		awk -v r="$rate" 'BEGIN { exit !(r >= 15 && r <= 21) }'
+	check "rate: the host's LAN hears all of them (>= 90%: $raw_n of ${sent:-0})" \
+		test "$(pct_of "$raw_n" "${sent:-0}")" -ge 90
+	check "rate: the host's shim says so, once ($(grep -c "more than 20 broadcasts a second" "$hl") lines)" \
+		test "$(grep -c "more than 20 broadcasts a second" "$hl")" -eq 1
+}
+
 want browse && browse_case
 want two && two_case
 want nobrd && nobrd_case
 want announce && ann_case announce "" ""
 want multicast && ann_case multicast "-m $GROUP" "-j $GROUP"
+want rate && rate_case
 summary room-discovery
