@@ -768,6 +768,12 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 			continue;
 		}
 		agains = 0;
+		if (cfg->room_answer) {
+			/* A ticket answers one join: the joiner's next round is a
+			 * new join, with a new ticket. */
+			give_up(c, "the room's joiner was not reached in one round");
+			return err < 0 ? err : -ETIMEDOUT;
+		}
 		/* One misjudged measurement (a port counter wrapping mid-probe) must
 		 * not end the attempt: refuse only when a second round agrees. */
 		if (err == -ENOTSUP && ++unpunchable_rounds >= 2 && c->refused_nosweep) {

@@ -134,7 +134,8 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 	memset(&a->tune, 0, sizeof(a->tune));
 	memset(&b->tune, 0, sizeof(b->tune));
 	a->tune.guard_ms = b->tune.guard_ms = N4_GUARD_BASE_MS;
-	if (n4_nat_classify(a->obs, a->n, &ma) || n4_nat_classify(b->obs, b->n, &mb))
+	if ((a->room_host ? n4_nat_classify_host : n4_nat_classify)(a->obs, a->n, &ma) ||
+	    (b->room_host ? n4_nat_classify_host : n4_nat_classify)(b->obs, b->n, &mb))
 		return false;
 	log_model('A', a, &ma);
 	log_model('B', b, &mb);

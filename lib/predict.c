@@ -198,7 +198,34 @@ static void fit_rate(const struct n4_obs *obs, unsigned n, bool ordered, uint64_
 	m->rate_per_ms = span >= 1.0 && foreign > 0 ? foreign / span : 0.0;
 }
 
+static int classify(const struct n4_obs *in, unsigned n, bool stale_s0, struct n4_nat_model *m);
+
 int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
+{
+	return classify(in, n, false, m);
+}
+
+int n4_nat_classify_host(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
+{
+	return classify(in, n, true, m);
+}
+
+/* A room's host keeps its socket 0 (the program's port) across its answers: its
+ * mappings toward the server were allocated at its first answer, maybe minutes
+ * ago, and must not be read as this moment's allocations (dozens of "foreign"
+ * ports between them and the fresh probes).  They still tell an
+ * endpoint-independent NAT (one port for both server ports). */
+static unsigned drop_socket0(struct n4_obs *obs, unsigned n)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		if (!obs[i].socket0)
+			obs[k++] = obs[i];
+	return k;
+}
+
+static int classify(const struct n4_obs *in, unsigned n, bool stale_s0, struct n4_nat_model *m)
 {
 	struct n4_obs obs[N4_OBS_MAX];
 	const struct n4_obs *s0 = NULL, *s0b = NULL;
@@ -228,12 +255,29 @@ int n4_nat_classify(const struct n4_obs *in, unsigned n, struct n4_nat_model *m)
 		m->last_ms = s0->t_ms;
 		return 0;
 	}
+	uint16_t ref_port = s0->port;
+	if (stale_s0) {
+		struct n4_obs fresh[N4_OBS_MAX];
+		memcpy(fresh, obs, n * sizeof(*obs));
+		unsigned k = drop_socket0(fresh, n);
+		if (k >= 2) {
+			memcpy(obs, fresh, k * sizeof(*obs));
+			n = k;
+			uint16_t lo = obs[0].port, hi = obs[0].port;
+			for (unsigned i = 1; i < n; i++) {
+				lo = obs[i].port < lo ? obs[i].port : lo;
+				hi = obs[i].port > hi ? obs[i].port : hi;
+			}
+			/* Unordered: the counter went on from socket 0's old port. */
+			ref_port = s0->port > hi ? hi : lo;
+		}
+	}
 	if (ordered) {
 		int err = place_in_time(obs, n, m, &base);
 		if (err)
 			return err;
 	} else {
-		const char *why = order_by_ports(obs, n, s0->port);
+		const char *why = order_by_ports(obs, n, ref_port);
 		if (why)
 			return fit_nothing(m, why);
 	}

@@ -44,6 +44,8 @@ struct n4_nat_model {
 
 /* Classify from observations (any order).  -EINVAL when they cannot tell. */
 int n4_nat_classify(const struct n4_obs *obs, unsigned n, struct n4_nat_model *m);
+/* The same for a room's host, whose socket 0 mappings may be old (predict.c). */
+int n4_nat_classify_host(const struct n4_obs *obs, unsigned n, struct n4_nat_model *m);
 
 enum n4_plan_kind {
 	N4_PLAN_NONE = 0,	 /* no plan: original behaviour (port + offset) */

@@ -488,6 +488,14 @@ static int exchange_take(struct n4_rv *rv, const struct n4_msg *m, bool probing,
 		}
 		return 1;
 	}
+	if (m->cmd == N4_CMD_ROOM && m->ext == N4_ROOM_REFUSED && (rv->granted & N4_EXT_ROOM)) {
+		n4_warn("the server refused this client in the identifier's room (%s)",
+			m->payload[0] == 4   ? "its join ticket is no longer held"
+			: m->payload[0] == 3 ? "its key is not the room's"
+			: m->payload[0] == 2 ? "too many joins a second"
+					     : "the room is full");
+		return -EACCES;
+	}
 	if (m->cmd != N4_CMD_PEERINFO) {
 		n4_warn("server sent command %u where PEERINFO was expected", m->cmd);
 		return -EPROTO;

@@ -764,8 +764,8 @@ static void register_host(struct conn *c)
 		ident[0] = 0;
 	if (rc) {
 		s->room_refused++;
-		n4_info("%s: room '%s'%s %s", n4_srv_conn_str(c, b, sizeof(b)), ident,
-			keyed ? " (keyed)" : "",
+		n4_info("%s: %s%s%s %s", n4_srv_conn_str(c, b, sizeof(b)),
+			keyed ? "a keyed room" : "room '", ident, keyed ? "" : "'",
 			rc == -EADDRINUSE ? "has a host already: refused" : refusal_str(reason));
 		n4_srv_room_reply(rc == -EADDRINUSE ? N4_ROOM_TAKEN : N4_ROOM_REFUSED, reason, &r);
 		arm_deadline(c, s->cfg.hello_timeout_ms);
@@ -774,8 +774,9 @@ static void register_host(struct conn *c)
 		return;
 	}
 	s->rooms_hosted++;
-	n4_info(" => Host from %s: room '%s'%s, up to %u joiners at once",
-		n4_srv_conn_str(c, b, sizeof(b)), ident, keyed ? " (keyed)" : "", c->room.max_joiners);
+	n4_info(" => Host from %s: %s%s%s, up to %u joiners at once",
+		n4_srv_conn_str(c, b, sizeof(b)), keyed ? "a keyed room" : "room '", ident,
+		keyed ? "" : "'", c->room.max_joiners);
 	arm_deadline(c, N4_ROOM_MAX_MS);
 	room_keepalive(c);
 	n4_srv_room_reply(N4_ROOM_HOSTED, 0, &r);

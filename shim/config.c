@@ -204,6 +204,11 @@ static void read_join(const char *s)
 			return;
 		}
 		config.join_ports[config.njoin++] = (uint16_t)v;
+		if (*end && !end[1]) {
+			set_error(-EINVAL, "N4_JOIN: '%s' ends with a comma%s", s, NULL);
+			config.njoin = 0;
+			return;
+		}
 		p = *end ? end + 1 : end;
 	}
 	if (!config.njoin) {

@@ -121,9 +121,10 @@ static int swap_in(struct shim_sock *s, int newfd)
 			n4_debug("socket option %d/%d not carried over: %s", o->level, o->name,
 				 strerror(errno));
 	}
-	/* Keep the old socket alive a moment: threads blocked on it are woken by a
-	 * shutdown and retry on the new one (see shim_swaps). */
-	int old = REAL(dup)(fd);
+	/* Keep the old socket: threads blocked on it are woken by its shutdown and
+	 * retry on the new one (see shim_swaps); that happens once data waits on the
+	 * new one, for poll() and select() re-check the descriptor only when woken. */
+	int old = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
 	for (unsigned i = 0; i < s->fd_cap; i++) {
 		int d = s->fds[i];
 		if (d < 0)
@@ -146,8 +147,13 @@ static int swap_in(struct shim_sock *s, int newfd)
 				strerror(errno));
 	}
 	if (old >= 0) {
-		shutdown(old, SHUT_RDWR);
-		REAL(close)(old);
+		if (s->nold == SHIM_OLD_MAX) {
+			shutdown(s->old_socks[0], SHUT_RDWR);
+			REAL(close)(s->old_socks[0]);
+			memmove(s->old_socks, s->old_socks + 1, (SHIM_OLD_MAX - 1) * sizeof(int));
+			s->nold--;
+		}
+		s->old_socks[s->nold++] = old;
 	}
 	return 0;
 }

@@ -125,9 +125,19 @@ int shim_sock_attach(int fd, struct shim_sock *s)
 	return 0;
 }
 
+void shim_sock_release_old(struct shim_sock *s)
+{
+	for (unsigned i = 0; i < s->nold; i++) {
+		shutdown(s->old_socks[i], SHUT_RDWR); /* wakes its sleepers */
+		REAL(close)(s->old_socks[i]);
+	}
+	s->nold = 0;
+}
+
 void shim_sock_put(struct shim_sock *s)
 {
 	if (--s->refs == 0) {
+		shim_sock_release_old(s);
 		shim_host_release(s);
 		shim_path_remove(s);
 		if (s->stay_fd >= 0) {

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@
 
 #define UDP_HDR 8
 #define JOIN_QUEUE 32		/* joins waiting for the one running */
-#define JOIN_TIMEOUT_MS 15000	/* one answer, from JOIN to WIN or failure */
+#define JOIN_TIMEOUT_MS 8000	/* one answer (one round), from JOIN to WIN or failure: below
+				 * the 10 s the server holds a joiner */
 #define ROOM_RETRY_MIN_MS 1000	/* a lost room connection: again after this ... */
 #define ROOM_RETRY_MAX_MS 30000 /* ... doubling up to this */
 #define STATUS_EVERY_MS 1000
@@ -58,7 +60,7 @@ struct shim_peer {
 	uint64_t rx_seen, heard_ms; /* keeper: rx at the last tick, when it last moved */
 	time_t since;		   /* wall clock of its first WIN */
 	time_t path_since;	   /* ... of its current path */
-	unsigned rtt_ms;	   /* 0: not measured */
+	unsigned rtt_ms;	   /* UINT_MAX: not measured (relayed) */
 	uint16_t room_port;	   /* its socket listens for the room's broadcasts on this
 				    * port (its peer id's last two bytes), 0: none */
 };
@@ -484,7 +486,7 @@ static void *join_main(void *arg)
 	struct join_work *w = arg;
 	struct shim_host *h = w->h;
 	struct n4_result res;
-	unsigned rtt = 0;
+	unsigned rtt = UINT_MAX;
 	int rc;
 
 	shim_guard++;
@@ -723,7 +725,7 @@ static void status_write(struct shim_host *h, const struct shim_config *cfg, uin
 			continue;
 		fprintf(f, "peer %s real %s %s rtt ", n4_addr_str(&p->alias, a, sizeof(a)),
 			n4_addr_str(&p->real, r, sizeof(r)), p->relayed ? "relayed" : "direct");
-		if (p->rtt_ms)
+		if (p->rtt_ms != UINT_MAX)
 			fprintf(f, "%u", p->rtt_ms);
 		else
 			fputc('-', f);

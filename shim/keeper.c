@@ -436,6 +436,9 @@ static void keep(struct shim_sock *p, const struct shim_config *cfg, uint64_t no
 		if (ioctl(first_fd(p), FIONREAD, &queued) == 0 && queued > 0)
 			p->rx_queued_ticks++;
 	}
+	/* Data waits on the swapped-in socket: wake the sleepers of the old ones. */
+	if (p->nold && (queued > 0 || (ioctl(first_fd(p), FIONREAD, &queued) == 0 && queued > 0)))
+		shim_sock_release_old(p);
 	unsigned act = n4_path_tick(p->path, now, shim_path_tx(p), shim_path_rx(p), NULL);
 	if (act & (N4_PATH_KEEPALIVE | N4_PATH_RELAY_REFRESH))
 		send_keepalive(p, cfg, act & N4_PATH_RELAY_REFRESH);

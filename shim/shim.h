@@ -66,6 +66,7 @@ extern __thread int shim_guard __attribute__((tls_model("initial-exec")));
 /* ---------------------------------------------------------------- config.c --- */
 
 #define SHIM_JOIN_MAX 8 /* N4_JOIN's ports */
+#define SHIM_OLD_MAX 4	/* swapped-out sockets kept for their sleepers */
 
 struct shim_config {
 	bool active;		    /* something can be designated at all */
@@ -197,6 +198,12 @@ struct shim_sock {
 	 * last two bytes to send us its broadcasts.  0 otherwise. */
 	bool room;
 	uint16_t room_port;
+	/* Sockets swapped out from under the descriptors, kept open until data waits
+	 * on the new one: a thread blocked in poll()/select() without a timeout
+	 * sleeps on the old socket's queue and checks the descriptor again only when
+	 * woken; shut down then, it finds the data (keeper.c). */
+	int old_socks[SHIM_OLD_MAX];
+	unsigned nold;
 	/* host.c: bound to N4_HOST, this socket hosts a room (never designated). */
 	struct shim_host *host;
 };
@@ -222,7 +229,9 @@ struct shim_sock *shim_sock_get(int fd);
 int shim_sock_track(int fd, int family, int type); /* new socket() */
 int shim_sock_attach(int fd, struct shim_sock *s); /* dup: fd -> s; 0 or -ENOMEM */
 void shim_sock_detach(int fd);			   /* close / reuse */
-void shim_sock_put(struct shim_sock *s);	   /* drop a reference */
+void shim_sock_put(struct shim_sock *s);
+/* Lock held: wake whoever sleeps on the swapped-out sockets, and close them. */
+void shim_sock_release_old(struct shim_sock *s);	   /* drop a reference */
 void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void *val,
 			    socklen_t len);
 void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,

@@ -11,6 +11,14 @@
 # forwards nothing between its two LANs (a guest network, separate VLANs): a3 shares
 # a's public IP without a route to it.
 #
+# With lab_up --sites N (3..5; 2 is the picture above), more sites hang off wan, each a
+# NAT with its own public IP and one host on its own LAN (a room's many joiners, each
+# behind a NAT of its own):
+#   wan 100.64.3.1 ---- 100.64.3.2 [natc] 10.4.0.1 -- c 10.4.0.2
+#   wan 100.64.4.1 ---- 100.64.4.2 [natd] 10.5.0.1 -- d 10.5.0.2
+#   wan 100.64.5.1 ---- 100.64.5.2 [nate] 10.6.0.1 -- e 10.6.0.2
+# (100.64.0.0/10 is carrier-grade NAT space: public to the sites, never routed here.)
+#
 # Namespaces are named n4-$LAB_ID-NODE so several labs can coexist.  Nothing connects to
 # the root namespace and no route points out of the lab.  Every function returns non-zero
 # with a message on stderr on failure; the library never exits the caller.
@@ -34,8 +42,16 @@ LAB_A2_IP=10.1.0.3
 LAB_B_IP=10.2.0.2
 LAB_B2_IP=10.2.0.3
 LAB_A3_IP=10.3.0.2 # only with lab_up --lan2 on
+LAB_NATC_IP=100.64.3.2 # natc..nate, c..e: only with lab_up --sites 3..5
+LAB_NATD_IP=100.64.4.2
+LAB_NATE_IP=100.64.5.2
+LAB_C_IP=10.4.0.2
+LAB_D_IP=10.5.0.2
+LAB_E_IP=10.6.0.2
+LAB_EXTRA_SITES=(c d e) # in the order --sites adds them
 export LAB_SRV_IP LAB_WAN_SRV_IP LAB_SINK_IP LAB_NATA_IP LAB_NATB_IP
 export LAB_A_IP LAB_A2_IP LAB_B_IP LAB_B2_IP LAB_A3_IP
+export LAB_NATC_IP LAB_NATD_IP LAB_NATE_IP LAB_C_IP LAB_D_IP LAB_E_IP
 
 # Port-incrementing NAT: public port = BASE + (new-mapping counter mod SIZE).  The map is
 # written element by element (the `offset` form of numgen writes host byte order).  40000
@@ -44,6 +60,10 @@ export LAB_A_IP LAB_A2_IP LAB_B_IP LAB_B2_IP LAB_A3_IP
 LAB_INC_SIZE=${LAB_INC_SIZE:-40000}
 LAB_INC_BASE_A=${LAB_INC_BASE_A:-20000}
 LAB_INC_BASE_B=${LAB_INC_BASE_B:-24000}
+# The extra sites' blocks must end below 65536 too: they start lower, each its own base.
+LAB_INC_BASE_C=${LAB_INC_BASE_C:-21000}
+LAB_INC_BASE_D=${LAB_INC_BASE_D:-22000}
+LAB_INC_BASE_E=${LAB_INC_BASE_E:-23000}
 LAB_RANDOM_PORTS=10000-60000
 # inc/dec: +1/-1 per new mapping; inc2/dec2: +2/-2; -linux: plain conntrack (see below)
 LAB_FLAVORS="inc, inc-linux, dec, dec-linux, inc2, inc2-linux, dec2, dec2-linux, cone, random"
@@ -74,8 +94,33 @@ _lab_valid_node() {
 		[[ "$1" == "$n" ]] && return 0
 	done
 	[[ "$1" == a3 && -e "${LAB_DIR:-}/lan2" ]] && return 0
-	_lab_err "unknown node '$1' (one of: ${LAB_NODES[*]})"
+	if [[ "$1" =~ ^(nat)?([cde])$ ]] && _lab_has_site "${BASH_REMATCH[2]}"; then
+		return 0
+	fi
+	_lab_err "unknown node '$1' (one of: ${LAB_NODES[*]}$(_lab_extra_nodes))"
 	return 1
+}
+
+# _lab_has_site SIDE: SIDE (a..e) is a site of the current lab.
+_lab_has_site() {
+	[[ "$1" == a || "$1" == b ]] && return 0
+	[[ "$1" =~ ^[cde]$ && -e "${LAB_DIR:-}/site-$1" ]]
+}
+
+# _lab_sites: the current lab's sites, a b first.
+_lab_sites() {
+	local side out="a b"
+	for side in "${LAB_EXTRA_SITES[@]}"; do
+		_lab_has_site "$side" && out+=" $side"
+	done
+	printf '%s' "$out"
+}
+
+_lab_extra_nodes() { # for the error message
+	local side
+	for side in "${LAB_EXTRA_SITES[@]}"; do
+		_lab_has_site "$side" && printf ' nat%s %s' "$side" "$side"
+	done
 }
 
 _lab_dir_of() {
@@ -267,14 +312,20 @@ _lab_route() { # NODE GW
 	_lab_run "default route in $1" ip -n "$(lab_ns "$1")" route add default via "$2" >/dev/null
 }
 
-# _lab_nat_ruleset SIDE FLAVOR: print the nftables ruleset for NAT a or b.
+# _lab_nat_ruleset SIDE FLAVOR: print the nftables ruleset for NAT SIDE (a..e).
 _lab_nat_ruleset() {
 	local side=$1 flavor=$2 pub base
-	if [[ "$side" == a ]]; then
-		pub=$LAB_NATA_IP base=$LAB_INC_BASE_A
-	else
-		pub=$LAB_NATB_IP base=$LAB_INC_BASE_B
-	fi
+	case $side in
+	a) pub=$LAB_NATA_IP base=$LAB_INC_BASE_A ;;
+	b) pub=$LAB_NATB_IP base=$LAB_INC_BASE_B ;;
+	c) pub=$LAB_NATC_IP base=$LAB_INC_BASE_C ;;
+	d) pub=$LAB_NATD_IP base=$LAB_INC_BASE_D ;;
+	e) pub=$LAB_NATE_IP base=$LAB_INC_BASE_E ;;
+	*)
+		_lab_err "no NAT '$side'"
+		return 1
+		;;
+	esac
 	# "table add + delete" makes the file replace any previous lab ruleset atomically
 	printf 'table ip n4lab_nat {}\ndelete table ip n4lab_nat\n'
 	printf 'table ip n4lab_filter {}\ndelete table ip n4lab_filter\n'
@@ -316,21 +367,30 @@ _lab_nat_ruleset() {
 	printf '\t}\n}\n'
 }
 
-# lab_set_nat a|b FLAVOR: (re)load the NAT ruleset of NAT a or b.  Existing conntrack
-# entries keep their mappings: call lab_flush after.
+# lab_set_nat a|b|c|d|e FLAVOR: (re)load the ruleset of that site's NAT (c..e only in
+# a lab with that many sites).  Existing conntrack entries keep their mappings: call
+# lab_flush after.
 lab_set_nat() {
-	local side=$1 flavor=${2:-} file
+	local side=${1:-} flavor=${2:-} file
 	_lab_need_id || return 1
-	if [[ "$side" != a && "$side" != b ]]; then
-		_lab_err "lab_set_nat: side must be a or b, not '$side'"
+	if ! [[ "$side" =~ ^[a-e]$ ]] || ! _lab_has_site "$side"; then
+		_lab_err "lab_set_nat: side must be one of the lab's sites ($(_lab_sites)), not '$side'"
 		return 1
 	fi
 	file="$LAB_DIR/nat-$side.nft"
 	_lab_nat_ruleset "$side" "$flavor" >"$file" || return 1
 	_lab_nft "nat$side" -f "$file" || return 1
 	printf '%s\n' "$flavor" >"$LAB_DIR/nat-$side.flavor"
-	if [[ "$side" == a ]]; then LAB_NAT_A=$flavor; else LAB_NAT_B=$flavor; fi
+	case $side in
+	a) LAB_NAT_A=$flavor ;;
+	b) LAB_NAT_B=$flavor ;;
+	c) LAB_NAT_C=$flavor ;;
+	d) LAB_NAT_D=$flavor ;;
+	e) LAB_NAT_E=$flavor ;;
+	esac
 	export LAB_NAT_A LAB_NAT_B
+	[[ "$side" =~ [cde] ]] && export "LAB_NAT_${side^^}"
+	return 0
 }
 
 _lab_build_topology() {
@@ -430,6 +490,40 @@ table ip n4lab_isolate {
 	}
 }
 EOF
+}
+
+# _lab_add_site SIDE N: site SIDE (c, d, e) as the Nth site: natSIDE on the wan at
+# 100.64.N.2, its LAN 10.(N+1).0.0/24 on a bridge, one host SIDE at .2.
+_lab_add_site() {
+	local side=$1 k=$2 nat=nat$1 n
+	local wan_net=100.64.$k lan_net=10.$((k + 1)).0
+	: >"$LAB_DIR/site-$side" || return 1
+	for n in "$nat" "$side"; do
+		_lab_run "ip netns add" ip netns add "$(lab_ns "$n")" >/dev/null || return 1
+		_lab_ifup "$n" lo || return 1
+		_lab_sysctl "$n" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
+			return 1
+	done
+	_lab_link wan0 netns "$(lab_ns "$nat")" type veth peer name "${nat}0" netns "$(lab_ns wan)" ||
+		return 1
+	_lab_addr wan "${nat}0" "$wan_net.1/24" || return 1
+	_lab_addr "$nat" wan0 "$wan_net.2/24" || return 1
+	_lab_ifup wan "${nat}0" || return 1
+	_lab_ifup "$nat" wan0 || return 1
+	_lab_route "$nat" "$wan_net.1" || return 1
+	_lab_run "bridge in $nat" ip -n "$(lab_ns "$nat")" link add br0 type bridge >/dev/null ||
+		return 1
+	_lab_addr "$nat" br0 "$lan_net.1/24" || return 1
+	_lab_ifup "$nat" br0 || return 1
+	_lab_link eth0 netns "$(lab_ns "$side")" type veth peer name "lan-$side" \
+		netns "$(lab_ns "$nat")" || return 1
+	_lab_run "bridge port" ip -n "$(lab_ns "$nat")" link set "lan-$side" master br0 >/dev/null ||
+		return 1
+	_lab_ifup "$nat" "lan-$side" || return 1
+	_lab_addr "$side" eth0 "$lan_net.2/24" || return 1
+	_lab_ifup "$side" eth0 || return 1
+	_lab_route "$side" "$lan_net.1" || return 1
+	_lab_sysctl "$nat" net.ipv4.ip_forward=1
 }
 
 _lab_stop_delay() {
@@ -556,19 +650,24 @@ lab_set_noise() {
 	export LAB_NOISE_A LAB_NOISE_B
 }
 
-# lab_flush: forget all NAT state (conntrack) in both NATs and the router.
+# lab_flush: forget all NAT state (conntrack) in every NAT and the router.
 lab_flush() {
-	local n
+	local n side nodes=()
 	_lab_need_id || return 1
-	for n in nata natb wan; do
+	for side in $(_lab_sites); do
+		nodes+=("nat$side")
+	done
+	for n in "${nodes[@]}" wan; do
 		_lab_run "conntrack -F in $n" lab_exec "$n" conntrack -F >/dev/null || return 1
 	done
 }
 
 # lab_up [--id ID] [--nat-a FLAVOR] [--nat-b FLAVOR] [--delay MS] [--jitter MS]
 #        [--loss PCT] [--noise-a RATE] [--noise-b RATE] [--lan2 on|off]
+#        [--sites 2..5] [--nat-c FLAVOR] [--nat-d FLAVOR] [--nat-e FLAVOR]
 lab_up() {
 	local id=$$ nat_a=inc nat_b=inc delay=0 jitter=0 loss=0 noise_a=0 noise_b=0 lan2=off
+	local sites=2 nat_c="" nat_d="" nat_e=""
 	while (($#)); do
 		if (($# < 2)); then
 			_lab_err "lab_up: option $1 needs a value"
@@ -584,6 +683,10 @@ lab_up() {
 		--noise-a) noise_a=$2 ;;
 		--noise-b) noise_b=$2 ;;
 		--lan2) lan2=$2 ;;
+		--sites) sites=$2 ;;
+		--nat-c) nat_c=$2 ;;
+		--nat-d) nat_d=$2 ;;
+		--nat-e) nat_e=$2 ;;
 		*)
 			_lab_err "lab_up: unknown option '$1'"
 			return 1
@@ -595,8 +698,19 @@ lab_up() {
 		_lab_err "lab_up: bad id '$id' (letters, digits, _; at most 32)"
 		return 1
 	fi
+	if [[ ! "$sites" =~ ^[2-5]$ ]]; then
+		_lab_err "lab_up: --sites takes 2 to 5, not '$sites'"
+		return 1
+	fi
+	# a flavour for a site the lab will not have is a mistake in the caller
+	if [[ -n "$nat_c" && $sites -lt 3 ]] || [[ -n "$nat_d" && $sites -lt 4 ]] ||
+		[[ -n "$nat_e" && $sites -lt 5 ]]; then
+		_lab_err "lab_up: --nat-c/--nat-d/--nat-e need --sites 3/4/5 (have $sites)"
+		return 1
+	fi
+	nat_c=${nat_c:-inc} nat_d=${nat_d:-inc} nat_e=${nat_e:-inc}
 	local f
-	for f in "$nat_a" "$nat_b"; do
+	for f in "$nat_a" "$nat_b" "$nat_c" "$nat_d" "$nat_e"; do
 		case $f in
 		inc | inc-linux | dec | dec-linux | inc2 | inc2-linux | dec2 | dec2-linux | cone | random) ;;
 		*)
@@ -635,8 +749,22 @@ lab_up() {
 		return 1
 	fi
 
+	local k=3 extra_ok=1 side flavor
 	if _lab_build_topology &&
-		{ [[ "$lan2" == off ]] || _lab_add_lan2; } &&
+		{ [[ "$lan2" == off ]] || _lab_add_lan2; }; then
+		for side in "${LAB_EXTRA_SITES[@]}"; do
+			((k <= sites)) || break
+			flavor=nat_$side
+			if ! _lab_add_site "$side" "$k" || ! lab_set_nat "$side" "${!flavor}"; then
+				extra_ok=0
+				break
+			fi
+			k=$((k + 1))
+		done
+	else
+		extra_ok=0
+	fi
+	if ((extra_ok)) &&
 		lab_set_nat a "$nat_a" && lab_set_nat b "$nat_b" &&
 		lab_set_delay "$delay" "$jitter" "$loss" &&
 		lab_set_noise "$noise_a" "$noise_b"; then

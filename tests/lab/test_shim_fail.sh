@@ -124,4 +124,20 @@ check "bad N4_IDENT: a socket that is not designated still works" \
 lab_stop_pid "$rx"
 sed 's/^/# /' "$log"
 
+# 4. Bad N4_JOIN (discovery in rooms): the designated call fails with EINVAL, one line
+# names the variable.
+for bad in 0 70000 abc 2342, 1,2,3,4,5,6,7,8,9 2342,1721x; do
+	: >"$LAB_DIR/errno.err"
+	check "bad N4_JOIN='$bad': the designated sendto fails with EINVAL" \
+		errno_is a sendto EINVAL 192.0.2.77:7777 N4_SERVER="$LAB_SRV_IP" \
+		N4_PEER=192.0.2.77:7777 N4_JOIN="$bad"
+	check "bad N4_JOIN='$bad': one line names it" \
+		test "$(grep -c "N4_JOIN" "$LAB_DIR/errno.err")" -eq 1
+done
+: >"$LAB_DIR/errno.err"
+check "N4_JOIN on N4_HOST's port: EINVAL" errno_is a sendto EINVAL 192.0.2.77:7777 \
+	N4_SERVER="$LAB_SRV_IP" N4_PEER=192.0.2.77:7777 N4_JOIN=2342 N4_HOST=2342
+check "N4_JOIN on N4_HOST's port: one line says why" \
+	grep -q "N4_JOIN: port 2342 is also N4_HOST" "$LAB_DIR/errno.err"
+
 summary shim
