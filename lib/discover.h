@@ -18,11 +18,11 @@
 struct n4_discovery {
 	struct n4_obs obs[N4_OBS_MAX];
 	unsigned n;
-	bool complete; /* the last probe arrived, or the wait ran out */
-	bool ordered;  /* N4_EXT_SEQ: numbered probes (set before recording) */
-	bool nosweep;  /* the client accepts only direct paths */
+	bool complete;	/* the last probe arrived, or the wait ran out */
+	bool ordered;	/* N4_EXT_SEQ: numbered probes (set before recording) */
+	bool nosweep;	/* the client accepts only direct paths */
 	bool room_host; /* a room's host answering a joiner: one socket (n4_plan_host) */
-	uint8_t seen;  /* ordered: bit order of every allocation recorded */
+	uint8_t seen;	/* ordered: bit order of every allocation recorded */
 	uint64_t first_ms;
 	struct n4_plan plan;
 	struct n4_tune tune; /* ordered clients get it before PLAN */

@@ -499,7 +499,8 @@ static void plan_walk(const struct n4_nat_model *h, const struct n4_nat_model *j
 	/* The walk stays in the port space (it stops at its edge, punch.c). */
 	long last = first + (long)j->step * (long)(pool - 1);
 	if (last > 65535 || last < 1)
-		pool = clampu((unsigned)((j->step > 0 ? 65535 - first : first - 1) / abs_step(j)) + 1,
+		pool = clampu((unsigned)((j->step > 0 ? 65535 - first : first - 1) / abs_step(j)) +
+				      1,
 			      1, pool);
 
 	*ph = (struct n4_plan){ .kind = N4_PLAN_WALK,
@@ -525,8 +526,8 @@ void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, do
 		n4_plan_pair(h, j, dt_h_ms, dt_j_ms, budget, ph, pj);
 		return;
 	}
-	if (h->kind == N4_NAT_INC && j->kind == N4_NAT_INC &&
-	    h->step >= -255 && h->step <= 255 && j->step >= -255 && j->step <= 255) {
+	if (h->kind == N4_NAT_INC && j->kind == N4_NAT_INC && h->step >= -255 && h->step <= 255 &&
+	    j->step >= -255 && j->step <= 255) {
 		plan_walk(h, j, dt_h_ms, dt_j_ms, budget, ph, pj);
 		return;
 	}

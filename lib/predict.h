@@ -61,10 +61,10 @@ enum n4_plan_kind {
 
 struct n4_plan {
 	enum n4_plan_kind kind;
-	uint16_t lo;	/* SWEEP: the target port; RANGE/BDAY_PROBE: the first port */
-	uint16_t count; /* RANGE/BDAY_PROBE: ports in the range */
-	uint16_t pool;	/* SWEEP/BDAY_LISTEN: sockets; BDAY_PROBE: probes per pass */
-	uint8_t step;	/* RANGE: step between ports */
+	uint16_t lo;	   /* SWEEP: the target port; RANGE/BDAY_PROBE: the first port */
+	uint16_t count;	   /* RANGE/BDAY_PROBE: ports in the range */
+	uint16_t pool;	   /* SWEEP/BDAY_LISTEN: sockets; BDAY_PROBE: probes per pass */
+	uint8_t step;	   /* RANGE: step between ports */
 	int16_t walk_step; /* WALK: the peer NAT's step, sign included */
 };
 

@@ -48,10 +48,10 @@ struct n4_sweep {
 	struct in_addr peer_ip;	   /* accept PUNCH only from here ... */
 	bool any_ip;		   /* ... unless this is set (-x) */
 	uint8_t ident[N4_PAYLOAD_SIZE];
-	bool classic;	     /* five passes at once, then only listen */
-	int low_ttl;	     /* >0: pre-open with this TTL first */
-	unsigned guard_ms;   /* after pre-opening, before full-TTL PUNCH */
-	struct n4_plan plan; /* from the server; N4_PLAN_NONE: all -> target */
+	bool classic;		      /* five passes at once, then only listen */
+	int low_ttl;		      /* >0: pre-open with this TTL first */
+	unsigned guard_ms;	      /* after pre-opening, before full-TTL PUNCH */
+	struct n4_plan plan;	      /* from the server; N4_PLAN_NONE: all -> target */
 	struct n4_pacer *pacer;	      /* NULL: unpaced */
 	struct n4_auth *auth;	      /* keyed: send APUNCH, WIN only on an authenticated one */
 	uint8_t amsg[N4_APUNCH_SIZE]; /* our current APUNCH */
@@ -95,7 +95,7 @@ int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_
 	       const struct n4_waitctx *ctx);
 
 /* n4_confirm for keyed peers: authenticated acknowledgements (auth.h). */
-int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth,
-		    unsigned confirm_ms, const struct n4_waitctx *ctx);
+int n4_confirm_auth(int fd, struct sockaddr_in *peer, struct n4_auth *auth, unsigned confirm_ms,
+		    const struct n4_waitctx *ctx);
 
 #endif

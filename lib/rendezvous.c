@@ -80,7 +80,8 @@ int n4_rv_hello(struct n4_rv *rv, uint64_t deadline_ms, const struct n4_waitctx 
 	if (rv->host_max) {
 		/* Before HELLO: an original server closes the connection on it,
 		 * instead of pairing the host 1:1 with a joiner. */
-		uint8_t pl[N4_PAYLOAD_SIZE] = { (uint8_t)(rv->host_max >> 8), (uint8_t)rv->host_max };
+		uint8_t pl[N4_PAYLOAD_SIZE] = { (uint8_t)(rv->host_max >> 8),
+						(uint8_t)rv->host_max };
 		n4_msg_init(&m, N4_CMD_ROOM, N4_ROOM_HOST, pl);
 		n4_wire_encode(&m, at);
 		at += N4_MSG_SIZE;

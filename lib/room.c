@@ -51,8 +51,10 @@ static int host_answer(struct n4_rv *rv, uint64_t deadline, const char *server, 
 	if (sub == N4_ROOM_HOSTED)
 		return 0;
 	if (sub == N4_ROOM_TAKEN) {
-		why_set(why, len, "the room already has a host (another program hosts this "
-				  "identifier at %s)", server);
+		why_set(why, len,
+			"the room already has a host (another program hosts this "
+			"identifier at %s)",
+			server);
 		return -EADDRINUSE;
 	}
 	if (sub == N4_ROOM_REFUSED) {
@@ -65,8 +67,7 @@ static int host_answer(struct n4_rv *rv, uint64_t deadline, const char *server, 
 	return -EPROTO;
 }
 
-int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *why,
-		 size_t why_len)
+int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *why, size_t why_len)
 {
 	struct sockaddr_in server;
 	struct n4_rv rv;

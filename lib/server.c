@@ -195,7 +195,8 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 		n += snprintf(buf + n, len - (size_t)n, " %s=%lu", n4_srv_reject_names[i],
 			      s->rejects[i]);
 	if (s->rooms && n > 0 && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " rooms=%u hosted=%lu joins=%lu refused=%lu",
+		n += snprintf(buf + n, len - (size_t)n,
+			      " rooms=%u hosted=%lu joins=%lu refused=%lu",
 			      n4_srv_rooms_count(s->rooms), s->rooms_hosted, s->room_joins,
 			      s->room_refused);
 	if (s->relay && n > 0 && (size_t)n < len)

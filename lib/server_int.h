@@ -156,7 +156,7 @@ struct n4_server {
 	struct n4_srv_stay_list staying; /* N4_EXT_STAY connections kept after PEERINFO */
 	n4_srv_rooms *rooms;		 /* N4_EXT_ROOM; NULL: no rooms */
 	unsigned long rooms_hosted, room_joins, room_refused;
-	uint64_t rx_ms;			 /* kernel receive time of the datagram being handled */
+	uint64_t rx_ms; /* kernel receive time of the datagram being handled */
 };
 
 /* server.c */

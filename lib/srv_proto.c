@@ -193,7 +193,8 @@ void n4_srv_proto_message(struct conn *c)
 	if (wants_room(c) && (c->in[0] == N4_CMD_ROOM || !want_keyid)) {
 		c->in_len = 0;
 		handle_room_msg(c);
-	} else if (wants_relay_ask(c) && (c->in[0] == N4_CMD_RELAY || (!want_local && !want_keyid))) {
+	} else if (wants_relay_ask(c) &&
+		   (c->in[0] == N4_CMD_RELAY || (!want_local && !want_keyid))) {
 		c->in_len = 0;
 		handle_relay_ask(c); /* refuses anything but RELAY */
 	} else if (want_local && (c->in[0] == N4_CMD_LOCAL || !want_keyid)) {
@@ -766,8 +767,8 @@ static void adopt_waiting(struct conn *h)
 		    memcmp(w->pc.ident, h->pc.ident, N4_PAYLOAD_SIZE) != 0 ||
 		    keyed != ((w->pc.ext & N4_EXT_KEY) != 0))
 			continue;
-		if (keyed && (!w->pc.keyed ||
-			      !n4_ct_equal(w->pc.long_id, h->pc.long_id, N4_LONGID_SIZE)))
+		if (keyed &&
+		    (!w->pc.keyed || !n4_ct_equal(w->pc.long_id, h->pc.long_id, N4_LONGID_SIZE)))
 			continue; /* its long id decides when it arrives (room_long_id) */
 		room_member(w, h->room.room);
 	}
@@ -781,8 +782,8 @@ static void register_host(struct conn *c)
 	struct n4_msg r, out[2];
 	char b[64], ident[N4_PAYLOAD_SIZE + 1] = "";
 
-	int rc = n4_srv_room_host(s->rooms, &c->room, keyed, c->pc.ident, keyed ? c->pc.long_id : NULL,
-				  c->src.b, n4_now_ms(), &reason);
+	int rc = n4_srv_room_host(s->rooms, &c->room, keyed, c->pc.ident,
+				  keyed ? c->pc.long_id : NULL, c->src.b, n4_now_ms(), &reason);
 	c->pc.state = N4_P_DONE;
 	if (!keyed && n4_ident_decode(c->pc.ident, ident))
 		ident[0] = 0;
@@ -949,7 +950,8 @@ static void room_joiner(struct conn *c, const struct n4_room_msg *m)
 	}
 	s->room_joins++;
 	if (rc == 0) {
-		n4_info(" => Joiner %s held: the room's host is away", n4_srv_conn_str(c, b, sizeof(b)));
+		n4_info(" => Joiner %s held: the room's host is away",
+			n4_srv_conn_str(c, b, sizeof(b)));
 		return;
 	}
 	struct conn *h = host->owner;

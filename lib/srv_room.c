@@ -17,9 +17,9 @@ struct n4_srv_room {
 	struct n4_srv_room_side *held; /* joiners waiting for the host's answer */
 	unsigned nheld, refs;	       /* refs: MEMBER and HELD sides pointing here */
 	uint16_t max_joiners;
-	uint8_t src[16];	/* its (last) host's source: it holds one of its slots */
-	uint64_t linger_until;	/* hostless: visible until then */
-	double tokens;		/* joins left in the bucket */
+	uint8_t src[16];       /* its (last) host's source: it holds one of its slots */
+	uint64_t linger_until; /* hostless: visible until then */
+	double tokens;	       /* joins left in the bucket */
 	uint64_t tokens_ms;
 };
 
@@ -47,8 +47,8 @@ static size_t slot(const n4_srv_rooms *r, uint8_t kind, const uint8_t *key, size
 	in[0] = kind;
 	memcpy(in + 1, key, len);
 	(void)n4_blake2s(h, sizeof(h), r->secret, sizeof(r->secret), in, 1 + len);
-	uint32_t v = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-		     (uint32_t)h[3] << 24;
+	uint32_t v =
+		(uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
 	return v & (r->nbuckets - 1);
 }
 
@@ -209,8 +209,8 @@ static void src_release(n4_srv_rooms *r, const uint8_t src[16])
 /* --- rooms ------------------------------------------------------------- */
 
 struct n4_srv_room *n4_srv_room_find(n4_srv_rooms *r, bool keyed,
-				     const uint8_t ident[N4_PAYLOAD_SIZE],
-				     const uint8_t *long_id, bool *wrong_key, uint64_t now_ms)
+				     const uint8_t ident[N4_PAYLOAD_SIZE], const uint8_t *long_id,
+				     bool *wrong_key, uint64_t now_ms)
 {
 	*wrong_key = false;
 	struct n4_srv_room *room = room_lookup(r, keyed, ident, long_id);

@@ -90,8 +90,8 @@ int n4_srv_room_decode(const uint8_t *msg, struct n4_room_msg *m);
  * no room has long_id (or long_id is NULL), *wrong_key tells whether a live keyed
  * room holds the short id: the client must then prove it has that room's key. */
 struct n4_srv_room *n4_srv_room_find(n4_srv_rooms *r, bool keyed,
-				     const uint8_t ident[N4_PAYLOAD_SIZE],
-				     const uint8_t *long_id, bool *wrong_key, uint64_t now_ms);
+				     const uint8_t ident[N4_PAYLOAD_SIZE], const uint8_t *long_id,
+				     bool *wrong_key, uint64_t now_ms);
 /* Whether the room has a host connection now. */
 bool n4_srv_room_hosted(const struct n4_srv_room *room);
 

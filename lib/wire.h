@@ -112,14 +112,14 @@ enum n4_cmd {
 /* Rooms (N4_EXT_ROOM only): one 8-byte command, what it says in the reserved byte
  * (doc/PROTOCOL.md "Rooms"). */
 #define N4_CMD_ROOM 0x14
-#define N4_ROOM_HOST 0x01	/* host -> server: host this room (max joiners, 2 bytes) */
-#define N4_ROOM_JOINER 0x02	/* client -> server: my peer id */
-#define N4_ROOM_ANSWER 0x03	/* host -> server, new connection: the join ticket */
-#define N4_ROOM_HOSTED 0x10	/* server -> host: the room is yours */
-#define N4_ROOM_TAKEN 0x11	/* server -> host: the room has a host already */
-#define N4_ROOM_REFUSED 0x12	/* server -> client: refused, reason in payload[0] */
-#define N4_ROOM_JOIN 0x20	/* server -> host: a joiner waits (the ticket) */
-#define N4_ROOM_JOIN_PEER 0x21	/* server -> host, right after JOIN: its peer id */
+#define N4_ROOM_HOST 0x01      /* host -> server: host this room (max joiners, 2 bytes) */
+#define N4_ROOM_JOINER 0x02    /* client -> server: my peer id */
+#define N4_ROOM_ANSWER 0x03    /* host -> server, new connection: the join ticket */
+#define N4_ROOM_HOSTED 0x10    /* server -> host: the room is yours */
+#define N4_ROOM_TAKEN 0x11     /* server -> host: the room has a host already */
+#define N4_ROOM_REFUSED 0x12   /* server -> client: refused, reason in payload[0] */
+#define N4_ROOM_JOIN 0x20      /* server -> host: a joiner waits (the ticket) */
+#define N4_ROOM_JOIN_PEER 0x21 /* server -> host, right after JOIN: its peer id */
 /* EXCHANGE reserved-byte flags with N4_EXT_PROBE (on top of N4_EXT_TOKEN). */
 #define N4_EXCH_PROBE 0x02u /* an extra discovery probe, not the pool's EXCHANGE */
 #define N4_EXCH_LAST 0x04u  /* the last probe of this client */

@@ -49,7 +49,8 @@ static void if_refresh(uint64_t now)
 				__atomic_store_n(&if_bcast[n++], a | ~m, __ATOMIC_RELAXED);
 		}
 		if (i->ifa_broadaddr) {
-			in_addr_t b = ((const struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
+			in_addr_t b =
+				((const struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
 			if (b != a)
 				__atomic_store_n(&if_bcast[n++], b, __ATOMIC_RELAXED);
 		}

@@ -216,11 +216,13 @@ static void read_join(const char *s)
 		return;
 	}
 	for (unsigned i = 0; i < config.njoin; i++) {
-		if (config.join_ports[i] == config.host_port || config.join_ports[i] == config.listen_port)
-			set_error(-EINVAL,
-				  "N4_JOIN: port %s is also N4_HOST's or N4_LISTEN's: a socket joins "
-				  "a room, hosts one or listens for one peer%s",
-				  jstr(config.join_ports[i]), "");
+		if (config.join_ports[i] == config.host_port ||
+		    config.join_ports[i] == config.listen_port)
+			set_error(
+				-EINVAL,
+				"N4_JOIN: port %s is also N4_HOST's or N4_LISTEN's: a socket joins "
+				"a room, hosts one or listens for one peer%s",
+				jstr(config.join_ports[i]), "");
 	}
 	/* A joiner pairs with its room's host only, never with another joiner. */
 	config.client.room_only = true;
@@ -259,8 +261,9 @@ static void read_host(void)
 	if (jn)
 		read_join(jn);
 	if (config.host_port && config.host_port == config.listen_port)
-		set_error(-EINVAL, "N4_HOST and N4_LISTEN name the same port %s%s: a socket "
-				   "either hosts a room or listens for one peer",
+		set_error(-EINVAL,
+			  "N4_HOST and N4_LISTEN name the same port %s%s: a socket "
+			  "either hosts a room or listens for one peer",
 			  getenv("N4_HOST"), "");
 }
 

@@ -243,14 +243,16 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 
 	if (!is_bound(fd)) {
 		REAL(close)(winfd); /* its siblings went with n4_client_free() */
-		filtered = shim_filter_attach(fd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
-					      relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered =
+			shim_filter_attach(fd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
+					   relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(fd, s, res->local_port);
 		if (rc < 0)
 			return rc;
 	} else if (s->family == AF_INET) {
-		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
-					      relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->alias_ph,
+					      s->connected_ph, relay_token,
+					      shim_sock_prog_filter(s)) == 0;
 		rc = swap_in(s, winfd);
 		REAL(close)(winfd);
 		if (rc < 0)
@@ -266,8 +268,9 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (REAL(setsockopt)(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
 			n4_warn("cannot make the replacement socket dual-stack: %s",
 				strerror(errno));
-		filtered = shim_filter_attach(nfd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
-					      relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered =
+			shim_filter_attach(nfd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
+					   relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(nfd, s, res->local_port);
 		if (rc == 0)
 			rc = swap_in(s, nfd);

@@ -223,7 +223,8 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	struct sockaddr_in rph;
 	if (cfg->njoin && addr && t && addr->sa_family == t->family &&
-	    shim_join_port(cfg, port_of(addr, len)) && shim_room_ph(cfg, port_of(addr, len), &rph)) {
+	    shim_join_port(cfg, port_of(addr, len)) &&
+	    shim_room_ph(cfg, port_of(addr, len), &rph)) {
 		/* A joiner's socket on a room port: it hears the host's broadcasts. */
 		shim_lock();
 		struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));

@@ -43,8 +43,9 @@
 #include "wire.h"
 
 #define UDP_HDR 8
-#define JOIN_QUEUE 32		/* joins waiting for the one running */
-#define JOIN_TIMEOUT_MS 8000	/* one answer (one round), from JOIN to WIN or failure: below
+#define JOIN_QUEUE 32 /* joins waiting for the one running */
+#define JOIN_TIMEOUT_MS \
+	8000			/* one answer (one round), from JOIN to WIN or failure: below
 				 * the 10 s the server holds a joiner */
 #define ROOM_RETRY_MIN_MS 1000	/* a lost room connection: again after this ... */
 #define ROOM_RETRY_MAX_MS 30000 /* ... doubling up to this */
@@ -56,12 +57,12 @@ struct shim_peer {
 	struct sockaddr_in alias, real;
 	struct n4_result res; /* relayed: what refreshes the registration */
 	n4_path *path;
-	uint64_t tx, rx;	   /* bumped by the fast paths (relaxed) */
+	uint64_t tx, rx;	    /* bumped by the fast paths (relaxed) */
 	uint64_t rx_seen, heard_ms; /* keeper: rx at the last tick, when it last moved */
-	time_t since;		   /* wall clock of its first WIN */
-	time_t path_since;	   /* ... of its current path */
-	unsigned rtt_ms;	   /* UINT_MAX: not measured (relayed) */
-	uint16_t room_port;	   /* its socket listens for the room's broadcasts on this
+	time_t since;		    /* wall clock of its first WIN */
+	time_t path_since;	    /* ... of its current path */
+	unsigned rtt_ms;	    /* UINT_MAX: not measured (relayed) */
+	uint16_t room_port;	    /* its socket listens for the room's broadcasts on this
 				    * port (its peer id's last two bytes), 0: none */
 };
 
@@ -73,7 +74,7 @@ struct shim_host {
 	int room_fd;	     /* the room connection, -1 while there is none */
 	struct n4_room_rx rx;
 	struct sockaddr_in bound;
-	unsigned gen; /* seqlock over peers[]: odd while they change */
+	unsigned gen;	  /* seqlock over peers[]: odd while they change */
 	unsigned cap, hi; /* slots, and 1 + the highest used one */
 	struct shim_peer *peers;
 	struct n4_join queue[JOIN_QUEUE];
@@ -263,32 +264,32 @@ static int steer(struct shim_host *h, const struct shim_config *cfg)
 		return -ENOMEM;
 #define S(code, k) (c[n++] = (struct sock_filter)BPF_STMT(code, k))
 #define JEQ(k, jt, jf) (c[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf))
-	S(BPF_LD | BPF_W | BPF_LEN, 0);			  /* 0 */
-	JEQ(N4_MSG_SIZE, 0, 2);				  /* 1 */
-	S(BPF_LD | BPF_B | BPF_ABS, 0);			  /* 2 */
-	JEQ(N4_CMD_PUNCH, 3, 8);			  /* 3 */
-	JEQ(N4_APUNCH_SIZE, 0, 8);			  /* 4: A = len */
-	S(BPF_LD | BPF_B | BPF_ABS, 0);			  /* 5 */
-	JEQ(N4_CMD_APUNCH, 0, 5);			  /* 6 */
-	S(BPF_LD | BPF_W | BPF_ABS, 2);			  /* 7: the identifier, bytes 2..7 */
-	JEQ(be32(id), 0, 3);				  /* 8 */
-	S(BPF_LD | BPF_H | BPF_ABS, 6);			  /* 9 */
-	JEQ((uint32_t)id[4] << 8 | id[5], 0, 1);	  /* 10 */
-	S(BPF_RET | BPF_K, 1);				  /* 11 */
-	S(BPF_RET | BPF_K, 0);				  /* 12 */
-	JEQ(N4_RELAY_REG_SIZE, 1, 0);			  /* 13: A = len */
-	S(BPF_RET | BPF_K, 0);				  /* 14 */
-	S(BPF_LD | BPF_B | BPF_ABS, 0);			  /* 15 */
-	JEQ(N4_CMD_RELAY_REG, 1, 0);			  /* 16 */
-	S(BPF_RET | BPF_K, 0);				  /* 17 */
+	S(BPF_LD | BPF_W | BPF_LEN, 0);				 /* 0 */
+	JEQ(N4_MSG_SIZE, 0, 2);					 /* 1 */
+	S(BPF_LD | BPF_B | BPF_ABS, 0);				 /* 2 */
+	JEQ(N4_CMD_PUNCH, 3, 8);				 /* 3 */
+	JEQ(N4_APUNCH_SIZE, 0, 8);				 /* 4: A = len */
+	S(BPF_LD | BPF_B | BPF_ABS, 0);				 /* 5 */
+	JEQ(N4_CMD_APUNCH, 0, 5);				 /* 6 */
+	S(BPF_LD | BPF_W | BPF_ABS, 2);				 /* 7: the identifier, bytes 2..7 */
+	JEQ(be32(id), 0, 3);					 /* 8 */
+	S(BPF_LD | BPF_H | BPF_ABS, 6);				 /* 9 */
+	JEQ((uint32_t)id[4] << 8 | id[5], 0, 1);		 /* 10 */
+	S(BPF_RET | BPF_K, 1);					 /* 11 */
+	S(BPF_RET | BPF_K, 0);					 /* 12 */
+	JEQ(N4_RELAY_REG_SIZE, 1, 0);				 /* 13: A = len */
+	S(BPF_RET | BPF_K, 0);					 /* 14 */
+	S(BPF_LD | BPF_B | BPF_ABS, 0);				 /* 15 */
+	JEQ(N4_CMD_RELAY_REG, 1, 0);				 /* 16 */
+	S(BPF_RET | BPF_K, 0);					 /* 17 */
 	S(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12); /* 18: source IP */
-	JEQ(ntohl(cfg->server_ip.s_addr), 1, 0);	  /* 19 */
-	S(BPF_RET | BPF_K, 0);				  /* 20 */
-	S(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF); /* 21: X = IP header length */
-	S(BPF_ALU | BPF_AND | BPF_K, 0xf);		  /* 22 */
-	S(BPF_ALU | BPF_LSH | BPF_K, 2);		  /* 23 */
-	S(BPF_MISC | BPF_TAX, 0);			  /* 24 */
-	S(BPF_LD | BPF_H | BPF_IND, (uint32_t)SKF_NET_OFF); /* 25: A = source port */
+	JEQ(ntohl(cfg->server_ip.s_addr), 1, 0);		 /* 19 */
+	S(BPF_RET | BPF_K, 0);					 /* 20 */
+	S(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF);	 /* 21: X = IP header length */
+	S(BPF_ALU | BPF_AND | BPF_K, 0xf);			 /* 22 */
+	S(BPF_ALU | BPF_LSH | BPF_K, 2);			 /* 23 */
+	S(BPF_MISC | BPF_TAX, 0);				 /* 24 */
+	S(BPF_LD | BPF_H | BPF_IND, (uint32_t)SKF_NET_OFF);	 /* 25: A = source port */
 	for (unsigned i = 0; i < h->hi; i++) {
 		const struct shim_peer *p = &h->peers[i];
 		if (!p->used || !p->relayed)
@@ -310,8 +311,8 @@ static int steer(struct shim_host *h, const struct shim_config *cfg)
 #undef JEQ
 	struct sock_fprog prog = { .len = (unsigned short)n, .filter = c };
 	int rc = 0;
-	if (REAL(setsockopt)(h->helper, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
-			     sizeof(prog)) < 0)
+	if (REAL(setsockopt)(h->helper, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) <
+	    0)
 		rc = -errno;
 	free(c);
 	return rc;
@@ -323,8 +324,9 @@ static void log_peer(const struct shim_peer *p, const char *what)
 {
 	char a[32], r[32];
 
-	n4_info_uncapped("host: peer %s %s (%s, real %s)", n4_addr_str(&p->alias, a, sizeof(a)), what,
-		p->relayed ? "relayed" : "direct", n4_addr_str(&p->real, r, sizeof(r)));
+	n4_info_uncapped("host: peer %s %s (%s, real %s)", n4_addr_str(&p->alias, a, sizeof(a)),
+			 what, p->relayed ? "relayed" : "direct",
+			 n4_addr_str(&p->real, r, sizeof(r)));
 }
 
 static void seq_begin(struct shim_host *h)
@@ -609,7 +611,7 @@ static void *room_main(void *arg)
 			why[0] ? why : strerror(-fd), (unsigned)(h->retry_wait_ms / 1000));
 		h->retry_ms = shim_now_ms() + h->retry_wait_ms;
 		h->retry_wait_ms = h->retry_wait_ms * 2 > ROOM_RETRY_MAX_MS ? ROOM_RETRY_MAX_MS
-									  : h->retry_wait_ms * 2;
+									    : h->retry_wait_ms * 2;
 	}
 	shim_unlock();
 	shim_guard--;
@@ -638,7 +640,8 @@ static void room_tick(struct shim_host *h, const struct shim_config *cfg, uint64
 			continue;
 		}
 		if (rc < 0) {
-			n4_warn("host: room connection lost (%s): registering again", strerror(-rc));
+			n4_warn("host: room connection lost (%s): registering again",
+				strerror(-rc));
 			REAL(close)(h->room_fd);
 			h->room_fd = -1;
 			h->retry_ms = now;
@@ -715,8 +718,8 @@ static void status_write(struct shim_host *h, const struct shim_config *cfg, uin
 	unsigned n = 0;
 	for (unsigned i = 0; i < h->hi; i++)
 		n += h->peers[i].used;
-	fprintf(f, "# n4shim host: room '%s', local port %u, %s, %u peers, at %lld\n",
-		cfg->ident, ntohs(h->bound.sin_port),
+	fprintf(f, "# n4shim host: room '%s', local port %u, %s, %u peers, at %lld\n", cfg->ident,
+		ntohs(h->bound.sin_port),
 		h->room_fd >= 0 ? "open" : (h->refused ? "refused" : "registering"), n,
 		(long long)time(NULL));
 	for (unsigned i = 0; i < h->hi; i++) {

@@ -281,12 +281,12 @@ static const struct {
 	int code;
 	const char *env;
 } passthrough[] = {
-	{ 's', "N4_SERVER" },	{ 'a', "N4_IDENT" },
-	{ 'P', "N4_PEER" },	{ 'L', "N4_LISTEN" },
-	{ 't', "N4_TIMEOUT" },	{ 'S', "N4_STRATEGY" },
-	{ 'n', "N4_POOL" },	{ 'o', "N4_OFFSET" },
-	{ 'b', "N4_SRC_PORT" }, { OPT_KEEPALIVE, "N4_KEEPALIVE" },
-	{ 'H', "N4_HOST" },	{ OPT_MAX_PEERS, "N4_MAX_PEERS" },
+	{ 's', "N4_SERVER" },	     { 'a', "N4_IDENT" },
+	{ 'P', "N4_PEER" },	     { 'L', "N4_LISTEN" },
+	{ 't', "N4_TIMEOUT" },	     { 'S', "N4_STRATEGY" },
+	{ 'n', "N4_POOL" },	     { 'o', "N4_OFFSET" },
+	{ 'b', "N4_SRC_PORT" },	     { OPT_KEEPALIVE, "N4_KEEPALIVE" },
+	{ 'H', "N4_HOST" },	     { OPT_MAX_PEERS, "N4_MAX_PEERS" },
 	{ OPT_STATUS, "N4_STATUS" }, { OPT_JOIN, "N4_JOIN" },
 };
 

@@ -6,8 +6,8 @@
  * is never sent there raw. */
 #include "shim.h"
 
-#include <errno.h>
 #include "log.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,8 +102,9 @@ static void host_fanout(struct shim_host *h, int fd, int family, const void *buf
 			int flags, const struct sockaddr *dest, socklen_t dest_len)
 {
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr m = { .msg_name = (void *)dest, .msg_namelen = dest_len,
-			    .msg_iov = &iov, .msg_iovlen = 1 };
+	struct msghdr m = {
+		.msg_name = (void *)dest, .msg_namelen = dest_len, .msg_iov = &iov, .msg_iovlen = 1
+	};
 
 	(void)shim_host_fanout(h, fd, family, &m, flags);
 }
@@ -135,8 +136,10 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 	const struct shim_config *jc = shim_config_get();
 	if (jc->njoin && shim_room_bcast(jc, dest, dest_len, &ph)) {
 		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-		struct msghdr m = { .msg_name = (void *)dest, .msg_namelen = dest_len,
-				    .msg_iov = &iov, .msg_iovlen = 1 };
+		struct msghdr m = { .msg_name = (void *)dest,
+				    .msg_namelen = dest_len,
+				    .msg_iov = &iov,
+				    .msg_iovlen = 1 };
 		return room_bcast_send(fd, s, &m, flags, &ph);
 	}
 	struct sockaddr_storage mapped;
@@ -248,8 +251,8 @@ static int host_sendmmsg(int fd, struct shim_host *h, int family, struct mmsghdr
 		int err = errno;
 		for (int i = 0; i < n; i++)
 			if (v[i].msg_hdr.msg_name != &names[i])
-				(void)shim_host_fanout(h, fd, family, &vec[done + (unsigned)i].msg_hdr,
-						       flags);
+				(void)shim_host_fanout(h, fd, family,
+						       &vec[done + (unsigned)i].msg_hdr, flags);
 		errno = err;
 		for (int i = 0; any && i < n; i++)
 			vec[done + (unsigned)i].msg_len = v[i].msg_len;
@@ -428,8 +431,8 @@ bool shim_refuse_reentry(int fd, const struct sockaddr *dest, socklen_t len)
 
 	if (!shim_tracked(fd) || !dest || !shim_to_v4(dest, len, &v4))
 		return false;
-	const struct shim_sock *s = __atomic_load_n((struct shim_sock **)&shim_fdtab[fd],
-						    __ATOMIC_ACQUIRE);
+	const struct shim_sock *s =
+		__atomic_load_n((struct shim_sock **)&shim_fdtab[fd], __ATOMIC_ACQUIRE);
 	const struct shim_config *cfg = shim_config_get();
 	struct shim_host *h = s ? shim_host_of(s) : NULL;
 	if (h) {

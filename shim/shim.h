@@ -77,14 +77,14 @@ struct shim_config {
 	bool have_server_ip;	    /* server host resolved (or literal) */
 	struct in_addr server_ip;
 	uint16_t server_port;
-	uint16_t listen_port;	     /* N4_LISTEN, 0 = none */
-	uint16_t host_port;	     /* N4_HOST: the socket bound to it hosts a room, 0 = none */
-	unsigned max_peers;	     /* N4_MAX_PEERS: a host's peers at once */
-	unsigned peer_timeout_s;     /* N4_PEER_TIMEOUT: a host forgets a silent peer */
-	char status_path[256];	     /* N4_STATUS: a host's list of peers, rewritten each second */
+	uint16_t listen_port;	 /* N4_LISTEN, 0 = none */
+	uint16_t host_port;	 /* N4_HOST: the socket bound to it hosts a room, 0 = none */
+	unsigned max_peers;	 /* N4_MAX_PEERS: a host's peers at once */
+	unsigned peer_timeout_s; /* N4_PEER_TIMEOUT: a host forgets a silent peer */
+	char status_path[256];	 /* N4_STATUS: a host's list of peers, rewritten each second */
 	uint16_t join_ports[SHIM_JOIN_MAX]; /* N4_JOIN: this process joins the room; the */
 	unsigned njoin;			    /* room's broadcast ports */
-	struct n4_client_cfg client; /* server_host points at server_host below */
+	struct n4_client_cfg client;	    /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
 	unsigned keepalive_s; /* N4_KEEPALIVE: 15, 0 = off */
@@ -231,7 +231,7 @@ int shim_sock_attach(int fd, struct shim_sock *s); /* dup: fd -> s; 0 or -ENOMEM
 void shim_sock_detach(int fd);			   /* close / reuse */
 void shim_sock_put(struct shim_sock *s);
 /* Lock held: wake whoever sleeps on the swapped-out sockets, and close them. */
-void shim_sock_release_old(struct shim_sock *s);	   /* drop a reference */
+void shim_sock_release_old(struct shim_sock *s); /* drop a reference */
 void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void *val,
 			    socklen_t len);
 void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,

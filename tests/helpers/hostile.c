@@ -376,7 +376,8 @@ static int room_case(const char *what, long n)
 				room_bytes(b, N4_ROOM_ANSWER, guess);
 				send(g, b, 8, MSG_NOSIGNAL);
 				if (read_msg(g, b, 3000) == 0 && b[0] == N4_CMD_ROOM &&
-				    b[1] == N4_ROOM_REFUSED && b[2] == 4 && read_msg(g, b, 3000) == -1)
+				    b[1] == N4_ROOM_REFUSED && b[2] == 4 &&
+				    read_msg(g, b, 3000) == -1)
 					refused++;
 			}
 			close(g);
@@ -387,7 +388,8 @@ static int room_case(const char *what, long n)
 		int r = read_msg(j, b, 200);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		/* the exchange deadline of test_hostile.sh's server: 1000 ms */
-		bool late = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 900;
+		bool late =
+			(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 900;
 		close(j);
 		close(h);
 		printf("hostile: %ld guessed tickets, %ld refused\n", n, refused);

@@ -489,8 +489,8 @@ static bool plan_roundtrips(const struct n4_plan *p)
  * allocations than none) meets; returns the cases tried, or -1 at a miss.
  * Where the joiner's NAT wraps inside its block before the port the walk
  * would meet it at, no one walk can follow: those drifts are skipped. */
-static long walk_all_drifts(const struct n4_nat_model *h, const struct n4_nat_model *j,
-			    double dt_h, double dt_j, unsigned budget)
+static long walk_all_drifts(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h,
+			    double dt_j, unsigned budget)
 {
 	struct n4_plan ph, pj;
 	long tried = 0;
@@ -556,10 +556,9 @@ TEST(plan_host_walk_meets_the_sweep_for_every_drift_within_half_the_pool)
 TEST(plan_host_walk_pool_grows_with_both_drifts_within_the_budget)
 {
 	struct n4_nat_model quiet = { .kind = N4_NAT_INC, .step = 1, .last_port = 20000 };
-	struct n4_nat_model busy = { .kind = N4_NAT_INC,
-				     .step = 1,
-				     .rate_per_ms = 1.0,
-				     .last_port = 30000 };
+	struct n4_nat_model busy = {
+		.kind = N4_NAT_INC, .step = 1, .rate_per_ms = 1.0, .last_port = 30000
+	};
 	struct n4_plan ph, pj, ph2, pj2;
 
 	n4_plan_host(&quiet, &quiet, 50, 50, 512, &ph, &pj);
@@ -592,10 +591,9 @@ TEST(plan_host_walk_stays_in_the_port_space)
 	const uint16_t lasts[] = { 65530, 65534, 1030, 1026 };
 
 	for (unsigned a = 0; a < 4; a++) {
-		struct n4_nat_model h = { .kind = N4_NAT_INC,
-					  .step = 1,
-					  .rate_per_ms = 0.2,
-					  .last_port = 20000 };
+		struct n4_nat_model h = {
+			.kind = N4_NAT_INC, .step = 1, .rate_per_ms = 0.2, .last_port = 20000
+		};
 		struct n4_nat_model j = { .kind = N4_NAT_INC,
 					  .step = steps[a],
 					  .rate_per_ms = 0.01,
@@ -787,23 +785,23 @@ TEST(plan_walk_wire_roundtrip_and_rejects)
 		unsigned lo, count;
 		int step;
 	} bad[] = {
-		{ 0, 64, 1 },	     /* no port 0 */
-		{ 20000, 0, 1 },     /* nothing to walk */
-		{ 20000, 4097, 1 },  /* more than a plan may */
-		{ 20000, 64, 0 },    /* standing still */
-		{ 20000, 64, 256 },  /* beyond any NAT's step */
-		{ 20000, 64, -256 },
-		{ 20000, 64, 0x7fff },
-		{ 20000, 64, -0x8000 },
-		{ 65535, 2, 1 },     /* past 65535 */
-		{ 1, 2, -1 },	     /* below 1 */
-		{ 65000, 300, 2 },
-		{ 500, 300, -2 },
+		{ 0, 64, 1 },	    /* no port 0 */
+		{ 20000, 0, 1 },    /* nothing to walk */
+		{ 20000, 4097, 1 }, /* more than a plan may */
+		{ 20000, 64, 0 },   /* standing still */
+		{ 20000, 64, 256 }, /* beyond any NAT's step */
+		{ 20000, 64, -256 },	{ 20000, 64, 0x7fff },
+		{ 20000, 64, -0x8000 }, { 65535, 2, 1 }, /* past 65535 */
+		{ 1, 2, -1 },				 /* below 1 */
+		{ 65000, 300, 2 },	{ 500, 300, -2 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		uint8_t pl[6] = { (uint8_t)(bad[i].lo >> 8), (uint8_t)bad[i].lo,
-				  (uint8_t)(bad[i].count >> 8), (uint8_t)bad[i].count,
-				  (uint8_t)((unsigned)bad[i].step >> 8), (uint8_t)bad[i].step };
+		uint8_t pl[6] = { (uint8_t)(bad[i].lo >> 8),
+				  (uint8_t)bad[i].lo,
+				  (uint8_t)(bad[i].count >> 8),
+				  (uint8_t)bad[i].count,
+				  (uint8_t)((unsigned)bad[i].step >> 8),
+				  (uint8_t)bad[i].step };
 		struct n4_plan out;
 		if (n4_plan_decode(N4_PLAN_WALK, pl, &out) != -EINVAL) {
 			char what[80];
@@ -817,9 +815,12 @@ TEST(plan_walk_wire_roundtrip_and_rejects)
 	for (unsigned lo = 1; lo < 65536; lo += 4093) {
 		for (int step = -255; step <= 255; step += 17) {
 			for (unsigned count = 1; count <= 4096; count = count * 3 + 1) {
-				uint8_t pl[6] = { (uint8_t)(lo >> 8),	   (uint8_t)lo,
-						  (uint8_t)(count >> 8),   (uint8_t)count,
-						  (uint8_t)((unsigned)step >> 8), (uint8_t)step };
+				uint8_t pl[6] = { (uint8_t)(lo >> 8),
+						  (uint8_t)lo,
+						  (uint8_t)(count >> 8),
+						  (uint8_t)count,
+						  (uint8_t)((unsigned)step >> 8),
+						  (uint8_t)step };
 				struct n4_plan out;
 				if (n4_plan_decode(N4_PLAN_WALK, pl, &out))
 					continue;

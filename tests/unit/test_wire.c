@@ -43,7 +43,8 @@ TEST(wire_rejects_unknown_and_unexpected_commands)
 	for (unsigned cmd = 0; cmd < 256; cmd++) {
 		buf[0] = (uint8_t)cmd;
 		int want = (cmd >= N4_CMD_HELLO && cmd <= N4_CMD_MAX) || cmd == N4_CMD_PROBE ||
-					   cmd == N4_CMD_TUNE || cmd == N4_CMD_AGAIN || cmd == N4_CMD_ROOM
+					   cmd == N4_CMD_TUNE || cmd == N4_CMD_AGAIN ||
+					   cmd == N4_CMD_ROOM
 				   ? 0
 				   : -EPROTO;
 		CHECK_EQ(n4_wire_decode(buf, sizeof(buf), 0, &m), want);
