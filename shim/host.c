@@ -189,43 +189,54 @@ static bool fanout_take(struct shim_host *h)
 	return ok;
 }
 
-unsigned shim_host_fanout(struct shim_host *h, int fd, int family, const struct msghdr *msg,
-			  int flags)
+/* Lock-free: up to `max` real addresses of peers listening on port, from peer
+ * index *from on (advanced past the last one scanned). */
+static unsigned fanout_scan(struct shim_host *h, uint16_t port, unsigned *from,
+			    struct sockaddr_in *to, unsigned max)
 {
-	struct sockaddr_in v4;
-	struct sockaddr_in to[64];
-	unsigned n = 0;
-
-	if (!msg->msg_name || !shim_to_v4(msg->msg_name, msg->msg_namelen, &v4) ||
-	    (!shim_is_multicast(v4.sin_addr.s_addr) && !shim_is_broadcast(v4.sin_addr.s_addr)))
-		return 0;
-	uint16_t port = ntohs(v4.sin_port);
 	for (;;) {
 		unsigned g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 		if (g & 1)
 			continue;
-		unsigned hi = __atomic_load_n(&h->hi, __ATOMIC_RELAXED);
-		n = 0;
-		for (unsigned i = 0; i < hi && n < sizeof(to) / sizeof(to[0]); i++) {
+		unsigned hi = __atomic_load_n(&h->hi, __ATOMIC_RELAXED), i = *from, n = 0;
+		for (; i < hi && n < max; i++) {
 			struct shim_peer *p = &h->peers[i];
 			if (__atomic_load_n(&p->used, __ATOMIC_RELAXED) && p->room_port == port)
 				to[n++] = p->real;
 		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&h->gen, __ATOMIC_RELAXED) == g)
-			break;
+		if (__atomic_load_n(&h->gen, __ATOMIC_RELAXED) == g) {
+			*from = i;
+			return n;
+		}
 	}
-	if (!n || !fanout_take(h))
+}
+
+unsigned shim_host_fanout(struct shim_host *h, int fd, int family, const struct msghdr *msg,
+			  int flags)
+{
+	struct sockaddr_in v4, to[64]; /* on the stack: a send may run in a signal handler */
+	unsigned sent = 0, from = 0, n;
+	bool allowed = false;
+
+	if (!msg->msg_name || !shim_to_v4(msg->msg_name, msg->msg_namelen, &v4) ||
+	    (!shim_is_multicast(v4.sin_addr.s_addr) && !shim_is_broadcast(v4.sin_addr.s_addr)))
 		return 0;
-	for (unsigned i = 0; i < n; i++) {
-		struct sockaddr_storage a;
-		struct msghdr m = *msg;
-		to[i].sin_family = AF_INET;
-		m.msg_name = &a;
-		m.msg_namelen = shim_to_family(family, &to[i], &a);
-		(void)REAL(sendmsg)(fd, &m, flags | MSG_DONTWAIT);
+	uint16_t port = ntohs(v4.sin_port);
+	while ((n = fanout_scan(h, port, &from, to, sizeof(to) / sizeof(to[0]))) > 0) {
+		if (!sent && !allowed && !(allowed = fanout_take(h)))
+			return 0;
+		for (unsigned i = 0; i < n; i++) {
+			struct sockaddr_storage a;
+			struct msghdr m = *msg;
+			to[i].sin_family = AF_INET;
+			m.msg_name = &a;
+			m.msg_namelen = shim_to_family(family, &to[i], &a);
+			(void)REAL(sendmsg)(fd, &m, flags | MSG_DONTWAIT);
+			sent++;
+		}
 	}
-	return n;
+	return sent;
 }
 
 void shim_host_in(struct shim_host *h, int family, struct sockaddr *from, socklen_t *len,
