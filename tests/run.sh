@@ -116,13 +116,17 @@ fi
 # The command prefix that runs a suite in such a namespace (none without one).
 ((${#netns[@]})) && netns+=(bash -c 'ip link set lo up && exec "$@"' in_netns)
 
-# They mostly wait on sockets and timers, so make check runs N4_TEST_JOBS of them at
-# once (3 by default; 1 in the full run), each into its own log, and prints them in
-# order once all are done.
-jobs_max=${N4_TEST_JOBS:-$([[ $mode == check ]] && echo 3 || echo 1)}
+# They mostly wait on sockets and timers, so they run N4_TEST_JOBS at once (3 in
+# make check, 2 in the full run), each into its own log, printed in order once all
+# are done.  The lab suites too, N4_LAB_JOBS at once (2): each has namespaces of its
+# own, and they mostly wait (a full run measured 40 % of one core busy).
+jobs_max=${N4_TEST_JOBS:-$([[ $mode == check ]] && echo 3 || echo 2)}
+lab_jobs=${N4_LAB_JOBS:-2}
+loop_jobs=$jobs_max
 if ((!${#netns[@]} && jobs_max > 1)); then
 	echo "# no network namespaces (unshare -rn): the loopback suites run one at a time"
 	jobs_max=1
+	loop_jobs=1
 fi
 pool=$(mktemp -d)
 trap 'rm -rf "$pool"' EXIT
@@ -213,8 +217,17 @@ else
 	for t in tests/server/test_*.sh; do # then the heavy ones
 		runs_alone "$t" && suites+=("$t")
 	done
-	for t in tests/pkg/test_*.sh tests/lab/test_*.sh; do # root suites last
+	for t in tests/pkg/test_*.sh; do # root suites last
 		needs_root "$t" && suites+=("$t")
+	done
+	# The lab, two at a time: the long ones first, so that the pair ends together.
+	long_labs=(tests/lab/test_shim_sessions.sh tests/lab/test_shim_host.sh
+		tests/lab/test_strategies.sh tests/lab/test_shim_listener.sh)
+	for t in "${long_labs[@]}"; do
+		[[ -f $t ]] && suites+=("$t")
+	done
+	for t in tests/lab/test_*.sh; do
+		[[ " ${long_labs[*]} " == *" $t "* ]] || suites+=("$t")
 	done
 fi
 declare -A seen=()
@@ -249,8 +262,8 @@ for t in "${suites[@]}"; do
 			pool_suite fuzz env FUZZ_JOBS="$fuzz_jobs" FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tests/fuzz/run.sh
 		fi
 	elif needs_root "$t"; then
-		pool_report # the lab runs alone, its output as it comes
 		if [[ $mode == check ]]; then
+			pool_report
 			skip_suite "$name" "needs root: make check runs no root suite"
 			continue
 		fi
@@ -258,15 +271,23 @@ for t in "${suites[@]}"; do
 			root_checked=1
 			can_root && root_ok=1
 		fi
-		if ((root_ok)); then
-			run_suite "$name" bash "$t"
-		else
+		if ((!root_ok)); then
+			pool_report
 			skip_suite "$name" "needs root and network namespaces: $root_why"
+		elif [[ $t == tests/lab/* ]]; then
+			((jobs_max == lab_jobs)) || pool_report
+			jobs_max=$lab_jobs
+			pool_suite "$name" bash "$t"
+		else
+			pool_report # the package install runs alone, its output as it comes
+			run_suite "$name" bash "$t"
 		fi
 	elif [[ -f $t ]] && runs_alone "$t"; then
 		pool_report
 		run_suite "$name" "${netns[@]}" bash "$t"
 	elif [[ -f $t ]]; then
+		((jobs_max == loop_jobs)) || pool_report
+		jobs_max=$loop_jobs
 		pool_suite "$name" "${netns[@]}" bash "$t"
 	else
 		echo "!!! no such suite: $t"
