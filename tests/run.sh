@@ -191,6 +191,17 @@ runs_alone() {
 	[[ $1 == tests/server/test_load.sh || $1 == tests/server/test_hostile.sh ]]
 }
 
+# Lab suites that time punches and recoveries to tens of milliseconds (a win in the
+# first round, a path back within 5 s) run alone too; the rest of the lab, two at a
+# time.
+lab_alone() {
+	case $1 in
+	*/test_strategies.sh | */test_punch.sh | */test_shim_sessions.sh | */test_shim_host.sh | \
+		*/test_lan.sh | */test_lab_trust.sh) return 0 ;;
+	esac
+	return 1
+}
+
 # can_root: root, and network namespaces can be made (the lab's own probe).
 can_root() {
 	[[ $(id -u) -eq 0 ]] || {
@@ -220,14 +231,12 @@ else
 	for t in tests/pkg/test_*.sh; do # root suites last
 		needs_root "$t" && suites+=("$t")
 	done
-	# The lab, two at a time: the long ones first, so that the pair ends together.
-	long_labs=(tests/lab/test_shim_sessions.sh tests/lab/test_shim_host.sh
-		tests/lab/test_strategies.sh tests/lab/test_shim_listener.sh)
-	for t in "${long_labs[@]}"; do
-		[[ -f $t ]] && suites+=("$t")
+	# The lab: the timing suites alone, then the rest two at a time.
+	for t in tests/lab/test_*.sh; do
+		lab_alone "$t" && suites+=("$t")
 	done
 	for t in tests/lab/test_*.sh; do
-		[[ " ${long_labs[*]} " == *" $t "* ]] || suites+=("$t")
+		lab_alone "$t" || suites+=("$t")
 	done
 fi
 declare -A seen=()
@@ -274,12 +283,12 @@ for t in "${suites[@]}"; do
 		if ((!root_ok)); then
 			pool_report
 			skip_suite "$name" "needs root and network namespaces: $root_why"
-		elif [[ $t == tests/lab/* ]]; then
+		elif [[ $t == tests/lab/* ]] && ! lab_alone "$t"; then
 			((jobs_max == lab_jobs)) || pool_report
 			jobs_max=$lab_jobs
 			pool_suite "$name" bash "$t"
 		else
-			pool_report # the package install runs alone, its output as it comes
+			pool_report # the package install and the timing suites run alone
 			run_suite "$name" bash "$t"
 		fi
 	elif [[ -f $t ]] && runs_alone "$t"; then
