@@ -20,6 +20,10 @@ packages+=(
 	openvpn mosh gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 	iputils-ping
 )
+# chocolate-server hosts a room and chocolate-doom joins it (test_apps_doom.sh,
+# examples/doom-host.sh); Freedoom's IWAD lets the client start (only a Recommends of
+# chocolate-doom, which --no-install-recommends leaves out).
+packages+=(chocolate-doom freedoom)
 
 die() {
 	printf 'deps.sh: %s\n' "$*" >&2
