@@ -124,6 +124,8 @@ int n4_client_cfg_check(const struct n4_client_cfg *cfg, char *why, size_t why_l
 		w = "max packets per second must be 0 (unpaced) or 20-1000000";
 	else if (cfg->no_sweep && cfg->strategy == N4_STRATEGY_CLASSIC)
 		w = "no-sweep needs the auto strategy (classic always sweeps)";
+	else if (cfg->room_nexclude && !cfg->room_exclude)
+		w = "room_nexclude is set and room_exclude is NULL";
 	else if (cfg->room_answer && (cfg->host_fd < 0 || cfg->strategy == N4_STRATEGY_CLASSIC))
 		w = "a room's answer needs the host's socket and the auto strategy";
 	if (w && why)
@@ -567,6 +569,8 @@ static int prepare_sweep(n4_client *c, const struct n4_rv *rv, bool lan_only, bo
 				 .plan = rv->plan,
 				 .pacer = &c->pacer };
 	memcpy(sw->ident, c->ident, N4_PAYLOAD_SIZE);
+	sw->exclude = cfg->room_exclude;
+	sw->nexclude = cfg->room_answer ? cfg->room_nexclude : 0;
 	memcpy(sw->lan, rv->peer_local, sizeof(sw->lan));
 	sw->nlan = rv->npeer_local;
 	if (c->keyed) {
@@ -837,7 +841,13 @@ int n4_client_confirm(n4_client *c)
 		int ra = n4_confirm_auth(c->win_fd, &c->peer, &c->auth, c->cfg.confirm_ms, &c->ctx);
 		return ra < 0 ? ra : 0;
 	}
+	struct sockaddr_in won = c->peer;
 	int r = n4_confirm(c->win_fd, &c->peer, c->ident, c->confirm_mode, c->got_ack,
 			   c->cfg.confirm_ms, &c->ctx);
+	/* An acknowledgement from another port moves the peer (a range walker kept
+	 * another socket), unless that port is another peer of a room's host. */
+	if (c->cfg.room_answer &&
+	    n4_addr_excluded(&c->peer, c->cfg.room_exclude, c->cfg.room_nexclude))
+		c->peer = won;
 	return r < 0 ? r : 0;
 }

@@ -84,6 +84,11 @@ struct n4_client_cfg {
 	 * wait for one rather than pair as an equal.  Our server only: an original
 	 * one closes the connection (-ENOTSUP). */
 	bool room_only;
+	/* A room's answer: addresses of the host's other peers.  Their late or
+	 * keepalive PUNCHes carry the same identifier, often from the same NAT:
+	 * never taken for this joiner's. */
+	const struct sockaddr_in *room_exclude;
+	unsigned room_nexclude;
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */

@@ -314,6 +314,14 @@ static bool auth_punch(struct n4_sweep *sw, int fd, const uint8_t *buf, size_t l
 }
 
 /* Returns 1 when fd holds a valid PUNCH from the peer (drains others). */
+bool n4_addr_excluded(const struct sockaddr_in *from, const struct sockaddr_in *ex, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ex[i].sin_addr.s_addr == from->sin_addr.s_addr && ex[i].sin_port == from->sin_port)
+			return true;
+	return false;
+}
+
 static int read_punches(struct n4_sweep *sw, int fd)
 {
 	for (;;) {
@@ -327,6 +335,8 @@ static int read_punches(struct n4_sweep *sw, int fd)
 				continue; /* ICMP errors from our own probes */
 			return 0;
 		}
+		if (sw->nexclude && n4_addr_excluded(&from, sw->exclude, sw->nexclude))
+			continue; /* another peer of the room's host */
 		if (sw->auth) {
 			if (from.sin_family == AF_INET && auth_punch(sw, fd, buf, (size_t)n, &from))
 				return 1;

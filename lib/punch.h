@@ -46,6 +46,8 @@ struct n4_sweep {
 	const struct n4_pool *pool;
 	struct sockaddr_in target; /* where every pool socket punches */
 	struct in_addr peer_ip;	   /* accept PUNCH only from here ... */
+	const struct sockaddr_in *exclude; /* ... never from these (a room's other peers) */
+	unsigned nexclude;
 	bool any_ip;		   /* ... unless this is set (-x) */
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	bool classic;		      /* five passes at once, then only listen */
@@ -90,6 +92,8 @@ enum n4_confirm_mode {
  * acknowledgement from the peer's IP but another port means the peer settled
  * on another of its sockets (a RANGE walk whose first PUNCH was lost): *peer
  * takes that port. */
+/* Whether from is one of the n addresses in ex. */
+bool n4_addr_excluded(const struct sockaddr_in *from, const struct sockaddr_in *ex, unsigned n);
 int n4_confirm(int fd, struct sockaddr_in *peer, const uint8_t ident[N4_PAYLOAD_SIZE],
 	       enum n4_confirm_mode mode, bool already_acked, unsigned confirm_ms,
 	       const struct n4_waitctx *ctx);

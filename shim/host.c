@@ -514,6 +514,22 @@ static void *join_main(void *arg)
 	cc.cancel = &h->cancel;
 	cc.stay = false;
 	cc.have_peer_id = false;
+	/* The other peers' PUNCHes (late ones, keepalives) carry our identifier, often
+	 * from this joiner's NAT: never this joiner's WIN.  The joiner's own old
+	 * address stays allowed (a port-preserving NAT gives it again). */
+	struct sockaddr_in *ex = NULL;
+	unsigned nex = 0;
+	shim_lock();
+	if (h->hi && (ex = malloc(h->hi * sizeof(*ex))) != NULL) {
+		for (unsigned i = 0; i < h->hi; i++) {
+			const struct shim_peer *p = &h->peers[i];
+			if (p->used && !(p->have_id && memcmp(p->id, w->j.peer_id, sizeof(p->id)) == 0))
+				ex[nex++] = p->real;
+		}
+	}
+	shim_unlock();
+	cc.room_exclude = ex;
+	cc.room_nexclude = nex;
 	drain(h->helper);
 	memset(&res, 0, sizeof(res));
 	n4_client *client = n4_client_new(&cc);
@@ -527,6 +543,7 @@ static void *join_main(void *arg)
 			rtt = (unsigned)(shim_now_ms() - t0);
 	}
 	n4_client_free(client);
+	free(ex);
 	shim_lock();
 	if (rc == 0 && !h->dead)
 		peer_won(h, &w->j, &res, rtt, cfg);
