@@ -19,12 +19,26 @@
 #   wan 100.64.5.1 ---- 100.64.5.2 [nate] 10.6.0.1 -- e 10.6.0.2
 # (100.64.0.0/10 is carrier-grade NAT space: public to the sites, never routed here.)
 #
+# With lab_up --ipv6 on, every node also has routed IPv6 from the documentation prefix
+# 2001:db8::/32, beside the unchanged IPv4: each site X (a..e) is delegated 2001:db8:X::/48,
+# its router natX puts the /64 2001:db8:X::/64 on its LAN and routes it, without NAT, so
+# the hosts' global addresses are what the far end sees:
+#   srv 2001:db8:0:2::2 ---- 2001:db8:0:2::1 [wan] 2001:db8:0:a::1 ---- 2001:db8:0:a::2 [nata]
+#       2001:db8:a::1 -- a 2001:db8:a::2, a2 2001:db8:a::3   (a3 2001:db8:a:3::2 with --lan2)
+#   (the same for b, and for c..e with --sites: natX 2001:db8:0:X::2, X 2001:db8:X::2)
+# Each site router runs a stateful IPv6 firewall in its forward hook, as home routers and
+# carriers do: from the LAN anything goes; from the WAN only what belongs to a flow that
+# left the LAN (two hosts sending to each other at about the same time open both), plus
+# ICMPv6 errors and echo requests (RFC 4890).  lab_set_v6fw changes it per site.  No
+# router advertisements, no router solicitations, no DAD: addresses and routes are static
+# and usable at once.
+#
 # Namespaces are named n4-$LAB_ID-NODE so several labs can coexist.  Nothing connects to
 # the root namespace and no route points out of the lab.  Every function returns non-zero
 # with a message on stderr on failure; the library never exits the caller.
 #
 # API: lab_require_root, lab_up, lab_down, lab_exec, lab_bg, lab_flush, lab_set_nat,
-#      lab_set_noise, lab_set_delay, lab_wait_for, lab_ns, lab_stop_pid.
+#      lab_set_noise, lab_set_delay, lab_set_v6fw, lab_wait_for, lab_ns, lab_stop_pid.
 
 LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_REPO=$(cd "$LAB_LIB_DIR/../.." && pwd)
@@ -52,6 +66,27 @@ LAB_EXTRA_SITES=(c d e) # in the order --sites adds them
 export LAB_SRV_IP LAB_WAN_SRV_IP LAB_SINK_IP LAB_NATA_IP LAB_NATB_IP
 export LAB_A_IP LAB_A2_IP LAB_B_IP LAB_B2_IP LAB_A3_IP
 export LAB_NATC_IP LAB_NATD_IP LAB_NATE_IP LAB_C_IP LAB_D_IP LAB_E_IP
+# IPv6, only with lab_up --ipv6 on.  A site's prefixes follow from its letter: its link
+# to wan is 2001:db8:0:X::/64 (wan ::1, natX ::2), its LAN 2001:db8:X::/64 (natX ::1).
+LAB_SRV_IP6=2001:db8:0:2::2
+LAB_WAN_SRV_IP6=2001:db8:0:2::1
+LAB_NATA_IP6=2001:db8:0:a::2 # the site routers' WAN side
+LAB_NATB_IP6=2001:db8:0:b::2
+LAB_NATC_IP6=2001:db8:0:c::2
+LAB_NATD_IP6=2001:db8:0:d::2
+LAB_NATE_IP6=2001:db8:0:e::2
+LAB_A_IP6=2001:db8:a::2
+LAB_A2_IP6=2001:db8:a::3
+LAB_B_IP6=2001:db8:b::2
+LAB_B2_IP6=2001:db8:b::3
+LAB_A3_IP6=2001:db8:a:3::2 # with --lan2 on: nata's second LAN, its own /64
+LAB_C_IP6=2001:db8:c::2
+LAB_D_IP6=2001:db8:d::2
+LAB_E_IP6=2001:db8:e::2
+LAB_V6FW_MODES="open, stateful, drop"
+export LAB_SRV_IP6 LAB_WAN_SRV_IP6 LAB_NATA_IP6 LAB_NATB_IP6 LAB_NATC_IP6 LAB_NATD_IP6
+export LAB_NATE_IP6 LAB_A_IP6 LAB_A2_IP6 LAB_B_IP6 LAB_B2_IP6 LAB_A3_IP6 LAB_C_IP6 LAB_D_IP6
+export LAB_E_IP6
 
 # Port-incrementing NAT: public port = BASE + (new-mapping counter mod SIZE).  The map is
 # written element by element (the `offset` form of numgen writes host byte order).  40000
@@ -393,15 +428,151 @@ lab_set_nat() {
 	return 0
 }
 
+_lab_ipv6_on() {
+	[[ -e "${LAB_DIR:-}/ipv6" ]]
+}
+
+# _lab_ns_ipv6 NODE: a new namespace's IPv6 settings, made before its interfaces exist
+# (each new interface starts from the default.* values).
+_lab_ns_ipv6() {
+	if ! _lab_ipv6_on; then
+		# no IPv6: keeps router solicitations and MLD off the WAN and the delay queue
+		_lab_sysctl "$1" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+		return
+	fi
+	# Static addresses and routes only: no DAD (an address is usable the moment it is
+	# added, not a second later), no router solicitations, router advertisements ignored.
+	_lab_sysctl "$1" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+		net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+		net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0 \
+		net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+}
+
+_lab_addr6() { # NODE DEV CIDR
+	_lab_run "address $3 on $1/$2" ip -n "$(lab_ns "$1")" -6 addr add "$3" dev "$2" nodad \
+		>/dev/null
+}
+
+_lab_route6() { # NODE PREFIX|default GW
+	_lab_run "IPv6 route $2 in $1" ip -n "$(lab_ns "$1")" -6 route add "$2" via "$3" >/dev/null
+}
+
+# _lab_v6fw_ruleset MODE: print the IPv6 firewall of a site router (see lab_set_v6fw).
+_lab_v6fw_ruleset() {
+	case $1 in
+	open | stateful | drop) ;;
+	*)
+		_lab_err "unknown IPv6 firewall mode '$1' ($LAB_V6FW_MODES)"
+		return 1
+		;;
+	esac
+	printf 'table ip6 n4lab_fw6 {}\ndelete table ip6 n4lab_fw6\n'
+	printf 'table ip6 n4lab_fw6 {\n\tchain forward {\n'
+	case $1 in
+	open)
+		printf '\t\ttype filter hook forward priority filter; policy accept;\n'
+		printf '\t\tcounter accept\n'
+		;;
+	stateful)
+		printf '\t\ttype filter hook forward priority filter; policy drop;\n'
+		# from the LAN (every interface but the WAN's) anything goes
+		printf '\t\tiifname != "wan0" counter accept\n'
+		# from the WAN, replies to what left the LAN: a host's first datagram to a peer
+		# opens the way back, so two peers that both send open both firewalls
+		printf '\t\tct state established,related counter accept\n'
+		# ICMPv6 that must not be dropped (RFC 4890 4.3.1); errors about a flow are
+		# "related" already, these also admit the ones conntrack cannot match
+		printf '\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, '
+		printf 'parameter-problem, echo-request } counter accept\n'
+		# new from the WAN: dropped in the forward hook, before conntrack confirms the
+		# entry, so an unsolicited datagram leaves no state behind.  The last rule, the
+		# one whose counter the tests read.
+		printf '\t\tcounter drop\n'
+		;;
+	drop)
+		# a broken IPv6: the router forwards nothing either way, and says nothing
+		printf '\t\ttype filter hook forward priority filter; policy drop;\n'
+		printf '\t\tcounter drop\n'
+		;;
+	esac
+	printf '\t}\n}\n'
+}
+
+# lab_set_v6fw a|b|c|d|e open|stateful|drop: the IPv6 firewall of that site's router
+# (lab_up --ipv6 on only).  stateful (lab_up's) drops new inbound from the WAN; open
+# forwards everything; drop forwards nothing (IPv6 broken at that site).  Conntrack
+# entries survive a change: call lab_flush after to start from no state.
+lab_set_v6fw() {
+	local side=${1:-} mode=${2:-} file
+	_lab_need_id || return 1
+	if ! _lab_ipv6_on; then
+		_lab_err "lab_set_v6fw: lab $LAB_ID has no IPv6 (lab_up --ipv6 on)"
+		return 1
+	fi
+	if ! [[ "$side" =~ ^[a-e]$ ]] || ! _lab_has_site "$side"; then
+		_lab_err "lab_set_v6fw: side must be one of the lab's sites ($(_lab_sites)), not '$side'"
+		return 1
+	fi
+	file="$LAB_DIR/v6fw-$side.nft"
+	_lab_v6fw_ruleset "$mode" >"$file" || return 1
+	_lab_nft "nat$side" -f "$file" || return 1
+	printf '%s\n' "$mode" >"$LAB_DIR/v6fw-$side.mode"
+	printf -v "LAB_V6FW_${side^^}" '%s' "$mode"
+	export "LAB_V6FW_${side^^}"
+}
+
+# _lab_ipv6_up: the IPv6 half of the lab, once the IPv4 topology (with --lan2 and the
+# extra sites) stands; every interface exists and is up.
+_lab_ipv6_up() {
+	local side nat host var hosts
+	_lab_addr6 srv eth0 "$LAB_SRV_IP6/64" || return 1
+	_lab_addr6 wan srv0 "$LAB_WAN_SRV_IP6/64" || return 1
+	_lab_route6 srv default "$LAB_WAN_SRV_IP6" || return 1
+	_lab_sysctl wan net.ipv6.conf.all.forwarding=1 || return 1
+	for side in $(_lab_sites); do
+		nat=nat$side
+		var=LAB_NAT${side^^}_IP6
+		_lab_addr6 wan "${nat}0" "2001:db8:0:$side::1/64" || return 1
+		_lab_addr6 "$nat" wan0 "${!var}/64" || return 1
+		_lab_addr6 "$nat" br0 "2001:db8:$side::1/64" || return 1
+		_lab_route6 "$nat" default "2001:db8:0:$side::1" || return 1
+		# the site's /48 as an ISP delegates it; what the router has no LAN for is
+		# unreachable there instead of bouncing between it and wan
+		_lab_route6 wan "2001:db8:$side::/48" "${!var}" || return 1
+		_lab_run "IPv6 route in $nat" ip -n "$(lab_ns "$nat")" -6 route add unreachable \
+			"2001:db8:$side::/48" >/dev/null || return 1
+		hosts=("$side")
+		[[ "$side" == [ab] ]] && hosts+=("${side}2")
+		for host in "${hosts[@]}"; do
+			var=LAB_${host^^}_IP6
+			_lab_addr6 "$host" eth0 "${!var}/64" || return 1
+			_lab_route6 "$host" default "2001:db8:$side::1" || return 1
+		done
+		_lab_sysctl "$nat" net.ipv6.conf.all.forwarding=1 || return 1
+		lab_set_v6fw "$side" stateful || return 1
+	done
+	[[ -e "$LAB_DIR/lan2" ]] || return 0
+	_lab_addr6 nata lan-a3 2001:db8:a:3::1/64 || return 1
+	_lab_addr6 a3 eth0 "$LAB_A3_IP6/64" || return 1
+	_lab_route6 a3 default 2001:db8:a:3::1 || return 1
+	_lab_nft nata -f - <<EOF
+table ip6 n4lab_isolate {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "br0" oifname "lan-a3" counter drop
+		iifname "lan-a3" oifname "br0" counter drop
+	}
+}
+EOF
+}
+
 _lab_build_topology() {
 	local n ns
 	for n in "${LAB_NODES[@]}"; do
 		ns=$(lab_ns "$n") || return 1
 		_lab_run "ip netns add" ip netns add "$ns" >/dev/null || return 1
 		_lab_ifup "$n" lo || return 1
-		# no IPv6: keeps router solicitations and MLD off the WAN and the delay queue
-		_lab_sysctl "$n" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
-			return 1
+		_lab_ns_ipv6 "$n" || return 1
 	done
 
 	local srv wan nata natb
@@ -472,8 +643,7 @@ _lab_add_lan2() {
 	: >"$LAB_DIR/lan2" || return 1
 	_lab_run "ip netns add" ip netns add "$(lab_ns a3)" >/dev/null || return 1
 	_lab_ifup a3 lo || return 1
-	_lab_sysctl a3 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
-		return 1
+	_lab_ns_ipv6 a3 || return 1
 	_lab_link eth0 netns "$(lab_ns a3)" type veth peer name lan-a3 netns "$(lab_ns nata)" ||
 		return 1
 	_lab_addr nata lan-a3 10.3.0.1/24 || return 1
@@ -501,8 +671,7 @@ _lab_add_site() {
 	for n in "$nat" "$side"; do
 		_lab_run "ip netns add" ip netns add "$(lab_ns "$n")" >/dev/null || return 1
 		_lab_ifup "$n" lo || return 1
-		_lab_sysctl "$n" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
-			return 1
+		_lab_ns_ipv6 "$n" || return 1
 	done
 	_lab_link wan0 netns "$(lab_ns "$nat")" type veth peer name "${nat}0" netns "$(lab_ns wan)" ||
 		return 1
@@ -594,6 +763,11 @@ lab_set_delay() {
 				return 1
 			rm -f "$LAB_DIR/delay.rule"
 		fi
+		if [[ -e "$LAB_DIR/delay6.rule" ]]; then
+			_lab_run "ip6tables in wan" lab_exec wan ip6tables -w -D FORWARD \
+				"${_LAB_QUEUE_RULE[@]}" || return 1
+			rm -f "$LAB_DIR/delay6.rule"
+		fi
 		LAB_DELAY_MS=0 LAB_JITTER_MS=0 LAB_LOSS_PCT=0
 		export LAB_DELAY_MS LAB_JITTER_MS LAB_LOSS_PCT
 		return 0
@@ -614,6 +788,12 @@ lab_set_delay() {
 		_lab_run "iptables in wan" lab_exec wan iptables -w -A FORWARD "${_LAB_QUEUE_RULE[@]}" ||
 			return 1
 		: >"$LAB_DIR/delay.rule"
+	fi
+	# IPv6 through the same queue: a path over either family crosses the same delay
+	if _lab_ipv6_on && [[ ! -e "$LAB_DIR/delay6.rule" ]]; then
+		_lab_run "ip6tables in wan" lab_exec wan ip6tables -w -A FORWARD "${_LAB_QUEUE_RULE[@]}" ||
+			return 1
+		: >"$LAB_DIR/delay6.rule"
 	fi
 	LAB_DELAY_MS=$delay LAB_JITTER_MS=$jitter LAB_LOSS_PCT=$loss
 	export LAB_DELAY_MS LAB_JITTER_MS LAB_LOSS_PCT
@@ -650,7 +830,8 @@ lab_set_noise() {
 	export LAB_NOISE_A LAB_NOISE_B
 }
 
-# lab_flush: forget all NAT state (conntrack) in every NAT and the router.
+# lab_flush: forget all NAT state (conntrack) in every NAT and the router, and with
+# --ipv6 on all IPv6 firewall state too.
 lab_flush() {
 	local n side nodes=()
 	_lab_need_id || return 1
@@ -659,15 +840,21 @@ lab_flush() {
 	done
 	for n in "${nodes[@]}" wan; do
 		_lab_run "conntrack -F in $n" lab_exec "$n" conntrack -F >/dev/null || return 1
+		# conntrack -F asks for one family (ipv4 unless told); kernel 6.x flushes every
+		# family whatever it asks, but the IPv6 state is named rather than assumed
+		if _lab_ipv6_on; then
+			_lab_run "conntrack -F -f ipv6 in $n" lab_exec "$n" conntrack -F -f ipv6 \
+				>/dev/null || return 1
+		fi
 	done
 }
 
 # lab_up [--id ID] [--nat-a FLAVOR] [--nat-b FLAVOR] [--delay MS] [--jitter MS]
 #        [--loss PCT] [--noise-a RATE] [--noise-b RATE] [--lan2 on|off]
-#        [--sites 2..5] [--nat-c FLAVOR] [--nat-d FLAVOR] [--nat-e FLAVOR]
+#        [--sites 2..5] [--nat-c FLAVOR] [--nat-d FLAVOR] [--nat-e FLAVOR] [--ipv6 on|off]
 lab_up() {
 	local id=$$ nat_a=inc nat_b=inc delay=0 jitter=0 loss=0 noise_a=0 noise_b=0 lan2=off
-	local sites=2 nat_c="" nat_d="" nat_e=""
+	local sites=2 nat_c="" nat_d="" nat_e="" ipv6=off
 	while (($#)); do
 		if (($# < 2)); then
 			_lab_err "lab_up: option $1 needs a value"
@@ -687,6 +874,7 @@ lab_up() {
 		--nat-c) nat_c=$2 ;;
 		--nat-d) nat_d=$2 ;;
 		--nat-e) nat_e=$2 ;;
+		--ipv6) ipv6=$2 ;;
 		*)
 			_lab_err "lab_up: unknown option '$1'"
 			return 1
@@ -723,6 +911,10 @@ lab_up() {
 		_lab_err "lab_up: --lan2 takes on or off, not '$lan2'"
 		return 1
 	fi
+	if [[ "$ipv6" != on && "$ipv6" != off ]]; then
+		_lab_err "lab_up: --ipv6 takes on or off, not '$ipv6'"
+		return 1
+	fi
 	lab_require_root || return 1
 	# fail before building anything when a helper program is missing
 	if [[ ! "$delay$jitter$loss" =~ ^[0.]*$ ]]; then
@@ -748,6 +940,13 @@ lab_up() {
 		_lab_err "lab_up: cannot create $LAB_DIR"
 		return 1
 	fi
+	# read by every step that builds a namespace, so it exists before the first one
+	if [[ "$ipv6" == on ]] && ! : >"$LAB_DIR/ipv6"; then
+		_lab_err "lab_up: cannot write $LAB_DIR/ipv6"
+		return 1
+	fi
+	LAB_IPV6=$ipv6
+	export LAB_IPV6
 
 	local k=3 extra_ok=1 side flavor
 	if _lab_build_topology &&
@@ -765,6 +964,7 @@ lab_up() {
 		extra_ok=0
 	fi
 	if ((extra_ok)) &&
+		{ [[ "$ipv6" == off ]] || _lab_ipv6_up; } &&
 		lab_set_nat a "$nat_a" && lab_set_nat b "$nat_b" &&
 		lab_set_delay "$delay" "$jitter" "$loss" &&
 		lab_set_noise "$noise_a" "$noise_b"; then
