@@ -25,6 +25,12 @@ packages+=(
 # chocolate-doom, which --no-install-recommends leaves out).
 packages+=(chocolate-doom freedoom)
 
+# SIP calls (tests/lab/sip_lib.sh, test_sip_*.sh): baresip-core holds the program and
+# every module the tests load (g711, ausine, sndfile, menu, ctrl_tcp); the `baresip`
+# metapackage adds only recommends (GTK, X11, FFmpeg, GStreamer front-ends and codecs),
+# which --no-install-recommends would skip anyway.
+packages+=(baresip-core)
+
 die() {
 	printf 'deps.sh: %s\n' "$*" >&2
 	exit 1
