@@ -2,7 +2,8 @@
 # Command-line wrapper over lib.sh, for manual use and the demo.
 #
 #   lab.sh up [--id ID] [--nat-a F] [--nat-b F] [--delay MS] [--jitter MS] [--loss PCT]
-#             [--noise-a RATE] [--noise-b RATE] [--lan2 on|off]  prints shell exports (eval-able)
+#             [--noise-a RATE] [--noise-b RATE] [--lan2 on|off] [--sites 2-5] [--nat-c F]
+#             [--nat-d F] [--nat-e F] [--ipv6 on|off]  prints shell exports (eval-able)
 #   lab.sh down ID
 #   lab.sh exec ID NODE CMD...
 #   lab.sh flush ID
@@ -15,7 +16,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-	sed -n '4,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '4,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
