@@ -137,6 +137,8 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 	if ((a->room_host ? n4_nat_classify_host : n4_nat_classify)(a->obs, a->n, &ma) ||
 	    (b->room_host ? n4_nat_classify_host : n4_nat_classify)(b->obs, b->n, &mb))
 		return false;
+	n4_nat_advance(&ma, a->extra_allocs);
+	n4_nat_advance(&mb, b->extra_allocs);
 	log_model('A', a, &ma);
 	log_model('B', b, &mb);
 	if (a->room_host)

@@ -22,6 +22,10 @@ struct n4_discovery {
 	bool ordered;	/* N4_EXT_SEQ: numbered probes (set before recording) */
 	bool nosweep;	/* the client accepts only direct paths */
 	bool room_host; /* a room's host answering a joiner: one socket (n4_plan_host) */
+	/* Ports other clients behind the same public IP opened since our last
+	 * observation (their sweeps, which the server planned): our NAT's counter
+	 * moved on by that much. */
+	unsigned extra_allocs;
 	uint8_t seen;	/* ordered: bit order of every allocation recorded */
 	uint64_t first_ms;
 	struct n4_plan plan;

@@ -330,6 +330,32 @@ static unsigned ceil_pos(double x)
 	return (double)v < x ? v + 1 : v;
 }
 
+static uint16_t wrap_port(long p);
+static long wrap_block(const struct n4_nat_model *m, long p);
+
+void n4_nat_advance(struct n4_nat_model *m, unsigned allocs)
+{
+	if (m->kind != N4_NAT_INC || !allocs)
+		return;
+	m->last_port = wrap_port(wrap_block(m, (long)m->last_port + (long)m->step * (long)allocs));
+}
+
+unsigned n4_plan_allocs(const struct n4_plan *p)
+{
+	switch (p->kind) {
+	case N4_PLAN_SWEEP:
+	case N4_PLAN_BDAY_LISTEN:
+		return p->pool;
+	case N4_PLAN_RANGE:
+	case N4_PLAN_WALK:
+		return p->count;
+	case N4_PLAN_DIRECT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static uint16_t wrap_port(long p)
 {
 	while (p > 65535)

@@ -44,6 +44,9 @@ struct n4_nat_model {
 
 /* Classify from observations (any order).  -EINVAL when they cannot tell. */
 int n4_nat_classify(const struct n4_obs *obs, unsigned n, struct n4_nat_model *m);
+/* An incrementing NAT allocated `allocs` more ports since the model's last one (other
+ * clients' sweeps behind the same public IP, known to the server). */
+void n4_nat_advance(struct n4_nat_model *m, unsigned allocs);
 /* The same for a room's host, whose socket 0 mappings may be old (predict.c). */
 int n4_nat_classify_host(const struct n4_obs *obs, unsigned n, struct n4_nat_model *m);
 
@@ -79,6 +82,9 @@ void n4_plan_pair(const struct n4_nat_model *a, const struct n4_nat_model *b, do
  * plan uses its socket 0 only.  Arguments as n4_plan_pair. */
 void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h_ms,
 		  double dt_j_ms, unsigned budget, struct n4_plan *plan_h, struct n4_plan *plan_j);
+
+/* NAT ports a plan opens on its own side (its sockets' or its walk's mappings). */
+unsigned n4_plan_allocs(const struct n4_plan *p);
 
 /* PLAN message payload (wire.h N4_CMD_PLAN): kind in the reserved byte. */
 void n4_plan_encode(const struct n4_plan *p, uint8_t *ext, uint8_t payload[6]);

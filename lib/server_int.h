@@ -53,6 +53,10 @@
 
 #define UDP_BATCH 1024
 
+/* Sweeps remembered for the clients planned after them behind the same NAT. */
+#define SWEEP_RING 64
+#define SWEEP_RING_MS 30000
+
 /* Descriptors kept for the listeners, the epoll fd, stdio and logs. */
 #define FD_HEADROOM 64
 
@@ -155,6 +159,15 @@ struct n4_server {
 	n4_relay *relay;		 /* NULL: --no-relay, or no IPv4 to relay on */
 	struct n4_srv_stay_list staying; /* N4_EXT_STAY connections kept after PEERINFO */
 	n4_srv_rooms *rooms;		 /* N4_EXT_ROOM; NULL: no rooms */
+	/* The last sweeps planned, by public IP: a client held meanwhile (a room's
+	 * joiner waiting for its host's answer) behind the same NAT finds that NAT's
+	 * counter moved on by their ports (srv_proto.c, schedule_peerinfo). */
+	struct {
+		uint32_t ip;
+		unsigned allocs;
+		uint64_t ms;
+	} sweeps[SWEEP_RING];
+	unsigned sweep_next;
 	unsigned long rooms_hosted, room_joins, room_refused;
 	uint64_t rx_ms; /* kernel receive time of the datagram being handled */
 };

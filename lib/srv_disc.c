@@ -21,6 +21,22 @@ void n4_srv_disc_free(n4_loop *loop, struct n4_srv_disc *ds)
 	free(ds);
 }
 
+void n4_srv_disc_extra(struct n4_srv_disc *ds, unsigned allocs)
+{
+	if (ds)
+		ds->d.extra_allocs = allocs;
+}
+
+uint64_t n4_srv_disc_last_ms(const struct n4_srv_disc *ds)
+{
+	return ds && ds->d.n ? n4_discovery_last_ms(&ds->d) : 0;
+}
+
+unsigned n4_srv_disc_allocs(const struct n4_srv_disc *ds)
+{
+	return ds ? n4_plan_allocs(&ds->d.plan) : 0;
+}
+
 void n4_srv_disc_room_host(struct n4_srv_disc *ds)
 {
 	if (ds)

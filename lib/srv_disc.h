@@ -26,6 +26,13 @@ struct n4_srv_disc {
 struct n4_srv_disc *n4_srv_disc_new(bool ordered);
 /* NULL is fine. */
 void n4_srv_disc_free(n4_loop *loop, struct n4_srv_disc *ds);
+/* Other clients behind this one's public IP opened `allocs` NAT ports since its
+ * last observation (before n4_srv_disc_plan). */
+void n4_srv_disc_extra(struct n4_srv_disc *ds, unsigned allocs);
+/* When its last observation arrived (0 without discovery), and the NAT ports its
+ * plan opens. */
+uint64_t n4_srv_disc_last_ms(const struct n4_srv_disc *ds);
+unsigned n4_srv_disc_allocs(const struct n4_srv_disc *ds);
 /* This side is a room's host answering a joiner: planned with n4_plan_host. */
 void n4_srv_disc_room_host(struct n4_srv_disc *ds);
 bool n4_srv_disc_ordered(const struct n4_srv_disc *ds);

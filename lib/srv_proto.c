@@ -1166,6 +1166,35 @@ static void pass_on(struct conn *to, const struct conn *from)
 	to->peer_flags = from->pc.ext ? N4_PEER_N4 : 0;
 }
 
+/* NAT ports opened behind c's public IP since its last observation by sweeps the
+ * server planned for others (a room's joiners, held in turn behind one NAT). */
+static unsigned sweeps_since(const struct n4_server *s, const struct conn *c, uint64_t now)
+{
+	uint64_t since = n4_srv_disc_last_ms(c->disc);
+	uint32_t ip = c->pc.udp.sin_addr.s_addr;
+	unsigned sum = 0;
+
+	if (!since)
+		return 0;
+	for (unsigned i = 0; i < SWEEP_RING; i++)
+		if (s->sweeps[i].ms && s->sweeps[i].ip == ip && s->sweeps[i].ms > since &&
+		    now - s->sweeps[i].ms < SWEEP_RING_MS)
+			sum += s->sweeps[i].allocs;
+	return sum;
+}
+
+static void note_sweep(struct n4_server *s, const struct conn *c, uint64_t at)
+{
+	unsigned allocs = n4_srv_disc_allocs(c->disc);
+
+	if (!allocs)
+		return;
+	s->sweeps[s->sweep_next].ip = c->pc.udp.sin_addr.s_addr;
+	s->sweeps[s->sweep_next].allocs = allocs;
+	s->sweeps[s->sweep_next].ms = at;
+	s->sweep_next = (s->sweep_next + 1) % SWEEP_RING;
+}
+
 static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *b)
 {
 	uint64_t rtt_a = conn_rtt_ms(a), rtt_b = conn_rtt_ms(b);
@@ -1184,7 +1213,15 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 		if (delay[i] > MAX_SYNC_DELAY_MS)
 			delay[i] = MAX_SYNC_DELAY_MS;
 	}
+	/* Only room joiners wait between their probes and their sweep long enough
+	 * for another sweep behind their NAT to come between. */
+	if (a->room.role == N4_ROLE_ANSWERED || a->room.role == N4_ROLE_ANSWERING)
+		n4_srv_disc_extra(a->disc, sweeps_since(s, a, now));
+	if (b->room.role == N4_ROLE_ANSWERED || b->room.role == N4_ROLE_ANSWERING)
+		n4_srv_disc_extra(b->disc, sweeps_since(s, b, now));
 	n4_srv_disc_plan(a->disc, b->disc, now, delay, rtt_a, rtt_b, s->cfg.port_budget);
+	note_sweep(s, a, now + delay[0]);
+	note_sweep(s, b, now + delay[1]);
 	if (relay_pair(s, a, b))
 		delay[0] = delay[1] = 0; /* no race to synchronise */
 	for (int i = 0; i < 2; i++) {
