@@ -4,11 +4,14 @@
  * is an unmodified UDP program (socket, sendto, poll, recvfrom; nothing of n4), so
  * under LD_PRELOAD it stands for a player behind its own NAT.
  *
- *   doom_query [-d SECONDS] [-i INTERVAL_MS] [-g GRACE_MS] [-b LPORT] IP:PORT
+ *   doom_query [-d SECONDS] [-i INTERVAL_MS] [-g GRACE_MS] [-b LPORT] [-B] IP:PORT
  *
  *   -d  how long to poll (10 s); -i  the gap between polls (200 ms); -g  how long to
  *   wait for the last answers once polling stops (1000 ms); -b  a local port to bind
- *   (default: none, the kernel picks one at the first send).
+ *   (default: none, the kernel picks one at the first send).  -B  IP is a broadcast
+ *   address (a LAN server browser, SO_BROADCAST): the first server that answers is
+ *   the one it polls from then on, at that address (answer-from prints it); answers
+ *   from any other address are strays.
  *
  * The wire (Chocolate Doom 3.0's UDP protocol): a packet starts with its type, u16 big
  * endian.  QUERY (13) carries nothing else.  QUERY_RESPONSE (14) carries the version
@@ -143,9 +146,14 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	unsigned duration_s = 10, interval_ms = 200, grace_ms = 1000, lport = 0;
+	bool browse = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "d:i:g:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:i:g:b:B")) != -1) {
+		if (opt == 'B') {
+			browse = true;
+			continue;
+		}
 		char *end;
 		unsigned long v = strtoul(optarg, &end, 10);
 		if (*optarg == '\0' || *end != '\0' || v > 3600000)
@@ -183,6 +191,12 @@ int main(int argc, char **argv)
 		perror("socket");
 		return 2;
 	}
+	int one = 1;
+	if (browse && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one))) {
+		perror("SO_BROADCAST");
+		return 2;
+	}
+	bool found = !browse; /* browsing: the first answer names the server */
 	if (lport) {
 		struct sockaddr_in me = { .sin_family = AF_INET,
 					  .sin_port = htons((uint16_t)lport) };
@@ -253,6 +267,11 @@ int main(int argc, char **argv)
 		uint64_t at = now_ms();
 		char fs[INET_ADDRSTRLEN] = "?";
 		inet_ntop(AF_INET, &from.sin_addr, fs, sizeof(fs));
+		if (!found && flen == sizeof(from) && from.sin_family == AF_INET) {
+			found = true;
+			to = from; /* a browser asks the server that answered from now on */
+			printf("answer-from %s:%u\n", fs, ntohs(from.sin_port));
+		}
 		if (flen != sizeof(from) || from.sin_family != AF_INET ||
 		    from.sin_addr.s_addr != to.sin_addr.s_addr || from.sin_port != to.sin_port) {
 			/* under the shim the server must look as if it were at IP:PORT */

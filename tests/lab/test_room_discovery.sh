@@ -189,6 +189,48 @@ want() {
 	return 1
 }
 
+# --- doom: the real game server of the host issue, found by a LAN browser -----------
+# chocolate-server (unmodified) hosts behind NAT A; doom_query -B behind NAT C (dec)
+# and NAT D (cone) broadcasts QUERY to 255.255.255.255:2342 as Chocolate Doom's LAN
+# search does, then polls the server that answered, at that address.
+DOOM=/usr/games/chocolate-server
+DOOM_PORT=2342
+doom_case() {
+	local hl=$LAB_DIR/doom-host.log st=$LAB_DIR/doom.status l node ms from pct
+	lab_flush
+	if [[ ! -x $DOOM ]]; then
+		not_ok "doom: $DOOM is installed (tests/deps.sh)"
+		return
+	fi
+	PIDS+=("$(lab_bg a "$hl" env N4_SERVER="$LAB_SRV_IP" N4_IDENT=ddisc N4_HOST=$DOOM_PORT \
+		N4_STATUS="$st" LD_PRELOAD="$SHIM" "$DOOM" -port $DOOM_PORT -privateserver)")
+	if ! lab_wait_for grep -q "room 'ddisc' open" "$hl" --timeout 10; then
+		not_ok "doom: chocolate-server's room opened"
+		shim_lines "$hl" >&2
+		stop_all
+		return
+	fi
+	for node in c d; do
+		l=$LAB_DIR/doom-$node.log
+		PIDS+=("$(shimmed "$node" "$l" ddisc N4_JOIN=$DOOM_PORT -- \
+			"$N4_BIN/tests/doom_query" -B -d 8 -i 500 255.255.255.255:$DOOM_PORT)")
+	done
+	for node in c d; do
+		l=$LAB_DIR/doom-$node.log
+		lab_wait_for grep -q "^stray\|^malformed" "$l" --timeout 20 >/dev/null
+		ms=$(field "$l" first-answer-ms) pct=$(field "$l" answered-pct)
+		from=$(sed -nE 's/^answer-from ([0-9.]+:[0-9]+).*/\1/p' "$l" | head -n 1)
+		echo "# doom-$node: first answer ${ms:-never} ms from ${from:-nobody}, ${pct:-0}% after it"
+		check "doom: the browser behind NAT ${node^^} finds chocolate-server within 3 s of its first query (${ms:-never} ms)" \
+			test "${ms:--1}" -ge 0 -a "${ms:-99999}" -le 3000
+		check "doom: ... at the placeholder with the game's port (${from:-none})" \
+			test "$from" = "$LAB_SRV_IP:$DOOM_PORT"
+		check "doom: ... and then polls it there: ${pct:-0}% answered, nothing stray or malformed" \
+			test "${pct:-0}" -ge 90 -a "$(field "$l" stray)" = 0 -a "$(field "$l" malformed)" = 0
+	done
+	stop_all
+}
+
 # --- browse: one browser behind NAT B ---------------------------------------------
 browse_case() {
 	local hl=$LAB_DIR/browse-host.log bl=$LAB_DIR/browse-b.log nl=$LAB_DIR/browse-b2.log
@@ -452,6 +494,7 @@ rate_case() {
 		test "$(grep -c "more than 20 broadcasts a second" "$hl")" -eq 1
 }
 
+want doom && doom_case
 want browse && browse_case
 want two && two_case
 want nobrd && nobrd_case
