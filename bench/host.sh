@@ -301,8 +301,9 @@ flood_result() {
 	read -r RATE CPU < <(host_rate "$hl" "$go_ms")
 	read -r sent ans lost PCPU < <(awk '$1 == "flood" { s += $3; a += $5; l += $7; c += $11 }
 		END { printf "%d %d %d %.2f\n", s, a, l, a ? c / a : 0 }' "$@")
+	# shimmed: the paths, and how long the joins took (100 ms apart: they queue)
 	[[ -e ${hl%.log}.status ]] &&
-		paths=", $(grep -c ' direct ' "${hl%.log}.status") direct, $(grep -c ' relayed ' "${hl%.log}.status") relayed"
+		paths=", $(grep -c ' direct ' "${hl%.log}.status") direct, $(grep -c ' relayed ' "${hl%.log}.status") relayed; joined after median $(sed -nE 's/^joined [0-9]+ took ([0-9]+)/\1/p' "$@" | median) ms, max $(sed -nE 's/^joined [0-9]+ took ([0-9]+)/\1/p' "$@" | maximum)"
 	LINE=$(printf 'server answered %6s/s, %5s us CPU per answered datagram; players: sent %d answered %d lost %d, %s us CPU per answer%s' \
 		"$RATE" "$CPU" "$sent" "$ans" "$lost" "$PCPU" "$paths")
 }
