@@ -189,8 +189,8 @@ static bool send_poll(int fd, const struct sockaddr_in *server, unsigned long se
 	char out[32];
 	int len = snprintf(out, sizeof(out), "POLL %lu", seq);
 
-	return sendto(fd, out, (size_t)len, 0, (const struct sockaddr *)server,
-		      sizeof(*server)) == len;
+	return sendto(fd, out, (size_t)len, 0, (const struct sockaddr *)server, sizeof(*server)) ==
+	       len;
 }
 
 static int play(const struct sockaddr_in *server, const char *gofile, double seconds,
