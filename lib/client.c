@@ -22,6 +22,7 @@
 #include "relay_reg.h"
 #include "rendezvous.h"
 #include "resend.h"
+#include "side.h"
 #include "wire.h"
 
 /* The final failure line: the caller's to write when it says so (the shim). */
@@ -71,6 +72,8 @@ struct n4_client {
 	uint8_t peer_id[N4_PAYLOAD_SIZE]; /* rooms: who we are to a host */
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack, relayed;
+	/* The peer negotiated our extensions (res->peer_is_n4). */
+	bool peer_is_n4;
 	int stay_fd;	      /* N4_EXT_STAY: the server connection kept after the WIN */
 	unsigned ports_used;  /* local ports of the last round's pool */
 	unsigned lost_rounds; /* rounds that punched and lost, told to the server */
@@ -425,7 +428,7 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, 0);
 	c->peer = relay;
-	c->won = c->relayed = true;
+	c->won = c->relayed = c->peer_is_n4 = true;
 	res->fd = c->win_fd;
 	res->peer = relay;
 	res->relayed = true;
@@ -624,6 +627,7 @@ static void take_win(n4_client *c, const struct n4_sweep *sw, bool peer_is_n4,
 	c->peer = sw->from;
 	c->got_ack = sw->got_ack;
 	c->won = true;
+	c->peer_is_n4 = peer_is_n4;
 	/* The original confirms before it reports; so does a RANGE walker, whose
 	 * peer may have settled on another socket than the one heard first: its
 	 * acknowledgement says which (n4_confirm). */
@@ -850,4 +854,17 @@ int n4_client_confirm(n4_client *c)
 	    n4_addr_excluded(&c->peer, c->cfg.room_exclude, c->cfg.room_nexclude))
 		c->peer = won;
 	return r < 0 ? r : 0;
+}
+
+int n4_client_side(n4_client *c, const struct n4_side *mine, struct n4_side *peer,
+		   unsigned timeout_ms)
+{
+	if (!c->won || c->win_fd < 0)
+		return -EINVAL;
+	/* An original peer would take a SIDE for data; a room's host answers no
+	 * SIDE (its peers are many, on one socket). */
+	if (!c->peer_is_n4 || c->cfg.room_answer || c->cfg.room_only)
+		return 0;
+	return n4_side_exchange(c->win_fd, &c->peer, c->ident, c->keyed ? &c->auth : NULL, mine,
+				peer, timeout_ms, &c->ctx);
 }
