@@ -56,6 +56,11 @@
 /* Sweeps remembered for the clients planned after them behind the same NAT. */
 #define SWEEP_RING 64
 #define SWEEP_RING_MS 30000
+/* A sweep's first pass opens its NAT ports within this (pools of tens of sockets,
+ * paced at 1000/s at most); a later pair behind that NAT waits for it, at most
+ * MAX_SWEEP_WAIT_MS. */
+#define SWEEP_BUSY_MS 60
+#define MAX_SWEEP_WAIT_MS 500
 
 /* Descriptors kept for the listeners, the epoll fd, stdio and logs. */
 #define FD_HEADROOM 64

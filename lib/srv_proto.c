@@ -1195,6 +1195,21 @@ static void note_sweep(struct n4_server *s, const struct conn *c, uint64_t at)
 	s->sweep_next = (s->sweep_next + 1) % SWEEP_RING;
 }
 
+/* When the last sweep planned behind ip has opened its ports (0: none under way).
+ * Two sweeps behind one NAT at once interleave their allocations, and each
+ * misses its prediction: a pair waits for the one before it (the flows of a
+ * call start together, behind the same two NATs). */
+static uint64_t sweeping_until(const struct n4_server *s, uint32_t ip, uint64_t now)
+{
+	uint64_t until = 0;
+
+	for (unsigned i = 0; i < SWEEP_RING; i++)
+		if (s->sweeps[i].ms && s->sweeps[i].ip == ip &&
+		    s->sweeps[i].ms + SWEEP_BUSY_MS > now && s->sweeps[i].ms + SWEEP_BUSY_MS > until)
+			until = s->sweeps[i].ms + SWEEP_BUSY_MS;
+	return until;
+}
+
 static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *b)
 {
 	uint64_t rtt_a = conn_rtt_ms(a), rtt_b = conn_rtt_ms(b);
@@ -1213,12 +1228,20 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 		if (delay[i] > MAX_SYNC_DELAY_MS)
 			delay[i] = MAX_SYNC_DELAY_MS;
 	}
-	/* Only room joiners wait between their probes and their sweep long enough
-	 * for another sweep behind their NAT to come between. */
-	if (a->room.role == N4_ROLE_ANSWERED || a->room.role == N4_ROLE_ANSWERING)
-		n4_srv_disc_extra(a->disc, sweeps_since(s, a, now));
-	if (b->room.role == N4_ROLE_ANSWERED || b->room.role == N4_ROLE_ANSWERING)
-		n4_srv_disc_extra(b->disc, sweeps_since(s, b, now));
+	uint64_t busy = sweeping_until(s, a->pc.udp.sin_addr.s_addr, now);
+	uint64_t busy_b = sweeping_until(s, b->pc.udp.sin_addr.s_addr, now);
+	if (busy_b > busy)
+		busy = busy_b;
+	if (busy > now) {
+		uint64_t wait = busy - now > MAX_SWEEP_WAIT_MS ? MAX_SWEEP_WAIT_MS : busy - now;
+		delay[0] += wait;
+		delay[1] += wait;
+	}
+	/* Sweeps planned behind a side's NAT since its probes open ports there
+	 * before its own: a room's held joiners, and the flows of one call, whose
+	 * pairs probe at once behind the same two NATs. */
+	n4_srv_disc_extra(a->disc, sweeps_since(s, a, now));
+	n4_srv_disc_extra(b->disc, sweeps_since(s, b, now));
 	n4_srv_disc_plan(a->disc, b->disc, now, delay, rtt_a, rtt_b, s->cfg.port_budget);
 	note_sweep(s, a, now + delay[0]);
 	note_sweep(s, b, now + delay[1]);

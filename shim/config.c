@@ -251,6 +251,9 @@ static void read_host(void)
 	v = n4_opt_get(N4_OPT_PEER_TIMEOUT)->def;
 	env_number(N4_OPT_PEER_TIMEOUT, &v);
 	config.peer_timeout_s = (unsigned)v;
+	v = n4_opt_get(N4_OPT_FLOW_TIMEOUT)->def;
+	env_number(N4_OPT_FLOW_TIMEOUT, &v);
+	config.flow_timeout_s = (unsigned)v;
 	if (st && *st) {
 		if (strlen(st) >= sizeof(config.status_path))
 			set_error(-EINVAL, "N4_STATUS: '%s' is longer than 255 bytes%s", st, NULL);

@@ -74,7 +74,7 @@ static void filter_done(int fd)
  * receive would (same socket, same MSG_DONTWAIT); returns 0 or -errno. */
 static int drop_punches(int fd, const struct rview *v, int flags)
 {
-	const char *ident = shim_config_get()->wire_ident;
+	const char *ident = shim_ident_of(fd);
 	unsigned char buf[N4_APUNCH_SIZE + 1];
 
 	for (;;) {
@@ -139,7 +139,7 @@ static void rewrite_from(int fd, struct sockaddr *addr, socklen_t *len, socklen_
 
 /* A receive that was already running when the rendezvous finished: it did not go
  * through the filter, so look at what it got. */
-static bool late_punch(const struct rcall *c, ssize_t n)
+static bool late_punch(int fd, const struct rcall *c, ssize_t n)
 {
 	const void *data = c->buf;
 
@@ -152,7 +152,7 @@ static bool late_punch(const struct rcall *c, ssize_t n)
 	} else if (c->len < (size_t)n) {
 		return false;
 	}
-	return n4_is_punch(data, (size_t)n, shim_config_get()->wire_ident);
+	return n4_is_punch(data, (size_t)n, shim_ident_of(fd));
 }
 
 /* A host's socket: the kernel's receive, then a peer's real address becomes its
@@ -233,7 +233,7 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			continue; /* woken on the socket that was swapped out: again, on the new one */
 		if (v.state == SHIM_PENDING && n >= 0) {
 			view_of(fd, &v);
-			if (v.state == SHIM_WON && v.filter && late_punch(c, n))
+			if (v.state == SHIM_WON && v.filter && late_punch(fd, c, n))
 				continue;
 		}
 		if (n >= 0 && cap && (v.rewrite || v.state == SHIM_PENDING)) {
