@@ -139,8 +139,32 @@ int n4_client_take_stay_fd(n4_client *c);
 
 /* Read what the server sent on a kept connection.  1: REPUNCH (a client with our
  * identifier is at the server: punch again), 0: nothing yet, -ECONNRESET: the
- * server closed it (no more notices), other -errno.  Never blocks. */
+ * server closed it (no more notices), other -errno.  Reads everything queued; FLOW
+ * notices are consumed and ignored (n4_stay_poll_note reports them).  Never blocks. */
 int n4_stay_poll(int fd, const char *ident);
+
+/* A further flow of the pair ("calls", N4_CMD_FLOW): another local port to another
+ * port of the peer.  Host order; as its sender sees them: from_port is the sender's
+ * port, to_port the receiver's. */
+struct n4_flow_note {
+	uint16_t from_port, to_port, nonce;
+};
+
+/* Ask the server to tell the pair's peer, on its kept connection, about a flow from
+ * my_port to peer_port (neither 0: -EINVAL), so that a peer whose socket only
+ * listens starts its side too; nonce (random) comes back in the peer's note.  fd is
+ * a kept connection (non-blocking; n4_client_take_stay_fd, n4_stay_register).  0,
+ * -EAGAIN (its socket buffer is full: try later), -EIO (only part of the message
+ * went out: the connection is out of step, close it and register again), or -errno.
+ * The server forwards at most 10 a second (bursts of 20) per kept connection and
+ * drops the rest silently, as it drops a FLOW nobody else's kept connection waits for. */
+int n4_stay_flow_send(int fd, uint16_t my_port, uint16_t peer_port, uint16_t nonce);
+
+/* Like n4_stay_poll, one notice per call, FLOW notices too: 1 REPUNCH, 2 FLOW (*note
+ * filled as the peer sent it: from_port is the peer's port, to_port ours), 0 nothing
+ * (yet), -ECONNRESET the server closed it, other -errno.  Several notices may wait:
+ * call it until it returns 0 (or less).  Never blocks. */
+int n4_stay_poll_note(int fd, const char *ident, struct n4_flow_note *note);
 
 /* TCP keepalive on a kept connection, every idle_s seconds of silence: it keeps the
  * connection's NAT mapping, and after our NAT lost its state the first probe makes a

@@ -6,7 +6,7 @@
  *   srv_proto.c  protocol: decode and dispatch of every message, deadlines, close
  *                rules, when PEERINFO may go out.  The only caller of the leaves.
  *   leaves       pairing.c (tables), srv_disc.c (discovery), srv_relay.c (relay),
- *                srv_stay.c (STAY/REPUNCH), srv_lan.c (LOCAL/PEERLOCAL), and
+ *                srv_stay.c (STAY/REPUNCH/FLOW), srv_lan.c (LOCAL/PEERLOCAL), and
  *                srv_admit.c (admission, called by the transport).
  *
  * Calls go down only: server.c -> srv_net.c / srv_proto.c; srv_net.c -> the
@@ -164,6 +164,9 @@ struct n4_server {
 	n4_relay *relay;		 /* NULL: --no-relay, or no IPv4 to relay on */
 	struct n4_srv_stay_list staying; /* N4_EXT_STAY connections kept after PEERINFO */
 	n4_srv_rooms *rooms;		 /* N4_EXT_ROOM; NULL: no rooms */
+	/* FLOW notices passed on (to at least one kept connection), and dropped
+	 * (over the rate, nobody else's kept connection, or its buffer full). */
+	unsigned long flows, flows_dropped;
 	/* The last sweeps planned, by public IP: a client held meanwhile (a room's
 	 * joiner waiting for its host's answer) behind the same NAT finds that NAT's
 	 * counter moved on by their ports (srv_proto.c, schedule_peerinfo). */
@@ -193,6 +196,9 @@ int n4_srv_conn_admit(n4_server *s, int fd, const union n4_sa *a);
  * segment with what follows. */
 void n4_srv_conn_queue(struct conn *c, const struct n4_msg *m);
 void n4_srv_conn_flush(struct conn *c);
+/* Whether one more message fits in c's buffer (a kept connection whose client
+ * does not read fills it: what does not fit is the protocol's to drop). */
+bool n4_srv_conn_has_room(const struct conn *c);
 void n4_srv_conn_send(struct conn *c, const struct n4_msg *m);
 /* Closes the socket (reset unless the protocol is done and all bytes went out)
  * after the protocol's detach hook; the protocol's closed hook runs last. */

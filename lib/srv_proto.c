@@ -1,5 +1,5 @@
 /* srv_proto.c - the server's protocol layer: decode and dispatch of every message
- * on TCP (HELLO, STAY, KEYID, LOCAL, RELAY) and UDP (EXCHANGE, probes), the one
+ * on TCP (HELLO, STAY, FLOW, KEYID, LOCAL, RELAY) and UDP (EXCHANGE, probes), the one
  * deadline each connection has and what its expiry means, the close rules (a
  * partner left alone is told AGAIN or closed), and the PEERINFO gate: when both
  * EXCHANGEs, long ids, probes, LOCALs and lost-round counts are in, PEERINFOs are
@@ -175,22 +175,27 @@ static bool wants_local(const struct conn *c)
 
 bool n4_srv_proto_wants(const struct conn *c)
 {
-	return c->pc.state == N4_P_NEW || wants_keyid(c) || wants_local(c) || wants_relay_ask(c) ||
-	       wants_room(c);
+	return c->pc.state == N4_P_NEW || c->stay.on || wants_keyid(c) || wants_local(c) ||
+	       wants_relay_ask(c) || wants_room(c);
 }
 
 static void handle_hello(struct conn *c);
 static void handle_keyid(struct conn *c);
 static void handle_local(struct conn *c);
 static void handle_relay_ask(struct conn *c);
+static void handle_flow(struct conn *c);
 
 void n4_srv_proto_message(struct conn *c)
 {
 	bool want_keyid = wants_keyid(c), want_local = wants_local(c);
 
 	/* Several may follow READY: told apart by their command.  ROOM comes
-	 * first (after a keyed client's nonce). */
-	if (wants_room(c) && (c->in[0] == N4_CMD_ROOM || !want_keyid)) {
+	 * first (after a keyed client's nonce).  A kept connection carries FLOWs
+	 * only. */
+	if (c->stay.on) {
+		c->in_len = 0;
+		handle_flow(c);
+	} else if (wants_room(c) && (c->in[0] == N4_CMD_ROOM || !want_keyid)) {
 		c->in_len = 0;
 		handle_room_msg(c);
 	} else if (wants_relay_ask(c) &&
@@ -317,6 +322,7 @@ static void start_staying(struct conn *c)
 
 	n4_pairing_remove(s->pairing, &c->pc);
 	n4_srv_stay_add(&s->staying, &c->stay, c->pc.ident, c);
+	c->in_len = 0; /* in[] now takes FLOWs */
 	arm_deadline(c, N4_STAY_MAX_MS);
 }
 
@@ -337,12 +343,59 @@ static void send_repunch(struct conn *to)
  * pair came back, so tell the ones still running to punch again. */
 static void notify_staying(struct n4_server *s, const struct conn *hello)
 {
-	struct n4_srv_stay *n = n4_srv_stay_find(s->staying.head, hello->pc.ident), *next;
+	struct n4_srv_stay *n = n4_srv_stay_first(&s->staying, hello->pc.ident), *next;
 
 	for (; n; n = next) {
-		next = n4_srv_stay_find(n->next, hello->pc.ident);
+		next = n4_srv_stay_next(n);
 		send_repunch(n->owner);
 	}
+}
+
+/* FLOW on a kept connection: its client punches a further flow to its peer
+ * ("calls"), and the peer's side may only listen on that port; every other kept
+ * connection of the identifier (the pair's peer; with a key the identifier is the
+ * key's derived id) is told, and the connections stay open. */
+static void handle_flow(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_flow_note f;
+	struct n4_msg fwd;
+	unsigned told = 0;
+	char b[64];
+
+	if (n4_srv_stay_flow(c->in, &fwd, &f)) {
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: not a FLOW on a kept connection (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	if (!n4_srv_stay_flow_admit(&c->stay, n4_now_ms())) {
+		s->flows_dropped++;
+		n4_debug("%s: FLOW over %u/s, dropped", n4_srv_conn_str(c, b, sizeof(b)),
+			 N4_STAY_FLOW_RATE);
+		return;
+	}
+	struct n4_srv_stay *n = n4_srv_stay_first(&s->staying, c->pc.ident), *next;
+	for (; n; n = next) {
+		struct conn *to = n->owner;
+		next = n4_srv_stay_next(n); /* a failed send closes to */
+		/* One told REPUNCH is closing: its client registers again. */
+		if (to == c || to->close_after_flush || !n4_srv_conn_has_room(to))
+			continue;
+		n4_srv_conn_send(to, &fwd);
+		told++;
+	}
+	if (!told) {
+		s->flows_dropped++;
+		n4_debug("%s: FLOW and no other kept connection for it, dropped",
+			 n4_srv_conn_str(c, b, sizeof(b)));
+		return;
+	}
+	s->flows++;
+	n4_info(" => Flow from %s, ports %u -> %u, to %u kept connection%s",
+		n4_srv_conn_str(c, b, sizeof(b)), f.from_port, f.to_port, told,
+		told == 1 ? "" : "s");
 }
 
 /* STAY as a connection's first message: a client whose kept connection was lost

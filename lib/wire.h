@@ -115,6 +115,14 @@ enum n4_cmd {
  * from a client granted N4_EXT_STAY before, whose kept connection was lost: keep this
  * one for REPUNCH instead (payload: the identifier). */
 #define N4_CMD_STAY 0x10
+/* Extension command, only on kept connections (N4_EXT_STAY): a further flow of a
+ * pair ("calls"), so that the peer's side starts punching it even when its socket
+ * only listens.  Client -> server, reserved byte 0; server -> every other kept
+ * connection of the identifier, reserved byte N4_FLOW_FORWARDED.  Payload: the
+ * sender's port, the receiver's port (as the sender sees them; 2 bytes each,
+ * big-endian, never 0) and a 2-byte nonce the receiver echoes. */
+#define N4_CMD_FLOW 0x16
+#define N4_FLOW_FORWARDED 0x01u
 /* Rooms (N4_EXT_ROOM only): one 8-byte command, what it says in the reserved byte
  * (doc/PROTOCOL.md "Rooms"). */
 #define N4_CMD_ROOM 0x14
@@ -173,6 +181,13 @@ int n4_peerinfo_decode(const uint8_t in[N4_PAYLOAD_SIZE], struct sockaddr_in *ad
  * or unknown flags. */
 void n4_local_encode(uint8_t cmd, const struct sockaddr_in *addr, bool last, struct n4_msg *msg);
 int n4_local_decode(const struct n4_msg *msg, struct sockaddr_in *addr);
+
+/* FLOW (N4_CMD_FLOW): ports and nonce in host order (struct n4_flow_note, n4.h).
+ * decode: 0, -EMSGSIZE when len != 8, -EPROTO for another command, -EINVAL when
+ * the reserved byte is not ext or a port is 0. */
+struct n4_flow_note;
+void n4_flow_encode(const struct n4_flow_note *f, uint8_t ext, struct n4_msg *msg);
+int n4_flow_decode(const void *buf, size_t len, uint8_t ext, struct n4_flow_note *f);
 
 /* Build a message in one call. */
 void n4_msg_init(struct n4_msg *msg, uint8_t cmd, uint8_t ext, const uint8_t *payload);
