@@ -106,7 +106,7 @@ fi
 
 # --------------------------------------------------------------- keyed
 ka=$LAB_DIR/k1 kb=$LAB_DIR/k2
-"$N4" genkey "$ka" >/dev/null 2>&1 && "$N4" genkey "$kb" >/dev/null 2>&1
+(umask 077 && "$N4" genkey >"$ka" && "$N4" genkey >"$kb")
 if pair v6key "${V6[@]}" -k "$ka" -- "${V6[@]}" -k "$ka" && v6_won; then
 	ok "keyed, random/random: both win over IPv6, authenticated"
 else
