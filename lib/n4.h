@@ -319,8 +319,9 @@ void n4_path_stay_up(n4_path *p);
 void n4_path_stay_lost(n4_path *p, uint64_t now_ms);
 void n4_path_get_info(const n4_path *p, struct n4_path_info *info);
 
-/* Send one keepalive for ident from fd to peer (AF_INET, or AF_INET6 with a
- * v4-mapped address) with IP TTL ttl, as ancillary data: the caller's own
+/* Send one keepalive for ident from fd to peer (AF_INET, AF_INET6 with a
+ * v4-mapped address, or a native IPv6 peer of the direct IPv6 path: then ttl is
+ * the hop limit) with IP TTL ttl, as ancillary data: the caller's own
  * datagrams keep theirs.  Never blocks.  0 or -errno. */
 int n4_path_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
 			   const char *ident, int ttl);
