@@ -25,6 +25,7 @@
 #include "relay_reg.h"
 #include "rendezvous.h"
 #include "resend.h"
+#include "side.h"
 #include "wire.h"
 
 /* The final failure line: the caller's to write when it says so (the shim). */
@@ -74,6 +75,8 @@ struct n4_client {
 	uint8_t peer_id[N4_PAYLOAD_SIZE]; /* rooms: who we are to a host */
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack, relayed;
+	/* The peer negotiated our extensions (res->peer_is_n4). */
+	bool peer_is_n4;
 	int stay_fd;	       /* N4_EXT_STAY: the server connection kept after the WIN */
 	unsigned ports_used;   /* local ports of the last round's pool */
 	unsigned lost_rounds;  /* rounds that punched and lost, told to the server */
@@ -456,7 +459,7 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, 0);
 	c->peer = relay;
-	c->won = c->relayed = true;
+	c->won = c->relayed = c->peer_is_n4 = true;
 	res->fd = c->win_fd;
 	res->peer = relay;
 	res->relayed = true;
@@ -812,6 +815,7 @@ static void take_win(n4_client *c, const struct n4_sweep *sw, bool peer_is_n4,
 		c->peer6 = sw->v6->from;
 		c->got_ack = sw->v6->got_ack;
 		c->won = true;
+		c->peer_is_n4 = true;
 		res->fd = c->win_fd;
 		res->family = AF_INET6;
 		res->peer6 = c->peer6;
@@ -833,6 +837,7 @@ static void take_win(n4_client *c, const struct n4_sweep *sw, bool peer_is_n4,
 	c->peer = sw->from;
 	c->got_ack = sw->got_ack;
 	c->won = true;
+	c->peer_is_n4 = peer_is_n4;
 	/* The original confirms before it reports; so does a RANGE walker, whose
 	 * peer may have settled on another socket than the one heard first: its
 	 * acknowledgement says which (n4_confirm). */
@@ -1072,4 +1077,20 @@ int n4_client_confirm(n4_client *c)
 	    n4_addr_excluded(&c->peer, c->cfg.room_exclude, c->cfg.room_nexclude))
 		c->peer = won;
 	return r < 0 ? r : 0;
+}
+
+int n4_client_side(n4_client *c, const struct n4_side *mine, struct n4_side *peer,
+		   unsigned timeout_ms)
+{
+	if (!c->won || c->win_fd < 0)
+		return -EINVAL;
+	/* An original peer would take a SIDE for data; a room's host answers no
+	 * SIDE (its peers are many, on one socket). */
+	if (!c->peer_is_n4 || c->cfg.room_answer || c->cfg.room_only)
+		return 0;
+	/* Not over the direct IPv6 path yet (doc/LIMITS.md): no sides learnt. */
+	if (c->family == AF_INET6)
+		return 0;
+	return n4_side_exchange(c->win_fd, &c->peer, c->ident, c->keyed ? &c->auth : NULL, mine,
+				peer, timeout_ms, &c->ctx);
 }

@@ -171,6 +171,62 @@ void n4_client_free(n4_client *c);
  * id, see n4 keyid): used to keep late PUNCHes away from programs. */
 bool n4_is_punch(const void *buf, size_t len, const char *ident);
 
+/* ----------------------------------------------------------------- sides --- */
+
+/* A call (SIP, RTP, RTCP) is several UDP flows between the same two hosts, and
+ * its signalling carries each side's LAN addresses.  After the first path to a
+ * peer wins, the two sides tell each other who they are over it (a SIDE,
+ * doc/PROTOCOL.md "Sides"); each further flow then pairs on an identifier (or
+ * key) both derive from the two sides (n4_flow_cfg), and the peer's LAN
+ * addresses are known to be the peer's. */
+#define N4_SIDE_ID_SIZE 8
+#define N4_SIDE_MAX_ADDRS 4
+struct n4_side {
+	uint8_t id[N4_SIDE_ID_SIZE];		 /* random per process (getrandom), never 0 */
+	uint16_t port;				 /* the program's port of this path, host order */
+	unsigned naddrs;			 /* 0..N4_SIDE_MAX_ADDRS */
+	struct in_addr addrs[N4_SIDE_MAX_ADDRS]; /* this host's own LAN IPv4 addresses */
+};
+
+/* Fill s->addrs and s->naddrs (nothing else) with this host's IPv4 interface
+ * addresses that are up, not loopback and not link-local 169.254/16
+ * (getifaddrs), at most N4_SIDE_MAX_ADDRS, each once.  0 or -errno. */
+int n4_side_local_addrs(struct n4_side *s);
+
+/* After n4_client_run's WIN (and n4_client_confirm), before n4_client_take_fd:
+ * tell the peer `mine` and learn its side, end to end over the won socket
+ * (through the relay when relayed: it forwards datagrams unchanged).  With a key
+ * each SIDE carries a MAC under a key derived from the pair's key and this
+ * round's two PUNCH nonces, so nobody else can slip LAN addresses in; without
+ * one the path is trusted as the PUNCHes are.  The addresses never go to the
+ * server.  Only with a peer that negotiated our extensions (res.peer_is_n4),
+ * and neither in a room's answer (cfg.room_answer) nor as a join-only joiner
+ * (cfg.room_only), whose peer is a room's host: otherwise returns 0 at once
+ * without sending.  Sends every 50 ms until both sides know they have each
+ * other's; a datagram from the peer that is not ours (its program's first
+ * data: it is done) ends the exchange and stays in the socket for the program.
+ * Blocks at most timeout_ms.  1: *peer filled; 0: no answer in time (the peer
+ * may be an older n4); -EINVAL (no WIN, the socket taken, mine has id 0 or too
+ * many addresses), -EINTR, -ECANCELED, other -errno. */
+int n4_client_side(n4_client *c, const struct n4_side *mine, struct n4_side *peer,
+		   unsigned timeout_ms);
+
+/* True when buf/len is a well-formed SIDE datagram for ident (with a key: the
+ * derived id, as n4_is_punch): the shim keeps late ones away from programs. */
+bool n4_is_side(const void *buf, size_t len, const char *ident);
+
+/* Make cfg the configuration of the flow (my_port <-> peer_port) with the peer
+ * whose path gave mine/peer (n4_client_side): deterministic and symmetric, the
+ * peer calling with the sides and the ports swapped gets the same.  Unkeyed:
+ * cfg->ident becomes 6 characters [A-Za-z0-9] from BLAKE2s of cfg->ident, both
+ * side ids and both ports (each with its side, ordered by side id); keyed
+ * (cfg->have_key): cfg->key becomes BLAKE2s keyed with cfg->key over the same,
+ * and cfg->ident stays (only holders of the key can pair the flow, and the
+ * server still sees only ids derived from a key).  Nothing else changes.
+ * -EINVAL when the side ids are equal, a port is 0 or cfg->ident is invalid. */
+int n4_flow_cfg(struct n4_client_cfg *cfg, const struct n4_side *mine, const struct n4_side *peer,
+		uint16_t my_port, uint16_t peer_port);
+
 /* Relayed results (res->relayed): the registration that keeps res->fd's side
  * of the relay alive and follows a NAT rebinding.  Send it to res->peer from
  * res->fd when the path has been quiet for 15-25 s (the relay frees a pair after

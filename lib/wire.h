@@ -83,6 +83,12 @@ enum n4_cmd {
 	 * it was paired with on the short id turned out to have another long id,
 	 * or it left before PEERINFO.  The server closes the connection after it. */
 	N4_CMD_AGAIN = 0x13,
+	/* SIDE: client <-> client, UDP, over the won path after a WIN, only with a
+	 * peer that negotiated our extensions: the sender's side (a random id,
+	 * its program's port, its LAN addresses) for the flows of a call (side.h,
+	 * doc/PROTOCOL.md "Sides").  Never an 8-byte message; bytes 2..7 carry the
+	 * path's wire identifier at the same place as PUNCH and APUNCH. */
+	N4_CMD_SIDE = 0x15,
 };
 /* The highest command: 8-byte decoding accepts any up to it and each caller
  * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte
@@ -115,7 +121,7 @@ enum n4_cmd {
 /* IPv6 candidates (cand6.h, doc/PROTOCOL.md "IPv6"): the V6 probe over UDP, and
  * the server's reports over TCP before PEERINFO, only to clients whose probe
  * arrived; the kind or part in the reserved byte. */
-#define N4_CMD_V6 0x15
+#define N4_CMD_V6 0x16
 #define N4_ROOM_HOST 0x01      /* host -> server: host this room (max joiners, 2 bytes) */
 #define N4_ROOM_JOINER 0x02    /* client -> server: my peer id */
 #define N4_ROOM_ANSWER 0x03    /* host -> server, new connection: the join ticket */
