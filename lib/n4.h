@@ -9,10 +9,10 @@
 #define N4_H
 
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define N4_DEFAULT_PORT 1721
 #define N4_DEFAULT_IDENT "n4n4n4"
@@ -89,6 +89,13 @@ struct n4_client_cfg {
 	 * never taken for this joiner's. */
 	const struct sockaddr_in *room_exclude;
 	unsigned room_nexclude;
+	/* IPv6 (doc/PROTOCOL.md "IPv6"): when this host has a global IPv6 address
+	 * and the server an IPv6 address, a direct IPv6 path is punched beside the
+	 * IPv4 plan and preferred.  no_ipv6: never (IPv4 exactly as without it).
+	 * server6_host: the server's IPv6 name or literal; NULL: server_host's
+	 * IPv6 address, if it has one (an IPv4 literal has none). */
+	bool no_ipv6;
+	const char *server6_host;
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */
@@ -109,6 +116,11 @@ struct n4_result {
 	                          * sent there reach the peer unchanged */
 	/* When relayed: what re-registers this socket (n4_relay_refresh_build). */
 	uint8_t relay_token[N4_RELAY_TOKEN_SIZE];
+	/* AF_INET6 when the direct IPv6 path won: fd is then an AF_INET6 socket
+	 * bound to our global address, peer6 the peer's address and peer all zero.
+	 * AF_INET otherwise (peer6 all zero). */
+	int family;
+	struct sockaddr_in6 peer6;
 };
 
 typedef struct n4_client n4_client;
@@ -272,8 +284,7 @@ struct n4_room_rx {
  * (non-blocking, close-on-exec), or -errno with a one-line reason in why:
  * -ENOTSUP the server does not support hosting, -EADDRINUSE the room has a host,
  * -EACCES the server refused it (its limits), others: no connection. */
-int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *why,
-		 size_t why_len);
+int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *why, size_t why_len);
 /* Read what the server sent on a room connection, without blocking: 1 = a joiner
  * waits (*j), 0 = nothing more for now, -errno = the connection is gone (its room
  * with it) or spoke nonsense (-EPROTO). */
@@ -388,8 +399,9 @@ void n4_path_stay_up(n4_path *p);
 void n4_path_stay_lost(n4_path *p, uint64_t now_ms);
 void n4_path_get_info(const n4_path *p, struct n4_path_info *info);
 
-/* Send one keepalive for ident from fd to peer (AF_INET, or AF_INET6 with a
- * v4-mapped address) with IP TTL ttl, as ancillary data: the caller's own
+/* Send one keepalive for ident from fd to peer (AF_INET, AF_INET6 with a
+ * v4-mapped address, or a native IPv6 peer of the direct IPv6 path: then ttl is
+ * the hop limit) with IP TTL ttl, as ancillary data: the caller's own
  * datagrams keep theirs.  Never blocks.  0 or -errno. */
 int n4_path_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
 			   const char *ident, int ttl);
@@ -431,7 +443,7 @@ struct n4_server_cfg {
 	unsigned relay_idle_s;	   /* a pair silent this long is freed: 60 */
 	uint16_t relay_port_lo;	   /* relay ports from this range; 0 = any */
 	uint16_t relay_port_hi;
-	unsigned max_pps;		    /* PUNCH datagrams per second a client may send, told
+	unsigned max_pps; /* PUNCH datagrams per second a client may send, told
 	                                    * to N4_EXT_SEQ clients (a ceiling on theirs): 0 = theirs */
 };
 

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "cand6.h"
 #include "ipcap.h"
 #include "loop.h"
 #include "metrics.h"
@@ -102,9 +103,9 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE]; /* the message being read; the protocol consumes it */
-	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF, the PEERLOCALs and
-	 * PEERINFO at most */
-	uint8_t out[(8 + N4_LOCAL_MAX) * N4_MSG_SIZE];
+	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF, the PEERLOCALs, the
+	 * V6 reports and PEERINFO at most */
+	uint8_t out[(8 + N4_LOCAL_MAX + N4_V6_REPORT_MAX) * N4_MSG_SIZE];
 	uint8_t in_len, out_len;
 	bool close_after_flush, closed;
 	/* AGAIN: once it is out, only our side is shut (the client's nonce or
@@ -126,6 +127,12 @@ struct conn {
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */
+	/* IPv6 candidates (cand6.h): this client's V6 probe (its source, and a keyed
+	 * client's sealed candidate), and whether its partner's is passed on. */
+	bool v6_heard, v6_pass;
+	uint8_t v6_kind;
+	struct sockaddr_in6 v6_src, v6_peer; /* v6_peer, v6_peer_blob: the partner's */
+	uint8_t v6_blob[N4_V6_SEALED_SIZE], v6_peer_blob[N4_V6_SEALED_SIZE];
 
 	/* Leaves' state. */
 	struct n4_srv_disc *disc;	/* N4_EXT_PROBE clients, from READY on */

@@ -1106,6 +1106,27 @@ static void queue_self(struct conn *c)
 	}
 }
 
+/* The V6 reports (cand6.h): the client's own probe as seen, and its partner's
+ * candidate when both probed.  Only a client whose probe arrived gets them: it
+ * is ours and reads them. */
+static void queue_v6(struct conn *c)
+{
+	struct n4_msg out[N4_V6_REPORT_MAX];
+	bool pass = c->v6_pass;
+	bool sealed = c->v6_kind == N4_V6_PROBE_SEALED;
+	unsigned n = n4_v6_report_msgs(&c->v6_src, pass && !sealed ? &c->v6_peer : NULL,
+				       pass && sealed ? c->v6_peer_blob : NULL, out);
+	char b[64];
+
+	for (unsigned i = 0; i < n && !c->closed; i++)
+		n4_srv_conn_queue(c, &out[i]);
+	n4_info(" <= V6 %s to %s",
+		!pass	 ? "self only (the partner sent no probe)"
+		: sealed ? "self and the partner's sealed candidate"
+			 : "self and the partner's candidate",
+		n4_srv_conn_str(c, b, sizeof(b)));
+}
+
 static void send_peerinfo(struct conn *c)
 {
 	struct n4_msg m;
@@ -1119,6 +1140,11 @@ static void send_peerinfo(struct conn *c)
 		return;
 	if (c->pc.ext & N4_EXT_KEY) {
 		queue_self(c);
+		if (c->closed)
+			return;
+	}
+	if (c->v6_heard) {
+		queue_v6(c);
 		if (c->closed)
 			return;
 	}
@@ -1193,7 +1219,7 @@ static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
 		.side = &a->relay,
 		.granted = a->pc.ext & N4_EXT_RELAY,
 		.hopeless = n4_srv_disc_plan_kind(a->disc) == N4_PLAN_IMPOSSIBLE,
-		.lan = n4_srv_lan_npeer(a->lan) > 0,
+		.lan = n4_srv_lan_npeer(a->lan) > 0 || (a->v6_pass && !a->relay.lost_rounds),
 		.src = a->src,
 		.udp_ip = a->pc.udp.sin_addr.s_addr,
 		.name = n4_srv_conn_str(a, na, sizeof(na)),
@@ -1202,7 +1228,7 @@ static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
 		.side = &b->relay,
 		.granted = b->pc.ext & N4_EXT_RELAY,
 		.hopeless = n4_srv_disc_plan_kind(b->disc) == N4_PLAN_IMPOSSIBLE,
-		.lan = n4_srv_lan_npeer(b->lan) > 0,
+		.lan = n4_srv_lan_npeer(b->lan) > 0 || (b->v6_pass && !b->relay.lost_rounds),
 		.src = b->src,
 		.udp_ip = b->pc.udp.sin_addr.s_addr,
 		.name = n4_srv_conn_str(b, nb, sizeof(nb)),
@@ -1217,6 +1243,11 @@ static void pass_on(struct conn *to, const struct conn *from)
 	to->peer_nonce_ok = from->keyid_parts == 2 * N4_LONGID_PARTS;
 	memcpy(to->peer_nonce, from->nonce, sizeof(to->peer_nonce));
 	to->peer_flags = from->pc.ext ? N4_PEER_N4 : 0;
+	/* Candidates cross only between two clients that both probed, of one kind
+	 * (both keyed or neither: keyed ones pair only with each other anyway). */
+	to->v6_pass = to->v6_heard && from->v6_heard && to->v6_kind == from->v6_kind;
+	to->v6_peer = from->v6_src;
+	memcpy(to->v6_peer_blob, from->v6_blob, sizeof(to->v6_peer_blob));
 }
 
 /* NAT ports opened behind c's public IP since its last observation by sweeps the
@@ -1414,6 +1445,41 @@ static void exchange(struct n4_server *s, const struct n4_msg *m, const struct s
 		send_ready(released->owner);
 }
 
+/* A V6 probe (cand6.h): over native IPv6 only, attributed by its token alone
+ * (there is no IPv4 source to compare), from a client still in its exchange.
+ * Its source is the client's candidate as the world sees it; nothing is sent
+ * back over UDP, so the probe cannot be turned against a third party.  The
+ * first one counts: the copies that follow it (resent against loss) change
+ * nothing. */
+static void udp_v6_probe(struct n4_server *s, const uint8_t *buf, size_t len,
+			 const union n4_sa *from, bool second)
+{
+	struct n4_v6probe p;
+	struct sockaddr_in v4;
+	char b[64], b2[64];
+
+	if (second || from->sa.sa_family != AF_INET6 || n4_sa_to_v4(from, &v4) ||
+	    n4_v6probe_decode(buf, len, &p) || !n4_cand6_usable(&from->v6.sin6_addr, 0)) {
+		s->rejects[REJ_BAD_UDP]++;
+		return;
+	}
+	struct n4_pclient *pc = n4_pairing_by_token_only(s->pairing, p.token);
+	struct conn *c = pc ? pc->owner : NULL;
+	if (!c || c->pc.state != N4_P_PAIRED || !(c->pc.ext & N4_EXT_TOKEN) ||
+	    (p.kind == N4_V6_PROBE_SEALED) != ((c->pc.ext & N4_EXT_KEY) != 0)) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
+	if (c->v6_heard)
+		return;
+	c->v6_heard = true;
+	c->v6_kind = p.kind;
+	c->v6_src = from->v6;
+	memcpy(c->v6_blob, p.blob, sizeof(c->v6_blob));
+	n4_info(" => V6 probe from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
+		n4_srv_conn_str(c, b2, sizeof(b2)));
+}
+
 void n4_srv_proto_datagram(n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from,
 			   bool second)
 {
@@ -1423,6 +1489,10 @@ void n4_srv_proto_datagram(n4_server *s, const uint8_t *buf, size_t len, const u
 
 	if (len >= 1 && buf[0] == N4_CMD_PROBE) {
 		udp_seq_probe(s, buf, len, from, second);
+		return;
+	}
+	if (len >= 1 && buf[0] == N4_CMD_V6) {
+		udp_v6_probe(s, buf, len, from, second);
 		return;
 	}
 	if (n4_wire_decode(buf, len, N4_CMD_EXCHANGE, &m)) {

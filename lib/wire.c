@@ -22,7 +22,7 @@ int n4_wire_decode(const void *buf, size_t len, uint8_t expect_cmd, struct n4_ms
 	if (len != N4_MSG_SIZE)
 		return -EMSGSIZE;
 	if ((b[0] < N4_CMD_HELLO || b[0] > N4_CMD_MAX) && b[0] != N4_CMD_PROBE &&
-	    b[0] != N4_CMD_TUNE && b[0] != N4_CMD_AGAIN && b[0] != N4_CMD_ROOM)
+	    b[0] != N4_CMD_TUNE && b[0] != N4_CMD_AGAIN && b[0] != N4_CMD_ROOM && b[0] != N4_CMD_V6)
 		return -EPROTO;
 	if (expect_cmd && b[0] != expect_cmd)
 		return -EPROTO;

@@ -126,6 +126,10 @@ enum n4_cmd {
 /* Rooms (N4_EXT_ROOM only): one 8-byte command, what it says in the reserved byte
  * (doc/PROTOCOL.md "Rooms"). */
 #define N4_CMD_ROOM 0x14
+/* IPv6 candidates (cand6.h, doc/PROTOCOL.md "IPv6"): the V6 probe over UDP, and
+ * the server's reports over TCP before PEERINFO, only to clients whose probe
+ * arrived; the kind or part in the reserved byte. */
+#define N4_CMD_V6 0x17
 #define N4_ROOM_HOST 0x01      /* host -> server: host this room (max joiners, 2 bytes) */
 #define N4_ROOM_JOINER 0x02    /* client -> server: my peer id */
 #define N4_ROOM_ANSWER 0x03    /* host -> server, new connection: the join ticket */

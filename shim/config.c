@@ -381,6 +381,9 @@ static void read_env(void)
 	c->src_port = 0;
 	c->timeout_ms = SHIM_DEFAULT_TIMEOUT_S * 1000u;
 	c->return_on_eintr = true;
+	/* An IPv6 WIN hands over an AF_INET6 socket, which the program's IPv4
+	 * socket cannot take yet (doc/LIMITS.md): the shim punches over IPv4. */
+	c->no_ipv6 = true;
 	snprintf(config.ident, sizeof(config.ident), "%s", N4_DEFAULT_IDENT);
 
 	config.active = server || peer || listen || getenv("N4_HOST");

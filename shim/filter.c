@@ -142,12 +142,13 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 			rc = -errno;
 		return rc;
 	}
-	/* Queued before the filter existed: drop PUNCHes at the head of the queue. */
+	/* Queued before the filter existed: drop PUNCHes and SIDEs at the head of the
+	 * queue (the peer's last SIDE often lands after our exchange ended). */
 	for (;;) {
 		ssize_t n =
 			REAL(recvfrom)(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
-		if ((n != N4_MSG_SIZE && n != N4_APUNCH_SIZE) ||
-		    !n4_is_punch(buf, (size_t)n, ident))
+		if (n <= 0 || !(n4_is_punch(buf, (size_t)n, ident) ||
+				n4_is_side(buf, (size_t)n, ident)))
 			break;
 		(void)REAL(recvfrom)(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
 	}

@@ -86,7 +86,7 @@ static int drop_punches(int fd, const struct rview *v, int flags)
 			return -errno;
 		if (!from_peer(&from, flen, &v->peer))
 			return 0;
-		if ((n != 8 && n != N4_APUNCH_SIZE) || !n4_is_punch(buf, (size_t)n, ident)) {
+		if (!n4_is_punch(buf, (size_t)n, ident) && !n4_is_side(buf, (size_t)n, ident)) {
 			filter_done(fd);
 			return 0;
 		}
@@ -143,7 +143,7 @@ static bool late_punch(int fd, const struct rcall *c, ssize_t n)
 {
 	const void *data = c->buf;
 
-	if (n != 8 && n != N4_APUNCH_SIZE)
+	if (n <= 0 || n > N4_APUNCH_SIZE)
 		return false;
 	if (c->kind == RC_RECVMSG) {
 		if (!c->msg->msg_iovlen || c->msg->msg_iov[0].iov_len < (size_t)n)
@@ -152,7 +152,8 @@ static bool late_punch(int fd, const struct rcall *c, ssize_t n)
 	} else if (c->len < (size_t)n) {
 		return false;
 	}
-	return n4_is_punch(data, (size_t)n, shim_ident_of(fd));
+	return n4_is_punch(data, (size_t)n, shim_ident_of(fd)) ||
+	       n4_is_side(data, (size_t)n, shim_ident_of(fd));
 }
 
 /* A host's socket: the kernel's receive, then a peer's real address becomes its

@@ -255,3 +255,9 @@ seed fuzz_room peer-first "14 21 090807060504"
 seed fuzz_room refused "14 12 020000000000"
 seed fuzz_room not-room "0f 00 $ID"
 seed fuzz_room unknown-sub "14 7f 000000000000 14 20 010203040506 14 21 090807060504"
+
+# ---- fuzz_cand6: V6 probe (cand6.h): cmd 0x17, kind, token, 34-byte blob; V6 reports ----
+seed fuzz_cand6 v6-probe "17 01 a1b2c3d4e5f6 $(printf '%068d' 0)"
+seed fuzz_cand6 v6-probe-sealed "17 02 a1b2c3d4e5f6 $(printf '%068d' 0 | tr 0 7)"
+seed fuzz_cand6 v6-reports "17 10 20010db8000a 17 11 000000000000 17 12 00000002 9c40 17 20 20010db8000b 17 21 000000000000 17 22 00000002 c350"
+text fuzz_cand6 if-inet6-line "20010db8000a00000000000000000002 02 40 00 80     eth0\n"
