@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n4_wire_encode(&m, back);
 		if (memcmp(back, data, N4_MSG_SIZE) != 0)
 			abort();
-	} else if (size == N4_MSG_SIZE && data[0] == N4_CMD_FLOW &&
-		   data[1] == N4_FLOW_FORWARDED && (data[2] | data[3]) && (data[4] | data[5])) {
+	} else if (size == N4_MSG_SIZE && data[0] == N4_CMD_FLOW && data[1] == N4_FLOW_FORWARDED &&
+		   (data[2] | data[3]) && (data[4] | data[5])) {
 		abort();
 	}
 	return 0;
