@@ -4,7 +4,8 @@
  * n4_client_side): each side tells the other, end to end, its random side id, the
  * program's port of the path and its own LAN addresses.  From then on that peer is
  * known here, and more than one address names it:
- *   - its placeholder's IP, for the side that dialled (any port of it);
+ *   - its placeholder's IP, for the side that dialled (any port of it), and on a
+ *     listener the IP of the address the peer was first heard from;
  *   - each LAN address it told us: VoIP tools put those in their SDP and their SIP
  *     Contact, and send media and in-dialog requests there.
  * A send to such an address on a port without a path becomes a *flow* of the peer
@@ -86,7 +87,10 @@ void shim_peer_learn(struct shim_sock *s, const struct n4_side *mine, const stru
 	__atomic_add_fetch(&peers_gen, 1, __ATOMIC_ACQ_REL);
 	slot->used = true;
 	slot->base = s;
-	slot->ph_ip = s->have_ph && !s->alias_ph ? s->ph.sin_addr.s_addr : 0;
+	/* The IP the program knows the peer by: its placeholder's (a dialler), or
+	 * on a listener the IP of the address it first heard the peer from (the
+	 * program learnt that IP from us alone: another port of it is the peer). */
+	slot->ph_ip = s->have_ph ? s->ph.sin_addr.s_addr : 0;
 	slot->mine = *mine;
 	slot->theirs = *theirs;
 	__atomic_add_fetch(&peers_gen, 1, __ATOMIC_RELEASE);
