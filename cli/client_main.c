@@ -119,17 +119,22 @@ int n4_client_main(const struct n4_opts *o)
 			return fail(o, start_ms, 1, "error", strerror(-err));
 		}
 	}
-	char ip[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &res.peer.sin_addr, ip, sizeof(ip));
-	unsigned port = ntohs(res.peer.sin_port);
+	char ip[INET6_ADDRSTRLEN];
+	if (!n4_result_peer_host(&res, ip, sizeof(ip)))
+		snprintf(ip, sizeof(ip), "?");
+	unsigned port = n4_result_peer_port(&res);
+	bool v6 = res.family == AF_INET6;
 	n4_info("------");
 	n4_info("Local port:    %u", res.local_port);
-	n4_info("Peer address:  %s:%u%s", ip, port, res.relayed ? " (the server's relay)" : "");
+	n4_info("Peer address:  %s%s%s:%u%s", v6 ? "[" : "", ip, v6 ? "]" : "", port,
+		res.relayed ? " (the server's relay)"
+		: v6	    ? " (IPv6)"
+			    : "");
 	n4_info("------");
 	n4_info("[ WIN ]%s", res.relayed ? " relayed: no punch can join this pair; datagrams "
 					   "pass unchanged through the server"
 					 : "");
-	n4_info("> nc -u -p %u %s %u", res.local_port, ip, port);
+	n4_info("> nc -u%s -p %u %s %u", v6 ? " -6" : "", res.local_port, ip, port);
 	n4_debug("round %u, %u ms from start to WIN, peer %s", res.rounds, res.elapsed_ms,
 		 res.peer_is_n4 ? "n4" : "original or unknown");
 	/* Reported already; now make sure the peer got our PUNCH before the port

@@ -46,6 +46,8 @@ enum {
 	OPT_MAX_PPS,
 	OPT_NO_SWEEP,
 	OPT_JOIN,
+	OPT_NO_IPV6,
+	OPT_SERVER6,
 	OPT_JSON,
 	OPT_EXEC,
 	OPT_METRICS,
@@ -98,6 +100,8 @@ static const struct option long_opts[] = {
 	{ "max-pps", required_argument, NULL, OPT_MAX_PPS },
 	{ "no-sweep", no_argument, NULL, OPT_NO_SWEEP },
 	{ "join", no_argument, NULL, OPT_JOIN },
+	{ "no-ipv6", no_argument, NULL, OPT_NO_IPV6 },
+	{ "server6", required_argument, NULL, OPT_SERVER6 },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "exec", required_argument, NULL, OPT_EXEC },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
@@ -187,11 +191,15 @@ void n4_opts_usage(FILE *f)
 	      "                          0 or 20-1000000, 0 = unpaced)\n"
 	      "      --no-sweep          direct paths only, never sweep ports (networks that\n"
 	      "                          forbid it); other pairs are relayed, else exit 4\n"
+	      "      --no-ipv6           never try a direct IPv6 path (IPv4 only, as before)\n"
+	      "      --server6 HOST      the server's IPv6 name or address (default: -h's, if it\n"
+	      "                          has one), where the IPv6 candidate is checked\n"
 	      "      --join              pair only with the host of the identifier's room\n"
 	      "                          (n4shim --host); wait for one, never pair as equals\n"
 	      "      --json              print one JSON object with the result on stdout\n"
 	      "      --exec CMD          after the WIN, release the port and run CMD with sh -c;\n"
-	      "                          %l local port, %h peer IP, %p peer port, %% a '%';\n"
+	      "                          %l local port, %h peer IP, %H the same in brackets\n"
+	      "                          when IPv6 (for HOST:PORT), %p peer port, %% a '%';\n"
 	      "                          n4 then exits with CMD's status\n"
 	      "exit status (client): 0 WIN, 1 no WIN in time, 2 usage, 3 server unreachable,\n"
 	      "  4 this pair cannot be punched, 130 interrupted.\n",
@@ -206,7 +214,7 @@ static bool exec_template_ok(const char *t)
 		if (*t != '%')
 			continue;
 		t++; /* "%" at the very end fails here too */
-		if (*t != 'l' && *t != 'h' && *t != 'p' && *t != '%')
+		if (*t != 'l' && *t != 'h' && *t != 'H' && *t != 'p' && *t != '%')
 			return false;
 	}
 	return true;
@@ -416,6 +424,8 @@ static int parse_text(struct n4_opts *o, int c, bool *have_ident, char *err, siz
 		return copy_arg(o->host, sizeof(o->host), "-h", err, err_len);
 	case 'k':
 		return copy_arg(o->key_file, sizeof(o->key_file), "-k", err, err_len);
+	case OPT_SERVER6:
+		return copy_arg(o->host6, sizeof(o->host6), "--server6", err, err_len);
 	case OPT_BIND:
 		return copy_arg(o->bind, sizeof(o->bind), "--bind", err, err_len);
 	case 'a':
@@ -489,6 +499,9 @@ static int parse_flag(struct n4_opts *o, int c, char *err, size_t err_len)
 	case OPT_JOIN:
 		o->client.room_only = true;
 		return 0;
+	case OPT_NO_IPV6:
+		o->client.no_ipv6 = true;
+		return 0;
 	case OPT_NO_SWEEP:
 		o->client.no_sweep = true;
 		return 0;
@@ -520,6 +533,7 @@ static int check_mode(struct n4_opts *o, bool have_ident, char *err, size_t err_
 			return -EINVAL;
 		}
 		o->client.server_host = o->host;
+		o->client.server6_host = o->host6[0] ? o->host6 : NULL;
 		char why[128];
 		if (n4_client_cfg_check(&o->client, why, sizeof(why))) {
 			snprintf(err, err_len, "%s", why);

@@ -16,6 +16,7 @@ struct n4_opts {
 	struct n4_server_cfg server;
 	char server_ident[N4_IDENT_MAX + 1];
 	char host[256];
+	char host6[256]; /* --server6 */
 	char bind[256];
 	enum n4_log_level log_level;
 	unsigned log_rate;

@@ -13,15 +13,34 @@
 
 #include "log.h"
 
-/* The substituted values are digits and dots only, so they cannot change how the
- * shell splits or interprets the command: no quoting is needed around them. */
+const char *n4_result_peer_host(const struct n4_result *res, char *buf, size_t len)
+{
+	bool v6 = res->family == AF_INET6;
+	const void *a =
+		v6 ? (const void *)&res->peer6.sin6_addr : (const void *)&res->peer.sin_addr;
+
+	if (!inet_ntop(v6 ? AF_INET6 : AF_INET, a, buf, (socklen_t)len))
+		return NULL;
+	return buf;
+}
+
+unsigned n4_result_peer_port(const struct n4_result *res)
+{
+	return ntohs(res->family == AF_INET6 ? res->peer6.sin6_port : res->peer.sin_port);
+}
+
+/* The substituted values are digits, dots, hexadecimal digits and colons, so they
+ * cannot change how the shell splits or interprets the command: no quoting is
+ * needed around them.  %H's brackets (IPv6) are a glob pattern to the shell:
+ * quote it. */
 int n4_exec_expand(const char *tmpl, const struct n4_result *res, char *out, size_t len)
 {
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN], bracketed[INET6_ADDRSTRLEN + 2];
 	size_t n = 0;
 
-	if (!inet_ntop(AF_INET, &res->peer.sin_addr, ip, sizeof(ip)))
+	if (!n4_result_peer_host(res, ip, sizeof(ip)))
 		return -EINVAL;
+	snprintf(bracketed, sizeof(bracketed), res->family == AF_INET6 ? "[%s]" : "%s", ip);
 	for (const char *p = tmpl; *p; p++) {
 		char num[8];
 		const char *put = num;
@@ -36,8 +55,11 @@ int n4_exec_expand(const char *tmpl, const struct n4_result *res, char *out, siz
 			case 'h':
 				put = ip;
 				break;
+			case 'H':
+				put = bracketed;
+				break;
 			case 'p':
-				snprintf(num, sizeof(num), "%u", ntohs(res->peer.sin_port));
+				snprintf(num, sizeof(num), "%u", n4_result_peer_port(res));
 				break;
 			case '%':
 				put = "%";
@@ -58,12 +80,12 @@ int n4_exec_expand(const char *tmpl, const struct n4_result *res, char *out, siz
 
 int n4_exec_run(const char *cmd, const struct n4_result *res, volatile sig_atomic_t *cancel)
 {
-	char ip[INET_ADDRSTRLEN], lport[8], pport[8];
+	char ip[INET6_ADDRSTRLEN], lport[8], pport[8];
 
-	if (!inet_ntop(AF_INET, &res->peer.sin_addr, ip, sizeof(ip)))
+	if (!n4_result_peer_host(res, ip, sizeof(ip)))
 		return -EINVAL;
 	snprintf(lport, sizeof(lport), "%u", res->local_port);
-	snprintf(pport, sizeof(pport), "%u", ntohs(res->peer.sin_port));
+	snprintf(pport, sizeof(pport), "%u", n4_result_peer_port(res));
 	fflush(stdout);
 	fflush(stderr);
 	pid_t pid = fork();
@@ -76,7 +98,8 @@ int n4_exec_run(const char *cmd, const struct n4_result *res, volatile sig_atomi
 		signal(SIGTERM, SIG_DFL);
 		if (setenv("N4_LOCAL_PORT", lport, 1) || setenv("N4_PEER_HOST", ip, 1) ||
 		    setenv("N4_PEER_PORT", pport, 1) ||
-		    setenv("N4_RELAYED", res->relayed ? "1" : "0", 1))
+		    setenv("N4_RELAYED", res->relayed ? "1" : "0", 1) ||
+		    setenv("N4_PEER_FAMILY", res->family == AF_INET6 ? "6" : "4", 1))
 			_exit(126);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
@@ -122,13 +145,17 @@ void n4_report_json(FILE *f, const struct n4_json_report *r)
 	fputs("{\"outcome\":", f);
 	json_str(f, r->outcome);
 	if (r->res) {
-		char ip[INET_ADDRSTRLEN] = "";
-		inet_ntop(AF_INET, &r->res->peer.sin_addr, ip, sizeof(ip));
-		unsigned port = ntohs(r->res->peer.sin_port);
+		char ip[INET6_ADDRSTRLEN] = "";
+		bool v6 = r->res->family == AF_INET6;
+		if (!n4_result_peer_host(r->res, ip, sizeof(ip)))
+			ip[0] = '\0';
+		unsigned port = n4_result_peer_port(r->res);
 		fprintf(f,
-			",\"local_port\":%u,\"peer\":\"%s:%u\",\"peer_host\":\"%s\","
-			"\"peer_port\":%u,\"relayed\":%s,\"peer_is_n4\":%s,\"rounds\":%u",
-			r->res->local_port, ip, port, ip, port, r->res->relayed ? "true" : "false",
+			",\"local_port\":%u,\"peer\":\"%s%s%s:%u\",\"peer_host\":\"%s\","
+			"\"peer_port\":%u,\"family\":\"%s\",\"relayed\":%s,\"peer_is_n4\":%s,"
+			"\"rounds\":%u",
+			r->res->local_port, v6 ? "[" : "", ip, v6 ? "]" : "", port, ip, port,
+			v6 ? "ipv6" : "ipv4", r->res->relayed ? "true" : "false",
 			r->res->peer_is_n4 ? "true" : "false", r->res->rounds);
 	}
 	fprintf(f, ",\"elapsed_ms\":%u,\"strategy\":\"%s\"", r->elapsed_ms,

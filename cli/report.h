@@ -7,9 +7,15 @@
 
 #include "n4.h"
 
-/* tmpl with %l (local port), %h (peer IPv4), %p (peer port), %% ('%') replaced. */
+/* The peer's address as text (IPv4, or IPv6 when res->family is AF_INET6) and port. */
+const char *n4_result_peer_host(const struct n4_result *res, char *buf, size_t len);
+unsigned n4_result_peer_port(const struct n4_result *res);
+
+/* tmpl with %l (local port), %h (peer IP), %H (the same, in brackets when IPv6),
+ * %p (peer port), %% ('%') replaced. */
 int n4_exec_expand(const char *tmpl, const struct n4_result *res, char *out, size_t len);
-/* Run cmd with /bin/sh -c (N4_LOCAL_PORT, N4_PEER_HOST, N4_PEER_PORT, N4_RELAYED in
+/* Run cmd with /bin/sh -c (N4_LOCAL_PORT, N4_PEER_HOST, N4_PEER_PORT, N4_RELAYED,
+ * N4_PEER_FAMILY (4 or 6) in
  * its environment) and wait for it.  Returns its exit status (128 + N when killed
  * by signal N) or a negative errno when it could not be started.  When *cancel
  * becomes set meanwhile, CMD gets one SIGTERM. */

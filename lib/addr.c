@@ -30,6 +30,29 @@ int n4_resolve_v4(const char *host, uint16_t port, struct sockaddr_in *out)
 	return 0;
 }
 
+int n4_resolve_v6(const char *host, uint16_t port, struct sockaddr_in6 *out)
+{
+	struct addrinfo hints = { .ai_family = AF_INET6, .ai_socktype = SOCK_DGRAM };
+	struct addrinfo *res = NULL;
+
+	if (!host || !*host)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->sin6_family = AF_INET6;
+	out->sin6_port = htons(port);
+	if (inet_pton(AF_INET6, host, &out->sin6_addr) == 1)
+		return 0;
+	if (inet_pton(AF_INET, host, &out->sin6_addr) == 1)
+		return -EHOSTUNREACH; /* an IPv4 literal: no lookup */
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return -EHOSTUNREACH;
+	out->sin6_addr = ((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+	freeaddrinfo(res);
+	if (IN6_IS_ADDR_V4MAPPED(&out->sin6_addr))
+		return -EHOSTUNREACH;
+	return 0;
+}
+
 int n4_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
 {
 	char *end;

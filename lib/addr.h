@@ -12,6 +12,10 @@
  * -EHOSTUNREACH when it does not resolve to an IPv4 address. */
 int n4_resolve_v4(const char *host, uint16_t port, struct sockaddr_in *out);
 
+/* Resolve an IPv6 host name or literal (the server's IPv6 address, for the V6
+ * probe).  -EINVAL for an empty name, -EHOSTUNREACH without an IPv6 address. */
+int n4_resolve_v6(const char *host, uint16_t port, struct sockaddr_in6 *out);
+
 /* Parse "HOST[:PORT]" into host (copied into buf) and port (default_port if
  * absent).  -EINVAL on a bad or out-of-range port or an over-long host. */
 int n4_parse_hostport(const char *s, char *host, size_t host_len, uint16_t default_port,

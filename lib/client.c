@@ -3,6 +3,7 @@
  * strategy and per peer. */
 #include "n4.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,14 +15,17 @@
 #include "addr.h"
 #include "auth.h"
 #include "blake2s.h"
+#include "cand6.h"
 #include "key.h"
 #include "log.h"
 #include "loop.h"
 #include "punch.h"
+#include "punch6.h"
 #include "rand.h"
 #include "relay_reg.h"
 #include "rendezvous.h"
 #include "resend.h"
+#include "side.h"
 #include "wire.h"
 
 /* The final failure line: the caller's to write when it says so (the shim). */
@@ -71,9 +75,11 @@ struct n4_client {
 	uint8_t peer_id[N4_PAYLOAD_SIZE]; /* rooms: who we are to a host */
 	enum n4_confirm_mode confirm_mode;
 	bool won, confirmed, got_ack, relayed;
-	int stay_fd;	      /* N4_EXT_STAY: the server connection kept after the WIN */
-	unsigned ports_used;  /* local ports of the last round's pool */
-	unsigned lost_rounds; /* rounds that punched and lost, told to the server */
+	/* The peer negotiated our extensions (res->peer_is_n4). */
+	bool peer_is_n4;
+	int stay_fd;	       /* N4_EXT_STAY: the server connection kept after the WIN */
+	unsigned ports_used;   /* local ports of the last round's pool */
+	unsigned lost_rounds;  /* rounds that punched and lost, told to the server */
 	struct n4_pacer pacer; /* --max-pps, across rounds */
 	bool refused_nosweep;  /* the last refusal: a sweep that --no-sweep forbids */
 	/* With a key: what it derives (the key itself is wiped), and the
@@ -81,6 +87,17 @@ struct n4_client {
 	bool keyed;
 	struct n4_keyed kid;
 	struct n4_auth auth;
+	/* IPv6 (cand6.h, punch6.h): our candidate and the server's IPv6 address
+	 * (have_v6: both known at the start), this round's punching socket and,
+	 * keyed, the socket its probe leaves from; the path when IPv6 won. */
+	char *host6;
+	bool have_v6;
+	struct in6_addr cand6;
+	struct sockaddr_in6 server6;
+	int v6_fd, v6_probe_fd;
+	struct n4_punch6 p6;
+	int family;
+	struct sockaddr_in6 peer6;
 };
 
 void n4_client_cfg_init(struct n4_client_cfg *cfg)
@@ -150,6 +167,18 @@ n4_client *n4_client_new(const struct n4_client_cfg *cfg)
 		return NULL;
 	}
 	c->cfg.server_host = c->host;
+	if (cfg->server6_host) {
+		c->host6 = strdup(cfg->server6_host);
+		if (!c->host6) {
+			free(c->host);
+			free(c);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	c->cfg.server6_host = c->host6;
+	c->v6_fd = c->v6_probe_fd = -1;
+	c->family = AF_INET;
 	c->ctx.cancel = cfg->cancel;
 	c->ctx.return_on_eintr = cfg->return_on_eintr;
 	c->win_fd = -1;
@@ -180,7 +209,12 @@ void n4_client_free(n4_client *c)
 		close(c->win_fd);
 	if (c->stay_fd >= 0)
 		close(c->stay_fd);
+	if (c->v6_fd >= 0)
+		close(c->v6_fd);
+	if (c->v6_probe_fd >= 0)
+		close(c->v6_probe_fd);
 	free(c->host);
+	free(c->host6);
 	n4_wipe(c, sizeof(*c));
 	free(c);
 }
@@ -216,7 +250,7 @@ static int target_port(int observed, int offset)
 static const char *plan_name(enum n4_plan_kind k)
 {
 	static const char *const names[] = {
-		"original guess",    "direct",		 "sweep",     "range",
+		"original guess",    "direct",		 "sweep",      "range",
 		"birthday (listen)", "birthday (probe)", "impossible", "walk"
 	};
 
@@ -319,8 +353,8 @@ static int relay_auth_readable(void *arg, uint64_t *next_send)
 	uint8_t buf[128];
 	struct sockaddr_in from;
 	socklen_t flen = sizeof(from);
-	ssize_t r = recvfrom(a->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
-			     &flen);
+	ssize_t r =
+		recvfrom(a->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
 
 	if (r < 0) {
 		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
@@ -425,7 +459,7 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 	c->ports_used = c->pool.n;
 	n4_pool_close(&c->pool, 0);
 	c->peer = relay;
-	c->won = c->relayed = true;
+	c->won = c->relayed = c->peer_is_n4 = true;
 	res->fd = c->win_fd;
 	res->peer = relay;
 	res->relayed = true;
@@ -433,6 +467,156 @@ static int relay_round(n4_client *c, const struct sockaddr_in *server, const str
 	memcpy(res->relay_token, rv->relay_token, N4_RELAY_TOKEN_SIZE);
 	res->local_port = local_port_of(c->win_fd);
 	return 1;
+}
+
+/* --- IPv6 ---------------------------------------------------------------- */
+
+/* Whether this client tries IPv6 at all: our candidate and the server's IPv6
+ * address, found once per run.  The classic strategy is the original on the
+ * wire, and a room's answer punches from the host's one IPv4 socket. */
+static void v6_setup(n4_client *c)
+{
+	const struct n4_client_cfg *cfg = &c->cfg;
+	char b[INET6_ADDRSTRLEN];
+
+	c->have_v6 = false;
+	if (cfg->no_ipv6 || cfg->strategy == N4_STRATEGY_CLASSIC || cfg->room_answer)
+		return;
+	int err = n4_cand6_pick(NULL, &c->cand6);
+	if (err) {
+		n4_debug("IPv6: no candidate (%s): IPv4 only",
+			 err == -ENOENT ? "no stable global address" : strerror(-err));
+		return;
+	}
+	const char *h = cfg->server6_host ? cfg->server6_host : c->host;
+	err = n4_resolve_v6(h, cfg->server_port, &c->server6);
+	if (err) {
+		N4_LOG_AT(cfg->server6_host ? N4_LOG_WARN : N4_LOG_DEBUG,
+			  "IPv6: server '%s' has no IPv6 address: IPv4 only", h);
+		return;
+	}
+	c->have_v6 = true;
+	n4_info(" IPv6 candidate: %s ", inet_ntop(AF_INET6, &c->cand6, b, sizeof(b)));
+}
+
+static void v6_round_close(n4_client *c)
+{
+	if (c->v6_fd >= 0)
+		close(c->v6_fd);
+	if (c->v6_probe_fd >= 0)
+		close(c->v6_probe_fd);
+	c->v6_fd = c->v6_probe_fd = -1;
+}
+
+static int v6_socket(const struct in6_addr *addr)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = *addr };
+	int one = 1;
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	/* Bound to the candidate: the kernel would pick a temporary address. */
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a))) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* After READY from our server: this round's punching socket and the V6 probe
+ * (cand6.h).  Unkeyed, the probe leaves from the punching socket, whose address
+ * the server passes on as seen.  Keyed, it leaves from another socket and
+ * carries the punching socket's address sealed: the server learns our address
+ * (it sees the IPv4 one too) but not the port, and can alter neither. */
+static void v6_prepare(n4_client *c, struct n4_rv *rv)
+{
+	struct n4_v6probe p = { .kind = c->keyed ? N4_V6_PROBE_SEALED : N4_V6_PROBE };
+
+	if (!c->have_v6 || !(rv->granted & N4_EXT_TOKEN) || (c->keyed && !rv->nonce))
+		return;
+	c->v6_fd = v6_socket(&c->cand6);
+	if (c->v6_fd < 0) {
+		n4_debug("IPv6 socket: %s", strerror(-c->v6_fd));
+		c->v6_fd = -1;
+		return;
+	}
+	memcpy(p.token, rv->token, N4_TOKEN_SIZE);
+	int probe_fd = c->v6_fd;
+	if (c->keyed) {
+		struct sockaddr_in6 me;
+		socklen_t len = sizeof(me);
+		c->v6_probe_fd = v6_socket(&c->cand6);
+		if (c->v6_probe_fd < 0 || getsockname(c->v6_fd, (struct sockaddr *)&me, &len)) {
+			v6_round_close(c);
+			return;
+		}
+		n4_cand6_seal(c->kid.mac_key, rv->nonce, &me, p.blob);
+		probe_fd = c->v6_probe_fd;
+	}
+	n4_v6probe_encode(&p, rv->v6_probe);
+	rv->server6 = c->server6;
+	rv->v6_fd = probe_fd;
+}
+
+/* After PEERINFO: the partner's candidate, if the server passed one on and it is
+ * usable.  1 = punch IPv6 too (c->p6 set up), 0 = IPv4 only. */
+static int v6_peer(n4_client *c, const struct n4_rv *rv)
+{
+	struct sockaddr_in6 self, peer, me;
+	socklen_t len = sizeof(me);
+	char b[INET6_ADDRSTRLEN];
+	int err;
+
+	if (c->v6_probe_fd >= 0) {
+		close(c->v6_probe_fd);
+		c->v6_probe_fd = -1;
+	}
+	if (c->v6_fd < 0)
+		return 0;
+	if (rv->v6_bad || n4_v6rx_self(&rv->v6rx, &self)) {
+		n4_debug(
+			"IPv6: no report from the server (an older server, or our probe was lost)");
+		goto none;
+	}
+	if (memcmp(&self.sin6_addr, &c->cand6, sizeof(c->cand6)) != 0)
+		n4_warn("IPv6: the server saw our probe from %s, not our address: a translator "
+			"on the path; trying it all the same",
+			inet_ntop(AF_INET6, &self.sin6_addr, b, sizeof(b)));
+	if (c->keyed) {
+		uint8_t blob[N4_V6_SEALED_SIZE];
+		if (n4_v6rx_sealed(&rv->v6rx, blob) || !rv->have_peer_nonce)
+			goto none_peer;
+		err = n4_cand6_open(c->kid.mac_key, rv->peer_nonce, blob, &peer);
+		if (err) {
+			n4_warn("IPv6: the partner's sealed candidate %s; IPv4 only",
+				err == -EBADMSG ? "failed authentication" : "is unusable");
+			goto none;
+		}
+	} else if ((err = n4_v6rx_peer(&rv->v6rx, &peer)) != 0) {
+		if (err != -ENOENT)
+			n4_warn("IPv6: the partner's candidate is unusable; IPv4 only");
+		goto none_peer;
+	}
+	if (getsockname(c->v6_fd, (struct sockaddr *)&me, &len) == 0 &&
+	    memcmp(&me.sin6_addr, &peer.sin6_addr, sizeof(peer.sin6_addr)) == 0 &&
+	    me.sin6_port == peer.sin6_port)
+		goto none; /* our own: a PUNCH there comes back to us */
+	c->p6 = (struct n4_punch6){ .fd = c->v6_fd,
+				    .peer = peer,
+				    .any_ip = c->cfg.any_peer_ip,
+				    .auth = c->keyed ? &c->auth : NULL };
+	memcpy(c->p6.ident, c->ident, N4_PAYLOAD_SIZE);
+	n4_info(" => Peer IPv6: [%s]:%u ", inet_ntop(AF_INET6, &peer.sin6_addr, b, sizeof(b)),
+		ntohs(peer.sin6_port));
+	return 1;
+none_peer:
+	n4_info(" IPv6: the partner has no candidate (no IPv6, or an older client): IPv4 only ");
+none:
+	v6_round_close(c);
+	return 0;
 }
 
 /* This round's talk with the server up to the plan: HELLO, READY, then the
@@ -457,8 +641,7 @@ static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t d
 	/* Rooms: the host's answer names its joiner; any other client says who it
 	 * is, for a host to know it again after its recovery. */
 	rv->room_sub = cfg->room_answer ? N4_ROOM_ANSWER : N4_ROOM_JOINER;
-	memcpy(rv->room_payload, cfg->room_answer ? cfg->room_ticket : c->peer_id,
-	       N4_PAYLOAD_SIZE);
+	memcpy(rv->room_payload, cfg->room_answer ? cfg->room_ticket : c->peer_id, N4_PAYLOAD_SIZE);
 	rv->join_first = cfg->room_only && !cfg->room_answer && !classic;
 	rv->lost_rounds = (uint8_t)(c->lost_rounds > 255 ? 255 : c->lost_rounds);
 	rv->nosweep = cfg->no_sweep;
@@ -484,6 +667,7 @@ static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t d
 	}
 	if (err)
 		return rv->again ? ROUND_AGAIN : err;
+	v6_prepare(c, rv);
 	if (rv->granted & N4_EXT_PROBE) {
 		while (nprobes < NPROBES) {
 			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -514,15 +698,16 @@ static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t d
 
 /* Whether this round's plan may be swept (-ENOTSUP: it cannot, or --no-sweep
  * forbids it), at what pace, and whether the LAN path alone is tried. */
-static int accept_plan(n4_client *c, struct n4_rv *rv, bool *lan_only)
+static int accept_plan(n4_client *c, struct n4_rv *rv, bool v6, bool *lan_only)
 {
 	const struct n4_client_cfg *cfg = &c->cfg;
 
 	c->refused_nosweep = false;
 	/* Without a public plan, or with one that --no-sweep forbids, the LAN
-	 * path (a direct one: one port of the partner) may still do. */
-	*lan_only = rv->npeer_local > 0 && (rv->plan.kind == N4_PLAN_IMPOSSIBLE ||
-					    (cfg->no_sweep && rv->plan.kind != N4_PLAN_DIRECT));
+	 * path or the IPv6 one (direct: one port of the partner) may still do. */
+	*lan_only =
+		(rv->npeer_local > 0 || v6) && (rv->plan.kind == N4_PLAN_IMPOSSIBLE ||
+						(cfg->no_sweep && rv->plan.kind != N4_PLAN_DIRECT));
 	if (!*lan_only && rv->plan.kind == N4_PLAN_IMPOSSIBLE &&
 	    (rv->tune.flags & N4_TUNE_NOSWEEP)) {
 		n4_warn("this pair needs a sweep, which --no-sweep (here or at the peer) forbids");
@@ -547,7 +732,10 @@ static int accept_plan(n4_client *c, struct n4_rv *rv, bool *lan_only)
 	if (c->pacer.tokens > c->pacer.pps)
 		c->pacer.tokens = c->pacer.pps;
 	if (*lan_only) {
-		n4_info(" Plan: none across the NAT; the LAN path alone ");
+		n4_info(" Plan: none across the NAT; the %s alone ", v6 && rv->npeer_local
+									     ? "LAN and IPv6 paths"
+								     : v6 ? "IPv6 path"
+									  : "LAN path");
 		rv->plan.kind = N4_PLAN_IMPOSSIBLE; /* the sweep sends nothing across */
 		return n4_pool_resize(&c->pool, 1); /* only socket 0 punches the LAN */
 	}
@@ -604,7 +792,7 @@ static int prepare_sweep(n4_client *c, const struct n4_rv *rv, bool lan_only, bo
 		sw->guard_ms = rv->tune.guard_ms ? rv->tune.guard_ms : AUTO_GUARD_MS;
 		/* An original peer keeps its 10 s rounds and accepts only its exact
 		 * PUNCH bytes: stay in step with it (round_ms above) and speak v1. */
-		c->confirm_mode = peer_is_n4   ? N4_CONFIRM_ACK
+		c->confirm_mode = peer_is_n4	? N4_CONFIRM_ACK
 				  : rv->granted ? N4_CONFIRM_PLAIN
 						: N4_CONFIRM_UNKNOWN;
 	}
@@ -615,6 +803,31 @@ static int prepare_sweep(n4_client *c, const struct n4_rv *rv, bool lan_only, bo
 static void take_win(n4_client *c, const struct n4_sweep *sw, bool peer_is_n4,
 		     struct n4_result *res)
 {
+	if (sw->v6_won) {
+		struct sockaddr_in6 me;
+		socklen_t len = sizeof(me);
+		n4_info(" => Punch from peer (IPv6) ");
+		c->win_fd = c->v6_fd;
+		c->v6_fd = -1;
+		c->ports_used = c->pool.n;
+		n4_pool_close(&c->pool, -1);
+		c->family = AF_INET6;
+		c->peer6 = sw->v6->from;
+		c->got_ack = sw->v6->got_ack;
+		c->won = true;
+		c->peer_is_n4 = true;
+		res->fd = c->win_fd;
+		res->family = AF_INET6;
+		res->peer6 = c->peer6;
+		res->peer_is_n4 = true;
+		res->local_port = getsockname(c->win_fd, (struct sockaddr *)&me, &len)
+					  ? 0
+					  : ntohs(me.sin6_port);
+		n4_debug("won over IPv6 after %u IPv6 PUNCHes (%u over IPv4)", sw->v6->sent,
+			 sw->sent);
+		return;
+	}
+	v6_round_close(c);
 	n4_info(" => Punch from peer ");
 	if (sw->via_lan)
 		n4_info(" [ Path: LAN, the partner's local address ] ");
@@ -624,6 +837,7 @@ static void take_win(n4_client *c, const struct n4_sweep *sw, bool peer_is_n4,
 	c->peer = sw->from;
 	c->got_ack = sw->got_ack;
 	c->won = true;
+	c->peer_is_n4 = peer_is_n4;
 	/* The original confirms before it reports; so does a RANGE walker, whose
 	 * peer may have settled on another socket than the one heard first: its
 	 * acknowledgement says which (n4_confirm). */
@@ -666,6 +880,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	if (err)
 		goto out;
 	if (rv.relay_port) {
+		v6_round_close(c);
 		err = relay_round(c, server, &rv, deadline, res);
 		if (err == 1) {
 			/* A relayed path recovers and upgrades through REPUNCH too. */
@@ -677,7 +892,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 		}
 		return err;
 	}
-	err = accept_plan(c, &rv, &lan_only);
+	bool v6 = v6_peer(c, &rv) == 1;
+	err = accept_plan(c, &rv, v6, &lan_only);
 	if (err)
 		goto out;
 	/* A keyed peer that passes authentication is ours by construction. */
@@ -685,6 +901,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	err = prepare_sweep(c, &rv, lan_only, peer_is_n4, &sw, &round_ms);
 	if (err)
 		goto out;
+	if (v6)
+		sw.v6 = &c->p6;
 	uint64_t now = n4_now_ms();
 	int won = n4_sweep_run(&sw, now + round_ms < deadline ? now + round_ms : deadline, &c->ctx);
 	if (won == 0 && c->keyed && c->auth.failures) {
@@ -694,8 +912,9 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			c->auth.failures, n4_addr_str(&rv.peer, pb, sizeof(pb)));
 	}
 	if (won <= 0) {
-		/* LAN alone lost: as unpunchable as without it (refused at two). */
-		err = won == 0 && lan_only ? -ENOTSUP : won;
+		/* LAN alone lost: as unpunchable as without it (refused at two).
+		 * IPv6 alone lost: a lost round, after which the server relays. */
+		err = won == 0 && lan_only && !(v6 && !rv.npeer_local) ? -ENOTSUP : won;
 		if (err == -ENOTSUP) {
 			c->refused_nosweep = cfg->no_sweep || (rv.tune.flags & N4_TUNE_NOSWEEP);
 			n4_warn("no answer from the partner's local address, and no plan "
@@ -709,6 +928,7 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	take_win(c, &sw, peer_is_n4, res);
 	return 1;
 out:
+	v6_round_close(c);
 	if (stay_fd >= 0)
 		close(stay_fd);
 	n4_rv_close(&rv);
@@ -746,6 +966,8 @@ int n4_client_run(n4_client *c, struct n4_result *res)
 			cfg->ident);
 	memset(res, 0, sizeof(*res));
 	res->fd = -1;
+	res->family = AF_INET;
+	v6_setup(c);
 	err = n4_resolve_v4(c->host, cfg->server_port, &server);
 	if (err) {
 		give_up(c, "cannot resolve server '%s'", c->host);
@@ -837,6 +1059,11 @@ int n4_client_confirm(n4_client *c)
 	if (c->confirmed || (c->relayed && !c->keyed))
 		return 0; /* an unkeyed relayed peer gets no PUNCH to confirm */
 	c->confirmed = true;
+	if (c->family == AF_INET6) {
+		int r6 = n4_confirm6(c->win_fd, &c->peer6, c->ident, c->keyed ? &c->auth : NULL,
+				     c->got_ack, c->cfg.confirm_ms, &c->ctx);
+		return r6 < 0 ? r6 : 0;
+	}
 	if (c->keyed) {
 		int ra = n4_confirm_auth(c->win_fd, &c->peer, &c->auth, c->cfg.confirm_ms, &c->ctx);
 		return ra < 0 ? ra : 0;
@@ -850,4 +1077,20 @@ int n4_client_confirm(n4_client *c)
 	    n4_addr_excluded(&c->peer, c->cfg.room_exclude, c->cfg.room_nexclude))
 		c->peer = won;
 	return r < 0 ? r : 0;
+}
+
+int n4_client_side(n4_client *c, const struct n4_side *mine, struct n4_side *peer,
+		   unsigned timeout_ms)
+{
+	if (!c->won || c->win_fd < 0)
+		return -EINVAL;
+	/* An original peer would take a SIDE for data; a room's host answers no
+	 * SIDE (its peers are many, on one socket). */
+	if (!c->peer_is_n4 || c->cfg.room_answer || c->cfg.room_only)
+		return 0;
+	/* Not over the direct IPv6 path yet (doc/LIMITS.md): no sides learnt. */
+	if (c->family == AF_INET6)
+		return 0;
+	return n4_side_exchange(c->win_fd, &c->peer, c->ident, c->keyed ? &c->auth : NULL, mine,
+				peer, timeout_ms, &c->ctx);
 }

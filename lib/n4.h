@@ -9,10 +9,10 @@
 #define N4_H
 
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define N4_DEFAULT_PORT 1721
 #define N4_DEFAULT_IDENT "n4n4n4"
@@ -89,6 +89,13 @@ struct n4_client_cfg {
 	 * never taken for this joiner's. */
 	const struct sockaddr_in *room_exclude;
 	unsigned room_nexclude;
+	/* IPv6 (doc/PROTOCOL.md "IPv6"): when this host has a global IPv6 address
+	 * and the server an IPv6 address, a direct IPv6 path is punched beside the
+	 * IPv4 plan and preferred.  no_ipv6: never (IPv4 exactly as without it).
+	 * server6_host: the server's IPv6 name or literal; NULL: server_host's
+	 * IPv6 address, if it has one (an IPv4 literal has none). */
+	bool no_ipv6;
+	const char *server6_host;
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */
@@ -109,6 +116,11 @@ struct n4_result {
 	                          * sent there reach the peer unchanged */
 	/* When relayed: what re-registers this socket (n4_relay_refresh_build). */
 	uint8_t relay_token[N4_RELAY_TOKEN_SIZE];
+	/* AF_INET6 when the direct IPv6 path won: fd is then an AF_INET6 socket
+	 * bound to our global address, peer6 the peer's address and peer all zero.
+	 * AF_INET otherwise (peer6 all zero). */
+	int family;
+	struct sockaddr_in6 peer6;
 };
 
 typedef struct n4_client n4_client;
@@ -139,8 +151,32 @@ int n4_client_take_stay_fd(n4_client *c);
 
 /* Read what the server sent on a kept connection.  1: REPUNCH (a client with our
  * identifier is at the server: punch again), 0: nothing yet, -ECONNRESET: the
- * server closed it (no more notices), other -errno.  Never blocks. */
+ * server closed it (no more notices), other -errno.  Reads everything queued; FLOW
+ * notices are consumed and ignored (n4_stay_poll_note reports them).  Never blocks. */
 int n4_stay_poll(int fd, const char *ident);
+
+/* A further flow of the pair ("calls", N4_CMD_FLOW): another local port to another
+ * port of the peer.  Host order; as its sender sees them: from_port is the sender's
+ * port, to_port the receiver's. */
+struct n4_flow_note {
+	uint16_t from_port, to_port, nonce;
+};
+
+/* Ask the server to tell the pair's peer, on its kept connection, about a flow from
+ * my_port to peer_port (neither 0: -EINVAL), so that a peer whose socket only
+ * listens starts its side too; nonce (random) comes back in the peer's note.  fd is
+ * a kept connection (non-blocking; n4_client_take_stay_fd, n4_stay_register).  0,
+ * -EAGAIN (its socket buffer is full: try later), -EIO (only part of the message
+ * went out: the connection is out of step, close it and register again), or -errno.
+ * The server forwards at most 10 a second (bursts of 20) per kept connection and
+ * drops the rest silently, as it drops a FLOW nobody else's kept connection waits for. */
+int n4_stay_flow_send(int fd, uint16_t my_port, uint16_t peer_port, uint16_t nonce);
+
+/* Like n4_stay_poll, one notice per call, FLOW notices too: 1 REPUNCH, 2 FLOW (*note
+ * filled as the peer sent it: from_port is the peer's port, to_port ours), 0 nothing
+ * (yet), -ECONNRESET the server closed it, other -errno.  Several notices may wait:
+ * call it until it returns 0 (or less).  Never blocks. */
+int n4_stay_poll_note(int fd, const char *ident, struct n4_flow_note *note);
 
 /* TCP keepalive on a kept connection, every idle_s seconds of silence: it keeps the
  * connection's NAT mapping, and after our NAT lost its state the first probe makes a
@@ -158,6 +194,62 @@ void n4_client_free(n4_client *c);
  * authenticated PUNCH of keyed peers carrying ident (with a key: the derived
  * id, see n4 keyid): used to keep late PUNCHes away from programs. */
 bool n4_is_punch(const void *buf, size_t len, const char *ident);
+
+/* ----------------------------------------------------------------- sides --- */
+
+/* A call (SIP, RTP, RTCP) is several UDP flows between the same two hosts, and
+ * its signalling carries each side's LAN addresses.  After the first path to a
+ * peer wins, the two sides tell each other who they are over it (a SIDE,
+ * doc/PROTOCOL.md "Sides"); each further flow then pairs on an identifier (or
+ * key) both derive from the two sides (n4_flow_cfg), and the peer's LAN
+ * addresses are known to be the peer's. */
+#define N4_SIDE_ID_SIZE 8
+#define N4_SIDE_MAX_ADDRS 4
+struct n4_side {
+	uint8_t id[N4_SIDE_ID_SIZE];		 /* random per process (getrandom), never 0 */
+	uint16_t port;				 /* the program's port of this path, host order */
+	unsigned naddrs;			 /* 0..N4_SIDE_MAX_ADDRS */
+	struct in_addr addrs[N4_SIDE_MAX_ADDRS]; /* this host's own LAN IPv4 addresses */
+};
+
+/* Fill s->addrs and s->naddrs (nothing else) with this host's IPv4 interface
+ * addresses that are up, not loopback and not link-local 169.254/16
+ * (getifaddrs), at most N4_SIDE_MAX_ADDRS, each once.  0 or -errno. */
+int n4_side_local_addrs(struct n4_side *s);
+
+/* After n4_client_run's WIN (and n4_client_confirm), before n4_client_take_fd:
+ * tell the peer `mine` and learn its side, end to end over the won socket
+ * (through the relay when relayed: it forwards datagrams unchanged).  With a key
+ * each SIDE carries a MAC under a key derived from the pair's key and this
+ * round's two PUNCH nonces, so nobody else can slip LAN addresses in; without
+ * one the path is trusted as the PUNCHes are.  The addresses never go to the
+ * server.  Only with a peer that negotiated our extensions (res.peer_is_n4),
+ * and neither in a room's answer (cfg.room_answer) nor as a join-only joiner
+ * (cfg.room_only), whose peer is a room's host: otherwise returns 0 at once
+ * without sending.  Sends every 50 ms until both sides know they have each
+ * other's; a datagram from the peer that is not ours (its program's first
+ * data: it is done) ends the exchange and stays in the socket for the program.
+ * Blocks at most timeout_ms.  1: *peer filled; 0: no answer in time (the peer
+ * may be an older n4); -EINVAL (no WIN, the socket taken, mine has id 0 or too
+ * many addresses), -EINTR, -ECANCELED, other -errno. */
+int n4_client_side(n4_client *c, const struct n4_side *mine, struct n4_side *peer,
+		   unsigned timeout_ms);
+
+/* True when buf/len is a well-formed SIDE datagram for ident (with a key: the
+ * derived id, as n4_is_punch): the shim keeps late ones away from programs. */
+bool n4_is_side(const void *buf, size_t len, const char *ident);
+
+/* Make cfg the configuration of the flow (my_port <-> peer_port) with the peer
+ * whose path gave mine/peer (n4_client_side): deterministic and symmetric, the
+ * peer calling with the sides and the ports swapped gets the same.  Unkeyed:
+ * cfg->ident becomes 6 characters [A-Za-z0-9] from BLAKE2s of cfg->ident, both
+ * side ids and both ports (each with its side, ordered by side id); keyed
+ * (cfg->have_key): cfg->key becomes BLAKE2s keyed with cfg->key over the same,
+ * and cfg->ident stays (only holders of the key can pair the flow, and the
+ * server still sees only ids derived from a key).  Nothing else changes.
+ * -EINVAL when the side ids are equal, a port is 0 or cfg->ident is invalid. */
+int n4_flow_cfg(struct n4_client_cfg *cfg, const struct n4_side *mine, const struct n4_side *peer,
+		uint16_t my_port, uint16_t peer_port);
 
 /* Relayed results (res->relayed): the registration that keeps res->fd's side
  * of the relay alive and follows a NAT rebinding.  Send it to res->peer from
@@ -192,8 +284,7 @@ struct n4_room_rx {
  * (non-blocking, close-on-exec), or -errno with a one-line reason in why:
  * -ENOTSUP the server does not support hosting, -EADDRINUSE the room has a host,
  * -EACCES the server refused it (its limits), others: no connection. */
-int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *why,
-		 size_t why_len);
+int n4_room_host(const struct n4_client_cfg *cfg, unsigned max_joiners, char *why, size_t why_len);
 /* Read what the server sent on a room connection, without blocking: 1 = a joiner
  * waits (*j), 0 = nothing more for now, -errno = the connection is gone (its room
  * with it) or spoke nonsense (-EPROTO). */
@@ -308,8 +399,9 @@ void n4_path_stay_up(n4_path *p);
 void n4_path_stay_lost(n4_path *p, uint64_t now_ms);
 void n4_path_get_info(const n4_path *p, struct n4_path_info *info);
 
-/* Send one keepalive for ident from fd to peer (AF_INET, or AF_INET6 with a
- * v4-mapped address) with IP TTL ttl, as ancillary data: the caller's own
+/* Send one keepalive for ident from fd to peer (AF_INET, AF_INET6 with a
+ * v4-mapped address, or a native IPv6 peer of the direct IPv6 path: then ttl is
+ * the hop limit) with IP TTL ttl, as ancillary data: the caller's own
  * datagrams keep theirs.  Never blocks.  0 or -errno. */
 int n4_path_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
 			   const char *ident, int ttl);
@@ -351,7 +443,7 @@ struct n4_server_cfg {
 	unsigned relay_idle_s;	   /* a pair silent this long is freed: 60 */
 	uint16_t relay_port_lo;	   /* relay ports from this range; 0 = any */
 	uint16_t relay_port_hi;
-	unsigned max_pps;		    /* PUNCH datagrams per second a client may send, told
+	unsigned max_pps; /* PUNCH datagrams per second a client may send, told
 	                                    * to N4_EXT_SEQ clients (a ceiling on theirs): 0 = theirs */
 };
 

@@ -36,6 +36,7 @@ const struct n4_opt_def n4_opt_table[N4_OPT_COUNT] = {
 	ENTRY(N4_OPT_SHIM_HOST, 0, NULL, "N4_HOST", 1, 65535, 0, 0, "port"),
 	ENTRY(N4_OPT_MAX_PEERS, 0, NULL, "N4_MAX_PEERS", 1, 1024, 0, 64, "peers"),
 	ENTRY(N4_OPT_PEER_TIMEOUT, 0, NULL, "N4_PEER_TIMEOUT", 10, 86400, 0, 180, "seconds"),
+	ENTRY(N4_OPT_FLOW_TIMEOUT, 0, NULL, "N4_FLOW_TIMEOUT", 1, 3600, 0, 10, "seconds"),
 	ENTRY(N4_OPT_LISTEN, 'l', "listen", NULL, 0, 65535, 0, 1721, "port"),
 	ENTRY(N4_OPT_HELLO_TO, 0, "hello-timeout-ms", NULL, 100, 600000, 0, 5000, "milliseconds"),
 	ENTRY(N4_OPT_WAIT_TO, 0, "wait-timeout", NULL, 1, 86400, 0, 60, "seconds"),

@@ -425,6 +425,15 @@ struct n4_pclient *n4_pairing_by_token(n4_pairing *p, const uint8_t token[N4_TOK
 	return c->tcp_v6 || c->ip == ip ? c : NULL;
 }
 
+struct n4_pclient *n4_pairing_by_token_only(n4_pairing *p, const uint8_t token[N4_TOKEN_SIZE])
+{
+	uint8_t key[N4_HKEY_SIZE];
+
+	make_key(key, token, 0);
+	struct n4_hnode *n = ht_first(&p->tokens, key);
+	return n ? container_of(n, struct n4_pclient, token_node) : NULL;
+}
+
 int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct sockaddr_in *src,
 			struct n4_pclient **out)
 {

@@ -112,6 +112,8 @@ int n4_pairing_exchange(n4_pairing *p, const struct n4_msg *msg, const struct so
  * the token alone). */
 struct n4_pclient *n4_pairing_by_token(n4_pairing *p, const uint8_t token[N4_TOKEN_SIZE],
 				       uint32_t ip);
+/* The same with no source to compare (a V6 probe over IPv6: the token is the proof). */
+struct n4_pclient *n4_pairing_by_token_only(n4_pairing *p, const uint8_t token[N4_TOKEN_SIZE]);
 
 /* Forget c (closed, timed out, done).  Its partner, if any, is unlinked from c.
  * Returns a held client that may now get its READY (see held), or NULL. */

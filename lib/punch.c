@@ -317,7 +317,8 @@ static bool auth_punch(struct n4_sweep *sw, int fd, const uint8_t *buf, size_t l
 bool n4_addr_excluded(const struct sockaddr_in *from, const struct sockaddr_in *ex, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		if (ex[i].sin_addr.s_addr == from->sin_addr.s_addr && ex[i].sin_port == from->sin_port)
+		if (ex[i].sin_addr.s_addr == from->sin_addr.s_addr &&
+		    ex[i].sin_port == from->sin_port)
 			return true;
 	return false;
 }
@@ -504,44 +505,79 @@ static uint64_t sweep_send_due(struct n4_sweep *sw, struct sweep_clock *k, const
 	return k->lan_next < until ? k->lan_next : until;
 }
 
+/* A WIN over IPv4 with an IPv6 path running: give IPv6 N4_V6_WINDOW_MS (one
+ * more PUNCH there now, so that a peer whose firewall is open wins too and
+ * answers).  Not when nothing can leave over IPv6. */
+static bool v6_window(struct n4_sweep *sw, uint64_t *until)
+{
+	if (!sw->v6 || sw->v6->dead)
+		return false;
+	n4_punch6_send(sw->v6, 0);
+	*until = n4_now_ms() + N4_V6_WINDOW_MS;
+	return true;
+}
+
 int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_waitctx *ctx)
 {
 	const struct n4_pool *pool = sw->pool;
 	uint8_t msg[N4_MSG_SIZE];
-	struct pollfd *pfd = calloc(pool->n, sizeof(*pfd));
+	/* The pool, then the IPv6 socket (-1, ignored by poll, without one). */
+	struct pollfd *pfd = calloc(pool->n + 1, sizeof(*pfd));
 	struct sweep_clock k;
+	uint64_t window_end = 0; /* non-zero: IPv4 has won, IPv6 has until then */
 	int ret = 0;
 
 	if (!pfd)
 		return -ENOMEM;
 	for (unsigned i = 0; i < pool->n; i++)
 		pfd[i] = (struct pollfd){ .fd = pool->fds[i], .events = POLLIN };
+	pfd[pool->n] = (struct pollfd){ .fd = sw->v6 ? sw->v6->fd : -1, .events = POLLIN };
 	n4_punch_bytes(sw->ident, 0, msg);
 	if (sw->auth)
 		n4_auth_encode(sw->auth, 0, sw->amsg);
 	sw->sent = 0;
+	sw->v6_won = false;
 	sweep_clock_init(sw, &k);
+	uint64_t v6_next = sw->v6 ? n4_punch6_start(sw->v6) : UINT64_MAX;
 	for (;;) {
-		uint64_t until = sweep_send_due(sw, &k, msg);
-		if (until > deadline_ms)
+		uint64_t until = window_end ? window_end : sweep_send_due(sw, &k, msg);
+		if (sw->v6 && !window_end) {
+			v6_next = n4_punch6_due(sw->v6);
+			until = v6_next < until ? v6_next : until;
+		}
+		if (!window_end && until > deadline_ms)
 			until = deadline_ms;
-		int n = n4_wait(pfd, pool->n, until, ctx);
+		int n = n4_wait(pfd, pool->n + 1, until, ctx);
 		if (n < 0) {
 			ret = n;
 			break;
 		}
 		if (n == 0) {
-			if (n4_now_ms() >= deadline_ms)
+			if (window_end && n4_now_ms() >= window_end) {
+				ret = 1; /* IPv4's WIN stands */
+				break;
+			}
+			if (!window_end && n4_now_ms() >= deadline_ms)
 				break;
 			continue;
 		}
-		for (unsigned i = 0; i < pool->n; i++) {
+		if ((pfd[pool->n].revents & POLLIN) && n4_punch6_read(sw->v6)) {
+			sw->v6_won = true;
+			ret = 1;
+			goto out;
+		}
+		for (unsigned i = 0; i < pool->n && !window_end; i++) {
 			if (!(pfd[i].revents & POLLIN))
 				continue;
 			if (read_punches(sw, pfd[i].fd)) {
 				sw->winner = i;
-				ret = 1;
-				goto out;
+				if (!v6_window(sw, &window_end)) {
+					ret = 1;
+					goto out;
+				}
+				/* The pool waits: its late PUNCHes are for n4_confirm. */
+				for (unsigned j = 0; j < pool->n; j++)
+					pfd[j].events = 0;
 			}
 		}
 	}

@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "predict.h"
+#include "punch6.h"
 #include "wait.h"
 #include "wire.h"
 
@@ -44,11 +45,11 @@ void n4_pacer_init(struct n4_pacer *p, unsigned pps);
 struct n4_sweep {
 	/* in */
 	const struct n4_pool *pool;
-	struct sockaddr_in target; /* where every pool socket punches */
-	struct in_addr peer_ip;	   /* accept PUNCH only from here ... */
+	struct sockaddr_in target;	   /* where every pool socket punches */
+	struct in_addr peer_ip;		   /* accept PUNCH only from here ... */
 	const struct sockaddr_in *exclude; /* ... never from these (a room's other peers) */
 	unsigned nexclude;
-	bool any_ip;		   /* ... unless this is set (-x) */
+	bool any_ip; /* ... unless this is set (-x) */
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	bool classic;		      /* five passes at once, then only listen */
 	int low_ttl;		      /* >0: pre-open with this TTL first */
@@ -62,7 +63,11 @@ struct n4_sweep {
 	 * N4_LAN_FIRST_MS, then alongside the plan (N4_PLAN_IMPOSSIBLE: alone). */
 	struct sockaddr_in lan[N4_LOCAL_MAX];
 	unsigned nlan;
+	/* The direct IPv6 path, run beside the plan from the first moment (NULL:
+	 * none).  A WIN over IPv4 then waits N4_V6_WINDOW_MS for one over IPv6. */
+	struct n4_punch6 *v6;
 	/* out */
+	bool v6_won;		 /* the WIN is v6's (v6->from); winner and from are not set */
 	unsigned winner;	 /* pool index that received the peer's PUNCH */
 	struct sockaddr_in from; /* where it came from: the peer's real address */
 	bool got_ack;		 /* it was an acknowledged PUNCH */

@@ -22,6 +22,7 @@ void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,
 {
 	memset(rv, 0, sizeof(*rv));
 	rv->tcp_fd = -1;
+	rv->v6_fd = -1;
 	rv->server = *server;
 	memcpy(rv->ident, ident, N4_PAYLOAD_SIZE);
 	rv->offer = offer;
@@ -342,6 +343,17 @@ static void take_peer_local(struct n4_rv *rv, const struct n4_msg *m)
 	n4_info(" => Peer local: %s ", n4_addr_str(&a, b, sizeof(b)));
 }
 
+/* The V6 probe: an original server never gets it (only after a grant), ours of
+ * an older version counts it as a malformed datagram. */
+static void send_v6_probe(const struct n4_rv *rv)
+{
+	if (rv->v6_fd < 0)
+		return;
+	if (sendto(rv->v6_fd, rv->v6_probe, sizeof(rv->v6_probe), 0,
+		   (const struct sockaddr *)&rv->server6, sizeof(rv->server6)) < 0)
+		n4_debug("V6 probe: %s", strerror(errno));
+}
+
 struct exch_sched {
 	unsigned sent_probes;
 	unsigned spacing_ms;
@@ -382,6 +394,7 @@ static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
 		s->next_probe_resend = now + s->probe_resend_ms;
 	}
 	if (now >= s->next_resend) {
+		send_v6_probe(rv);
 		int err = send_exchange(rv, udp_fd, 0, false);
 		if (err)
 			n4_debug("EXCHANGE resend: %s", strerror(-err));
@@ -403,6 +416,11 @@ static uint64_t exchange_tick(struct n4_rv *rv, int udp_fd, void *arg)
 static int exchange_start(struct n4_rv *rv, int udp_fd, bool probing, struct exch_sched *sched)
 {
 	rv->npeer_local = 0;
+	/* First: the partner's candidate reaches us only if ours reached the
+	 * server before it sends PEERINFO. */
+	memset(&rv->v6rx, 0, sizeof(rv->v6rx));
+	rv->v6_bad = false;
+	send_v6_probe(rv);
 	/* Over TCP before the EXCHANGE, so the server has it when the pair is
 	 * complete; it waits for it from clients that negotiated it. */
 	if (rv->granted & N4_EXT_LOCAL) {
@@ -482,6 +500,13 @@ static int exchange_take(struct n4_rv *rv, const struct n4_msg *m, bool probing,
 	}
 	if (called_off(rv, m))
 		return -EAGAIN;
+	if (m->cmd == N4_CMD_V6 && rv->v6_fd >= 0) {
+		if (n4_v6rx_take(&rv->v6rx, m) && !rv->v6_bad) {
+			n4_warn("server sent a malformed IPv6 report; IPv4 only this round");
+			rv->v6_bad = true;
+		}
+		return 1;
+	}
 	if (m->cmd == N4_CMD_TUNE && (rv->granted & N4_EXT_SEQ)) {
 		if (n4_tune_decode(m->ext, m->payload, &rv->tune)) {
 			n4_warn("server sent invalid timing; using the defaults");

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 
+#include "cand6.h"
 #include "n4.h"
 #include "predict.h"
 #include "wait.h"
@@ -64,6 +65,14 @@ struct n4_rv {
 	uint16_t host_max;
 	/* A join-only client: ROOM JOINER (room_payload) before HELLO, none after READY. */
 	bool join_first;
+	/* IPv6 candidates (cand6.h): the V6 probe, sent from v6_fd to server6 before
+	 * the first EXCHANGE and with each resend (v6_fd -1: none), and the server's
+	 * reports before PEERINFO (v6_bad: malformed, unusable). */
+	int v6_fd;
+	struct sockaddr_in6 server6;
+	uint8_t v6_probe[N4_V6_PROBE_SIZE];
+	struct n4_v6rx v6rx;
+	bool v6_bad;
 };
 
 void n4_rv_init(struct n4_rv *rv, const struct sockaddr_in *server,

@@ -83,6 +83,7 @@ n4_server *n4_server_new(const struct n4_server_cfg *cfg)
 		n4_warn("descriptor limit %llu holds only %u of the %u clients asked for",
 			s->fd_limit, by_fds, cfg->max_clients);
 	n4_log_set_rate(cfg->log_rate);
+	n4_srv_stay_init(&s->staying);
 	s->loop = n4_loop_new();
 	s->pairing = n4_pairing_new(s->max_clients);
 	s->ipcap = n4_ipcap_new(cfg->max_per_ip, cfg->conn_rate_per_ip, cfg->conn_burst_per_ip,
@@ -194,6 +195,9 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 	for (int i = 0; i < REJ_COUNT && n > 0 && (size_t)n < len; i++)
 		n += snprintf(buf + n, len - (size_t)n, " %s=%lu", n4_srv_reject_names[i],
 			      s->rejects[i]);
+	if (n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " flows=%lu flows_dropped=%lu", s->flows,
+			      s->flows_dropped);
 	if (s->rooms && n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n,
 			      " rooms=%u hosted=%lu joins=%lu refused=%lu",

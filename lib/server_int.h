@@ -6,7 +6,7 @@
  *   srv_proto.c  protocol: decode and dispatch of every message, deadlines, close
  *                rules, when PEERINFO may go out.  The only caller of the leaves.
  *   leaves       pairing.c (tables), srv_disc.c (discovery), srv_relay.c (relay),
- *                srv_stay.c (STAY/REPUNCH), srv_lan.c (LOCAL/PEERLOCAL), and
+ *                srv_stay.c (STAY/REPUNCH/FLOW), srv_lan.c (LOCAL/PEERLOCAL), and
  *                srv_admit.c (admission, called by the transport).
  *
  * Calls go down only: server.c -> srv_net.c / srv_proto.c; srv_net.c -> the
@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "cand6.h"
 #include "ipcap.h"
 #include "loop.h"
 #include "metrics.h"
@@ -56,6 +57,11 @@
 /* Sweeps remembered for the clients planned after them behind the same NAT. */
 #define SWEEP_RING 64
 #define SWEEP_RING_MS 30000
+/* A sweep's first pass opens its NAT ports within this (pools of tens of sockets,
+ * paced at 1000/s at most); a later pair behind that NAT waits for it, at most
+ * MAX_SWEEP_WAIT_MS. */
+#define SWEEP_BUSY_MS 60
+#define MAX_SWEEP_WAIT_MS 500
 
 /* Descriptors kept for the listeners, the epoll fd, stdio and logs. */
 #define FD_HEADROOM 64
@@ -97,9 +103,9 @@ struct conn {
 	union n4_sa tcp_addr;
 	struct n4_ipkey src;
 	uint8_t in[N4_MSG_SIZE]; /* the message being read; the protocol consumes it */
-	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF, the PEERLOCALs and
-	 * PEERINFO at most */
-	uint8_t out[(8 + N4_LOCAL_MAX) * N4_MSG_SIZE];
+	/* READY, TUNE, PLAN (or RELAY + RELAY_TOKEN), 4 SELF, the PEERLOCALs, the
+	 * V6 reports and PEERINFO at most */
+	uint8_t out[(8 + N4_LOCAL_MAX + N4_V6_REPORT_MAX) * N4_MSG_SIZE];
 	uint8_t in_len, out_len;
 	bool close_after_flush, closed;
 	/* AGAIN: once it is out, only our side is shut (the client's nonce or
@@ -121,6 +127,12 @@ struct conn {
 	uint8_t peer_flags;
 	uint64_t ready_ms, exch_ms;
 	struct sockaddr_in peer_udp; /* what PEERINFO will carry */
+	/* IPv6 candidates (cand6.h): this client's V6 probe (its source, and a keyed
+	 * client's sealed candidate), and whether its partner's is passed on. */
+	bool v6_heard, v6_pass;
+	uint8_t v6_kind;
+	struct sockaddr_in6 v6_src, v6_peer; /* v6_peer, v6_peer_blob: the partner's */
+	uint8_t v6_blob[N4_V6_SEALED_SIZE], v6_peer_blob[N4_V6_SEALED_SIZE];
 
 	/* Leaves' state. */
 	struct n4_srv_disc *disc;	/* N4_EXT_PROBE clients, from READY on */
@@ -159,6 +171,9 @@ struct n4_server {
 	n4_relay *relay;		 /* NULL: --no-relay, or no IPv4 to relay on */
 	struct n4_srv_stay_list staying; /* N4_EXT_STAY connections kept after PEERINFO */
 	n4_srv_rooms *rooms;		 /* N4_EXT_ROOM; NULL: no rooms */
+	/* FLOW notices passed on (to at least one kept connection), and dropped
+	 * (over the rate, nobody else's kept connection, or its buffer full). */
+	unsigned long flows, flows_dropped;
 	/* The last sweeps planned, by public IP: a client held meanwhile (a room's
 	 * joiner waiting for its host's answer) behind the same NAT finds that NAT's
 	 * counter moved on by their ports (srv_proto.c, schedule_peerinfo). */
@@ -188,6 +203,9 @@ int n4_srv_conn_admit(n4_server *s, int fd, const union n4_sa *a);
  * segment with what follows. */
 void n4_srv_conn_queue(struct conn *c, const struct n4_msg *m);
 void n4_srv_conn_flush(struct conn *c);
+/* Whether one more message fits in c's buffer (a kept connection whose client
+ * does not read fills it: what does not fit is the protocol's to drop). */
+bool n4_srv_conn_has_room(const struct conn *c);
 void n4_srv_conn_send(struct conn *c, const struct n4_msg *m);
 /* Closes the socket (reset unless the protocol is done and all bytes went out)
  * after the protocol's detach hook; the protocol's closed hook runs last. */

@@ -29,9 +29,13 @@ int n4_keepalive_send(int fd, const struct sockaddr *peer, socklen_t peer_len,
 	memset(&ctl, 0, sizeof(ctl));
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	/* SOL_IP also on an AF_INET6 socket: a v4-mapped destination goes out through
-	 * the IPv4 path, which reads IPv4 ancillary data. */
-	cm->cmsg_level = IPPROTO_IP;
-	cm->cmsg_type = IP_TTL;
+	 * the IPv4 path, which reads IPv4 ancillary data.  A native IPv6 peer (the
+	 * direct IPv6 path): the hop limit, which refreshes our own firewall's state
+	 * and dies before the peer's. */
+	bool native6 = peer_len >= sizeof(struct sockaddr_in6) && peer->sa_family == AF_INET6 &&
+		       !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr);
+	cm->cmsg_level = native6 ? IPPROTO_IPV6 : IPPROTO_IP;
+	cm->cmsg_type = native6 ? IPV6_HOPLIMIT : IP_TTL;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &ttl, sizeof(ttl));
 	if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)

@@ -68,6 +68,11 @@ void n4_srv_conn_queue(struct conn *c, const struct n4_msg *m)
 	c->out_len = (uint8_t)(c->out_len + N4_MSG_SIZE);
 }
 
+bool n4_srv_conn_has_room(const struct conn *c)
+{
+	return !c->closed && (size_t)c->out_len + N4_MSG_SIZE <= sizeof(c->out);
+}
+
 void n4_srv_conn_flush(struct conn *c)
 {
 	if (!c->closed && c->out_len > 0)

@@ -1,5 +1,5 @@
 /* srv_proto.c - the server's protocol layer: decode and dispatch of every message
- * on TCP (HELLO, STAY, KEYID, LOCAL, RELAY) and UDP (EXCHANGE, probes), the one
+ * on TCP (HELLO, STAY, FLOW, KEYID, LOCAL, RELAY) and UDP (EXCHANGE, probes), the one
  * deadline each connection has and what its expiry means, the close rules (a
  * partner left alone is told AGAIN or closed), and the PEERINFO gate: when both
  * EXCHANGEs, long ids, probes, LOCALs and lost-round counts are in, PEERINFOs are
@@ -175,22 +175,27 @@ static bool wants_local(const struct conn *c)
 
 bool n4_srv_proto_wants(const struct conn *c)
 {
-	return c->pc.state == N4_P_NEW || wants_keyid(c) || wants_local(c) || wants_relay_ask(c) ||
-	       wants_room(c);
+	return c->pc.state == N4_P_NEW || c->stay.on || wants_keyid(c) || wants_local(c) ||
+	       wants_relay_ask(c) || wants_room(c);
 }
 
 static void handle_hello(struct conn *c);
 static void handle_keyid(struct conn *c);
 static void handle_local(struct conn *c);
 static void handle_relay_ask(struct conn *c);
+static void handle_flow(struct conn *c);
 
 void n4_srv_proto_message(struct conn *c)
 {
 	bool want_keyid = wants_keyid(c), want_local = wants_local(c);
 
 	/* Several may follow READY: told apart by their command.  ROOM comes
-	 * first (after a keyed client's nonce). */
-	if (wants_room(c) && (c->in[0] == N4_CMD_ROOM || !want_keyid)) {
+	 * first (after a keyed client's nonce).  A kept connection carries FLOWs
+	 * only. */
+	if (c->stay.on) {
+		c->in_len = 0;
+		handle_flow(c);
+	} else if (wants_room(c) && (c->in[0] == N4_CMD_ROOM || !want_keyid)) {
 		c->in_len = 0;
 		handle_room_msg(c);
 	} else if (wants_relay_ask(c) &&
@@ -317,6 +322,7 @@ static void start_staying(struct conn *c)
 
 	n4_pairing_remove(s->pairing, &c->pc);
 	n4_srv_stay_add(&s->staying, &c->stay, c->pc.ident, c);
+	c->in_len = 0; /* in[] now takes FLOWs */
 	arm_deadline(c, N4_STAY_MAX_MS);
 }
 
@@ -337,12 +343,59 @@ static void send_repunch(struct conn *to)
  * pair came back, so tell the ones still running to punch again. */
 static void notify_staying(struct n4_server *s, const struct conn *hello)
 {
-	struct n4_srv_stay *n = n4_srv_stay_find(s->staying.head, hello->pc.ident), *next;
+	struct n4_srv_stay *n = n4_srv_stay_first(&s->staying, hello->pc.ident), *next;
 
 	for (; n; n = next) {
-		next = n4_srv_stay_find(n->next, hello->pc.ident);
+		next = n4_srv_stay_next(n);
 		send_repunch(n->owner);
 	}
+}
+
+/* FLOW on a kept connection: its client punches a further flow to its peer
+ * ("calls"), and the peer's side may only listen on that port; every other kept
+ * connection of the identifier (the pair's peer; with a key the identifier is the
+ * key's derived id) is told, and the connections stay open. */
+static void handle_flow(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	struct n4_flow_note f;
+	struct n4_msg fwd;
+	unsigned told = 0;
+	char b[64];
+
+	if (n4_srv_stay_flow(c->in, &fwd, &f)) {
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: not a FLOW on a kept connection (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	if (!n4_srv_stay_flow_admit(&c->stay, n4_now_ms())) {
+		s->flows_dropped++;
+		n4_debug("%s: FLOW over %u/s, dropped", n4_srv_conn_str(c, b, sizeof(b)),
+			 N4_STAY_FLOW_RATE);
+		return;
+	}
+	struct n4_srv_stay *n = n4_srv_stay_first(&s->staying, c->pc.ident), *next;
+	for (; n; n = next) {
+		struct conn *to = n->owner;
+		next = n4_srv_stay_next(n); /* a failed send closes to */
+		/* One told REPUNCH is closing: its client registers again. */
+		if (to == c || to->close_after_flush || !n4_srv_conn_has_room(to))
+			continue;
+		n4_srv_conn_send(to, &fwd);
+		told++;
+	}
+	if (!told) {
+		s->flows_dropped++;
+		n4_debug("%s: FLOW and no other kept connection for it, dropped",
+			 n4_srv_conn_str(c, b, sizeof(b)));
+		return;
+	}
+	s->flows++;
+	n4_info(" => Flow from %s, ports %u -> %u, to %u kept connection%s",
+		n4_srv_conn_str(c, b, sizeof(b)), f.from_port, f.to_port, told,
+		told == 1 ? "" : "s");
 }
 
 /* STAY as a connection's first message: a client whose kept connection was lost
@@ -1053,6 +1106,27 @@ static void queue_self(struct conn *c)
 	}
 }
 
+/* The V6 reports (cand6.h): the client's own probe as seen, and its partner's
+ * candidate when both probed.  Only a client whose probe arrived gets them: it
+ * is ours and reads them. */
+static void queue_v6(struct conn *c)
+{
+	struct n4_msg out[N4_V6_REPORT_MAX];
+	bool pass = c->v6_pass;
+	bool sealed = c->v6_kind == N4_V6_PROBE_SEALED;
+	unsigned n = n4_v6_report_msgs(&c->v6_src, pass && !sealed ? &c->v6_peer : NULL,
+				       pass && sealed ? c->v6_peer_blob : NULL, out);
+	char b[64];
+
+	for (unsigned i = 0; i < n && !c->closed; i++)
+		n4_srv_conn_queue(c, &out[i]);
+	n4_info(" <= V6 %s to %s",
+		!pass	 ? "self only (the partner sent no probe)"
+		: sealed ? "self and the partner's sealed candidate"
+			 : "self and the partner's candidate",
+		n4_srv_conn_str(c, b, sizeof(b)));
+}
+
 static void send_peerinfo(struct conn *c)
 {
 	struct n4_msg m;
@@ -1066,6 +1140,11 @@ static void send_peerinfo(struct conn *c)
 		return;
 	if (c->pc.ext & N4_EXT_KEY) {
 		queue_self(c);
+		if (c->closed)
+			return;
+	}
+	if (c->v6_heard) {
+		queue_v6(c);
 		if (c->closed)
 			return;
 	}
@@ -1140,7 +1219,7 @@ static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
 		.side = &a->relay,
 		.granted = a->pc.ext & N4_EXT_RELAY,
 		.hopeless = n4_srv_disc_plan_kind(a->disc) == N4_PLAN_IMPOSSIBLE,
-		.lan = n4_srv_lan_npeer(a->lan) > 0,
+		.lan = n4_srv_lan_npeer(a->lan) > 0 || (a->v6_pass && !a->relay.lost_rounds),
 		.src = a->src,
 		.udp_ip = a->pc.udp.sin_addr.s_addr,
 		.name = n4_srv_conn_str(a, na, sizeof(na)),
@@ -1149,7 +1228,7 @@ static bool relay_pair(struct n4_server *s, struct conn *a, struct conn *b)
 		.side = &b->relay,
 		.granted = b->pc.ext & N4_EXT_RELAY,
 		.hopeless = n4_srv_disc_plan_kind(b->disc) == N4_PLAN_IMPOSSIBLE,
-		.lan = n4_srv_lan_npeer(b->lan) > 0,
+		.lan = n4_srv_lan_npeer(b->lan) > 0 || (b->v6_pass && !b->relay.lost_rounds),
 		.src = b->src,
 		.udp_ip = b->pc.udp.sin_addr.s_addr,
 		.name = n4_srv_conn_str(b, nb, sizeof(nb)),
@@ -1164,6 +1243,11 @@ static void pass_on(struct conn *to, const struct conn *from)
 	to->peer_nonce_ok = from->keyid_parts == 2 * N4_LONGID_PARTS;
 	memcpy(to->peer_nonce, from->nonce, sizeof(to->peer_nonce));
 	to->peer_flags = from->pc.ext ? N4_PEER_N4 : 0;
+	/* Candidates cross only between two clients that both probed, of one kind
+	 * (both keyed or neither: keyed ones pair only with each other anyway). */
+	to->v6_pass = to->v6_heard && from->v6_heard && to->v6_kind == from->v6_kind;
+	to->v6_peer = from->v6_src;
+	memcpy(to->v6_peer_blob, from->v6_blob, sizeof(to->v6_peer_blob));
 }
 
 /* NAT ports opened behind c's public IP since its last observation by sweeps the
@@ -1195,6 +1279,21 @@ static void note_sweep(struct n4_server *s, const struct conn *c, uint64_t at)
 	s->sweep_next = (s->sweep_next + 1) % SWEEP_RING;
 }
 
+/* When the last sweep planned behind ip has opened its ports (0: none under way).
+ * Two sweeps behind one NAT at once interleave their allocations, and each
+ * misses its prediction: a pair waits for the one before it (the flows of a
+ * call start together, behind the same two NATs). */
+static uint64_t sweeping_until(const struct n4_server *s, uint32_t ip, uint64_t now)
+{
+	uint64_t until = 0;
+
+	for (unsigned i = 0; i < SWEEP_RING; i++)
+		if (s->sweeps[i].ms && s->sweeps[i].ip == ip &&
+		    s->sweeps[i].ms + SWEEP_BUSY_MS > now && s->sweeps[i].ms + SWEEP_BUSY_MS > until)
+			until = s->sweeps[i].ms + SWEEP_BUSY_MS;
+	return until;
+}
+
 static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *b)
 {
 	uint64_t rtt_a = conn_rtt_ms(a), rtt_b = conn_rtt_ms(b);
@@ -1213,12 +1312,20 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 		if (delay[i] > MAX_SYNC_DELAY_MS)
 			delay[i] = MAX_SYNC_DELAY_MS;
 	}
-	/* Only room joiners wait between their probes and their sweep long enough
-	 * for another sweep behind their NAT to come between. */
-	if (a->room.role == N4_ROLE_ANSWERED || a->room.role == N4_ROLE_ANSWERING)
-		n4_srv_disc_extra(a->disc, sweeps_since(s, a, now));
-	if (b->room.role == N4_ROLE_ANSWERED || b->room.role == N4_ROLE_ANSWERING)
-		n4_srv_disc_extra(b->disc, sweeps_since(s, b, now));
+	uint64_t busy = sweeping_until(s, a->pc.udp.sin_addr.s_addr, now);
+	uint64_t busy_b = sweeping_until(s, b->pc.udp.sin_addr.s_addr, now);
+	if (busy_b > busy)
+		busy = busy_b;
+	if (busy > now) {
+		uint64_t wait = busy - now > MAX_SWEEP_WAIT_MS ? MAX_SWEEP_WAIT_MS : busy - now;
+		delay[0] += wait;
+		delay[1] += wait;
+	}
+	/* Sweeps planned behind a side's NAT since its probes open ports there
+	 * before its own: a room's held joiners, and the flows of one call, whose
+	 * pairs probe at once behind the same two NATs. */
+	n4_srv_disc_extra(a->disc, sweeps_since(s, a, now));
+	n4_srv_disc_extra(b->disc, sweeps_since(s, b, now));
 	n4_srv_disc_plan(a->disc, b->disc, now, delay, rtt_a, rtt_b, s->cfg.port_budget);
 	note_sweep(s, a, now + delay[0]);
 	note_sweep(s, b, now + delay[1]);
@@ -1338,6 +1445,41 @@ static void exchange(struct n4_server *s, const struct n4_msg *m, const struct s
 		send_ready(released->owner);
 }
 
+/* A V6 probe (cand6.h): over native IPv6 only, attributed by its token alone
+ * (there is no IPv4 source to compare), from a client still in its exchange.
+ * Its source is the client's candidate as the world sees it; nothing is sent
+ * back over UDP, so the probe cannot be turned against a third party.  The
+ * first one counts: the copies that follow it (resent against loss) change
+ * nothing. */
+static void udp_v6_probe(struct n4_server *s, const uint8_t *buf, size_t len,
+			 const union n4_sa *from, bool second)
+{
+	struct n4_v6probe p;
+	struct sockaddr_in v4;
+	char b[64], b2[64];
+
+	if (second || from->sa.sa_family != AF_INET6 || n4_sa_to_v4(from, &v4) ||
+	    n4_v6probe_decode(buf, len, &p) || !n4_cand6_usable(&from->v6.sin6_addr, 0)) {
+		s->rejects[REJ_BAD_UDP]++;
+		return;
+	}
+	struct n4_pclient *pc = n4_pairing_by_token_only(s->pairing, p.token);
+	struct conn *c = pc ? pc->owner : NULL;
+	if (!c || c->pc.state != N4_P_PAIRED || !(c->pc.ext & N4_EXT_TOKEN) ||
+	    (p.kind == N4_V6_PROBE_SEALED) != ((c->pc.ext & N4_EXT_KEY) != 0)) {
+		s->rejects[REJ_UNKNOWN_UDP]++;
+		return;
+	}
+	if (c->v6_heard)
+		return;
+	c->v6_heard = true;
+	c->v6_kind = p.kind;
+	c->v6_src = from->v6;
+	memcpy(c->v6_blob, p.blob, sizeof(c->v6_blob));
+	n4_info(" => V6 probe from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
+		n4_srv_conn_str(c, b2, sizeof(b2)));
+}
+
 void n4_srv_proto_datagram(n4_server *s, const uint8_t *buf, size_t len, const union n4_sa *from,
 			   bool second)
 {
@@ -1347,6 +1489,10 @@ void n4_srv_proto_datagram(n4_server *s, const uint8_t *buf, size_t len, const u
 
 	if (len >= 1 && buf[0] == N4_CMD_PROBE) {
 		udp_seq_probe(s, buf, len, from, second);
+		return;
+	}
+	if (len >= 1 && buf[0] == N4_CMD_V6) {
+		udp_v6_probe(s, buf, len, from, second);
 		return;
 	}
 	if (n4_wire_decode(buf, len, N4_CMD_EXCHANGE, &m)) {

@@ -33,7 +33,8 @@ struct n4_srv_relay_cand {
 	struct n4_srv_relay_side *side;
 	bool granted;  /* negotiated N4_EXT_RELAY */
 	bool hopeless; /* its plan says punching cannot work */
-	bool lan;      /* it gets its partner's local addresses */
+	bool lan;      /* it gets its partner's local addresses, or (first round)
+	                * its IPv6 candidate: a direct path to try first */
 	struct n4_ipkey src;
 	uint32_t udp_ip;  /* its EXCHANGE's IPv4, network order */
 	const char *name; /* for the log */

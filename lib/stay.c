@@ -1,6 +1,8 @@
 /* stay.c - the client's end of a kept server connection (N4_EXT_STAY): the server
  * writes one REPUNCH when a client with our identifier says HELLO, i.e. when our
- * peer's program restarted or its shim punches again; then we punch again too. */
+ * peer's program restarted or its shim punches again; then we punch again too.
+ * Both peers' kept connections also carry FLOW notices: "I punch a further flow
+ * from my port to yours", passed on by the server. */
 #include "stay.h"
 
 #include <errno.h>
@@ -24,6 +26,11 @@ int n4_stay_decode(const uint8_t *buf, size_t len, const uint8_t ident[N4_PAYLOA
 	return 0;
 }
 
+int n4_stay_flow_decode(const uint8_t *buf, size_t len, struct n4_flow_note *note)
+{
+	return n4_flow_decode(buf, len, N4_FLOW_FORWARDED, note) ? -EPROTO : 0;
+}
+
 int n4_stay_keepalive(int fd, unsigned idle_s)
 {
 	int one = 1, idle = idle_s ? (int)idle_s : 15, intvl = 2, cnt = 3;
@@ -36,13 +43,9 @@ int n4_stay_keepalive(int fd, unsigned idle_s)
 	return 0;
 }
 
-int n4_stay_poll(int fd, const char *ident)
+/* The next whole message: 1 (in buf), 0 none yet, -ECONNRESET, other -errno. */
+static int read_msg(int fd, uint8_t buf[N4_MSG_SIZE])
 {
-	uint8_t buf[4 * N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
-	int got = 0;
-
-	if (n4_ident_encode(ident, id) < 0)
-		return -EINVAL;
 	for (;;) {
 		/* MSG_PEEK first: a message split over two segments stays queued until
 		 * it is whole. */
@@ -50,18 +53,80 @@ int n4_stay_poll(int fd, const char *ident)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return (errno == EAGAIN || errno == EWOULDBLOCK) ? got : -errno;
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
 		if (n == 0)
-			return got ? got : -ECONNRESET;
+			return -ECONNRESET;
 		if (n < N4_MSG_SIZE)
-			return got;
+			return 0;
 		n = recv(fd, buf, N4_MSG_SIZE, MSG_DONTWAIT);
-		if (n != N4_MSG_SIZE)
-			return got;
-		/* Anything else from the server on this connection is ignored. */
-		if (n4_stay_decode(buf, (size_t)n, id) == 0)
-			got = 1;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n == N4_MSG_SIZE ? 1 : 0;
 	}
+}
+
+/* One notice, skipping what is not one (anything unknown from the server on this
+ * connection is ignored); FLOW notices too when note is not NULL. */
+static int poll_one(int fd, const uint8_t id[N4_PAYLOAD_SIZE], struct n4_flow_note *note)
+{
+	uint8_t buf[N4_MSG_SIZE];
+	int rc;
+
+	while ((rc = read_msg(fd, buf)) == 1) {
+		if (n4_stay_decode(buf, sizeof(buf), id) == 0)
+			return 1;
+		if (note && n4_stay_flow_decode(buf, sizeof(buf), note) == 0)
+			return 2;
+	}
+	return rc;
+}
+
+int n4_stay_poll_note(int fd, const char *ident, struct n4_flow_note *note)
+{
+	uint8_t id[N4_PAYLOAD_SIZE];
+
+	if (!note || n4_ident_encode(ident, id) < 0)
+		return -EINVAL;
+	return poll_one(fd, id, note);
+}
+
+int n4_stay_poll(int fd, const char *ident)
+{
+	uint8_t id[N4_PAYLOAD_SIZE];
+	int got = 0, rc;
+
+	if (n4_ident_encode(ident, id) < 0)
+		return -EINVAL;
+	/* Every REPUNCH queued counts as one; the end of the connection right after
+	 * one is reported by the next call. */
+	while ((rc = poll_one(fd, id, NULL)) == 1)
+		got = 1;
+	if (rc == 0 || (rc == -ECONNRESET && got))
+		return got;
+	return rc;
+}
+
+int n4_stay_flow_send(int fd, uint16_t my_port, uint16_t peer_port, uint16_t nonce)
+{
+	struct n4_flow_note f = { .from_port = my_port, .to_port = peer_port, .nonce = nonce };
+	struct n4_msg m;
+	uint8_t buf[N4_MSG_SIZE];
+	ssize_t n;
+
+	if (!my_port || !peer_port)
+		return -EINVAL;
+	n4_flow_encode(&f, 0, &m);
+	n4_wire_encode(&m, buf);
+	do
+		n = send(fd, buf, sizeof(buf), MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(buf))
+		return 0;
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
+	/* A part went out (the socket buffer filled in between): the rest would be
+	 * read as the start of the next message. */
+	return -EIO;
 }
 
 int n4_stay_register(const char *host, uint16_t port, const char *ident, unsigned timeout_ms)

@@ -22,7 +22,7 @@ int n4_wire_decode(const void *buf, size_t len, uint8_t expect_cmd, struct n4_ms
 	if (len != N4_MSG_SIZE)
 		return -EMSGSIZE;
 	if ((b[0] < N4_CMD_HELLO || b[0] > N4_CMD_MAX) && b[0] != N4_CMD_PROBE &&
-	    b[0] != N4_CMD_TUNE && b[0] != N4_CMD_AGAIN && b[0] != N4_CMD_ROOM)
+	    b[0] != N4_CMD_TUNE && b[0] != N4_CMD_AGAIN && b[0] != N4_CMD_ROOM && b[0] != N4_CMD_V6)
 		return -EPROTO;
 	if (expect_cmd && b[0] != expect_cmd)
 		return -EPROTO;
@@ -126,6 +126,44 @@ int n4_local_decode(const struct n4_msg *msg, struct sockaddr_in *addr)
 	if ((host >> 24) == 127 || (host >> 24) == 0)
 		return -EINVAL;
 	return 1;
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+void n4_flow_encode(const struct n4_flow_note *f, uint8_t ext, struct n4_msg *msg)
+{
+	msg->cmd = N4_CMD_FLOW;
+	msg->ext = ext;
+	put_be16(msg->payload, f->from_port);
+	put_be16(msg->payload + 2, f->to_port);
+	put_be16(msg->payload + 4, f->nonce);
+}
+
+int n4_flow_decode(const void *buf, size_t len, uint8_t ext, struct n4_flow_note *f)
+{
+	const uint8_t *b = buf;
+
+	if (len != N4_MSG_SIZE)
+		return -EMSGSIZE;
+	if (b[0] != N4_CMD_FLOW)
+		return -EPROTO;
+	uint16_t from = get_be16(b + 2), to = get_be16(b + 4);
+	/* Port 0 is no socket's: nobody could punch towards it. */
+	if (b[1] != ext || from == 0 || to == 0)
+		return -EINVAL;
+	f->from_port = from;
+	f->to_port = to;
+	f->nonce = get_be16(b + 6);
+	return 0;
 }
 
 void n4_msg_init(struct n4_msg *msg, uint8_t cmd, uint8_t ext, const uint8_t *payload)

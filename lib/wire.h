@@ -83,6 +83,12 @@ enum n4_cmd {
 	 * it was paired with on the short id turned out to have another long id,
 	 * or it left before PEERINFO.  The server closes the connection after it. */
 	N4_CMD_AGAIN = 0x13,
+	/* SIDE: client <-> client, UDP, over the won path after a WIN, only with a
+	 * peer that negotiated our extensions: the sender's side (a random id,
+	 * its program's port, its LAN addresses) for the flows of a call (side.h,
+	 * doc/PROTOCOL.md "Sides").  Never an 8-byte message; bytes 2..7 carry the
+	 * path's wire identifier at the same place as PUNCH and APUNCH. */
+	N4_CMD_SIDE = 0x15,
 };
 /* The highest command: 8-byte decoding accepts any up to it and each caller
  * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte
@@ -109,9 +115,21 @@ enum n4_cmd {
  * from a client granted N4_EXT_STAY before, whose kept connection was lost: keep this
  * one for REPUNCH instead (payload: the identifier). */
 #define N4_CMD_STAY 0x10
+/* Extension command, only on kept connections (N4_EXT_STAY): a further flow of a
+ * pair ("calls"), so that the peer's side starts punching it even when its socket
+ * only listens.  Client -> server, reserved byte 0; server -> every other kept
+ * connection of the identifier, reserved byte N4_FLOW_FORWARDED.  Payload: the
+ * sender's port, the receiver's port (as the sender sees them; 2 bytes each,
+ * big-endian, never 0) and a 2-byte nonce the receiver echoes. */
+#define N4_CMD_FLOW 0x16
+#define N4_FLOW_FORWARDED 0x01u
 /* Rooms (N4_EXT_ROOM only): one 8-byte command, what it says in the reserved byte
  * (doc/PROTOCOL.md "Rooms"). */
 #define N4_CMD_ROOM 0x14
+/* IPv6 candidates (cand6.h, doc/PROTOCOL.md "IPv6"): the V6 probe over UDP, and
+ * the server's reports over TCP before PEERINFO, only to clients whose probe
+ * arrived; the kind or part in the reserved byte. */
+#define N4_CMD_V6 0x17
 #define N4_ROOM_HOST 0x01      /* host -> server: host this room (max joiners, 2 bytes) */
 #define N4_ROOM_JOINER 0x02    /* client -> server: my peer id */
 #define N4_ROOM_ANSWER 0x03    /* host -> server, new connection: the join ticket */
@@ -167,6 +185,13 @@ int n4_peerinfo_decode(const uint8_t in[N4_PAYLOAD_SIZE], struct sockaddr_in *ad
  * or unknown flags. */
 void n4_local_encode(uint8_t cmd, const struct sockaddr_in *addr, bool last, struct n4_msg *msg);
 int n4_local_decode(const struct n4_msg *msg, struct sockaddr_in *addr);
+
+/* FLOW (N4_CMD_FLOW): ports and nonce in host order (struct n4_flow_note, n4.h).
+ * decode: 0, -EMSGSIZE when len != 8, -EPROTO for another command, -EINVAL when
+ * the reserved byte is not ext or a port is 0. */
+struct n4_flow_note;
+void n4_flow_encode(const struct n4_flow_note *f, uint8_t ext, struct n4_msg *msg);
+int n4_flow_decode(const void *buf, size_t len, uint8_t ext, struct n4_flow_note *f);
 
 /* Build a message in one call. */
 void n4_msg_init(struct n4_msg *msg, uint8_t cmd, uint8_t ext, const uint8_t *payload);

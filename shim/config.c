@@ -251,6 +251,9 @@ static void read_host(void)
 	v = n4_opt_get(N4_OPT_PEER_TIMEOUT)->def;
 	env_number(N4_OPT_PEER_TIMEOUT, &v);
 	config.peer_timeout_s = (unsigned)v;
+	v = n4_opt_get(N4_OPT_FLOW_TIMEOUT)->def;
+	env_number(N4_OPT_FLOW_TIMEOUT, &v);
+	config.flow_timeout_s = (unsigned)v;
 	if (st && *st) {
 		if (strlen(st) >= sizeof(config.status_path))
 			set_error(-EINVAL, "N4_STATUS: '%s' is longer than 255 bytes%s", st, NULL);
@@ -378,6 +381,9 @@ static void read_env(void)
 	c->src_port = 0;
 	c->timeout_ms = SHIM_DEFAULT_TIMEOUT_S * 1000u;
 	c->return_on_eintr = true;
+	/* An IPv6 WIN hands over an AF_INET6 socket, which the program's IPv4
+	 * socket cannot take yet (doc/LIMITS.md): the shim punches over IPv4. */
+	c->no_ipv6 = true;
 	snprintf(config.ident, sizeof(config.ident), "%s", N4_DEFAULT_IDENT);
 
 	config.active = server || peer || listen || getenv("N4_HOST");

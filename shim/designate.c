@@ -27,6 +27,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "rand.h"
 
 /* Late PUNCHes: the peer confirms for up to its confirm_ms after its own WIN, which
  * is within a round trip of ours; filter confirm_ms plus this margin, and until its
@@ -75,10 +76,14 @@ bool shim_names_peer(const struct shim_sock *s, const struct shim_config *cfg,
 {
 	if (shim_is_placeholder(cfg, addr, len, v4))
 		return true;
-	if (!__atomic_load_n(&s->alias_ph, __ATOMIC_ACQUIRE) || !shim_to_v4(addr, len, v4))
+	if (!shim_to_v4(addr, len, v4))
 		return false;
-	return v4->sin_addr.s_addr == __atomic_load_n(&s->ph.sin_addr.s_addr, __ATOMIC_RELAXED) &&
-	       v4->sin_port == __atomic_load_n(&s->ph.sin_port, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&s->alias_ph, __ATOMIC_ACQUIRE) &&
+	    v4->sin_addr.s_addr == __atomic_load_n(&s->ph.sin_addr.s_addr, __ATOMIC_RELAXED) &&
+	    v4->sin_port == __atomic_load_n(&s->ph.sin_port, __ATOMIC_RELAXED))
+		return true;
+	/* A known peer's other names: its LAN addresses, its placeholder's IP. */
+	return shim_peer_names(addr, len);
 }
 
 /* `v4` in the family of the program's socket (v4-mapped for AF_INET6). */
@@ -345,6 +350,8 @@ static const char *trigger_name(enum shim_trigger how)
 		return "recovery";
 	case SHIM_BY_UPGRADE:
 		return "upgrade";
+	case SHIM_BY_FLOW:
+		return "flow";
 	default:
 		return "send";
 	}
@@ -441,7 +448,7 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 		shim_seq_end(s);
 	}
 	if (rc == 0) {
-		rc = take_over(fd, s, winfd, res, cfg->wire_ident);
+		rc = take_over(fd, s, winfd, res, s->wire_ident);
 		if (rc < 0)
 			n4_error("fd %d: cannot take over the punched port %u: %s", fd,
 				 res->local_port, strerror(-rc));
@@ -463,10 +470,24 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 		shim_set_state(s, SHIM_CANDIDATE);
 		return;
 	}
+	if (rc < 0 && s->flow && rc != -EINVAL && ++s->flow_tries < SHIM_FLOW_TRIES) {
+		/* Nobody answered (RTCP to a port the peer never binds): no sweep was
+		 * spent, the rendezvous waited at the server.  The next send tries
+		 * again, SHIM_FLOW_TRIES times in all. */
+		n4_warn("fd %d: flow to the peer's port %u: no answer in %u s (attempt %u of %u); "
+			"its datagrams are dropped until a later send tries again",
+			fd, s->flow_pport, cfg->flow_timeout_s, s->flow_tries, SHIM_FLOW_TRIES);
+		shim_set_state(s, SHIM_CANDIDATE);
+		return;
+	}
 	if (rc < 0) {
+		if (s->flow)
+			rc = -EHOSTUNREACH;
 		if (!cfg->error)
-			n4_error("fd %d: punching failed (%s); its sends fail with %s", fd,
-				 failure_reason(rc, cfg), strerror(-public_errno(rc)));
+			n4_error("fd %d: %s failed (%s); its sends fail with %s", fd,
+				 s->flow ? "flow" : "punching",
+				 s->flow ? "the peer never answered this port" : failure_reason(rc, cfg),
+				 strerror(-public_errno(rc)));
 		s->err = -public_errno(rc);
 		shim_set_state(s, SHIM_FAILED);
 		return;
@@ -483,9 +504,18 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 	s->settle_until_ms = now + SHIM_SETTLE_MS;
 	shim_path_keep(s, res->relayed);
 	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
-	n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms%s", fd, res->local_port,
-		peer_str, ntohs(res->peer.sin_port), res->elapsed_ms,
-		res->relayed ? " (relayed through the server)" : "");
+	if (s->flow)
+		n4_info_uncapped("fd %d: flow %u -> the peer's port %u punched: local port %u <-> "
+				 "peer %s:%u in %u ms%s",
+				 fd, s->flow_lport, s->flow_pport, res->local_port, peer_str,
+				 ntohs(res->peer.sin_port), res->elapsed_ms,
+				 res->relayed ? " (relayed through the server)" : "");
+	else
+		n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms%s", fd,
+			res->local_port, peer_str, ntohs(res->peer.sin_port), res->elapsed_ms,
+			res->relayed ? " (relayed through the server)" : "");
+	if (s->have_side && !s->flow)
+		shim_peer_learn(s, &s->side_mine, &s->side_theirs);
 }
 
 int shim_await(int fd, struct shim_sock *s, uint64_t deadline_ms)
@@ -568,6 +598,166 @@ int shim_room_join(int fd, struct shim_sock *s, const struct sockaddr_in *ph, ui
 	return 0;
 }
 
+/* Lock held.  The program's port of fd, which a flow's identifier is derived from
+ * and the peer's program knows us by: the port it bound, or one we bind now (an
+ * unbound socket keeps it across the swap, as getsockname shows).  0 + errno. */
+static uint16_t flow_port(int fd, struct shim_sock *s)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+	uint16_t port = 0;
+
+	for (int pass = 0; pass < 2 && !port; pass++) {
+		len = sizeof(a);
+		if (REAL(getsockname)(fd, (struct sockaddr *)&a, &len) < 0)
+			return 0;
+		port = a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+					       : ntohs(((struct sockaddr_in *)&a)->sin_port);
+		if (!port && pass == 0) {
+			struct sockaddr_storage any;
+			socklen_t alen;
+			any_addr(s->family, 0, &any, &alen);
+			if (REAL(bind)(fd, (struct sockaddr *)&any, alen) < 0)
+				return 0;
+		}
+	}
+	if (port && (!s->bound_len || (s->bound_addr.ss_family == AF_INET6
+						 ? !((struct sockaddr_in6 *)&s->bound_addr)->sin6_port
+						 : !((struct sockaddr_in *)&s->bound_addr)->sin_port))) {
+		memcpy(&s->bound_addr, &a, len);
+		s->bound_len = len;
+	}
+	s->prog_bound = true;
+	return port;
+}
+
+/* Lock held.  Start the worker of `s` (its fields set): 0 or -errno, logged. */
+static int start_worker(int fd, struct shim_sock *s, enum shim_trigger how,
+			const struct shim_config *cfg)
+{
+	shim_guard++;
+	if (s->flow)
+		n4_info("fd %d designated (%s): port %u <-> the peer's port %u, in the background",
+			fd, trigger_name(how), s->flow_lport, s->flow_pport);
+	else
+		n4_info("fd %d designated (%s): rendezvous via %s:%u, ident '%s'%s", fd,
+			trigger_name(how), cfg->server_host, cfg->server_port, cfg->ident,
+			how == SHIM_BY_BIND ? " (in the background)" : "");
+	int rc = shim_worker_start(s, how);
+	if (rc < 0) {
+		n4_error("fd %d: cannot start the rendezvous: %s", fd, strerror(-rc));
+		s->err = -rc;
+		shim_set_state(s, SHIM_FAILED);
+	}
+	shim_guard--;
+	return rc;
+}
+
+/* Lock held.  fd sends to (or connects to, or is told by the peer about) ph, an
+ * address of the known peer pr on a port without a path: a flow of that peer, on
+ * the identifier derived from both sides and both programs' ports.  Returns at once
+ * (the rendezvous runs in the background): 0 or -errno.  `notify`: tell the peer
+ * through the server, so that its socket bound to that port takes the flow even if
+ * it never sends to us. */
+static int designate_flow(int fd, struct shim_sock *s, const struct sockaddr_in *ph,
+			  const struct shim_peer_ref *pr, bool notify)
+{
+	const struct shim_config *cfg = shim_config_get();
+	uint16_t lport = flow_port(fd, s);
+
+	if (!lport) {
+		int err = errno ? errno : EINVAL;
+		n4_error("fd %d: a flow to the peer needs a local port: %s", fd, strerror(err));
+		return -err;
+	}
+	if (!s->flow || s->ph.sin_addr.s_addr != ph->sin_addr.s_addr ||
+	    s->ph.sin_port != ph->sin_port)
+		s->flow_tries = 0;
+	shim_set_state(s, SHIM_PENDING);
+	s->cancel = 0;
+	s->listener = false;
+	s->flow = true;
+	s->flow_mine = pr->mine;
+	s->flow_theirs = pr->theirs;
+	s->flow_lport = lport;
+	s->flow_pport = ntohs(ph->sin_port);
+	s->have_peer_id = false;
+	s->have_ph = true;
+	s->ph = *ph;
+	/* ph names the peer for this socket's sends and receives, whatever it is
+	 * (the placeholder's IP, or a LAN address the peer told us). */
+	__atomic_store_n(&s->alias_ph, true, __ATOMIC_RELEASE);
+	int rc = start_worker(fd, s, SHIM_BY_FLOW, cfg);
+	if (rc < 0)
+		return rc;
+	struct shim_sock *base = pr->base;
+	if (notify && base && base->stay_fd >= 0) {
+		uint16_t nonce = 0;
+		(void)n4_random_bytes(&nonce, sizeof(nonce));
+		int nrc = n4_stay_flow_send(base->stay_fd, lport, s->flow_pport, nonce);
+		if (nrc < 0)
+			n4_debug("fd %d: flow notice to the peer: %s", fd, strerror(-nrc));
+	}
+	return 0;
+}
+
+/* A base path (not a flow) to `ip` still punching: its peer may be known soon. */
+static struct shim_sock *base_pending_to(in_addr_t ip, const struct shim_sock *self)
+{
+	int high = shim_fd_high();
+
+	for (int fd = 0; fd <= high; fd++) {
+		struct shim_sock *p = shim_sock_get(fd);
+		if (p && p != self && !p->flow && p->have_ph && !p->alias_ph &&
+		    shim_state_of(p) == SHIM_PENDING && p->ph.sin_addr.s_addr == ip)
+			return p;
+	}
+	return NULL;
+}
+
+void shim_flow_notice(struct shim_sock *p, uint16_t from_port, uint16_t to_port)
+{
+	struct shim_peer_ref pr;
+	int high = shim_fd_high();
+
+	if (!from_port || !to_port || !shim_peer_of_base(p, &pr))
+		return;
+	for (int fd = 0; fd <= high; fd++) {
+		struct shim_sock *s = shim_sock_get(fd);
+		if (!s || s == p || s->host || shim_state_of(s) != SHIM_CANDIDATE || !s->bound_len)
+			continue;
+		uint16_t port = s->bound_addr.ss_family == AF_INET6
+					? ntohs(((struct sockaddr_in6 *)&s->bound_addr)->sin6_port)
+					: ntohs(((struct sockaddr_in *)&s->bound_addr)->sin_port);
+		if (port != to_port)
+			continue;
+		/* The program sees the peer where its own SDP would put it: at its
+		 * first LAN address, else at the address this path shows it by. */
+		struct sockaddr_in ph = p->ph;
+		if (pr.theirs.naddrs)
+			ph.sin_addr = pr.theirs.addrs[0];
+		ph.sin_port = htons(from_port);
+		n4_info("fd %d: the peer opens a flow from its port %u to our port %u", fd,
+			from_port, to_port);
+		(void)designate_flow(fd, s, &ph, &pr, false);
+		return;
+	}
+	n4_debug("the peer opens a flow to our port %u: no idle socket of ours is bound there",
+		 to_port);
+}
+
+const char *shim_ident_of(int fd)
+{
+	const struct shim_sock *s =
+		fd >= 0 && fd < SHIM_FD_LIMIT
+			? __atomic_load_n((struct shim_sock **)&shim_fdtab[fd], __ATOMIC_ACQUIRE)
+			: NULL;
+
+	if (s && s->wire_ident[0])
+		return s->wire_ident;
+	return shim_config_get()->wire_ident;
+}
+
 int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const struct sockaddr_in *ph,
 		   const struct sockaddr *bind_addr, socklen_t bind_len)
 {
@@ -592,7 +782,24 @@ int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const str
 			if (shim_sock_get(fd) != s)
 				return -EBADF;
 		}
+		/* Another port of a peer we know (or one of its LAN addresses): a flow
+		 * of that peer.  A first path to its IP still punching: wait for it,
+		 * for it tells who the peer is. */
+		for (;;) {
+			struct shim_peer_ref pr;
+			if (shim_peer_find(ph, &pr))
+				return designate_flow(fd, s, ph, &pr, true);
+			if (!base_pending_to(ph->sin_addr.s_addr, s))
+				break;
+			rc = shim_wait_change(0);
+			if (rc < 0)
+				return rc;
+			if (shim_sock_get(fd) != s)
+				return -EBADF;
+		}
 	}
+	s->flow = false;
+	snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", cfg->wire_ident);
 	shim_set_state(s, SHIM_PENDING);
 	s->cancel = 0;
 	s->listener = how == SHIM_BY_BIND;
@@ -607,17 +814,7 @@ int shim_designate(int fd, struct shim_sock *s, enum shim_trigger how, const str
 		memcpy(&s->bound_addr, bind_addr, bind_len);
 		s->bound_len = bind_len;
 	}
-	shim_guard++;
-	n4_info("fd %d designated (%s): rendezvous via %s:%u, ident '%s'%s", fd, trigger_name(how),
-		cfg->server_host, cfg->server_port, cfg->ident,
-		how == SHIM_BY_BIND ? " (in the background)" : "");
-	rc = shim_worker_start(s, how);
-	if (rc < 0) {
-		n4_error("fd %d: cannot start the rendezvous: %s", fd, strerror(-rc));
-		s->err = -rc;
-		shim_set_state(s, SHIM_FAILED);
-	}
-	shim_guard--;
+	rc = start_worker(fd, s, how, cfg);
 	if (rc < 0 || how == SHIM_BY_BIND)
 		return rc;
 	return shim_await(fd, s, 0);
@@ -639,6 +836,10 @@ int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bo
 			return 0;
 		switch (shim_state_of(s)) {
 		case SHIM_PENDING:
+			/* A flow punches in the background: what the program sends
+			 * meanwhile is lost, as UDP may lose it (1: report it sent). */
+			if (s->flow)
+				return is_ph || (!dest && s->connected_ph) ? 1 : 0;
 			/* A listener's rendezvous has no end of its own: a send before
 			 * its WIN waits at most N4_TIMEOUT. */
 			if (s->listener && !deadline)

@@ -138,6 +138,10 @@ void shim_sock_put(struct shim_sock *s)
 {
 	if (--s->refs == 0) {
 		shim_sock_release_old(s);
+		shim_peer_forget(s);
+		s->have_side = false;
+		s->flow = false;
+		s->wire_ident[0] = '\0';
 		shim_host_release(s);
 		shim_path_remove(s);
 		if (s->stay_fd >= 0) {

@@ -9,7 +9,8 @@
  * starts at offset 8.  A PUNCH is exactly 8 bytes: 0x05, any reserved byte, then the
  * 6-byte identifier; keyed peers' authenticated PUNCH is 68 bytes, 0x09, with the
  * (derived) identifier at the same place; a relay's registration answer is 12 bytes,
- * 0x0B, with the path's token.
+ * 0x0B, with the path's token; a SIDE (the end-to-end exchange after a WIN) is 0x15
+ * and at least SIDE_MIN bytes, the identifier again at offset 2.
  *
  * The filter also carries the path across exec(): after its last reachable return it
  * holds a few never-executed load instructions with the peer, the placeholder (or a
@@ -30,10 +31,12 @@
 #define UDP_HDR 8
 
 #define STATE_MAGIC 0x6e347368u /* "n4sh" */
-#define STATE_AT 22		/* first data instruction */
-#define FILTER_LEN 28
-#define DROP 20	  /* index of the dropping return */
-#define ACCEPT 21 /* index of the accepting return */
+#define STATE_AT 29		/* first data instruction */
+#define FILTER_LEN 35
+#define DROP 27	  /* index of the dropping return */
+#define ACCEPT 28 /* index of the accepting return */
+/* The shortest SIDE: command, flags, identifier, side id, port, count. */
+#define SIDE_MIN (2 + N4_PAYLOAD_SIZE + 8 + 2 + 1)
 /* Offset of a jump at instruction `at` to instruction `to` (forward only). */
 #define J(at, to) ((to) - (at)-1)
 
@@ -72,7 +75,7 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		/* 9 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 6),
 		/* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, h, J(10, DROP), J(10, ACCEPT)),
 		/* 11, A = length */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ack_len, 0, J(11, ACCEPT)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ack_len, 0, J(11, 20)),
 		/* 12 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
 		/* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_RELAY_REG, 0, J(13, ACCEPT)),
 		/* 14 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
@@ -83,19 +86,29 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		/* 19 */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)tok[8] << 8 | tok[9], J(19, DROP),
 			 J(19, ACCEPT)),
-		/* 20 */ BPF_STMT(BPF_RET | BPF_K, 0),		 /* ours: dropped */
-		/* 21 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* the program's */
+		/* 20: the peer's late SIDE (the end-to-end exchange after a WIN), the
+		 * identifier at the same place; the length first, for a load past the
+		 * end would drop the datagram (an empty one is the program's). */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, UDP_HDR + SIDE_MIN, 0, J(20, ACCEPT)),
+		/* 21 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, UDP_HDR),
+		/* 22 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, N4_CMD_SIDE, 0, J(22, ACCEPT)),
+		/* 23 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, UDP_HDR + 2),
+		/* 24 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w, 0, J(24, ACCEPT)),
+		/* 25 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, UDP_HDR + 6),
+		/* 26 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, h, J(26, DROP), J(26, ACCEPT)),
+		/* 27 */ BPF_STMT(BPF_RET | BPF_K, 0),		 /* ours: dropped */
+		/* 28 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* the program's */
 		/* never executed: the path's state, for a new image after exec */
-		/* 22 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
-		/* 23 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
-		/* 24 */
+		/* 29 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
+		/* 30 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
+		/* 31 */
 		BPF_STMT(BPF_LD | BPF_IMM,
 			 (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
-		/* 25 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
-		/* 26 */ BPF_STMT(BPF_LD | BPF_IMM,
+		/* 32 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
+		/* 33 */ BPF_STMT(BPF_LD | BPF_IMM,
 					  (ph ? 1u : 0u) | (connected ? 2u : 0u) |
 						  (ph && alias ? 4u : 0u)),
-		/* 27 */ BPF_STMT(BPF_RET | BPF_K, 0),
+		/* 34 */ BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 	struct sock_filter *all = NULL;
@@ -129,12 +142,13 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 			rc = -errno;
 		return rc;
 	}
-	/* Queued before the filter existed: drop PUNCHes at the head of the queue. */
+	/* Queued before the filter existed: drop PUNCHes and SIDEs at the head of the
+	 * queue (the peer's last SIDE often lands after our exchange ended). */
 	for (;;) {
 		ssize_t n =
 			REAL(recvfrom)(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
-		if ((n != N4_MSG_SIZE && n != N4_APUNCH_SIZE) ||
-		    !n4_is_punch(buf, (size_t)n, ident))
+		if (n <= 0 || !(n4_is_punch(buf, (size_t)n, ident) ||
+				n4_is_side(buf, (size_t)n, ident)))
 			break;
 		(void)REAL(recvfrom)(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
 	}

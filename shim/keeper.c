@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -28,12 +29,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "key.h"
 #include "log.h"
 #include "rand.h"
 
 /* The pace at which libn4's path rules sample a path's counters (n4_path_tick),
  * and waiters' deadlines are checked. */
 #define KEEPER_TICK_MS 100
+
+/* The SIDE exchange after a first path's WIN: a round trip or two; an older n4
+ * peer never answers, and costs its designation this much. */
+#define SHIM_SIDE_MS 300
+
+/* Flows of this process start their rendezvous at least this far apart: a
+ * rendezvous' NAT discovery takes a few tens of ms on a quiet NAT. */
+#define FLOW_STAGGER_MS 80
+static uint64_t flow_next_ms; /* lock held */
 
 struct shim_waiter {
 	int efd;
@@ -163,7 +174,12 @@ static void *worker_main(void *arg)
 	struct n4_client_cfg ccfg;
 	struct n4_result res;
 	int rc, winfd = -1, stay_fd = -1;
+	bool want_side = false;
+	uint64_t stagger_ms = 0;
+	struct n4_side mine, theirs;
 
+	memset(&mine, 0, sizeof(mine));
+	memset(&theirs, 0, sizeof(theirs));
 	free(w);
 	memset(&res, 0, sizeof(res));
 	shim_guard++;
@@ -183,7 +199,40 @@ static void *worker_main(void *arg)
 	s->peer_id[5] = (uint8_t)s->room_port;
 	ccfg.have_peer_id = s->have_peer_id;
 	memcpy(ccfg.peer_id, s->peer_id, sizeof(ccfg.peer_id));
+	/* A flow: the identifier (or key) derived from both sides and both ports,
+	 * which the peer derives too; its PUNCHes carry it. */
+	if (s->flow) {
+		rc = n4_flow_cfg(&ccfg, &s->flow_mine, &s->flow_theirs, s->flow_lport, s->flow_pport);
+		if (rc < 0) {
+			shim_unlock();
+			goto out;
+		}
+		if (how == SHIM_BY_FLOW)
+			ccfg.timeout_ms = cfg->flow_timeout_s * 1000u;
+		/* Flows started together (RTP and RTCP of a call) would probe our
+		 * NAT at once: each would see the others' ports in its own and
+		 * misread the NAT, losing its round.  One at a time, FLOW_STAGGER_MS
+		 * apart: the server then counts each one's ports for the next. */
+		uint64_t now = shim_now_ms();
+		if (flow_next_ms > now)
+			stagger_ms = flow_next_ms - now;
+		flow_next_ms = now + stagger_ms + FLOW_STAGGER_MS;
+		struct n4_keyed k;
+		if (!ccfg.have_key)
+			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", ccfg.ident);
+		else if (n4_key_derive(ccfg.key, ccfg.ident, &k) == 0)
+			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", k.short_id);
+	} else if (!s->room && (how == SHIM_BY_SEND || how == SHIM_BY_CONNECT ||
+				how == SHIM_BY_BIND)) {
+		/* A first path to a peer: learn its side after the WIN. */
+		want_side = true;
+	}
 	shim_unlock();
+	if (stagger_ms) {
+		struct timespec ts = { 0, (long)stagger_ms * 1000000L };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	ccfg.caller_reports = true;
 	ccfg.return_on_eintr = false; /* no signal ever reaches this thread */
 	/* A listener waits for its peer as long as a bound socket would. */
@@ -212,6 +261,27 @@ static void *worker_main(void *arg)
 		int crc = n4_client_confirm(client);
 		if (crc < 0)
 			n4_debug("confirmation ended early: %s", strerror(-crc));
+		if (want_side) {
+			/* The program's port: what it bound, or the winning one. */
+			uint16_t port = res.local_port;
+			shim_lock();
+			if (s->bound_len)
+				port = s->bound_addr.ss_family == AF_INET6
+					       ? ntohs(((struct sockaddr_in6 *)&s->bound_addr)
+							       ->sin6_port)
+					       : ntohs(((struct sockaddr_in *)&s->bound_addr)->sin_port);
+			shim_unlock();
+			if (!port)
+				port = res.local_port;
+			int src = shim_side_mine(&mine, port);
+			if (src == 0)
+				src = n4_client_side(client, &mine, &theirs, SHIM_SIDE_MS);
+			if (src < 0)
+				n4_debug("the peer's side: %s", strerror(-src));
+			else if (src == 0)
+				n4_debug("the peer told no side (an older n4): no flows or LAN aliases");
+			want_side = src == 1;
+		}
 		winfd = n4_client_take_fd(client);
 		if (winfd < 0)
 			rc = winfd;
@@ -220,6 +290,11 @@ static void *worker_main(void *arg)
 	n4_client_free(client);
 out:
 	shim_lock();
+	if (rc == 0 && want_side) {
+		s->have_side = true;
+		s->side_mine = mine;
+		s->side_theirs = theirs;
+	}
 	shim_path_finish(s, how, rc, winfd, &res, cfg);
 	if (stay_fd >= 0) {
 		if (rc == 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0) {
@@ -335,7 +410,7 @@ static void send_keepalive(struct shim_sock *p, const struct shim_config *cfg, b
 			n4_debug("fd %d: relay refresh: %s", fd, strerror(errno));
 		return;
 	}
-	int rc = n4_path_keepalive_send(fd, (struct sockaddr *)&to, len, cfg->wire_ident,
+	int rc = n4_path_keepalive_send(fd, (struct sockaddr *)&to, len, p->wire_ident,
 					cfg->client.low_ttl > 0 ? cfg->client.low_ttl : 2);
 	if (rc < 0)
 		n4_debug("fd %d: keepalive: %s", fd, strerror(-rc));
@@ -349,7 +424,7 @@ static void *stay_main(void *arg)
 
 	shim_guard++;
 	const struct shim_config *cfg = shim_config_get();
-	int fd = n4_stay_register(cfg->server_host, cfg->server_port, cfg->wire_ident, 5000);
+	int fd = n4_stay_register(cfg->server_host, cfg->server_port, s->wire_ident, 5000);
 	shim_lock();
 	s->stay_busy = false;
 	if (fd >= 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0 &&
@@ -391,8 +466,13 @@ static void stay_again(struct shim_sock *p, uint64_t now)
  * restarted, or its shim found the path dead first), or its loss. */
 static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
 {
-	int rc = n4_stay_poll(p->stay_fd, cfg->wire_ident);
+	struct n4_flow_note note = { 0, 0, 0 };
+	int rc;
 
+	(void)cfg;
+	/* FLOW notices (the peer opens a flow to a port of ours) leave it open. */
+	while ((rc = n4_stay_poll_note(p->stay_fd, p->wire_ident, &note)) == 2)
+		shim_flow_notice(p, note.from_port, note.to_port);
 	if (rc == 0)
 		return;
 	REAL(close)(p->stay_fd);

@@ -107,6 +107,7 @@ static const char usage_text[] =
 	"  N4_MAX_PPS     PUNCH datagrams per second at most (1000; 0 or 20-1000000,\n"
 	"                 0 = unpaced)\n"
 	"  N4_PEER_TIMEOUT a host forgets a peer silent this long (180 s; 10-86400)\n"
+	"  N4_FLOW_TIMEOUT a further flow nobody answers gives up after (10 s; 1-3600)\n"
 	"\n"
 	"errors: a failed punch makes the designating call (and later sends on that\n"
 	"socket) fail with ETIMEDOUT or EHOSTUNREACH; a bad setting makes it fail with\n"

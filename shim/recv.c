@@ -74,7 +74,7 @@ static void filter_done(int fd)
  * receive would (same socket, same MSG_DONTWAIT); returns 0 or -errno. */
 static int drop_punches(int fd, const struct rview *v, int flags)
 {
-	const char *ident = shim_config_get()->wire_ident;
+	const char *ident = shim_ident_of(fd);
 	unsigned char buf[N4_APUNCH_SIZE + 1];
 
 	for (;;) {
@@ -86,7 +86,7 @@ static int drop_punches(int fd, const struct rview *v, int flags)
 			return -errno;
 		if (!from_peer(&from, flen, &v->peer))
 			return 0;
-		if ((n != 8 && n != N4_APUNCH_SIZE) || !n4_is_punch(buf, (size_t)n, ident)) {
+		if (!n4_is_punch(buf, (size_t)n, ident) && !n4_is_side(buf, (size_t)n, ident)) {
 			filter_done(fd);
 			return 0;
 		}
@@ -139,11 +139,11 @@ static void rewrite_from(int fd, struct sockaddr *addr, socklen_t *len, socklen_
 
 /* A receive that was already running when the rendezvous finished: it did not go
  * through the filter, so look at what it got. */
-static bool late_punch(const struct rcall *c, ssize_t n)
+static bool late_punch(int fd, const struct rcall *c, ssize_t n)
 {
 	const void *data = c->buf;
 
-	if (n != 8 && n != N4_APUNCH_SIZE)
+	if (n <= 0 || n > N4_APUNCH_SIZE)
 		return false;
 	if (c->kind == RC_RECVMSG) {
 		if (!c->msg->msg_iovlen || c->msg->msg_iov[0].iov_len < (size_t)n)
@@ -152,7 +152,8 @@ static bool late_punch(const struct rcall *c, ssize_t n)
 	} else if (c->len < (size_t)n) {
 		return false;
 	}
-	return n4_is_punch(data, (size_t)n, shim_config_get()->wire_ident);
+	return n4_is_punch(data, (size_t)n, shim_ident_of(fd)) ||
+	       n4_is_side(data, (size_t)n, shim_ident_of(fd));
 }
 
 /* A host's socket: the kernel's receive, then a peer's real address becomes its
@@ -233,7 +234,7 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			continue; /* woken on the socket that was swapped out: again, on the new one */
 		if (v.state == SHIM_PENDING && n >= 0) {
 			view_of(fd, &v);
-			if (v.state == SHIM_WON && v.filter && late_punch(c, n))
+			if (v.state == SHIM_WON && v.filter && late_punch(fd, c, n))
 				continue;
 		}
 		if (n >= 0 && cap && (v.rewrite || v.state == SHIM_PENDING)) {

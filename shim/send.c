@@ -11,6 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+static size_t iov_total(const struct iovec *iov, size_t n)
+{
+	size_t t = 0;
+
+	for (size_t i = 0; iov && i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
 /* Lock-free: nothing to do for this call.  Sends on a punched path are counted for
  * the dead-path rule (keeper.c); a socket that is not designated pays nothing. */
 static bool pass(struct shim_sock *s, bool is_ph)
@@ -159,6 +168,8 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 		errno = -rc;
 		return -1;
 	}
+	if (rc == 1)
+		return (ssize_t)len; /* a flow punching: lost, as UDP may lose it */
 	if (rewrite)
 		return REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl);
 	return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
@@ -211,6 +222,8 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = -rc;
 		return -1;
 	}
+	if (rc == 1)
+		return (ssize_t)iov_total(msg->msg_iov, msg->msg_iovlen);
 	if (!rewrite)
 		return REAL(sendmsg)(fd, msg, flags);
 	struct msghdr m = *msg;
@@ -298,6 +311,12 @@ static int sendmmsg_as_given(int fd, struct mmsghdr *vec, unsigned vlen, int fla
 	if (rc < 0) {
 		errno = -rc;
 		return -1;
+	}
+	if (rc == 1) {
+		for (unsigned i = 0; i < vlen; i++)
+			vec[i].msg_len = (unsigned)iov_total(vec[i].msg_hdr.msg_iov,
+							     vec[i].msg_hdr.msg_iovlen);
+		return (int)vlen;
 	}
 	if (!rewrite)
 		return REAL(sendmmsg)(fd, vec, vlen, flags);
@@ -398,27 +417,34 @@ static int before_plain_send(int fd, struct shim_sock *s)
 	return prepare(fd, NULL, 0, false, NULL, &rewrite, &rd, &rl);
 }
 
-/* write/writev on a designated socket: the rendezvous (or its error) first. */
-static int plain_send_allowed(int fd)
+/* write/writev on a designated socket: the rendezvous (or its error) first.
+ * 0: write it; 1: a flow punching takes it (lost, as UDP may lose it); -1 + errno. */
+static int plain_send_check(int fd)
 {
 	struct shim_sock *s = shim_sock_get(fd);
 	int rc = s ? before_plain_send(fd, s) : 0;
 
 	if (rc < 0) {
 		errno = -rc;
-		return 0;
+		return -1;
 	}
-	return 1;
+	return rc == 1;
 }
 
 ssize_t shim_write(int fd, const void *buf, size_t len)
 {
-	return plain_send_allowed(fd) ? REAL(write)(fd, buf, len) : -1;
+	int c = plain_send_check(fd);
+
+	return c < 0 ? -1 : c ? (ssize_t)len : REAL(write)(fd, buf, len);
 }
 
 ssize_t shim_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	return plain_send_allowed(fd) ? REAL(writev)(fd, iov, iovcnt) : -1;
+	int c = plain_send_check(fd);
+
+	if (c == 1 && iovcnt >= 0)
+		return (ssize_t)iov_total(iov, (size_t)iovcnt);
+	return c < 0 ? -1 : REAL(writev)(fd, iov, iovcnt);
 }
 
 /* A signal handler that sends while its thread holds the table lock (the guard is

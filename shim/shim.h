@@ -91,6 +91,7 @@ struct shim_config {
 	bool recover;	      /* N4_RECOVER: 1, 0 = off */
 	bool stay;	      /* N4_STAY: 1, keep the server connection for REPUNCH */
 	unsigned upgrade_s;   /* N4_UPGRADE: relayed path, direct punch tried this often */
+	unsigned flow_timeout_s; /* N4_FLOW_TIMEOUT: a further flow's attempt, 10 s */
 	char wire_ident[N4_IDENT_MAX + 1]; /* what PUNCHes carry: ident, or the key's id */
 };
 
@@ -115,6 +116,7 @@ enum shim_state {
 };
 
 #include "session.h"
+
 
 #define SHIM_MAX_OPTS 16 /* socket options remembered for a swap */
 #define SHIM_OPT_LEN 64
@@ -206,6 +208,18 @@ struct shim_sock {
 	unsigned nold;
 	/* host.c: bound to N4_HOST, this socket hosts a room (never designated). */
 	struct shim_host *host;
+	/* The identifier this path's PUNCHes and kept connection carry: the
+	 * configuration's, or a flow's own (n4_flow_cfg). */
+	char wire_ident[N4_IDENT_MAX + 1];
+	/* peer.c: a path to one of our peers learnt its side (the SIDE exchange). */
+	bool have_side;
+	struct n4_side side_mine, side_theirs;
+	/* A flow of a known peer (peer.c): its rendezvous runs on the identifier
+	 * derived from both sides and both ports, in the background. */
+	bool flow;
+	struct n4_side flow_mine, flow_theirs;
+	uint16_t flow_lport, flow_pport; /* the program's ports, host order */
+	unsigned flow_tries;		 /* attempts that ended without a WIN */
 };
 
 /* The table: one slot per descriptor, read without the lock for the O(1) check. */
@@ -279,6 +293,7 @@ enum shim_trigger {
 	SHIM_BY_BIND,	 /* N4_LISTEN: returns at once, rendezvous in the background */
 	SHIM_BY_RECOVER, /* the keeper found the path dead: punch again, same identifier */
 	SHIM_BY_UPGRADE, /* relayed path: try a direct punch now and then */
+	SHIM_BY_FLOW,	 /* a further flow of a known peer: in the background, bounded */
 };
 
 /* Lock held on entry and on return (dropped while waiting).  Starts the rendezvous
@@ -374,6 +389,35 @@ unsigned shim_host_fanout(struct shim_host *h, int fd, int family, const struct 
 			  int flags);
 /* Lock held, from the keeper's tick. */
 void shim_hosts_tick(uint64_t now);
+
+/* ------------------------------------------------------------------ peer.c --- */
+
+#define SHIM_PEER_MAX 8 /* peers with a learnt side at once */
+#define SHIM_FLOW_TRIES 3 /* a flow nobody answers: attempts in all */
+
+struct shim_peer_ref {
+	struct shim_sock *base; /* the path that learnt the peer */
+	in_addr_t ph_ip;	/* its placeholder's IP (the dialling side), or 0 */
+	struct n4_side mine, theirs;
+};
+/* Our side for a path whose program port is `port`: the process's random side id
+ * and this host's LAN addresses.  0 or -errno. */
+int shim_side_mine(struct n4_side *mine, uint16_t port);
+/* Lock held: base path s learnt its peer's side. */
+void shim_peer_learn(struct shim_sock *s, const struct n4_side *mine, const struct n4_side *theirs);
+/* Lock held: s is gone, and so is what it learnt. */
+void shim_peer_forget(struct shim_sock *s);
+/* Lock-free: v4 names a known peer (its placeholder's IP, or a LAN alias that is
+ * neither ours nor a live neighbour); *out (may be NULL) says which. */
+bool shim_peer_find(const struct sockaddr_in *v4, struct shim_peer_ref *out);
+bool shim_peer_names(const struct sockaddr *addr, socklen_t len);
+/* Lock held: the peer base path s learnt. */
+bool shim_peer_of_base(const struct shim_sock *s, struct shim_peer_ref *out);
+/* Lock held, from the keeper: the peer of base path p opened a flow to our port
+ * note->to_port; a socket of ours bound there and idle takes it.  */
+void shim_flow_notice(struct shim_sock *p, uint16_t from_port, uint16_t to_port);
+/* The identifier the PUNCHes reaching fd carry (a flow's own, or N4_IDENT's). */
+const char *shim_ident_of(int fd);
 
 /* ----------------------------------------------------------------- bcast.c --- */
 

@@ -199,7 +199,8 @@ runs_alone() {
 lab_alone() {
 	case $1 in
 	*/test_strategies.sh | */test_punch.sh | */test_shim_sessions.sh | */test_shim_host.sh | \
-		*/test_lan.sh | */test_lab_trust.sh | */test_shim_flows.sh | */test_sip_nat.sh) return 0 ;;
+		*/test_lan.sh | */test_lab_trust.sh | */test_ipv6_punch.sh | */test_shim_flows.sh | \
+		*/test_sip_nat.sh) return 0 ;;
 	esac
 	return 1
 }

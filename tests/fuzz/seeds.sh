@@ -69,6 +69,19 @@ seed fuzz_apunch apunch-ack "09 01 $(printf '%0132d' 0)"
 seed fuzz_apunch apunch-bad-flags "09 80 $(printf '%0132d' 0)"
 seed fuzz_apunch apunch-short "09 00 $(printf '%0130d' 0)"
 
+# ---- fuzz_side: SIDE (side.h): 15 flags ident, id (8), port (2), naddrs, addrs,
+# [MAC (16) between keyed peers] ----
+SID=0102030405060708
+seed fuzz_side side-none "15 00 $ID $SID 13c4 00"
+seed fuzz_side side-have-two "15 01 $ID $SID 13c4 02 c0a80105 0a000002"
+seed fuzz_side side-four "15 00 $ID $SID 13c4 04 c0a80105 0a000002 ac100001 c0a80206"
+seed fuzz_side side-mac "15 01 $ID $SID 13c4 01 c0a80105 $(printf '%032d' 0)"
+seed fuzz_side side-five "15 00 $ID $SID 13c4 05 c0a80105 0a000002 ac100001 c0a80206 c0a80207"
+seed fuzz_side side-short "15 00 $ID $SID 13c4 02 c0a80105"
+seed fuzz_side side-zero-id "15 00 $ID 0000000000000000 13c4 00"
+seed fuzz_side side-loopback "15 00 $ID $SID 13c4 01 7f000001"
+seed fuzz_side side-other-ident "15 00 6e346e346e35 $SID 13c4 00"
+
 # ---- fuzz_key: base64 of 32 bytes, as `n4 genkey` prints it ----
 K=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA= # bytes 1..32
 text fuzz_key key-lf "$K\n"
@@ -242,3 +255,9 @@ seed fuzz_room peer-first "14 21 090807060504"
 seed fuzz_room refused "14 12 020000000000"
 seed fuzz_room not-room "0f 00 $ID"
 seed fuzz_room unknown-sub "14 7f 000000000000 14 20 010203040506 14 21 090807060504"
+
+# ---- fuzz_cand6: V6 probe (cand6.h): cmd 0x17, kind, token, 34-byte blob; V6 reports ----
+seed fuzz_cand6 v6-probe "17 01 a1b2c3d4e5f6 $(printf '%068d' 0)"
+seed fuzz_cand6 v6-probe-sealed "17 02 a1b2c3d4e5f6 $(printf '%068d' 0 | tr 0 7)"
+seed fuzz_cand6 v6-reports "17 10 20010db8000a 17 11 000000000000 17 12 00000002 9c40 17 20 20010db8000b 17 21 000000000000 17 22 00000002 c350"
+text fuzz_cand6 if-inet6-line "20010db8000a00000000000000000002 02 40 00 80     eth0\n"

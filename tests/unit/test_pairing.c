@@ -2,9 +2,11 @@
  * the STAY and same-LAN leaves' state. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ipcap.h"
+#include "n4.h"
 #include "pairing.h"
 #include "srv_admit.h"
 #include "srv_lan.h"
@@ -144,31 +146,40 @@ TEST(admission_refuses_for_shutdown_capacity_source_and_rate_in_that_order)
 	n4_ipcap_free(c);
 }
 
+static bool stay_table_empty(const struct n4_srv_stay_list *l)
+{
+	for (unsigned i = 0; i < N4_STAY_BUCKETS; i++)
+		if (l->bucket[i])
+			return false;
+	return true;
+}
+
 /* Kept connections are found by identifier; removing one (a send failed and
  * closed it) leaves the others findable, and removing twice is harmless. */
 TEST(stay_list_finds_every_kept_connection_of_an_identifier)
 {
-	struct n4_srv_stay_list l = { 0 };
+	static struct n4_srv_stay_list l;
 	struct n4_srv_stay n[3] = { { 0 } };
 	uint8_t x[N4_PAYLOAD_SIZE], y[N4_PAYLOAD_SIZE];
 	int owners[3];
+	n4_srv_stay_init(&l);
 	n4_ident_encode("xxxxxx", x);
 	n4_ident_encode("yyyyyy", y);
 	n4_srv_stay_add(&l, &n[0], x, &owners[0]);
 	n4_srv_stay_add(&l, &n[1], y, &owners[1]);
 	n4_srv_stay_add(&l, &n[2], x, &owners[2]);
-	struct n4_srv_stay *f = n4_srv_stay_find(l.head, x);
+	struct n4_srv_stay *f = n4_srv_stay_first(&l, x);
 	CHECK(f == &n[2] && f->owner == &owners[2]);
-	f = n4_srv_stay_find(f->next, x);
+	f = n4_srv_stay_next(f);
 	CHECK(f == &n[0]);
-	CHECK(n4_srv_stay_find(f->next, x) == NULL);
+	CHECK(n4_srv_stay_next(f) == NULL);
 	n4_srv_stay_remove(&l, &n[2]);
 	n4_srv_stay_remove(&l, &n[2]);
-	CHECK(n4_srv_stay_find(l.head, x) == &n[0]);
-	CHECK(n4_srv_stay_find(l.head, y) == &n[1]);
+	CHECK(n4_srv_stay_first(&l, x) == &n[0]);
+	CHECK(n4_srv_stay_first(&l, y) == &n[1]);
 	n4_srv_stay_remove(&l, &n[0]);
 	n4_srv_stay_remove(&l, &n[1]);
-	CHECK(l.head == NULL);
+	CHECK(stay_table_empty(&l));
 	/* STAY carries its identifier like HELLO; a server with one identifier
 	 * refuses the others. */
 	struct n4_msg m;
@@ -179,6 +190,90 @@ TEST(stay_list_finds_every_kept_connection_of_an_identifier)
 	CHECK_EQ(n4_srv_stay_decode(wire, NULL, got, text), 0);
 	CHECK(memcmp(got, x, sizeof(x)) == 0 && strcmp(text, "xxxxxx") == 0);
 	CHECK_EQ(n4_srv_stay_decode(wire, y, got, text), -EINVAL);
+}
+
+/* More identifiers than buckets: chains are shared, and each identifier still
+ * finds exactly its own kept connections. */
+TEST(stay_table_keeps_identifiers_apart_in_shared_buckets)
+{
+	enum { N = 3 * N4_STAY_BUCKETS };
+	static struct n4_srv_stay_list l;
+	static struct n4_srv_stay n[N];
+	static uint8_t id[N / 2][N4_PAYLOAD_SIZE];
+	n4_srv_stay_init(&l);
+	for (unsigned i = 0; i < N / 2; i++) {
+		char text[8];
+		snprintf(text, sizeof(text), "k%u", i);
+		n4_ident_encode(text, id[i]);
+	}
+	for (unsigned i = 0; i < N; i++)
+		n4_srv_stay_add(&l, &n[i], id[i % (N / 2)], &n[i]);
+	for (unsigned i = 0; i < N / 2; i++) {
+		unsigned found = 0;
+		for (struct n4_srv_stay *f = n4_srv_stay_first(&l, id[i]); f;
+		     f = n4_srv_stay_next(f)) {
+			CHECK(f == &n[i] || f == &n[i + N / 2]);
+			found++;
+		}
+		CHECK_EQ(found, 2);
+	}
+	for (unsigned i = 0; i < N; i += 2)
+		n4_srv_stay_remove(&l, &n[i]);
+	for (unsigned i = 1; i < N; i += 2)
+		n4_srv_stay_remove(&l, &n[i]);
+	CHECK(stay_table_empty(&l));
+}
+
+/* A FLOW from a client (reserved byte 0, no port 0) is passed on byte for byte,
+ * but for the reserved byte; anything else on a kept connection is refused. */
+TEST(stay_leaf_passes_flows_on_and_refuses_the_rest)
+{
+	const uint8_t flow[N4_MSG_SIZE] = { N4_CMD_FLOW, 0, 0x9c, 0x40, 0x13, 0x88, 0xbe, 0xef };
+	uint8_t bad[N4_MSG_SIZE], wire[N4_MSG_SIZE];
+	struct n4_flow_note f;
+	struct n4_msg fwd;
+	CHECK_EQ(n4_srv_stay_flow(flow, &fwd, &f), 0);
+	CHECK(f.from_port == 40000 && f.to_port == 5000 && f.nonce == 0xbeef);
+	n4_wire_encode(&fwd, wire);
+	CHECK(wire[0] == N4_CMD_FLOW && wire[1] == N4_FLOW_FORWARDED);
+	CHECK(memcmp(wire + 2, flow + 2, N4_PAYLOAD_SIZE) == 0);
+	memcpy(bad, flow, sizeof(bad));
+	bad[1] = N4_FLOW_FORWARDED; /* the server's own form, echoed back */
+	CHECK_EQ(n4_srv_stay_flow(bad, &fwd, &f), -EINVAL);
+	memcpy(bad, flow, sizeof(bad));
+	bad[2] = bad[3] = 0; /* port 0 */
+	CHECK_EQ(n4_srv_stay_flow(bad, &fwd, &f), -EINVAL);
+	memcpy(bad, flow, sizeof(bad));
+	bad[4] = bad[5] = 0;
+	CHECK_EQ(n4_srv_stay_flow(bad, &fwd, &f), -EINVAL);
+	memcpy(bad, flow, sizeof(bad));
+	bad[0] = N4_CMD_HELLO;
+	CHECK_EQ(n4_srv_stay_flow(bad, &fwd, &f), -EINVAL);
+	bad[0] = N4_CMD_STAY;
+	CHECK_EQ(n4_srv_stay_flow(bad, &fwd, &f), -EINVAL);
+}
+
+/* 10 FLOWs a second with bursts of 20: 20 at once, then one per 100 ms; a long
+ * pause refills the burst, never beyond it. */
+TEST(stay_flow_rate_allows_a_burst_then_the_rate)
+{
+	struct n4_srv_stay n = { 0 };
+	uint64_t t = 5000;
+	unsigned ok = 0;
+	for (int i = 0; i < 100; i++)
+		ok += n4_srv_stay_flow_admit(&n, t);
+	CHECK_EQ(ok, N4_STAY_FLOW_BURST);
+	CHECK(!n4_srv_stay_flow_admit(&n, t + 99));
+	CHECK(n4_srv_stay_flow_admit(&n, t + 100));
+	CHECK(!n4_srv_stay_flow_admit(&n, t + 100));
+	ok = 0;
+	for (uint64_t ms = t + 101; ms <= t + 1100; ms++)
+		ok += n4_srv_stay_flow_admit(&n, ms);
+	CHECK_EQ(ok, N4_STAY_FLOW_RATE);
+	ok = 0;
+	for (int i = 0; i < 100; i++)
+		ok += n4_srv_stay_flow_admit(&n, t + 3600000);
+	CHECK_EQ(ok, N4_STAY_FLOW_BURST);
 }
 
 /* A LOCAL announces one address; the last is flagged; a fourth unflagged one is
