@@ -2,7 +2,7 @@
  * (tests/lab/test_shim_flows.sh).  Never shim code: a plain program the shim is
  * preloaded into, like a SIP phone with its SIP, RTP and RTCP sockets.
  *
- *   flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] SPEC...
+ *   flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] [-b IP] SPEC...
  *
  *   echo:LPORT               a socket bound to LPORT that answers every datagram to
  *                            its source (and never sends first)
@@ -13,9 +13,12 @@
  *   -g                       the specs after the first start once spec 0 has received
  *                            a datagram (a first path exists), not at once
  *   -t SECONDS               run this long (default 10), then report; SIGTERM reports too
+ *   -b IP                    bind every socket to IP (default: any address), so that an
+ *                            echo on a host's second address answers from that address
  *
  * Lines (stdout, flushed at once; times in ms since the program started):
- *   start I AT                      spec I began
+ *   start I AT EPOCH_MS             spec I began (EPOCH_MS: the wall clock, to compare
+ *                                   with captures)
  *   first I FROM AT                 spec I's first datagram
  *   spec I echo lport L rx N tx N first_from A others N
  *   spec I send dst D lport L sent N errors N first_errno E eunreach_at T
@@ -52,6 +55,7 @@ struct spec {
 
 static volatile sig_atomic_t stop;
 static struct timespec t0;
+static struct in_addr bind_ip; /* -b; INADDR_ANY by default */
 
 static long now_ms(void)
 {
@@ -69,7 +73,7 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] "
+	fprintf(stderr, "usage: flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] [-b IP] "
 			"echo:LPORT | send:IP:PORT[@LPORT] ...\n");
 	exit(2);
 }
@@ -129,14 +133,15 @@ static void addr_str(const struct sockaddr_in *a, char *out, size_t len)
 static int open_socket(unsigned lport)
 {
 	int one = 1, fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)lport) };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)lport),
+				 .sin_addr = bind_ip };
 
 	if (fd < 0) {
 		perror("socket");
 		exit(1);
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (lport && bind(fd, (struct sockaddr *)&a, sizeof(a))) {
+	if ((lport || bind_ip.s_addr != INADDR_ANY) && bind(fd, (struct sockaddr *)&a, sizeof(a))) {
 		fprintf(stderr, "bind %u: %s\n", lport, strerror(errno));
 		exit(1);
 	}
@@ -145,6 +150,8 @@ static int open_socket(unsigned lport)
 
 static void start(struct spec *s, int i, const struct spec *first)
 {
+	struct timespec wall;
+
 	if (s->peer_dst) {
 		if (first->rx == 0)
 			return; /* no peer yet */
@@ -153,7 +160,9 @@ static void start(struct spec *s, int i, const struct spec *first)
 	s->fd = open_socket(s->lport);
 	s->started = 1;
 	s->start_ms = s->next_ms = now_ms();
-	printf("start %d %ld\n", i, s->start_ms);
+	clock_gettime(CLOCK_REALTIME, &wall);
+	printf("start %d %ld %lld\n", i, s->start_ms,
+	       (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
 }
 
 static void do_send(struct spec *s, int i)
@@ -235,13 +244,15 @@ int main(int argc, char **argv)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "t:i:g")) != -1) {
+	while ((opt = getopt(argc, argv, "t:i:gb:")) != -1) {
 		if (opt == 't')
 			run_ms = atol(optarg) * 1000;
 		else if (opt == 'i')
 			interval = atol(optarg);
 		else if (opt == 'g')
 			gate = 1;
+		else if (opt == 'b' && inet_pton(AF_INET, optarg, &bind_ip) == 1)
+			continue;
 		else
 			usage();
 	}
