@@ -1304,7 +1304,8 @@ static uint64_t sweeping_until(const struct n4_server *s, uint32_t ip, uint64_t 
 
 	for (unsigned i = 0; i < SWEEP_RING; i++)
 		if (s->sweeps[i].ms && s->sweeps[i].ip == ip &&
-		    s->sweeps[i].ms + SWEEP_BUSY_MS > now && s->sweeps[i].ms + SWEEP_BUSY_MS > until)
+		    s->sweeps[i].ms + SWEEP_BUSY_MS > now &&
+		    s->sweeps[i].ms + SWEEP_BUSY_MS > until)
 			until = s->sweeps[i].ms + SWEEP_BUSY_MS;
 	return until;
 }

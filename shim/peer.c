@@ -34,10 +34,10 @@
 
 struct shim_peer {
 	bool used;
-	struct shim_sock *base;	 /* the path that learnt it */
-	in_addr_t ph_ip;	 /* its placeholder's IP (a dialler), 0 = none */
-	struct n4_side mine;	 /* what we told it */
-	struct n4_side theirs;	 /* what it told us */
+	struct shim_sock *base; /* the path that learnt it */
+	in_addr_t ph_ip;	/* its placeholder's IP (a dialler), 0 = none */
+	struct n4_side mine;	/* what we told it */
+	struct n4_side theirs;	/* what it told us */
 };
 
 static struct shim_peer peers[SHIM_PEER_MAX];
