@@ -158,6 +158,42 @@ check "v4 program: IP_TOS and IP_TTL read back as set" \
 check "v4 program: the wire carries its TOS as the IPv6 traffic class (0xb8)" \
 	bash -c "tcpdump -v -n -r '$pcap' 'src $LAB_A_IP6 and dst $LAB_B_IP6 and udp' 2>/dev/null | grep -q 'class 0xb8'"
 
+# ------------------------- the late-PUNCH filter on the IPv6 socket, and exec
+# tests/helpers/shim_session: a sends a PUNCH for the identifier every 5th datagram
+# (what a late PUNCH of the peer's shim looks like): b's socket filter, on its
+# AF_INET6 socket, must drop every one (the filter reads the UDP header at offset 0
+# on both families).  Then a execs itself on a copy of its socket and keeps sending:
+# the new image adopts the IPv6 path from the filter's state.
+SESSION=$N4_BIN/tests/shim_session
+sess() { # NODE LOG IDENT ARGS...
+	local node=$1 log=$2 ident=$3
+	shift 3
+	lab_bg "$node" "$log" env N4_SERVER="$LAB_SRV_IP" N4_SERVER6="$LAB_SRV_IP6" \
+		N4_IDENT="$ident" N4_PEER="$PH" N4_LISTEN=$PH_PORT LD_PRELOAD="$SHIM" "$SESSION" "$@"
+}
+LA=$LAB_DIR/v6filt-a.log LB=$LAB_DIR/v6filt-b.log
+lab_flush
+pb=$(sess b "$LB" v6filt -l $PH_PORT -d 7)
+pa=$(sess a "$LA" v6filt -c "$PH" -d 6 -K)
+wait_pids 40 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+gotb=$(sed -nE 's/^done sent [0-9]+ got ([0-9]+).*/\1/p' "$LB")
+if punched6 "$LA" && punched6 "$LB" && [[ ${gotb:-0} -ge 20 ]] && ! grep -q "got a PUNCH" "$LB"; then
+	ok "filter on the IPv6 socket: every PUNCH a sent was dropped at b ($gotb other datagrams heard)"
+else
+	not_ok "filter on the IPv6 socket: PUNCHes dropped, the rest heard (${gotb:-0})"
+	dump "$LA" "$LB"
+fi
+LA=$LAB_DIR/v6exec-a.log LB=$LAB_DIR/v6exec-b.log
+lab_flush
+pb=$(sess b "$LB" v6exec -l $PH_PORT -p "$PH" -d 6)
+pa=$(sess a "$LA" v6exec -c "$PH" -d 5 -X -E)
+wait_pids 40 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+check "exec: the new image adopts the IPv6 path (five copies)" \
+	grep -q "punched path inherited across exec (peer \[$LAB_B_IP6\]:" "$LA"
+gotb=$(sed -nE 's/^done sent [0-9]+ got ([0-9]+).*/\1/p' "$LB")
+check "exec: its sends to the placeholder still reach the peer over IPv6 (${gotb:-0} received)" \
+	test "${gotb:-0}" -ge 25
+
 # --------------------------------------------------- keyed, over IPv6
 key=$LAB_DIR/k6
 (umask 077 && "$N4" genkey >"$key")
