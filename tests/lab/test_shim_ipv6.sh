@@ -10,7 +10,8 @@
 #     the wire carries its TOS as the IPv6 traffic class;
 #   - IPv6 on one side only (N4_IPV6=0), and firewalls that drop all IPv6: IPv4 as
 #     before (relayed, random/random);
-#   - keyed: over IPv6 too;
+#   - an AF_INET6 program with a v4-mapped placeholder, over IPv6; keyed, over IPv6;
+#   - the late-PUNCH filter on the AF_INET6 socket, and the IPv6 path across exec;
 #   - IPv6 -> IPv4: the IPv6 firewall starts dropping mid-stream; the stream resumes
 #     over IPv4 (recovery), the program's peer address unchanged.
 # Each case has its own identifier and fresh NAT and firewall state.
@@ -193,6 +194,22 @@ check "exec: the new image adopts the IPv6 path (five copies)" \
 gotb=$(sed -nE 's/^done sent [0-9]+ got ([0-9]+).*/\1/p' "$LB")
 check "exec: its sends to the placeholder still reach the peer over IPv6 (${gotb:-0} received)" \
 	test "${gotb:-0}" -ge 25
+
+# An AF_INET6 program (bound to [::]:0, sending to the v4-mapped placeholder) over
+# the IPv6 path: it sees the v4-mapped placeholder, both ways.
+LA=$LAB_DIR/v6dual-a.log LB=$LAB_DIR/v6dual-b.log
+lab_flush
+pb=$(sess b "$LB" v6dual -l $PH_PORT -d 7)
+pa=$(sess a "$LA" v6dual -c "$PH" -d 6 -6)
+wait_pids 40 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+gota=$(sed -nE 's/^done sent [0-9]+ got ([0-9]+).*/\1/p' "$LA")
+gotb=$(sed -nE 's/^done sent [0-9]+ got ([0-9]+).*/\1/p' "$LB")
+if punched6 "$LA" && punched6 "$LB" && [[ ${gota:-0} -ge 25 && ${gotb:-0} -ge 25 ]]; then
+	ok "AF_INET6 program with a v4-mapped placeholder: over IPv6, both ways ($gota/$gotb)"
+else
+	not_ok "AF_INET6 program with a v4-mapped placeholder: over IPv6, both ways (${gota:-0}/${gotb:-0})"
+	dump "$LA" "$LB"
+fi
 
 # --------------------------------------------------- keyed, over IPv6
 key=$LAB_DIR/k6
