@@ -224,9 +224,9 @@ static void *worker_main(void *arg)
 		else if (n4_key_derive(ccfg.key, ccfg.ident, &k) == 0)
 			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", k.short_id);
 	}
-	/* Flows (their SIDE exchange is over IPv4 only) and rooms stay on IPv4
-	 * (doc/LIMITS.md). */
-	if (s->flow || s->room)
+	/* Rooms stay on IPv4 (doc/LIMITS.md); a flow races IPv6 like its first
+	 * path did. */
+	if (s->room)
 		ccfg.no_ipv6 = true;
 	/* A first path to a peer: learn its side after the WIN. */
 	if (!s->flow && !s->room &&
