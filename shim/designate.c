@@ -572,6 +572,10 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 				 "<-> peer %s",
 				 fd, took, why.told ? " (the peer went first)" : "",
 				 res->local_port, peer_str);
+	else if (how == SHIM_BY_RECOVER && why.send_failed)
+		n4_info_uncapped("fd %d: path recovered (cause: our sends failed, no route) in %u "
+				 "ms: local port %u <-> peer %s",
+				 fd, took, res->local_port, peer_str);
 	else if (how == SHIM_BY_RECOVER && why.told)
 		n4_info_uncapped(
 			"fd %d: path recovered (cause: the peer punched again, told by the "

@@ -507,6 +507,8 @@ static void start_attempt(struct shim_sock *p, enum shim_trigger how, uint64_t n
 		n4_debug("fd %d: relayed: trying a direct punch", fd);
 	else if (info.told)
 		n4_debug("fd %d: the peer punches again (server notice): so do we", fd);
+	else if (info.send_failed)
+		n4_debug("fd %d: our sends on the path fail (no route): punching again", fd);
 	else
 		n4_debug("fd %d: nothing from the peer for %u ms while sending: punching again", fd,
 			 info.silent_ms);
@@ -531,6 +533,8 @@ static void keep(struct shim_sock *p, const struct shim_config *cfg, uint64_t no
 	/* Data waits on the swapped-in socket: wake the sleepers of the old ones. */
 	if (p->nold && (queued > 0 || (ioctl(first_fd(p), FIONREAD, &queued) == 0 && queued > 0)))
 		shim_sock_release_old(p);
+	if (__atomic_exchange_n(&p->send_lost, 0, __ATOMIC_RELAXED))
+		n4_path_send_failed(p->path, now);
 	unsigned act = n4_path_tick(p->path, now, shim_path_tx(p), shim_path_rx(p), NULL);
 	if (act & (N4_PATH_KEEPALIVE | N4_PATH_RELAY_REFRESH))
 		send_keepalive(p, cfg, act & N4_PATH_RELAY_REFRESH);

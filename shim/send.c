@@ -54,6 +54,9 @@ static ssize_t lost6(const struct shim_sock *s, ssize_t n, size_t len)
 	if (errno != ENETUNREACH && errno != EHOSTUNREACH && errno != EADDRNOTAVAIL &&
 	    errno != EACCES && errno != EPERM)
 		return n;
+	/* The peer may still reach us, so its datagrams keep the dead-path rule
+	 * quiet: tell the keeper (n4_path_send_failed). */
+	__atomic_store_n((int *)&s->send_lost, 1, __ATOMIC_RELAXED);
 	return (ssize_t)len;
 }
 

@@ -189,6 +189,7 @@ struct shim_sock {
 	bool relayed;		     /* the peer is reached through a relay (n4_result) */
 	int work;		     /* enum shim_trigger of the running worker */
 	uint64_t tx_count, rx_count; /* bumped by the fast paths (relaxed, may lose a few) */
+	int send_lost; /* a send on the direct IPv6 path failed in our kernel (no route) */
 	uint64_t rx_queued_ticks;    /* keeper ticks that found datagrams waiting */
 	/* What to do with the path after its WIN: libn4's rules (n4.h "path"); NULL
 	 * before the WIN, or when it could not be allocated (then not kept). */

@@ -289,4 +289,36 @@ check "IPv6 -> IPv4: the stream resumed at a after ${last_gap:-no} ms of silence
 check "IPv6 -> IPv4: the program's peer stayed the placeholder, every address whole" \
 	bash -c "$(declare -f sees_only_ph clean); PH=$PH; sees_only_ph '$LA' && sees_only_ph '$LB' && clean '$LA' && clean '$LB'"
 
+# ------------------------------- IPv6 -> IPv4 when the IPv6 route disappears
+# The same stream; this time host a loses its IPv6 default route (a mobile link that
+# drops IPv6): its sends fail in the kernel (ENETUNREACH, a lost datagram to the
+# program), and the path must move to IPv4 all the same.
+LA=$LAB_DIR/v6route-a.log LB=$LAB_DIR/v6route-b.log
+lab_flush
+ns_a=$(lab_ns a)
+route_a=$(ip -n "$ns_a" -6 route show default | head -n 1)
+pa=$(view a "$LA" v6rt -- -c "$PH" -d 16 -C)
+pb=$(view b "$LB" v6rt -- -l $PH_PORT -d 17)
+if lab_wait_for heard "$LA" --timeout 40 && lab_wait_for heard "$LB" --timeout 10 && punched6 "$LA"; then
+	ok "route gone: the stream runs over IPv6 first"
+else
+	not_ok "route gone: the stream runs over IPv6 first"
+	dump "$LA" "$LB"
+fi
+check "route gone: host a's IPv6 default route ($route_a) removed" \
+	ip -n "$ns_a" -6 route del default
+check "route gone: a's shim recovers the path" lab_wait_for recovered "$LA" --timeout 15 ||
+	dump "$LA" "$LB"
+wait_pids 30 "$pa" "$pb" || { lab_stop_pid "$pa"; lab_stop_pid "$pb"; }
+# shellcheck disable=SC2086 # the route's words
+check "route gone: host a's IPv6 default route restored" ip -n "$ns_a" -6 route add $route_a
+echo "# $(grep -m1 "path recovered" "$LA")"
+check "route gone: the new path is IPv4" \
+	bash -c "grep 'path recovered' '$LA' | grep -qvE '\\(IPv6\\)'"
+# a still heard b throughout (only its own sends failed): b is the side with a gap
+check "route gone: the stream resumed at b (a gap line: $(sed -nE 's/^gap ([0-9]+)$/\1/p' "$LB" | sort -n | tail -n 1) ms)" \
+	grep -q "^gap " "$LB"
+check "route gone: the program's peer stayed the placeholder, every address whole" \
+	bash -c "$(declare -f sees_only_ph clean); PH=$PH; sees_only_ph '$LA' && sees_only_ph '$LB' && clean '$LA' && clean '$LB'"
+
 summary shim-ipv6
