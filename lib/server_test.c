@@ -90,6 +90,15 @@ int n4_server_test_check(const n4_server *s)
 		if ((c->pc.ext & N4_EXT_KEY) && c->peer_udp.sin_family && c->pc.partner &&
 		    !n4_pairing_confirmed(&c->pc))
 			return -EFAULT;
+		/* A kept connection is done with the rendezvous and found under its
+		 * identifier (HELLOs and FLOWs reach it there). */
+		if (c->stay.on) {
+			const struct n4_srv_stay *f = n4_srv_stay_first(&s->staying, c->pc.ident);
+			while (f && f != &c->stay)
+				f = n4_srv_stay_next(f);
+			if (!f || c->pc.state != N4_P_DONE)
+				return -EFAULT;
+		}
 	}
 	if (n != s->nclients || waiting != n4_pairing_waiting(s->pairing))
 		return -EFAULT;

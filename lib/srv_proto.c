@@ -322,7 +322,10 @@ static void start_staying(struct conn *c)
 
 	n4_pairing_remove(s->pairing, &c->pc);
 	n4_srv_stay_add(&s->staying, &c->stay, c->pc.ident, c);
-	c->in_len = 0; /* in[] now takes FLOWs */
+	/* in[] now takes FLOWs: a STAY registration's own message is handled; a
+	 * message cut by PEERINFO (a keyed client's nonce) completes first. */
+	if (c->in_len == N4_MSG_SIZE)
+		c->in_len = 0;
 	arm_deadline(c, N4_STAY_MAX_MS);
 }
 
@@ -351,6 +354,15 @@ static void notify_staying(struct n4_server *s, const struct conn *hello)
 	}
 }
 
+/* What a client may still send after PEERINFO went out: PEERINFO does not wait
+ * for a keyed client's nonce, nor for a LOCAL, RELAY or ROOM message that came
+ * too late to matter.  On a kept connection they are read and ignored. */
+static bool late_rendezvous_msg(uint8_t cmd)
+{
+	return cmd == N4_CMD_KEYID || cmd == N4_CMD_LOCAL || cmd == N4_CMD_RELAY ||
+	       cmd == N4_CMD_ROOM;
+}
+
 /* FLOW on a kept connection: its client punches a further flow to its peer
  * ("calls"), and the peer's side may only listen on that port; every other kept
  * connection of the identifier (the pair's peer; with a key the identifier is the
@@ -363,6 +375,8 @@ static void handle_flow(struct conn *c)
 	unsigned told = 0;
 	char b[64];
 
+	if (late_rendezvous_msg(c->in[0]))
+		return;
 	if (n4_srv_stay_flow(c->in, &fwd, &f)) {
 		s->rejects[REJ_PROTOCOL]++;
 		n4_info("%s: not a FLOW on a kept connection (%02x %02x ...), closed",

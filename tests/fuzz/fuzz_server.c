@@ -8,7 +8,9 @@
  * LOCAL messages carry their sender's TCP address in a tagged local address
  * (172.31.X.Y, X its public IP's last byte), so that every PEERLOCAL a client
  * reads can be checked: it never crosses between two public IPs.  Keyed clients
- * present one of two long ids: no PEERINFO between different ones (server_test.c). */
+ * present one of two long ids: no PEERINFO between different ones (server_test.c).
+ * FLOWs (raw bytes on kept connections) reach the clients only well-formed and in
+ * the server's form (reserved byte 0x01). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
@@ -85,6 +87,11 @@ static void drain(int fd, struct reader *r)
 			if (r->have < N4_MSG_SIZE)
 				continue;
 			r->have = 0;
+			/* The server passes on only FLOWs it checked, in its own form. */
+			if (r->part[0] == N4_CMD_FLOW &&
+			    (r->part[1] != N4_FLOW_FORWARDED || !(r->part[2] | r->part[3]) ||
+			     !(r->part[4] | r->part[5])))
+				abort();
 			if (r->part[0] == N4_CMD_READY && (r->part[1] & N4_EXT_TOKEN)) {
 				memcpy(r->token, r->part + 2, N4_TOKEN_SIZE);
 				r->have_token = true;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/fuzz/seeds.sh - writes the committed seed inputs of tests/fuzz/corpus/<target>/,
 # one small file per case, from the formats in lib/wire.h (8-byte messages),
-# lib/stay.h (REPUNCH), lib/predict.h (PLAN, TUNE, numbered probes), lib/relay_reg.h,
+# lib/stay.h (REPUNCH, FLOW), lib/predict.h (PLAN, TUNE, numbered probes), lib/relay_reg.h,
 # the metrics endpoint's HTTP head (lib/metrics.c) and the event scripts the
 # targets read (each fuzz_*.c says its format).  Seeds let the fuzzer start past the
 # first length and command checks, where a random input almost never gets.
@@ -50,6 +50,9 @@ seed fuzz_wire local-port0 "0d 01 0a010002 0000"
 seed fuzz_wire peerlocal "0e 01 c0a80105 1388"
 seed fuzz_wire repunch "0f 00 $ID"
 seed fuzz_wire stay "10 20 $ID"
+seed fuzz_wire flow "16 00 9c40 1388 beef"           # 40000 -> 5000, nonce beef
+seed fuzz_wire flow-forwarded "16 01 9c40 1388 beef"
+seed fuzz_wire flow-port0 "16 00 0000 1388 beef"
 seed fuzz_wire unknown-cmd "7f 00 $ID"
 seed fuzz_wire short "01 00 6e346e346e"
 seed fuzz_wire ident-bad-char "01 00 6e34 0a 346e34"
@@ -62,6 +65,10 @@ seed fuzz_stay repunch-other-ident "0f 00 6e346e346e35"
 seed fuzz_stay repunch-long "0f 00 $ID 00"
 seed fuzz_stay repunch-short "0f 00 6e346e346e"
 seed fuzz_stay punch "05 00 $ID"
+seed fuzz_stay flow-forwarded "16 01 9c40 1388 beef"
+seed fuzz_stay flow-client-form "16 00 9c40 1388 beef" # the server never sends it
+seed fuzz_stay flow-port0 "16 01 9c40 0000 beef"
+seed fuzz_stay flow-long "16 01 9c40 1388 beef 00"
 seed fuzz_stay self-ident "0f 00 0f 00 0f 00 0f 00" # the target's second check: ident = bytes 0..5
 
 # ---- fuzz_apunch: 68-byte APUNCH (auth.h): cmd 0x09, flags, the rest random ----
@@ -196,6 +203,16 @@ seed fuzz_server relay-pair "00  00 00 00  00 01 01  01 00 1b 00 07  01 01 1b 00
 seed fuzz_server v6-junk-shutdown "00  00 00 80  00 01 c1  00 02 02  01 00 01 00 07  01 01 01 00 03  02 02 05 ff00ff0001  03 02  06 00  04 00 80 01 80 01  07 00  06 00  05 00"
 # STAY registrations (arg&8) next to a pair, and only_ident with another ident.
 seed fuzz_server stay-ident "01  00 00 00  00 01 01  01 08 20 00 07  01 01 00 01 07  01 09 00 00 07  06 00  05 00  03 00  03 01  06 00"
+# FLOW on kept connections (raw bytes, op 2): two STAY registrations of n4n4n4, a
+# FLOW from one (passed on), 24 more (over the burst of 20), one with port 0
+# (closes it); a client waiting for its partner sends one too (closes it).
+F0="02 00 08 16 00 9c 40 13 88 be ef"
+F1="02 01 08 16 00 13 88 9c 40 00 01"
+seed fuzz_server stay-flow "00  00 00 00  00 01 01  01 08 20 00 07  01 09 20 00 07  $F0  06 00  $(for i in $(seq 24); do printf '%s  ' "$F1"; done)06 00  02 00 08 16 00 00 00 13 88 00 02  00 02 02  01 02 01 00 07  02 02 08 16 00 9c 40 13 88 00 03  06 00  05 00  06 00"
+# A token pair offering STAY (ext 0x21): kept after PEERINFO (sent at once, not by
+# op 5, which would also end the kept connections), FLOWs both ways, a late KEYID
+# part (ignored), then a HELLO of its identifier (REPUNCH, closed).
+seed fuzz_server pair-stay-flow "00  00 00 00  00 01 01  01 00 21 00 07  01 01 21 00 07  06 00  04 00 00 01 80 01  04 08 01 01 81 01  06 00  06 00  06 00  $F0  $F1  06 00  02 00 08 07 03 11 11 11 11 11 11  $F0  06 00  00 02 02  01 02 01 00 07  06 00  05 00  06 00"
 # Rooms: ROOM HOST (raw) then HELLO granting ROOM registers a room; a client of
 # its identifier is READY at once, its JOINER announced; EXCHANGE, deadlines.
 seed fuzz_server room-host-joiner "00  00 00 00  02 00 08 14 01 00 08 00 00 00 00  01 00 81 00 07  00 01 01  01 01 81 00 07  06 00  02 01 08 14 02 aa bb cc dd ee ff  04 08 01 01 81 01  06 00  05 00  06 00"

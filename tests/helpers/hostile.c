@@ -31,6 +31,11 @@
  *                  some send a malformed ROOM message; then the host resets too
  *   roomticket N   a host and one held joiner; N answers with guessed tickets: each
  *                  REFUSED(4), and the joiner is never paired with a guesser
+ * Kept connections (N4_EXT_STAY):
+ *   flowflood N    one kept connection sends N FLOWs as fast as the server reads
+ *                  them: halfway, a FLOW between two kept connections of another
+ *                  identifier must still arrive within a second, and the flooder's
+ *                  peer must get no more than the rate lets through (20, then 10/s)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "n4.h"
 #include "wire.h"
 
 #ifndef TCP_REPAIR
@@ -400,6 +406,89 @@ static int room_case(const char *what, long n)
 	return 2;
 }
 
+/* A STAY registration (a kept connection) for ident, from 127.0.0.1. */
+static int stay_conn(const char *ident)
+{
+	int fd = tcp_connect_from(0);
+	uint8_t b[N4_MSG_SIZE];
+
+	if (fd < 0)
+		return -1;
+	hello_bytes(b, ident, N4_EXT_STAY);
+	b[0] = N4_CMD_STAY;
+	if (send(fd, b, sizeof(b), MSG_NOSIGNAL) != (ssize_t)sizeof(b)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int flow_flood(long n)
+{
+	enum { CHUNK = 64 };
+	uint8_t buf[CHUNK * N4_MSG_SIZE], b[N4_MSG_SIZE];
+	char id[7], id2[7];
+	struct n4_flow_note f = { .from_port = 40000, .to_port = 5000 };
+	struct n4_msg m;
+
+	rand_ident(id);
+	rand_ident(id2);
+	int a = stay_conn(id), peer = stay_conn(id), c = stay_conn(id2), d = stay_conn(id2);
+	if (a < 0 || peer < 0 || c < 0 || d < 0)
+		return verdict(false, "flowflood: four STAY registrations");
+	sleep_ms(100);
+	for (int i = 0; i < CHUNK; i++) {
+		f.nonce = (uint16_t)i;
+		n4_flow_encode(&f, 0, &m);
+		n4_wire_encode(&m, buf + i * N4_MSG_SIZE);
+	}
+	uint64_t t0 = mono_ms();
+	bool other_ok = false, other_sent = false;
+	for (long sent = 0; sent < n;) {
+		size_t len = (size_t)(n - sent < CHUNK ? n - sent : CHUNK) * N4_MSG_SIZE;
+		ssize_t w = send(a, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd p = { .fd = a, .events = POLLOUT };
+			poll(&p, 1, 100);
+			continue;
+		}
+		if (w < 0 || w % N4_MSG_SIZE) /* whole messages only, or the stream is cut */
+			return verdict(false, "flowflood: the flood was sent");
+		sent += w / N4_MSG_SIZE;
+		if (!other_sent && sent >= n / 2) {
+			/* Another identifier's kept connections, mid-flood. */
+			f.nonce = 0x0707;
+			n4_flow_encode(&f, 0, &m);
+			n4_wire_encode(&m, b);
+			other_sent = send(c, b, sizeof(b), MSG_NOSIGNAL) == (ssize_t)sizeof(b);
+			other_ok = other_sent && read_msg(d, b, 1000) == 0 && b[0] == N4_CMD_FLOW &&
+				   b[1] == N4_FLOW_FORWARDED && b[6] == 0x07 && b[7] == 0x07;
+		}
+	}
+	long got = 0;
+	while (read_msg(peer, b, 500) == 0)
+		got += b[0] == N4_CMD_FLOW;
+	uint64_t took = mono_ms() - t0;
+	long most = 20 + (long)(took / 100) + 1;
+	printf("hostile: %ld FLOWs in %llu ms, %ld passed on (at most %ld)\n", n,
+	       (unsigned long long)took, got, most);
+	close(a);
+	close(peer);
+	close(c);
+	close(d);
+	if (!other_ok)
+		return verdict(false, "flowflood: another identifier's FLOW arrives within 1 s");
+	return verdict(got >= 1 && got <= most,
+		       "flowflood: the flooder's peer gets no more than the rate allows");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -415,6 +504,8 @@ int main(int argc, char **argv)
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	uint8_t b[64];
 
+	if (strcmp(what, "flowflood") == 0)
+		return flow_flood(n);
 	if (strcmp(what, "garbage") == 0) {
 		for (long i = 0; i < n; i++) {
 			int fd = tcp_connect_from(0);

@@ -2,11 +2,11 @@
 # test_hostile.sh - every hostile input of issue 5 against the server built with
 # ASan+UBSan, each while a legitimate pair completes alongside: random bytes,
 # partial messages, slow senders, HELLO floods, spoofed EXCHANGEs, junk datagrams,
-# a third client for a paired identifier, half-open TCP, resets mid-pairing, and
+# a third client for a paired identifier, half-open TCP, resets mid-pairing,
 # rooms: registrations flooding from one source, broken registrations, joiners
-# churning under a host that resets, guessed tickets.  The server must stay up,
-# count each case, close everything in time and leak no descriptor (and ASan must
-# stay silent).
+# churning under a host that resets, guessed tickets, and a FLOW flood on a kept
+# connection.  The server must stay up, count each case, close everything in time
+# and leak no descriptor (and ASan must stay silent).
 source "$(dirname "$0")/lib.sh"
 need_bins
 N4SAN=$(san_n4) || { notok "building the ASan+UBSan server"; finish; exit 1; }
@@ -81,6 +81,13 @@ alongside "joiners churning (resets, malformed ROOM) under a host that resets" "
 out=$("$H" "$SPORT" roomticket 30)
 echo "# $out"
 check "guessed tickets are refused and pair nobody with the held joiner" grep -q "^ok" <<<"$out"
+# Kept connections: a FLOW flood disturbs neither the pairs nor other kept connections.
+alongside "a FLOW flood from one kept connection" flows_dropped flowflood 50000
+out=$(cat "$TMP/h.out")
+echo "# $out"
+check "a FLOW flood: other identifiers' FLOWs pass, the flooder's peer gets only the rate" \
+	grep -q "^ok - flowflood" <<<"$out"
+
 st=$(status)
 check "the status line counts the rooms and their refusals" \
 	grep -qE " rooms=[0-9]+ hosted=[1-9][0-9]* joins=[1-9][0-9]* refused=[1-9][0-9]+" <<<"$st"
