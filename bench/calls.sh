@@ -212,6 +212,7 @@ if ((${#ODD[@]})); then
 	printf '  %s\n' "${ODD[@]}"
 fi
 echo "calls.sh took $((SECONDS - T_START)) s"
+cp "$SRV_LOG" "$KEEP/bench-calls-server.log" 2>/dev/null
 if [[ -n $OUT ]]; then
 	printf '%s\n' "${TABLE[@]}" >>"$OUT"
 fi

@@ -4,21 +4,23 @@
  * that counts is the program's: from a flow's first send to its first answer.
  *
  *   flow_bench -A PH_IP:PORT -P FLOW_IP [-m PHASES] [-i MS] [-w S]
- *       side A (dials): socket 0 sends "HELLO" to the placeholder PH_IP:PORT every
- *       100 ms until it hears "ECHO" ("first-path ms T": from its first send, the
- *       rendezvous in the blocking first sendto included).  Then phase after phase:
- *       "GO K" on socket 0, and at once flow I of phase K binds port 31000 + 10K + I
- *       and sends "PING" to FLOW_IP:41000 + 10K + I every MS (20, an RTP packet's
- *       pace) until a "PONG" comes back ("flow K I ms T" or "flow K I never"); the
- *       phase ends when every flow answered or after S (12) seconds, the next starts
- *       300 ms later.  "BYE" on socket 0 at the end, then "done".
+ *       side A (dials): socket 0 sends "HELLO N" to the placeholder PH_IP:PORT every
+ *       MS until it hears "ECHO" ("first-path ms T sent N answered SEQ": T from its
+ *       first send, the rendezvous in the blocking first sendto included; SEQ the
+ *       HELLO answered).  Then phase after phase: "GO K" on socket 0 (B answers
+ *       "GOT K"), and at once flow I of phase K binds port 31000 + 10K + I and sends
+ *       "PING" to FLOW_IP:41000 + 10K + I every MS (20, an RTP packet's pace) until a
+ *       "PONG" comes back ("flow K I ms T sent N answered SEQ from IP:PORT", or "flow
+ *       K I never"); the phase ends when every flow answered or after S (12) seconds,
+ *       the next starts 300 ms later.  "BYE" on socket 0 at the end, then "done".
  *   flow_bench -B PORT -P FLOW_IP [-m PHASES] [-i MS]
  *       side B (listens, N4_LISTEN=PORT): binds PORT and every phase's flow ports
  *       (41000 + 10K + I) at start, as a SIP UA binds its RTP port before its SDP
- *       leaves; echoes "HELLO" with "ECHO" and every "PING" with "PONG".  At "GO K"
- *       of a mirrored phase its flows send "PING" to FLOW_IP:31000 + 10K + I (A's LAN
- *       address: what A's SDP would carry) until answered ("flow K I ms T"); in a
- *       listen-only phase they only echo.  Exits at "BYE".
+ *       leaves; echoes "HELLO N" with "ECHO N", "GO K" with "GOT K" and every "PING"
+ *       with "PONG".  At "GO K" of a mirrored phase its flows send "PING" to
+ *       FLOW_IP:31000 + 10K + I (A's LAN address: what A's SDP would carry) until
+ *       answered ("flow K I ms T ..."); in a listen-only phase they only echo.  Exits
+ *       at "BYE".
  * PHASES: comma-separated, each m (mirrored) or l (listen-only) and a flow count
  * (1..9): "m1,m2,m4,l1,l2,l4" by default.  Both sides need the same list.
  * Times: CLOCK_MONOTONIC, ms to one decimal. */
@@ -121,7 +123,8 @@ static int bound_socket(unsigned port)
 
 static struct sockaddr_in addr_of(struct in_addr ip, unsigned port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
 				 .sin_addr = ip };
 	return a;
 }
@@ -228,7 +231,8 @@ static bool run_until(int fd0, double until, unsigned active_phase, struct in_ad
 			for (unsigned i = 0; i < phases[k].nflows; i++) {
 				if (phases[k].flows[i].fd < 0)
 					continue;
-				pfd[n] = (struct pollfd){ .fd = phases[k].flows[i].fd, .events = POLLIN };
+				pfd[n] = (struct pollfd){ .fd = phases[k].flows[i].fd,
+							  .events = POLLIN };
 				who[n][0] = k, who[n][1] = i;
 				n++;
 			}
