@@ -268,8 +268,11 @@ static bool a_ctl(const char *buf, const struct sockaddr_in *from, double now)
 {
 	(void)from;
 	(void)now;
-	if (!echoed && sscanf(buf, "ECHO %u", &echo_seq) == 1)
+	/* The first ECHO ends the wait at once (the first path's time). */
+	if (!echoed && sscanf(buf, "ECHO %u", &echo_seq) == 1) {
 		echoed = true;
+		return true;
+	}
 	return false;
 }
 
