@@ -68,6 +68,17 @@ unsigned n4_server_test_clients(const n4_server *s)
 	return s->nclients;
 }
 
+/* Clients in N4_P_WAITING that no pairing table holds (srv_proto.c), because
+ * they must never pair as equals: a room's host and a keyed client of a keyed
+ * room wait for their long id (host_hello, room_hello), and a join-only client
+ * (ROOM JOINER before HELLO) waits for its room's host, keyed or not, before and
+ * after its long id (wait_for_host). */
+static bool waits_outside_pairing(const struct conn *c)
+{
+	return c->room.role == N4_ROLE_HOSTING || c->room.role == N4_ROLE_JOINING ||
+	       c->room_keyed_wait;
+}
+
 int n4_server_test_check(const n4_server *s)
 {
 	unsigned n = 0, waiting = 0;
@@ -76,10 +87,13 @@ int n4_server_test_check(const n4_server *s)
 		n++;
 		if (c->closed || c->srv != s)
 			return -EFAULT;
-		/* A room's host and a keyed client of a keyed room wait for their
-		 * long id in N4_P_WAITING, in no pairing table (srv_proto.c). */
-		if (c->pc.state == N4_P_WAITING && c->room.role != N4_ROLE_HOSTING &&
-		    !c->room_keyed_wait)
+		/* N4_P_WAITING is in the pairing table exactly when the client may
+		 * pair as an equal (both ways: one left in it, or one that never got
+		 * in, would each be a bug the count alone can hide). */
+		bool in_table = c->pc.state == N4_P_WAITING && !waits_outside_pairing(c);
+		if (c->pc.wait_node.linked != in_table)
+			return -EFAULT;
+		if (in_table)
 			waiting++;
 		/* exactly one deadline while live (PEERINFO timer aside) */
 		if (!c->deadline.slot)

@@ -908,7 +908,8 @@ static void room_member(struct conn *c, struct n4_srv_room *room)
 }
 
 /* A join-only client (N4_ROLE_JOINING) whose room has no host yet: it waits, in
- * no table, until a host registers (adopt_waiting) or its wait runs out. */
+ * no table, until a host registers (adopt_waiting) or its wait runs out.  One
+ * more N4_P_WAITING outside the pairing tables: server_test.c's check lists them. */
 static void wait_for_host(struct conn *c)
 {
 	char b[64];
@@ -1303,7 +1304,8 @@ static uint64_t sweeping_until(const struct n4_server *s, uint32_t ip, uint64_t 
 
 	for (unsigned i = 0; i < SWEEP_RING; i++)
 		if (s->sweeps[i].ms && s->sweeps[i].ip == ip &&
-		    s->sweeps[i].ms + SWEEP_BUSY_MS > now && s->sweeps[i].ms + SWEEP_BUSY_MS > until)
+		    s->sweeps[i].ms + SWEEP_BUSY_MS > now &&
+		    s->sweeps[i].ms + SWEEP_BUSY_MS > until)
 			until = s->sweeps[i].ms + SWEEP_BUSY_MS;
 	return until;
 }

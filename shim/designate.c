@@ -486,7 +486,8 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 		if (!cfg->error)
 			n4_error("fd %d: %s failed (%s); its sends fail with %s", fd,
 				 s->flow ? "flow" : "punching",
-				 s->flow ? "the peer never answered this port" : failure_reason(rc, cfg),
+				 s->flow ? "the peer never answered this port"
+					 : failure_reason(rc, cfg),
 				 strerror(-public_errno(rc)));
 		s->err = -public_errno(rc);
 		shim_set_state(s, SHIM_FAILED);
@@ -621,9 +622,10 @@ static uint16_t flow_port(int fd, struct shim_sock *s)
 				return 0;
 		}
 	}
-	if (port && (!s->bound_len || (s->bound_addr.ss_family == AF_INET6
-						 ? !((struct sockaddr_in6 *)&s->bound_addr)->sin6_port
-						 : !((struct sockaddr_in *)&s->bound_addr)->sin_port))) {
+	if (port &&
+	    (!s->bound_len || (s->bound_addr.ss_family == AF_INET6
+				       ? !((struct sockaddr_in6 *)&s->bound_addr)->sin6_port
+				       : !((struct sockaddr_in *)&s->bound_addr)->sin_port))) {
 		memcpy(&s->bound_addr, &a, len);
 		s->bound_len = len;
 	}

@@ -105,9 +105,9 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		BPF_STMT(BPF_LD | BPF_IMM,
 			 (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
 		/* 32 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
-		/* 33 */ BPF_STMT(BPF_LD | BPF_IMM,
-					  (ph ? 1u : 0u) | (connected ? 2u : 0u) |
-						  (ph && alias ? 4u : 0u)),
+		/* 33 */
+		BPF_STMT(BPF_LD | BPF_IMM,
+			 (ph ? 1u : 0u) | (connected ? 2u : 0u) | (ph && alias ? 4u : 0u)),
 		/* 34 */ BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
@@ -147,8 +147,8 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 	for (;;) {
 		ssize_t n =
 			REAL(recvfrom)(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
-		if (n <= 0 || !(n4_is_punch(buf, (size_t)n, ident) ||
-				n4_is_side(buf, (size_t)n, ident)))
+		if (n <= 0 ||
+		    !(n4_is_punch(buf, (size_t)n, ident) || n4_is_side(buf, (size_t)n, ident)))
 			break;
 		(void)REAL(recvfrom)(fd, buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL);
 	}

@@ -523,7 +523,8 @@ static void *join_main(void *arg)
 	if (h->hi && (ex = malloc(h->hi * sizeof(*ex))) != NULL) {
 		for (unsigned i = 0; i < h->hi; i++) {
 			const struct shim_peer *p = &h->peers[i];
-			if (p->used && !(p->have_id && memcmp(p->id, w->j.peer_id, sizeof(p->id)) == 0))
+			if (p->used &&
+			    !(p->have_id && memcmp(p->id, w->j.peer_id, sizeof(p->id)) == 0))
 				ex[nex++] = p->real;
 		}
 	}

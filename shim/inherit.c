@@ -83,8 +83,7 @@ __attribute__((constructor)) static void inherit_paths(void)
 		struct stat st;
 		if (raw_sockopt(fd, SO_TYPE, &type) < 0 || type != SOCK_DGRAM ||
 		    raw_sockopt(fd, SO_DOMAIN, &family) < 0 ||
-		    (family != AF_INET && family != AF_INET6) ||
-		    !shim_filter_read(fd, &fs) ||
+		    (family != AF_INET && family != AF_INET6) || !shim_filter_read(fd, &fs) ||
 		    syscall(SYS_fstat, fd, &st) < 0)
 			continue;
 		if (!locked) {

@@ -202,7 +202,8 @@ static void *worker_main(void *arg)
 	/* A flow: the identifier (or key) derived from both sides and both ports,
 	 * which the peer derives too; its PUNCHes carry it. */
 	if (s->flow) {
-		rc = n4_flow_cfg(&ccfg, &s->flow_mine, &s->flow_theirs, s->flow_lport, s->flow_pport);
+		rc = n4_flow_cfg(&ccfg, &s->flow_mine, &s->flow_theirs, s->flow_lport,
+				 s->flow_pport);
 		if (rc < 0) {
 			shim_unlock();
 			goto out;
@@ -222,8 +223,8 @@ static void *worker_main(void *arg)
 			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", ccfg.ident);
 		else if (n4_key_derive(ccfg.key, ccfg.ident, &k) == 0)
 			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", k.short_id);
-	} else if (!s->room && (how == SHIM_BY_SEND || how == SHIM_BY_CONNECT ||
-				how == SHIM_BY_BIND)) {
+	} else if (!s->room &&
+		   (how == SHIM_BY_SEND || how == SHIM_BY_CONNECT || how == SHIM_BY_BIND)) {
 		/* A first path to a peer: learn its side after the WIN. */
 		want_side = true;
 	}
@@ -269,7 +270,8 @@ static void *worker_main(void *arg)
 				port = s->bound_addr.ss_family == AF_INET6
 					       ? ntohs(((struct sockaddr_in6 *)&s->bound_addr)
 							       ->sin6_port)
-					       : ntohs(((struct sockaddr_in *)&s->bound_addr)->sin_port);
+					       : ntohs(((struct sockaddr_in *)&s->bound_addr)
+							       ->sin_port);
 			shim_unlock();
 			if (!port)
 				port = res.local_port;
@@ -279,7 +281,8 @@ static void *worker_main(void *arg)
 			if (src < 0)
 				n4_debug("the peer's side: %s", strerror(-src));
 			else if (src == 0)
-				n4_debug("the peer told no side (an older n4): no flows or LAN aliases");
+				n4_debug(
+					"the peer told no side (an older n4): no flows or LAN aliases");
 			want_side = src == 1;
 		}
 		winfd = n4_client_take_fd(client);

@@ -4,7 +4,8 @@
  * n4_client_side): each side tells the other, end to end, its random side id, the
  * program's port of the path and its own LAN addresses.  From then on that peer is
  * known here, and more than one address names it:
- *   - its placeholder's IP, for the side that dialled (any port of it);
+ *   - its placeholder's IP, for the side that dialled (any port of it), and on a
+ *     listener the IP of the address the peer was first heard from;
  *   - each LAN address it told us: VoIP tools put those in their SDP and their SIP
  *     Contact, and send media and in-dialog requests there.
  * A send to such an address on a port without a path becomes a *flow* of the peer
@@ -33,10 +34,10 @@
 
 struct shim_peer {
 	bool used;
-	struct shim_sock *base;	 /* the path that learnt it */
-	in_addr_t ph_ip;	 /* its placeholder's IP (a dialler), 0 = none */
-	struct n4_side mine;	 /* what we told it */
-	struct n4_side theirs;	 /* what it told us */
+	struct shim_sock *base; /* the path that learnt it */
+	in_addr_t ph_ip;	/* its placeholder's IP (a dialler), 0 = none */
+	struct n4_side mine;	/* what we told it */
+	struct n4_side theirs;	/* what it told us */
 };
 
 static struct shim_peer peers[SHIM_PEER_MAX];
@@ -86,7 +87,10 @@ void shim_peer_learn(struct shim_sock *s, const struct n4_side *mine, const stru
 	__atomic_add_fetch(&peers_gen, 1, __ATOMIC_ACQ_REL);
 	slot->used = true;
 	slot->base = s;
-	slot->ph_ip = s->have_ph && !s->alias_ph ? s->ph.sin_addr.s_addr : 0;
+	/* The IP the program knows the peer by: its placeholder's (a dialler), or
+	 * on a listener the IP of the address it first heard the peer from (the
+	 * program learnt that IP from us alone: another port of it is the peer). */
+	slot->ph_ip = s->have_ph ? s->ph.sin_addr.s_addr : 0;
 	slot->mine = *mine;
 	slot->theirs = *theirs;
 	__atomic_add_fetch(&peers_gen, 1, __ATOMIC_RELEASE);
@@ -204,6 +208,16 @@ bool shim_peer_find(const struct sockaddr_in *v4, struct shim_peer_ref *out)
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (!(gen & 1) && gen == __atomic_load_n(&peers_gen, __ATOMIC_RELAXED))
 			break;
+	}
+	/* DNS and the rendezvous port are never the peer's: a relayed peer is heard
+	 * from the server's IP, and a dialler's placeholder IP is often the server's
+	 * (the same exceptions as for the placeholder, designate.c). */
+	if (how == 1) {
+		const struct shim_config *cfg = shim_config_get();
+		if (v4->sin_port == htons(SHIM_DNS_PORT) ||
+		    (cfg->have_server_ip && a == cfg->server_ip.s_addr &&
+		     v4->sin_port == htons(cfg->server_port)))
+			return false;
 	}
 	/* The neighbour rule, outside the sequence: it reads a file. */
 	return how == 1 || (how == 2 && !is_live_neighbour(a));

@@ -87,10 +87,10 @@ struct shim_config {
 	struct n4_client_cfg client;	    /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
-	unsigned keepalive_s; /* N4_KEEPALIVE: 15, 0 = off */
-	bool recover;	      /* N4_RECOVER: 1, 0 = off */
-	bool stay;	      /* N4_STAY: 1, keep the server connection for REPUNCH */
-	unsigned upgrade_s;   /* N4_UPGRADE: relayed path, direct punch tried this often */
+	unsigned keepalive_s;	 /* N4_KEEPALIVE: 15, 0 = off */
+	bool recover;		 /* N4_RECOVER: 1, 0 = off */
+	bool stay;		 /* N4_STAY: 1, keep the server connection for REPUNCH */
+	unsigned upgrade_s;	 /* N4_UPGRADE: relayed path, direct punch tried this often */
 	unsigned flow_timeout_s; /* N4_FLOW_TIMEOUT: a further flow's attempt, 10 s */
 	char wire_ident[N4_IDENT_MAX + 1]; /* what PUNCHes carry: ident, or the key's id */
 };
@@ -116,7 +116,6 @@ enum shim_state {
 };
 
 #include "session.h"
-
 
 #define SHIM_MAX_OPTS 16 /* socket options remembered for a swap */
 #define SHIM_OPT_LEN 64
@@ -392,7 +391,7 @@ void shim_hosts_tick(uint64_t now);
 
 /* ------------------------------------------------------------------ peer.c --- */
 
-#define SHIM_PEER_MAX 8 /* peers with a learnt side at once */
+#define SHIM_PEER_MAX 8	  /* peers with a learnt side at once */
 #define SHIM_FLOW_TRIES 3 /* a flow nobody answers: attempts in all */
 
 struct shim_peer_ref {

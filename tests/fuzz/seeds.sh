@@ -219,6 +219,10 @@ seed fuzz_server room-host-joiner "00  00 00 00  02 00 08 14 01 00 08 00 00 00 0
 # A keyed room: the host's long id, a joiner with it (and its nonce), one with
 # the other long id (REFUSED(3)), a host that leaves while its joiner is held.
 seed fuzz_server room-keyed "00  00 00 00  02 00 08 14 01 00 04 00 00 00 00  01 00 85 00 07  06 00  09 00 00  00 01 01  01 01 85 00 07  09 01 00  06 00  09 01 80  02 01 08 14 02 01 02 03 04 05 06  00 02 02  01 02 85 00 07  09 02 01  06 00  03 00  06 00  05 00"
+# Join-only clients (ROOM JOINER before HELLO): an unkeyed one, and a keyed one
+# after its long id, wait for their room's host in no pairing table; the unkeyed
+# room's host comes and takes its joiner; deadlines end the keyed one.
+seed fuzz_server room-join-only "00  00 00 00  02 00 08 14 02 6a 00 00 00 00 00  01 00 81 00 07  00 01 01  02 01 08 14 02 6b 00 00 00 00 00  01 01 85 00 07  09 01 00  06 00  00 02 02  02 02 08 14 01 00 08 00 00 00 00  01 02 81 00 07  06 00  05 00  06 00"
 
 # ---- fuzz_path: byte 0 = configuration (bit 0 keyed, 1 recover off, 2 stay off,
 # 3 keepalive off, 4-5 give_up_after, 6 relayed), then (op%8, arg): 0 tick after

@@ -3,7 +3,8 @@
 #
 #   lab.sh up [--id ID] [--nat-a F] [--nat-b F] [--delay MS] [--jitter MS] [--loss PCT]
 #             [--noise-a RATE] [--noise-b RATE] [--lan2 on|off] [--sites 2-5] [--nat-c F]
-#             [--nat-d F] [--nat-e F] [--ipv6 on|off]  prints shell exports (eval-able)
+#             [--nat-d F] [--nat-e F] [--ipv6 on|off] [--same-subnet on|off]
+#             prints shell exports (eval-able)
 #   lab.sh down ID
 #   lab.sh exec ID NODE CMD...
 #   lab.sh flush ID
@@ -16,7 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-	sed -n '4,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '4,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 

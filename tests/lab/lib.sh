@@ -11,6 +11,11 @@
 # forwards nothing between its two LANs (a guest network, separate VLANs): a3 shares
 # a's public IP without a route to it.
 #
+# With lab_up --same-subnet on, B's LAN is numbered like A's, as two home networks
+# often are: natb 10.1.0.1 -- b 10.1.0.12, b2 10.1.0.13 (LAB_B_IP, LAB_B2_IP follow;
+# distinct from a's and a2's, so that a host on A's LAN can be given b's address).  The
+# two LANs stay separate (each behind its own NAT); only the numbers meet.
+#
 # With lab_up --sites N (3..5; 2 is the picture above), more sites hang off wan, each a
 # NAT with its own public IP and one host on its own LAN (a room's many joiners, each
 # behind a NAT of its own):
@@ -55,6 +60,8 @@ LAB_A_IP=10.1.0.2
 LAB_A2_IP=10.1.0.3
 LAB_B_IP=10.2.0.2
 LAB_B2_IP=10.2.0.3
+LAB_B_IP_SAME=10.1.0.12 # b and b2 with lab_up --same-subnet on
+LAB_B2_IP_SAME=10.1.0.13
 LAB_A3_IP=10.3.0.2 # only with lab_up --lan2 on
 LAB_NATC_IP=100.64.3.2 # natc..nate, c..e: only with lab_up --sites 3..5
 LAB_NATD_IP=100.64.4.2
@@ -603,14 +610,18 @@ _lab_build_topology() {
 	for side in a b; do
 		nat=nat$side
 		net=10.1.0
-		[[ "$side" == b ]] && net=10.2.0
+		[[ "$side" == b && ! -e "$LAB_DIR/same-subnet" ]] && net=10.2.0
 		_lab_run "bridge in $nat" ip -n "$(lab_ns "$nat")" link add br0 type bridge >/dev/null ||
 			return 1
 		_lab_addr "$nat" br0 "$net.1/24" || return 1
 		_lab_ifup "$nat" br0 || return 1
 		for host in "$side" "${side}2"; do
-			ip=$net.2
-			[[ "$host" == "${side}2" ]] && ip=$net.3
+			case $host in
+			a) ip=$LAB_A_IP ;;
+			a2) ip=$LAB_A2_IP ;;
+			b) ip=$LAB_B_IP ;;
+			b2) ip=$LAB_B2_IP ;;
+			esac
 			_lab_link eth0 netns "$(lab_ns "$host")" type veth peer name "lan-$host" \
 				netns "$(lab_ns "$nat")" || return 1
 			_lab_run "bridge port" ip -n "$(lab_ns "$nat")" link set "lan-$host" master br0 \
@@ -852,9 +863,10 @@ lab_flush() {
 # lab_up [--id ID] [--nat-a FLAVOR] [--nat-b FLAVOR] [--delay MS] [--jitter MS]
 #        [--loss PCT] [--noise-a RATE] [--noise-b RATE] [--lan2 on|off]
 #        [--sites 2..5] [--nat-c FLAVOR] [--nat-d FLAVOR] [--nat-e FLAVOR] [--ipv6 on|off]
+#        [--same-subnet on|off]
 lab_up() {
 	local id=$$ nat_a=inc nat_b=inc delay=0 jitter=0 loss=0 noise_a=0 noise_b=0 lan2=off
-	local sites=2 nat_c="" nat_d="" nat_e="" ipv6=off
+	local sites=2 nat_c="" nat_d="" nat_e="" ipv6=off same=off
 	while (($#)); do
 		if (($# < 2)); then
 			_lab_err "lab_up: option $1 needs a value"
@@ -875,6 +887,7 @@ lab_up() {
 		--nat-d) nat_d=$2 ;;
 		--nat-e) nat_e=$2 ;;
 		--ipv6) ipv6=$2 ;;
+		--same-subnet) same=$2 ;;
 		*)
 			_lab_err "lab_up: unknown option '$1'"
 			return 1
@@ -915,6 +928,10 @@ lab_up() {
 		_lab_err "lab_up: --ipv6 takes on or off, not '$ipv6'"
 		return 1
 	fi
+	if [[ "$same" != on && "$same" != off ]]; then
+		_lab_err "lab_up: --same-subnet takes on or off, not '$same'"
+		return 1
+	fi
 	lab_require_root || return 1
 	# fail before building anything when a helper program is missing
 	if [[ ! "$delay$jitter$loss" =~ ^[0.]*$ ]]; then
@@ -947,6 +964,17 @@ lab_up() {
 	fi
 	LAB_IPV6=$ipv6
 	export LAB_IPV6
+	# b's addresses follow the numbering (set either way: an earlier lab_up in this
+	# shell may have changed them)
+	LAB_B_IP=10.2.0.2 LAB_B2_IP=10.2.0.3
+	if [[ "$same" == on ]]; then
+		if ! : >"$LAB_DIR/same-subnet"; then
+			_lab_err "lab_up: cannot write $LAB_DIR/same-subnet"
+			return 1
+		fi
+		LAB_B_IP=$LAB_B_IP_SAME LAB_B2_IP=$LAB_B2_IP_SAME
+	fi
+	export LAB_B_IP LAB_B2_IP
 
 	local k=3 extra_ok=1 side flavor
 	if _lab_build_topology &&

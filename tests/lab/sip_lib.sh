@@ -6,15 +6,19 @@
 # everything of that UA lands in it (its log, its calls' audio dumps and captures).
 #
 #   sip_ua_config DIR NAME IP SIP_PORT RTP_MIN-RTP_MAX TONE_HZ
+#   sip_ua_shim DIR N4_VAR=VALUE...  run the UA under libn4shim.so (LD_PRELOAD) with
+#                                these variables, from its next start on
 #   sip_ua_start NODE DIR        start baresip in NODE (lab_bg); waits until it is ready
 #   sip_ua_stop DIR
 #   sip_ua_restart DIR
 #   sip_uri DIR                  sip:NAME@IP:SIP_PORT, what another UA dials
 #   sip_cmd DIR COMMAND [PARAMS] one baresip command (ctrl_tcp); 0 when baresip says ok
-#   sip_call A_DIR B_DIR SECONDS A dials B, B answers by itself, the call lasts SECONDS
-#                                from its establishment, A hangs up; each side's call
-#                                ends up in its DIR/call-N (N = that UA's Nth call);
-#                                after a failed call both UAs are restarted
+#   sip_call A_DIR B_DIR SECONDS [URI]
+#                                A dials B (at URI, default sip_uri B_DIR), B answers by
+#                                itself, the call lasts SECONDS from its establishment,
+#                                A hangs up; each side's call ends up in its DIR/call-N
+#                                (N = that UA's Nth call); after a failed call both UAs
+#                                are restarted
 #   sip_call_dir DIR [N]         that directory (default: the UA's last call)
 #   sip_rx_tone_s DIR [HZ [N]]   seconds of HZ (default: the peer's tone) in what the UA
 #                                received during call N (default: last); one decimal
@@ -22,12 +26,18 @@
 #   sip_rtcp_reports DIR [N]     RTCP reports (SR/RR) that reached the UA in call N
 #   sip_rtp_packets DIR [N]      RTP packets that reached the UA in call N
 #   sip_rtcp_in_stats DIR [N]    baresip itself took in an RTCP report in call N
+#   sip_answer_rtp_ms DIR [N]    ms from the call's answer (the first "SIP/2.0 200" the
+#                                UA sent or received) to the first RTP it received
 #
 # Per call, DIR/call-N holds: rx.wav (the decoded audio the UA received, as RTP brought
 # it: no packet, no samples), tx.wav (the audio it sent: its own tone, a control for
-# the measurement), in.pcap (every UDP datagram that reached the UA's RTP port range,
-# captured in its node: RTP on the even ports, RTCP on the odd ones), baresip.log (the
-# UA's log during the call), peer (the peer's URI), peer_tone (the peer's tone in Hz).
+# the measurement), in.pcap (every UDP datagram to or from the UA's address, captured
+# in its node), baresip.log (the UA's log during the call, with the shim's lines when
+# it runs under the shim), peer (the peer's URI), peer_tone (the peer's tone in Hz).
+# RTP and RTCP are told by their content, not their ports: under the shim a punched
+# socket's local port is not the one baresip bound.  RTP: version 2, payload type 0
+# (PCMU, the only codec); RTCP: version 2, packet type 200 or 201 (SR, RR).  n4's own
+# datagrams start with a small command byte, SIP with a letter: neither is version 2.
 #
 # The config choices (baresip 1.0.0, Debian 12's baresip-core), all written into the
 # UA's config file with a comment each.  What another SIP tool needs set to behave the
@@ -66,6 +76,7 @@
 
 SIP_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SIP_WAV_TONE=${SIP_WAV_TONE:-${N4_BUILD:-$(cd "$SIP_LIB_DIR/../.." && pwd)/build}/tests/wav_tone}
+SIP_SHIM=${SIP_SHIM:-${N4_BUILD:-$(cd "$SIP_LIB_DIR/../.." && pwd)/build}/libn4shim.so}
 SIP_MODULES=/usr/lib/baresip/modules
 SIP_SETUP_S=${SIP_SETUP_S:-15}
 SIP_WAIT_S=${SIP_WAIT_S:-10}
@@ -187,6 +198,26 @@ EOF
 		"$name" "$ip" "$port" "$ctrl" "$range" "$tone" >"$dir/ua.env"
 }
 
+# sip_ua_shim DIR N4_VAR=VALUE...: from its next start, the UA runs with libn4shim.so
+# preloaded and these variables set (DIR/shim.env, one assignment a line).  The shim's
+# log lines go to the UA's log (its stderr).
+sip_ua_shim() {
+	local dir=$1 kv
+	shift
+	if [[ ! -e "$SIP_SHIM" ]]; then
+		_sip_err "$SIP_SHIM missing: run 'make' first"
+		return 1
+	fi
+	: >"$dir/shim.env" || return 1
+	for kv in "$@"; do
+		if [[ ! "$kv" =~ ^N4_[A-Z0-9_]+=[^[:space:]]*$ ]]; then
+			_sip_err "sip_ua_shim: '$kv' is not N4_NAME=VALUE (no spaces)"
+			return 2
+		fi
+		printf '%s\n' "$kv" >>"$dir/shim.env"
+	done
+}
+
 sip_uri() {
 	local name ip port
 	name=$(_sip_get "$1" name) && ip=$(_sip_get "$1" ip) && port=$(_sip_get "$1" port) ||
@@ -204,10 +235,14 @@ _sip_ctrl_listening() { # NODE PORT
 
 # sip_ua_start NODE DIR: start the UA configured in DIR inside NODE.
 sip_ua_start() {
-	local node=$1 dir=$2 log pid ctrl
+	local node=$1 dir=$2 log pid ctrl pre=()
 	ctrl=$(_sip_get "$dir" ctrl) || return 1
 	log=$dir/baresip.log
-	pid=$(lab_bg "$node" "$log" baresip -f "$dir" ${SIP_TRACE:+-s}) || return 1
+	if [[ -e "$dir/shim.env" ]]; then # under the shim (sip_ua_shim)
+		mapfile -t pre <"$dir/shim.env"
+		pre=(env "${pre[@]}" LD_PRELOAD="$SIP_SHIM")
+	fi
+	pid=$(lab_bg "$node" "$log" "${pre[@]}" baresip -f "$dir" ${SIP_TRACE:+-s}) || return 1
 	printf 'node=%s\npid=%s\n' "$node" "$pid" >>"$dir/ua.env"
 	lab_wait_for _sip_ready_or_dead "$pid" "$log" --timeout "$SIP_WAIT_S" || return 1
 	if ! _lab_pid_alive "$pid"; then
@@ -276,17 +311,16 @@ _sip_capture_up() { # LOG
 	grep -q "listening on" "$1"
 }
 
-# _sip_capture_start DIR CALLDIR: tcpdump in the UA's node, every UDP datagram to its
-# RTP range; returns once tcpdump listens.
+# _sip_capture_start DIR CALLDIR: tcpdump in the UA's node, every UDP datagram to or
+# from its address; returns once tcpdump listens.
 _sip_capture_start() {
-	local dir=$1 cd=$2 node ip range pid
-	node=$(_sip_get "$dir" node) && ip=$(_sip_get "$dir" ip) && range=$(_sip_get "$dir" rtp) ||
-		return 1
+	local dir=$1 cd=$2 node ip pid
+	node=$(_sip_get "$dir" node) && ip=$(_sip_get "$dir" ip) || return 1
 	: >"$cd/in.pcap.log"
 	# immediate mode: packets reach the file as they come; otherwise the last second of
 	# a call can sit in the kernel ring when tcpdump is stopped, and is lost
 	pid=$(lab_bg "$node" "$cd/in.pcap.log" tcpdump -n -i any --immediate-mode -U -s 0 \
-		-w "$cd/in.pcap" udp and dst host "$ip" and dst portrange "$range") || return 1
+		-w "$cd/in.pcap" udp and host "$ip") || return 1
 	printf '%s\n' "$pid" >"$cd/capture.pid"
 	lab_wait_for _sip_capture_up "$cd/in.pcap.log" --timeout "$SIP_WAIT_S"
 }
@@ -353,10 +387,10 @@ _sip_sleep_until() { # DEADLINE_MS
 sip_call() {
 	local a=$1 b=$2 secs=$3 cda cdb ua ub rc=0 t0 est_a est_b
 	if [[ ! "$secs" =~ ^[0-9]+$ ]]; then
-		_sip_err "usage: sip_call A_DIR B_DIR SECONDS"
+		_sip_err "usage: sip_call A_DIR B_DIR SECONDS [URI]"
 		return 2
 	fi
-	ua=$(sip_uri "$a") && ub=$(sip_uri "$b") || return 1
+	ua=$(sip_uri "$a") && ub=${4:-$(sip_uri "$b")} || return 1
 	if ! _sip_no_calls "$a" || ! _sip_no_calls "$b"; then
 		_sip_err "$ua or $ub is in a call already"
 		return 1
@@ -448,27 +482,58 @@ sip_tx_tone_s() {
 	"$SIP_WAV_TONE" "$cd/tx.wav" "$hz"
 }
 
-# _sip_pcap_count CALLDIR FILTER: packets of the call's capture that match FILTER.
+# What the captures tell apart (by content: see the top).  RTP carries 160 bytes of
+# PCMU per 20 ms after its 12-byte header; more than 20 bytes rules out n4's 8-byte
+# keepalives and the like.
+SIP_PCAP_RTP='udp[8] & 0xc0 = 0x80 and udp[9] & 0x7f = 0 and udp[4:2] > 28'
+SIP_PCAP_RTCP='udp[8] & 0xc0 = 0x80 and (udp[9] = 200 or udp[9] = 201)'
+SIP_PCAP_200='udp[8:4] = 0x5349502f and udp[12:4] = 0x322e3020 and udp[16:4] = 0x32303020'
+
+# _sip_pcap_count DIR CALLDIR FILTER: datagrams to the UA in the call's capture that
+# match FILTER.
 _sip_pcap_count() {
-	local n
-	n=$(tcpdump -r "$1/in.pcap" -n "$2" 2>/dev/null | wc -l) || return 1
+	local n ip
+	ip=$(_sip_get "$1" ip) || return 1
+	n=$(tcpdump -r "$2/in.pcap" -n "dst host $ip and ($3)" 2>/dev/null | wc -l) || return 1
 	printf '%s' "$n"
 }
 
 # sip_rtcp_reports DIR [N]: RTCP sender/receiver reports (first packet type 200/201 of
-# a compound, to an odd port of the range) that reached the UA in call N.  The closing
-# RTCP BYE (203) is not counted: it proves nothing about the call's course.
+# a compound) that reached the UA in call N.  The closing RTCP BYE (203) is not
+# counted: it proves nothing about the call's course.
 sip_rtcp_reports() {
 	local cd
 	cd=$(sip_call_dir "$1" "${2:-}") || return 1
-	_sip_pcap_count "$cd" 'udp[2:2] & 1 = 1 and (udp[9] = 200 or udp[9] = 201)'
+	_sip_pcap_count "$1" "$cd" "$SIP_PCAP_RTCP"
 }
 
-# sip_rtp_packets DIR [N]: RTP packets (to an even port of the range) in call N.
+# sip_rtp_packets DIR [N]: RTP packets that reached the UA in call N.
 sip_rtp_packets() {
 	local cd
 	cd=$(sip_call_dir "$1" "${2:-}") || return 1
-	_sip_pcap_count "$cd" 'udp[2:2] & 1 = 0'
+	_sip_pcap_count "$1" "$cd" "$SIP_PCAP_RTP"
+}
+
+# _sip_pcap_first_us CALLDIR FILTER: the time (microseconds since the epoch) of the
+# first datagram of the call's capture that matches FILTER; nothing when none does.
+_sip_pcap_first_us() {
+	tcpdump -r "$1/in.pcap" -n -tt -c 1 "$2" 2>/dev/null |
+		awk 'NR == 1 { split($1, t, "."); printf "%d%06d", t[1], t[2] }'
+}
+
+# sip_answer_rtp_ms DIR [N]: ms from the answer of call N (the first "SIP/2.0 200" in
+# the UA's capture: sent by a callee, received by a caller) to the first RTP that
+# reached the UA; "none" when either is missing.  Measured, not judged.
+sip_answer_rtp_ms() {
+	local cd ip t0 t1
+	cd=$(sip_call_dir "$1" "${2:-}") && ip=$(_sip_get "$1" ip) || return 1
+	t0=$(_sip_pcap_first_us "$cd" "$SIP_PCAP_200")
+	t1=$(_sip_pcap_first_us "$cd" "dst host $ip and ($SIP_PCAP_RTP)")
+	if [[ -z "$t0" || -z "$t1" ]]; then
+		printf 'none'
+		return 0
+	fi
+	printf '%d' $(((t1 - t0) / 1000))
 }
 
 # sip_rtcp_in_stats DIR [N]: baresip's statistics at the end of call N show that its RTP

@@ -1261,6 +1261,107 @@ TEST(server_room_waiting_clients_join_when_the_host_comes)
 	close(w.fd);
 }
 
+/* ROOM JOINER + HELLO in one segment: a join-only client (lib/rendezvous.c). */
+static int join_hello(n4_server *s, const struct cl *c, const char *ident, uint8_t ext,
+		      const uint8_t pid[N4_PAYLOAD_SIZE])
+{
+	uint8_t b[2 * N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
+
+	n4_ident_encode(ident, id);
+	put(b, N4_CMD_ROOM, N4_ROOM_JOINER, pid);
+	put(b + N4_MSG_SIZE, N4_CMD_HELLO, ext, id);
+	return say(s, c, b, sizeof(b));
+}
+
+/* A join-only client whose room has no host waits in N4_P_WAITING in no pairing
+ * table: an equal on the same identifier never pairs with it, and the server's
+ * check agrees (it once counted it as waiting in the table). */
+TEST(server_room_join_only_waits_for_its_host_outside_the_pairing)
+{
+	n4_server *s = server(false);
+	struct cl h, j, e;
+	const uint8_t pid[N4_PAYLOAD_SIZE] = { 'j' };
+	struct n4_msg m[4];
+	bool closed;
+
+	CHECK(s != NULL);
+	CHECK_EQ(conn(s, "203.0.113.7", 41000, &j), 0);
+	CHECK_EQ(join_hello(s, &j, "rmj", ROOM_EXT, pid), 0);
+	CHECK_EQ(one(&j, m, &closed), 0); /* waits for a host */
+	CHECK(!closed);
+	CHECK_EQ(n4_server_test_check(s), 0);
+	CHECK_EQ(conn(s, "192.0.2.8", 41000, &e), 0);
+	CHECK_EQ(hello(s, &e, "rmj", ROOM_EXT), 0);
+	CHECK_EQ(one(&e, m, &closed), 0); /* waits too: never the joiner's partner */
+	CHECK_EQ(one(&j, m, &closed), 0);
+	CHECK_EQ(n4_server_test_check(s), 0);
+	/* The host comes: the joiner is a member and announced at once (its
+	 * JOINER came first), the equal a member. */
+	CHECK_EQ(conn(s, "198.51.100.1", 40000, &h), 0);
+	CHECK_EQ(host_hello(s, &h, "rmj", ROOM_EXT, 8), 0);
+	CHECK(ready(&j) >= 0);
+	CHECK(ready(&e) >= 0);
+	CHECK_EQ(msgs(h.fd, m, 4, &closed), 3);
+	CHECK(got_room(&m[0], N4_ROOM_HOSTED));
+	CHECK(got_room(&m[2], N4_ROOM_JOIN_PEER));
+	CHECK_EQ(m[2].payload[0], 'j');
+	CHECK_EQ(n4_server_test_check(s), 0);
+	n4_server_free(s);
+	close(h.fd);
+	close(j.fd);
+	close(e.fd);
+}
+
+/* The fuzz_server input tests/fuzz/regress/fuzz_server/keyed-join-only-waits-for-its-host:
+ * the same, keyed.  After its long id the join-only client leaves the keyed
+ * room's wait (room_keyed_wait) and waits for the host, still in no table; a keyed
+ * equal with the same long id is not paired with it. */
+TEST(server_room_keyed_join_only_waits_for_its_host_after_its_long_id)
+{
+	n4_server *s = server(false);
+	struct cl h, j, e;
+	const uint8_t kext = ROOM_EXT | N4_EXT_KEY;
+	const uint8_t pid[N4_PAYLOAD_SIZE] = { 'k' };
+	struct n4_msg m[4];
+	bool closed;
+
+	CHECK(s != NULL);
+	CHECK_EQ(conn(s, "203.0.113.7", 41000, &j), 0);
+	CHECK_EQ(join_hello(s, &j, "rmq", kext, pid), 0);
+	CHECK_EQ(one(&j, m, &closed), 1);
+	CHECK_EQ(m[0].cmd, N4_CMD_KEYID);
+	CHECK_EQ(n4_server_test_check(s), 0);
+	CHECK_EQ(keyid(s, &j, 0x11, 0), 0);
+	CHECK_EQ(one(&j, m, &closed), 0); /* no room: waits for its host */
+	CHECK(!closed);
+	CHECK_EQ(n4_server_test_check(s), 0);
+	CHECK_EQ(conn(s, "192.0.2.8", 41000, &e), 0);
+	CHECK_EQ(hello(s, &e, "rmq", kext), 0);
+	CHECK_EQ(one(&e, m, &closed), 1);
+	CHECK_EQ(m[0].cmd, N4_CMD_KEYID);
+	CHECK_EQ(keyid(s, &e, 0x11, 0), 0);
+	CHECK_EQ(one(&e, m, &closed), 0); /* waits in the table, alone */
+	CHECK_EQ(one(&j, m, &closed), 0);
+	CHECK_EQ(n4_server_test_check(s), 0);
+	/* The keyed host with that long id: both are members, the joiner announced. */
+	CHECK_EQ(conn(s, "198.51.100.1", 40000, &h), 0);
+	CHECK_EQ(host_hello(s, &h, "rmq", kext, 8), 0);
+	CHECK_EQ(one(&h, m, &closed), 1);
+	CHECK_EQ(m[0].cmd, N4_CMD_KEYID);
+	CHECK_EQ(keyid(s, &h, 0x11, 0), 0);
+	CHECK(ready(&j) >= 0);
+	CHECK(ready(&e) >= 0);
+	CHECK_EQ(msgs(h.fd, m, 4, &closed), 3);
+	CHECK(got_room(&m[0], N4_ROOM_HOSTED));
+	CHECK(got_room(&m[2], N4_ROOM_JOIN_PEER));
+	CHECK_EQ(m[2].payload[0], 'k');
+	CHECK_EQ(n4_server_test_check(s), 0);
+	n4_server_free(s);
+	close(h.fd);
+	close(j.fd);
+	close(e.fd);
+}
+
 TEST(server_room_held_joiners_go_to_the_next_host)
 {
 	n4_server *s = server(false);
