@@ -8,17 +8,17 @@
  *       MS until it hears "ECHO" ("first-path ms T sent N answered SEQ": T from its
  *       first send, the rendezvous in the blocking first sendto included; SEQ the
  *       HELLO answered).  Then phase after phase: "GO K" on socket 0 (B answers
- *       "GOT K"), and at once flow I of phase K binds port 31000 + 10K + I and sends
- *       "PING" to FLOW_IP:41000 + 10K + I every MS (20, an RTP packet's pace) until a
+ *       "GOT K"), and at once flow I of phase K binds port 12000 + 10K + I and sends
+ *       "PING" to FLOW_IP:14000 + 10K + I every MS (20, an RTP packet's pace) until a
  *       "PONG" comes back ("flow K I ms T sent N answered SEQ from IP:PORT", or "flow
  *       K I never"); the phase ends when every flow answered or after S (12) seconds,
  *       the next starts 300 ms later.  "BYE" on socket 0 at the end, then "done".
  *   flow_bench -B PORT -P FLOW_IP [-m PHASES] [-i MS]
  *       side B (listens, N4_LISTEN=PORT): binds PORT and every phase's flow ports
- *       (41000 + 10K + I) at start, as a SIP UA binds its RTP port before its SDP
+ *       (14000 + 10K + I) at start, as a SIP UA binds its RTP port before its SDP
  *       leaves; echoes "HELLO N" with "ECHO N", "GO K" with "GOT K" and every "PING"
  *       with "PONG".  At "GO K" of a mirrored phase its flows send "PING" to
- *       FLOW_IP:31000 + 10K + I (A's LAN address: what A's SDP would carry) until
+ *       FLOW_IP:12000 + 10K + I (A's LAN address: what A's SDP would carry) until
  *       answered ("flow K I ms T ..."); in a listen-only phase they only echo.  Exits
  *       at "BYE".
  * PHASES: comma-separated, each m (mirrored) or l (listen-only) and a flow count
@@ -38,8 +38,10 @@
 
 #define MAX_PHASES 8
 #define MAX_FLOWS 9
-#define A_BASE 31000
-#define B_BASE 41000
+/* Below Linux's ephemeral range (32768-60999), where the shim's pool sockets and
+ * other kernel-chosen ports live; RTP ranges usually are too. */
+#define A_BASE 12000
+#define B_BASE 14000
 #define PHASE_GAP_MS 300
 #define ALL_PHASES (~0u)   /* run_until: every phase's flows send */
 #define NO_PHASE (~0u - 1) /* none does */
