@@ -316,15 +316,17 @@ static int side_a(const struct sockaddr_in *ph, struct in_addr flow_ip, double w
 	for (unsigned k = 0; k < nphases && !stop; k++) {
 		char go[16];
 		snprintf(go, sizeof(go), "GO %u", k);
+		/* Bound before the GO leaves: B's first PINGs must find the ports (a
+		 * SIP UA binds its RTP port before its SDP goes out). */
+		for (unsigned i = 0; i < phases[k].nflows; i++) {
+			phases[k].flows[i].fd = bound_socket(A_BASE + 10 * k + i);
+			if (phases[k].flows[i].fd < 0)
+				return 1;
+		}
 		send_text(fd0, ph, go);
 		double now = now_ms();
-		for (unsigned i = 0; i < phases[k].nflows; i++) {
-			struct flow *f = &phases[k].flows[i];
-			f->fd = bound_socket(A_BASE + 10 * k + i);
-			if (f->fd < 0)
-				return 1;
-			flow_start(f, now);
-		}
+		for (unsigned i = 0; i < phases[k].nflows; i++)
+			flow_start(&phases[k].flows[i], now);
 		cur_phase = k;
 		run_until(fd0, now + wait_s * 1000, k, flow_ip, B_BASE, a_ctl, phase_done);
 		for (unsigned i = 0; i < phases[k].nflows; i++)
