@@ -1088,9 +1088,12 @@ int n4_client_side(n4_client *c, const struct n4_side *mine, struct n4_side *pee
 	 * SIDE (its peers are many, on one socket). */
 	if (!c->peer_is_n4 || c->cfg.room_answer || c->cfg.room_only)
 		return 0;
-	/* Not over the direct IPv6 path yet (doc/LIMITS.md): no sides learnt. */
+	/* Over the path that won: IPv4, or the direct IPv6 one. */
 	if (c->family == AF_INET6)
-		return 0;
-	return n4_side_exchange(c->win_fd, &c->peer, c->ident, c->keyed ? &c->auth : NULL, mine,
-				peer, timeout_ms, &c->ctx);
+		return n4_side_exchange(c->win_fd, (const struct sockaddr *)&c->peer6,
+					sizeof(c->peer6), c->ident, c->keyed ? &c->auth : NULL,
+					mine, peer, timeout_ms, &c->ctx);
+	return n4_side_exchange(c->win_fd, (const struct sockaddr *)&c->peer, sizeof(c->peer),
+				c->ident, c->keyed ? &c->auth : NULL, mine, peer, timeout_ms,
+				&c->ctx);
 }

@@ -505,6 +505,7 @@ static void *join_main(void *arg)
 	shim_guard++;
 	const struct shim_config *cfg = shim_config_resolved();
 	struct n4_client_cfg cc = cfg->client;
+	cc.no_ipv6 = true; /* a room's paths share the host's IPv4 socket */
 	cc.room_answer = true;
 	memcpy(cc.room_ticket, w->j.ticket, sizeof(cc.room_ticket));
 	cc.host_fd = h->helper;

@@ -198,7 +198,7 @@ runs_alone() {
 lab_alone() {
 	case $1 in
 	*/test_strategies.sh | */test_punch.sh | */test_shim_sessions.sh | */test_shim_host.sh | \
-		*/test_lan.sh | */test_lab_trust.sh | */test_ipv6_punch.sh) return 0 ;;
+		*/test_lan.sh | */test_lab_trust.sh | */test_ipv6_punch.sh | */test_shim_ipv6.sh) return 0 ;;
 	esac
 	return 1
 }
