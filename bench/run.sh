@@ -7,7 +7,7 @@ echo "== punch: classic (the original) vs auto, foundation cells"
 bash "$here/punch.sh" -k "${K:-10}" || true
 echo "== punch matrix: every NAT pair and path condition, heatmap in bench/matrix.png"
 bash "$here/matrix.sh" || true
-for b in shim server lan host; do
+for b in shim server lan host calls; do
 	if [[ -x $here/$b.sh || -f $here/$b.sh ]]; then
 		echo "== $b"
 		bash "$here/$b.sh" || true
