@@ -870,15 +870,29 @@ static int designate_flow(int fd, struct shim_sock *s, const struct sockaddr_in 
 	int rc = start_worker(fd, s, SHIM_BY_FLOW, cfg);
 	if (rc < 0)
 		return rc;
-	struct shim_sock *base = pr->base;
-	if (notify && base && base->stay_fd >= 0) {
-		uint16_t nonce = 0;
-		(void)n4_random_bytes(&nonce, sizeof(nonce));
-		int nrc = n4_stay_flow_send(base->stay_fd, lport, s->flow_pport, nonce);
-		if (nrc < 0)
-			n4_debug("fd %d: flow notice to the peer: %s", fd, strerror(-nrc));
+	s->flow_notify = notify;
+	if (notify) {
+		(void)n4_random_bytes(&s->flow_nonce, sizeof(s->flow_nonce));
+		shim_flow_notify(s);
 	}
 	return 0;
+}
+
+void shim_flow_notify(struct shim_sock *s)
+{
+	struct shim_peer_ref pr;
+
+	/* The peer that names this flow's address, and its first path's kept
+	 * connection: gone while that path recovers (the attempt opens its own). */
+	if (!shim_peer_find(&s->ph, &pr) || !pr.base || pr.base->stay_fd < 0)
+		return;
+	int nrc = n4_stay_flow_send(pr.base->stay_fd, s->flow_lport, s->flow_pport, s->flow_nonce);
+	if (nrc == -EAGAIN)
+		return; /* its send buffer is full: at the next tick */
+	s->flow_notify = false;
+	if (nrc < 0)
+		n4_debug("flow %u -> %u: notice to the peer: %s", s->flow_lport, s->flow_pport,
+			 strerror(-nrc));
 }
 
 /* A base path (not a flow) to `ip` still punching: its peer may be known soon. */

@@ -141,6 +141,7 @@ void shim_sock_put(struct shim_sock *s)
 		shim_peer_forget(s);
 		s->have_side = false;
 		s->flow = false;
+		s->flow_notify = false;
 		s->wire_ident[0] = '\0';
 		shim_host_release(s);
 		shim_path_remove(s);

@@ -564,6 +564,8 @@ static void tick(void)
 	for (struct shim_sock *p = paths; p; p = p->next_path) {
 		if (!has_fd(p) || !forked_path_ours(p, cfg))
 			continue;
+		if (p->flow_notify && shim_state_of(p) == SHIM_PENDING)
+			shim_flow_notify(p);
 		if (shim_state_of(p) != SHIM_WON || !p->path)
 			continue;
 		keep(p, cfg, now);

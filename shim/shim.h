@@ -228,6 +228,8 @@ struct shim_sock {
 	struct n4_side flow_mine, flow_theirs;
 	uint16_t flow_lport, flow_pport; /* the program's ports, host order */
 	unsigned flow_tries;		 /* attempts that ended without a WIN */
+	bool flow_notify; /* the peer is still to be told (its first path was recovering) */
+	uint16_t flow_nonce;
 };
 
 /* The table: one slot per descriptor, read without the lock for the O(1) check. */
@@ -443,6 +445,9 @@ bool shim_peer_of_base(const struct shim_sock *s, struct shim_peer_ref *out);
 /* Lock held, from the keeper: the peer of base path p opened a flow to our port
  * note->to_port; a socket of ours bound there and idle takes it.  */
 void shim_flow_notice(struct shim_sock *p, uint16_t from_port, uint16_t to_port);
+/* Lock held: tell the peer of flow s about it through the server (its first
+ * path's kept connection), now or, while that path recovers, at a later tick. */
+void shim_flow_notify(struct shim_sock *s);
 /* The identifier the PUNCHes reaching fd carry (a flow's own, or N4_IDENT's). */
 const char *shim_ident_of(int fd);
 
