@@ -77,6 +77,7 @@ struct n4_client {
 	bool won, confirmed, got_ack, relayed;
 	/* The peer negotiated our extensions (res->peer_is_n4). */
 	bool peer_is_n4;
+	bool peer_is_host; /* ... and is a room's host answering us (N4_PEER_HOST) */
 	int stay_fd;	       /* N4_EXT_STAY: the server connection kept after the WIN */
 	unsigned ports_used;   /* local ports of the last round's pool */
 	unsigned lost_rounds;  /* rounds that punched and lost, told to the server */
@@ -879,6 +880,8 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 	err = rendezvous(c, server, deadline, &rv, &stay_fd, server_seen);
 	if (err)
 		goto out;
+	/* A room's host answers no SIDE: its peers are many, on one socket. */
+	c->peer_is_host = rv.granted && (rv.peer_flags & N4_PEER_HOST);
 	if (rv.relay_port) {
 		v6_round_close(c);
 		err = relay_round(c, server, &rv, deadline, res);
@@ -1086,11 +1089,14 @@ int n4_client_side(n4_client *c, const struct n4_side *mine, struct n4_side *pee
 		return -EINVAL;
 	/* An original peer would take a SIDE for data; a room's host answers no
 	 * SIDE (its peers are many, on one socket). */
-	if (!c->peer_is_n4 || c->cfg.room_answer || c->cfg.room_only)
+	if (!c->peer_is_n4 || c->peer_is_host || c->cfg.room_answer || c->cfg.room_only)
 		return 0;
-	/* Not over the direct IPv6 path yet (doc/LIMITS.md): no sides learnt. */
+	/* Over the path that won: IPv4, or the direct IPv6 one. */
 	if (c->family == AF_INET6)
-		return 0;
-	return n4_side_exchange(c->win_fd, &c->peer, c->ident, c->keyed ? &c->auth : NULL, mine,
-				peer, timeout_ms, &c->ctx);
+		return n4_side_exchange(c->win_fd, (const struct sockaddr *)&c->peer6,
+					sizeof(c->peer6), c->ident, c->keyed ? &c->auth : NULL,
+					mine, peer, timeout_ms, &c->ctx);
+	return n4_side_exchange(c->win_fd, (const struct sockaddr *)&c->peer, sizeof(c->peer),
+				c->ident, c->keyed ? &c->auth : NULL, mine, peer, timeout_ms,
+				&c->ctx);
 }

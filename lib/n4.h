@@ -365,6 +365,7 @@ struct n4_path_info {
 	bool told;		      /* the recovery follows a notice from the server */
 	bool by_stream;		      /* ... or a one-way stream that stopped */
 	unsigned silent_ms;	      /* ... or the peer was silent this long while we sent */
+	bool send_failed;	      /* ... or our own sends failed (no route any more) */
 	unsigned backoff_ms;	      /* after a failure: the wait before the next try */
 	unsigned failures;	      /* failed recoveries in a row */
 };
@@ -393,6 +394,10 @@ void n4_path_attempt_done(n4_path *p, uint64_t now_ms, int rc, bool relayed, uin
 void n4_path_attempt_not_started(n4_path *p, uint64_t now_ms);
 /* The server says the peer punches again (n4_stay_poll returned 1). */
 void n4_path_notice(n4_path *p, uint64_t now_ms);
+/* Our sends on the path fail in our own kernel (ENETUNREACH: the route of a direct
+ * IPv6 path went away).  The peer may still reach us, so the dead-path rule never
+ * fires and, without a key, its notice is ignored while it talks: recover now. */
+void n4_path_send_failed(n4_path *p, uint64_t now_ms);
 /* The kept server connection: up (granted at the WIN, or registered again), or
  * lost (closed, or registering failed: then tried again 10 s later). */
 void n4_path_stay_up(n4_path *p);

@@ -48,6 +48,8 @@ struct n4_path {
 	unsigned failures;
 	uint64_t notice_ms; /* an unproven notice waiting for the peer to fall silent */
 	bool told, by_stream;
+	bool send_failed;     /* our sends fail: recover at the next step */
+	bool send_failed_why; /* the attempt under way (or last) was for that */
 	bool gone_said; /* N4_PATH_GIVE_UP was returned */
 	unsigned silent_ms;
 	enum stay_state stay;
@@ -98,6 +100,7 @@ void n4_path_won(n4_path *p, uint64_t now_ms, bool relayed, uint64_t tx, uint64_
 	p->failures = 0;
 	p->notice_ms = 0;
 	p->told = p->by_stream = false;
+	p->send_failed = false;
 	p->silent_ms = 0;
 	p->gone_said = false;
 	n4_liveness_reset(&p->live, tx, rx);
@@ -122,6 +125,7 @@ static unsigned recover_told(n4_path *p)
 {
 	p->notice_ms = 0;
 	p->told = true;
+	p->send_failed_why = false;
 	p->by_stream = false;
 	p->silent_ms = 0;
 	return start(p, N4_PATH_RECOVERING);
@@ -133,6 +137,14 @@ static unsigned decide(n4_path *p, uint64_t now_ms, uint64_t tx, uint64_t rx)
 {
 	if (p->notice_ms && p->cfg.keyed)
 		return recover_told(p);
+	if (p->send_failed && p->cfg.recover && now_ms >= p->next_attempt_ms) {
+		p->send_failed = false;
+		p->notice_ms = 0;
+		p->told = p->by_stream = false;
+		p->silent_ms = 0;
+		p->send_failed_why = true;
+		return start(p, N4_PATH_RECOVERING);
+	}
 	if (p->state == N4_PATH_RELAYED && p->cfg.upgrade_s && now_ms >= p->next_attempt_ms) {
 		p->next_attempt_ms = after_s(now_ms, p->cfg.upgrade_s);
 		return start(p, N4_PATH_UPGRADING);
@@ -141,6 +153,7 @@ static unsigned decide(n4_path *p, uint64_t now_ms, uint64_t tx, uint64_t rx)
 	    now_ms >= p->next_attempt_ms) {
 		p->notice_ms = 0; /* this recovery answers it too */
 		p->told = false;
+		p->send_failed_why = false;
 		p->by_stream = p->live.by_stream;
 		p->silent_ms = n4_liveness_silent_ms(&p->live, now_ms);
 		return start(p, N4_PATH_RECOVERING);
@@ -278,6 +291,13 @@ void n4_path_notice(n4_path *p, uint64_t now_ms)
 		p->notice_ms = now_ms ? now_ms : 1;
 }
 
+void n4_path_send_failed(n4_path *p, uint64_t now_ms)
+{
+	(void)now_ms;
+	if (live(p) && p->cfg.recover && p->attempt == N4_PATH_NO_ATTEMPT)
+		p->send_failed = true;
+}
+
 void n4_path_stay_up(n4_path *p)
 {
 	p->stay = STAY_UP;
@@ -300,6 +320,7 @@ void n4_path_get_info(const n4_path *p, struct n4_path_info *info)
 	info->told = p->told;
 	info->by_stream = p->by_stream;
 	info->silent_ms = p->silent_ms;
+	info->send_failed = p->send_failed_why;
 	info->backoff_ms = p->backoff_ms;
 	info->failures = p->failures;
 }

@@ -176,7 +176,8 @@ bool n4_is_side(const void *buf, size_t len, const char *ident)
 /* The state of one exchange, for the resend loop (resend.h). */
 struct side_run {
 	int fd;
-	const struct sockaddr_in *peer_addr;
+	const struct sockaddr *peer_addr; /* AF_INET, or AF_INET6 (a direct IPv6 path) */
+	socklen_t peer_len;
 	const uint8_t *ident;
 	const uint8_t *tx, *rx; /* NULL without a key */
 	const struct n4_side *mine;
@@ -193,9 +194,8 @@ static int side_send(void *arg)
 
 	if (len < 0)
 		return len;
-	if (sendto(x->fd, out, (size_t)len, 0, (const struct sockaddr *)x->peer_addr,
-		   sizeof(*x->peer_addr)) < 0 &&
-	    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNREFUSED &&
+	if (sendto(x->fd, out, (size_t)len, 0, x->peer_addr, x->peer_len) < 0 && errno != EAGAIN &&
+	    errno != EWOULDBLOCK && errno != EINTR && errno != ECONNREFUSED &&
 	    errno != EHOSTUNREACH && errno != ENETUNREACH && errno != ENOBUFS)
 		return -errno;
 	x->sent++;
@@ -235,13 +235,35 @@ static void take_side(struct side_run *x, const struct n4_side_msg *m, uint64_t 
 	}
 }
 
+/* Whether from (as recvfrom filled it) is the peer's IP; *port: and its port. */
+static bool same_host(const struct sockaddr_storage *from, socklen_t flen,
+		      const struct sockaddr *peer, bool *port)
+{
+	if (from->ss_family != peer->sa_family)
+		return false;
+	if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *f = (const struct sockaddr_in6 *)from;
+		const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)(const void *)peer;
+		if (flen < sizeof(*f) || memcmp(&f->sin6_addr, &p->sin6_addr, sizeof(p->sin6_addr)))
+			return false;
+		*port = f->sin6_port == p->sin6_port;
+		return true;
+	}
+	const struct sockaddr_in *f = (const struct sockaddr_in *)from;
+	const struct sockaddr_in *p = (const struct sockaddr_in *)(const void *)peer;
+	if (flen < sizeof(*f) || f->sin_addr.s_addr != p->sin_addr.s_addr)
+		return false;
+	*port = f->sin_port == p->sin_port;
+	return true;
+}
+
 /* One datagram.  Peeked first: the peer's program data must stay for the
  * program.  1 when the peer is done (its data arrives), else 0. */
 static int side_readable(void *arg, uint64_t *next_send_ms)
 {
 	struct side_run *x = arg;
 	uint8_t buf[128];
-	struct sockaddr_in from;
+	struct sockaddr_storage from;
 	socklen_t flen = sizeof(from);
 	ssize_t r = recvfrom(x->fd, buf, sizeof(buf), MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT,
 			     (struct sockaddr *)&from, &flen);
@@ -252,10 +274,10 @@ static int side_readable(void *arg, uint64_t *next_send_ms)
 			return 0;
 		return -errno;
 	}
-	bool from_ip = flen >= sizeof(from) && from.sin_family == AF_INET &&
-		       from.sin_addr.s_addr == x->peer_addr->sin_addr.s_addr;
+	bool same_port = false;
+	bool from_ip = same_host(&from, flen, x->peer_addr, &same_port);
 	bool is_ours = (size_t)r <= sizeof(buf) && ours(buf, (size_t)r, x->ident);
-	if (from_ip && from.sin_port == x->peer_addr->sin_port && !is_ours) {
+	if (from_ip && same_port && !is_ours) {
 		n4_debug("SIDE exchange: the peer's data arrives: it is done");
 		return 1;
 	}
@@ -280,15 +302,24 @@ static int side_readable(void *arg, uint64_t *next_send_ms)
 	return 0;
 }
 
-int n4_side_exchange(int fd, const struct sockaddr_in *peer_addr,
+int n4_side_exchange(int fd, const struct sockaddr *peer_addr, socklen_t peer_len,
 		     const uint8_t ident[N4_PAYLOAD_SIZE], const struct n4_auth *auth,
 		     const struct n4_side *mine, struct n4_side *peer, unsigned timeout_ms,
 		     const struct n4_waitctx *ctx)
 {
 	struct n4_side_keys keys;
-	struct side_run x = {
-		.fd = fd, .peer_addr = peer_addr, .ident = ident, .mine = mine, .peer = peer
-	};
+	struct side_run x = { .fd = fd,
+			      .peer_addr = peer_addr,
+			      .peer_len = peer_len,
+			      .ident = ident,
+			      .mine = mine,
+			      .peer = peer };
+
+	if (!peer_addr ||
+	    (peer_addr->sa_family == AF_INET && peer_len < sizeof(struct sockaddr_in)) ||
+	    (peer_addr->sa_family == AF_INET6 && peer_len < sizeof(struct sockaddr_in6)) ||
+	    (peer_addr->sa_family != AF_INET && peer_addr->sa_family != AF_INET6))
+		return -EINVAL;
 
 	if (!side_ok(mine))
 		return -EINVAL;

@@ -83,7 +83,7 @@ bool n4_side_check(const void *buf, size_t len, const uint8_t ident[N4_PAYLOAD_S
  * arrives (the peer is done; the datagram stays in the socket), or at
  * timeout_ms.  1: *peer filled, 0: nothing from the peer in time, -EINVAL for a
  * side we cannot send, -EINTR / -ECANCELED / -errno. */
-int n4_side_exchange(int fd, const struct sockaddr_in *peer_addr,
+int n4_side_exchange(int fd, const struct sockaddr *peer_addr, socklen_t peer_len,
 		     const uint8_t ident[N4_PAYLOAD_SIZE], const struct n4_auth *auth,
 		     const struct n4_side *mine, struct n4_side *peer, unsigned timeout_ms,
 		     const struct n4_waitctx *ctx);

@@ -1258,6 +1258,8 @@ static void pass_on(struct conn *to, const struct conn *from)
 	to->peer_nonce_ok = from->keyid_parts == 2 * N4_LONGID_PARTS;
 	memcpy(to->peer_nonce, from->nonce, sizeof(to->peer_nonce));
 	to->peer_flags = from->pc.ext ? N4_PEER_N4 : 0;
+	if (from->room.role == N4_ROLE_ANSWERING)
+		to->peer_flags |= N4_PEER_HOST;
 	/* Candidates cross only between two clients that both probed, of one kind
 	 * (both keyed or neither: keyed ones pair only with each other anyway). */
 	to->v6_pass = to->v6_heard && from->v6_heard && to->v6_kind == from->v6_kind;

@@ -146,6 +146,8 @@ enum n4_cmd {
 #define N4_PROBE_PORT_DELTA 1
 /* PEERINFO reserved byte to extended clients. */
 #define N4_PEER_N4 0x01u
+/* ... and a room's host answering this joiner (it takes no SIDE, doc/PROTOCOL.md). */
+#define N4_PEER_HOST 0x02u
 /* PUNCH reserved byte. */
 #define N4_PUNCH_ACK 0x01u
 /* LOCAL / PEERLOCAL reserved byte: the last address of this side. */

@@ -366,6 +366,39 @@ static void read_upkeep(struct n4_client_cfg *c)
 	c->stay = config.stay;
 }
 
+/* N4_IPV6 (1): race a direct IPv6 path beside the IPv4 plan, as n4 -c does, when
+ * both hosts have global IPv6; its socket goes under the program's descriptor and
+ * the program sees only its own family.  N4_SERVER6: the server's IPv6 address
+ * (n4 -c --server6); without it, N4_SERVER's AAAA when N4_SERVER is a name. */
+static void read_ipv6(struct n4_client_cfg *c)
+{
+	const char *s6 = getenv("N4_SERVER6");
+
+	config.ipv6 = env_flag("N4_IPV6", true);
+	c->no_ipv6 = !config.ipv6;
+	if (!s6 || !*s6)
+		return;
+	if (strlen(s6) >= sizeof(config.server6_host)) {
+		set_error(-EINVAL, "N4_SERVER6: '%s' is longer than 255 bytes%s", s6, NULL);
+		return;
+	}
+	/* A literal may come in brackets, as in a URL. */
+	size_t n = strlen(s6);
+	if (s6[0] == '[' && n > 2 && s6[n - 1] == ']')
+		snprintf(config.server6_host, sizeof(config.server6_host), "%.*s", (int)(n - 2),
+			 s6 + 1);
+	else
+		snprintf(config.server6_host, sizeof(config.server6_host), "%s", s6);
+	struct in_addr v4;
+	if (inet_pton(AF_INET, config.server6_host, &v4) == 1) {
+		set_error(-EINVAL, "N4_SERVER6: '%s' is an IPv4 address (want the server's IPv6 "
+				   "address or name)%s",
+			  s6, NULL);
+		return;
+	}
+	c->server6_host = config.server6_host;
+}
+
 static void read_env(void)
 {
 	struct n4_client_cfg *c = &config.client;
@@ -381,9 +414,6 @@ static void read_env(void)
 	c->src_port = 0;
 	c->timeout_ms = SHIM_DEFAULT_TIMEOUT_S * 1000u;
 	c->return_on_eintr = true;
-	/* An IPv6 WIN hands over an AF_INET6 socket, which the program's IPv4
-	 * socket cannot take yet (doc/LIMITS.md): the shim punches over IPv4. */
-	c->no_ipv6 = true;
 	snprintf(config.ident, sizeof(config.ident), "%s", N4_DEFAULT_IDENT);
 
 	config.active = server || peer || listen || getenv("N4_HOST");
@@ -393,6 +423,7 @@ static void read_env(void)
 	read_key(c);
 	read_punch(c);
 	read_upkeep(c);
+	read_ipv6(c);
 	memcpy(c->ident, config.ident, sizeof(c->ident));
 	c->server_host = config.server_host;
 	c->server_port = config.server_port;
@@ -425,6 +456,22 @@ static void resolve_server(void)
 	config.server_ip = ((const struct sockaddr_in *)res->ai_addr)->sin_addr;
 	config.have_server_ip = true;
 	freeaddrinfo(res);
+	/* The name's IPv6 address, unless N4_SERVER6 named one: libn4 is given the
+	 * IPv4 literal below, which has none. */
+	if (config.ipv6 && !config.server6_host[0]) {
+		hints.ai_family = AF_INET6;
+		res = NULL;
+		shim_guard++;
+		rc = getaddrinfo(config.server_host, NULL, &hints, &res);
+		shim_guard--;
+		if (rc == 0 && res) {
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr,
+				  config.server6_host, sizeof(config.server6_host));
+			config.client.server6_host = config.server6_host;
+		}
+		if (res)
+			freeaddrinfo(res);
+	}
 	/* Give libn4 the literal: it must talk to the very address we classify by. */
 	inet_ntop(AF_INET, &config.server_ip, config.server_host, sizeof(config.server_host));
 }

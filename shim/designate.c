@@ -92,6 +92,61 @@ socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockad
 	return n4_addr_from_v4(family, v4, out);
 }
 
+socklen_t shim_view_dest(const struct shim_view *v, struct sockaddr_storage *out)
+{
+	if (v->path6) {
+		memset(out, 0, sizeof(*out));
+		memcpy(out, &v->peer6, sizeof(v->peer6));
+		return sizeof(v->peer6);
+	}
+	return shim_to_family(v->family, &v->peer, out);
+}
+
+static bool is_native6(const struct sockaddr_storage *a, socklen_t len)
+{
+	return a->ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6) &&
+	       !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+void shim_view_report(const struct shim_view *v, const struct sockaddr_storage *got,
+		      socklen_t glen, struct sockaddr *addr, socklen_t *len, socklen_t cap)
+{
+	struct sockaddr_storage out;
+	socklen_t n = glen < sizeof(out) ? glen : sizeof(out);
+	struct sockaddr_in from;
+
+	memset(&out, 0, sizeof(out));
+	if (!addr || !len)
+		return;
+	if (is_native6(got, glen)) {
+		const struct sockaddr_in6 *g6 = (const struct sockaddr_in6 *)got;
+		if (v->path6 && v->have_ph && g6->sin6_port == v->peer6.sin6_port &&
+		    IN6_ARE_ADDR_EQUAL(&g6->sin6_addr, &v->peer6.sin6_addr)) {
+			n = shim_to_family(v->family, &v->ph, &out);
+		} else if (v->family == AF_INET6) {
+			memcpy(&out, got, n);
+		} else {
+			/* Somebody else over IPv6 (nobody knows this socket but the
+			 * peer): an IPv4 program gets no address it cannot hold. */
+			struct sockaddr_in *o = (struct sockaddr_in *)&out;
+			o->sin_family = AF_INET;
+			o->sin_port = g6->sin6_port;
+			n = sizeof(*o);
+		}
+	} else {
+		memcpy(&out, got, n);
+		if (v->have_ph && shim_to_v4((const struct sockaddr *)got, glen, &from) &&
+		    !v->path6 && from.sin_addr.s_addr == v->peer.sin_addr.s_addr &&
+		    from.sin_port == v->peer.sin_port)
+			n = shim_to_family(v->family, &v->ph, &out);
+		else if (v->family == AF_INET && got->ss_family == AF_INET6 &&
+			 shim_to_v4((const struct sockaddr *)got, glen, &from))
+			n = shim_to_family(AF_INET, &from, &out); /* v4-mapped, for AF_INET */
+	}
+	memcpy(addr, &out, n < cap ? n : cap);
+	*len = n;
+}
+
 void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,
 		      socklen_t cap_in)
 {
@@ -108,8 +163,42 @@ void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_
 	*len = n;
 }
 
-/* Lock held.  Replace every descriptor of `s` by `newfd`, keeping what dup2 loses. */
-static int swap_in(struct shim_sock *s, int newfd)
+void shim_opt_as_v6(int fd, int level, int name, const void *val, socklen_t len)
+{
+	int v6name, v;
+
+	if (level != IPPROTO_IP || !val)
+		return;
+	switch (name) {
+	case IP_TOS:
+		v6name = IPV6_TCLASS;
+		break;
+	case IP_TTL:
+		v6name = IPV6_UNICAST_HOPS;
+		break;
+	case IP_MTU_DISCOVER: /* IP_PMTUDISC_* and IPV6_PMTUDISC_* are the same numbers */
+		v6name = IPV6_MTU_DISCOVER;
+		break;
+	default:
+		return; /* no IPv6 meaning, or none that changes what is sent */
+	}
+	if (len >= sizeof(int))
+		memcpy(&v, val, sizeof(v));
+	else if (len == 1 && name != IP_MTU_DISCOVER)
+		v = *(const unsigned char *)val; /* IP_TOS and IP_TTL may be given as a byte */
+	else
+		return;
+	if (name == IP_TOS)
+		v &= 0xff;
+	if (REAL(setsockopt)(fd, IPPROTO_IPV6, v6name, &v, sizeof(v)) < 0)
+		n4_debug("IPv4 option %d has no IPv6 equivalent here: %s", name, strerror(errno));
+}
+
+/* Lock held.  Replace every descriptor of `s` by `newfd`, keeping what dup2 loses.
+ * native6: newfd carries a direct IPv6 path, where the program's IPv4 options
+ * (set as given, so that getsockopt reads them back) count through their IPv6
+ * equivalents. */
+static int swap_in(struct shim_sock *s, int newfd, bool native6)
 {
 	int fd = -1, fl;
 
@@ -125,6 +214,8 @@ static int swap_in(struct shim_sock *s, int newfd)
 		if (REAL(setsockopt)(newfd, o->level, o->name, o->val, o->len) < 0)
 			n4_debug("socket option %d/%d not carried over: %s", o->level, o->name,
 				 strerror(errno));
+		if (native6)
+			shim_opt_as_v6(newfd, o->level, o->name, o->val, o->len);
 	}
 	/* Keep the old socket: threads blocked on it are woken by its shutdown and
 	 * retry on the new one (see shim_swaps); that happens once data waits on the
@@ -231,6 +322,34 @@ static bool is_bound(int fd)
 	return false;
 }
 
+/* Lock held.  Before a direct IPv6 path's socket goes under fd: remember the port
+ * the program's socket has (or, never bound, the new path's), so that getsockname
+ * keeps reporting the program's family and port across every later swap. */
+static void keep_program_port(int fd, struct shim_sock *s, uint16_t fallback)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+	uint16_t port = 0;
+
+	bool have = s->bound_len && s->bound_addr.ss_family == s->family;
+	struct sockaddr_in6 *b6 = (struct sockaddr_in6 *)&s->bound_addr;
+	struct sockaddr_in *b4 = (struct sockaddr_in *)&s->bound_addr;
+
+	if (have && (s->family == AF_INET6 ? b6->sin6_port : b4->sin_port))
+		return; /* the program bound a port itself */
+	if (REAL(getsockname)(fd, (struct sockaddr *)&a, &len) == 0 && a.ss_family == s->family)
+		port = a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+					       : ntohs(((struct sockaddr_in *)&a)->sin_port);
+	if (!port)
+		port = fallback;
+	if (!have)
+		any_addr(s->family, port, &s->bound_addr, &s->bound_len);
+	else if (s->family == AF_INET6)
+		b6->sin6_port = htons(port); /* bound to port 0: the one it got */
+	else
+		b4->sin_port = htons(port);
+}
+
 /* Lock held: put the winning socket's port under the program's descriptor(s), with
  * the late-PUNCH filter on the socket that will carry it. */
 static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_result *res,
@@ -239,26 +358,37 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 	int rc, err, zero = 0;
 	socklen_t elen = sizeof(err);
 	bool filtered;
-	const struct sockaddr_in *ph = s->have_ph ? &s->ph : NULL;
+	const struct sockaddr_in6 *peer6 = res->family == AF_INET6 ? &res->peer6 : NULL;
 	const uint8_t *relay_token = NULL;
 #ifdef N4_RELAY_TOKEN_SIZE /* with the relay (lib/relay_reg.h): its acks are ours too */
 	if (res->relayed)
 		relay_token = res->relay_token;
 #endif
 
-	if (!is_bound(fd)) {
+	struct shim_filter_state fst;
+	if (peer6) /* getsockname's answer, kept in the filter too for a new image */
+		keep_program_port(fd, s, res->local_port);
+	shim_filter_state_of(s, res, &fst);
+	if (peer6) {
+		/* A direct IPv6 path: its socket is bound to our global address, which
+		 * no socket of the program's family could be, so it goes under every
+		 * descriptor whatever the program did; the port the program has is
+		 * what getsockname keeps saying (a recovery may move it again). */
+		filtered = shim_filter_attach(winfd, ident, &fst, NULL,
+					      shim_sock_prog_filter(s)) == 0;
+		rc = swap_in(s, winfd, true);
+		REAL(close)(winfd);
+		if (rc < 0)
+			return rc;
+	} else if (!is_bound(fd)) {
 		REAL(close)(winfd); /* its siblings went with n4_client_free() */
-		filtered =
-			shim_filter_attach(fd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
-					   relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered = shim_filter_attach(fd, ident, &fst, relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(fd, s, res->local_port);
 		if (rc < 0)
 			return rc;
 	} else if (s->family == AF_INET) {
-		filtered = shim_filter_attach(winfd, ident, &res->peer, ph, s->alias_ph,
-					      s->connected_ph, relay_token,
-					      shim_sock_prog_filter(s)) == 0;
-		rc = swap_in(s, winfd);
+		filtered = shim_filter_attach(winfd, ident, &fst, relay_token, shim_sock_prog_filter(s)) == 0;
+		rc = swap_in(s, winfd, false);
 		REAL(close)(winfd);
 		if (rc < 0)
 			return rc;
@@ -273,12 +403,10 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (REAL(setsockopt)(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
 			n4_warn("cannot make the replacement socket dual-stack: %s",
 				strerror(errno));
-		filtered =
-			shim_filter_attach(nfd, ident, &res->peer, ph, s->alias_ph, s->connected_ph,
-					   relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered = shim_filter_attach(nfd, ident, &fst, relay_token, shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(nfd, s, res->local_port);
 		if (rc == 0)
-			rc = swap_in(s, nfd);
+			rc = swap_in(s, nfd, false);
 		REAL(close)(nfd);
 		if (rc < 0)
 			return rc;
@@ -290,6 +418,10 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 	if (s->connected_ph) {
 		struct sockaddr_storage p;
 		socklen_t plen = shim_to_family(s->family, &res->peer, &p);
+		if (peer6) {
+			memcpy(&p, peer6, sizeof(*peer6));
+			plen = sizeof(*peer6);
+		}
 		if (REAL(connect)(fd, (struct sockaddr *)&p, plen) < 0)
 			return -errno;
 	}
@@ -365,6 +497,50 @@ static int any_fd(const struct shim_sock *s)
 	return -1;
 }
 
+/* The peer of a WIN as a log line shows it: "IP:PORT", or "[IPv6]:PORT (IPv6)". */
+static const char *peer_text(const struct n4_result *res, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (res->family == AF_INET6) {
+		inet_ntop(AF_INET6, &res->peer6.sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u (IPv6)", ip, ntohs(res->peer6.sin6_port));
+	} else {
+		inet_ntop(AF_INET, &res->peer.sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(res->peer.sin_port));
+	}
+	return buf;
+}
+
+/* Lock held: the path now runs over the WIN `res` (either family). */
+static void set_peer(struct shim_sock *s, const struct n4_result *res)
+{
+	s->peer = res->peer;
+	s->path6 = res->family == AF_INET6;
+	if (s->path6)
+		s->peer6 = res->peer6;
+	else
+		memset(&s->peer6, 0, sizeof(s->peer6));
+	s->local_port = res->local_port;
+	s->relayed = res->relayed;
+	s->res = *res;
+}
+
+/* A listener without N4_PEER shows its peer at the address first heard from; one
+ * first heard over IPv6 has none an IPv4 program could hold: an address of
+ * 198.18.0.0/15 (RFC 2544, never on the internet) derived from it, with its port. */
+static void alias_of6(const struct sockaddr_in6 *p6, struct sockaddr_in *out)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < sizeof(p6->sin6_addr); i++)
+		h = (h ^ p6->sin6_addr.s6_addr[i]) * 16777619u;
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_addr.s_addr = htonl(0xc6120000u | (h & 0x1ffffu));
+	out->sin_port = p6->sin6_port;
+}
+
 /* Lock held: the rendezvous of a path that was already punched ended (recovery or
  * upgrade).  On a WIN the new socket replaced the old one; otherwise the old one
  * stays and the path's rules (n4_path) say when to try again. */
@@ -374,7 +550,7 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 {
 	uint64_t now = shim_now_ms();
 	unsigned took = (unsigned)(now - s->work_start_ms);
-	char peer_str[INET_ADDRSTRLEN];
+	char peer_str[INET6_ADDRSTRLEN + 20];
 	struct n4_path_info why, after;
 
 	n4_path_get_info(s->path, &why); /* what started it, before it is forgotten */
@@ -388,30 +564,34 @@ static void finish_again(struct shim_sock *s, enum shim_trigger how, int rc, int
 				fd, took, failure_reason(rc, cfg), after.backoff_ms / 1000);
 		return;
 	}
-	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
+	peer_text(res, peer_str, sizeof(peer_str));
 	/* Past the log cap: the one line per recovery must not be lost in the
 	 * rendezvous' progress lines (a recovery costs a rendezvous: bounded). */
 	if (was_relayed && !res->relayed)
 		n4_info_uncapped("fd %d: relayed path moved to direct in %u ms%s: local port %u "
-				 "<-> peer %s:%u",
+				 "<-> peer %s",
 				 fd, took, why.told ? " (the peer went first)" : "",
-				 res->local_port, peer_str, ntohs(res->peer.sin_port));
+				 res->local_port, peer_str);
+	else if (how == SHIM_BY_RECOVER && why.send_failed)
+		n4_info_uncapped("fd %d: path recovered (cause: our sends failed, no route) in %u "
+				 "ms: local port %u <-> peer %s",
+				 fd, took, res->local_port, peer_str);
 	else if (how == SHIM_BY_RECOVER && why.told)
 		n4_info_uncapped(
 			"fd %d: path recovered (cause: the peer punched again, told by the "
-			"server) in %u ms: local port %u <-> peer %s:%u",
-			fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
+			"server) in %u ms: local port %u <-> peer %s",
+			fd, took, res->local_port, peer_str);
 	else if (how == SHIM_BY_RECOVER)
 		n4_info_uncapped(
 			"fd %d: path recovered (cause: nothing from the peer for %u ms %s) in "
-			"%u ms: local port %u <-> peer %s:%u",
+			"%u ms: local port %u <-> peer %s",
 			fd, why.silent_ms,
 			why.by_stream ? "after a steady stream" : "while sending",
-			took + why.silent_ms, res->local_port, peer_str, ntohs(res->peer.sin_port));
+			took + why.silent_ms, res->local_port, peer_str);
 	else
 		n4_info_uncapped("fd %d: relayed path moved to direct in %u ms: local port %u <-> "
-				 "peer %s:%u",
-				 fd, took, res->local_port, peer_str, ntohs(res->peer.sin_port));
+				 "peer %s",
+				 fd, took, res->local_port, peer_str);
 }
 
 void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int winfd,
@@ -419,7 +599,7 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 {
 	bool again = how == SHIM_BY_RECOVER || how == SHIM_BY_UPGRADE;
 	int fd = any_fd(s);
-	char peer_str[INET_ADDRSTRLEN];
+	char peer_str[INET6_ADDRSTRLEN + 20];
 
 	if (fd < 0 || s->cancel) {
 		/* Every descriptor was closed meanwhile: nothing to swap into. */
@@ -443,6 +623,8 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 		 * take-over, so the filter carries it across exec and fork. */
 		shim_seq_begin(s);
 		s->ph = res->peer;
+		if (res->family == AF_INET6)
+			alias_of6(&res->peer6, &s->ph);
 		s->have_ph = true;
 		__atomic_store_n(&s->alias_ph, true, __ATOMIC_RELEASE);
 		shim_seq_end(s);
@@ -457,10 +639,7 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 		bool was_relayed = s->relayed;
 		if (rc == 0) {
 			shim_seq_begin(s);
-			s->peer = res->peer;
-			s->local_port = res->local_port;
-			s->relayed = res->relayed;
-			s->res = *res;
+			set_peer(s, res);
 			shim_seq_end(s);
 		}
 		finish_again(s, how, rc, fd, res, cfg, was_relayed);
@@ -495,25 +674,22 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 	}
 	uint64_t now = shim_now_ms();
 	shim_seq_begin(s);
-	s->peer = res->peer;
-	s->local_port = res->local_port;
-	s->relayed = res->relayed;
-	s->res = *res;
+	set_peer(s, res);
 	s->filter_until_ms = now + SHIM_FILTER_MIN_MS + cfg->client.confirm_ms;
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
 	s->settle_until_ms = now + SHIM_SETTLE_MS;
 	shim_path_keep(s, res->relayed);
-	inet_ntop(AF_INET, &res->peer.sin_addr, peer_str, sizeof(peer_str));
+	peer_text(res, peer_str, sizeof(peer_str));
 	if (s->flow)
 		n4_info_uncapped("fd %d: flow %u -> the peer's port %u punched: local port %u <-> "
-				 "peer %s:%u in %u ms%s",
+				 "peer %s in %u ms%s",
 				 fd, s->flow_lport, s->flow_pport, res->local_port, peer_str,
-				 ntohs(res->peer.sin_port), res->elapsed_ms,
+				 res->elapsed_ms,
 				 res->relayed ? " (relayed through the server)" : "");
 	else
-		n4_info("fd %d punched: local port %u <-> peer %s:%u in %u ms%s", fd,
-			res->local_port, peer_str, ntohs(res->peer.sin_port), res->elapsed_ms,
+		n4_info("fd %d punched: local port %u <-> peer %s in %u ms%s", fd,
+			res->local_port, peer_str, res->elapsed_ms,
 			res->relayed ? " (relayed through the server)" : "");
 	if (s->have_side && !s->flow)
 		shim_peer_learn(s, &s->side_mine, &s->side_theirs);
@@ -575,7 +751,9 @@ static int join_path(int fd, struct shim_sock *s, struct shim_sock *p)
 	}
 	if (connect_it) {
 		struct sockaddr_storage a;
-		socklen_t alen = shim_to_family(p->family, &p->peer, &a);
+		struct shim_view v;
+		shim_view_of(p, &v);
+		socklen_t alen = shim_view_dest(&v, &a);
 		p->connected_ph = true;
 		if (REAL(connect)(fd, (struct sockaddr *)&a, alen) < 0)
 			n4_debug("fd %d: connect to the peer: %s", fd, strerror(errno));
@@ -854,7 +1032,9 @@ int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bo
 			return -s->err;
 		case SHIM_WON:
 			if (is_ph && dest && dest->sa_family == s->family) {
-				*real_len = shim_to_family(s->family, &s->peer, real_dest);
+				struct shim_view v;
+				shim_view_of(s, &v);
+				*real_len = shim_view_dest(&v, real_dest);
 				*rewrite = true;
 			}
 			return 0;

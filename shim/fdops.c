@@ -326,8 +326,9 @@ int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			return 0;
 		}
 		/* Already punched: connect to the real peer behind the placeholder. */
-		struct sockaddr_in peer = s->peer;
-		real_len = shim_to_family(s->family, &peer, &real);
+		struct shim_view v;
+		shim_view_of(s, &v);
+		real_len = shim_view_dest(&v, &real);
 		s->connected_ph = true;
 		break;
 	}
@@ -393,8 +394,10 @@ static void refilter(int fd, struct shim_sock *s)
 {
 	if (shim_state_of(s) != SHIM_WON || s->filter)
 		return;
-	if (shim_filter_attach(fd, shim_config_get()->ident, &s->peer, s->have_ph ? &s->ph : NULL,
-			       s->alias_ph, s->connected_ph, NULL, shim_sock_prog_filter(s)) < 0)
+	struct shim_filter_state st;
+	shim_filter_state_of(s, NULL, &st);
+	if (shim_filter_attach(fd, shim_config_get()->ident, &st, NULL, shim_sock_prog_filter(s)) <
+	    0)
 		s->filter = true; /* peek instead */
 }
 
@@ -428,6 +431,9 @@ int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 			fd, name);
 	} else {
 		shim_sock_remember_opt(s, level, name, val, len);
+		/* Over a direct IPv6 path, an IPv4 option counts through its equivalent. */
+		if (shim_state_of(s) == SHIM_WON && s->path6)
+			shim_opt_as_v6(fd, level, name, val, len);
 	}
 	shim_guard--;
 	shim_unlock();
@@ -437,6 +443,30 @@ int shim_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 int shim_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	socklen_t cap = len ? *len : 0;
+	struct shim_sock *t = shim_sock_get(fd);
+
+	if (t && __atomic_load_n(&t->path6, __ATOMIC_RELAXED) && addr && len) {
+		/* A direct IPv6 path's socket: its peer as the program knows it, never
+		 * an IPv6 address into an IPv4 program's buffer. */
+		struct sockaddr_storage got;
+		socklen_t glen = sizeof(got);
+		int r = REAL(getpeername)(fd, (struct sockaddr *)&got, &glen);
+		if (r < 0)
+			return r;
+		shim_lock();
+		struct shim_sock *s = shim_sock_get(fd);
+		struct shim_view v;
+		if (s) {
+			shim_view_of(s, &v);
+			v.have_ph = v.have_ph && s->connected_ph;
+		} else {
+			memset(&v, 0, sizeof(v));
+			v.family = AF_INET6;
+		}
+		shim_view_report(&v, &got, glen, addr, len, cap);
+		shim_unlock();
+		return 0;
+	}
 	int rc = REAL(getpeername)(fd, addr, len);
 
 	if (rc == 0 && cap) {
@@ -454,6 +484,28 @@ int shim_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	socklen_t cap = len ? *len : 0;
+	struct shim_sock *t = shim_sock_get(fd);
+
+	if (t && __atomic_load_n(&t->path6, __ATOMIC_RELAXED) && addr && len) {
+		/* A direct IPv6 path's socket: the program's family and port (what it
+		 * bound, or what it had when the path moved under it), never our
+		 * global IPv6 address. */
+		struct sockaddr_storage got;
+		socklen_t glen = sizeof(got);
+		int r = REAL(getsockname)(fd, (struct sockaddr *)&got, &glen);
+		if (r < 0)
+			return r;
+		shim_lock();
+		struct shim_sock *s = shim_sock_get(fd);
+		if (s && s->path6 && s->bound_len) {
+			memcpy(&got, &s->bound_addr, s->bound_len);
+			glen = s->bound_len;
+		}
+		shim_unlock();
+		memcpy(addr, &got, glen < cap ? glen : cap);
+		*len = glen;
+		return 0;
+	}
 	int rc = REAL(getsockname)(fd, addr, len);
 	uint16_t real_port = rc == 0 && addr && len ? port_of(addr, *len) : 0;
 

@@ -213,28 +213,45 @@ void shim_seq_end(struct shim_sock *s)
 	__atomic_store_n(&s->gen, s->gen + 1, __ATOMIC_RELEASE);
 }
 
-bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, struct sockaddr_in *ph,
-		   int *family)
+bool shim_read_view(const struct shim_sock *s, struct shim_view *v)
 {
 	unsigned g1 = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
 
 	if ((g1 & 1) || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SHIM_WON)
 		return false;
-	memset(peer, 0, sizeof(*peer));
-	peer->sin_family = AF_INET;
-	peer->sin_addr.s_addr = __atomic_load_n(&s->peer.sin_addr.s_addr, __ATOMIC_RELAXED);
-	peer->sin_port = __atomic_load_n(&s->peer.sin_port, __ATOMIC_RELAXED);
-	*family = __atomic_load_n(&s->family, __ATOMIC_RELAXED);
-	if (ph) {
-		if (!__atomic_load_n(&s->have_ph, __ATOMIC_RELAXED))
-			return false;
-		memset(ph, 0, sizeof(*ph));
-		ph->sin_family = AF_INET;
-		ph->sin_addr.s_addr = __atomic_load_n(&s->ph.sin_addr.s_addr, __ATOMIC_RELAXED);
-		ph->sin_port = __atomic_load_n(&s->ph.sin_port, __ATOMIC_RELAXED);
+	memset(v, 0, sizeof(*v));
+	v->family = __atomic_load_n(&s->family, __ATOMIC_RELAXED);
+	v->path6 = __atomic_load_n(&s->path6, __ATOMIC_RELAXED);
+	v->have_ph = __atomic_load_n(&s->have_ph, __ATOMIC_RELAXED);
+	v->peer.sin_family = v->ph.sin_family = AF_INET;
+	v->peer.sin_addr.s_addr = __atomic_load_n(&s->peer.sin_addr.s_addr, __ATOMIC_RELAXED);
+	v->peer.sin_port = __atomic_load_n(&s->peer.sin_port, __ATOMIC_RELAXED);
+	v->ph.sin_addr.s_addr = __atomic_load_n(&s->ph.sin_addr.s_addr, __ATOMIC_RELAXED);
+	v->ph.sin_port = __atomic_load_n(&s->ph.sin_port, __ATOMIC_RELAXED);
+	if (v->path6) {
+		/* A seqlock copy: torn reads are thrown away by the generation check. */
+		const uint32_t *a = (const uint32_t *)(const void *)&s->peer6.sin6_addr;
+		uint32_t w[4];
+		for (int i = 0; i < 4; i++)
+			w[i] = __atomic_load_n(&a[i], __ATOMIC_RELAXED);
+		v->peer6.sin6_family = AF_INET6;
+		memcpy(&v->peer6.sin6_addr, w, sizeof(w));
+		v->peer6.sin6_port = __atomic_load_n(&s->peer6.sin6_port, __ATOMIC_RELAXED);
+		v->peer6.sin6_scope_id = __atomic_load_n(&s->peer6.sin6_scope_id, __ATOMIC_RELAXED);
 	}
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return __atomic_load_n(&s->gen, __ATOMIC_RELAXED) == g1;
+}
+
+void shim_view_of(const struct shim_sock *s, struct shim_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->family = s->family;
+	v->path6 = s->path6;
+	v->have_ph = s->have_ph;
+	v->peer = s->peer;
+	v->ph = s->ph;
+	v->peer6 = s->peer6;
 }
 
 int shim_fd_high(void)

@@ -15,7 +15,13 @@
  * The filter also carries the path across exec(): after its last reachable return it
  * holds a few never-executed load instructions with the peer, the placeholder (or a
  * listener's alias for its peer) and the connected flag, which the new image reads back with SO_GET_FILTER (inherit.c).  The
- * descriptor carries its own designation: no environment to edit, no exec() hook. */
+ * descriptor carries its own designation: no environment to edit, no exec() hook.
+ * A direct IPv6 path's socket carries its IPv6 peer there too (four more words).
+ *
+ * The same program serves an AF_INET6 socket: the kernel runs socket filters of
+ * both families at the UDP header (udpv6_queue_rcv_skb after the IPv6 header and
+ * its extension headers are pulled), so the offsets are the same; the lab checks
+ * it (tests/lab/test_shim_ipv6.sh: a late PUNCH never reaches the program). */
 #include "shim.h"
 
 #include <errno.h>
@@ -32,7 +38,11 @@
 
 #define STATE_MAGIC 0x6e347368u /* "n4sh" */
 #define STATE_AT 29		/* first data instruction */
-#define FILTER_LEN 35
+#define FILTER_LEN 39
+#define FILTER_LEN_V1 35 /* an older image's, without an IPv6 peer */
+#define STATE_PATH6 8u	 /* in the flags word: the peer is the IPv6 one, */
+#define STATE_PROG_V4 16u /* ... under an AF_INET program's descriptor; the */
+			  /* program's port in the word's upper half */
 #define DROP 27	  /* index of the dropping return */
 #define ACCEPT 28 /* index of the accepting return */
 /* The shortest SIDE: command, flags, identifier, side id, port, count. */
@@ -45,12 +55,41 @@ static uint32_t be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool alias, bool connected,
+void shim_filter_state_of(const struct shim_sock *s, const struct n4_result *res,
+			  struct shim_filter_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->peer = res ? res->peer : s->peer;
+	st->path6 = res ? res->family == AF_INET6 : s->path6;
+	if (st->path6)
+		st->peer6 = res ? res->peer6 : s->peer6;
+	st->ph = s->ph;
+	st->have_ph = s->have_ph;
+	st->alias = s->alias_ph;
+	st->connected = s->connected_ph;
+	st->prog_family = s->family;
+	if (s->bound_len && s->bound_addr.ss_family == AF_INET6)
+		st->prog_port = ntohs(((const struct sockaddr_in6 *)&s->bound_addr)->sin6_port);
+	else if (s->bound_len && s->bound_addr.ss_family == AF_INET)
+		st->prog_port = ntohs(((const struct sockaddr_in *)&s->bound_addr)->sin_port);
+}
+
+int shim_filter_attach(int fd, const char *ident, const struct shim_filter_state *st,
 		       const uint8_t *relay_token, const struct sock_fprog *user)
 {
 	uint8_t id[N4_PAYLOAD_SIZE], tok[N4_RELAY_TOKEN_SIZE] = { 0 };
 	unsigned char buf[N4_APUNCH_SIZE + 1];
+	uint32_t p6[4] = { 0, 0, 0, 0 };
+	const struct sockaddr_in *peer = &st->peer, *ph = st->have_ph ? &st->ph : NULL;
+	bool alias = st->alias, connected = st->connected;
+	uint16_t peer_port = st->path6 ? st->peer6.sin6_port : peer->sin_port;
+	/* A direct IPv6 path: the program's family and port, for a new image. */
+	uint32_t prog_word = st->path6 ? (uint32_t)st->prog_port << 16 |
+					    (st->prog_family == AF_INET ? STATE_PROG_V4 : 0u)
+				  : 0u;
+
+	if (st->path6)
+		memcpy(p6, &st->peer6.sin6_addr, sizeof(p6));
 
 	if (n4_ident_encode(ident, id) < 0)
 		return -EINVAL;
@@ -103,12 +142,18 @@ int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer
 		/* 30 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
 		/* 31 */
 		BPF_STMT(BPF_LD | BPF_IMM,
-			 (uint32_t)peer->sin_port << 16 | (ph ? ph->sin_port : 0)),
+			 (uint32_t)peer_port << 16 | (ph ? ph->sin_port : 0)),
 		/* 32 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
-		/* 33 */
-		BPF_STMT(BPF_LD | BPF_IMM,
-			 (ph ? 1u : 0u) | (connected ? 2u : 0u) | (ph && alias ? 4u : 0u)),
-		/* 34 */ BPF_STMT(BPF_RET | BPF_K, 0),
+		/* 33 */ BPF_STMT(BPF_LD | BPF_IMM,
+					  (ph ? 1u : 0u) | (connected ? 2u : 0u) |
+						  (ph && alias ? 4u : 0u) |
+						  (st->path6 ? STATE_PATH6 | prog_word : 0u)),
+		/* 34..37: the IPv6 peer's address (path6) */
+		BPF_STMT(BPF_LD | BPF_IMM, p6[0]),
+		BPF_STMT(BPF_LD | BPF_IMM, p6[1]),
+		BPF_STMT(BPF_LD | BPF_IMM, p6[2]),
+		BPF_STMT(BPF_LD | BPF_IMM, p6[3]),
+		/* 38 */ BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 	struct sock_filter *all = NULL;
@@ -162,7 +207,7 @@ bool shim_filter_read(int fd, struct shim_filter_state *st)
 
 	/* Raw system call: this runs from a constructor, before anything is resolved. */
 	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_GET_FILTER, code, &len) < 0 ||
-	    len < FILTER_LEN || code[STATE_AT].k != STATE_MAGIC)
+	    len < FILTER_LEN_V1 || code[STATE_AT].k != STATE_MAGIC)
 		return false;
 	memset(st, 0, sizeof(*st));
 	st->peer.sin_family = st->ph.sin_family = AF_INET;
@@ -173,5 +218,17 @@ bool shim_filter_read(int fd, struct shim_filter_state *st)
 	st->have_ph = code[STATE_AT + 4].k & 1;
 	st->connected = code[STATE_AT + 4].k & 2;
 	st->alias = st->have_ph && (code[STATE_AT + 4].k & 4);
+	if ((code[STATE_AT + 4].k & STATE_PATH6) && len >= FILTER_LEN) {
+		uint32_t p6[4];
+		for (int i = 0; i < 4; i++)
+			p6[i] = code[STATE_AT + 5 + i].k;
+		st->path6 = true;
+		st->peer6.sin6_family = AF_INET6;
+		memcpy(&st->peer6.sin6_addr, p6, sizeof(p6));
+		st->peer6.sin6_port = st->peer.sin_port;
+		st->peer.sin_port = 0;
+		st->prog_family = (code[STATE_AT + 4].k & STATE_PROG_V4) ? AF_INET : AF_INET6;
+		st->prog_port = (uint16_t)(code[STATE_AT + 4].k >> 16);
+	}
 	return true;
 }

@@ -39,6 +39,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "side.h"
 #include "relay_reg.h"
 #include "wire.h"
 
@@ -270,7 +271,7 @@ static int steer(struct shim_host *h, const struct shim_config *cfg)
 		nrelay += h->peers[i].used && h->peers[i].relayed;
 	if (n4_ident_encode(cfg->wire_ident, id) < 0)
 		return -EINVAL;
-	struct sock_filter *c = calloc(27 + 9 * nrelay, sizeof(*c));
+	struct sock_filter *c = calloc(37 + 9 * nrelay, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 #define S(code, k) (c[n++] = (struct sock_filter)BPF_STMT(code, k))
@@ -288,19 +289,31 @@ static int steer(struct shim_host *h, const struct shim_config *cfg)
 	JEQ((uint32_t)id[4] << 8 | id[5], 0, 1);		 /* 10 */
 	S(BPF_RET | BPF_K, 1);					 /* 11 */
 	S(BPF_RET | BPF_K, 0);					 /* 12 */
-	JEQ(N4_RELAY_REG_SIZE, 1, 0);				 /* 13: A = len */
-	S(BPF_RET | BPF_K, 0);					 /* 14 */
+	/* 13: A = len.  A joiner's late SIDE (an older joiner sends one, a
+	 * host takes none) carries the identifier at the same place. */
+	c[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, N4_SIDE_MIN_SIZE, 0, 9);
+	c[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, N4_SIDE_MAX_SIZE, 8, 0);
 	S(BPF_LD | BPF_B | BPF_ABS, 0);				 /* 15 */
-	JEQ(N4_CMD_RELAY_REG, 1, 0);				 /* 16 */
-	S(BPF_RET | BPF_K, 0);					 /* 17 */
-	S(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12); /* 18: source IP */
-	JEQ(ntohl(cfg->server_ip.s_addr), 1, 0);		 /* 19 */
-	S(BPF_RET | BPF_K, 0);					 /* 20 */
-	S(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF);	 /* 21: X = IP header length */
-	S(BPF_ALU | BPF_AND | BPF_K, 0xf);			 /* 22 */
-	S(BPF_ALU | BPF_LSH | BPF_K, 2);			 /* 23 */
-	S(BPF_MISC | BPF_TAX, 0);				 /* 24 */
-	S(BPF_LD | BPF_H | BPF_IND, (uint32_t)SKF_NET_OFF);	 /* 25: A = source port */
+	JEQ(N4_CMD_SIDE, 0, 5);					 /* 16 */
+	S(BPF_LD | BPF_W | BPF_ABS, 2);				 /* 17 */
+	JEQ(be32(id), 0, 3);					 /* 18 */
+	S(BPF_LD | BPF_H | BPF_ABS, 6);				 /* 19 */
+	JEQ((uint32_t)id[4] << 8 | id[5], 0, 1);		 /* 20 */
+	S(BPF_RET | BPF_K, 1);					 /* 21 */
+	S(BPF_RET | BPF_K, 0);					 /* 22 */
+	JEQ(N4_RELAY_REG_SIZE, 1, 0);				 /* 23: A = len */
+	S(BPF_RET | BPF_K, 0);					 /* 24 */
+	S(BPF_LD | BPF_B | BPF_ABS, 0);				 /* 25 */
+	JEQ(N4_CMD_RELAY_REG, 1, 0);				 /* 26 */
+	S(BPF_RET | BPF_K, 0);					 /* 27 */
+	S(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12); /* 28: source IP */
+	JEQ(ntohl(cfg->server_ip.s_addr), 1, 0);		 /* 29 */
+	S(BPF_RET | BPF_K, 0);					 /* 30 */
+	S(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF);	 /* 31: X = IP header length */
+	S(BPF_ALU | BPF_AND | BPF_K, 0xf);			 /* 32 */
+	S(BPF_ALU | BPF_LSH | BPF_K, 2);			 /* 33 */
+	S(BPF_MISC | BPF_TAX, 0);				 /* 34 */
+	S(BPF_LD | BPF_H | BPF_IND, (uint32_t)SKF_NET_OFF);	 /* 35: A = source port */
 	for (unsigned i = 0; i < h->hi; i++) {
 		const struct shim_peer *p = &h->peers[i];
 		if (!p->used || !p->relayed)
@@ -505,6 +518,7 @@ static void *join_main(void *arg)
 	shim_guard++;
 	const struct shim_config *cfg = shim_config_resolved();
 	struct n4_client_cfg cc = cfg->client;
+	cc.no_ipv6 = true; /* a room's paths share the host's IPv4 socket */
 	cc.room_answer = true;
 	memcpy(cc.room_ticket, w->j.ticket, sizeof(cc.room_ticket));
 	cc.host_fd = h->helper;

@@ -44,17 +44,30 @@ static void adopt(int fd, int family, int type, const struct shim_filter_state *
 			return;
 		}
 	}
+	/* A direct IPv6 path's socket under an IPv4 program: the program's family. */
+	if (st->path6)
+		family = st->prog_family;
 	if (shim_sock_track(fd, family, type) < 0)
 		return;
 	struct shim_sock *s = shim_sock_get(fd);
-	char peer_str[INET_ADDRSTRLEN];
+	char peer_str[INET6_ADDRSTRLEN];
 	shim_seq_begin(s);
 	s->peer = st->peer;
+	s->path6 = st->path6;
+	s->peer6 = st->peer6;
 	s->have_ph = st->have_ph;
 	s->ph = st->ph;
 	s->alias_ph = st->alias; /* a listener's peer keeps its first address */
 	s->connected_ph = st->connected;
 	s->prog_bound = true;
+	if (st->path6 && st->prog_port) { /* getsockname: the program's family and port */
+		struct sockaddr_storage a;
+		struct sockaddr_in v4 = { .sin_family = AF_INET, .sin_port = htons(st->prog_port) };
+		s->bound_len = shim_to_family(family, &v4, &a);
+		if (family == AF_INET6) /* [::], not the v4-mapped 0.0.0.0 */
+			memset(&((struct sockaddr_in6 *)&a)->sin6_addr, 0, sizeof(struct in6_addr));
+		memcpy(&s->bound_addr, &a, s->bound_len);
+	}
 	shim_set_state(s, SHIM_WON);
 	shim_seq_end(s);
 	shim_path_keep(s, false);
@@ -63,9 +76,13 @@ static void adopt(int fd, int family, int type, const struct shim_filter_state *
 		by_ino[*n] = ino;
 		by_ino_sock[(*n)++] = s;
 	}
-	inet_ntop(AF_INET, &st->peer.sin_addr, peer_str, sizeof(peer_str));
-	n4_info("fd %d: punched path inherited across exec (peer %s:%u)", fd, peer_str,
-		ntohs(st->peer.sin_port));
+	if (st->path6)
+		inet_ntop(AF_INET6, &st->peer6.sin6_addr, peer_str, sizeof(peer_str));
+	else
+		inet_ntop(AF_INET, &st->peer.sin_addr, peer_str, sizeof(peer_str));
+	n4_info("fd %d: punched path inherited across exec (peer %s%s%s:%u)", fd,
+		st->path6 ? "[" : "", peer_str, st->path6 ? "]" : "",
+		ntohs(st->path6 ? st->peer6.sin6_port : st->peer.sin_port));
 }
 
 __attribute__((constructor)) static void inherit_paths(void)

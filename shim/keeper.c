@@ -223,11 +223,15 @@ static void *worker_main(void *arg)
 			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", ccfg.ident);
 		else if (n4_key_derive(ccfg.key, ccfg.ident, &k) == 0)
 			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", k.short_id);
-	} else if (!s->room &&
-		   (how == SHIM_BY_SEND || how == SHIM_BY_CONNECT || how == SHIM_BY_BIND)) {
-		/* A first path to a peer: learn its side after the WIN. */
-		want_side = true;
 	}
+	/* Rooms stay on IPv4 (doc/LIMITS.md); a flow races IPv6 like its first
+	 * path did. */
+	if (s->room)
+		ccfg.no_ipv6 = true;
+	/* A first path to a peer: learn its side after the WIN. */
+	if (!s->flow && !s->room &&
+	    (how == SHIM_BY_SEND || how == SHIM_BY_CONNECT || how == SHIM_BY_BIND))
+		want_side = true;
 	shim_unlock();
 	if (stagger_ms) {
 		struct timespec ts = { 0, (long)stagger_ms * 1000000L };
@@ -280,6 +284,8 @@ static void *worker_main(void *arg)
 				src = n4_client_side(client, &mine, &theirs, SHIM_SIDE_MS);
 			if (src < 0)
 				n4_debug("the peer's side: %s", strerror(-src));
+			else if (src == 0 && res.family == AF_INET6)
+				n4_debug("over IPv6 no side is learnt: no flows or LAN aliases");
 			else if (src == 0)
 				n4_debug(
 					"the peer told no side (an older n4): no flows or LAN aliases");
@@ -402,8 +408,11 @@ uint64_t shim_path_rx(const struct shim_sock *s)
 static void send_keepalive(struct shim_sock *p, const struct shim_config *cfg, bool relayed)
 {
 	struct sockaddr_storage to;
+	struct shim_view v;
 	int fd = first_fd(p);
-	socklen_t len = shim_to_family(p->family, &p->peer, &to);
+
+	shim_view_of(p, &v);
+	socklen_t len = shim_view_dest(&v, &to); /* IPv6 path: its TTL is the hop limit */
 
 	if (relayed) {
 		uint8_t reg[N4_RELAY_REFRESH_SIZE];
@@ -498,6 +507,8 @@ static void start_attempt(struct shim_sock *p, enum shim_trigger how, uint64_t n
 		n4_debug("fd %d: relayed: trying a direct punch", fd);
 	else if (info.told)
 		n4_debug("fd %d: the peer punches again (server notice): so do we", fd);
+	else if (info.send_failed)
+		n4_debug("fd %d: our sends on the path fail (no route): punching again", fd);
 	else
 		n4_debug("fd %d: nothing from the peer for %u ms while sending: punching again", fd,
 			 info.silent_ms);
@@ -522,6 +533,8 @@ static void keep(struct shim_sock *p, const struct shim_config *cfg, uint64_t no
 	/* Data waits on the swapped-in socket: wake the sleepers of the old ones. */
 	if (p->nold && (queued > 0 || (ioctl(first_fd(p), FIONREAD, &queued) == 0 && queued > 0)))
 		shim_sock_release_old(p);
+	if (__atomic_exchange_n(&p->send_lost, 0, __ATOMIC_RELAXED))
+		n4_path_send_failed(p->path, now);
 	unsigned act = n4_path_tick(p->path, now, shim_path_tx(p), shim_path_rx(p), NULL);
 	if (act & (N4_PATH_KEEPALIVE | N4_PATH_RELAY_REFRESH))
 		send_keepalive(p, cfg, act & N4_PATH_RELAY_REFRESH);
@@ -674,6 +687,8 @@ static bool forked_path_ours(struct shim_sock *p, const struct shim_config *cfg)
 		if (shim_state_of(p) == SHIM_PENDING && shim_filter_read(fd, &fs)) {
 			shim_seq_begin(p);
 			p->peer = fs.peer;
+			p->path6 = fs.path6;
+			p->peer6 = fs.peer6;
 			p->ph = fs.ph;
 			p->have_ph = fs.have_ph;
 			__atomic_store_n(&p->alias_ph, fs.alias, __ATOMIC_RELEASE);

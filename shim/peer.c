@@ -209,6 +209,16 @@ bool shim_peer_find(const struct sockaddr_in *v4, struct shim_peer_ref *out)
 		if (!(gen & 1) && gen == __atomic_load_n(&peers_gen, __ATOMIC_RELAXED))
 			break;
 	}
+	/* DNS and the rendezvous port are never the peer's: a relayed peer is heard
+	 * from the server's IP, and a dialler's placeholder IP is often the server's
+	 * (the same exceptions as for the placeholder, designate.c). */
+	if (how == 1) {
+		const struct shim_config *cfg = shim_config_get();
+		if (v4->sin_port == htons(SHIM_DNS_PORT) ||
+		    (cfg->have_server_ip && a == cfg->server_ip.s_addr &&
+		     v4->sin_port == htons(cfg->server_port)))
+			return false;
+	}
 	/* The neighbour rule, outside the sequence: it reads a file. */
 	return how == 1 || (how == 2 && !is_live_neighbour(a));
 }

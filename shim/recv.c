@@ -27,8 +27,7 @@ struct rcall {
 struct rview {
 	int state;
 	bool filter;
-	bool rewrite;
-	struct sockaddr_in peer;
+	struct shim_view path;
 };
 
 static void view_of(int fd, struct rview *v)
@@ -41,20 +40,24 @@ static void view_of(int fd, struct rview *v)
 		v->state = shim_state_of(s);
 		if (v->state == SHIM_WON) {
 			v->filter = s->filter;
-			v->rewrite = s->have_ph;
-			v->peer = s->peer;
+			shim_view_of(s, &v->path);
 		}
 	}
 	shim_unlock();
 }
 
-static bool from_peer(const struct sockaddr_storage *a, socklen_t len,
-		      const struct sockaddr_in *peer)
+static bool from_peer(const struct sockaddr_storage *a, socklen_t len, const struct shim_view *p)
 {
 	struct sockaddr_in v4;
 
+	if (p->path6) {
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+		return a->ss_family == AF_INET6 && len >= sizeof(*a6) &&
+		       a6->sin6_port == p->peer6.sin6_port &&
+		       IN6_ARE_ADDR_EQUAL(&a6->sin6_addr, &p->peer6.sin6_addr);
+	}
 	return shim_to_v4((const struct sockaddr *)a, len, &v4) &&
-	       v4.sin_addr.s_addr == peer->sin_addr.s_addr && v4.sin_port == peer->sin_port;
+	       v4.sin_addr.s_addr == p->peer.sin_addr.s_addr && v4.sin_port == p->peer.sin_port;
 }
 
 static void filter_done(int fd)
@@ -84,7 +87,7 @@ static int drop_punches(int fd, const struct rview *v, int flags)
 					   (struct sockaddr *)&from, &flen);
 		if (n < 0)
 			return -errno;
-		if (!from_peer(&from, flen, &v->peer))
+		if (!from_peer(&from, flen, &v->path))
 			return 0;
 		if (!n4_is_punch(buf, (size_t)n, ident) && !n4_is_side(buf, (size_t)n, ident)) {
 			filter_done(fd);
@@ -108,33 +111,44 @@ static ssize_t call_real(int fd, struct rcall *c)
 	}
 }
 
-/* After the WIN, without the lock: the real peer becomes the placeholder. */
-static bool rewrite_fast(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,
-			 socklen_t cap)
+/* The kernel's receive, the source address into our own buffer (ss, *sl) when
+ * the program wants one: the socket under its descriptor may be of another family
+ * than its own (a direct IPv6 path under an IPv4 program), and is swapped under it
+ * at any moment.  The program's buffer gets the address from name_out. */
+static ssize_t call_real_named(int fd, struct rcall *c, struct sockaddr_storage *ss,
+			       socklen_t *sl)
 {
-	struct sockaddr_in peer, ph, from;
-	struct sockaddr_storage out;
-	int family;
-
-	if (!shim_read_won(s, &peer, &ph, &family))
-		return false;
-	if (!addr || !len || !shim_to_v4(addr, *len < cap ? *len : cap, &from))
-		return true;
-	if (from.sin_addr.s_addr != peer.sin_addr.s_addr || from.sin_port != peer.sin_port)
-		return true;
-	socklen_t n = shim_to_family(family, &ph, &out);
-	memcpy(addr, &out, n < cap ? n : cap);
-	*len = n;
-	return true;
+	if (c->kind == RC_RECVFROM)
+		return REAL(recvfrom)(fd, c->buf, c->len, c->flags, (struct sockaddr *)ss, sl);
+	struct msghdr m = *c->msg;
+	m.msg_name = ss;
+	m.msg_namelen = *sl;
+	ssize_t n = REAL(recvmsg)(fd, &m, c->flags);
+	if (n >= 0) {
+		c->msg->msg_controllen = m.msg_controllen;
+		c->msg->msg_flags = m.msg_flags;
+		*sl = m.msg_namelen;
+	}
+	return n;
 }
 
-static void rewrite_from(int fd, struct sockaddr *addr, socklen_t *len, socklen_t cap)
+/* The source of a datagram as the program sees it: the real peer becomes its
+ * placeholder (or alias), in the program's family.  Lock-free when it can be. */
+static void name_out(int fd, const struct shim_sock *s, const struct sockaddr_storage *ss,
+		     socklen_t sl, struct sockaddr *addr, socklen_t *len, socklen_t cap)
 {
-	shim_lock();
-	struct shim_sock *s = shim_sock_get(fd);
-	if (s)
-		shim_report_addr(s, addr, len, cap);
-	shim_unlock();
+	struct shim_view v;
+
+	if (!s || !shim_read_view(s, &v)) {
+		shim_lock();
+		const struct shim_sock *t = shim_sock_get(fd);
+		memset(&v, 0, sizeof(v));
+		v.family = t ? t->family : ss->ss_family;
+		if (t && shim_state_of(t) == SHIM_WON)
+			shim_view_of(t, &v);
+		shim_unlock();
+	}
+	shim_view_report(&v, ss, sl, addr, len, cap);
 }
 
 /* A receive that was already running when the rendezvous finished: it did not go
@@ -197,25 +211,26 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			cap = *c->from_len;
 		else if (c->kind == RC_RECVMSG && c->msg->msg_name)
 			cap = c->msg->msg_namelen;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct sockaddr *a = NULL;
+		socklen_t *l = NULL;
+		if (cap) {
+			a = c->kind == RC_RECVFROM ? c->from : c->msg->msg_name;
+			l = c->kind == RC_RECVFROM ? c->from_len : &c->msg->msg_namelen;
+		}
 		if (st == SHIM_WON && !__atomic_load_n(&s->filter, __ATOMIC_RELAXED)) {
 			/* After the WIN: the kernel's path, nothing of ours in between but the
-			 * source address, rewritten in place without the lock. */
-			bool ph = cap && __atomic_load_n(&s->have_ph, __ATOMIC_RELAXED);
+			 * source address, rewritten without the lock. */
 			unsigned swaps = __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE);
-			ssize_t n = call_real(fd, c);
+			ssize_t n = cap ? call_real_named(fd, c, &ss, &sl) : call_real(fd, c);
 			int err = errno;
 			if (n == 0 && __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE) != swaps)
 				continue;
 			if (n >= 0)
 				shim_count(&s->rx_count, 1); /* dead-path rule (keeper.c) */
-			if (n >= 0 && ph) {
-				struct sockaddr *a =
-					c->kind == RC_RECVFROM ? c->from : c->msg->msg_name;
-				socklen_t *l =
-					c->kind == RC_RECVFROM ? c->from_len : &c->msg->msg_namelen;
-				if (!rewrite_fast(s, a, l, cap))
-					rewrite_from(fd, a, l, cap);
-			}
+			if (n >= 0 && cap)
+				name_out(fd, s, &ss, sl, a, l, cap);
 			errno = err;
 			return n;
 		}
@@ -228,7 +243,7 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			}
 		}
 		unsigned swaps = __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE);
-		ssize_t n = call_real(fd, c);
+		ssize_t n = cap ? call_real_named(fd, c, &ss, &sl) : call_real(fd, c);
 		int err = errno;
 		if (n == 0 && __atomic_load_n(&shim_swaps, __ATOMIC_ACQUIRE) != swaps)
 			continue; /* woken on the socket that was swapped out: again, on the new one */
@@ -237,12 +252,8 @@ static ssize_t do_recv(int fd, struct rcall *c)
 			if (v.state == SHIM_WON && v.filter && late_punch(fd, c, n))
 				continue;
 		}
-		if (n >= 0 && cap && (v.rewrite || v.state == SHIM_PENDING)) {
-			if (c->kind == RC_RECVFROM)
-				rewrite_from(fd, c->from, c->from_len, cap);
-			else
-				rewrite_from(fd, c->msg->msg_name, &c->msg->msg_namelen, cap);
-		}
+		if (n >= 0 && cap)
+			name_out(fd, NULL, &ss, sl, a, l, cap);
 		errno = err;
 		return n;
 	}
@@ -330,24 +341,31 @@ int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned vlen, int flags, struct 
 		}
 		return (int)i;
 	}
-	socklen_t caps[64];
-	unsigned ncap = vlen < 64 ? vlen : 64;
-	for (unsigned i = 0; i < ncap; i++)
-		caps[i] = vec[i].msg_hdr.msg_name ? vec[i].msg_hdr.msg_namelen : 0;
-	int n = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+	/* Our own headers with our own address buffers (the data is the program's):
+	 * the socket under the descriptor may be of another family than its own. */
+	struct mmsghdr own[64];
+	struct sockaddr_storage names[64];
+	if (vlen > 64)
+		vlen = 64; /* a receive may always return fewer */
+	for (unsigned i = 0; i < vlen; i++) {
+		own[i] = vec[i];
+		if (vec[i].msg_hdr.msg_name && vec[i].msg_hdr.msg_namelen) {
+			own[i].msg_hdr.msg_name = &names[i];
+			own[i].msg_hdr.msg_namelen = sizeof(names[i]);
+		}
+	}
+	int n = REAL(recvmmsg)(fd, own, vlen, flags, timeout);
 	int err = errno;
 	if (n > 0)
 		shim_count(&s->rx_count, (uint64_t)n);
-	if (n > 0 && v.rewrite) {
-		shim_lock();
-		s = shim_sock_get(fd);
-		for (int i = 0; s && i < n; i++) {
-			struct msghdr *m = &vec[i].msg_hdr;
-			socklen_t cap = (unsigned)i < ncap ? caps[i] : m->msg_namelen;
-			if (m->msg_name && cap)
-				shim_report_addr(s, m->msg_name, &m->msg_namelen, cap);
-		}
-		shim_unlock();
+	for (int i = 0; i < n; i++) {
+		struct msghdr *m = &vec[i].msg_hdr;
+		vec[i].msg_len = own[i].msg_len;
+		m->msg_controllen = own[i].msg_hdr.msg_controllen;
+		m->msg_flags = own[i].msg_hdr.msg_flags;
+		if (m->msg_name && m->msg_namelen)
+			name_out(fd, s, &names[i], own[i].msg_hdr.msg_namelen, m->msg_name,
+				 &m->msg_namelen, m->msg_namelen);
 	}
 	errno = err;
 	return n;

@@ -44,6 +44,22 @@ const struct sockaddr *shim_as_family(int family, const struct sockaddr *addr, s
 	return (const struct sockaddr *)tmp;
 }
 
+/* A direct IPv6 path whose route went away (or whose firewall answers with an
+ * error): the datagram is lost, as UDP may lose it, and the program sees a gap,
+ * never an error; the dead-path rule (keeper.c) moves the path to what works. */
+static ssize_t lost6(const struct shim_sock *s, ssize_t n, size_t len)
+{
+	if (n >= 0 || !__atomic_load_n(&s->path6, __ATOMIC_RELAXED))
+		return n;
+	if (errno != ENETUNREACH && errno != EHOSTUNREACH && errno != EADDRNOTAVAIL &&
+	    errno != EACCES && errno != EPERM)
+		return n;
+	/* The peer may still reach us, so its datagrams keep the dead-path rule
+	 * quiet: tell the keeper (n4_path_send_failed). */
+	__atomic_store_n((int *)&s->send_lost, 1, __ATOMIC_RELAXED);
+	return (ssize_t)len;
+}
+
 static int family_of(const struct shim_sock *s)
 {
 	return __atomic_load_n(&s->family, __ATOMIC_RELAXED);
@@ -76,16 +92,15 @@ static ssize_t room_bcast_send(int fd, struct shim_sock *s, const struct msghdr 
 			       const struct sockaddr_in *ph)
 {
 	ssize_t n = REAL(sendmsg)(fd, msg, flags);
-	struct sockaddr_in peer;
-	int family;
+	struct shim_view v;
 
 	if (n < 0)
 		return n;
-	if (shim_read_won(s, &peer, NULL, &family)) {
+	if (shim_read_view(s, &v)) {
 		struct sockaddr_storage rd;
 		struct msghdr m = *msg;
 		m.msg_name = &rd;
-		m.msg_namelen = shim_to_family(family, &peer, &rd);
+		m.msg_namelen = shim_view_dest(&v, &rd);
 		shim_count(&s->tx_count, 1);
 		(void)REAL(sendmsg)(fd, &m, flags | MSG_DONTWAIT);
 		return n;
@@ -154,14 +169,16 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 	struct sockaddr_storage mapped;
 	dest = shim_as_family(family_of(s), dest, &dest_len, &mapped);
 	bool is_ph = dest && shim_names_peer(s, shim_config_get(), dest, dest_len, &ph);
-	if (pass(s, is_ph))
+	bool passes = pass(s, is_ph);
+	if (passes && dest)
 		return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
-	struct sockaddr_in peer;
-	int family;
-	if (shim_read_won(s, &peer, NULL, &family) && dest->sa_family == family) {
+	if (passes) /* connected: to the peer */
+		return lost6(s, REAL(sendto)(fd, buf, len, flags, dest, dest_len), len);
+	struct shim_view v;
+	if (shim_read_view(s, &v) && dest->sa_family == v.family) {
 		/* Punched, to the placeholder: the peer instead, without the lock. */
-		rl = shim_to_family(family, &peer, &rd);
-		return REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl);
+		rl = shim_view_dest(&v, &rd);
+		return lost6(s, REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl), len);
 	}
 	int rc = prepare(fd, dest, dest_len, is_ph, &ph, &rewrite, &rd, &rl);
 	if (rc < 0) {
@@ -171,7 +188,7 @@ ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags, const struct
 	if (rc == 1)
 		return (ssize_t)len; /* a flow punching: lost, as UDP may lose it */
 	if (rewrite)
-		return REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl);
+		return lost6(s, REAL(sendto)(fd, buf, len, flags, (struct sockaddr *)&rd, rl), len);
 	return REAL(sendto)(fd, buf, len, flags, dest, dest_len);
 }
 
@@ -215,8 +232,12 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 	}
 	bool is_ph = msg->msg_name &&
 		     shim_names_peer(s, shim_config_get(), msg->msg_name, msg->msg_namelen, &ph);
-	if (pass(s, is_ph))
+	bool passes = pass(s, is_ph);
+	if (passes && msg->msg_name)
 		return REAL(sendmsg)(fd, msg, flags);
+	if (passes) /* connected: to the peer */
+		return lost6(s, REAL(sendmsg)(fd, msg, flags),
+			     iov_total(msg->msg_iov, msg->msg_iovlen));
 	int rc = prepare(fd, msg->msg_name, msg->msg_namelen, is_ph, &ph, &rewrite, &rd, &rl);
 	if (rc < 0) {
 		errno = -rc;
@@ -229,7 +250,7 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 	struct msghdr m = *msg;
 	m.msg_name = &rd;
 	m.msg_namelen = rl;
-	return REAL(sendmsg)(fd, &m, flags);
+	return lost6(s, REAL(sendmsg)(fd, &m, flags), iov_total(msg->msg_iov, msg->msg_iovlen));
 }
 
 #define SHIM_MMSG_MAX 1024 /* UIO_MAXIOV: the kernel sends at most this many per call */
@@ -434,17 +455,32 @@ static int plain_send_check(int fd)
 ssize_t shim_write(int fd, const void *buf, size_t len)
 {
 	int c = plain_send_check(fd);
+	struct shim_sock *s;
 
-	return c < 0 ? -1 : c ? (ssize_t)len : REAL(write)(fd, buf, len);
+	if (c < 0)
+		return -1;
+	if (c)
+		return (ssize_t)len;
+	ssize_t n = REAL(write)(fd, buf, len);
+	if (n < 0 && (s = shim_sock_get(fd)) != NULL)
+		return lost6(s, n, len);
+	return n;
 }
 
 ssize_t shim_writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	int c = plain_send_check(fd);
 
+	struct shim_sock *s;
+
 	if (c == 1 && iovcnt >= 0)
 		return (ssize_t)iov_total(iov, (size_t)iovcnt);
-	return c < 0 ? -1 : REAL(writev)(fd, iov, iovcnt);
+	if (c < 0)
+		return -1;
+	ssize_t n = REAL(writev)(fd, iov, iovcnt);
+	if (n < 0 && iovcnt >= 0 && (s = shim_sock_get(fd)) != NULL)
+		return lost6(s, n, iov_total(iov, (size_t)iovcnt));
+	return n;
 }
 
 /* A signal handler that sends while its thread holds the table lock (the guard is

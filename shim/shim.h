@@ -87,10 +87,12 @@ struct shim_config {
 	struct n4_client_cfg client;	    /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
-	unsigned keepalive_s;	 /* N4_KEEPALIVE: 15, 0 = off */
-	bool recover;		 /* N4_RECOVER: 1, 0 = off */
-	bool stay;		 /* N4_STAY: 1, keep the server connection for REPUNCH */
-	unsigned upgrade_s;	 /* N4_UPGRADE: relayed path, direct punch tried this often */
+	unsigned keepalive_s; /* N4_KEEPALIVE: 15, 0 = off */
+	bool recover;	      /* N4_RECOVER: 1, 0 = off */
+	bool stay;	      /* N4_STAY: 1, keep the server connection for REPUNCH */
+	bool ipv6;	      /* N4_IPV6: 1, race a direct IPv6 path beside IPv4 */
+	char server6_host[256]; /* N4_SERVER6, or N4_SERVER's AAAA: "" = none */
+	unsigned upgrade_s;   /* N4_UPGRADE: relayed path, direct punch tried this often */
 	unsigned flow_timeout_s; /* N4_FLOW_TIMEOUT: a further flow's attempt, 10 s */
 	char wire_ident[N4_IDENT_MAX + 1]; /* what PUNCHes carry: ident, or the key's id */
 };
@@ -165,7 +167,13 @@ struct shim_sock {
 	 * under it, as a placeholder does for the side that dialled. */
 	bool alias_ph;
 	struct sockaddr_in ph;	      /* the placeholder this socket was designated with */
-	struct sockaddr_in peer;      /* the real peer (SHIM_WON) */
+	struct sockaddr_in peer;      /* the real peer (SHIM_WON), over IPv4 */
+	/* A direct IPv6 path won (n4_result.family AF_INET6): the socket under the
+	 * descriptors is an AF_INET6 socket bound to our global address, its peer
+	 * peer6 (peer is then all zero).  The program never sees it: every call
+	 * reports ph in the program's family (send.c, recv.c, fdops.c). */
+	bool path6;
+	struct sockaddr_in6 peer6;
 	uint16_t local_port;	      /* the winning port */
 	bool filter;		      /* late PUNCHes from the peer may still arrive */
 	uint64_t filter_until_ms;     /* ... at least until then */
@@ -181,6 +189,7 @@ struct shim_sock {
 	bool relayed;		     /* the peer is reached through a relay (n4_result) */
 	int work;		     /* enum shim_trigger of the running worker */
 	uint64_t tx_count, rx_count; /* bumped by the fast paths (relaxed, may lose a few) */
+	int send_lost; /* a send on the direct IPv6 path failed in our kernel (no route) */
 	uint64_t rx_queued_ticks;    /* keeper ticks that found datagrams waiting */
 	/* What to do with the path after its WIN: libn4's rules (n4.h "path"); NULL
 	 * before the WIN, or when it could not be allocated (then not kept). */
@@ -250,11 +259,25 @@ void shim_sock_remember_opt(struct shim_sock *s, int level, int name, const void
 void shim_sock_remember_epoll(struct shim_sock *s, int epfd, int fd, int op,
 			      const struct epoll_event *ev);
 void shim_set_state(struct shim_sock *s, enum shim_state st);
-/* Lock-free read of a punched socket's peer (and placeholder, when ph is not NULL)
- * for the fast paths: false when the entry is not SHIM_WON (or has no placeholder)
- * or changed while it was read. */
-bool shim_read_won(const struct shim_sock *s, struct sockaddr_in *peer, struct sockaddr_in *ph,
-		   int *family);
+/* What the fast paths need of a punched path, read at once without the lock. */
+struct shim_view {
+	int family; /* the program's */
+	bool path6, have_ph;
+	struct sockaddr_in peer, ph;
+	struct sockaddr_in6 peer6;
+};
+/* Lock-free: false when `s` is not SHIM_WON or changed while it was read. */
+bool shim_read_view(const struct shim_sock *s, struct shim_view *v);
+/* Lock held. */
+void shim_view_of(const struct shim_sock *s, struct shim_view *v);
+/* Where the kernel socket reaches the peer: peer6 on an IPv6 path, else peer in
+ * the program's family.  Returns the length. */
+socklen_t shim_view_dest(const struct shim_view *v, struct sockaddr_storage *out);
+/* A datagram's source `got` as the kernel reported it, into the program's buffer
+ * (addr, *len, capacity cap): the peer becomes the placeholder; on an IPv6 path,
+ * never an address the program's family cannot hold. */
+void shim_view_report(const struct shim_view *v, const struct sockaddr_storage *got,
+		      socklen_t glen, struct sockaddr *addr, socklen_t *len, socklen_t cap);
 void shim_seq_begin(struct shim_sock *s);
 void shim_seq_end(struct shim_sock *s);
 static inline int shim_state_of(const struct shim_sock *s)
@@ -324,6 +347,11 @@ int shim_await(int fd, struct shim_sock *s, uint64_t deadline_ms);
 int shim_before_send(int fd, const struct sockaddr *dest, socklen_t dest_len, bool is_ph,
 		     const struct sockaddr_in *ph, bool *rewrite,
 		     struct sockaddr_storage *real_dest, socklen_t *real_len);
+
+/* On a direct IPv6 path's socket: the IPv6 equivalent of the program's IPv4
+ * option (IP_TOS -> IPV6_TCLASS, IP_TTL -> IPV6_UNICAST_HOPS, IP_MTU_DISCOVER),
+ * if it has one. */
+void shim_opt_as_v6(int fd, int level, int name, const void *val, socklen_t len);
 
 /* Build the address to report for `from` (rewrite real peer -> placeholder). */
 void shim_report_addr(const struct shim_sock *s, struct sockaddr *addr, socklen_t *len,
@@ -439,18 +467,24 @@ static inline struct shim_host *shim_host_of(const struct shim_sock *s)
 
 /* The program's classic filter remembered for `s` (fdops.c), or NULL.  Lock held. */
 const struct sock_fprog *shim_sock_prog_filter(const struct shim_sock *s);
+/* The path state a filter carries (exec, fork).  path6: the peer is peer6, and
+ * the program's socket (of prog_family, at prog_port, host order) never sees it. */
+struct shim_filter_state {
+	struct sockaddr_in peer, ph;
+	struct sockaddr_in6 peer6;
+	bool have_ph, alias, connected, path6;
+	int prog_family;
+	uint16_t prog_port;
+};
+/* Lock held: what `s` would carry, with res's peer when res is not NULL. */
+void shim_filter_state_of(const struct shim_sock *s, const struct n4_result *res,
+			  struct shim_filter_state *st);
 /* Attach the classic BPF filter that drops PUNCHes (and keepalives) for ident before
  * they are queued, so the program's poll never wakes for them; then drop the ones
  * already queued at the head.  0 or -errno (the caller falls back to peeking).
  * `user`: the program's own classic filter, combined with ours (NULL: none). */
-int shim_filter_attach(int fd, const char *ident, const struct sockaddr_in *peer,
-		       const struct sockaddr_in *ph, bool alias, bool connected,
+int shim_filter_attach(int fd, const char *ident, const struct shim_filter_state *st,
 		       const uint8_t *relay_token, const struct sock_fprog *user);
-/* The path state a filter carries (exec, fork). */
-struct shim_filter_state {
-	struct sockaddr_in peer, ph;
-	bool have_ph, alias, connected;
-};
 /* The path state an earlier image left in fd's filter (exec): false if none. */
 bool shim_filter_read(int fd, struct shim_filter_state *st);
 

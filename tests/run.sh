@@ -194,7 +194,8 @@ runs_alone() {
 # Lab suites that time punches and recoveries to tens of milliseconds (a win in the
 # first round, a path back within 5 s) run alone too; the rest of the lab, two at a
 # time.  The calls through the shim's flows (a flow answered within 5 s, 5 of 8 s of
-# audio) passed side by side, test_shim_flows beside test_sip_nat, so they share.
+# audio) passed side by side, test_shim_flows beside test_sip_nat, so they share, and
+# so does test_shim_ipv6 (a recovery within 15 s).
 lab_alone() {
 	case $1 in
 	*/test_strategies.sh | */test_punch.sh | */test_shim_sessions.sh | */test_shim_host.sh | \

@@ -457,3 +457,23 @@ TEST(path_defaults_are_the_ones_the_option_table_states)
 	CHECK_EQ(n4_opt_get(N4_OPT_UPGRADE)->def, cfg.upgrade_s);
 	CHECK(n4_opt_get(N4_OPT_UPGRADE)->min <= (long)cfg.upgrade_s);
 }
+
+TEST(path_our_sends_failing_recovers_though_the_peer_still_talks)
+{
+	struct sim s;
+	struct n4_path_info info;
+	n4_path *p = new_path(15, false);
+
+	sim_start(&s, p, false);
+	sim_run(&s, 3000, 1, 1, 0);
+	/* Both ways still counted (the peer reaches us): the dead-path rule is quiet. */
+	CHECK(!(sim_run(&s, 5000, 1, 1, 0) & N4_PATH_RECOVER));
+	n4_path_send_failed(p, s.t);
+	CHECK(sim_run(&s, 500, 1, 1, N4_PATH_RECOVER) & N4_PATH_RECOVER);
+	CHECK(s.first_at[bit(N4_PATH_RECOVER)] - s.t <= 500);
+	n4_path_get_info(p, &info);
+	CHECK_EQ(info.attempt, N4_PATH_RECOVERING);
+	CHECK(info.send_failed);
+	CHECK(!info.told);
+	n4_path_free(p);
+}

@@ -313,7 +313,8 @@ static void *run_end(void *arg)
 	while (e->lose_early && recv(e->fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
 		;
 	uint64_t t0 = n4_now_ms();
-	e->rc = n4_side_exchange(e->fd, &e->peer_addr, e->ident, e->auth, &e->mine, &e->got,
+	e->rc = n4_side_exchange(e->fd, (const struct sockaddr *)&e->peer_addr,
+				 sizeof(e->peer_addr), e->ident, e->auth, &e->mine, &e->got,
 				 e->timeout_ms, &ctx);
 	e->took_ms = (unsigned)(n4_now_ms() - t0);
 	return NULL;
@@ -489,7 +490,9 @@ TEST(side_exchange_with_a_silent_peer_gives_up_at_the_timeout)
 	CHECK(fa >= 0 && fb >= 0);
 	n4_ident_encode("sip", id);
 	uint64_t t0 = n4_now_ms();
-	CHECK_EQ(n4_side_exchange(fa, &addr_b, id, NULL, &mine, &got, 250, &ctx), 0);
+	CHECK_EQ(n4_side_exchange(fa, (const struct sockaddr *)&addr_b, sizeof(addr_b), id, NULL,
+				  &mine, &got, 250, &ctx),
+		 0);
 	uint64_t took = n4_now_ms() - t0;
 	CHECK(took >= 240 && took < 1000);
 	/* It sent a copy every 50 ms, each a SIDE of this path. */
@@ -534,7 +537,9 @@ TEST(side_exchange_leaves_the_peers_data_and_ignores_strangers)
 	CHECK(sendto(fb, out, (size_t)len, 0, (struct sockaddr *)&addr_a, sizeof(addr_a)) == len);
 	CHECK(sendto(fb, "DATA", 4, 0, (struct sockaddr *)&addr_a, sizeof(addr_a)) == 4);
 	uint64_t t0 = n4_now_ms();
-	CHECK_EQ(n4_side_exchange(fa, &addr_b, id, &aa, &mine, &got, 2000, &ctx), 1);
+	CHECK_EQ(n4_side_exchange(fa, (const struct sockaddr *)&addr_b, sizeof(addr_b), id, &aa,
+				  &mine, &got, 2000, &ctx),
+		 1);
 	CHECK(n4_now_ms() - t0 < 500);
 	CHECK(same_side(&got, &peer));
 	/* The program's datagram is still there, and nothing before it. */
