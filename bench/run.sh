@@ -3,9 +3,9 @@
 # they print measured ratios and tables and never fail a build.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-echo "== punch: classic (the original) vs auto, foundation cells"
+echo "== punch: classic (the original) vs auto, foundation cells; IPv6 on vs IPv4 alone"
 bash "$here/punch.sh" -k "${K:-10}" || true
-echo "== punch matrix: every NAT pair and path condition, heatmap in bench/matrix.png"
+echo "== punch matrix: every NAT pair and path condition, IPv6 cells, heatmap in bench/matrix.png"
 bash "$here/matrix.sh" || true
 for b in shim server lan host calls; do
 	if [[ -x $here/$b.sh || -f $here/$b.sh ]]; then
