@@ -1334,7 +1334,11 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	uint64_t busy_b = sweeping_until(s, b->pc.udp.sin_addr.s_addr, now);
 	if (busy_b > busy)
 		busy = busy_b;
-	if (busy > now) {
+	/* Not for a room's answers: a host answers one join at a time already, and
+	 * its walk's timing is planned for the joiner's own probes (sweeps_since). */
+	bool room = a->room.role == N4_ROLE_ANSWERED || a->room.role == N4_ROLE_ANSWERING ||
+		    b->room.role == N4_ROLE_ANSWERED || b->room.role == N4_ROLE_ANSWERING;
+	if (busy > now && !room) {
 		uint64_t wait = busy - now > MAX_SWEEP_WAIT_MS ? MAX_SWEEP_WAIT_MS : busy - now;
 		delay[0] += wait;
 		delay[1] += wait;
