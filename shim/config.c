@@ -391,8 +391,9 @@ static void read_ipv6(struct n4_client_cfg *c)
 		snprintf(config.server6_host, sizeof(config.server6_host), "%s", s6);
 	struct in_addr v4;
 	if (inet_pton(AF_INET, config.server6_host, &v4) == 1) {
-		set_error(-EINVAL, "N4_SERVER6: '%s' is an IPv4 address (want the server's IPv6 "
-				   "address or name)%s",
+		set_error(-EINVAL,
+			  "N4_SERVER6: '%s' is an IPv4 address (want the server's IPv6 "
+			  "address or name)%s",
 			  s6, NULL);
 		return;
 	}

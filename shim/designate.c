@@ -108,8 +108,8 @@ static bool is_native6(const struct sockaddr_storage *a, socklen_t len)
 	       !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)a)->sin6_addr);
 }
 
-void shim_view_report(const struct shim_view *v, const struct sockaddr_storage *got,
-		      socklen_t glen, struct sockaddr *addr, socklen_t *len, socklen_t cap)
+void shim_view_report(const struct shim_view *v, const struct sockaddr_storage *got, socklen_t glen,
+		      struct sockaddr *addr, socklen_t *len, socklen_t cap)
 {
 	struct sockaddr_storage out;
 	socklen_t n = glen < sizeof(out) ? glen : sizeof(out);
@@ -338,8 +338,7 @@ static void keep_program_port(int fd, struct shim_sock *s, uint16_t fallback)
 	if (have && (s->family == AF_INET6 ? b6->sin6_port : b4->sin_port))
 		return; /* the program bound a port itself */
 	if (REAL(getsockname)(fd, (struct sockaddr *)&a, &len) == 0 && a.ss_family == s->family)
-		port = a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
-					       : ntohs(((struct sockaddr_in *)&a)->sin_port);
+		port = shim_port_of((struct sockaddr *)&a, len);
 	if (!port)
 		port = fallback;
 	if (!have)
@@ -374,20 +373,22 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		 * no socket of the program's family could be, so it goes under every
 		 * descriptor whatever the program did; the port the program has is
 		 * what getsockname keeps saying (a recovery may move it again). */
-		filtered = shim_filter_attach(winfd, ident, &fst, NULL,
-					      shim_sock_prog_filter(s)) == 0;
+		filtered =
+			shim_filter_attach(winfd, ident, &fst, NULL, shim_sock_prog_filter(s)) == 0;
 		rc = swap_in(s, winfd, true);
 		REAL(close)(winfd);
 		if (rc < 0)
 			return rc;
 	} else if (!is_bound(fd)) {
 		REAL(close)(winfd); /* its siblings went with n4_client_free() */
-		filtered = shim_filter_attach(fd, ident, &fst, relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered = shim_filter_attach(fd, ident, &fst, relay_token,
+					      shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(fd, s, res->local_port);
 		if (rc < 0)
 			return rc;
 	} else if (s->family == AF_INET) {
-		filtered = shim_filter_attach(winfd, ident, &fst, relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered = shim_filter_attach(winfd, ident, &fst, relay_token,
+					      shim_sock_prog_filter(s)) == 0;
 		rc = swap_in(s, winfd, false);
 		REAL(close)(winfd);
 		if (rc < 0)
@@ -403,7 +404,8 @@ static int take_over(int fd, struct shim_sock *s, int winfd, const struct n4_res
 		if (REAL(setsockopt)(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
 			n4_warn("cannot make the replacement socket dual-stack: %s",
 				strerror(errno));
-		filtered = shim_filter_attach(nfd, ident, &fst, relay_token, shim_sock_prog_filter(s)) == 0;
+		filtered = shim_filter_attach(nfd, ident, &fst, relay_token,
+					      shim_sock_prog_filter(s)) == 0;
 		rc = bind_port(nfd, s, res->local_port);
 		if (rc == 0)
 			rc = swap_in(s, nfd, false);
@@ -688,8 +690,8 @@ void shim_path_finish(struct shim_sock *s, enum shim_trigger how, int rc, int wi
 				 res->elapsed_ms,
 				 res->relayed ? " (relayed through the server)" : "");
 	else
-		n4_info("fd %d punched: local port %u <-> peer %s in %u ms%s", fd,
-			res->local_port, peer_str, res->elapsed_ms,
+		n4_info("fd %d punched: local port %u <-> peer %s in %u ms%s", fd, res->local_port,
+			peer_str, res->elapsed_ms,
 			res->relayed ? " (relayed through the server)" : "");
 	if (s->have_side && !s->flow)
 		shim_peer_learn(s, &s->side_mine, &s->side_theirs);
@@ -790,8 +792,7 @@ static uint16_t flow_port(int fd, struct shim_sock *s)
 		len = sizeof(a);
 		if (REAL(getsockname)(fd, (struct sockaddr *)&a, &len) < 0)
 			return 0;
-		port = a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
-					       : ntohs(((struct sockaddr_in *)&a)->sin_port);
+		port = shim_port_of((struct sockaddr *)&a, len);
 		if (!port && pass == 0) {
 			struct sockaddr_storage any;
 			socklen_t alen;
@@ -800,10 +801,7 @@ static uint16_t flow_port(int fd, struct shim_sock *s)
 				return 0;
 		}
 	}
-	if (port &&
-	    (!s->bound_len || (s->bound_addr.ss_family == AF_INET6
-				       ? !((struct sockaddr_in6 *)&s->bound_addr)->sin6_port
-				       : !((struct sockaddr_in *)&s->bound_addr)->sin_port))) {
+	if (port && !shim_port_of((struct sockaddr *)&s->bound_addr, s->bound_len)) {
 		memcpy(&s->bound_addr, &a, len);
 		s->bound_len = len;
 	}
@@ -920,10 +918,7 @@ void shim_flow_notice(struct shim_sock *p, uint16_t from_port, uint16_t to_port)
 		struct shim_sock *s = shim_sock_get(fd);
 		if (!s || s == p || s->host || shim_state_of(s) != SHIM_CANDIDATE || !s->bound_len)
 			continue;
-		uint16_t port = s->bound_addr.ss_family == AF_INET6
-					? ntohs(((struct sockaddr_in6 *)&s->bound_addr)->sin6_port)
-					: ntohs(((struct sockaddr_in *)&s->bound_addr)->sin_port);
-		if (port != to_port)
+		if (shim_port_of((struct sockaddr *)&s->bound_addr, s->bound_len) != to_port)
 			continue;
 		/* The program sees the peer where its own SDP would put it: at its
 		 * first LAN address, else at the address this path shows it by. */

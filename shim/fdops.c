@@ -167,7 +167,7 @@ int shim_socket(int domain, int type, int protocol)
 	return fd;
 }
 
-static uint16_t port_of(const struct sockaddr *addr, socklen_t len)
+uint16_t shim_port_of(const struct sockaddr *addr, socklen_t len)
 {
 	if (!addr)
 		return 0;
@@ -202,7 +202,7 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	int rc;
 
 	if (cfg->listen_port && addr && t && addr->sa_family == t->family &&
-	    port_of(addr, len) == cfg->listen_port) {
+	    shim_port_of(addr, len) == cfg->listen_port) {
 		shim_lock();
 		struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));
 		if (!s || shim_state_of(s) != SHIM_CANDIDATE) {
@@ -223,8 +223,8 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	struct sockaddr_in rph;
 	if (cfg->njoin && addr && t && addr->sa_family == t->family &&
-	    shim_join_port(cfg, port_of(addr, len)) &&
-	    shim_room_ph(cfg, port_of(addr, len), &rph)) {
+	    shim_join_port(cfg, shim_port_of(addr, len)) &&
+	    shim_room_ph(cfg, shim_port_of(addr, len), &rph)) {
 		/* A joiner's socket on a room port: it hears the host's broadcasts. */
 		shim_lock();
 		struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));
@@ -233,7 +233,7 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 			return REAL(bind)(fd, addr, len);
 		}
 		remember_bind(s, addr, len);
-		rc = shim_room_join(fd, s, &rph, port_of(addr, len), addr, len);
+		rc = shim_room_join(fd, s, &rph, shim_port_of(addr, len), addr, len);
 		if (rc < 0)
 			s->prog_bound = false;
 		shim_unlock();
@@ -244,7 +244,7 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 		return 0;
 	}
 	if (cfg->host_port && addr && t && addr->sa_family == t->family &&
-	    port_of(addr, len) == cfg->host_port) {
+	    shim_port_of(addr, len) == cfg->host_port) {
 		shim_lock();
 		struct shim_sock *s = shim_sock_fresh(fd, shim_sock_get(fd));
 		if (s && shim_state_of(s) == SHIM_CANDIDATE && !s->host) {
@@ -507,7 +507,7 @@ int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 		return 0;
 	}
 	int rc = REAL(getsockname)(fd, addr, len);
-	uint16_t real_port = rc == 0 && addr && len ? port_of(addr, *len) : 0;
+	uint16_t real_port = rc == 0 && addr && len ? shim_port_of(addr, *len) : 0;
 
 	if (rc == 0 && cap && addr) {
 		shim_lock();
@@ -521,7 +521,7 @@ int shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 		/* Bound to port 0 ("any"): the port it really has is the answer (only
 		 * into a buffer that holds the whole address). */
 		socklen_t have = *len < cap ? *len : cap;
-		if (real_port && port_of(addr, have) == 0)
+		if (real_port && shim_port_of(addr, have) == 0)
 			set_port(addr, have, real_port);
 	}
 	return rc;

@@ -39,12 +39,12 @@
 #define STATE_MAGIC 0x6e347368u /* "n4sh" */
 #define STATE_AT 29		/* first data instruction */
 #define FILTER_LEN 39
-#define FILTER_LEN_V1 35 /* an older image's, without an IPv6 peer */
-#define STATE_PATH6 8u	 /* in the flags word: the peer is the IPv6 one, */
+#define FILTER_LEN_V1 35  /* an older image's, without an IPv6 peer */
+#define STATE_PATH6 8u	  /* in the flags word: the peer is the IPv6 one, */
 #define STATE_PROG_V4 16u /* ... under an AF_INET program's descriptor; the */
 			  /* program's port in the word's upper half */
-#define DROP 27	  /* index of the dropping return */
-#define ACCEPT 28 /* index of the accepting return */
+#define DROP 27		  /* index of the dropping return */
+#define ACCEPT 28	  /* index of the accepting return */
 /* The shortest SIDE: command, flags, identifier, side id, port, count. */
 #define SIDE_MIN (2 + N4_PAYLOAD_SIZE + 8 + 2 + 1)
 /* Offset of a jump at instruction `at` to instruction `to` (forward only). */
@@ -85,8 +85,8 @@ int shim_filter_attach(int fd, const char *ident, const struct shim_filter_state
 	uint16_t peer_port = st->path6 ? st->peer6.sin6_port : peer->sin_port;
 	/* A direct IPv6 path: the program's family and port, for a new image. */
 	uint32_t prog_word = st->path6 ? (uint32_t)st->prog_port << 16 |
-					    (st->prog_family == AF_INET ? STATE_PROG_V4 : 0u)
-				  : 0u;
+						 (st->prog_family == AF_INET ? STATE_PROG_V4 : 0u)
+				       : 0u;
 
 	if (st->path6)
 		memcpy(p6, &st->peer6.sin6_addr, sizeof(p6));
@@ -141,13 +141,12 @@ int shim_filter_attach(int fd, const char *ident, const struct shim_filter_state
 		/* 29 */ BPF_STMT(BPF_LD | BPF_IMM, STATE_MAGIC),
 		/* 30 */ BPF_STMT(BPF_LD | BPF_IMM, peer->sin_addr.s_addr),
 		/* 31 */
-		BPF_STMT(BPF_LD | BPF_IMM,
-			 (uint32_t)peer_port << 16 | (ph ? ph->sin_port : 0)),
+		BPF_STMT(BPF_LD | BPF_IMM, (uint32_t)peer_port << 16 | (ph ? ph->sin_port : 0)),
 		/* 32 */ BPF_STMT(BPF_LD | BPF_IMM, ph ? ph->sin_addr.s_addr : 0),
-		/* 33 */ BPF_STMT(BPF_LD | BPF_IMM,
-					  (ph ? 1u : 0u) | (connected ? 2u : 0u) |
-						  (ph && alias ? 4u : 0u) |
-						  (st->path6 ? STATE_PATH6 | prog_word : 0u)),
+		/* 33 */
+		BPF_STMT(BPF_LD | BPF_IMM, (ph ? 1u : 0u) | (connected ? 2u : 0u) |
+						   (ph && alias ? 4u : 0u) |
+						   (st->path6 ? STATE_PATH6 | prog_word : 0u)),
 		/* 34..37: the IPv6 peer's address (path6) */
 		BPF_STMT(BPF_LD | BPF_IMM, p6[0]),
 		BPF_STMT(BPF_LD | BPF_IMM, p6[1]),

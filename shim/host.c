@@ -39,8 +39,8 @@
 
 #include "addr.h"
 #include "log.h"
-#include "side.h"
 #include "relay_reg.h"
+#include "side.h"
 #include "wire.h"
 
 #define UDP_HDR 8
@@ -276,19 +276,19 @@ static int steer(struct shim_host *h, const struct shim_config *cfg)
 		return -ENOMEM;
 #define S(code, k) (c[n++] = (struct sock_filter)BPF_STMT(code, k))
 #define JEQ(k, jt, jf) (c[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf))
-	S(BPF_LD | BPF_W | BPF_LEN, 0);				 /* 0 */
-	JEQ(N4_MSG_SIZE, 0, 2);					 /* 1 */
-	S(BPF_LD | BPF_B | BPF_ABS, 0);				 /* 2 */
-	JEQ(N4_CMD_PUNCH, 3, 8);				 /* 3 */
-	JEQ(N4_APUNCH_SIZE, 0, 8);				 /* 4: A = len */
-	S(BPF_LD | BPF_B | BPF_ABS, 0);				 /* 5 */
-	JEQ(N4_CMD_APUNCH, 0, 5);				 /* 6 */
-	S(BPF_LD | BPF_W | BPF_ABS, 2);				 /* 7: the identifier, bytes 2..7 */
-	JEQ(be32(id), 0, 3);					 /* 8 */
-	S(BPF_LD | BPF_H | BPF_ABS, 6);				 /* 9 */
-	JEQ((uint32_t)id[4] << 8 | id[5], 0, 1);		 /* 10 */
-	S(BPF_RET | BPF_K, 1);					 /* 11 */
-	S(BPF_RET | BPF_K, 0);					 /* 12 */
+	S(BPF_LD | BPF_W | BPF_LEN, 0);		 /* 0 */
+	JEQ(N4_MSG_SIZE, 0, 2);			 /* 1 */
+	S(BPF_LD | BPF_B | BPF_ABS, 0);		 /* 2 */
+	JEQ(N4_CMD_PUNCH, 3, 8);		 /* 3 */
+	JEQ(N4_APUNCH_SIZE, 0, 8);		 /* 4: A = len */
+	S(BPF_LD | BPF_B | BPF_ABS, 0);		 /* 5 */
+	JEQ(N4_CMD_APUNCH, 0, 5);		 /* 6 */
+	S(BPF_LD | BPF_W | BPF_ABS, 2);		 /* 7: the identifier, bytes 2..7 */
+	JEQ(be32(id), 0, 3);			 /* 8 */
+	S(BPF_LD | BPF_H | BPF_ABS, 6);		 /* 9 */
+	JEQ((uint32_t)id[4] << 8 | id[5], 0, 1); /* 10 */
+	S(BPF_RET | BPF_K, 1);			 /* 11 */
+	S(BPF_RET | BPF_K, 0);			 /* 12 */
 	/* 13: A = len.  A joiner's late SIDE (an older joiner sends one, a
 	 * host takes none) carries the identifier at the same place. */
 	c[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, N4_SIDE_MIN_SIZE, 0, 9);

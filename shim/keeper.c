@@ -270,12 +270,7 @@ static void *worker_main(void *arg)
 			/* The program's port: what it bound, or the winning one. */
 			uint16_t port = res.local_port;
 			shim_lock();
-			if (s->bound_len)
-				port = s->bound_addr.ss_family == AF_INET6
-					       ? ntohs(((struct sockaddr_in6 *)&s->bound_addr)
-							       ->sin6_port)
-					       : ntohs(((struct sockaddr_in *)&s->bound_addr)
-							       ->sin_port);
+			port = shim_port_of((struct sockaddr *)&s->bound_addr, s->bound_len);
 			shim_unlock();
 			if (!port)
 				port = res.local_port;

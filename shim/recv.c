@@ -115,8 +115,7 @@ static ssize_t call_real(int fd, struct rcall *c)
  * the program wants one: the socket under its descriptor may be of another family
  * than its own (a direct IPv6 path under an IPv4 program), and is swapped under it
  * at any moment.  The program's buffer gets the address from name_out. */
-static ssize_t call_real_named(int fd, struct rcall *c, struct sockaddr_storage *ss,
-			       socklen_t *sl)
+static ssize_t call_real_named(int fd, struct rcall *c, struct sockaddr_storage *ss, socklen_t *sl)
 {
 	if (c->kind == RC_RECVFROM)
 		return REAL(recvfrom)(fd, c->buf, c->len, c->flags, (struct sockaddr *)ss, sl);

@@ -87,12 +87,12 @@ struct shim_config {
 	struct n4_client_cfg client;	    /* server_host points at server_host below */
 	char server_host[256];
 	char ident[N4_IDENT_MAX + 1];
-	unsigned keepalive_s; /* N4_KEEPALIVE: 15, 0 = off */
-	bool recover;	      /* N4_RECOVER: 1, 0 = off */
-	bool stay;	      /* N4_STAY: 1, keep the server connection for REPUNCH */
-	bool ipv6;	      /* N4_IPV6: 1, race a direct IPv6 path beside IPv4 */
-	char server6_host[256]; /* N4_SERVER6, or N4_SERVER's AAAA: "" = none */
-	unsigned upgrade_s;   /* N4_UPGRADE: relayed path, direct punch tried this often */
+	unsigned keepalive_s;	 /* N4_KEEPALIVE: 15, 0 = off */
+	bool recover;		 /* N4_RECOVER: 1, 0 = off */
+	bool stay;		 /* N4_STAY: 1, keep the server connection for REPUNCH */
+	bool ipv6;		 /* N4_IPV6: 1, race a direct IPv6 path beside IPv4 */
+	char server6_host[256];	 /* N4_SERVER6, or N4_SERVER's AAAA: "" = none */
+	unsigned upgrade_s;	 /* N4_UPGRADE: relayed path, direct punch tried this often */
 	unsigned flow_timeout_s; /* N4_FLOW_TIMEOUT: a further flow's attempt, 10 s */
 	char wire_ident[N4_IDENT_MAX + 1]; /* what PUNCHes carry: ident, or the key's id */
 };
@@ -166,8 +166,8 @@ struct shim_sock {
 	 * for the peer for the whole session, whatever recovery and relays change
 	 * under it, as a placeholder does for the side that dialled. */
 	bool alias_ph;
-	struct sockaddr_in ph;	      /* the placeholder this socket was designated with */
-	struct sockaddr_in peer;      /* the real peer (SHIM_WON), over IPv4 */
+	struct sockaddr_in ph;	 /* the placeholder this socket was designated with */
+	struct sockaddr_in peer; /* the real peer (SHIM_WON), over IPv4 */
 	/* A direct IPv6 path won (n4_result.family AF_INET6): the socket under the
 	 * descriptors is an AF_INET6 socket bound to our global address, its peer
 	 * peer6 (peer is then all zero).  The program never sees it: every call
@@ -190,7 +190,7 @@ struct shim_sock {
 	int work;		     /* enum shim_trigger of the running worker */
 	uint64_t tx_count, rx_count; /* bumped by the fast paths (relaxed, may lose a few) */
 	int send_lost; /* a send on the direct IPv6 path failed in our kernel (no route) */
-	uint64_t rx_queued_ticks;    /* keeper ticks that found datagrams waiting */
+	uint64_t rx_queued_ticks; /* keeper ticks that found datagrams waiting */
 	/* What to do with the path after its WIN: libn4's rules (n4.h "path"); NULL
 	 * before the WIN, or when it could not be allocated (then not kept). */
 	n4_path *path;
@@ -278,8 +278,8 @@ socklen_t shim_view_dest(const struct shim_view *v, struct sockaddr_storage *out
 /* A datagram's source `got` as the kernel reported it, into the program's buffer
  * (addr, *len, capacity cap): the peer becomes the placeholder; on an IPv6 path,
  * never an address the program's family cannot hold. */
-void shim_view_report(const struct shim_view *v, const struct sockaddr_storage *got,
-		      socklen_t glen, struct sockaddr *addr, socklen_t *len, socklen_t cap);
+void shim_view_report(const struct shim_view *v, const struct sockaddr_storage *got, socklen_t glen,
+		      struct sockaddr *addr, socklen_t *len, socklen_t cap);
 void shim_seq_begin(struct shim_sock *s);
 void shim_seq_end(struct shim_sock *s);
 static inline int shim_state_of(const struct shim_sock *s)
@@ -308,6 +308,8 @@ bool shim_names_peer(const struct shim_sock *s, const struct shim_config *cfg,
 		     const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4);
 /* `v4` in a socket family's terms (v4-mapped for AF_INET6); returns the length. */
 socklen_t shim_to_family(int family, const struct sockaddr_in *v4, struct sockaddr_storage *out);
+/* The port of an AF_INET or AF_INET6 address (host order), 0 for anything else. */
+uint16_t shim_port_of(const struct sockaddr *addr, socklen_t len);
 /* Convert a sockaddr (AF_INET or v4-mapped AF_INET6) to AF_INET. */
 bool shim_to_v4(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *v4);
 
