@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "blake2s.h"
 #include "cand6.h"
+#include "fast.h"
 #include "key.h"
 #include "log.h"
 #include "loop.h"
@@ -48,6 +49,11 @@
  * once, not a lost round.  After AGAIN_FAST in a row, with RECONNECT_MS between
  * (a server that says nothing else must not make us hammer it). */
 #define ROUND_AGAIN 2
+/* A fast flow's rendezvous did not happen (NO, no answer, no channel): an
+ * ordinary rendezvous follows in the same round. */
+#define ROUND_LONG_WAY 3
+/* A fast flow's probe is resent this often until the answer (against loss). */
+#define FAST_PROBE_RESEND_MS 200
 #define AGAIN_FAST 3
 /* Birthday rounds need about a second of probing per 98 %; give them three. */
 #define BDAY_ROUND_MS 4000
@@ -77,10 +83,11 @@ struct n4_client {
 	bool won, confirmed, got_ack, relayed;
 	/* The peer negotiated our extensions (res->peer_is_n4). */
 	bool peer_is_n4;
-	bool peer_is_host; /* ... and is a room's host answering us (N4_PEER_HOST) */
+	bool peer_is_host;     /* ... and is a room's host answering us (N4_PEER_HOST) */
 	int stay_fd;	       /* N4_EXT_STAY: the server connection kept after the WIN */
 	unsigned ports_used;   /* local ports of the last round's pool */
 	unsigned lost_rounds;  /* rounds that punched and lost, told to the server */
+	bool fast_tried;       /* cfg.fast: its one try is over (won, or went the long way) */
 	struct n4_pacer pacer; /* --max-pps, across rounds */
 	bool refused_nosweep;  /* the last refusal: a sweep that --no-sweep forbids */
 	/* With a key: what it derives (the key itself is wiped), and the
@@ -697,6 +704,96 @@ static int rendezvous(n4_client *c, const struct sockaddr_in *server, uint64_t d
 	return err;
 }
 
+static const char *fast_no_reason(uint8_t r)
+{
+	switch (r) {
+	case N4_FAST_NO_PLAN:
+		return "no plan from what it knows of both NATs";
+	case N4_FAST_NO_PARTNER:
+		return "the peer's request did not come";
+	case N4_FAST_NO_LIMIT:
+		return "its limits";
+	case N4_FAST_NO_LONG:
+		return "the peer went through an ordinary rendezvous";
+	default:
+		return "unknown reason";
+	}
+}
+
+/* A fast flow's rendezvous (cfg.fast, fast.h): the request over the kept
+ * connection and the probe from socket 0, resent until the answer, which fills
+ * rv as an ordinary rendezvous leaves it (no TCP connection of its own, so no
+ * kept one either).  0; ROUND_LONG_WAY (the server said NO, gave no answer, or
+ * the channel failed: rendezvous as usual, at once); -EINTR, -ECANCELED. */
+static int rendezvous_fast(n4_client *c, const struct sockaddr_in *server, uint64_t deadline,
+			   struct n4_rv *rv, bool *server_seen)
+{
+	const struct n4_fast_chan *ch = c->cfg.fast;
+	struct n4_fast_req r;
+	uint8_t req[N4_FAST_REQ_MAX], probe[N4_MSG_SIZE];
+	struct n4_fast_reply ans;
+	int err;
+
+	memset(&r, 0, sizeof(r));
+	n4_rv_init(rv, server, c->ident, 0);
+	rv->granted =
+		(uint8_t)(N4_EXT_TOKEN | N4_EXT_PROBE | N4_EXT_SEQ | (c->keyed ? N4_EXT_KEY : 0));
+	memcpy(r.ident, c->ident, N4_PAYLOAD_SIZE);
+	r.tag = ch->tag;
+	r.flags =
+		(uint8_t)((c->keyed ? N4_FAST_KEYED : 0) | (c->cfg.no_sweep ? N4_FAST_NOSWEEP : 0));
+	if (!r.tag || n4_random_bytes(r.token, sizeof(r.token)))
+		return ROUND_LONG_WAY;
+	if (c->keyed) {
+		err = n4_auth_round(&c->auth, &c->kid); /* this round's nonce */
+		if (err)
+			return err;
+		memcpy(r.nonce, c->auth.nonce, N4_NONCE_SIZE);
+		rv->nonce = c->auth.nonce;
+	}
+	size_t len = n4_fast_req_encode(&r, req);
+	err = ch->send(ch->arg, req, len);
+	if (err < 0) {
+		n4_debug("fast flow: request not sent (%s)", strerror(-err));
+		return ROUND_LONG_WAY;
+	}
+	n4_fast_probe_encode(r.token, probe);
+	uint64_t until = n4_now_ms() + N4_FAST_WAIT_MS;
+	if (until > deadline)
+		until = deadline;
+	for (;;) {
+		if (sendto(c->pool.fds[0], probe, sizeof(probe), MSG_NOSIGNAL,
+			   (const struct sockaddr *)server, sizeof(*server)) < 0)
+			n4_debug("fast flow: probe: %s", strerror(errno));
+		uint64_t now = n4_now_ms();
+		uint64_t slice =
+			now + FAST_PROBE_RESEND_MS < until ? now + FAST_PROBE_RESEND_MS : until;
+		err = ch->wait(ch->arg, ch->tag, &ans, slice);
+		if (err == 1)
+			break;
+		if (c->cfg.cancel && *c->cfg.cancel)
+			return -ECANCELED;
+		if (err == -EINTR || err == -ECANCELED)
+			return err;
+		if (err == -ETIMEDOUT && n4_now_ms() < until)
+			continue;
+		n4_debug("fast flow: %s",
+			 err == -ETIMEDOUT ? "no answer in time" : "the kept connection is gone");
+		return ROUND_LONG_WAY;
+	}
+	*server_seen = true;
+	if (ans.no) {
+		n4_debug("fast flow: the server said no (%s)", fast_no_reason(ans.reason));
+		return ROUND_LONG_WAY;
+	}
+	err = n4_rv_take_answer(rv, (const uint8_t(*)[N4_MSG_SIZE])ans.msgs, ans.n);
+	if (err) {
+		n4_warn("server sent a malformed fast flow answer; an ordinary rendezvous instead");
+		return ROUND_LONG_WAY;
+	}
+	return 0;
+}
+
 /* Whether this round's plan may be swept (-ENOTSUP: it cannot, or --no-sweep
  * forbids it), at what pace, and whether the LAN path alone is tried. */
 static int accept_plan(n4_client *c, struct n4_rv *rv, bool v6, bool *lan_only)
@@ -877,7 +974,14 @@ static int run_round(n4_client *c, const struct sockaddr_in *server, uint16_t sr
 			 strerror(-err));
 		return err;
 	}
-	err = rendezvous(c, server, deadline, &rv, &stay_fd, server_seen);
+	err = ROUND_LONG_WAY;
+	if (cfg->fast && !c->fast_tried && !cfg->room_answer && !cfg->room_only) {
+		/* One try: a lost round or a NO goes the long way from then on. */
+		c->fast_tried = true;
+		err = rendezvous_fast(c, server, deadline, &rv, server_seen);
+	}
+	if (err == ROUND_LONG_WAY)
+		err = rendezvous(c, server, deadline, &rv, &stay_fd, server_seen);
 	if (err)
 		goto out;
 	/* A room's host answers no SIDE: its peers are many, on one socket. */

@@ -137,6 +137,9 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 	if ((a->room_host ? n4_nat_classify_host : n4_nat_classify)(a->obs, a->n, &ma) ||
 	    (b->room_host ? n4_nat_classify_host : n4_nat_classify)(b->obs, b->n, &mb))
 		return false;
+	a->model = ma;
+	b->model = mb;
+	a->have_model = b->have_model = true;
 	n4_nat_advance(&ma, a->extra_allocs);
 	n4_nat_advance(&mb, b->extra_allocs);
 	log_model('A', a, &ma);
@@ -165,4 +168,49 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 		n4_nat_kind_name(ma.kind), ma.step, ma.rate_per_ms, n4_nat_kind_name(mb.kind),
 		mb.step, mb.rate_per_ms, a->plan.kind, b->plan.kind, guard);
 	return true;
+}
+
+/* d's model as of a flow's probe: that socket's mapping is the NAT's latest
+ * allocation (INC) or socket 0's port (EIM). */
+static bool rebase(const struct n4_discovery *d, const struct n4_flow_probe *p,
+		   struct n4_nat_model *m)
+{
+	if (!d->have_model || (d->model.kind != N4_NAT_INC && d->model.kind != N4_NAT_EIM))
+		return false;
+	*m = d->model;
+	m->first_port = p->port;
+	if (m->kind == N4_NAT_INC) {
+		if (m->block_hi > m->block_lo && (p->port < m->block_lo || p->port > m->block_hi))
+			return false;
+		m->last_port = p->port;
+		m->last_ms = p->t_ms;
+		n4_nat_advance(m, p->extra_allocs);
+	}
+	return true;
+}
+
+bool n4_discovery_plan_flow(const struct n4_discovery *a, const struct n4_discovery *b,
+			    const struct n4_flow_probe *pa, const struct n4_flow_probe *pb,
+			    double dt_a_ms, double dt_b_ms, unsigned budget, struct n4_plan *plan_a,
+			    struct n4_plan *plan_b, struct n4_tune *tune)
+{
+	struct n4_nat_model ma, mb;
+
+	memset(plan_a, 0, sizeof(*plan_a));
+	memset(plan_b, 0, sizeof(*plan_b));
+	memset(tune, 0, sizeof(*tune));
+	if (!rebase(a, pa, &ma) || !rebase(b, pb, &mb))
+		return false;
+	n4_plan_pair(&ma, &mb, dt_a_ms, dt_b_ms, budget, plan_a, plan_b);
+	tune->guard_ms = (uint16_t)n4_guard_ms(N4_GUARD_BASE_MS, ma.jitter_ms, mb.jitter_ms);
+	unsigned jitter = ma.jitter_ms > mb.jitter_ms ? ma.jitter_ms : mb.jitter_ms;
+	tune->jitter_ms = (uint16_t)(jitter > 65535 ? 65535 : jitter);
+	if ((a->nosweep || b->nosweep) &&
+	    (plan_a->kind != N4_PLAN_DIRECT || plan_b->kind != N4_PLAN_DIRECT))
+		return false;
+	n4_debug(" fast flow: NATs %s (port %u) and %s (port %u): plans %d/%d",
+		 n4_nat_kind_name(ma.kind), pa->port, n4_nat_kind_name(mb.kind), pb->port,
+		 plan_a->kind, plan_b->kind);
+	return plan_a->kind != N4_PLAN_IMPOSSIBLE && plan_b->kind != N4_PLAN_IMPOSSIBLE &&
+	       plan_a->kind != N4_PLAN_NONE && plan_b->kind != N4_PLAN_NONE;
 }

@@ -30,6 +30,17 @@ struct n4_discovery {
 	uint64_t first_ms;
 	struct n4_plan plan;
 	struct n4_tune tune; /* ordered clients get it before PLAN */
+	/* What n4_discovery_plan classified, kept for the pair's fast flows. */
+	struct n4_nat_model model;
+	bool have_model;
+};
+
+/* A fast flow's probe (fast.h): the flow socket's public port toward the server,
+ * when it arrived, and the ports other sweeps behind that NAT opened since. */
+struct n4_flow_probe {
+	uint16_t port;
+	uint64_t t_ms;
+	unsigned extra_allocs;
 };
 
 /* Record one observation (duplicates of a port already seen are ignored).  For
@@ -47,6 +58,17 @@ void n4_discovery_record_seq(struct n4_discovery *d, uint16_t port, bool second_
  * then N4_PLAN_NONE). */
 bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt_a_ms,
 		       double dt_b_ms, unsigned budget);
+
+/* A fast flow of two clients whose first path was planned (n4_discovery_plan):
+ * plans for both from the models kept then, each rebased on its flow's probe;
+ * dt_*: ms from each probe to the moment that side's sweep opens its mappings.
+ * The tune (guard, jitter) is the same for both.  false, nothing planned: a
+ * model missing, random, or a probe outside its NAT's known port block (the
+ * model no longer fits: the flow rendezvous as usual). */
+bool n4_discovery_plan_flow(const struct n4_discovery *a, const struct n4_discovery *b,
+			    const struct n4_flow_probe *pa, const struct n4_flow_probe *pb,
+			    double dt_a_ms, double dt_b_ms, unsigned budget,
+			    struct n4_plan *plan_a, struct n4_plan *plan_b, struct n4_tune *tune);
 
 /* The latest allocation's time (0 when none): its arrival, or for ordered
  * clients the least-delayed estimate from the send schedule. */

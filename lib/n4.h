@@ -96,6 +96,13 @@ struct n4_client_cfg {
 	 * IPv6 address, if it has one (an IPv4 literal has none). */
 	bool no_ipv6;
 	const char *server6_host;
+	/* A further flow of a pair whose first path kept its server connection
+	 * (doc/PROTOCOL.md "Fast flows"): its rendezvous goes over that kept
+	 * connection, planned from what the server knows of both NATs, instead of
+	 * a rendezvous of its own.  NULL: an ordinary rendezvous.  When the server
+	 * answers NO, is an older one, or gives no answer in N4_FAST_WAIT_MS, the
+	 * round goes on as an ordinary rendezvous at once. */
+	const struct n4_fast_chan *fast;
 };
 
 /* Fill cfg with the defaults above (server_host NULL). */
@@ -177,6 +184,43 @@ int n4_stay_flow_send(int fd, uint16_t my_port, uint16_t peer_port, uint16_t non
  * (yet), -ECONNRESET the server closed it, other -errno.  Several notices may wait:
  * call it until it returns 0 (or less).  Never blocks. */
 int n4_stay_poll_note(int fd, const char *ident, struct n4_flow_note *note);
+
+/* Fast flows (n4_client_cfg.fast, doc/PROTOCOL.md "Fast flows").  The server's
+ * answer to one request on a kept connection, as n4_stay_poll_any reads it. */
+#define N4_FAST_REPLY_MAX 8
+#define N4_FAST_WAIT_MS 2500 /* a request's answer, its partner's included */
+enum n4_fast_no {
+	N4_FAST_NO_PLAN = 1,	/* no NAT model to plan from, or a pair no punch joins */
+	N4_FAST_NO_PARTNER = 2, /* the peer's request did not come in time */
+	N4_FAST_NO_LIMIT = 3,	/* the server's limits */
+	N4_FAST_NO_LONG = 4,	/* the peer came through an ordinary rendezvous */
+};
+struct n4_fast_reply {
+	uint8_t tag;
+	bool no;	/* NO: reason, no messages */
+	uint8_t reason; /* enum n4_fast_no (others: unknown, treated alike) */
+	uint8_t n;	/* messages, the last one PEERINFO */
+	uint8_t msgs[N4_FAST_REPLY_MAX][8];
+};
+
+/* How a fast flow's rendezvous reaches the kept connection, which its owner
+ * reads (n4_stay_poll_any) while the flow's client waits.  send: write the
+ * request (len bytes) in one piece: 0, or -errno (the client then rendezvous as
+ * usual).  wait: the answer tagged `tag`, at most until deadline_ms (n4_now_ms's
+ * clock, CLOCK_MONOTONIC in ms): 1 (*r filled), -ETIMEDOUT, -EPIPE (the kept
+ * connection is gone), -EINTR/-ECANCELED.  tag: 1..255, unique among this kept
+ * connection's requests under way. */
+struct n4_fast_chan {
+	int (*send)(void *arg, const uint8_t *buf, size_t len);
+	int (*wait)(void *arg, uint8_t tag, struct n4_fast_reply *r, uint64_t deadline_ms);
+	void *arg;
+	uint8_t tag;
+};
+
+/* Like n4_stay_poll_note, and fast answers too: 3 and *reply when one is whole
+ * (reply NULL: skipped).  Never blocks. */
+int n4_stay_poll_any(int fd, const char *ident, struct n4_flow_note *note,
+		     struct n4_fast_reply *reply);
 
 /* TCP keepalive on a kept connection, every idle_s seconds of silence: it keeps the
  * connection's NAT mapping, and after our NAT lost its state the first probe makes a

@@ -560,3 +560,30 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms, const str
 	n4_info(" => Peer: %s ", n4_addr_str(&rv->peer, b, sizeof(b)));
 	return 0;
 }
+
+int n4_rv_take_answer(struct n4_rv *rv, const uint8_t (*msgs)[N4_MSG_SIZE], unsigned n)
+{
+	struct exch_seen seen = { false, false };
+	struct n4_msg m;
+	int err = 1;
+
+	for (unsigned i = 0; i < n && err == 1; i++) {
+		if (n4_wire_decode(msgs[i], N4_MSG_SIZE, 0, &m))
+			return -EPROTO;
+		/* No relay, room or IPv6 report belongs in a fast answer. */
+		if (m.cmd == N4_CMD_RELAY || m.cmd == N4_CMD_RELAY_TOKEN || m.cmd == N4_CMD_ROOM ||
+		    m.cmd == N4_CMD_V6 || m.cmd == N4_CMD_AGAIN || m.cmd == N4_CMD_PEERLOCAL)
+			return -EPROTO;
+		err = exchange_take(rv, &m, true, &seen);
+		if (err < 0)
+			return err;
+		if (err == 0 && i != n - 1)
+			return -EPROTO;
+	}
+	if (err != 0 || n4_peerinfo_decode(m.payload, &rv->peer))
+		return -EPROTO;
+	rv->peer_flags = m.ext;
+	char b[32];
+	n4_info(" => Peer: %s (fast flow)", n4_addr_str(&rv->peer, b, sizeof(b)));
+	return 0;
+}

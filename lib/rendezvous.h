@@ -96,4 +96,9 @@ int n4_rv_exchange(struct n4_rv *rv, int udp_fd, uint64_t deadline_ms,
 		   const struct n4_waitctx *ctx);
 void n4_rv_close(struct n4_rv *rv);
 
+/* A fast flow's answer (fast.h): the n messages a rendezvous ends with (TUNE,
+ * PLAN, SELF, PEERINFO last) taken into rv as n4_rv_exchange takes them (set
+ * rv->granted first).  0, or -EPROTO for anything else in it. */
+int n4_rv_take_answer(struct n4_rv *rv, const uint8_t (*msgs)[N4_MSG_SIZE], unsigned n);
+
 #endif

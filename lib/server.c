@@ -198,6 +198,9 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 	if (n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n, " flows=%lu flows_dropped=%lu", s->flows,
 			      s->flows_dropped);
+	if (n > 0 && (size_t)n < len && (s->fast_flows || s->fast_no))
+		n += snprintf(buf + n, len - (size_t)n, " fast_flows=%lu fast_no=%lu",
+			      s->fast_flows, s->fast_no);
 	if (s->rooms && n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n,
 			      " rooms=%u hosted=%lu joins=%lu refused=%lu",

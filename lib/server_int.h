@@ -37,6 +37,7 @@
 #include "pairing.h"
 #include "relay.h"
 #include "srv_disc.h"
+#include "srv_fast.h"
 #include "srv_lan.h"
 #include "srv_relay.h"
 #include "srv_room.h"
@@ -143,6 +144,7 @@ struct conn {
 	bool room_heard;		/* N4_EXT_ROOM: its ROOM message after READY is in */
 	bool room_keyed_wait;		/* keyed, a room has its short id: its long id
 					 * decides between the room and a pair */
+	struct n4_srv_fast *fast;	/* N4_EXT_STAY: its fast flows (freed with it) */
 };
 
 struct n4_server {
@@ -174,6 +176,10 @@ struct n4_server {
 	/* FLOW notices passed on (to at least one kept connection), and dropped
 	 * (over the rate, nobody else's kept connection, or its buffer full). */
 	unsigned long flows, flows_dropped;
+	/* Fast flows (srv_fast.c): requests under way; pairs answered, and
+	 * requests told NO. */
+	struct n4_srv_fast_list fast;
+	unsigned long fast_flows, fast_no;
 	/* The last sweeps planned, by public IP: a client held meanwhile (a room's
 	 * joiner waiting for its host's answer) behind the same NAT finds that NAT's
 	 * counter moved on by their ports (srv_proto.c, schedule_peerinfo). */
@@ -206,6 +212,8 @@ void n4_srv_conn_flush(struct conn *c);
 /* Whether one more message fits in c's buffer (a kept connection whose client
  * does not read fills it: what does not fit is the protocol's to drop). */
 bool n4_srv_conn_has_room(const struct conn *c);
+/* How many more messages fit in c's buffer. */
+unsigned n4_srv_conn_room(const struct conn *c);
 void n4_srv_conn_send(struct conn *c, const struct n4_msg *m);
 /* Closes the socket (reset unless the protocol is done and all bytes went out)
  * after the protocol's detach hook; the protocol's closed hook runs last. */

@@ -118,3 +118,35 @@ unsigned n4_srv_disc_plan_msgs(struct n4_srv_disc *ds, uint16_t max_pps, struct 
 	plan->ext = kind;
 	return ds->d.ordered ? 2 : 1;
 }
+
+bool n4_srv_disc_plan_flow(const struct n4_srv_disc *a, const struct n4_srv_disc *b,
+			   const struct n4_flow_probe probe[2], const double dt[2], unsigned budget,
+			   uint16_t max_pps, struct n4_msg out[2][2], unsigned n[2],
+			   unsigned allocs[2])
+{
+	struct n4_plan plan[2];
+	struct n4_tune tune;
+
+	if (!a || !b ||
+	    !n4_discovery_plan_flow(&a->d, &b->d, &probe[0], &probe[1], dt[0], dt[1], budget,
+				    &plan[0], &plan[1], &tune))
+		return false;
+	for (int i = 0; i < 2; i++) {
+		const struct n4_srv_disc *ds = i == 0 ? a : b;
+		struct n4_msg *m = out[i];
+		uint8_t kind, flags;
+		n[i] = 0;
+		if (ds->d.ordered) {
+			struct n4_tune t = tune;
+			t.max_pps = max_pps;
+			n4_msg_init(&m[n[i]], N4_CMD_TUNE, 0, NULL);
+			n4_tune_encode(&t, &flags, m[n[i]].payload);
+			m[n[i]++].ext = flags;
+		}
+		n4_msg_init(&m[n[i]], N4_CMD_PLAN, 0, NULL);
+		n4_plan_encode(&plan[i], &kind, m[n[i]].payload);
+		m[n[i]++].ext = kind;
+		allocs[i] = n4_plan_allocs(&plan[i]);
+	}
+	return true;
+}

@@ -60,4 +60,15 @@ unsigned n4_srv_disc_plan_kind(const struct n4_srv_disc *ds);
  * capped at max_pps.  Returns how many it wrote to out (0 without discovery). */
 unsigned n4_srv_disc_plan_msgs(struct n4_srv_disc *ds, uint16_t max_pps, struct n4_msg out[2]);
 
+/* A fast flow (fast.h) of two kept connections whose discovery planned their
+ * first path: each side's messages before PEERINFO (TUNE for ordered clients,
+ * then PLAN) in out[i] (*n[i] of them), planned from the kept models rebased on
+ * the flow's probes, and the NAT ports each plan opens (allocs).  dt[i]: ms from
+ * probe i to the moment that side's sweep opens its mappings.  false: no plan
+ * from what is kept (the flow rendezvous as usual). */
+bool n4_srv_disc_plan_flow(const struct n4_srv_disc *a, const struct n4_srv_disc *b,
+			   const struct n4_flow_probe probe[2], const double dt[2], unsigned budget,
+			   uint16_t max_pps, struct n4_msg out[2][2], unsigned n[2],
+			   unsigned allocs[2]);
+
 #endif

@@ -73,6 +73,11 @@ bool n4_srv_conn_has_room(const struct conn *c)
 	return !c->closed && (size_t)c->out_len + N4_MSG_SIZE <= sizeof(c->out);
 }
 
+unsigned n4_srv_conn_room(const struct conn *c)
+{
+	return c->closed ? 0 : (unsigned)((sizeof(c->out) - c->out_len) / N4_MSG_SIZE);
+}
+
 void n4_srv_conn_flush(struct conn *c)
 {
 	if (!c->closed && c->out_len > 0)
@@ -118,6 +123,7 @@ void n4_srv_bury(n4_server *s)
 	while (s->graveyard) {
 		struct conn *c = s->graveyard;
 		s->graveyard = c->next;
+		free(c->fast);
 		free(c);
 	}
 }

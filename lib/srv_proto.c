@@ -180,6 +180,7 @@ bool n4_srv_proto_wants(const struct conn *c)
 }
 
 static void handle_hello(struct conn *c);
+static void fast_long_way(struct n4_server *s, const struct conn *hello);
 static void handle_keyid(struct conn *c);
 static void handle_local(struct conn *c);
 static void handle_relay_ask(struct conn *c);
@@ -245,6 +246,7 @@ bool n4_srv_proto_detach(struct conn *c, struct n4_srv_detached *d)
 
 	d->partner = c->pc.partner ? c->pc.partner->owner : NULL;
 	n4_srv_stay_remove(&s->staying, &c->stay);
+	n4_srv_fast_drop_all(s->loop, &s->fast, c->fast);
 	n4_timer_cancel(s->loop, &c->deadline);
 	n4_timer_cancel(s->loop, &c->peerinfo_timer);
 	n4_srv_disc_free(s->loop, c->disc);
@@ -367,6 +369,8 @@ static bool late_rendezvous_msg(uint8_t cmd)
  * ("calls"), and the peer's side may only listen on that port; every other kept
  * connection of the identifier (the pair's peer; with a key the identifier is the
  * key's derived id) is told, and the connections stay open. */
+static void handle_fast(struct conn *c);
+
 static void handle_flow(struct conn *c)
 {
 	struct n4_server *s = c->srv;
@@ -377,6 +381,10 @@ static void handle_flow(struct conn *c)
 
 	if (late_rendezvous_msg(c->in[0]))
 		return;
+	if (c->in[0] == N4_CMD_FAST) {
+		handle_fast(c);
+		return;
+	}
 	if (n4_srv_stay_flow(c->in, &fwd, &f)) {
 		s->rejects[REJ_PROTOCOL]++;
 		n4_info("%s: not a FLOW on a kept connection (%02x %02x ...), closed",
@@ -569,6 +577,7 @@ static void handle_hello(struct conn *c)
 	if (room_hello(c, (m.ext & N4_EXT_KEY) && (c->pc.ext & N4_EXT_TOKEN)))
 		return;
 	notify_staying(s, c);
+	fast_long_way(s, c);
 	n4_info(" => Hello from %s ident '%s'%s", n4_srv_conn_str(c, b, sizeof(b)), ident,
 		c->pc.ext ? " (n4 extensions)" : "");
 	/* A keyed client's long id comes next: ask for it.  The pairing does
@@ -1279,7 +1288,7 @@ static unsigned sweeps_since(const struct n4_server *s, const struct conn *c, ui
 		return 0;
 	for (unsigned i = 0; i < SWEEP_RING; i++)
 		if (s->sweeps[i].ms && s->sweeps[i].ip == ip && s->sweeps[i].ms > since &&
-		    now - s->sweeps[i].ms < SWEEP_RING_MS)
+		    (s->sweeps[i].ms > now || now - s->sweeps[i].ms < SWEEP_RING_MS))
 			sum += s->sweeps[i].allocs;
 	return sum;
 }
@@ -1385,6 +1394,301 @@ static void maybe_schedule(struct n4_server *s, struct conn *c)
 	if (n4_srv_lan_pending(c->lan) || n4_srv_lan_pending(other->lan))
 		return; /* bounded by the exchange deadline */
 	schedule_peerinfo(s, c, other);
+}
+
+/* --- FAST (srv_fast.c): a further flow over the kept connections -------- */
+
+/* Tell q's client NO (it rendezvous as usual), and forget q. */
+static void fast_no(struct n4_server *s, struct n4_srv_fast_req *q, uint8_t reason)
+{
+	struct conn *c = q->owner;
+	struct n4_msg m;
+
+	s->fast_no++;
+	n4_fast_no_msg(q->r.tag, reason, &m);
+	n4_srv_fast_drop(s->loop, &s->fast, q);
+	if (n4_srv_conn_has_room(c))
+		n4_srv_conn_send(c, &m);
+}
+
+static void fast_send_answer(struct n4_server *s, struct n4_srv_fast_req *q)
+{
+	struct conn *c = q->owner;
+	unsigned n = q->nanswer;
+	char b[64];
+
+	n4_srv_fast_drop(s->loop, &s->fast, q);
+	if (n4_srv_conn_room(c) < n) {
+		n4_debug("%s: fast flow answer does not fit its buffer, dropped",
+			 n4_srv_conn_str(c, b, sizeof(b)));
+		return; /* its client rendezvous as usual after its wait */
+	}
+	for (unsigned i = 0; i < n; i++)
+		n4_srv_conn_queue(c, &q->answer[i]);
+	n4_srv_conn_flush(c);
+}
+
+static void fast_timer_fired(n4_loop *loop, struct n4_timer *t)
+{
+	struct n4_srv_fast_req *q = t->arg;
+	struct conn *c = q->owner;
+	(void)loop;
+
+	if (q->planned) {
+		fast_send_answer(c->srv, q);
+		return;
+	}
+	/* No partner, or a probe missing: both sides go the long way. */
+	struct n4_srv_fast_req *p = q->partner;
+	char b[64];
+	n4_info("%s: fast flow: %s in %u ms, told NO", n4_srv_conn_str(c, b, sizeof(b)),
+		!p ? "no partner" : "no probe", N4_SRV_FAST_WAIT_MS);
+	if (p)
+		fast_no(c->srv, p, N4_FAST_NO_PARTNER);
+	fast_no(c->srv, q, N4_FAST_NO_PARTNER);
+}
+
+/* Ports sweeps planned behind ip opened since since_ms (srv_proto's ring). */
+static unsigned sweeps_behind(const struct n4_server *s, uint32_t ip, uint64_t since_ms,
+			      uint64_t now)
+{
+	unsigned sum = 0;
+
+	for (unsigned i = 0; i < SWEEP_RING; i++)
+		if (s->sweeps[i].ms && s->sweeps[i].ip == ip && s->sweeps[i].ms > since_ms &&
+		    (s->sweeps[i].ms > now || now - s->sweeps[i].ms < SWEEP_RING_MS))
+			sum += s->sweeps[i].allocs;
+	return sum;
+}
+
+static void note_sweep_at(struct n4_server *s, uint32_t ip, unsigned allocs, uint64_t at)
+{
+	if (!allocs)
+		return;
+	s->sweeps[s->sweep_next].ip = ip;
+	s->sweeps[s->sweep_next].allocs = allocs;
+	s->sweeps[s->sweep_next].ms = at;
+	s->sweep_next = (s->sweep_next + 1) % SWEEP_RING;
+}
+
+static uint64_t conn_rtt_ms(const struct conn *c);
+static uint64_t sweeping_until(const struct n4_server *s, uint32_t ip, uint64_t now);
+
+/* Both requests and both probes are in: plan from the kept models, and answer
+ * each side as its PEERINFO would have been answered (timed to arrive together,
+ * after a sweep under way behind either NAT). */
+static void fast_plan(struct n4_server *s, struct n4_srv_fast_req *a, struct n4_srv_fast_req *b)
+{
+	struct n4_srv_fast_req *q[2] = { a, b };
+	struct conn *c[2] = { a->owner, b->owner };
+	uint64_t now = n4_now_ms(), rtt[2], delay[2];
+	struct n4_flow_probe probe[2];
+	struct n4_msg pre[2][2];
+	unsigned npre[2], allocs[2];
+	double dt[2];
+	char b1[64], b2[64];
+
+	if (a->probe_ip == b->probe_ip) {
+		/* One public IP: the LAN path (PEERLOCAL) is the ordinary rendezvous'. */
+		fast_no(s, b, N4_FAST_NO_PLAN);
+		fast_no(s, a, N4_FAST_NO_PLAN);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		rtt[i] = conn_rtt_ms(c[i]);
+		probe[i] = (struct n4_flow_probe){
+			.port = q[i]->probe_port,
+			.t_ms = q[i]->probe_ms,
+			.extra_allocs = sweeps_behind(s, q[i]->probe_ip, q[i]->probe_ms, now) +
+					n4_srv_fast_later_probes(&s->fast, q[i])
+		};
+	}
+	for (int i = 0; i < 2; i++) {
+		uint64_t mine = rtt[i], other = rtt[1 - i];
+		delay[i] = mine < other ? (other - mine) / 2 : 0;
+		if (delay[i] > MAX_SYNC_DELAY_MS)
+			delay[i] = MAX_SYNC_DELAY_MS;
+	}
+	uint64_t busy = sweeping_until(s, a->probe_ip, now);
+	uint64_t busy_b = sweeping_until(s, b->probe_ip, now);
+	if (busy_b > busy)
+		busy = busy_b;
+	if (busy > now) {
+		uint64_t wait = busy - now > MAX_SWEEP_WAIT_MS ? MAX_SWEEP_WAIT_MS : busy - now;
+		delay[0] += wait;
+		delay[1] += wait;
+	}
+	for (int i = 0; i < 2; i++)
+		dt[i] = (double)(now + delay[i] - q[i]->probe_ms + rtt[i]);
+	if (!n4_srv_disc_plan_flow(c[0]->disc, c[1]->disc, probe, dt, s->cfg.port_budget,
+				   (uint16_t)s->cfg.max_pps, pre, npre, allocs)) {
+		n4_info("%s and %s: fast flow: no plan from the kept models, told NO",
+			n4_srv_conn_str(c[0], b1, sizeof(b1)),
+			n4_srv_conn_str(c[1], b2, sizeof(b2)));
+		fast_no(s, b, N4_FAST_NO_PLAN);
+		fast_no(s, a, N4_FAST_NO_PLAN);
+		return;
+	}
+	s->fast_flows++;
+	for (int i = 0; i < 2; i++) {
+		struct n4_srv_fast_req *me = q[i], *other = q[1 - i];
+		struct sockaddr_in seen = { .sin_family = AF_INET,
+					    .sin_port = htons(me->probe_port),
+					    .sin_addr.s_addr = me->probe_ip };
+		struct sockaddr_in peer = { .sin_family = AF_INET,
+					    .sin_port = htons(other->probe_port),
+					    .sin_addr.s_addr = other->probe_ip };
+		unsigned n = 1;
+		for (unsigned k = 0; k < npre[i]; k++)
+			me->answer[n++] = pre[i][k];
+		if (me->r.flags & N4_FAST_KEYED) {
+			n4_msg_init(&me->answer[n], N4_CMD_SELF, 0, NULL);
+			n4_peerinfo_encode(&seen, me->answer[n++].payload);
+			for (uint8_t k = 0; k < N4_FAST_NONCE_PARTS; k++)
+				n4_msg_init(&me->answer[n++], N4_CMD_SELF, (uint8_t)(k + 1),
+					    other->r.nonce + k * N4_PAYLOAD_SIZE);
+		}
+		n4_msg_init(&me->answer[n], N4_CMD_PEERINFO, N4_PEER_N4, NULL);
+		n4_peerinfo_encode(&peer, me->answer[n++].payload);
+		n4_fast_answer_head(me->r.tag, n - 1, &me->answer[0]);
+		me->nanswer = n;
+		me->planned = true;
+		/* Its sweep opens its ports once the answer has arrived: after
+		 * every probe received so far, which counts it (sweeps_behind). */
+		note_sweep_at(s, me->probe_ip, allocs[i], now + delay[i] + rtt[i] / 2 + 1);
+	}
+	n4_info(" <= Fast flow for %s and %s (delays %llu/%llu ms)",
+		n4_srv_conn_str(c[0], b1, sizeof(b1)), n4_srv_conn_str(c[1], b2, sizeof(b2)),
+		(unsigned long long)delay[0], (unsigned long long)delay[1]);
+	for (int i = 0; i < 2; i++) {
+		n4_timer_cancel(s->loop, &q[i]->timer);
+		if (delay[i] == 0 ||
+		    n4_timer_arm(s->loop, &q[i]->timer, now + delay[i], fast_timer_fired, q[i]))
+			fast_send_answer(s, q[i]);
+	}
+}
+
+static void fast_try(struct n4_server *s, struct n4_srv_fast_req *q)
+{
+	struct n4_srv_fast_req *p = q->partner;
+
+	if (p && q->probed && p->probed && !q->planned && !p->planned)
+		fast_plan(s, q, p);
+}
+
+/* A whole request on kept connection c. */
+static void fast_request(struct conn *c, const struct n4_fast_req *r)
+{
+	struct n4_server *s = c->srv;
+	uint64_t now = n4_now_ms();
+	char b[64];
+
+	struct n4_srv_fast_req *q = NULL;
+	bool admitted = n4_srv_stay_flow_admit(&c->stay, now);
+	if (admitted && c->pc.udp.sin_family == AF_INET && c->pc.udp.sin_addr.s_addr)
+		q = n4_srv_fast_add(&s->fast, c->fast, r->tag, c);
+	if (!q) {
+		struct n4_msg m;
+		s->fast_no++;
+		n4_debug("%s: fast flow refused (%s)", n4_srv_conn_str(c, b, sizeof(b)),
+			 admitted ? "requests under way, or no IPv4 observation" : "over the rate");
+		n4_fast_no_msg(r->tag, N4_FAST_NO_LIMIT, &m);
+		if (n4_srv_conn_has_room(c))
+			n4_srv_conn_send(c, &m);
+		return;
+	}
+	q->r = *r;
+	q->created_ms = now;
+	q->probe_ip = c->pc.udp.sin_addr.s_addr;
+	/* Its partner: a request for the same flow on another kept connection of
+	 * this pair's identifier. */
+	struct n4_srv_stay *n = n4_srv_stay_first(&s->staying, c->pc.ident);
+	for (; n && !q->partner; n = n4_srv_stay_next(n)) {
+		struct conn *o = n->owner;
+		struct n4_srv_fast_req *p = o == c ? NULL : n4_srv_fast_match(o->fast, q);
+		if (p) {
+			p->partner = q;
+			q->partner = p;
+		}
+	}
+	(void)n4_srv_fast_orphan_take(&s->fast, q, now);
+	n4_debug("%s: fast flow request, tag %u%s", n4_srv_conn_str(c, b, sizeof(b)), r->tag,
+		 q->partner ? ", paired" : "");
+	if (n4_timer_arm(s->loop, &q->timer, now + N4_SRV_FAST_WAIT_MS, fast_timer_fired, q)) {
+		fast_no(s, q, N4_FAST_NO_LIMIT);
+		return;
+	}
+	fast_try(s, q);
+}
+
+static void handle_fast(struct conn *c)
+{
+	struct n4_server *s = c->srv;
+	char b[64];
+
+	if (!c->fast && !(c->fast = calloc(1, sizeof(*c->fast)))) {
+		n4_warn("%s: out of memory for a fast flow, closed",
+			n4_srv_conn_str(c, b, sizeof(b)));
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	int rc = n4_fast_req_take(&c->fast->rx, c->in);
+	if (rc < 0) {
+		s->rejects[REJ_PROTOCOL]++;
+		n4_info("%s: malformed fast flow request (%02x %02x ...), closed",
+			n4_srv_conn_str(c, b, sizeof(b)), c->in[0], c->in[1]);
+		n4_srv_conn_close(c, false);
+		return;
+	}
+	if (rc == 1)
+		fast_request(c, &c->fast->rx.r);
+}
+
+/* A HELLO for a flow some kept connection asked a fast rendezvous for: the
+ * peer went the long way (an older client, or its wait ran out); so does the
+ * requester, at once. */
+static void fast_long_way(struct n4_server *s, const struct conn *hello)
+{
+	struct n4_srv_fast_req *q;
+
+	while ((q = n4_srv_fast_by_ident(&s->fast, hello->pc.ident)) != NULL) {
+		if (q->partner)
+			fast_no(s, q->partner, N4_FAST_NO_LONG);
+		fast_no(s, q, N4_FAST_NO_LONG);
+	}
+}
+
+/* A fast flow's probe: its request is found by the token, and the source must
+ * be the public IP its kept connection's first path was seen from. */
+static void udp_fast_probe(struct n4_server *s, const uint8_t *buf, size_t len,
+			   const union n4_sa *from, bool second)
+{
+	uint8_t token[N4_PAYLOAD_SIZE];
+	struct sockaddr_in src;
+
+	if (second || n4_fast_probe_decode(buf, len, token) || !n4_sa_to_v4(from, &src)) {
+		s->rejects[REJ_BAD_UDP]++;
+		return;
+	}
+	struct n4_srv_fast_req *q = n4_srv_fast_by_token(&s->fast, token);
+	uint64_t at = s->rx_ms ? s->rx_ms : n4_now_ms();
+	if (!q) {
+		/* It overtook its request (UDP against TCP): kept a moment for it. */
+		n4_srv_fast_orphan_add(&s->fast, token, src.sin_addr.s_addr, ntohs(src.sin_port),
+				       at, ++s->fast.probe_seq);
+		return;
+	}
+	if (q->probe_ip != src.sin_addr.s_addr) {
+		s->rejects[REJ_SPOOFED_UDP]++;
+		return;
+	}
+	if (q->probed)
+		return; /* a copy resent against loss */
+	q->probed = true;
+	q->probe_port = ntohs(src.sin_port);
+	q->probe_ms = at;
+	q->probe_seq = ++s->fast.probe_seq;
+	fast_try(s, q);
 }
 
 /* --- UDP: EXCHANGE and discovery probes -------------------------------- */
@@ -1515,6 +1819,10 @@ void n4_srv_proto_datagram(n4_server *s, const uint8_t *buf, size_t len, const u
 	}
 	if (len >= 1 && buf[0] == N4_CMD_V6) {
 		udp_v6_probe(s, buf, len, from, second);
+		return;
+	}
+	if (len >= 1 && buf[0] == N4_CMD_FAST) {
+		udp_fast_probe(s, buf, len, from, second);
 		return;
 	}
 	if (n4_wire_decode(buf, len, N4_CMD_EXCHANGE, &m)) {

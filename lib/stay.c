@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "fast.h"
 #include "loop.h"
 #include "n4.h"
 #include "wait.h"
@@ -65,29 +66,78 @@ static int read_msg(int fd, uint8_t buf[N4_MSG_SIZE])
 	}
 }
 
+/* A fast flow's answer (fast.h) at the head of the stream: 1 taken (in *r, or
+ * dropped when r is NULL), 0 not whole yet, -EPROTO none there (or malformed:
+ * its first 8 bytes are then read and ignored like any unknown message). */
+static int read_fast(int fd, struct n4_fast_reply *r)
+{
+	uint8_t buf[(1 + N4_FAST_REPLY_MAX) * N4_MSG_SIZE];
+	struct n4_fast_reply tmp;
+	ssize_t n;
+
+	do
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+	if (n < N4_MSG_SIZE)
+		return 0;
+	int whole = n4_fast_answer_decode(buf, (size_t)n, r ? r : &tmp);
+	if (whole == 0)
+		return 0;
+	size_t take = whole > 0 ? (size_t)whole : N4_MSG_SIZE;
+	do
+		n = recv(fd, buf, take, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)take)
+		return 0;
+	return whole > 0 ? 1 : -EPROTO;
+}
+
 /* One notice, skipping what is not one (anything unknown from the server on this
- * connection is ignored); FLOW notices too when note is not NULL. */
-static int poll_one(int fd, const uint8_t id[N4_PAYLOAD_SIZE], struct n4_flow_note *note)
+ * connection is ignored); FLOW notices too when note is not NULL, fast answers
+ * when reply is not NULL. */
+static int poll_one(int fd, const uint8_t id[N4_PAYLOAD_SIZE], struct n4_flow_note *note,
+		    struct n4_fast_reply *reply)
 {
 	uint8_t buf[N4_MSG_SIZE];
 	int rc;
 
-	while ((rc = read_msg(fd, buf)) == 1) {
+	for (;;) {
+		/* A fast answer is several messages: read whole or not at all. */
+		uint8_t first;
+		ssize_t n;
+		do
+			n = recv(fd, &first, 1, MSG_DONTWAIT | MSG_PEEK);
+		while (n < 0 && errno == EINTR);
+		if (n == 1 && first == N4_CMD_FAST) {
+			rc = read_fast(fd, reply);
+			if (rc == 0)
+				return 0;
+			if (rc == 1 && reply)
+				return 3;
+			continue;
+		}
+		if ((rc = read_msg(fd, buf)) != 1)
+			return rc;
 		if (n4_stay_decode(buf, sizeof(buf), id) == 0)
 			return 1;
 		if (note && n4_stay_flow_decode(buf, sizeof(buf), note) == 0)
 			return 2;
 	}
-	return rc;
 }
 
-int n4_stay_poll_note(int fd, const char *ident, struct n4_flow_note *note)
+int n4_stay_poll_any(int fd, const char *ident, struct n4_flow_note *note,
+		     struct n4_fast_reply *reply)
 {
 	uint8_t id[N4_PAYLOAD_SIZE];
 
 	if (!note || n4_ident_encode(ident, id) < 0)
 		return -EINVAL;
-	return poll_one(fd, id, note);
+	return poll_one(fd, id, note, reply);
+}
+
+int n4_stay_poll_note(int fd, const char *ident, struct n4_flow_note *note)
+{
+	return n4_stay_poll_any(fd, ident, note, NULL);
 }
 
 int n4_stay_poll(int fd, const char *ident)
@@ -99,7 +149,7 @@ int n4_stay_poll(int fd, const char *ident)
 		return -EINVAL;
 	/* Every REPUNCH queued counts as one; the end of the connection right after
 	 * one is reported by the next call. */
-	while ((rc = poll_one(fd, id, NULL)) == 1)
+	while ((rc = poll_one(fd, id, NULL, NULL)) == 1)
 		got = 1;
 	if (rc == 0 || (rc == -ECONNRESET && got))
 		return got;

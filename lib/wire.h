@@ -89,6 +89,10 @@ enum n4_cmd {
 	 * doc/PROTOCOL.md "Sides").  Never an 8-byte message; bytes 2..7 carry the
 	 * path's wire identifier at the same place as PUNCH and APUNCH. */
 	N4_CMD_SIDE = 0x15,
+	/* FAST: a further flow's rendezvous over the pair's kept connections, and
+	 * its UDP probe (fast.h, doc/PROTOCOL.md "Fast flows"); the subcode in the
+	 * reserved byte.  Only on kept connections, never to an original peer. */
+	N4_CMD_FAST = 0x18,
 };
 /* The highest command: 8-byte decoding accepts any up to it and each caller
  * checks the one it expects (APUNCH 0x09 and RELAY_REG 0x0B are never 8-byte

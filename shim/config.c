@@ -135,7 +135,9 @@ static void setup_log(void)
 		set_error(-EINVAL, "N4_LOG: expected quiet, error, warn, info or debug, got '%s'%s",
 			  s, NULL);
 	n4_log_set_level(level);
-	n4_log_set_rate(20); /* datagrams from the network can trigger lines */
+	/* Datagrams from the network can trigger lines; debug, asked for to
+	 * look into a problem, keeps them all. */
+	n4_log_set_rate(level == N4_LOG_DEBUG ? 0 : 20);
 }
 
 /* N4_KEY_FILE=FILE or N4_KEY=BASE64: the pre-shared key goes into the client

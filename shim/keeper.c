@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 
 #include "key.h"
 #include "log.h"
+#include "loop.h"
 #include "rand.h"
 
 /* The pace at which libn4's path rules sample a path's counters (n4_path_tick),
@@ -164,6 +166,144 @@ int shim_wait_change(uint64_t deadline_ms)
 	return 0;
 }
 
+/* --------------------------------------------------------------- fast flows --- */
+
+/* A flow's rendezvous over its first path's kept connection (n4_client_cfg.fast,
+ * doc/PROTOCOL.md "Fast flows").  That connection is read by whoever holds the
+ * lock: the keeper's tick, or a flow's worker waiting for its answer (so that
+ * the answer is taken when it arrives, not at the next tick).  Answers go to the
+ * slot of their tag. */
+#define FAST_SLOTS 16
+/* A waiting worker looks at the kept connection at least this often, besides
+ * waking on its data (the connection may be swapped meanwhile). */
+#define FAST_POLL_MS 50
+static struct {
+	bool busy, have;
+	uint8_t tag;
+	struct n4_fast_reply r;
+} fast_slot[FAST_SLOTS]; /* lock held */
+static uint8_t fast_next_tag;
+/* The server closed a kept connection while a fast request was under way: an
+ * older server of ours (it closes on any message it does not know there).
+ * Flows of this process then rendezvous as before. */
+static bool fast_off;
+
+struct fast_ctx {
+	struct shim_sock *s; /* the flow */
+	int slot;
+	struct n4_fast_chan ch;
+};
+
+static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64_t now);
+
+/* Lock held: a free slot with a tag no other request uses, or -1. */
+static int fast_slot_take(void)
+{
+	for (int i = 0; i < FAST_SLOTS; i++) {
+		if (fast_slot[i].busy)
+			continue;
+		bool used;
+		do {
+			fast_next_tag = (uint8_t)(fast_next_tag + 1 ? fast_next_tag + 1 : 1);
+			used = false;
+			for (int k = 0; k < FAST_SLOTS; k++)
+				used |= fast_slot[k].busy && fast_slot[k].tag == fast_next_tag;
+		} while (used);
+		fast_slot[i].busy = true;
+		fast_slot[i].have = false;
+		fast_slot[i].tag = fast_next_tag;
+		return i;
+	}
+	return -1;
+}
+
+/* Lock held: an answer read from a kept connection goes to its request. */
+static void fast_deliver(const struct n4_fast_reply *r)
+{
+	for (int i = 0; i < FAST_SLOTS; i++) {
+		if (fast_slot[i].busy && fast_slot[i].tag == r->tag) {
+			fast_slot[i].r = *r;
+			fast_slot[i].have = true;
+			return;
+		}
+	}
+	n4_debug("fast flow answer for tag %u: nobody waits for it (given up), dropped", r->tag);
+}
+
+/* Lock held: the kept connection of flow s's first path (its base), or NULL. */
+static struct shim_sock *fast_base(const struct shim_sock *s)
+{
+	struct shim_peer_ref pr;
+
+	if (!shim_peer_find(&s->ph, &pr) || !pr.base || pr.base->working || pr.base->stay_fd < 0)
+		return NULL;
+	return pr.base;
+}
+
+static int fast_send(void *arg, const uint8_t *buf, size_t len)
+{
+	struct fast_ctx *f = arg;
+	ssize_t n = -1;
+	int rc;
+
+	shim_lock();
+	struct shim_sock *b = fast_base(f->s);
+	if (!b) {
+		shim_unlock();
+		return -EPIPE;
+	}
+	do
+		n = REAL(send)(b->stay_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	rc = n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+	if (rc == -EIO) {
+		/* Part of it went out: the stream is out of step; a new one. */
+		REAL(close)(b->stay_fd);
+		b->stay_fd = -1;
+		n4_path_stay_lost(b->path, shim_now_ms());
+	}
+	shim_unlock();
+	return rc;
+}
+
+static int fast_wait(void *arg, uint8_t tag, struct n4_fast_reply *r, uint64_t deadline_ms)
+{
+	struct fast_ctx *f = arg;
+	(void)tag; /* the slot's */
+
+	for (;;) {
+		shim_lock();
+		struct shim_sock *b = fast_base(f->s);
+		if (b && !fast_slot[f->slot].have) {
+			poll_stay(b, shim_config_get(), shim_now_ms());
+			if (b->stay_fd < 0 && !fast_slot[f->slot].have && !fast_off) {
+				fast_off = true;
+				n4_info("the server closed its connection at a fast flow request (an "
+					"older n4 server?): this process's flows rendezvous as before");
+			}
+		}
+		if (fast_slot[f->slot].have) {
+			*r = fast_slot[f->slot].r;
+			fast_slot[f->slot].have = false;
+			shim_unlock();
+			return 1;
+		}
+		int fd = b ? b->stay_fd : -1;
+		bool cancel = f->s->cancel;
+		shim_unlock();
+		if (cancel)
+			return -ECANCELED;
+		if (fd < 0)
+			return -EPIPE;
+		uint64_t now = n4_now_ms();
+		if (now >= deadline_ms)
+			return -ETIMEDOUT;
+		uint64_t ms = deadline_ms - now < FAST_POLL_MS ? deadline_ms - now : FAST_POLL_MS;
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		(void)poll(&pf, 1, (int)ms);
+	}
+}
+
 /* ------------------------------------------------------------------ workers --- */
 
 static void *worker_main(void *arg)
@@ -174,9 +314,10 @@ static void *worker_main(void *arg)
 	struct n4_client_cfg ccfg;
 	struct n4_result res;
 	int rc, winfd = -1, stay_fd = -1;
-	bool want_side = false;
+	bool want_side = false, fast = false;
 	uint64_t stagger_ms = 0;
 	struct n4_side mine, theirs;
+	struct fast_ctx fctx = { .s = s, .slot = -1 };
 
 	memset(&mine, 0, sizeof(mine));
 	memset(&theirs, 0, sizeof(theirs));
@@ -210,14 +351,30 @@ static void *worker_main(void *arg)
 		}
 		if (how == SHIM_BY_FLOW)
 			ccfg.timeout_ms = cfg->flow_timeout_s * 1000u;
+		/* Its first attempt goes over the first path's kept connection
+		 * (fast flows), unless that path is IPv6 (a flow's own rendezvous
+		 * races IPv6 and wins it directly) or the server cannot. */
+		struct shim_sock *b = fast_base(s);
+		if (how == SHIM_BY_FLOW && s->flow_tries == 0 && !fast_off && b && !b->path6 &&
+		    (fctx.slot = fast_slot_take()) >= 0) {
+			fctx.ch = (struct n4_fast_chan){ .send = fast_send,
+							 .wait = fast_wait,
+							 .arg = &fctx,
+							 .tag = fast_slot[fctx.slot].tag };
+			ccfg.fast = &fctx.ch;
+			fast = true;
+		}
 		/* Flows started together (RTP and RTCP of a call) would probe our
 		 * NAT at once: each would see the others' ports in its own and
 		 * misread the NAT, losing its round.  One at a time, FLOW_STAGGER_MS
-		 * apart: the server then counts each one's ports for the next. */
+		 * apart: the server then counts each one's ports for the next.  A
+		 * fast flow probes once, and the server orders the sweeps. */
 		uint64_t now = shim_now_ms();
-		if (flow_next_ms > now)
-			stagger_ms = flow_next_ms - now;
-		flow_next_ms = now + stagger_ms + FLOW_STAGGER_MS;
+		if (!fast) {
+			if (flow_next_ms > now)
+				stagger_ms = flow_next_ms - now;
+			flow_next_ms = now + stagger_ms + FLOW_STAGGER_MS;
+		}
 		struct n4_keyed k;
 		if (!ccfg.have_key)
 			snprintf(s->wire_ident, sizeof(s->wire_ident), "%s", ccfg.ident);
@@ -294,12 +451,20 @@ static void *worker_main(void *arg)
 	n4_client_free(client);
 out:
 	shim_lock();
+	if (fctx.slot >= 0)
+		fast_slot[fctx.slot].busy = false;
 	if (rc == 0 && want_side) {
 		s->have_side = true;
 		s->side_mine = mine;
 		s->side_theirs = theirs;
 	}
 	shim_path_finish(s, how, rc, winfd, &res, cfg);
+	if (fast && rc == 0 && stay_fd < 0 && shim_state_of(s) == SHIM_WON && s->path) {
+		/* A fast flow has no server connection of its own: the keeper
+		 * registers one for its notices, off the flow's first datagrams. */
+		n4_path_stay_up(s->path);
+		n4_path_stay_lost(s->path, shim_now_ms());
+	}
 	if (stay_fd >= 0) {
 		if (rc == 0 && shim_state_of(s) == SHIM_WON && !s->cancel && s->stay_fd < 0) {
 			s->stay_fd = stay_fd;
@@ -478,8 +643,13 @@ static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64
 
 	(void)cfg;
 	/* FLOW notices (the peer opens a flow to a port of ours) leave it open. */
-	while ((rc = n4_stay_poll_note(p->stay_fd, p->wire_ident, &note)) == 2)
-		shim_flow_notice(p, note.from_port, note.to_port);
+	struct n4_fast_reply fr;
+	while ((rc = n4_stay_poll_any(p->stay_fd, p->wire_ident, &note, &fr)) >= 2) {
+		if (rc == 2)
+			shim_flow_notice(p, note.from_port, note.to_port);
+		else
+			fast_deliver(&fr);
+	}
 	if (rc == 0)
 		return;
 	REAL(close)(p->stay_fd);
