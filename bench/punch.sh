@@ -5,7 +5,8 @@
 # Not a test: it prints a table (and, with -o FILE, appends it as markdown).
 #
 # usage: bench/punch.sh [-k TRIALS] [-c CLASSIC_TRIALS] [-t TIMEOUT_S] [-o FILE]
-#                       [-s "classic auto"] [-f FAILDIR] [-d DATAFILE] [CELL...]
+#                       [-s "classic auto"] [-f FAILDIR] [-d DATAFILE] [-r RAWFILE]
+#                       [CELL...]
 #   -d  also append one tab-separated line per cell and strategy to DATAFILE
 #       (cell, strategy, wins, trials, median ms, p95 ms; IPv6 cells add: trials won
 #       over IPv6, over IPv4, relayed, median ms of the relayed): bench/heatmap.sh draws it
@@ -13,6 +14,9 @@
 #       pre-shared key (-k: keyed pairing id, authenticated PUNCHes), e.g.
 #       bench/punch.sh -s "auto keyed" inc/inc/0/0 inc/inc/20/0
 #   -f  keep the logs of every trial that did not win in FAILDIR
+#   -r  IPv6 cells: also append one tab-separated line per trial to RAWFILE (cell,
+#       path, trial, outcome won/relayed/lost, family, ms), for the spread and for
+#       paired comparisons of the two paths
 #   CELL = NATA/NATB/DELAY_MS/NOISE_PER_S[/JITTER_MS/LOSS_PCT][@v6|@v6drop], e.g.
 #          inc-linux/inc-linux/0/0 or inc-linux/inc-linux/50/300/30/5 (50 ms one way,
 #          +-30 ms jitter, 5 % loss)
@@ -36,7 +40,8 @@ OUT=
 STRATEGIES="classic auto"
 FAILDIR=
 DATA=
-while getopts "k:c:t:o:s:f:d:" o; do
+RAW=
+while getopts "k:c:t:o:s:f:d:r:" o; do
 	case $o in
 	k) K=$OPTARG ;;
 	c) KC=$OPTARG ;;
@@ -45,6 +50,7 @@ while getopts "k:c:t:o:s:f:d:" o; do
 	s) STRATEGIES=$OPTARG ;;
 	f) FAILDIR=$OPTARG ;;
 	d) DATA=$OPTARG ;;
+	r) RAW=$OPTARG ;;
 	*) echo "usage: $0 [-k TRIALS] [-t TIMEOUT_S] [-o FILE] [CELL...]" >&2; exit 2 ;;
 	esac
 done
@@ -83,7 +89,10 @@ cell_up() {
 	lab_up "${args[@]}" "$@" >/dev/null || { echo "cannot bring up $cell" >&2; return 1; }
 	# punching only: a pair relayed after lost rounds must not count as a WIN
 	local sargs=(--no-relay)
-	(($#)) && sargs=()
+	# IPv6 cells relay.  A relayed pair is held for --relay-idle (60 s) after its clients
+	# are gone and every trial comes from the same two NATs: without the per-source cap
+	# (16), a cell of more than 8 relayed trials per path is not refused the relay
+	(($#)) && sargs=(--relay-per-ip 0)
 	start_server "${sargs[@]}" || { lab_down; return 1; }
 }
 keep_fail() { # TAG: the logs of a trial that did not win, with -f
@@ -138,7 +147,8 @@ done
 ((${#cells4[@]})) && echo "(times: start of both clients to the later [ WIN ]; packets/ports: per side, per won attempt)"
 
 # IPv6 cells: IPv4 alone and IPv6 on, the same lab, server and NATs, trials interleaved
-# (v4, v6, v4, v6...) so that load from other work on the machine falls on both alike.
+# (v4, v6, v6, v4, v4, v6...) so that load from other work on the machine falls on both
+# alike, and neither always runs first after the other.
 json_of() { grep -o '{"outcome".*' "$1" | tail -n 1; }
 json_field() { sed -nE "s/.*\"$2\":\"?([a-z0-9]+).*/\\1/p" <<<"$1"; }
 rows6=()
@@ -155,13 +165,16 @@ for cell in "${cells6[@]}"; do
 	fi
 	declare -A tms=() nwin=() won6=() won4=() nrel=() trel=()
 	for ((i = 1; i <= K; i++)); do
-		for path in v4 v6; do
+		order="v4 v6"
+		((i % 2)) || order="v6 v4"
+		for path in $order; do
 			lab_flush
 			tag=$path-$i
 			pargs=(--no-ipv6)
 			[[ $path == v6 ]] && pargs=(--server6 "$LAB_SRV_IP6")
 			run_pair "$tag" --strategy auto "${pargs[@]}" --json -t "$TIMEOUT" --log debug \
 				-b $((20000 + (i % 10) * 1000)) >/dev/null
+			outcome=lost fam=- t=-
 			if won "$LOG_A" && won "$LOG_B"; then
 				ja=$(json_of "$LOG_A") jb=$(json_of "$LOG_B")
 				ta=$(win_ms "$LOG_A") tb=$(win_ms "$LOG_B")
@@ -169,12 +182,15 @@ for cell in "${cells6[@]}"; do
 				if [[ $(json_field "$ja" relayed) == true || $(json_field "$jb" relayed) == true ]]; then
 					nrel[$path]=$((${nrel[$path]:-0} + 1))
 					trel[$path]+="$t "
+					outcome=relayed
 				else
+					outcome=won fam=ipv4
 					nwin[$path]=$((${nwin[$path]:-0} + 1))
 					tms[$path]+="$t "
 					# both sides report one path; a disagreement would show as IPv4
 					if [[ $(json_field "$ja" family) == ipv6 && $(json_field "$jb" family) == ipv6 ]]; then
 						won6[$path]=$((${won6[$path]:-0} + 1))
+						fam=ipv6
 					else
 						won4[$path]=$((${won4[$path]:-0} + 1))
 					fi
@@ -182,6 +198,8 @@ for cell in "${cells6[@]}"; do
 			else
 				keep_fail "$tag"
 			fi
+			[[ -n $RAW ]] && printf '%s\t%s\t%d\t%s\t%s\t%s\n' "$cell" "$path" "$i" "$outcome" \
+				"$fam" "$t" >>"$RAW"
 		done
 	done
 	med4='' rmed4=''
