@@ -194,7 +194,7 @@ struct fast_ctx {
 	struct n4_fast_chan ch;
 };
 
-static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64_t now);
+static int poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64_t now);
 
 /* Lock held: a free slot with a tag no other request uses, or -1. */
 static int fast_slot_take(void)
@@ -275,8 +275,9 @@ static int fast_wait(void *arg, uint8_t tag, struct n4_fast_reply *r, uint64_t d
 		shim_lock();
 		struct shim_sock *b = fast_base(f->s);
 		if (b && !fast_slot[f->slot].have) {
-			poll_stay(b, shim_config_get(), shim_now_ms());
-			if (b->stay_fd < 0 && !fast_slot[f->slot].have && !fast_off) {
+			/* Closed on us (not a REPUNCH, which closes it too). */
+			int prc = poll_stay(b, shim_config_get(), shim_now_ms());
+			if (prc == -ECONNRESET && !fast_slot[f->slot].have && !fast_off) {
 				fast_off = true;
 				n4_info("the server closed its connection at a fast flow request (an "
 					"older n4 server?): this process's flows rendezvous as before");
@@ -635,8 +636,9 @@ static void stay_again(struct shim_sock *p, uint64_t now)
 }
 
 /* The kept connection: a notice that the peer punches again (its program
- * restarted, or its shim found the path dead first), or its loss. */
-static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
+ * restarted, or its shim found the path dead first), or its loss.  Returns what
+ * ended the reading: 0 nothing more yet, 1 a REPUNCH, or -errno (closed). */
+static int poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64_t now)
 {
 	struct n4_flow_note note = { 0, 0, 0 };
 	int rc;
@@ -651,7 +653,7 @@ static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64
 			fast_deliver(&fr);
 	}
 	if (rc == 0)
-		return;
+		return 0;
 	REAL(close)(p->stay_fd);
 	p->stay_fd = -1;
 	n4_path_stay_lost(p->path, now);
@@ -660,6 +662,7 @@ static void poll_stay(struct shim_sock *p, const struct shim_config *cfg, uint64
 			 strerror(-rc));
 	else
 		n4_path_notice(p->path, now);
+	return rc;
 }
 
 static void start_attempt(struct shim_sock *p, enum shim_trigger how, uint64_t now)
