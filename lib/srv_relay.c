@@ -62,8 +62,11 @@ bool n4_srv_relay_decide(n4_relay *relay, unsigned relay_after, struct n4_srv_re
 					  { .src = b->src, .udp_ip = b->udp_ip } };
 	int err = n4_relay_alloc(relay, &in[0], &in[1], &a->side->grant, &b->side->grant);
 	if (err) {
+		/* The per-source cap answers -EMFILE: say which limit it is. */
 		n4_warn("%s and %s: no relay (%s), punching instead", a->name, b->name,
-			strerror(-err));
+			err == -EMFILE ? "a source's relayed pairs are at --relay-per-ip; a "
+					 "quiet pair is freed after --relay-idle"
+				       : strerror(-err));
 		return false;
 	}
 	n4_info(" <= Relay ports %u/%u for %s and %s (%s)", a->side->grant.port,
