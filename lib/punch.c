@@ -506,8 +506,8 @@ static uint64_t sweep_send_due(struct n4_sweep *sw, struct sweep_clock *k, const
 }
 
 /* A WIN over IPv4 with an IPv6 path running: give IPv6 N4_V6_WINDOW_MS (one
- * more PUNCH there now, so that a peer whose firewall is open wins too and
- * answers).  Not when nothing can leave over IPv6. */
+ * more PUNCH there now, so that a peer whose firewall is open answers with the
+ * ACK that wins).  Not when nothing can leave over IPv6. */
 static bool v6_window(struct n4_sweep *sw, uint64_t *until)
 {
 	if (!sw->v6 || sw->v6->dead)
@@ -515,6 +515,20 @@ static bool v6_window(struct n4_sweep *sw, uint64_t *until)
 	n4_punch6_send(sw->v6, 0);
 	*until = n4_now_ms() + N4_V6_WINDOW_MS;
 	return true;
+}
+
+/* IPv6's race is over (the window, or the round): no more ACKs, but the peer may
+ * win on the last one sent, and answers it with its own.  Until when to wait for
+ * that answer; 0: no ACK within a window, nothing to wait for. */
+static uint64_t v6_settle(struct n4_sweep *sw)
+{
+	struct n4_punch6 *p = sw->v6;
+
+	if (!p || p->dead || !p->acked_ms)
+		return 0;
+	p->no_ack = true;
+	uint64_t end = p->acked_ms + N4_V6_WINDOW_MS;
+	return end > n4_now_ms() ? end : 0;
 }
 
 int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_waitctx *ctx)
@@ -525,6 +539,7 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 	struct pollfd *pfd = calloc(pool->n + 1, sizeof(*pfd));
 	struct sweep_clock k;
 	uint64_t window_end = 0; /* non-zero: IPv4 has won, IPv6 has until then */
+	uint64_t settle_end = 0; /* non-zero: IPv6 only waits for an answer to its ACK */
 	int ret = 0;
 
 	if (!pfd)
@@ -540,45 +555,49 @@ int n4_sweep_run(struct n4_sweep *sw, uint64_t deadline_ms, const struct n4_wait
 	sweep_clock_init(sw, &k);
 	uint64_t v6_next = sw->v6 ? n4_punch6_start(sw->v6) : UINT64_MAX;
 	for (;;) {
-		uint64_t until = window_end ? window_end : sweep_send_due(sw, &k, msg);
-		if (sw->v6 && !window_end) {
-			v6_next = n4_punch6_due(sw->v6);
-			until = v6_next < until ? v6_next : until;
+		bool racing = !window_end && !settle_end;
+		uint64_t until = settle_end ? settle_end : window_end;
+		if (racing) {
+			until = sweep_send_due(sw, &k, msg);
+			if (sw->v6) {
+				v6_next = n4_punch6_due(sw->v6);
+				until = v6_next < until ? v6_next : until;
+			}
+			until = until < deadline_ms ? until : deadline_ms;
 		}
-		if (!window_end && until > deadline_ms)
-			until = deadline_ms;
 		int n = n4_wait(pfd, pool->n + 1, until, ctx);
 		if (n < 0) {
 			ret = n;
 			break;
 		}
-		if (n == 0) {
-			if (window_end && n4_now_ms() >= window_end) {
-				ret = 1; /* IPv4's WIN stands */
-				break;
-			}
-			if (!window_end && n4_now_ms() >= deadline_ms)
-				break;
-			continue;
-		}
-		if ((pfd[pool->n].revents & POLLIN) && n4_punch6_read(sw->v6)) {
+		if (n > 0 && (pfd[pool->n].revents & POLLIN) && n4_punch6_read(sw->v6)) {
 			sw->v6_won = true;
 			ret = 1;
-			goto out;
+			break;
 		}
-		for (unsigned i = 0; i < pool->n && !window_end; i++) {
-			if (!(pfd[i].revents & POLLIN))
+		for (unsigned i = 0; n > 0 && racing && i < pool->n; i++) {
+			if (!(pfd[i].revents & POLLIN) || !read_punches(sw, pfd[i].fd))
 				continue;
-			if (read_punches(sw, pfd[i].fd)) {
-				sw->winner = i;
-				if (!v6_window(sw, &window_end)) {
-					ret = 1;
-					goto out;
-				}
-				/* The pool waits: its late PUNCHes are for n4_confirm. */
-				for (unsigned j = 0; j < pool->n; j++)
-					pfd[j].events = 0;
-			}
+			sw->winner = i;
+			ret = 1;
+			if (!v6_window(sw, &window_end))
+				goto out;
+			break;
+		}
+		uint64_t now = n4_now_ms();
+		if (!settle_end && (window_end ? now >= window_end : now >= deadline_ms)) {
+			/* IPv4's WIN stands (ret 1), or the round is lost (0), unless
+			 * the peer answers our last ACK over IPv6 in time. */
+			settle_end = v6_settle(sw);
+			if (!settle_end)
+				break;
+		} else if (settle_end && now >= settle_end) {
+			break;
+		}
+		if (window_end || settle_end) {
+			/* The pool waits: its late PUNCHes are for n4_confirm. */
+			for (unsigned j = 0; j < pool->n; j++)
+				pfd[j].events = 0;
 		}
 	}
 out:

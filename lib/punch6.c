@@ -47,6 +47,8 @@ void n4_punch6_send(struct n4_punch6 *p, uint8_t flags)
 	if (sendto(p->fd, buf, len, 0, (const struct sockaddr *)&p->peer, sizeof(p->peer)) ==
 	    (ssize_t)len) {
 		p->sent++;
+		if (flags & N4_PUNCH_ACK)
+			p->acked_ms = n4_now_ms();
 		return;
 	}
 	/* No route, no address: nothing will ever leave, so IPv4 need not wait. */
@@ -65,8 +67,9 @@ uint64_t n4_punch6_start(struct n4_punch6 *p)
 	char b[64];
 
 	p->start_ms = n4_now_ms();
-	p->won = p->got_ack = p->heard = p->dead = false;
+	p->won = p->got_ack = p->heard = p->dead = p->no_ack = false;
 	p->sent = 0;
+	p->acked_ms = 0;
 	n4_info(" <= Punch (IPv6 %s) ", v6_str(&p->peer, b, sizeof(b)));
 	n4_punch6_send(p, 0);
 	p->next_ms = p->start_ms + resend_at_ms(0);
@@ -91,13 +94,24 @@ static bool from_peer(const struct n4_punch6 *p, const struct sockaddr_in6 *from
 	       memcmp(&from->sin6_addr, &p->peer.sin6_addr, sizeof(from->sin6_addr)) == 0;
 }
 
-/* Every PUNCH of the peer is answered at once from our socket: the answer is what
- * makes the peer win, within its window if it won over IPv4 already. */
+/* The answer to a PUNCH of the peer's that did not win: an ACK unless we may take
+ * IPv4 now (no_ack), or the PUNCH may be an old round's. */
+static void answer(struct n4_punch6 *p, bool may_ack)
+{
+	n4_punch6_send(p, may_ack && !p->no_ack ? N4_PUNCH_ACK : 0);
+}
+
+/* Hearing the peer proves nothing about our way to it: a firewall that drops all
+ * inbound IPv6 at its site still lets its PUNCHes out, and a keyed peer knows our
+ * nonce from the server.  So a PUNCH of the peer is answered at once with an ACK
+ * ("I hear you over IPv6"), and only an ACK wins: the peer heard one of ours.  While
+ * no_ack, the answer is a plain PUNCH, which commits us to nothing (punch6.h). */
 static int take(struct n4_punch6 *p, const uint8_t *buf, size_t len,
 		const struct sockaddr_in6 *from)
 {
 	char b[64];
 	struct sockaddr_in6 was = p->peer;
+	bool ack;
 
 	p->heard = true;
 	p->peer = *from; /* answers go where the peer's socket is */
@@ -110,20 +124,32 @@ static int take(struct n4_punch6 *p, const uint8_t *buf, size_t len,
 			p->peer = was;
 			return 0;
 		}
-		n4_punch6_send(p, v == N4_AUTH_WIN ? N4_PUNCH_ACK : 0);
-		if (v != N4_AUTH_WIN)
+		/* The flag of this APUNCH, under its MAC, not auth->peer_acked: that
+		 * one an ACK over IPv4 sets too.  One that does not echo our nonce
+		 * (N4_AUTH_NONCE) may be an old round's: answered, never acknowledged. */
+		ack = v == N4_AUTH_WIN && (buf[1] & N4_PUNCH_ACK);
+		if (!ack) {
+			answer(p, v == N4_AUTH_WIN);
 			return 0;
-		p->got_ack = p->auth->peer_acked;
+		}
 	} else {
 		if (len != N4_MSG_SIZE || buf[0] != N4_CMD_PUNCH ||
 		    memcmp(buf + 2, p->ident, N4_PAYLOAD_SIZE) != 0) {
 			p->peer = was;
 			return 0;
 		}
-		p->got_ack = buf[1] & N4_PUNCH_ACK;
-		/* Only our clients exchange candidates: the peer reads an ACK. */
-		n4_punch6_send(p, N4_PUNCH_ACK);
+		ack = buf[1] & N4_PUNCH_ACK;
+		if (!ack) {
+			/* Only our clients exchange candidates: the peer reads an ACK. */
+			answer(p, true);
+			return 0;
+		}
 	}
+	/* Ours reached the peer and its reach us: answered, the peer wins too. */
+	n4_punch6_send(p, N4_PUNCH_ACK);
+	/* Not got_ack: the peer's answer to our PUNCH is an ACK as well, before it
+	 * has won; n4_confirm6 resends ours until the peer acknowledges again. */
+	p->got_ack = false;
 	p->from = *from;
 	p->won = true;
 	return 1;
@@ -193,8 +219,9 @@ static int confirm6_readable(void *arg, uint64_t *next_send)
 		if (flen < sizeof(from) || k->acked ||
 		    memcmp(&from.sin6_addr, &k->peer->sin6_addr, sizeof(from.sin6_addr)) != 0)
 			continue;
+		/* keyed: this APUNCH's flag, not auth->peer_acked (set since the WIN) */
 		bool ack = k->auth ? n4_auth_check(k->auth, buf, (size_t)r) == N4_AUTH_WIN &&
-					     k->auth->peer_acked
+					     (buf[1] & N4_PUNCH_ACK)
 				   : r == N4_MSG_SIZE && buf[0] == N4_CMD_PUNCH &&
 					     (buf[1] & N4_PUNCH_ACK) &&
 					     memcmp(buf + 2, k->ident, N4_PAYLOAD_SIZE) == 0;

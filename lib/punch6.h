@@ -15,9 +15,10 @@
 #include "wire.h"
 
 /* A WIN over IPv4 waits this long for one over IPv6, which then takes the path
- * (Happy Eyeballs, RFC 8305, prefers IPv6 by 50 ms too).  Both sides agree as long
- * as it covers a round trip between them: during it the side sends one more PUNCH
- * over IPv6, and answers every one it receives at once. */
+ * (Happy Eyeballs, RFC 8305, prefers IPv6 by 50 ms too).  Only an ACK wins over
+ * IPv6, and a side answers every PUNCH it receives with one until its window is
+ * over (no_ack); then its last ACK gets this long again to be answered.  Both sides
+ * agree as long as it covers a round trip between them. */
 #define N4_V6_WINDOW_MS 50
 
 struct n4_punch6 {
@@ -27,10 +28,12 @@ struct n4_punch6 {
 	bool any_ip;		  /* -x: accept from any address */
 	uint8_t ident[N4_PAYLOAD_SIZE];
 	struct n4_auth *auth; /* keyed: APUNCH, WIN only on an authenticated one */
+	bool no_ack;	      /* answer PUNCHes without ACK: we may take IPv4 (n4_sweep_run) */
 	/* out */
 	bool won, got_ack;
-	bool heard; /* a datagram of the peer's arrived (even one that did not win) */
-	bool dead;  /* sending failed for good (no route): take IPv4 without a wait */
+	bool heard;	   /* a datagram of the peer's arrived (even one that did not win) */
+	bool dead;	   /* sending failed for good (no route): take IPv4 without a wait */
+	uint64_t acked_ms; /* when we last sent an ACK (0: never): the peer may win on it */
 	unsigned sent;
 	struct sockaddr_in6 from;
 	/* internal */
@@ -44,7 +47,9 @@ uint64_t n4_punch6_start(struct n4_punch6 *p);
 uint64_t n4_punch6_due(struct n4_punch6 *p);
 /* One PUNCH now (flags: N4_PUNCH_ACK or 0). */
 void n4_punch6_send(struct n4_punch6 *p, uint8_t flags);
-/* The socket is readable: 1 on a WIN (p->from, p->got_ack), else 0. */
+/* The socket is readable: 1 on a WIN (p->from), else 0.  A WIN is an ACK of the
+ * peer's (a PUNCH, keyed an APUNCH echoing our nonce, with N4_PUNCH_ACK): proof
+ * that our PUNCHes reach it, which hearing it alone is not. */
 int n4_punch6_read(struct n4_punch6 *p);
 
 /* After an IPv6 WIN: acknowledged PUNCHes (keyed: APUNCHes) to peer until the peer

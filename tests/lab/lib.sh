@@ -90,7 +90,7 @@ LAB_A3_IP6=2001:db8:a:3::2 # with --lan2 on: nata's second LAN, its own /64
 LAB_C_IP6=2001:db8:c::2
 LAB_D_IP6=2001:db8:d::2
 LAB_E_IP6=2001:db8:e::2
-LAB_V6FW_MODES="open, stateful, drop"
+LAB_V6FW_MODES="open, stateful, drop, noinbound"
 export LAB_SRV_IP6 LAB_WAN_SRV_IP6 LAB_NATA_IP6 LAB_NATB_IP6 LAB_NATC_IP6 LAB_NATD_IP6
 export LAB_NATE_IP6 LAB_A_IP6 LAB_A2_IP6 LAB_B_IP6 LAB_B2_IP6 LAB_A3_IP6 LAB_C_IP6 LAB_D_IP6
 export LAB_E_IP6
@@ -467,7 +467,7 @@ _lab_route6() { # NODE PREFIX|default GW
 # _lab_v6fw_ruleset MODE: print the IPv6 firewall of a site router (see lab_set_v6fw).
 _lab_v6fw_ruleset() {
 	case $1 in
-	open | stateful | drop) ;;
+	open | stateful | drop | noinbound) ;;
 	*)
 		_lab_err "unknown IPv6 firewall mode '$1' ($LAB_V6FW_MODES)"
 		return 1
@@ -501,13 +501,22 @@ _lab_v6fw_ruleset() {
 		printf '\t\ttype filter hook forward priority filter; policy drop;\n'
 		printf '\t\tcounter drop\n'
 		;;
+	noinbound)
+		# IPv6 that works one way only: what leaves the site goes (a probe to the
+		# server still arrives), nothing from the WAN comes in, not even replies
+		printf '\t\ttype filter hook forward priority filter; policy drop;\n'
+		printf '\t\tiifname != "wan0" counter accept\n'
+		printf '\t\tcounter drop\n'
+		;;
 	esac
 	printf '\t}\n}\n'
 }
 
-# lab_set_v6fw a|b|c|d|e open|stateful|drop: the IPv6 firewall of that site's router
-# (lab_up --ipv6 on only).  stateful (lab_up's) drops new inbound from the WAN; open
-# forwards everything; drop forwards nothing (IPv6 broken at that site).  Conntrack
+# lab_set_v6fw a|b|c|d|e open|stateful|drop|noinbound: the IPv6 firewall of that site's
+# router (lab_up --ipv6 on only).  stateful (lab_up's) drops new inbound from the WAN; open
+# forwards everything; drop forwards nothing (IPv6 broken at that site); noinbound
+# forwards what leaves and nothing that comes in (IPv6 that reaches the server, not
+# the site).  Conntrack
 # entries survive a change: call lab_flush after to start from no state.
 lab_set_v6fw() {
 	local side=${1:-} mode=${2:-} file

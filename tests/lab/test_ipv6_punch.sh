@@ -10,6 +10,9 @@
 #     relayed random/random);
 #   - firewalls that drop all IPv6: the IPv4 result unchanged, within 10 % (+20 ms) of
 #     IPv4 alone in the same run;
+#   - IPv6 one way only (b's firewall drops all inbound IPv6, the server still reached):
+#     both sides on the same path, IPv4 (inc/inc, unkeyed and keyed) or the relay
+#     (random/random), never one over IPv6 and the other without a WIN;
 #   - keyed pair over IPv6 (the candidates sealed: the server's log and the wire never
 #     show the punching port); a keyed stranger (same short id, another key) never wins.
 # Each case has its own identifier and fresh NAT and firewall state.
@@ -157,5 +160,36 @@ echo "# time to WIN at a, IPv6 dropped: $td ms, IPv4 alone: $t4b ms"
 check "IPv6 dropped: time to WIN $td ms within 10 % (+20 ms) of IPv4 alone ($t4b ms)" \
 	awk -v a="$td" -v b="$t4b" 'BEGIN { exit !(a >= 0 && a <= b * 1.1 + 20) }'
 lab_set_v6fw a stateful && lab_set_v6fw b stateful
+
+# ---------------------------------------------------------- one-way IPv6
+# b's firewall drops all inbound IPv6, a's is stateful: b's probe reaches the server, the
+# candidates cross and b's PUNCHes reach a, but nothing reaches b.  Hearing the peer is
+# no proof that it hears us: both sides must take the same path, here IPv4.
+lab_set_v6fw b noinbound
+v4_both() {
+	[[ $(peer_addr "$LOG_A") == $LAB_NATB_IP:* && $(peer_addr "$LOG_B") == $LAB_NATA_IP:* ]] &&
+		! grep -q '(IPv6)' "$LOG_A" "$LOG_B"
+}
+if pair v6ow "${V6[@]}" -- "${V6[@]}" && v4_both; then
+	ok "inc/inc, b drops inbound IPv6: both win over IPv4 in $(win_ms "$LOG_A")/$(win_ms "$LOG_B") ms"
+else
+	not_ok "inc/inc, b drops inbound IPv6: both win over IPv4"
+	dump
+fi
+# keyed: the echo of a's nonce proves nothing (b knows it from the server)
+if pair v6owk "${V6[@]}" -k "$ka" -- "${V6[@]}" -k "$ka" && v4_both; then
+	ok "keyed inc/inc, b drops inbound IPv6: both win over IPv4 in $(win_ms "$LOG_A")/$(win_ms "$LOG_B") ms"
+else
+	not_ok "keyed inc/inc, b drops inbound IPv6: both win over IPv4"
+	dump
+fi
+lab_set_nat a random && lab_set_nat b random
+if pair v6owr "${V6[@]}" -- "${V6[@]}" && relayed "$LOG_A" && relayed "$LOG_B"; then
+	ok "random/random, b drops inbound IPv6: both relayed in $(win_ms "$LOG_A")/$(win_ms "$LOG_B") ms"
+else
+	not_ok "random/random, b drops inbound IPv6: both relayed"
+	dump
+fi
+lab_set_v6fw b stateful
 
 summary ipv6-punch
