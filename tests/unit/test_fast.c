@@ -3,13 +3,16 @@
  * way a request is refused, the probe's exact length, the answer's decoder on
  * whole, partial and malformed groups.  Then the client's reading of answers on a
  * kept connection (n4_stay_poll_any, lib/stay.c) over a socketpair standing in for
- * the server.  Then the server (lib/srv_proto.c "FAST", lib/srv_fast.c) driven
- * through lib/server_test.h: two clients paired with discovery and kept
- * connections ask for a further flow and get answers naming each other's probe;
- * NO for a request alone, orphan and foreign probes, malformed requests, keyed
- * requests. */
+ * the server.  Then the server's leaf (lib/srv_fast.c) on its own: the list,
+ * partners, orphan probes, later-probe counting.  Then the server
+ * (lib/srv_proto.c "FAST") driven through lib/server_test.h: two clients paired
+ * with discovery and kept connections ask for a further flow and get answers
+ * naming each other's probe; NO for a request alone, without a model, behind
+ * one IP, over the limits and for a peer that went the long way; orphan and
+ * foreign probes, malformed requests, keyed requests. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -531,6 +534,189 @@ TEST(stay_poll_any_skips_a_malformed_fast_message)
 	close(sv[1]);
 }
 
+/* ---- the server's leaf (lib/srv_fast.c) --------------------------------- */
+
+static struct n4_srv_fast_req *leaf_add(struct n4_srv_fast_list *l, struct n4_srv_fast *f,
+					uint8_t tag, const char *ident, uint8_t token, uint32_t ip)
+{
+	struct n4_srv_fast_req *q = n4_srv_fast_add(l, f, tag, f);
+
+	if (!q)
+		return NULL;
+	q->r.tag = tag;
+	memcpy(q->r.ident, ident, N4_PAYLOAD_SIZE);
+	memset(q->r.token, token, N4_PAYLOAD_SIZE);
+	q->probe_ip = ip;
+	return q;
+}
+
+TEST(srv_fast_add_drop_and_lookups)
+{
+	n4_loop *loop = n4_loop_new();
+	struct n4_srv_fast_list *l = calloc(1, sizeof(*l));
+	struct n4_srv_fast *f = calloc(3, sizeof(*f));
+	uint8_t tok[N4_PAYLOAD_SIZE];
+
+	CHECK(loop && l && f);
+	/* A request is zeroed but for its owner, and on the list. */
+	memset(&f[0].req[0], 0xee, sizeof(f[0].req[0]));
+	f[0].req[0].used = false;
+	struct n4_srv_fast_req *a = n4_srv_fast_add(l, &f[0], 1, &f[0]);
+	CHECK(a == &f[0].req[0]);
+	CHECK(a->owner == &f[0] && a->used && !a->partner && !a->probed && !a->planned);
+	CHECK(a->timer.slot == 0 && a->nanswer == 0 && l->n == 1 && l->live[0] == a);
+	a->r.tag = 1;
+	memcpy(a->r.ident, "flow01", N4_PAYLOAD_SIZE);
+	memset(a->r.token, 0xa1, N4_PAYLOAD_SIZE);
+	/* The same tag under way on this connection: none; on another: fine. */
+	CHECK(n4_srv_fast_add(l, &f[0], 1, &f[0]) == NULL);
+	struct n4_srv_fast_req *b = leaf_add(l, &f[1], 1, "flow01", 0xb1, 2);
+	CHECK(b != NULL);
+	/* N4_SRV_FAST_PER_CONN per connection. */
+	for (uint8_t t = 2; t <= N4_SRV_FAST_PER_CONN; t++)
+		CHECK(leaf_add(l, &f[0], t, "flow09", t, 1) != NULL);
+	CHECK(n4_srv_fast_add(l, &f[0], 99, &f[0]) == NULL);
+	CHECK_EQ(l->n, N4_SRV_FAST_PER_CONN + 1);
+	/* Lookups: by token, by identifier, a partner on another connection
+	 * (same identifier, same KEYED flag, unpaired, not planned, not itself). */
+	memset(tok, 0xb1, sizeof(tok));
+	CHECK(n4_srv_fast_by_token(l, tok) == b);
+	memset(tok, 0x77, sizeof(tok));
+	CHECK(n4_srv_fast_by_token(l, tok) == NULL);
+	CHECK(n4_srv_fast_by_ident(l, (const uint8_t *)"flow01") != NULL);
+	CHECK(n4_srv_fast_by_ident(l, (const uint8_t *)"flow77") == NULL);
+	CHECK(n4_srv_fast_match(&f[0], b) == a);
+	CHECK(n4_srv_fast_match(&f[0], a) == NULL); /* not itself */
+	CHECK(n4_srv_fast_match(NULL, a) == NULL);
+	b->r.flags = N4_FAST_KEYED;
+	CHECK(n4_srv_fast_match(&f[0], b) == NULL);
+	b->r.flags = N4_FAST_NOSWEEP; /* only KEYED must agree */
+	CHECK(n4_srv_fast_match(&f[0], b) == a);
+	a->planned = true;
+	CHECK(n4_srv_fast_match(&f[0], b) == NULL);
+	a->planned = false;
+	a->partner = b;
+	b->partner = a;
+	CHECK(n4_srv_fast_match(&f[0], b) == NULL);
+	/* Dropped: off the list (the last takes its place), its partner unpaired,
+	 * its timer cancelled; twice changes nothing. */
+	CHECK_EQ(n4_timer_arm(loop, &a->timer, n4_now_ms() + 60000, NULL, a), 0);
+	CHECK_EQ(n4_loop_timer_count(loop), 1);
+	n4_srv_fast_drop(loop, l, a);
+	CHECK(!a->used && b->partner == NULL && a->timer.slot == 0);
+	CHECK_EQ(n4_loop_timer_count(loop), 0);
+	CHECK_EQ(l->n, N4_SRV_FAST_PER_CONN);
+	for (unsigned i = 0; i < l->n; i++) {
+		CHECK(l->live[i] != a && l->live[i]->used);
+		CHECK_EQ(l->live[i]->live_at, i);
+	}
+	n4_srv_fast_drop(loop, l, a);
+	CHECK_EQ(l->n, N4_SRV_FAST_PER_CONN);
+	memset(tok, 0xa1, sizeof(tok));
+	CHECK(n4_srv_fast_by_token(l, tok) == NULL);
+	/* A connection that closes takes all of its own, only those. */
+	n4_srv_fast_drop_all(loop, l, &f[0]);
+	n4_srv_fast_drop_all(loop, l, NULL);
+	CHECK_EQ(l->n, 1);
+	CHECK(l->live[0] == b && b->live_at == 0);
+	n4_srv_fast_drop(loop, l, b);
+	CHECK_EQ(l->n, 0);
+	free(f);
+	free(l);
+	n4_loop_free(loop);
+}
+
+TEST(srv_fast_list_is_bounded)
+{
+	unsigned conns = N4_SRV_FAST_MAX / N4_SRV_FAST_PER_CONN + 1;
+	struct n4_srv_fast_list *l = calloc(1, sizeof(*l));
+	struct n4_srv_fast *f = calloc(conns, sizeof(*f));
+	n4_loop *loop = n4_loop_new();
+
+	CHECK(l && f && loop);
+	for (unsigned i = 0; i + 1 < conns; i++)
+		for (uint8_t t = 1; t <= N4_SRV_FAST_PER_CONN; t++)
+			CHECK(n4_srv_fast_add(l, &f[i], t, &f[i]) != NULL);
+	CHECK_EQ(l->n, N4_SRV_FAST_MAX);
+	CHECK(n4_srv_fast_add(l, &f[conns - 1], 1, &f[conns - 1]) == NULL);
+	n4_srv_fast_drop(loop, l, &f[3].req[2]);
+	CHECK(n4_srv_fast_add(l, &f[conns - 1], 1, &f[conns - 1]) != NULL);
+	for (unsigned i = 0; i < conns; i++)
+		n4_srv_fast_drop_all(loop, l, &f[i]);
+	CHECK_EQ(l->n, 0);
+	free(f);
+	free(l);
+	n4_loop_free(loop);
+}
+
+TEST(srv_fast_orphans_wait_a_moment_for_their_request)
+{
+	struct n4_srv_fast_list *l = calloc(1, sizeof(*l));
+	struct n4_srv_fast *f = calloc(1, sizeof(*f));
+	uint8_t tok[N4_PAYLOAD_SIZE];
+
+	CHECK(l && f);
+	memset(tok, 0xa1, sizeof(tok));
+	n4_srv_fast_orphan_add(l, tok, 1, 20010, 5000, 7);
+	/* A copy (even from elsewhere) changes nothing: the first is kept. */
+	n4_srv_fast_orphan_add(l, tok, 9, 20011, 5001, 8);
+	struct n4_srv_fast_req *q = leaf_add(l, f, 1, "flow01", 0xa1, 9);
+	CHECK(q != NULL);
+	/* From another IP than the request's connection: not its probe. */
+	CHECK(!n4_srv_fast_orphan_take(l, q, 5100));
+	CHECK(!q->probed);
+	q->probe_ip = 1;
+	/* Too old. */
+	CHECK(!n4_srv_fast_orphan_take(l, q, 5000 + N4_SRV_FAST_ORPHAN_MS + 1));
+	CHECK(n4_srv_fast_orphan_take(l, q, 5000 + N4_SRV_FAST_ORPHAN_MS));
+	CHECK(q->probed && q->probe_port == 20010 && q->probe_ms == 5000 && q->probe_seq == 7);
+	/* Taken once. */
+	q->probed = false;
+	CHECK(!n4_srv_fast_orphan_take(l, q, 5100));
+	/* Time 0 is still a time (ms 0 means a free slot). */
+	n4_srv_fast_orphan_add(l, tok, 1, 20012, 0, 9);
+	CHECK(n4_srv_fast_orphan_take(l, q, 10));
+	CHECK_EQ(q->probe_port, 20012);
+	/* A ring of N4_SRV_FAST_ORPHANS: the oldest goes first. */
+	q->probed = false;
+	n4_srv_fast_orphan_add(l, tok, 1, 20013, 6000, 10);
+	for (unsigned i = 0; i < N4_SRV_FAST_ORPHANS; i++) {
+		uint8_t other[N4_PAYLOAD_SIZE] = { 1, 2, 3, 4, (uint8_t)(i >> 8), (uint8_t)i };
+		n4_srv_fast_orphan_add(l, other, 1, 30000, 6000, 11 + i);
+	}
+	CHECK(!n4_srv_fast_orphan_take(l, q, 6001));
+	free(f);
+	free(l);
+}
+
+TEST(srv_fast_later_probes_count_only_the_same_ip_after_it)
+{
+	struct n4_srv_fast_list *l = calloc(1, sizeof(*l));
+	struct n4_srv_fast *f = calloc(2, sizeof(*f));
+
+	CHECK(l && f);
+	struct n4_srv_fast_req *q = leaf_add(l, &f[0], 1, "flow01", 1, 1);
+	struct n4_srv_fast_req *o1 = leaf_add(l, &f[0], 2, "flow02", 2, 1);
+	struct n4_srv_fast_req *o2 = leaf_add(l, &f[0], 3, "flow03", 3, 1);
+	struct n4_srv_fast_req *o3 = leaf_add(l, &f[0], 4, "flow04", 4, 1);
+	struct n4_srv_fast_req *x = leaf_add(l, &f[1], 1, "flow01", 5, 2);
+	CHECK(q && o1 && o2 && o3 && x);
+	q->probed = true;
+	q->probe_seq = 10;
+	o1->probed = true, o1->probe_seq = 9;  /* before it */
+	o2->probed = true, o2->probe_seq = 11; /* after it */
+	o3->probe_seq = 12;		       /* not probed */
+	x->probed = true, x->probe_seq = 13;   /* behind another IP */
+	CHECK_EQ(n4_srv_fast_later_probes(l, q), 1);
+	o3->probed = true;
+	CHECK_EQ(n4_srv_fast_later_probes(l, q), 2);
+	CHECK_EQ(n4_srv_fast_later_probes(l, o3), 0);
+	CHECK_EQ(n4_srv_fast_later_probes(l, o1), 3);
+	CHECK_EQ(n4_srv_fast_later_probes(l, x), 0);
+	free(f);
+	free(l);
+}
+
 /* ---- the server, through lib/server_test.h ------------------------------ */
 
 struct cl {
@@ -616,14 +802,14 @@ static bool status_has(const n4_server *s, const char *what)
 /* One client's first path: HELLO, READY (discovery and STAY granted), its
  * EXCHANGE from base and three discovery probes from base+1.. (an
  * incrementing NAT, step 1). */
-static int first_path_hello(n4_server *s, struct cl *c, const char *ip)
+static int first_path_hello(n4_server *s, struct cl *c, const char *ip, uint16_t port, uint8_t ext)
 {
 	uint8_t b[N4_MSG_SIZE], id[N4_PAYLOAD_SIZE];
 
-	if (conn(s, ip, 40000, c))
+	if (conn(s, ip, port, c))
 		return -EIO;
 	n4_ident_encode("n4fast", id);
-	put(b, N4_CMD_HELLO, FAST_EXT, id);
+	put(b, N4_CMD_HELLO, ext, id);
 	return say(s, c, b, sizeof(b));
 }
 
@@ -674,29 +860,31 @@ static int first_path_peerinfo(n4_server *s, const struct cl *c, struct sockaddr
 	return -ETIMEDOUT;
 }
 
-/* A pair whose first path was planned with discovery and whose connections are
- * kept: 0, 1 when the server has no discovery port (another program holds
- * its port + 1: the test cannot run; try another server), <0 on failure. */
-static int kept_pair(n4_server *s, struct cl *a, struct cl *b)
+/* A pair whose first path was planned (with discovery when ext asks for it)
+ * and whose connections are kept, b from ip_b: 0, 1 when the server has no
+ * discovery port (another program holds its port + 1: try another server), <0
+ * on failure. */
+static int kept_pair(n4_server *s, struct cl *a, struct cl *b, const char *ip_b, uint8_t ext)
 {
 	struct sockaddr_in pa, pb;
 	bool plan_a = false, plan_b = false;
 
 	a->fd = b->fd = -1;
-	if (first_path_hello(s, a, IP_A) || first_path_hello(s, b, IP_B))
+	if (first_path_hello(s, a, IP_A, 40000, ext) || first_path_hello(s, b, ip_b, 40001, ext))
 		return -1;
 	int ea = first_path_ready(a), eb = first_path_ready(b);
 	if (ea < 0 || eb < 0)
 		return -2;
-	if (!(ea & N4_EXT_PROBE))
+	if ((ext & N4_EXT_PROBE) && !(ea & N4_EXT_PROBE))
 		return 1;
-	if ((ea & FAST_EXT) != FAST_EXT || (eb & FAST_EXT) != FAST_EXT)
+	if ((ea & ext) != ext || (eb & ext) != ext)
 		return -3;
 	first_path_udp(s, a, 20000);
 	first_path_udp(s, b, 30000);
 	if (first_path_peerinfo(s, a, &pa, &plan_a) || first_path_peerinfo(s, b, &pb, &plan_b))
 		return -4;
-	if (!plan_a || !plan_b || ntohs(pa.sin_port) != 30000 || ntohs(pb.sin_port) != 20000)
+	if (plan_a != !!(ext & N4_EXT_PROBE) || plan_b != plan_a || ntohs(pa.sin_port) != 30000 ||
+	    ntohs(pb.sin_port) != 20000)
 		return -5;
 	if (n4_server_test_clients(s) != 2 || n4_server_test_check(s))
 		return -6;
@@ -704,13 +892,13 @@ static int kept_pair(n4_server *s, struct cl *a, struct cl *b)
 }
 
 /* A server and a kept pair on it (a few tries for a free discovery port). */
-static n4_server *kept_server(struct cl *a, struct cl *b)
+static n4_server *kept_server_with(struct cl *a, struct cl *b, const char *ip_b, uint8_t ext)
 {
 	for (int tries = 0; tries < 8; tries++) {
 		n4_server *s = server();
 		if (!s)
 			return NULL;
-		int rc = kept_pair(s, a, b);
+		int rc = kept_pair(s, a, b, ip_b, ext);
 		if (rc == 0)
 			return s;
 		n4_server_free(s);
@@ -725,6 +913,11 @@ static n4_server *kept_server(struct cl *a, struct cl *b)
 		}
 	}
 	return NULL;
+}
+
+static n4_server *kept_server(struct cl *a, struct cl *b)
+{
+	return kept_server_with(a, b, IP_B, FAST_EXT);
 }
 
 static void close_pair(n4_server *s, struct cl *a, struct cl *b)
@@ -1009,4 +1202,33 @@ TEST(server_fast_limits_and_the_long_way)
 	close(c.fd);
 	close(d.fd);
 	close_pair(s, &a, &b);
+}
+
+/* No NAT model from the first path (no discovery), or one public IP for both
+ * sides (the LAN path is the ordinary rendezvous'): NO (plan) to both, at once. */
+TEST(server_fast_no_plan_without_models_or_behind_one_ip)
+{
+	const struct {
+		const char *ip_b;
+		uint8_t ext;
+	} cases[] = { { IP_B, N4_EXT_TOKEN | N4_EXT_STAY }, { IP_A, FAST_EXT } };
+
+	for (unsigned i = 0; i < 2; i++) {
+		struct cl a, b;
+		struct n4_fast_reply ra, rb;
+		n4_server *s = kept_server_with(&a, &b, cases[i].ip_b, cases[i].ext);
+		CHECK(s != NULL);
+		CHECK_EQ(fast_req(s, &a, "flow01", 1, 0, 0xa1, 0), 0);
+		CHECK_EQ(fast_req(s, &b, "flow01", 2, 0, 0xb1, 0), 0);
+		fast_probe(s, IP_A, 20010, 0xa1);
+		fast_probe(s, cases[i].ip_b, 30010, 0xb1);
+		CHECK_EQ(fast_reply(s, &a, &ra, 0), 1);
+		CHECK_EQ(fast_reply(s, &b, &rb, 0), 1);
+		CHECK(ra.no && ra.tag == 1 && ra.reason == N4_FAST_NO_PLAN);
+		CHECK(rb.no && rb.tag == 2 && rb.reason == N4_FAST_NO_PLAN);
+		CHECK(status_has(s, " fast_flows=0 fast_no=2"));
+		CHECK_EQ(n4_server_test_clients(s), 2);
+		CHECK_EQ(n4_server_test_check(s), 0);
+		close_pair(s, &a, &b);
+	}
 }
