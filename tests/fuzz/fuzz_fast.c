@@ -7,16 +7,24 @@
  *   - as a stream for n4_fast_answer_decode (the client's reading): a whole
  *     answer or NO re-encodes to the bytes it took, never more than given, every
  *     shorter prefix is "not whole yet", and the messages are checked as
- *     fast.h says (no FAST inside, PEERINFO last and only last).
+ *     fast.h says (no FAST inside, PEERINFO last and only last);
+ *   - as what a server wrote on a kept connection, read by n4_stay_poll_any
+ *     over a socketpair: it reports exactly the REPUNCHes, FLOWs and fast
+ *     answers a walk of the bytes with the decoders finds, in order, skips
+ *     8 bytes of anything else (a malformed FAST message too), and ends with
+ *     the connection's end, or with 0 when a message is left cut.
  * Every decoder reads only the bytes it was given (ASan). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "fast.h"
 #include "n4.h"
+#include "stay.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -125,10 +133,74 @@ static void check_answer(const uint8_t *data, size_t size)
 			abort();
 }
 
+/* The bytes as a kept connection's stream, read by n4_stay_poll_any, against a
+ * walk of them with the decoders. */
+static void check_stream(const uint8_t *data, size_t size)
+{
+	static const uint8_t ident[N4_PAYLOAD_SIZE] = { 'n', '4', 'n', '4', 'n', '4' };
+	int sv[2];
+
+	if (size > 4096 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv))
+		return;
+	if (size && write(sv[1], data, size) != (ssize_t)size)
+		abort();
+	close(sv[1]);
+	size_t at = 0;
+	for (;;) {
+		struct n4_flow_note note, want_note;
+		struct n4_fast_reply r, want_r;
+		int want = -ECONNRESET;
+		/* The walk: the next notice, or where the stream stops. */
+		while (at < size) {
+			size_t left = size - at;
+			if (data[at] == N4_CMD_FAST) {
+				size_t peek = left < 72 ? left : 72;
+				int rc = n4_fast_answer_decode(data + at, peek, &want_r);
+				if (rc == 0) {
+					want = 0;
+					break;
+				}
+				if (rc > 0) {
+					at += (size_t)rc;
+					want = 3;
+					break;
+				}
+				at += N4_MSG_SIZE; /* -EPROTO: never with fewer than 8 */
+				continue;
+			}
+			if (left < N4_MSG_SIZE) {
+				want = 0;
+				break;
+			}
+			const uint8_t *m = data + at;
+			at += N4_MSG_SIZE;
+			if (n4_stay_decode(m, N4_MSG_SIZE, ident) == 0) {
+				want = 1;
+				break;
+			}
+			if (n4_stay_flow_decode(m, N4_MSG_SIZE, &want_note) == 0) {
+				want = 2;
+				break;
+			}
+		}
+		int got = n4_stay_poll_any(sv[0], "n4n4n4", &note, &r);
+		if (got != want)
+			abort();
+		if (got == 2 && memcmp(&note, &want_note, sizeof(note)) != 0)
+			abort();
+		if (got == 3 && memcmp(&r, &want_r, sizeof(r)) != 0)
+			abort();
+		if (got <= 0)
+			break;
+	}
+	close(sv[0]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_requests(data, size);
 	check_probe(data, size);
 	check_answer(data, size);
+	check_stream(data, size);
 	return 0;
 }

@@ -103,6 +103,9 @@ seed fuzz_fast answer-count0 "18 80 05 00 00000000  $PI"
 seed fuzz_fast answer-last-not-peerinfo "18 80 05 02 00000000  $PI  06 02 4e20 0000 0040"
 seed fuzz_fast answer-fast-inside "18 80 05 02 00000000  18 81 05 02 00000000  $PI"
 seed fuzz_fast short-fast "18 80 05"
+# A kept connection's stream (REPUNCH and FLOW for "n4n4n4" between answers).
+seed fuzz_fast stream-mixed "16 01 9c40 1388 beef  18 80 05 02 00000000  06 02 4e20 0000 0040  $PI  18 81 06 01 00000000  0f 00 $ID  7f 00 $ID"
+seed fuzz_fast stream-malformed "18 80 05 02 00000000  $PI  06 02 4e20 0000 0040  16 01 9c40 1388 0001  18 00 112233445566  0f 00 $ID  18 80 07"
 
 # ---- fuzz_apunch: 68-byte APUNCH (auth.h): cmd 0x09, flags, the rest random ----
 seed fuzz_apunch apunch-ack "09 01 $(printf '%0132d' 0)"
