@@ -55,7 +55,7 @@ struct n4_fast_req {
 	uint8_t nonce[N4_FAST_NONCE_PARTS * N4_PAYLOAD_SIZE]; /* 16 bytes used */
 };
 
-/* A request in the bytes it is written as: returns its length (32 or 56 bytes).
+/* A request in the bytes it is written as: returns its length (24 or 48 bytes).
  * tag must not be 0. */
 size_t n4_fast_req_encode(const struct n4_fast_req *r, uint8_t out[N4_FAST_REQ_MAX]);
 

@@ -49,6 +49,25 @@ void n4_server_test_expire(n4_server *s)
 	n4_srv_bury(s);
 }
 
+void n4_server_test_expire_fast(n4_server *s)
+{
+	/* A timer that fires drops its request (and may drop its partner's): the
+	 * list changes under us, so rescan from the start. */
+	for (bool fired = true; fired;) {
+		fired = false;
+		for (unsigned i = 0; i < s->fast.n; i++) {
+			struct n4_timer *t = &s->fast.live[i]->timer;
+			if (!t->slot)
+				continue;
+			n4_timer_cancel(s->loop, t);
+			t->cb(s->loop, t);
+			fired = true;
+			break;
+		}
+	}
+	n4_srv_bury(s);
+}
+
 int n4_server_test_poll(n4_server *s)
 {
 	int n = n4_loop_run_once(s->loop, 0);

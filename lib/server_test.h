@@ -20,6 +20,9 @@ void n4_server_test_udp(n4_server *s, const void *buf, size_t len, const struct 
 			socklen_t src_len);
 /* Fire every armed deadline and PEERINFO timer now, as if their time had come. */
 void n4_server_test_expire(n4_server *s);
+/* Fire every fast-flow request's timer now (its wait for the partner and the
+ * probes, or its answer's send delay), as if its time had come. */
+void n4_server_test_expire_fast(n4_server *s);
 /* One loop iteration without waiting; returns the callbacks run. */
 int n4_server_test_poll(n4_server *s);
 /* Begin the graceful shutdown (what n4_server_run does when *stop is set). */

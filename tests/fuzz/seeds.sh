@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/fuzz/seeds.sh - writes the committed seed inputs of tests/fuzz/corpus/<target>/,
 # one small file per case, from the formats in lib/wire.h (8-byte messages),
-# lib/stay.h (REPUNCH, FLOW), lib/predict.h (PLAN, TUNE, numbered probes), lib/relay_reg.h,
+# lib/stay.h (REPUNCH, FLOW), lib/fast.h (fast flows), lib/predict.h (PLAN, TUNE,
+# numbered probes), lib/relay_reg.h,
 # the metrics endpoint's HTTP head (lib/metrics.c) and the event scripts the
 # targets read (each fuzz_*.c says its format).  Seeds let the fuzzer start past the
 # first length and command checks, where a random input almost never gets.
@@ -70,6 +71,41 @@ seed fuzz_stay flow-client-form "16 00 9c40 1388 beef" # the server never sends 
 seed fuzz_stay flow-port0 "16 01 9c40 0000 beef"
 seed fuzz_stay flow-long "16 01 9c40 1388 beef 00"
 seed fuzz_stay self-ident "0f 00 0f 00 0f 00 0f 00" # the target's second check: ident = bytes 0..5
+
+# ---- fuzz_fast: the same bytes as requests (8-byte messages), as a probe and as an
+# answer stream (fast.h): 18 01 ident, 18 02 tag flags 0000 0000, 18 03 token,
+# 18 04..06 nonce (keyed); probe 18 00 token; answer 18 80 tag n 00000000 + n
+# messages, PEERINFO last; NO 18 81 tag reason 00000000 ----
+FO="18 01 666c6f773031" # OPEN "flow01"
+FT="18 03 112233445566" # TOKEN
+FN="18 04 a0a1a2a3a4a5  18 05 a6a7a8a9aaab  18 06 acadaeaf 0000"
+PI="04 01 cb007101 7532"  # PEERINFO 203.0.113.1:30002
+seed fuzz_fast req-unkeyed "$FO  18 02 07 02 00000000  $FT"
+seed fuzz_fast req-keyed "$FO  18 02 09 01 00000000  $FT  $FN"
+seed fuzz_fast req-two "$FO  18 02 01 00 00000000  $FT  $FO  18 02 02 03 00000000  $FT  $FN"
+seed fuzz_fast req-restart "$FO  18 02 01 01 00000000  $FO  18 02 02 00 00000000  $FT"
+seed fuzz_fast req-tag0 "$FO  18 02 00 00 00000000  $FT"
+seed fuzz_fast req-flags "$FO  18 02 01 80 00000000  $FT"
+seed fuzz_fast req-padding "$FO  18 02 09 01 00000000  $FT  18 04 a0a1a2a3a4a5  18 05 a6a7a8a9aaab  18 06 acadaeaf 0001"
+seed fuzz_fast req-nonce-unkeyed "$FO  18 02 07 00 00000000  $FT  18 04 a0a1a2a3a4a5"
+seed fuzz_fast req-out-of-order "18 02 07 00 00000000  $FO  $FT"
+seed fuzz_fast probe "18 00 112233445566"
+seed fuzz_fast probe-long "18 00 112233445566 00"
+seed fuzz_fast no-partner "18 81 05 02 00000000"
+seed fuzz_fast no-tag0 "18 81 00 02 00000000"
+seed fuzz_fast answer "18 80 05 02 00000000  06 02 4e20 0000 0040  $PI"
+seed fuzz_fast answer-tune "18 80 05 03 00000000  12 00 0000 0000 0000  06 02 4e20 0000 0040  $PI  0f 00 6e346e346e34"
+seed fuzz_fast answer-keyed "18 80 05 06 00000000  06 02 4e20 0000 0040  08 00 c6336401 4e2a  08 01 5b5b5b5b5b5b  08 02 5b5b5b5b5b5b  08 03 5b5b5b5b 0000  $PI"
+seed fuzz_fast answer-partial "18 80 05 03 00000000  06 02 4e20 0000 0040  08 00"
+seed fuzz_fast answer-max "18 80 05 08 00000000  $(for i in $(seq 7); do printf '06 02 4e20 0000 0040  '; done)$PI"
+seed fuzz_fast answer-count9 "18 80 05 09 00000000  $(for i in $(seq 8); do printf '06 02 4e20 0000 0040  '; done)$PI"
+seed fuzz_fast answer-count0 "18 80 05 00 00000000  $PI"
+seed fuzz_fast answer-last-not-peerinfo "18 80 05 02 00000000  $PI  06 02 4e20 0000 0040"
+seed fuzz_fast answer-fast-inside "18 80 05 02 00000000  18 81 05 02 00000000  $PI"
+seed fuzz_fast short-fast "18 80 05"
+# A kept connection's stream (REPUNCH and FLOW for "n4n4n4" between answers).
+seed fuzz_fast stream-mixed "16 01 9c40 1388 beef  18 80 05 02 00000000  06 02 4e20 0000 0040  $PI  18 81 06 01 00000000  0f 00 $ID  7f 00 $ID"
+seed fuzz_fast stream-malformed "18 80 05 02 00000000  $PI  06 02 4e20 0000 0040  16 01 9c40 1388 0001  18 00 112233445566  0f 00 $ID  18 80 07"
 
 # ---- fuzz_apunch: 68-byte APUNCH (auth.h): cmd 0x09, flags, the rest random ----
 seed fuzz_apunch apunch-ack "09 01 $(printf '%0132d' 0)"
