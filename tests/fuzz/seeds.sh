@@ -249,6 +249,13 @@ seed fuzz_server stay-flow "00  00 00 00  00 01 01  01 08 20 00 07  01 09 20 00 
 # op 5, which would also end the kept connections), FLOWs both ways, a late KEYID
 # part (ignored), then a HELLO of its identifier (REPUNCH, closed).
 seed fuzz_server pair-stay-flow "00  00 00 00  00 01 01  01 00 21 00 07  01 01 21 00 07  06 00  04 00 00 01 80 01  04 08 01 01 81 01  06 00  06 00  06 00  $F0  $F1  06 00  02 00 08 07 03 11 11 11 11 11 11  $F0  06 00  00 02 02  01 02 01 00 07  06 00  05 00  06 00"
+# Fast flows (raw bytes, op 2) on the kept connections of that pair: a request
+# (OPEN, TAG, TOKEN) from each for one flow, a keyed one with its nonce, a tag
+# under way twice; then a TAG without OPEN (closes it) and the deadlines.
+FR0="02 00 08 18 01 66 6c 6f 77 30 31  02 00 08 18 02 01 00 00 00 00 00  02 00 08 18 03 a1 a1 a1 a1 a1 a1"
+FR1="02 01 08 18 01 66 6c 6f 77 30 31  02 01 08 18 02 02 00 00 00 00 00  02 01 08 18 03 b1 b1 b1 b1 b1 b1"
+FK0="02 00 08 18 01 66 6c 6f 77 30 32  02 00 08 18 02 03 01 00 00 00 00  02 00 08 18 03 a2 a2 a2 a2 a2 a2  02 00 08 18 04 5a 5a 5a 5a 5a 5a  02 00 08 18 05 5a 5a 5a 5a 5a 5a  02 00 08 18 06 5a 5a 5a 5a 00 00"
+seed fuzz_server pair-stay-fast "00  00 00 00  00 01 01  01 00 21 00 07  01 01 21 00 07  06 00  04 00 00 01 80 01  04 08 01 01 81 01  06 00  06 00  06 00  $FR0  $FR1  06 00  $FK0  $FR0  06 00  02 01 08 18 02 01 00 00 00 00 00  06 00  05 00  06 00"
 # Rooms: ROOM HOST (raw) then HELLO granting ROOM registers a room; a client of
 # its identifier is READY at once, its JOINER announced; EXCHANGE, deadlines.
 seed fuzz_server room-host-joiner "00  00 00 00  02 00 08 14 01 00 08 00 00 00 00  01 00 81 00 07  00 01 01  01 01 81 00 07  06 00  02 01 08 14 02 aa bb cc dd ee ff  04 08 01 01 81 01  06 00  05 00  06 00"

@@ -825,7 +825,8 @@ static int first_path_ready(struct cl *c)
 	return m.ext;
 }
 
-static void first_path_udp(n4_server *s, const struct cl *c, uint16_t base)
+/* ports: the EXCHANGE's source port, then the probes' (NULL: base, base+1..). */
+static void first_path_udp(n4_server *s, const struct cl *c, uint16_t base, const uint16_t *ports)
 {
 	uint8_t b[N4_MSG_SIZE];
 
@@ -834,7 +835,7 @@ static void first_path_udp(n4_server *s, const struct cl *c, uint16_t base)
 	for (uint16_t i = 1; i <= 3; i++) {
 		uint8_t ext = N4_EXT_TOKEN | N4_EXCH_PROBE | (i == 3 ? N4_EXCH_LAST : 0);
 		put(b, N4_CMD_EXCHANGE, ext, c->token);
-		udp(s, c->ip, (uint16_t)(base + i), b);
+		udp(s, c->ip, ports ? ports[i] : (uint16_t)(base + i), b);
 	}
 }
 
@@ -864,7 +865,8 @@ static int first_path_peerinfo(n4_server *s, const struct cl *c, struct sockaddr
  * and whose connections are kept, b from ip_b: 0, 1 when the server has no
  * discovery port (another program holds its port + 1: try another server), <0
  * on failure. */
-static int kept_pair(n4_server *s, struct cl *a, struct cl *b, const char *ip_b, uint8_t ext)
+static int kept_pair(n4_server *s, struct cl *a, struct cl *b, const char *ip_b, uint8_t ext,
+		     const uint16_t *ports_b)
 {
 	struct sockaddr_in pa, pb;
 	bool plan_a = false, plan_b = false;
@@ -879,8 +881,8 @@ static int kept_pair(n4_server *s, struct cl *a, struct cl *b, const char *ip_b,
 		return 1;
 	if ((ea & ext) != ext || (eb & ext) != ext)
 		return -3;
-	first_path_udp(s, a, 20000);
-	first_path_udp(s, b, 30000);
+	first_path_udp(s, a, 20000, NULL);
+	first_path_udp(s, b, 30000, ports_b);
 	if (first_path_peerinfo(s, a, &pa, &plan_a) || first_path_peerinfo(s, b, &pb, &plan_b))
 		return -4;
 	if (plan_a != !!(ext & N4_EXT_PROBE) || plan_b != plan_a || ntohs(pa.sin_port) != 30000 ||
@@ -892,13 +894,14 @@ static int kept_pair(n4_server *s, struct cl *a, struct cl *b, const char *ip_b,
 }
 
 /* A server and a kept pair on it (a few tries for a free discovery port). */
-static n4_server *kept_server_with(struct cl *a, struct cl *b, const char *ip_b, uint8_t ext)
+static n4_server *kept_server_with(struct cl *a, struct cl *b, const char *ip_b, uint8_t ext,
+				   const uint16_t *ports_b)
 {
 	for (int tries = 0; tries < 8; tries++) {
 		n4_server *s = server();
 		if (!s)
 			return NULL;
-		int rc = kept_pair(s, a, b, ip_b, ext);
+		int rc = kept_pair(s, a, b, ip_b, ext, ports_b);
 		if (rc == 0)
 			return s;
 		n4_server_free(s);
@@ -917,7 +920,7 @@ static n4_server *kept_server_with(struct cl *a, struct cl *b, const char *ip_b,
 
 static n4_server *kept_server(struct cl *a, struct cl *b)
 {
-	return kept_server_with(a, b, IP_B, FAST_EXT);
+	return kept_server_with(a, b, IP_B, FAST_EXT, NULL);
 }
 
 static void close_pair(n4_server *s, struct cl *a, struct cl *b)
@@ -1204,19 +1207,25 @@ TEST(server_fast_limits_and_the_long_way)
 	close_pair(s, &a, &b);
 }
 
-/* No NAT model from the first path (no discovery), or one public IP for both
- * sides (the LAN path is the ordinary rendezvous'): NO (plan) to both, at once. */
+/* No NAT model from the first path (no discovery), a NAT whose ports fit no
+ * arithmetic allocation (random), or one public IP for both sides (the LAN path
+ * is the ordinary rendezvous'): NO (plan) to both, at once. */
 TEST(server_fast_no_plan_without_models_or_behind_one_ip)
 {
+	static const uint16_t random_ports[4] = { 30000, 51234, 17771, 42007 };
 	const struct {
 		const char *ip_b;
 		uint8_t ext;
-	} cases[] = { { IP_B, N4_EXT_TOKEN | N4_EXT_STAY }, { IP_A, FAST_EXT } };
+		const uint16_t *ports_b;
+	} cases[] = { { IP_B, N4_EXT_TOKEN | N4_EXT_STAY, NULL },
+		      { IP_B, FAST_EXT, random_ports },
+		      { IP_A, FAST_EXT, NULL } };
 
-	for (unsigned i = 0; i < 2; i++) {
+	for (unsigned i = 0; i < 3; i++) {
 		struct cl a, b;
 		struct n4_fast_reply ra, rb;
-		n4_server *s = kept_server_with(&a, &b, cases[i].ip_b, cases[i].ext);
+		n4_server *s =
+			kept_server_with(&a, &b, cases[i].ip_b, cases[i].ext, cases[i].ports_b);
 		CHECK(s != NULL);
 		CHECK_EQ(fast_req(s, &a, "flow01", 1, 0, 0xa1, 0), 0);
 		CHECK_EQ(fast_req(s, &b, "flow01", 2, 0, 0xb1, 0), 0);
