@@ -90,9 +90,11 @@ void n4_srv_fast_orphan_add(struct n4_srv_fast_list *l, const uint8_t token[N4_P
 {
 	struct n4_srv_fast_orphan *o = &l->orphan[l->orphan_next];
 
-	/* A copy of one kept already changes nothing. */
+	/* A copy of one kept already changes nothing; one from another IP (not
+	 * its request's, a stranger's) must not keep the real one out. */
 	for (unsigned i = 0; i < N4_SRV_FAST_ORPHANS; i++)
-		if (l->orphan[i].ms && memcmp(l->orphan[i].token, token, N4_PAYLOAD_SIZE) == 0)
+		if (l->orphan[i].ms && l->orphan[i].ip == ip &&
+		    memcmp(l->orphan[i].token, token, N4_PAYLOAD_SIZE) == 0)
 			return;
 	memcpy(o->token, token, N4_PAYLOAD_SIZE);
 	o->ip = ip;
