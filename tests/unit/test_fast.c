@@ -658,9 +658,11 @@ TEST(srv_fast_orphans_wait_a_moment_for_their_request)
 	CHECK(l && f);
 	memset(tok, 0xa1, sizeof(tok));
 	n4_srv_fast_orphan_add(l, tok, 1, 20010, 5000, 7);
-	/* A copy (even from elsewhere) changes nothing: the first is kept. */
+	/* A copy from the same IP changes nothing: the first is kept. */
+	n4_srv_fast_orphan_add(l, tok, 1, 20019, 5001, 8);
+	/* One from elsewhere is kept apart: it cannot keep the real one out. */
 	n4_srv_fast_orphan_add(l, tok, 9, 20011, 5001, 8);
-	struct n4_srv_fast_req *q = leaf_add(l, f, 1, "flow01", 0xa1, 9);
+	struct n4_srv_fast_req *q = leaf_add(l, f, 1, "flow01", 0xa1, 7);
 	CHECK(q != NULL);
 	/* From another IP than the request's connection: not its probe. */
 	CHECK(!n4_srv_fast_orphan_take(l, q, 5100));
