@@ -2,7 +2,7 @@
  * (tests/lab/test_shim_flows.sh).  Never shim code: a plain program the shim is
  * preloaded into, like a SIP phone with its SIP, RTP and RTCP sockets.
  *
- *   flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] [-b IP] SPEC...
+ *   flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] [-q] [-b IP] SPEC...
  *
  *   echo:LPORT               a socket bound to LPORT that answers every datagram to
  *                            its source (and never sends first)
@@ -12,6 +12,9 @@
  *                            spec 0 first heard from (a listener's peer, its alias)
  *   -g                       the specs after the first start once spec 0 has received
  *                            a datagram (a first path exists), not at once
+ *   -q                       one flow at a time: a send spec after the first starts
+ *                            once the send spec before it has received a datagram
+ *                            (echo specs are not held back)
  *   -t SECONDS               run this long (default 10), then report; SIGTERM reports too
  *   -b IP                    bind every socket to IP (default: any address), so that an
  *                            echo on a host's second address answers from that address
@@ -73,7 +76,7 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] [-b IP] "
+	fprintf(stderr, "usage: flowpeer [-t SECONDS] [-i INTERVAL_MS] [-g] [-q] [-b IP] "
 			"echo:LPORT | send:IP:PORT[@LPORT] ...\n");
 	exit(2);
 }
@@ -146,6 +149,19 @@ static int open_socket(unsigned lport)
 		exit(1);
 	}
 	return fd;
+}
+
+/* -q: the send spec before send spec i (if any) has been answered. */
+static int turn_of(const struct spec *specs, int i)
+{
+	int j;
+
+	if (!specs[i].send)
+		return 1;
+	for (j = i - 1; j > 0; j--)
+		if (specs[j].send)
+			return specs[j].rx > 0;
+	return 1;
 }
 
 static void start(struct spec *s, int i, const struct spec *first)
@@ -239,18 +255,20 @@ int main(int argc, char **argv)
 	struct pollfd pfd[MAX_SPECS];
 	int idx[MAX_SPECS];
 	long run_ms = 10000, interval = 100;
-	int gate = 0, n = 0, opt, i;
+	int gate = 0, chain = 0, n = 0, opt, i;
 	struct sigaction sa = { .sa_handler = on_signal };
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "t:i:gb:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:i:gqb:")) != -1) {
 		if (opt == 't')
 			run_ms = atol(optarg) * 1000;
 		else if (opt == 'i')
 			interval = atol(optarg);
 		else if (opt == 'g')
 			gate = 1;
+		else if (opt == 'q')
+			chain = 1;
 		else if (opt == 'b' && inet_pton(AF_INET, optarg, &bind_ip) == 1)
 			continue;
 		else
@@ -273,7 +291,7 @@ int main(int argc, char **argv)
 		for (i = 0; i < n; i++) {
 			struct spec *s = &specs[i];
 
-			if (!s->started && (!gate || specs[0].rx > 0))
+			if (!s->started && (!gate || specs[0].rx > 0) && (!chain || turn_of(specs, i)))
 				start(s, i, &specs[0]);
 			if (!s->started)
 				continue;

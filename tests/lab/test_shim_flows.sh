@@ -8,17 +8,27 @@
 # placeholder IP, at the listener's peer address, or at the peer's LAN address: each
 # must become a flow of that peer and reach the socket the peer bound to that port.
 #   multi:     three sockets of A to three ports of B at its placeholder IP, and a
-#              fourth to B's LAN address; B's four sockets only answer (echo).  Every
-#              socket of A is answered, from the exact address it sent to, within 5 s,
-#              and its sends never blocked for 1 s;
-#   media:     mirrored pairs started together (both send first, from bound ports):
-#              A at B's placeholder IP, B at A's address as B's listener sees it; and
-#              both at each other's LAN addresses, as RTP from an SDP does;
+#              fourth to B's LAN address, opened at once; B's four sockets only answer
+#              (echo).  Every socket of A is answered, from the exact address it sent
+#              to, within 5 s, and its sends never blocked for 1 s; the server planned
+#              four fast flows (issue 20) and told none NO;
+#   media:     mirrored pairs (both send first, from bound ports): A at B's
+#              placeholder IP, B at A's address as B's listener sees it; and both at
+#              each other's LAN addresses, as RTP from an SDP does; then a listen-only
+#              flow; each side opens them one after the other.  All three went the
+#              fast way: three fast flows, none told NO, no rendezvous (pairs, HELLO)
+#              but the first path's;
 #   dead:      a flow to a port B never binds (N4_FLOW_TIMEOUT=3): the sends return,
 #              fail with EHOSTUNREACH within 3 attempts of 3 s (+2 s each), and NAT A's
 #              WAN side carries at most a handful of datagrams toward NAT B for it;
-#   keyed:     multi with a key (N4_KEY_FILE, both sides): its three flows and its
-#              flow to B's LAN address (the keyed alias) are keyed paths;
+#   burst:     three mirrored flows opened at once by both sides at 20 ms one-way
+#              delay: each shim punched each flow in under 2 s (no lost round), by
+#              the fast way as in media;
+#   fallback:  A with N4_STAY=0 (no kept connection): two mirrored flows still work,
+#              by ordinary rendezvous (B asked for the fast way and fell back);
+#   keyed:     multi with a key (N4_KEY_FILE, both sides), its flows opened one after
+#              the other: its three flows and its flow to B's LAN address (the keyed
+#              alias) are keyed paths, by the fast way as in media;
 #   then, in a lab where both LANs are 10.1.0.0/24 (lab_up --same-subnet on):
 #   same-subnet: A sends to B's LAN address, inside A's own subnet: reaches B;
 #   neighbour: a host on A's LAN (a2) owns B's LAN address and is in A's neighbour
@@ -70,10 +80,27 @@ sf() {
 	awk -v i="$2" -v k="$3" '$1 == "spec" && $2 == i { for (j = 3; j < NF; j++) if ($j == k) print $(j + 1) }' "$1"
 }
 
+# srv_counts: the server's counters from a fresh status line (SIGUSR1, lib/server.c):
+# prints "ACCEPTED PAIRS FAST_FLOWS FAST_NO LINE" (TCP connections accepted; rendezvous
+# paired; fast flows planned; fast requests told NO; the status line's number in the log).
+srv_counts() {
+	local before
+	before=$(grep -c " status: clients=" "$SRV_LOG")
+	lab_exec srv kill -USR1 "$SRV_PID" || return 1
+	lab_wait_for bash -c "(( \$(grep -c ' status: clients=' '$SRV_LOG') > $before ))" \
+		--timeout 5 >/dev/null || return 1
+	grep -n " status: clients=" "$SRV_LOG" | tail -n 1 | awk '{
+		for (i = 1; i <= NF; i++) { n = index($i, "="); if (n) v[substr($i, 1, n - 1)] = substr($i, n + 1) }
+		split($1, l, ":")
+		print v["accepted"] + 0, v["pairs"] + 0, v["fast_flows"] + 0, v["fast_no"] + 0, l[1] }'
+}
+
 # run_pair NAME B_ARGS -- A_ARGS: B's program (listener on 5000) first, A's once B's
 # runs; waits for both (bounded).  Sets LA, LB.  B_ENV/A_ENV: more variables.
+# With COUNT set, the server's counters (srv_counts) before the pair (C0) and once
+# every socket of both programs has received its first datagram (C2).
 run_pair() {
-	local name=$1 b=() a=() pa pb
+	local name=$1 b=() a=() pa pb na nb
 	shift
 	while [[ $1 != -- ]]; do
 		b+=("$1")
@@ -84,6 +111,8 @@ run_pair() {
 	LA=$LAB_DIR/$name-a.log LB=$LAB_DIR/$name-b.log
 	PAIRS_RUN=$((PAIRS_RUN + 1))
 	lab_flush
+	C0="" C2=""
+	[[ -z ${COUNT:-} ]] || C0=$(srv_counts)
 	pb=$(shimmed b "$LB" "$IDENT" N4_LISTEN=5000 ${B_ENV[@]+"${B_ENV[@]}"} -- -t $((A_S + 4)) "${b[@]}")
 	if ! lab_wait_for grep -q "^start 0" "$LB" --timeout 5; then
 		not_ok "$name: B's program started"
@@ -91,6 +120,13 @@ run_pair() {
 		return 1
 	fi
 	pa=$(shimmed a "$LA" "$IDENT" ${A_ENV[@]+"${A_ENV[@]}"} -- -t $A_S "${a[@]}")
+	if [[ -n ${COUNT:-} ]]; then
+		na=$(printf '%s\n' "${a[@]}" | grep -cE '^(send|echo):')
+		nb=$(printf '%s\n' "${b[@]}" | grep -cE '^(send|echo):')
+		lab_wait_for bash -c "(( \$(grep -c '^first ' '$LA') >= $na && \$(grep -c '^first ' '$LB') >= $nb ))" \
+			--timeout $A_S >/dev/null || echo "# $name: not every socket heard its peer in $A_S s"
+		C2=$(srv_counts)
+	fi
 	if ! wait_pids $((A_S + 25)) "$pa" "$pb"; then
 		not_ok "$name: both programs ended within their run time + 25 s (no hang)"
 		lab_stop_pid "$pa"
@@ -115,6 +151,41 @@ answered() {
 		test "${fd:-0}" -ge $MIN_ANSWERS -a "${fr:--1}" -ge 0 -a "${fr:--1}" -le $FIRST_MS
 	check "$what: nothing from any other address (${fo:-?})" test "${fo:-1}" -eq 0
 	check "$what: no send blocked for 1 s (longest ${ms:-?} ms)" test "${ms:-99999}" -lt 1000
+}
+
+# fast_paths WHAT N [concurrent]: after a run_pair with COUNT, the pair's N flows went
+# the fast way (issue 20), by the server's counters: it planned N fast flows and told
+# no request NO; it paired one rendezvous, the first path's; and its log holds two
+# HELLOs from the pair's start until every socket was answered, the first path's
+# (there is no counter of HELLOs: "accepted" also counts the kept connection each
+# punched flow opens).  "concurrent": flows opened at once with no delay, where a fast
+# round can be lost (bench/RESULTS.md "Calls"); the flow then recovers by an ordinary
+# rendezvous, which is counted and shown but not failed.
+fast_paths() {
+	local what=$1 n=$2 how=${3:-} p0 f0 n0 l0 p2 f2 n2 l2 hellos
+	read -r _ p0 f0 n0 l0 <<<"${C0:-x}"
+	read -r _ p2 f2 n2 l2 <<<"${C2:-x}"
+	echo "# $what: server: accepted pairs fast_flows fast_no (log line): before: ${C0:-?}; all answered: ${C2:-?}"
+	if [[ ! "$C0 $C2" =~ ^([0-9]+ ){9}[0-9]+$ ]]; then
+		not_ok "$what: the server's status line was read twice ('$C0' '$C2')"
+		return
+	fi
+	check "$what: the server planned $n fast flows for its $n flows (fast_flows $f0 -> $f2) and told none NO (fast_no $n0 -> $n2)" \
+		test $((f2 - f0)) -eq "$n" -a $((n2 - n0)) -eq 0
+	hellos=$(sed -n "${l0},${l2}p" "$SRV_LOG" | grep -c "=> Hello from")
+	if [[ $how == concurrent ]]; then
+		echo "# $what: $((p2 - p0 - 1)) of $n flows lost their fast round and took an ordinary rendezvous ($hellos HELLOs)"
+		return
+	fi
+	check "$what: one rendezvous paired, the first path's (pairs $p0 -> $p2), and $hellos HELLOs meanwhile (2: the first path's; none for a flow)" \
+		test $((p2 - p0)) -eq 1 -a "$hellos" -eq 2
+}
+
+# punched_ms LOG LPORT PPORT: the shim's "flow LPORT -> the peer's port PPORT punched:
+# ... in N ms" line's N (empty when there is none).
+punched_ms() {
+	grep -oE "flow $2 -> the peer's port $3 punched: .* in [0-9]+ ms" "$1" | tail -n 1 |
+		grep -oE '[0-9]+ ms$' | cut -d' ' -f1
 }
 
 # echoed WHAT LOG I: echo spec I heard someone.
@@ -201,12 +272,13 @@ server_check() { # WHAT IP...: stop the capture and look for the addresses
 }
 
 # --- the cases --------------------------------------------------------------------------
-# multi TAG: three flows at B's placeholder IP, one at B's LAN address.
+# multi TAG [-q]: three flows at B's placeholder IP, one at B's LAN address; opened at
+# once, or with -q one after the other (each once the one before is answered).
 multi() {
-	local name=$1 ph=$LAB_SRV_IP
+	local name=$1 ph=$LAB_SRV_IP seq=${2:-}
 	IDENT=fl$((++CASE_N))
 	run_pair "$name" echo:5000 echo:6001 echo:6002 echo:6003 echo:6004 -- \
-		-g "send:$ph:5000" "send:$ph:6001" "send:$ph:6002" "send:$ph:6003" "send:$LAB_B_IP:6004"
+		-g ${seq:+"$seq"} "send:$ph:5000" "send:$ph:6001" "send:$ph:6002" "send:$ph:6003" "send:$LAB_B_IP:6004"
 	answered "$name: the control socket (first path)" "$LA" 0
 	local i
 	for i in 1 2 3; do
@@ -215,18 +287,28 @@ multi() {
 	done
 	answered "$name: LAN alias: A's socket to B's LAN address $LAB_B_IP:6004" "$LA" 4
 	echoed "$name: LAN alias: B's socket on 6004 heard A" "$LB" 4
+	if [[ -n ${COUNT:-} && -n $seq ]]; then
+		fast_paths "$name: one at a time" 4
+	elif [[ -n ${COUNT:-} ]]; then
+		fast_paths "$name: four at once" 4 concurrent
+	fi
 }
 
-# media TAG: mirrored flows, both sides sending first from bound ports.
+# media TAG: mirrored flows, both sides sending first from bound ports, and a
+# listen-only flow (B's socket only echoes); each side opens its flows one at a time.
 media() {
 	local name=$1
 	IDENT=fl$((++CASE_N))
-	run_pair "$name" -g echo:5000 send:peer:16000@17000 "send:$LAB_A_IP:16002@17002" -- \
-		-g "send:$LAB_SRV_IP:5000" "send:$LAB_SRV_IP:17000@16000" "send:$LAB_B_IP:17002@16002"
+	run_pair "$name" -g -q echo:5000 send:peer:16000@17000 "send:$LAB_A_IP:16002@17002" echo:6001 -- \
+		-g -q "send:$LAB_SRV_IP:5000" "send:$LAB_SRV_IP:17000@16000" "send:$LAB_B_IP:17002@16002" \
+		"send:$LAB_SRV_IP:6001"
 	answered "$name: A 16000 -> B's placeholder IP:17000, mirrored" "$LA" 1
 	answered "$name: B 17000 -> A's address as B's listener sees it, port 16000, mirrored" "$LB" 1
 	answered "$name: A 16002 -> B's LAN address $LAB_B_IP:17002, mirrored (RTP from an SDP)" "$LA" 2
 	answered "$name: B 17002 -> A's LAN address $LAB_A_IP:16002, mirrored" "$LB" 2
+	answered "$name: A -> B's placeholder IP:6001, listen-only" "$LA" 3
+	echoed "$name: listen-only: B's socket on 6001 heard A" "$LB" 3
+	[[ -z ${COUNT:-} ]] || fast_paths "$name" 3
 }
 
 # dead: a flow to a port B never binds.
@@ -264,17 +346,73 @@ dead() {
 		test -n "$ctl" -a -n "$t1" -a "$n" -le 5
 }
 
+# burst: three mirrored flows opened at once (both sides) at a one-way delay of 20 ms:
+# each punched in its first fast round, none lost (a lost round costs seconds).
+burst() {
+	local name=burst i ms side log lp pp save=$A_S
+	IDENT=fl$((++CASE_N))
+	if ! lab_set_delay 20; then
+		not_ok "$name: a one-way delay of 20 ms at the WAN router"
+		return
+	fi
+	A_S=8
+	COUNT=1 run_pair "$name" -g echo:5000 send:peer:16001@17001 send:peer:16002@17002 \
+		send:peer:16003@17003 -- -g "send:$LAB_SRV_IP:5000" "send:$LAB_SRV_IP:17001@16001" \
+		"send:$LAB_SRV_IP:17002@16002" "send:$LAB_SRV_IP:17003@16003"
+	A_S=$save
+	lab_set_delay 0 || not_ok "$name: the delay is lifted"
+	for i in 1 2 3; do
+		answered "$name: A 1600$i -> B's placeholder IP:1700$i" "$LA" $i
+		answered "$name: B 1700$i -> A's address, port 1600$i" "$LB" $i
+		for side in A B; do
+			[[ $side == A ]] && log=$LA lp=1600$i pp=1700$i || log=$LB lp=1700$i pp=1600$i
+			ms=$(punched_ms "$log" $lp $pp)
+			check "$name: $side's shim punched flow $lp -> $pp in ${ms:-?} ms, under 2000 (no lost round)" \
+				test "${ms:-99999}" -lt 2000
+		done
+	done
+	fast_paths "$name" 3
+}
+
+# fallback: A keeps no server connection (N4_STAY=0), so its flows rendezvous the
+# ordinary way; B's shim asks for the fast way, is told NO (no partner) or gives up,
+# and rendezvous too: the flows work all the same.  Mirrored flows only: a listen-only
+# flow needs a FLOW notice on the kept connections of both (doc/SHIM.md "Flows").
+fallback() {
+	local name=fallback p0 f0 n0 p2 f2 n2
+	IDENT=fl$((++CASE_N))
+	A_ENV=(N4_STAY=0)
+	COUNT=1 run_pair "$name" -g -q echo:5000 send:peer:16000@17000 "send:$LAB_A_IP:16002@17002" -- \
+		-g -q "send:$LAB_SRV_IP:5000" "send:$LAB_SRV_IP:17000@16000" "send:$LAB_B_IP:17002@16002"
+	A_ENV=()
+	answered "$name: A 16000 -> B's placeholder IP:17000, mirrored" "$LA" 1
+	answered "$name: B 17000 -> A's address, port 16000, mirrored" "$LB" 1
+	answered "$name: A 16002 -> B's LAN address $LAB_B_IP:17002, mirrored" "$LA" 2
+	answered "$name: B 17002 -> A's LAN address $LAB_A_IP:16002, mirrored" "$LB" 2
+	read -r _ p0 f0 n0 _ <<<"${C0:-x}"
+	read -r _ p2 f2 n2 _ <<<"${C2:-x}"
+	echo "# $name: server: accepted pairs fast_flows fast_no (log line): before: ${C0:-?}; all answered: ${C2:-?}"
+	if [[ ! "$C0 $C2" =~ ^([0-9]+ ){9}[0-9]+$ ]]; then
+		not_ok "$name: the server's status line was read twice ('$C0' '$C2')"
+		return
+	fi
+	check "$name: no fast flow planned (fast_flows $f0 -> $f2; B told NO $((n2 - n0)) times), the two flows paired by ordinary rendezvous (pairs $p0 -> $p2: the first path and 2)" \
+		test "$f2" -eq "$f0" -a $((p2 - p0)) -eq 3
+}
+
 # --- lab 1: the usual numbering ------------------------------------------------------
 need_up shim_flows "the lab" lab_up --nat-a inc --nat-b inc
 need_up shim_flows "the n4 server" start_server
 KEY=$LAB_DIR/flows.key
 need_up shim_flows "a key (n4 genkey, mode 0600)" bash -c "umask 077 && '$N4' genkey >'$KEY'"
 server_capture
-want multi && multi multi
-want media && media media
+want multi && COUNT=1 multi multi
+want media && COUNT=1 media media
 want dead && dead
+want burst && burst
+want fallback && fallback
 KEYENV=(N4_KEY_FILE="$KEY")
-want keyed && multi keyed-multi
+want keyed && COUNT=1 multi keyed-multi -q
 KEYENV=()
 CASE_N=0
 server_check "lab 1" "$LAB_A_IP" "$LAB_A2_IP" "$LAB_B_IP" "$LAB_B2_IP"
