@@ -357,6 +357,16 @@ struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c)
 	return w;
 }
 
+bool n4_pairing_has_waiting(const n4_pairing *p, const uint8_t ident[N4_PAYLOAD_SIZE], bool keyed)
+{
+	uint8_t key[N4_HKEY_SIZE];
+
+	make_key(key, ident, 0);
+	if (keyed)
+		key[0] = KIND_KEYED;
+	return ht_first(&p->waiting, key) != NULL;
+}
+
 void n4_pairing_contest(n4_pairing *p, const uint8_t ident[N4_PAYLOAD_SIZE])
 {
 	uint8_t key[N4_HKEY_SIZE];

@@ -77,6 +77,10 @@ struct n4_pclient *n4_pairing_hello(n4_pairing *p, struct n4_pclient *c);
 
 #define N4_CONTEST_MS 60000
 
+/* Whether a client (keyed: on this short id) waits for a partner on ident: a
+ * hash lookup, no scan. */
+bool n4_pairing_has_waiting(const n4_pairing *p, const uint8_t ident[N4_PAYLOAD_SIZE], bool keyed);
+
 enum n4_long_result {
 	N4_LONG_WAIT,	   /* c waits: no client with its long id */
 	N4_LONG_PAIRED,	   /* c was waiting and is now paired on its long id */

@@ -1553,9 +1553,12 @@ static void fast_plan(struct n4_server *s, struct n4_srv_fast_req *a, struct n4_
 		n4_fast_answer_head(me->r.tag, n - 1, &me->answer[0]);
 		me->nanswer = n;
 		me->planned = true;
-		/* Its sweep opens its ports once the answer has arrived: after
-		 * every probe received so far, which counts it (sweeps_behind). */
-		note_sweep_at(s, me->probe_ip, allocs[i], now + delay[i] + rtt[i] / 2 + 1);
+		/* Its sweep opens its ports once the answer has arrived and the
+		 * guard has passed: a probe that arrives before then was allocated
+		 * before it, and the sweep counts for that probe's flow
+		 * (sweeps_behind). */
+		note_sweep_at(s, me->probe_ip, allocs[i],
+			      now + delay[i] + rtt[i] / 2 + N4_GUARD_BASE_MS);
 	}
 	n4_info(" <= Fast flow for %s and %s (delays %llu/%llu ms)",
 		n4_srv_conn_str(c[0], b1, sizeof(b1)), n4_srv_conn_str(c[1], b2, sizeof(b2)),
@@ -1600,6 +1603,13 @@ static void fast_request(struct conn *c, const struct n4_fast_req *r)
 	q->r = *r;
 	q->created_ms = now;
 	q->probe_ip = c->pc.udp.sin_addr.s_addr;
+	/* The peer already waits in an ordinary rendezvous of this flow (its
+	 * other flows were under way, or it has no kept connection): this side
+	 * goes there too, at once. */
+	if (n4_pairing_has_waiting(s->pairing, r->ident, (r->flags & N4_FAST_KEYED) != 0)) {
+		fast_no(s, q, N4_FAST_NO_LONG);
+		return;
+	}
 	/* Its partner: a request for the same flow on another kept connection of
 	 * this pair's identifier. */
 	struct n4_srv_stay *n = n4_srv_stay_first(&s->staying, c->pc.ident);
