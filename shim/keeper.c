@@ -354,10 +354,11 @@ static void *worker_main(void *arg)
 			ccfg.timeout_ms = cfg->flow_timeout_s * 1000u;
 		/* Its first attempt goes over the first path's kept connection
 		 * (fast flows), unless that path is IPv6 (a flow's own rendezvous
-		 * races IPv6 and wins it directly) or the server cannot. */
+		 * races IPv6 and wins it directly), relayed (a NAT no model
+		 * predicts: the server would say NO), or the server cannot. */
 		struct shim_sock *b = fast_base(s);
 		if (how == SHIM_BY_FLOW && s->flow_tries == 0 && !fast_off && b && !b->path6 &&
-		    (fctx.slot = fast_slot_take()) >= 0) {
+		    !b->res.relayed && (fctx.slot = fast_slot_take()) >= 0) {
 			fctx.ch = (struct n4_fast_chan){ .send = fast_send,
 							 .wait = fast_wait,
 							 .arg = &fctx,
