@@ -1276,21 +1276,33 @@ static void pass_on(struct conn *to, const struct conn *from)
 	memcpy(to->v6_peer_blob, from->v6_blob, sizeof(to->v6_peer_blob));
 }
 
-/* NAT ports opened behind c's public IP since its last observation by sweeps the
- * server planned for others (a room's joiners, held in turn behind one NAT). */
-static unsigned sweeps_since(const struct n4_server *s, const struct conn *c, uint64_t now)
+/* Ports that sweeps the server planned behind ip open after since_ms and before
+ * until_ms (the sweep they are counted for starts then: a later one allocates
+ * after it).  Sweeps are noted when they start, so that may be in the future. */
+static unsigned sweeps_behind(const struct n4_server *s, uint32_t ip, uint64_t since_ms,
+			      uint64_t until_ms, uint64_t now)
 {
-	uint64_t since = n4_srv_disc_last_ms(c->disc);
-	uint32_t ip = c->pc.udp.sin_addr.s_addr;
 	unsigned sum = 0;
 
-	if (!since)
-		return 0;
 	for (unsigned i = 0; i < SWEEP_RING; i++)
-		if (s->sweeps[i].ms && s->sweeps[i].ip == ip && s->sweeps[i].ms > since &&
+		if (s->sweeps[i].ms && s->sweeps[i].ip == ip && s->sweeps[i].ms > since_ms &&
+		    s->sweeps[i].ms <= until_ms &&
 		    (s->sweeps[i].ms > now || now - s->sweeps[i].ms < SWEEP_RING_MS))
 			sum += s->sweeps[i].allocs;
 	return sum;
+}
+
+/* NAT ports opened behind c's public IP since its last observation by sweeps the
+ * server planned for others (a room's joiners, held in turn behind one NAT),
+ * before c's own sweep starts at until_ms. */
+static unsigned sweeps_since(const struct n4_server *s, const struct conn *c, uint64_t now,
+			     uint64_t until_ms)
+{
+	uint64_t since = n4_srv_disc_last_ms(c->disc);
+
+	if (!since)
+		return 0;
+	return sweeps_behind(s, c->pc.udp.sin_addr.s_addr, since, until_ms, now);
 }
 
 static void note_sweep(struct n4_server *s, const struct conn *c, uint64_t at)
@@ -1355,8 +1367,8 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	/* Sweeps planned behind a side's NAT since its probes open ports there
 	 * before its own: a room's held joiners, and the flows of one call, whose
 	 * pairs probe at once behind the same two NATs. */
-	n4_srv_disc_extra(a->disc, sweeps_since(s, a, now));
-	n4_srv_disc_extra(b->disc, sweeps_since(s, b, now));
+	n4_srv_disc_extra(a->disc, sweeps_since(s, a, now, now + delay[0]));
+	n4_srv_disc_extra(b->disc, sweeps_since(s, b, now, now + delay[1]));
 	n4_srv_disc_plan(a->disc, b->disc, now, delay, rtt_a, rtt_b, s->cfg.port_budget);
 	note_sweep(s, a, now + delay[0]);
 	note_sweep(s, b, now + delay[1]);
@@ -1448,19 +1460,6 @@ static void fast_timer_fired(n4_loop *loop, struct n4_timer *t)
 	fast_no(c->srv, q, N4_FAST_NO_PARTNER);
 }
 
-/* Ports sweeps planned behind ip opened since since_ms (srv_proto's ring). */
-static unsigned sweeps_behind(const struct n4_server *s, uint32_t ip, uint64_t since_ms,
-			      uint64_t now)
-{
-	unsigned sum = 0;
-
-	for (unsigned i = 0; i < SWEEP_RING; i++)
-		if (s->sweeps[i].ms && s->sweeps[i].ip == ip && s->sweeps[i].ms > since_ms &&
-		    (s->sweeps[i].ms > now || now - s->sweeps[i].ms < SWEEP_RING_MS))
-			sum += s->sweeps[i].allocs;
-	return sum;
-}
-
 static void note_sweep_at(struct n4_server *s, uint32_t ip, unsigned allocs, uint64_t at)
 {
 	if (!allocs)
@@ -1481,7 +1480,7 @@ static void fast_plan(struct n4_server *s, struct n4_srv_fast_req *a, struct n4_
 {
 	struct n4_srv_fast_req *q[2] = { a, b };
 	struct conn *c[2] = { a->owner, b->owner };
-	uint64_t now = n4_now_ms(), rtt[2], delay[2];
+	uint64_t now = n4_now_ms(), rtt[2], delay[2], start[2];
 	struct n4_flow_probe probe[2];
 	struct n4_msg pre[2][2];
 	unsigned npre[2], allocs[2];
@@ -1494,15 +1493,8 @@ static void fast_plan(struct n4_server *s, struct n4_srv_fast_req *a, struct n4_
 		fast_no(s, a, N4_FAST_NO_PLAN);
 		return;
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		rtt[i] = conn_rtt_ms(c[i]);
-		probe[i] = (struct n4_flow_probe){
-			.port = q[i]->probe_port,
-			.t_ms = q[i]->probe_ms,
-			.extra_allocs = sweeps_behind(s, q[i]->probe_ip, q[i]->probe_ms, now) +
-					n4_srv_fast_later_probes(&s->fast, q[i])
-		};
-	}
 	for (int i = 0; i < 2; i++) {
 		uint64_t mine = rtt[i], other = rtt[1 - i];
 		delay[i] = mine < other ? (other - mine) / 2 : 0;
@@ -1518,8 +1510,18 @@ static void fast_plan(struct n4_server *s, struct n4_srv_fast_req *a, struct n4_
 		delay[0] += wait;
 		delay[1] += wait;
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
+		/* When this side's sweep opens its ports (as noted below). */
+		start[i] = now + delay[i] + rtt[i] / 2 + N4_GUARD_BASE_MS;
+		probe[i] = (struct n4_flow_probe){
+			.port = q[i]->probe_port,
+			.t_ms = q[i]->probe_ms,
+			.extra_allocs = sweeps_behind(s, q[i]->probe_ip, q[i]->probe_ms,
+						      start[i] - 1, now) +
+					n4_srv_fast_later_probes(&s->fast, q[i])
+		};
 		dt[i] = (double)(now + delay[i] - q[i]->probe_ms + rtt[i]);
+	}
 	if (!n4_srv_disc_plan_flow(c[0]->disc, c[1]->disc, probe, dt, s->cfg.port_budget,
 				   (uint16_t)s->cfg.max_pps, pre, npre, allocs)) {
 		n4_info("%s and %s: fast flow: no plan from the kept models, told NO",
@@ -1557,8 +1559,7 @@ static void fast_plan(struct n4_server *s, struct n4_srv_fast_req *a, struct n4_
 		 * guard has passed: a probe that arrives before then was allocated
 		 * before it, and the sweep counts for that probe's flow
 		 * (sweeps_behind). */
-		note_sweep_at(s, me->probe_ip, allocs[i],
-			      now + delay[i] + rtt[i] / 2 + N4_GUARD_BASE_MS);
+		note_sweep_at(s, me->probe_ip, allocs[i], start[i]);
 	}
 	n4_info(" <= Fast flow for %s and %s (delays %llu/%llu ms)",
 		n4_srv_conn_str(c[0], b1, sizeof(b1)), n4_srv_conn_str(c[1], b2, sizeof(b2)),
