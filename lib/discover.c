@@ -96,6 +96,39 @@ uint64_t n4_discovery_last_ms(const struct n4_discovery *d)
 	return d->ordered && timed ? sum / timed + last_send : t;
 }
 
+unsigned n4_discovery_known_between(const struct n4_discovery *d, const uint16_t *ports,
+				    const uint64_t *ms, unsigned n)
+{
+	uint16_t lo = 65535, hi = 0, seen[64];
+	uint64_t t0 = UINT64_MAX, t1 = 0;
+	unsigned own = 0, k = 0;
+
+	for (unsigned i = 0; i < d->n; i++) {
+		const struct n4_obs *o = &d->obs[i];
+		if (d->room_host && o->socket0)
+			continue;
+		own++;
+		lo = o->port < lo ? o->port : lo;
+		hi = o->port > hi ? o->port : hi;
+		t0 = o->t_ms < t0 ? o->t_ms : t0;
+		t1 = o->t_ms > t1 ? o->t_ms : t1;
+	}
+	if (own < 2 || hi - lo < 2)
+		return 0;
+	for (unsigned i = 0; i < n && k < sizeof(seen) / sizeof(seen[0]); i++) {
+		if (ports[i] <= lo || ports[i] >= hi || ms[i] + 1000 < t0 || ms[i] > t1 + 1000)
+			continue;
+		bool dup = false;
+		for (unsigned j = 0; j < d->n && !dup; j++)
+			dup = d->obs[j].port == ports[i];
+		for (unsigned j = 0; j < k && !dup; j++)
+			dup = seen[j] == ports[i];
+		if (!dup)
+			seen[k++] = ports[i];
+	}
+	return k;
+}
+
 static void log_model(char side, const struct n4_discovery *d, const struct n4_nat_model *m)
 {
 	if (m->kind == N4_NAT_RANDOM && m->why) {
@@ -129,6 +162,7 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 			 o->second_port ? " (second port)" : "", o->socket0 ? " socket 0" : "",
 			 (unsigned long long)o->t_ms, o->ordered ? " (numbered)" : "");
 	}
+	a->walk_skipped = b->walk_skipped = 0;
 	memset(&a->plan, 0, sizeof(a->plan));
 	memset(&b->plan, 0, sizeof(b->plan));
 	memset(&a->tune, 0, sizeof(a->tune));
@@ -137,6 +171,11 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 	if ((a->room_host ? n4_nat_classify_host : n4_nat_classify)(a->obs, a->n, &ma) ||
 	    (b->room_host ? n4_nat_classify_host : n4_nat_classify)(b->obs, b->n, &mb))
 		return false;
+	n4_nat_discount(&ma, a->known_between);
+	n4_nat_discount(&mb, b->known_between);
+	if (a->known_between || b->known_between)
+		n4_debug(" other clients' probes between ours: %u (A), %u (B)", a->known_between,
+			 b->known_between);
 	a->model = ma;
 	b->model = mb;
 	a->have_model = b->have_model = true;
@@ -145,9 +184,11 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 	log_model('A', a, &ma);
 	log_model('B', b, &mb);
 	if (a->room_host)
-		n4_plan_host(&ma, &mb, dt_a_ms, dt_b_ms, budget, &a->plan, &b->plan);
+		n4_plan_host_avoid(&ma, &mb, dt_a_ms, dt_b_ms, budget, a->walked, a->n_walked,
+				   &a->plan, &b->plan, &a->walk_skipped);
 	else if (b->room_host)
-		n4_plan_host(&mb, &ma, dt_b_ms, dt_a_ms, budget, &b->plan, &a->plan);
+		n4_plan_host_avoid(&mb, &ma, dt_b_ms, dt_a_ms, budget, b->walked, b->n_walked,
+				   &b->plan, &a->plan, &b->walk_skipped);
 	else
 		n4_plan_pair(&ma, &mb, dt_a_ms, dt_b_ms, budget, &a->plan, &b->plan);
 	unsigned guard = n4_guard_ms(N4_GUARD_BASE_MS, ma.jitter_ms, mb.jitter_ms);
@@ -163,6 +204,9 @@ bool n4_discovery_plan(struct n4_discovery *a, struct n4_discovery *b, double dt
 		a->plan.kind = b->plan.kind = N4_PLAN_IMPOSSIBLE;
 		a->tune.flags = b->tune.flags = N4_TUNE_NOSWEEP;
 	}
+	if (a->walk_skipped || b->walk_skipped)
+		n4_info(" walk: %u joiner ports skipped, which the host's socket walked lately",
+			a->walk_skipped + b->walk_skipped);
 	n4_info(" NATs: %s (step %d, %.2f flows/ms) and %s (step %d, %.2f flows/ms): plans %d/%d, "
 		"guard %u ms",
 		n4_nat_kind_name(ma.kind), ma.step, ma.rate_per_ms, n4_nat_kind_name(mb.kind),

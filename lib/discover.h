@@ -26,6 +26,13 @@ struct n4_discovery {
 	 * observation (their sweeps, which the server planned): our NAT's counter
 	 * moved on by that much. */
 	unsigned extra_allocs;
+	/* room_host: the peer NAT's ports this host's socket walked lately
+	 * (n4_plan_host_avoid), and how many the plan skipped past. */
+	struct n4_port_span walked[N4_WALKED_MAX];
+	unsigned n_walked, walk_skipped;
+	/* Allocations between our probes that were other clients' probes behind
+	 * the same IP (n4_discovery_known_between): not background traffic. */
+	unsigned known_between;
 	uint8_t seen;	/* ordered: bit order of every allocation recorded */
 	uint64_t first_ms;
 	struct n4_plan plan;
@@ -73,5 +80,12 @@ bool n4_discovery_plan_flow(const struct n4_discovery *a, const struct n4_discov
 /* The latest allocation's time (0 when none): its arrival, or for ordered
  * clients the least-delayed estimate from the send schedule. */
 uint64_t n4_discovery_last_ms(const struct n4_discovery *d);
+
+/* Of the ports ports[0..n) (other clients' observations behind the same public
+ * IP, seen at ms[i]), how many distinct ones lie strictly between d's own
+ * (its fresh ones: a room's host's socket 0 is old) and arrived within a second
+ * of them: allocations of that NAT between ours that the server accounts for. */
+unsigned n4_discovery_known_between(const struct n4_discovery *d, const uint16_t *ports,
+				    const uint64_t *ms, unsigned n);
 
 #endif

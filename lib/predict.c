@@ -195,7 +195,17 @@ static void fit_rate(const struct n4_obs *obs, unsigned n, bool ordered, uint64_
 		span = (double)(t_max - t_min);
 		m->last_ms = t_max;
 	}
+	m->foreign = foreign > 0 ? foreign : 0;
+	m->span_ms = span;
 	m->rate_per_ms = span >= 1.0 && foreign > 0 ? foreign / span : 0.0;
+}
+
+void n4_nat_discount(struct n4_nat_model *m, unsigned known)
+{
+	if (m->kind != N4_NAT_INC || !known || m->span_ms < 1.0)
+		return;
+	double rest = m->foreign - (double)known;
+	m->rate_per_ms = rest > 0 ? rest / m->span_ms : 0.0;
 }
 
 static int classify(const struct n4_obs *in, unsigned n, bool stale_s0, struct n4_nat_model *m);
@@ -509,19 +519,69 @@ void n4_plan_pair(const struct n4_nat_model *a, const struct n4_nat_model *b, do
 	}
 }
 
+/* Allocations past `first` (in the NAT's direction) a walk of `pool` ports must
+ * skip so that it crosses none of the spans: each span it would cross pushes its
+ * start past that span's far end, until none is crossed.  0 when none is. */
+static unsigned walk_skip(const struct n4_nat_model *j, long first, unsigned pool,
+			  const struct n4_port_span *walked, unsigned n)
+{
+	long step = j->step ? j->step : 1;
+	unsigned skip = 0;
+
+	if (n > N4_WALKED_MAX)
+		n = N4_WALKED_MAX;
+	/* Each pass moves the start past at least one more span, or stops. */
+	for (unsigned pass = 0; pass <= n; pass++) {
+		long s = first + step * (long)skip, e = s + step * (long)(pool - 1);
+		long lo = s < e ? s : e, hi = s < e ? e : s;
+		unsigned need = skip;
+		for (unsigned i = 0; i < n; i++) {
+			if (walked[i].lo > walked[i].hi || walked[i].hi < lo || walked[i].lo > hi)
+				continue;
+			long past = step > 0 ? (walked[i].hi - first) / step + 1
+					     : (first - walked[i].lo) / -step + 1;
+			if (past > (long)need)
+				need = (unsigned)past;
+		}
+		if (need == skip)
+			break;
+		skip = need;
+	}
+	return skip;
+}
+
 /* A room's host punches every joiner from one socket (its program's port), so it
  * cannot burst a pool.  Against an incrementing joiner it walks instead: its k-th
  * PUNCH goes to the joiner NAT's k-th predicted allocation, and its own NAT gives
  * that PUNCH its k-th new port.  The joiner's pool of M sockets all aim at the
  * host's port after M/2 allocations; they meet at the walk step k = M/2 - dh, on
  * the joiner's socket M/2 - dh - dj, whatever the two drifts dh and dj are while
- * |dh + dj| < M/2. */
+ * |dh + dj| < M/2.
+ *
+ * A joiner port the host's socket sent to lately (an earlier walk toward the
+ * same NAT: two players behind one carrier NAT, or one joining again) still has
+ * its mapping on the host's NAT: a PUNCH to it opens no new port, and every
+ * later step of the walk meets the wrong port.  The walk starts past such ports
+ * instead, and the joiner opens that many more sockets first (its NAT hands
+ * them the skipped ports); the meeting is the same, shifted by the skip. */
 static void plan_walk(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h,
-		      double dt_j, unsigned budget, struct n4_plan *ph, struct n4_plan *pj)
+		      double dt_j, unsigned budget, const struct n4_port_span *walked,
+		      unsigned n_walked, struct n4_plan *ph, struct n4_plan *pj, unsigned *skipped)
 {
 	unsigned pool = clampu(2 * (drift_width(h, dt_h) + drift_width(j, dt_j)) + SWEEP_MIN_POOL,
 			       SWEEP_MIN_POOL, budget);
 	long first = wrap_block(j, expected_start(j, dt_j));
+	unsigned skip = walk_skip(j, first, pool, walked, n_walked);
+	long start = first + (long)j->step * (long)skip;
+
+	long blo = j->block_lo ? j->block_lo : (long)RANDOM_LO;
+	long bhi = j->block_hi ? j->block_hi : 65535;
+	/* Past the budget (or the NAT's block, where it wraps), skipping costs more
+	 * than it can win: the walk crosses the old ports as before. */
+	if (skip && (skip > budget - pool || start < blo || start > bhi))
+		skip = 0;
+	if (skip)
+		first = start;
 	/* The walk stays in the port space (it stops at its edge, punch.c). */
 	long last = first + (long)j->step * (long)(pool - 1);
 	if (last > 65535 || last < 1)
@@ -534,15 +594,19 @@ static void plan_walk(const struct n4_nat_model *h, const struct n4_nat_model *j
 				.count = (uint16_t)pool,
 				.walk_step = (int16_t)j->step };
 	*pj = (struct n4_plan){ .kind = N4_PLAN_SWEEP,
-				.pool = (uint16_t)pool,
+				.pool = (uint16_t)(pool + skip),
 				.lo = sweep_center(h, dt_h, pool) };
+	*skipped = skip;
 }
 
-void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h_ms,
-		  double dt_j_ms, unsigned budget, struct n4_plan *ph, struct n4_plan *pj)
+void n4_plan_host_avoid(const struct n4_nat_model *h, const struct n4_nat_model *j,
+			double dt_h_ms, double dt_j_ms, unsigned budget,
+			const struct n4_port_span *walked, unsigned n_walked,
+			struct n4_plan *ph, struct n4_plan *pj, unsigned *skipped)
 {
 	memset(ph, 0, sizeof(*ph));
 	memset(pj, 0, sizeof(*pj));
+	*skipped = 0;
 	if (budget < SWEEP_MIN_POOL)
 		budget = SWEEP_MIN_POOL;
 	if (h->kind == N4_NAT_UNKNOWN || j->kind == N4_NAT_UNKNOWN)
@@ -554,7 +618,7 @@ void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, do
 	}
 	if (h->kind == N4_NAT_INC && j->kind == N4_NAT_INC && h->step >= -255 && h->step <= 255 &&
 	    j->step >= -255 && j->step <= 255) {
-		plan_walk(h, j, dt_h_ms, dt_j_ms, budget, ph, pj);
+		plan_walk(h, j, dt_h_ms, dt_j_ms, budget, walked, n_walked, ph, pj, skipped);
 		return;
 	}
 	if (h->kind == N4_NAT_INC && j->kind == N4_NAT_EIM) {
@@ -565,6 +629,14 @@ void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, do
 		return;
 	}
 	ph->kind = pj->kind = N4_PLAN_IMPOSSIBLE; /* random: the relay */
+}
+
+void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h_ms,
+		  double dt_j_ms, unsigned budget, struct n4_plan *ph, struct n4_plan *pj)
+{
+	unsigned skipped;
+
+	n4_plan_host_avoid(h, j, dt_h_ms, dt_j_ms, budget, NULL, 0, ph, pj, &skipped);
 }
 
 static void put16(uint8_t *p, unsigned v)

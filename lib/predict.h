@@ -40,6 +40,8 @@ struct n4_nat_model {
 	uint16_t block_hi;
 	unsigned jitter_ms; /* spread of the one-way delay over the probes (ordered only) */
 	const char *why;    /* RANDOM: what did not fit an arithmetic allocation */
+	double foreign;	    /* INC: the allocations between ours that rate_per_ms counts, */
+	double span_ms;	    /* over this long */
 };
 
 /* Classify from observations (any order).  -EINVAL when they cannot tell. */
@@ -47,6 +49,10 @@ int n4_nat_classify(const struct n4_obs *obs, unsigned n, struct n4_nat_model *m
 /* An incrementing NAT allocated `allocs` more ports since the model's last one (other
  * clients' sweeps behind the same public IP, known to the server). */
 void n4_nat_advance(struct n4_nat_model *m, unsigned allocs);
+/* Of the foreign allocations between ours, `known` were other clients' probes the
+ * server saw (behind the same public IP, probing at the same time): a burst
+ * that is over, not the NAT's background traffic.  The rate counts the rest. */
+void n4_nat_discount(struct n4_nat_model *m, unsigned known);
 /* The same for a room's host, whose socket 0 mappings may be old (predict.c). */
 int n4_nat_classify_host(const struct n4_obs *obs, unsigned n, struct n4_nat_model *m);
 
@@ -82,6 +88,23 @@ void n4_plan_pair(const struct n4_nat_model *a, const struct n4_nat_model *b, do
  * plan uses its socket 0 only.  Arguments as n4_plan_pair. */
 void n4_plan_host(const struct n4_nat_model *h, const struct n4_nat_model *j, double dt_h_ms,
 		  double dt_j_ms, unsigned budget, struct n4_plan *plan_h, struct n4_plan *plan_j);
+
+/* Ports of the joiner's NAT the host's socket sent to lately (its earlier walks):
+ * its NAT still holds a mapping for each, so a PUNCH to one of them opens no new
+ * port and a walk across them misses.  At most N4_WALKED_MAX spans are used. */
+#define N4_WALKED_MAX 8
+struct n4_port_span {
+	uint16_t lo, hi; /* inclusive */
+};
+
+/* n4_plan_host, the walk starting past every span of `walked` it would cross:
+ * the joiner's pool grows by the ports skipped (they are allocated to its first
+ * sockets, which the walk does not reach), within budget.  *skipped: how many
+ * (0 when none crossed, or when skipping them would exceed the budget). */
+void n4_plan_host_avoid(const struct n4_nat_model *h, const struct n4_nat_model *j,
+			double dt_h_ms, double dt_j_ms, unsigned budget,
+			const struct n4_port_span *walked, unsigned n_walked,
+			struct n4_plan *plan_h, struct n4_plan *plan_j, unsigned *skipped);
 
 /* NAT ports a plan opens on its own side (its sockets' or its walk's mappings). */
 unsigned n4_plan_allocs(const struct n4_plan *p);

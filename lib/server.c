@@ -203,9 +203,9 @@ void n4_server_status(const n4_server *s, char *buf, size_t len)
 			      s->fast_flows, s->fast_no);
 	if (s->rooms && n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n,
-			      " rooms=%u hosted=%lu joins=%lu refused=%lu",
+			      " rooms=%u hosted=%lu joins=%lu refused=%lu walk_skips=%lu",
 			      n4_srv_rooms_count(s->rooms), s->rooms_hosted, s->room_joins,
-			      s->room_refused);
+			      s->room_refused, s->walk_skips);
 	if (s->relay && n > 0 && (size_t)n < len)
 		n4_relay_status(s->relay, buf + n, len - (size_t)n);
 }

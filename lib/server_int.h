@@ -62,6 +62,16 @@
  * paced at 1000/s at most); a later pair behind that NAT waits for it, at most
  * MAX_SWEEP_WAIT_MS. */
 #define SWEEP_BUSY_MS 60
+/* The walks a room's host made lately (by its socket's public address and the
+ * joiner's public IP): its NAT keeps a mapping for every port walked, for 30 s
+ * (Linux, unanswered) to several minutes (RFC 4787 asks at least 2 for any),
+ * and a later walk must not cross them (predict.c, n4_plan_host_avoid). */
+#define WALK_RING 64
+/* The last mappings clients showed the server (EXCHANGE, probes): a client's
+ * probes interleaved with another's behind the same NAT are not that NAT's
+ * background traffic (discover.h, n4_discovery_known_between). */
+#define OBS_RING 512
+#define WALK_STALE_MS 120000
 #define MAX_SWEEP_WAIT_MS 500
 
 /* Descriptors kept for the listeners, the epoll fd, stdio and logs. */
@@ -189,6 +199,20 @@ struct n4_server {
 		uint64_t ms;
 	} sweeps[SWEEP_RING];
 	unsigned sweep_next;
+	struct {
+		uint32_t host_ip, peer_ip;
+		uint16_t host_port;
+		struct n4_port_span span;
+		uint64_t ms;
+	} walks[WALK_RING];
+	unsigned walk_next;
+	struct {
+		uint32_t ip;
+		uint16_t port;
+		uint64_t ms;
+	} obs[OBS_RING];
+	unsigned obs_next;
+	unsigned long walk_skips; /* plans whose walk skipped ports walked lately */
 	unsigned long rooms_hosted, room_joins, room_refused;
 	uint64_t rx_ms; /* kernel receive time of the datagram being handled */
 };

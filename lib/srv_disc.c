@@ -43,6 +43,45 @@ void n4_srv_disc_room_host(struct n4_srv_disc *ds)
 		ds->d.room_host = true;
 }
 
+void n4_srv_disc_known(struct n4_srv_disc *ds, const uint16_t *ports, const uint64_t *ms,
+		       unsigned n)
+{
+	if (ds)
+		ds->d.known_between = n4_discovery_known_between(&ds->d, ports, ms, n);
+}
+
+void n4_srv_disc_walked(struct n4_srv_disc *ds, const struct n4_port_span *spans, unsigned n)
+{
+	if (!ds)
+		return;
+	if (n > N4_WALKED_MAX)
+		n = N4_WALKED_MAX;
+	for (unsigned i = 0; i < n; i++)
+		ds->d.walked[i] = spans[i];
+	ds->d.n_walked = n;
+}
+
+bool n4_srv_disc_walk_span(const struct n4_srv_disc *ds, struct n4_port_span *span)
+{
+	const struct n4_plan *p = ds ? &ds->d.plan : NULL;
+
+	if (!p || p->kind != N4_PLAN_WALK || !p->count)
+		return false;
+	long last = (long)p->lo + (long)p->walk_step * (long)(p->count - 1);
+	if (last < 1)
+		last = 1;
+	if (last > 65535)
+		last = 65535;
+	span->lo = (uint16_t)(last < p->lo ? last : p->lo);
+	span->hi = (uint16_t)(last < p->lo ? p->lo : last);
+	return true;
+}
+
+unsigned n4_srv_disc_walk_skipped(const struct n4_srv_disc *ds)
+{
+	return ds ? ds->d.walk_skipped : 0;
+}
+
 bool n4_srv_disc_ordered(const struct n4_srv_disc *ds)
 {
 	return ds->d.ordered;

@@ -35,6 +35,18 @@ uint64_t n4_srv_disc_last_ms(const struct n4_srv_disc *ds);
 unsigned n4_srv_disc_allocs(const struct n4_srv_disc *ds);
 /* This side is a room's host answering a joiner: planned with n4_plan_host. */
 void n4_srv_disc_room_host(struct n4_srv_disc *ds);
+/* Other clients' mappings seen behind the same public IP (ports[i] at ms[i]): those
+ * between this one's probes are no background traffic (before n4_srv_disc_plan). */
+void n4_srv_disc_known(struct n4_srv_disc *ds, const uint16_t *ports, const uint64_t *ms,
+		       unsigned n);
+/* A room's host: the joiner NAT's ports its socket walked lately (at most
+ * N4_WALKED_MAX are kept), for its plan to skip (n4_plan_host_avoid). */
+void n4_srv_disc_walked(struct n4_srv_disc *ds, const struct n4_port_span *spans, unsigned n);
+/* The peer NAT ports this side's plan walks (N4_PLAN_WALK): true and *span set;
+ * false for any other plan. */
+bool n4_srv_disc_walk_span(const struct n4_srv_disc *ds, struct n4_port_span *span);
+/* Joiner ports the last plan's walk skipped past (0: none). */
+unsigned n4_srv_disc_walk_skipped(const struct n4_srv_disc *ds);
 bool n4_srv_disc_ordered(const struct n4_srv_disc *ds);
 /* A probe from source port port (second: to the discovery port), at rx_ms. */
 void n4_srv_disc_probe(struct n4_srv_disc *ds, uint16_t port, bool second, bool last,

@@ -1333,6 +1333,67 @@ static uint64_t sweeping_until(const struct n4_server *s, uint32_t ip, uint64_t 
 	return until;
 }
 
+static void note_obs(struct n4_server *s, uint32_t ip, uint16_t port)
+{
+	s->obs[s->obs_next].ip = ip;
+	s->obs[s->obs_next].port = port;
+	s->obs[s->obs_next].ms = s->rx_ms ? s->rx_ms : n4_now_ms();
+	s->obs_next = (s->obs_next + 1) % OBS_RING;
+}
+
+/* c's discovery learns which mappings behind its IP were other clients' (and its
+ * own: told apart by port, discover.c). */
+static void known_obs(const struct n4_server *s, const struct conn *c)
+{
+	uint16_t ports[OBS_RING];
+	uint64_t ms[OBS_RING];
+	unsigned n = 0;
+
+	if (!c->disc)
+		return;
+	for (unsigned i = 0; i < OBS_RING; i++)
+		if (s->obs[i].ms && s->obs[i].ip == c->pc.udp.sin_addr.s_addr) {
+			ports[n] = s->obs[i].port;
+			ms[n++] = s->obs[i].ms;
+		}
+	n4_srv_disc_known(c->disc, ports, ms, n);
+}
+
+/* A room's host's answer (h) and its joiner (j): the joiner NAT's ports h's socket
+ * walked lately, newest first, for h's plan to skip. */
+static void walked_before(const struct n4_server *s, struct conn *h, const struct conn *j,
+			  uint64_t now)
+{
+	struct n4_port_span spans[N4_WALKED_MAX];
+	unsigned n = 0;
+
+	for (unsigned k = 1; k <= WALK_RING && n < N4_WALKED_MAX; k++) {
+		unsigned i = (s->walk_next + WALK_RING - k) % WALK_RING;
+		if (!s->walks[i].ms || now - s->walks[i].ms >= WALK_STALE_MS)
+			continue;
+		if (s->walks[i].host_ip == h->pc.udp.sin_addr.s_addr &&
+		    s->walks[i].host_port == h->pc.udp.sin_port &&
+		    s->walks[i].peer_ip == j->pc.udp.sin_addr.s_addr)
+			spans[n++] = s->walks[i].span;
+	}
+	n4_srv_disc_walked(h->disc, spans, n);
+}
+
+static void note_walk(struct n4_server *s, const struct conn *h, const struct conn *j,
+		      uint64_t at)
+{
+	struct n4_port_span span;
+
+	if (!n4_srv_disc_walk_span(h->disc, &span))
+		return;
+	s->walks[s->walk_next].host_ip = h->pc.udp.sin_addr.s_addr;
+	s->walks[s->walk_next].host_port = h->pc.udp.sin_port;
+	s->walks[s->walk_next].peer_ip = j->pc.udp.sin_addr.s_addr;
+	s->walks[s->walk_next].span = span;
+	s->walks[s->walk_next].ms = at ? at : 1;
+	s->walk_next = (s->walk_next + 1) % WALK_RING;
+}
+
 static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *b)
 {
 	uint64_t rtt_a = conn_rtt_ms(a), rtt_b = conn_rtt_ms(b);
@@ -1369,11 +1430,23 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	 * pairs probe at once behind the same two NATs. */
 	n4_srv_disc_extra(a->disc, sweeps_since(s, a, now, now + delay[0]));
 	n4_srv_disc_extra(b->disc, sweeps_since(s, b, now, now + delay[1]));
+	struct conn *host = a->room.role == N4_ROLE_ANSWERING   ? a
+			    : b->room.role == N4_ROLE_ANSWERING ? b
+								: NULL;
+	struct conn *joiner = host == a ? b : a;
+	if (host)
+		walked_before(s, host, joiner, now);
+	known_obs(s, a);
+	known_obs(s, b);
 	n4_srv_disc_plan(a->disc, b->disc, now, delay, rtt_a, rtt_b, s->cfg.port_budget);
 	note_sweep(s, a, now + delay[0]);
 	note_sweep(s, b, now + delay[1]);
+	if (host && n4_srv_disc_walk_skipped(host->disc))
+		s->walk_skips++;
 	if (relay_pair(s, a, b))
 		delay[0] = delay[1] = 0; /* no race to synchronise */
+	else if (host)
+		note_walk(s, host, joiner, now + (host == a ? delay[0] : delay[1]));
 	for (int i = 0; i < 2; i++) {
 		unsigned kind = n4_srv_disc_plan_kind(pair[i]->disc);
 		s->plans[kind < N4_STATS_PLANS ? kind : N4_PLAN_NONE]++;
@@ -1696,6 +1769,7 @@ static void udp_fast_probe(struct n4_server *s, const uint8_t *buf, size_t len,
 	if (q->probed)
 		return; /* a copy resent against loss */
 	q->probed = true;
+	note_obs(s, src.sin_addr.s_addr, ntohs(src.sin_port));
 	q->probe_port = ntohs(src.sin_port);
 	q->probe_ms = at;
 	q->probe_seq = ++s->fast.probe_seq;
@@ -1724,6 +1798,7 @@ static void udp_probe(struct n4_server *s, const struct n4_msg *m, const struct 
 		s->rejects[REJ_UNKNOWN_UDP]++;
 		return;
 	}
+	note_obs(s, src->sin_addr.s_addr, ntohs(src->sin_port));
 	n4_srv_disc_probe(c->disc, ntohs(src->sin_port), second, m->ext & N4_EXCH_LAST, s->rx_ms);
 	maybe_schedule(s, c);
 }
@@ -1746,6 +1821,7 @@ static void udp_seq_probe(struct n4_server *s, const uint8_t *buf, size_t len,
 		s->rejects[REJ_UNKNOWN_UDP]++;
 		return;
 	}
+	note_obs(s, src.sin_addr.s_addr, ntohs(src.sin_port));
 	n4_srv_disc_seq_probe(c->disc, ntohs(src.sin_port), second, &p, s->rx_ms);
 	maybe_schedule(s, c);
 }
@@ -1769,6 +1845,7 @@ static void exchange(struct n4_server *s, const struct n4_msg *m, const struct s
 		return;
 	}
 	struct conn *c = pc->owner;
+	note_obs(s, src->sin_addr.s_addr, ntohs(src->sin_port));
 	c->exch_ms = n4_now_ms();
 	n4_info(" => Exchange from %s (client %s)", n4_sa_str(from, b, sizeof(b)),
 		n4_srv_conn_str(c, b2, sizeof(b2)));

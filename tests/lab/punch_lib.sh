@@ -37,7 +37,7 @@ start_server() {
 	SRV_N=$((SRV_N + 1))
 	SRV_LOG=$LAB_DIR/server.$SRV_N.log
 	: >"$SRV_LOG"
-	SRV_PID=$(lab_bg srv "$SRV_LOG" "$N4" -s "$@")
+	SRV_PID=$(lab_bg srv "$SRV_LOG" "$N4" -s ${N4_SRV_ARGS:-} "$@")
 	lab_wait_for grep -q "serving on" "$SRV_LOG" --timeout 5 || {
 		echo "server did not start:" >&2
 		cat "$SRV_LOG" >&2

@@ -16,9 +16,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "fast.h"
 #include "n4.h"
+#include "predict.h"
 #include "server_test.h"
 #include "srv_fast.h"
 #include "test.h"
@@ -1242,4 +1244,130 @@ TEST(server_fast_no_plan_without_models_or_behind_one_ip)
 		CHECK_EQ(n4_server_test_check(s), 0);
 		close_pair(s, &a, &b);
 	}
+}
+
+/* --- other clients' probes behind one IP (srv_proto.c, known_obs) -------- */
+
+/* ms of real time, so that the server's receive times spread as a NAT's do */
+static void pause_ms(unsigned ms)
+{
+	struct timespec t = { 0, (long)ms * 1000000L };
+
+	while (nanosleep(&t, &t) && errno == EINTR)
+		;
+}
+
+static void exch(n4_server *s, const struct cl *c, uint16_t port, bool probe, bool last)
+{
+	uint8_t b[N4_MSG_SIZE];
+	uint8_t ext = N4_EXT_TOKEN | (probe ? N4_EXCH_PROBE : 0) | (last ? N4_EXCH_LAST : 0);
+
+	put(b, N4_CMD_EXCHANGE, ext, c->token);
+	udp(s, c->ip, port, b);
+}
+
+/* c's PLAN and PEERINFO within a short wait: the plan's pool (0: none). */
+static int plan_pool(n4_server *s, const struct cl *c, unsigned *pool)
+{
+	uint8_t b[N4_MSG_SIZE];
+	struct n4_plan p;
+
+	*pool = 0;
+	for (int i = 0; i < 2000; i++) {
+		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
+		if (n == (ssize_t)sizeof(b) && b[0] == N4_CMD_PLAN) {
+			if (n4_plan_decode(b[1], b + 2, &p))
+				return -EPROTO;
+			*pool = p.pool;
+		}
+		if (n == (ssize_t)sizeof(b) && b[0] == N4_CMD_PEERINFO)
+			return 0;
+		if (n == (ssize_t)sizeof(b))
+			continue;
+		if (n >= 0)
+			return -EPROTO;
+		pause_ms(1);
+		run(s);
+	}
+	return -ETIMEDOUT;
+}
+
+/* A's probes leave gaps (20002, 20004, 20005).  With `neighbour`, another client
+ * of the server behind A's IP probed exactly those ports meanwhile.  The pools
+ * of both sides' plans in *pools; 1: no discovery port (try again). */
+static int pools_for(bool neighbour, unsigned *pools)
+{
+	n4_server *s = server();
+	struct cl a, b, n, m;
+	int rc = -1;
+
+	a.fd = b.fd = n.fd = m.fd = -1;
+	if (!s)
+		return -1;
+	if (first_path_hello(s, &a, IP_A, 40000, FAST_EXT) ||
+	    first_path_hello(s, &b, IP_B, 40001, FAST_EXT))
+		goto out;
+	int ea = first_path_ready(&a), eb = first_path_ready(&b);
+	rc = ea >= 0 && !(ea & N4_EXT_PROBE) ? 1 : -2;
+	if (ea < 0 || eb < 0 || !(ea & N4_EXT_PROBE))
+		goto out;
+	if (neighbour) {
+		rc = -3;
+		if (first_path_hello(s, &n, IP_A, 40002, FAST_EXT) ||
+		    first_path_hello(s, &m, "192.0.2.9", 40003, FAST_EXT) ||
+		    first_path_ready(&n) < 0 || first_path_ready(&m) < 0)
+			goto out;
+	}
+	/* the two interleaved behind A's NAT, 3 ms apart */
+	exch(s, &a, 20000, false, false);
+	if (neighbour)
+		exch(s, &n, 20002, false, false);
+	pause_ms(3);
+	exch(s, &a, 20001, true, false);
+	pause_ms(3);
+	exch(s, &a, 20003, true, false);
+	if (neighbour) {
+		exch(s, &n, 20004, true, false);
+		exch(s, &n, 20005, true, false);
+	}
+	pause_ms(3);
+	exch(s, &a, 20006, true, true);
+	if (neighbour)
+		exch(s, &n, 20007, true, true);
+	first_path_udp(s, &b, 30000, NULL);
+	rc = -4;
+	if (plan_pool(s, &a, &pools[0]) || plan_pool(s, &b, &pools[1]))
+		goto out;
+	rc = n4_server_test_check(s) ? -5 : 0;
+out:
+	if (rc)
+		printf("  pools_for(%d): %d\n", neighbour, rc);
+	n4_server_free(s);
+	for (int i = 0; i < 4; i++) {
+		int fd = i == 0 ? a.fd : i == 1 ? b.fd : i == 2 ? n.fd : m.fd;
+		if (fd >= 0)
+			close(fd);
+	}
+	return rc;
+}
+
+TEST(server_plans_past_the_probes_of_its_clients_behind_one_ip)
+{
+	/* Two clients behind one carrier NAT probe at once (two players joining a
+	 * room, the flows of a call): each sees the other's probes between its
+	 * own.  They are no background traffic, and must not inflate the plan. */
+	unsigned alone[2] = { 0, 0 }, with[2] = { 0, 0 };
+	int rc = 1;
+
+	for (int tries = 0; tries < 8 && rc == 1; tries++)
+		rc = pools_for(false, alone);
+	CHECK_EQ(rc, 0);
+	rc = 1;
+	for (int tries = 0; tries < 8 && rc == 1; tries++)
+		rc = pools_for(true, with);
+	CHECK_EQ(rc, 0);
+	printf("  # pools: gaps unexplained %u/%u, explained by the neighbour %u/%u\n", alone[0],
+	       alone[1], with[0], with[1]);
+	CHECK(alone[0] > 0 && with[0] > 0);
+	CHECK(with[0] + with[1] < alone[0] + alone[1]);
 }

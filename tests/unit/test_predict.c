@@ -583,6 +583,126 @@ TEST(plan_host_walk_pool_grows_with_both_drifts_within_the_budget)
 	CHECK_EQ(pj2.pool, 6);
 }
 
+/* The host's NAT as conntrack keeps it: a PUNCH to a joiner port the host's
+ * socket sent to lately leaves from that old mapping (old_port), any other opens
+ * the NAT's next port.  The joiner's i-th socket gets its NAT's next allocation.
+ * Returns whether the walk meets the sweep (no drift on either side). */
+static bool walk_meets_with_old(const struct n4_nat_model *h, const struct n4_nat_model *j,
+				const struct n4_plan *ph, const struct n4_plan *pj,
+				const struct n4_port_span *old, unsigned n_old)
+{
+	long fresh = 0;
+
+	for (long k = 0; k < ph->count; k++) {
+		long dst = (long)ph->lo + k * ph->walk_step, from;
+		bool stale = false;
+		for (unsigned i = 0; i < n_old; i++)
+			stale = stale || (dst >= old[i].lo && dst <= old[i].hi);
+		from = stale ? 1 : nat_alloc(h, ++fresh); /* port 1: an old mapping */
+		if (from != pj->lo)
+			continue;
+		for (long i = 0; i < pj->pool; i++)
+			if (nat_alloc(j, 1 + i) == dst)
+				return true;
+	}
+	return false;
+}
+
+TEST(plan_host_walk_skips_the_joiner_ports_walked_lately)
+{
+	/* Two players behind one carrier NAT, or one joining again: the host's
+	 * last walk covered the ports the joiner's NAT hands out next.  Walking
+	 * them again opens no port on the host's NAT and misses; the plan starts
+	 * past them and the joiner's pool grows by the skip. */
+	const int steps[] = { 1, -1, 2, -3 };
+
+	for (unsigned a = 0; a < 4; a++) {
+		struct n4_nat_model h = { .kind = N4_NAT_INC, .step = 1, .last_port = 21000 };
+		struct n4_nat_model j = { .kind = N4_NAT_INC, .step = steps[a], .last_port = 40000 };
+		long s = steps[a];
+		/* the last walk: the joiner NAT's next 30 allocations */
+		long e1 = 40000 + s, e2 = 40000 + 30 * s;
+		struct n4_port_span old = { (uint16_t)(e1 < e2 ? e1 : e2),
+					    (uint16_t)(e1 < e2 ? e2 : e1) };
+		struct n4_plan ph, pj;
+		unsigned skipped = 99;
+
+		n4_plan_host(&h, &j, 10, 10, 512, &ph, &pj);
+		CHECK_EQ(ph.kind, N4_PLAN_WALK);
+		CHECK(!walk_meets_with_old(&h, &j, &ph, &pj, &old, 1));
+		n4_plan_host_avoid(&h, &j, 10, 10, 512, &old, 1, &ph, &pj, &skipped);
+		CHECK_EQ(ph.kind, N4_PLAN_WALK);
+		CHECK_EQ(skipped, 30u);
+		CHECK_EQ((long)ph.lo, 40000 + 31 * s);
+		CHECK_EQ(pj.pool, ph.count + 30);
+		CHECK(plan_roundtrips(&ph) && plan_roundtrips(&pj));
+		CHECK(walk_meets_with_old(&h, &j, &ph, &pj, &old, 1));
+	}
+}
+
+TEST(plan_host_walk_skip_chains_spans_and_stays_within_the_budget)
+{
+	struct n4_nat_model h = { .kind = N4_NAT_INC, .step = 1, .last_port = 21000 };
+	struct n4_nat_model j = { .kind = N4_NAT_INC, .step = 1, .last_port = 40000 };
+	/* the second span lies where the walk lands after skipping the first */
+	struct n4_port_span old[3] = { { 40001, 40010 }, { 40015, 40040 }, { 50000, 50100 } };
+	struct n4_plan ph, pj;
+	unsigned skipped;
+
+	n4_plan_host_avoid(&h, &j, 10, 10, 512, old, 3, &ph, &pj, &skipped);
+	CHECK_EQ(skipped, 40u);
+	CHECK_EQ(ph.lo, 40041);
+	CHECK(walk_meets_with_old(&h, &j, &ph, &pj, old, 3));
+	/* spans the walk would not cross change nothing */
+	struct n4_port_span far[2] = { { 30000, 39000 }, { 45000, 46000 } };
+	n4_plan_host_avoid(&h, &j, 10, 10, 512, far, 2, &ph, &pj, &skipped);
+	CHECK_EQ(skipped, 0u);
+	CHECK_EQ(ph.lo, 40001);
+	CHECK_EQ(pj.pool, ph.count);
+	/* a skip past the budget is not taken: the plan is as before */
+	struct n4_port_span wide = { 40001, 41000 };
+	n4_plan_host_avoid(&h, &j, 10, 10, 512, &wide, 1, &ph, &pj, &skipped);
+	CHECK_EQ(skipped, 0u);
+	CHECK_EQ(ph.lo, 40001);
+	/* a malformed span (lo > hi) is ignored */
+	struct n4_port_span bad = { 40010, 40001 };
+	n4_plan_host_avoid(&h, &j, 10, 10, 512, &bad, 1, &ph, &pj, &skipped);
+	CHECK_EQ(skipped, 0u);
+	/* past the NAT's block the counter wraps: no skip */
+	struct n4_nat_model top = { .kind = N4_NAT_INC, .step = 1, .last_port = 65500,
+				    .block_lo = 1024, .block_hi = 65535 };
+	struct n4_port_span edge = { 65501, 65535 };
+	n4_plan_host_avoid(&h, &top, 10, 10, 512, &edge, 1, &ph, &pj, &skipped);
+	CHECK_EQ(skipped, 0u);
+}
+
+TEST(nat_discount_removes_other_clients_probes_from_the_rate)
+{
+	/* Two clients behind one NAT probing at once: each sees the other's
+	 * probes between its own, which are no background traffic. */
+	struct n4_obs obs[4];
+	struct n4_nat_model m;
+
+	static const uint16_t mine[4] = { 20000, 20001, 20003, 20006 }; /* 3 between */
+
+	for (unsigned i = 0; i < 4; i++)
+		obs[i] = (struct n4_obs){ .port = mine[i], .socket0 = i == 0, .t_ms = 1000 + 5 * i };
+	CHECK_EQ(n4_nat_classify(obs, 4, &m), 0);
+	CHECK_EQ(m.kind, N4_NAT_INC);
+	CHECK(m.rate_per_ms > 0.15);
+	struct n4_nat_model half = m;
+	n4_nat_discount(&half, 2);
+	CHECK(half.rate_per_ms > 0.0 && half.rate_per_ms < m.rate_per_ms);
+	n4_nat_discount(&m, 3);
+	CHECK(m.rate_per_ms == 0.0);
+	n4_nat_discount(&m, 10); /* more than counted: still none */
+	CHECK(m.rate_per_ms == 0.0);
+	/* nothing to discount on other kinds */
+	struct n4_nat_model eim = { .kind = N4_NAT_EIM };
+	n4_nat_discount(&eim, 5);
+	CHECK(eim.rate_per_ms == 0.0);
+}
+
 TEST(plan_host_walk_stays_in_the_port_space)
 {
 	/* A joiner counting up near 65535 or down near 1: the walk stops at the
@@ -830,6 +950,83 @@ TEST(plan_walk_wire_roundtrip_and_rejects)
 			}
 		}
 	}
+}
+
+TEST(discovery_counts_other_clients_probes_between_its_own)
+{
+	/* Two clients behind one NAT, their probes interleaved: A's foreign
+	 * allocations (20002, 20004, 20005) are all B's. */
+	static const uint16_t pa[4] = { 20000, 20001, 20003, 20006 };
+	static const uint16_t pb[4] = { 20002, 20004, 20005, 20007 };
+	struct n4_discovery a, b;
+	uint16_t ports[8];
+	uint64_t ms[8];
+	unsigned n = 0;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	for (unsigned i = 0; i < 4; i++) {
+		n4_discovery_record(&a, pa[i], false, i == 0, i == 3, 1000 + 5 * i);
+		n4_discovery_record(&b, pb[i], false, i == 0, i == 3, 1002 + 5 * i);
+	}
+	/* what the server saw behind that IP: both clients' mappings */
+	for (unsigned i = 0; i < 4; i++) {
+		ports[n] = pb[i];
+		ms[n++] = 1002 + 5 * i;
+		ports[n] = pa[i];
+		ms[n++] = 1000 + 5 * i;
+	}
+	CHECK_EQ(n4_discovery_known_between(&a, ports, ms, n), 3u);
+	CHECK_EQ(n4_discovery_known_between(&b, ports, ms, n), 2u); /* 20003, 20006 */
+	ports[4] = 20004; /* 20005 gone, 20004 twice: it counts once */
+	CHECK_EQ(n4_discovery_known_between(&a, ports, ms, n), 2u);
+	ports[4] = 20005;
+	/* long before or after A's probes: not between them in time */
+	uint64_t late[8] = { 9000, 9000, 9000, 9000, 9000, 9000, 9000, 9000 };
+	CHECK_EQ(n4_discovery_known_between(&a, ports, late, n), 0u);
+	CHECK_EQ(n4_discovery_known_between(&a, NULL, NULL, 0), 0u);
+	/* planned with them discounted, A's NAT is quiet: its plan is the
+	 * smallest; without, the interleaving reads as 0.2 flows/ms */
+	struct n4_discovery a2 = a, b2 = b, peer, peer2;
+	memset(&peer, 0, sizeof(peer));
+	for (unsigned i = 0; i < 4; i++)
+		n4_discovery_record(&peer, (uint16_t)(30000 + i), i == 1, i < 2, i == 3,
+				    1000 + 4 * i);
+	peer2 = peer;
+	CHECK(n4_discovery_plan(&a2, &peer, 300, 300, 512));
+	CHECK(a2.model.rate_per_ms > 0.1);
+	a.known_between = n4_discovery_known_between(&a, ports, ms, n);
+	CHECK(n4_discovery_plan(&a, &peer2, 300, 300, 512));
+	CHECK(a.model.rate_per_ms < a2.model.rate_per_ms);
+	CHECK(a.plan.pool < a2.plan.pool);
+	(void)b2;
+}
+
+TEST(discovery_passes_a_room_hosts_walked_ports_to_its_plan)
+{
+	struct n4_discovery d[2];
+
+	memset(d, 0, sizeof(d));
+	for (int k = 0; k < 2; k++) {
+		uint16_t base = k ? 30000 : 20000;
+		n4_discovery_record(&d[k], base, false, true, false, 1000);
+		n4_discovery_record(&d[k], (uint16_t)(base + 1), true, true, false, 1002);
+		n4_discovery_record(&d[k], (uint16_t)(base + 2), false, false, false, 1004);
+		n4_discovery_record(&d[k], (uint16_t)(base + 3), false, false, true, 1006);
+	}
+	d[0].room_host = true;
+	d[0].walked[0] = (struct n4_port_span){ 30004, 30020 };
+	d[0].n_walked = 1;
+	CHECK(n4_discovery_plan(&d[0], &d[1], 20, 20, 512));
+	CHECK_EQ(d[0].plan.kind, N4_PLAN_WALK);
+	CHECK_EQ(d[0].walk_skipped, 17u);
+	CHECK_EQ(d[0].plan.lo, 30021);
+	CHECK_EQ(d[1].plan.pool, d[0].plan.count + 17);
+	/* planned again without them: no skip is left over */
+	d[0].n_walked = 0;
+	CHECK(n4_discovery_plan(&d[0], &d[1], 20, 20, 512));
+	CHECK_EQ(d[0].walk_skipped, 0u);
+	CHECK_EQ(d[0].plan.lo, 30004);
 }
 
 TEST(discovery_plans_a_room_host_with_plan_host)
