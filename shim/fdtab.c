@@ -16,6 +16,9 @@ static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shim_sock *free_list;
 static int fd_high = -1;
 static pthread_cond_t tab_cond = PTHREAD_COND_INITIALIZER;
+/* Fast flow answers: on the monotonic clock, set up at first use (lock held). */
+static pthread_cond_t fast_cond;
+static bool fast_cond_ready;
 
 static void set_slot(int fd, struct shim_sock *s)
 {
@@ -46,6 +49,41 @@ void shim_wait(void)
 void shim_broadcast(void)
 {
 	pthread_cond_broadcast(&tab_cond);
+}
+
+static bool fast_cond_setup(void)
+{
+	pthread_condattr_t a;
+
+	if (fast_cond_ready)
+		return true;
+	if (pthread_condattr_init(&a))
+		return false;
+	bool ok = !pthread_condattr_setclock(&a, CLOCK_MONOTONIC) && !pthread_cond_init(&fast_cond, &a);
+	pthread_condattr_destroy(&a);
+	return fast_cond_ready = ok;
+}
+
+void shim_fast_wait(uint64_t deadline_ms)
+{
+	struct timespec ts = { .tv_sec = (time_t)(deadline_ms / 1000u),
+			       .tv_nsec = (long)(deadline_ms % 1000u) * 1000000L };
+
+	if (!fast_cond_setup()) {
+		/* no condition variable: a short sleep, the lock released */
+		pthread_mutex_unlock(&tab_lock);
+		struct timespec nap = { 0, 2000000L };
+		nanosleep(&nap, NULL);
+		pthread_mutex_lock(&tab_lock);
+		return;
+	}
+	(void)pthread_cond_timedwait(&fast_cond, &tab_lock, &ts);
+}
+
+void shim_fast_broadcast(void)
+{
+	if (fast_cond_ready)
+		pthread_cond_broadcast(&fast_cond);
 }
 
 struct shim_sock *shim_sock_get(int fd)
@@ -292,6 +330,7 @@ void shim_fdtab_atfork_child(void)
 {
 	pthread_mutex_init(&tab_lock, NULL);
 	pthread_cond_init(&tab_cond, NULL);
+	fast_cond_ready = false; /* set up again at first use */
 	shim_guard--; /* raised by shim_lock() in the prepare handler, in this thread */
 	shim_keeper_atfork_child();
 }

@@ -224,6 +224,7 @@ static void fast_deliver(const struct n4_fast_reply *r)
 		if (fast_slot[i].busy && fast_slot[i].tag == r->tag) {
 			fast_slot[i].r = *r;
 			fast_slot[i].have = true;
+			shim_fast_broadcast();
 			return;
 		}
 	}
@@ -266,15 +267,46 @@ static int fast_send(void *arg, const uint8_t *buf, size_t len)
 	return rc;
 }
 
+/* One worker at a time reads a kept connection (b->fast_reading): it polls it,
+ * reads what came (answers go to their slots, fast_deliver) and wakes the
+ * others, who wait on a condition meanwhile.  Two workers polling one socket
+ * lost answers for up to FAST_POLL_MS: the one that read took its neighbour's
+ * answer too, and the neighbour, not yet in poll(), slept on an empty socket
+ * (50 ms late, against a peer whose sweep was on time: the first of two flows
+ * opened at once lost its round behind Linux NATs). */
 static int fast_wait(void *arg, uint8_t tag, struct n4_fast_reply *r, uint64_t deadline_ms)
 {
 	struct fast_ctx *f = arg;
 	(void)tag; /* the slot's */
 
+	shim_lock();
 	for (;;) {
-		shim_lock();
 		struct shim_sock *b = fast_base(f->s);
-		if (b && !fast_slot[f->slot].have) {
+		if (fast_slot[f->slot].have) {
+			*r = fast_slot[f->slot].r;
+			fast_slot[f->slot].have = false;
+			shim_unlock();
+			return 1;
+		}
+		int fd = b ? b->stay_fd : -1;
+		uint64_t now = n4_now_ms();
+		int rc = f->s->cancel ? -ECANCELED : fd < 0 ? -EPIPE : now >= deadline_ms ? -ETIMEDOUT : 0;
+		if (rc) {
+			shim_unlock();
+			return rc;
+		}
+		uint64_t ms = deadline_ms - now < FAST_POLL_MS ? deadline_ms - now : FAST_POLL_MS;
+		if (b->fast_reading) {
+			shim_fast_wait(shim_now_ms() + ms);
+			continue;
+		}
+		b->fast_reading = true;
+		shim_unlock();
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		(void)poll(&pf, 1, (int)ms);
+		shim_lock();
+		b->fast_reading = false;
+		if (fast_base(f->s) == b && b->stay_fd == fd) {
 			/* Closed on us (not a REPUNCH, which closes it too). */
 			int prc = poll_stay(b, shim_config_get(), shim_now_ms());
 			if (prc == -ECONNRESET && !fast_slot[f->slot].have && !fast_off) {
@@ -283,25 +315,7 @@ static int fast_wait(void *arg, uint8_t tag, struct n4_fast_reply *r, uint64_t d
 					"older n4 server?): this process's flows rendezvous as before");
 			}
 		}
-		if (fast_slot[f->slot].have) {
-			*r = fast_slot[f->slot].r;
-			fast_slot[f->slot].have = false;
-			shim_unlock();
-			return 1;
-		}
-		int fd = b ? b->stay_fd : -1;
-		bool cancel = f->s->cancel;
-		shim_unlock();
-		if (cancel)
-			return -ECANCELED;
-		if (fd < 0)
-			return -EPIPE;
-		uint64_t now = n4_now_ms();
-		if (now >= deadline_ms)
-			return -ETIMEDOUT;
-		uint64_t ms = deadline_ms - now < FAST_POLL_MS ? deadline_ms - now : FAST_POLL_MS;
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
-		(void)poll(&pf, 1, (int)ms);
+		shim_fast_broadcast();
 	}
 }
 
@@ -694,7 +708,8 @@ static void keep(struct shim_sock *p, const struct shim_config *cfg, uint64_t no
 	int queued = 0;
 
 	if (!p->working) {
-		if (p->stay_fd >= 0)
+		/* A fast flow's worker reading it does this (fast_wait). */
+		if (p->stay_fd >= 0 && !p->fast_reading)
 			poll_stay(p, cfg, now);
 		if (ioctl(first_fd(p), FIONREAD, &queued) == 0 && queued > 0)
 			p->rx_queued_ticks++;

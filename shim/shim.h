@@ -197,6 +197,7 @@ struct shim_sock {
 	uint64_t work_start_ms, settle_until_ms;
 	bool forked;	      /* inherited through fork(): the parent keeps it while alive */
 	int stay_fd;	      /* N4_EXT_STAY: our kept server connection, -1 = none */
+	bool fast_reading;    /* a fast flow's worker reads stay_fd (keeper.c fast_wait) */
 	bool stay_busy;	      /* a thread is registering again */
 	struct n4_result res; /* the last WIN (a relayed path refreshes with it) */
 	/* Who this path's side is to a room's host: random, kept across recoveries
@@ -247,6 +248,10 @@ void shim_unlock(void);
 /* Wait (lock held) until some designation finishes. */
 void shim_wait(void);
 void shim_broadcast(void);
+/* Fast flow answers (keeper.c): wait (lock held) until shim_fast_broadcast or
+ * deadline_ms (shim_now_ms's clock), the lock released meanwhile. */
+void shim_fast_wait(uint64_t deadline_ms);
+void shim_fast_broadcast(void);
 
 /* All below: lock held. */
 struct shim_sock *shim_sock_get(int fd);
