@@ -96,10 +96,10 @@ uint64_t n4_discovery_last_ms(const struct n4_discovery *d)
 	return d->ordered && timed ? sum / timed + last_send : t;
 }
 
-unsigned n4_discovery_known_between(const struct n4_discovery *d, const uint16_t *ports,
-				    const uint64_t *ms, unsigned n)
+unsigned n4_discovery_known_between(const struct n4_discovery *d, uint32_t ip,
+				    const struct n4_seen_map *seen, unsigned n)
 {
-	uint16_t lo = 65535, hi = 0, seen[64];
+	uint16_t lo = 65535, hi = 0, known[64];
 	uint64_t t0 = UINT64_MAX, t1 = 0;
 	unsigned own = 0, k = 0;
 
@@ -115,16 +115,18 @@ unsigned n4_discovery_known_between(const struct n4_discovery *d, const uint16_t
 	}
 	if (own < 2 || hi - lo < 2)
 		return 0;
-	for (unsigned i = 0; i < n && k < sizeof(seen) / sizeof(seen[0]); i++) {
-		if (ports[i] <= lo || ports[i] >= hi || ms[i] + 1000 < t0 || ms[i] > t1 + 1000)
+	for (unsigned i = 0; i < n && k < sizeof(known) / sizeof(known[0]); i++) {
+		const struct n4_seen_map *m = &seen[i];
+		if (!m->ms || m->ip != ip || m->port <= lo || m->port >= hi || m->ms + 1000 < t0 ||
+		    m->ms > t1 + 1000)
 			continue;
 		bool dup = false;
 		for (unsigned j = 0; j < d->n && !dup; j++)
-			dup = d->obs[j].port == ports[i];
+			dup = d->obs[j].port == m->port;
 		for (unsigned j = 0; j < k && !dup; j++)
-			dup = seen[j] == ports[i];
+			dup = known[j] == m->port;
 		if (!dup)
-			seen[k++] = ports[i];
+			known[k++] = m->port;
 	}
 	return k;
 }

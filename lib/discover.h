@@ -81,11 +81,19 @@ bool n4_discovery_plan_flow(const struct n4_discovery *a, const struct n4_discov
  * clients the least-delayed estimate from the send schedule. */
 uint64_t n4_discovery_last_ms(const struct n4_discovery *d);
 
-/* Of the ports ports[0..n) (other clients' observations behind the same public
- * IP, seen at ms[i]), how many distinct ones lie strictly between d's own
- * (its fresh ones: a room's host's socket 0 is old) and arrived within a second
- * of them: allocations of that NAT between ours that the server accounts for. */
-unsigned n4_discovery_known_between(const struct n4_discovery *d, const uint16_t *ports,
-				    const uint64_t *ms, unsigned n);
+/* A mapping a client showed the server: public IP (network order), port, when. */
+struct n4_seen_map {
+	uint32_t ip;
+	uint16_t port;
+	uint64_t ms; /* 0: an empty slot */
+};
+
+/* Of the mappings seen[0..n) behind public IP ip (the server's record of its
+ * clients, this one's included), how many distinct ports lie strictly between
+ * d's own (its fresh ones: a room's host's socket 0 is old), are not d's, and
+ * arrived within a second of them: allocations of that NAT between ours that
+ * the server accounts for. */
+unsigned n4_discovery_known_between(const struct n4_discovery *d, uint32_t ip,
+				    const struct n4_seen_map *seen, unsigned n);
 
 #endif

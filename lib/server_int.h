@@ -206,11 +206,7 @@ struct n4_server {
 		uint64_t ms;
 	} walks[WALK_RING];
 	unsigned walk_next;
-	struct {
-		uint32_t ip;
-		uint16_t port;
-		uint64_t ms;
-	} obs[OBS_RING];
+	struct n4_seen_map obs[OBS_RING];
 	unsigned obs_next;
 	unsigned long walk_skips; /* plans whose walk skipped ports walked lately */
 	unsigned long rooms_hosted, room_joins, room_refused;

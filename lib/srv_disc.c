@@ -43,11 +43,11 @@ void n4_srv_disc_room_host(struct n4_srv_disc *ds)
 		ds->d.room_host = true;
 }
 
-void n4_srv_disc_known(struct n4_srv_disc *ds, const uint16_t *ports, const uint64_t *ms,
+void n4_srv_disc_known(struct n4_srv_disc *ds, uint32_t ip, const struct n4_seen_map *seen,
 		       unsigned n)
 {
 	if (ds)
-		ds->d.known_between = n4_discovery_known_between(&ds->d, ports, ms, n);
+		ds->d.known_between = n4_discovery_known_between(&ds->d, ip, seen, n);
 }
 
 void n4_srv_disc_walked(struct n4_srv_disc *ds, const struct n4_port_span *spans, unsigned n)

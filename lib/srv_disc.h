@@ -35,9 +35,9 @@ uint64_t n4_srv_disc_last_ms(const struct n4_srv_disc *ds);
 unsigned n4_srv_disc_allocs(const struct n4_srv_disc *ds);
 /* This side is a room's host answering a joiner: planned with n4_plan_host. */
 void n4_srv_disc_room_host(struct n4_srv_disc *ds);
-/* Other clients' mappings seen behind the same public IP (ports[i] at ms[i]): those
- * between this one's probes are no background traffic (before n4_srv_disc_plan). */
-void n4_srv_disc_known(struct n4_srv_disc *ds, const uint16_t *ports, const uint64_t *ms,
+/* The mappings the server saw its clients show (seen[0..n), any IP): those behind
+ * ip between this one's probes are no background traffic (before n4_srv_disc_plan). */
+void n4_srv_disc_known(struct n4_srv_disc *ds, uint32_t ip, const struct n4_seen_map *seen,
 		       unsigned n);
 /* A room's host: the joiner NAT's ports its socket walked lately (at most
  * N4_WALKED_MAX are kept), for its plan to skip (n4_plan_host_avoid). */

@@ -1341,22 +1341,11 @@ static void note_obs(struct n4_server *s, uint32_t ip, uint16_t port)
 	s->obs_next = (s->obs_next + 1) % OBS_RING;
 }
 
-/* c's discovery learns which mappings behind its IP were other clients' (and its
- * own: told apart by port, discover.c). */
+/* c's discovery learns which mappings behind its IP were other clients' (its own
+ * are told apart by port, discover.c). */
 static void known_obs(const struct n4_server *s, const struct conn *c)
 {
-	uint16_t ports[OBS_RING];
-	uint64_t ms[OBS_RING];
-	unsigned n = 0;
-
-	if (!c->disc)
-		return;
-	for (unsigned i = 0; i < OBS_RING; i++)
-		if (s->obs[i].ms && s->obs[i].ip == c->pc.udp.sin_addr.s_addr) {
-			ports[n] = s->obs[i].port;
-			ms[n++] = s->obs[i].ms;
-		}
-	n4_srv_disc_known(c->disc, ports, ms, n);
+	n4_srv_disc_known(c->disc, c->pc.udp.sin_addr.s_addr, s->obs, OBS_RING);
 }
 
 /* A room's host's answer (h) and its joiner (j): the joiner NAT's ports h's socket
@@ -1386,6 +1375,8 @@ static void note_walk(struct n4_server *s, const struct conn *h, const struct co
 
 	if (!n4_srv_disc_walk_span(h->disc, &span))
 		return;
+	if (n4_srv_disc_walk_skipped(h->disc))
+		s->walk_skips++;
 	s->walks[s->walk_next].host_ip = h->pc.udp.sin_addr.s_addr;
 	s->walks[s->walk_next].host_port = h->pc.udp.sin_port;
 	s->walks[s->walk_next].peer_ip = j->pc.udp.sin_addr.s_addr;
@@ -1441,8 +1432,6 @@ static void schedule_peerinfo(struct n4_server *s, struct conn *a, struct conn *
 	n4_srv_disc_plan(a->disc, b->disc, now, delay, rtt_a, rtt_b, s->cfg.port_budget);
 	note_sweep(s, a, now + delay[0]);
 	note_sweep(s, b, now + delay[1]);
-	if (host && n4_srv_disc_walk_skipped(host->disc))
-		s->walk_skips++;
 	if (relay_pair(s, a, b))
 		delay[0] = delay[1] = 0; /* no race to synchronise */
 	else if (host)

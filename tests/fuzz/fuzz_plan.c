@@ -113,6 +113,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (ph.kind == N4_PLAN_WALK && (pj.kind != N4_PLAN_SWEEP || ph.count != pj.pool))
 		abort();
+	/* The same walk told to skip spans from the input (any order, reversed
+	 * ones too): the joiner's pool is the walk plus the skip, within budget. */
+	struct n4_port_span spans[N4_WALKED_MAX];
+	unsigned nspans = 0;
+	for (size_t i = 0; i + 4 <= size && nspans < N4_WALKED_MAX; i += 9)
+		spans[nspans++] = (struct n4_port_span){ (uint16_t)(data[i] | data[i + 1] << 8),
+							 (uint16_t)(data[i + 2] | data[i + 3] << 8) };
+	unsigned skipped = 0;
+	struct n4_plan ph2, pj2;
+	n4_plan_host_avoid(&ma, &mb, dt, dt / 2, budget, spans, nspans, &ph2, &pj2, &skipped);
+	check_plan(&ph2, budget < 6 ? 6 : budget);
+	check_plan(&pj2, budget < 6 ? 6 : budget);
+	if (ph2.kind != ph.kind || (!skipped && memcmp(&ph2, &ph, sizeof(ph))) ||
+	    (ph2.kind == N4_PLAN_WALK && pj2.pool != ph2.count + skipped) ||
+	    (ph2.kind != N4_PLAN_WALK && skipped))
+		abort();
 	if (size > 4) {
 		d[data[4] & 1u].room_host = true;
 		if (n4_discovery_plan(&d[0], &d[1], dt, dt / 2, budget)) {

@@ -843,16 +843,23 @@ static void first_path_udp(n4_server *s, const struct cl *c, uint16_t base, cons
 	}
 }
 
-/* Until c's PEERINFO (PLAN before it), within a short wait. */
+/* Until c's PEERINFO (PLAN before it), within a short wait; pool (NULL: not
+ * wanted) gets the plan's pool. */
 static int first_path_peerinfo(n4_server *s, const struct cl *c, struct sockaddr_in *peer,
-			       bool *planned)
+			       bool *planned, unsigned *pool)
 {
 	uint8_t b[N4_MSG_SIZE];
+	struct n4_plan p;
 
 	for (int i = 0; i < 1000; i++) {
 		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
-		if (n == (ssize_t)sizeof(b) && b[0] == N4_CMD_PLAN)
+		if (n == (ssize_t)sizeof(b) && b[0] == N4_CMD_PLAN) {
 			*planned = true;
+			if (pool && n4_plan_decode(b[1], b + 2, &p))
+				return -EPROTO;
+			if (pool)
+				*pool = p.pool;
+		}
 		if (n == (ssize_t)sizeof(b) && b[0] == N4_CMD_PEERINFO)
 			return n4_peerinfo_decode(b + 2, peer);
 		if (n == (ssize_t)sizeof(b))
@@ -887,7 +894,8 @@ static int kept_pair(n4_server *s, struct cl *a, struct cl *b, const char *ip_b,
 		return -3;
 	first_path_udp(s, a, 20000, NULL);
 	first_path_udp(s, b, 30000, ports_b);
-	if (first_path_peerinfo(s, a, &pa, &plan_a) || first_path_peerinfo(s, b, &pb, &plan_b))
+	if (first_path_peerinfo(s, a, &pa, &plan_a, NULL) ||
+	    first_path_peerinfo(s, b, &pb, &plan_b, NULL))
 		return -4;
 	if (plan_a != !!(ext & N4_EXT_PROBE) || plan_b != plan_a || ntohs(pa.sin_port) != 30000 ||
 	    ntohs(pb.sin_port) != 20000)
@@ -1266,32 +1274,6 @@ static void exch(n4_server *s, const struct cl *c, uint16_t port, bool probe, bo
 	udp(s, c->ip, port, b);
 }
 
-/* c's PLAN and PEERINFO within a short wait: the plan's pool (0: none). */
-static int plan_pool(n4_server *s, const struct cl *c, unsigned *pool)
-{
-	uint8_t b[N4_MSG_SIZE];
-	struct n4_plan p;
-
-	*pool = 0;
-	for (int i = 0; i < 2000; i++) {
-		ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
-		if (n == (ssize_t)sizeof(b) && b[0] == N4_CMD_PLAN) {
-			if (n4_plan_decode(b[1], b + 2, &p))
-				return -EPROTO;
-			*pool = p.pool;
-		}
-		if (n == (ssize_t)sizeof(b) && b[0] == N4_CMD_PEERINFO)
-			return 0;
-		if (n == (ssize_t)sizeof(b))
-			continue;
-		if (n >= 0)
-			return -EPROTO;
-		pause_ms(1);
-		run(s);
-	}
-	return -ETIMEDOUT;
-}
-
 /* A's probes leave gaps (20002, 20004, 20005).  With `neighbour`, another client
  * of the server behind A's IP probed exactly those ports meanwhile.  The pools
  * of both sides' plans in *pools; 1: no discovery port (try again). */
@@ -1336,7 +1318,11 @@ static int pools_for(bool neighbour, unsigned *pools)
 		exch(s, &n, 20007, true, true);
 	first_path_udp(s, &b, 30000, NULL);
 	rc = -4;
-	if (plan_pool(s, &a, &pools[0]) || plan_pool(s, &b, &pools[1]))
+	struct sockaddr_in peer;
+	bool planned = false;
+	pools[0] = pools[1] = 0;
+	if (first_path_peerinfo(s, &a, &peer, &planned, &pools[0]) ||
+	    first_path_peerinfo(s, &b, &peer, &planned, &pools[1]))
 		goto out;
 	rc = n4_server_test_check(s) ? -5 : 0;
 out:

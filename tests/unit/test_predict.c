@@ -959,9 +959,9 @@ TEST(discovery_counts_other_clients_probes_between_its_own)
 	static const uint16_t pa[4] = { 20000, 20001, 20003, 20006 };
 	static const uint16_t pb[4] = { 20002, 20004, 20005, 20007 };
 	struct n4_discovery a, b;
-	uint16_t ports[8];
-	uint64_t ms[8];
+	struct n4_seen_map seen[10];
 	unsigned n = 0;
+	const uint32_t ip = 0x01020304, other_ip = 0x05060708;
 
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
@@ -971,20 +971,26 @@ TEST(discovery_counts_other_clients_probes_between_its_own)
 	}
 	/* what the server saw behind that IP: both clients' mappings */
 	for (unsigned i = 0; i < 4; i++) {
-		ports[n] = pb[i];
-		ms[n++] = 1002 + 5 * i;
-		ports[n] = pa[i];
-		ms[n++] = 1000 + 5 * i;
+		seen[n++] = (struct n4_seen_map){ ip, pb[i], 1002 + 5 * i };
+		seen[n++] = (struct n4_seen_map){ ip, pa[i], 1000 + 5 * i };
 	}
-	CHECK_EQ(n4_discovery_known_between(&a, ports, ms, n), 3u);
-	CHECK_EQ(n4_discovery_known_between(&b, ports, ms, n), 2u); /* 20003, 20006 */
-	ports[4] = 20004; /* 20005 gone, 20004 twice: it counts once */
-	CHECK_EQ(n4_discovery_known_between(&a, ports, ms, n), 2u);
-	ports[4] = 20005;
+	/* behind another IP, and an empty slot: never counted */
+	seen[n++] = (struct n4_seen_map){ other_ip, 20004, 1005 };
+	seen[n++] = (struct n4_seen_map){ ip, 20002, 0 };
+	CHECK_EQ(n4_discovery_known_between(&a, ip, seen, n), 3u);
+	CHECK_EQ(n4_discovery_known_between(&b, ip, seen, n), 2u); /* 20003, 20006 */
+	/* asked for the other IP: only its own mapping (20004) counts */
+	CHECK_EQ(n4_discovery_known_between(&a, other_ip, seen, n), 1u);
+	seen[4].port = 20004; /* 20005 gone, 20004 twice: it counts once */
+	CHECK_EQ(n4_discovery_known_between(&a, ip, seen, n), 2u);
+	seen[4].port = 20005;
 	/* long before or after A's probes: not between them in time */
-	uint64_t late[8] = { 9000, 9000, 9000, 9000, 9000, 9000, 9000, 9000 };
-	CHECK_EQ(n4_discovery_known_between(&a, ports, late, n), 0u);
-	CHECK_EQ(n4_discovery_known_between(&a, NULL, NULL, 0), 0u);
+	struct n4_seen_map late[10];
+	memcpy(late, seen, sizeof(late));
+	for (unsigned i = 0; i < n; i++)
+		late[i].ms += 8000;
+	CHECK_EQ(n4_discovery_known_between(&a, ip, late, n), 0u);
+	CHECK_EQ(n4_discovery_known_between(&a, ip, NULL, 0), 0u);
 	/* planned with them discounted, A's NAT is quiet: its plan is the
 	 * smallest; without, the interleaving reads as 0.2 flows/ms */
 	struct n4_discovery a2 = a, b2 = b, peer, peer2;
@@ -995,11 +1001,21 @@ TEST(discovery_counts_other_clients_probes_between_its_own)
 	peer2 = peer;
 	CHECK(n4_discovery_plan(&a2, &peer, 300, 300, 512));
 	CHECK(a2.model.rate_per_ms > 0.1);
-	a.known_between = n4_discovery_known_between(&a, ports, ms, n);
+	a.known_between = n4_discovery_known_between(&a, ip, seen, n);
 	CHECK(n4_discovery_plan(&a, &peer2, 300, 300, 512));
 	CHECK(a.model.rate_per_ms < a2.model.rate_per_ms);
 	CHECK(a.plan.pool < a2.plan.pool);
 	(void)b2;
+}
+
+/* An unordered client behind an incrementing NAT (step 1): its EXCHANGE and
+ * second-port probe from socket 0 at base, base + 1, two probes after. */
+static void discover_inc(struct n4_discovery *d, uint16_t base)
+{
+	n4_discovery_record(d, base, false, true, false, 1000);
+	n4_discovery_record(d, (uint16_t)(base + 1), true, true, false, 1002);
+	n4_discovery_record(d, (uint16_t)(base + 2), false, false, false, 1004);
+	n4_discovery_record(d, (uint16_t)(base + 3), false, false, true, 1006);
 }
 
 TEST(discovery_passes_a_room_hosts_walked_ports_to_its_plan)
@@ -1007,13 +1023,8 @@ TEST(discovery_passes_a_room_hosts_walked_ports_to_its_plan)
 	struct n4_discovery d[2];
 
 	memset(d, 0, sizeof(d));
-	for (int k = 0; k < 2; k++) {
-		uint16_t base = k ? 30000 : 20000;
-		n4_discovery_record(&d[k], base, false, true, false, 1000);
-		n4_discovery_record(&d[k], (uint16_t)(base + 1), true, true, false, 1002);
-		n4_discovery_record(&d[k], (uint16_t)(base + 2), false, false, false, 1004);
-		n4_discovery_record(&d[k], (uint16_t)(base + 3), false, false, true, 1006);
-	}
+	discover_inc(&d[0], 20000);
+	discover_inc(&d[1], 30000);
 	d[0].room_host = true;
 	d[0].walked[0] = (struct n4_port_span){ 30004, 30020 };
 	d[0].n_walked = 1;
@@ -1036,13 +1047,8 @@ TEST(discovery_plans_a_room_host_with_plan_host)
 	for (int side = 0; side < 2; side++) {
 		struct n4_discovery d[2];
 		memset(d, 0, sizeof(d));
-		for (int k = 0; k < 2; k++) {
-			uint16_t base = k ? 30000 : 20000;
-			n4_discovery_record(&d[k], base, false, true, false, 1000);
-			n4_discovery_record(&d[k], (uint16_t)(base + 1), true, true, false, 1002);
-			n4_discovery_record(&d[k], (uint16_t)(base + 2), false, false, false, 1004);
-			n4_discovery_record(&d[k], (uint16_t)(base + 3), false, false, true, 1006);
-		}
+		discover_inc(&d[0], 20000);
+		discover_inc(&d[1], 30000);
 		d[side].room_host = true;
 		CHECK(n4_discovery_plan(&d[0], &d[1], 20, 20, 512));
 		CHECK_EQ(d[side].plan.kind, N4_PLAN_WALK);
